@@ -1,0 +1,27 @@
+"""modelbox: a model registry that is a Git repository plus a checksum-addressed store.
+
+Names are imported on first use so that ``import modelbox`` (and the CLI) starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelbox.errors import ModelboxError
+    from modelbox.frameworks import MLFramework
+
+__all__ = ["MLFramework", "ModelboxError"]
+__version__ = "0.1.0"
+
+_LAZY = {
+    "MLFramework": "modelbox.frameworks",
+    "ModelboxError": "modelbox.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'modelbox' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""The ``modelbox`` command line. The only code that imports click.
+
+Every command opens the registry, calls one library method and prints the result; a
+:class:`~modelbox.errors.ModelboxError` becomes one line on stderr and its exit code here,
+in :class:`_Group.invoke`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from modelbox.cli import history, maintenance, models, tags, versions
+from modelbox.cli._common import Context
+from modelbox.errors import ModelboxError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ModelboxError as exc:
+            click.echo(f"modelbox: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelbox")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The registry to use (default: the one enclosing the current directory).",
+)
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None) -> None:
+    """A model registry that is a Git repository plus a checksum-addressed store."""
+    ctx.obj = Context(repo)
+    ctx.call_on_close(ctx.obj.close)
+
+
+for module in (models, versions, tags, history, maintenance):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return its exit code (0 ok, 1 modelbox error, 2 usage error)."""
+    try:
+        cli.main(args=argv, prog_name="modelbox", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""``modelbox init`` and ``modelbox model ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelbox.cli._common import (
+    Context,
+    emit_json,
+    json_option,
+    model_arg,
+    parse_meta,
+    pass_ctx,
+)
+from modelbox.registry import Registry
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--store", help="Shared object store URL (s3://bucket/prefix, ...).")
+@click.option("--branch", help="Registry branch (default: the current branch, else main).")
+def init(path: Path, store: str | None, branch: str | None) -> None:
+    """Create a registry in PATH (a new folder or an existing Git repository)."""
+    registry = Registry.init(path, store=store, branch=branch)
+    click.echo(f"Initialized modelbox registry in {path} (branch {registry.branch})")
+    registry.close()
+
+
+@click.group()
+def model() -> None:
+    """Create, list and show models."""
+
+
+@model.command("create")
+@click.argument("name")
+@click.option("--owner", default="", help="Who owns the model (an email, a team).")
+@click.option("--task", default="", help="The task its versions solve.")
+@click.option("--description", default="")
+@click.option("--dataset", "datasets", multiple=True, help="An evaluation dataset (repeatable).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@pass_ctx
+def model_create(
+    ctx: Context, name: str, owner: str, task: str, description: str,
+    datasets: tuple[str, ...], meta: tuple[str, ...],
+) -> None:
+    """Create model NAME (NAMESPACE/NAME; a bare NAME goes to namespace `default`)."""
+    created = ctx.registry.create_model(
+        model_arg(name), owner=owner, task=task, description=description,
+        metadata=parse_meta(meta), datasets=list(datasets),
+    )
+    click.echo(f"Created model {created.full_name}")
+
+
+@model.command("update")
+@click.argument("name")
+@click.option("--owner")
+@click.option("--task")
+@click.option("--description")
+@click.option("--dataset", "datasets", multiple=True, help="Replace the evaluation datasets.")
+@pass_ctx
+def model_update(
+    ctx: Context, name: str, owner: str | None, task: str | None, description: str | None,
+    datasets: tuple[str, ...],
+) -> None:
+    """Change a model's owner, task, description or evaluation datasets."""
+    ctx.registry.update_model(
+        model_arg(name), owner=owner, task=task, description=description,
+        datasets=list(datasets) or None,
+    )
+    click.echo(f"Updated model {name}")
+
+
+@model.command("list")
+@click.option("--namespace", help="Only this namespace and those below it.")
+@json_option
+@pass_ctx
+def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
+    """List models."""
+    models = ctx.registry.list_models(namespace)
+    if as_json:
+        emit_json([m.model_dump(mode="json") for m in models])
+        return
+    for m in models:
+        click.echo(f"{m.full_name}\t{m.owner}\t{m.task}")
+
+
+@model.command("show")
+@click.argument("name")
+@json_option
+@pass_ctx
+def model_show(ctx: Context, name: str, as_json: bool) -> None:
+    """Show a model, its tags and its versions."""
+    registry, ref = ctx.registry, model_arg(name)
+    manifest = registry.get_model(ref)
+    tags = registry.tags(ref)
+    versions = [v.version for v in registry.list_versions(ref)]
+    if as_json:
+        emit_json({**manifest.model_dump(mode="json"), "tags": tags, "versions": versions})
+        return
+    for key, value in manifest.model_dump(mode="json").items():
+        if key != "kind":
+            click.echo(f"{key}: {value}")
+    click.echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")
+    click.echo(f"versions: {', '.join(versions) or '-'}")
+
+
+COMMANDS = [init, model]

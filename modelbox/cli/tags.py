@@ -1,0 +1,67 @@
+"""``modelbox tag``, ``untag`` and ``resolve``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+
+from modelbox.cli._common import Context, model_arg, pass_ctx, ref_arg
+from modelbox.errors import InvalidValueError
+
+
+@click.command()
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("tag")
+@pass_ctx
+def tag(ctx: Context, ref: str, tag: str) -> None:
+    """Give the version REF the unique TAG, moving it from any other version."""
+    parsed = ref_arg(ref)
+    version = ctx.registry.resolve(parsed)
+    before = ctx.registry.tag(parsed.model, version, tag)
+    if before == version:
+        click.echo(f"{parsed.model}:{tag} already points to {version}")
+    elif before:
+        click.echo(f"Moved {parsed.model}:{tag} from {before} to {version}")
+    else:
+        click.echo(f"Tagged {parsed.model}@{version} as {tag}")
+
+
+@click.command()
+@click.argument("model")
+@click.argument("tag")
+@pass_ctx
+def untag(ctx: Context, model: str, tag: str) -> None:
+    """Remove the unique TAG from MODEL."""
+    before = ctx.registry.untag(model_arg(model), tag)
+    click.echo(f"Removed {model}:{tag} (was on {before})")
+
+
+@click.command()
+@click.argument("ref", metavar="MODEL:TAG|MODEL@VERSION")
+@click.option(
+    "--at", "at", metavar="DATE",
+    help="The version the tag pointed to at DATE (ISO 8601, e.g. 2026-11-01T12:00).",
+)
+@pass_ctx
+def resolve(ctx: Context, ref: str, at: str | None) -> None:
+    """Print the version REF names (`latest` is the newest version)."""
+    parsed = ref_arg(ref)
+    if at is None:
+        click.echo(ctx.registry.resolve(parsed))
+        return
+    version = ctx.registry.resolve_at(parsed, _parse_date(at))
+    if version is None:
+        raise InvalidValueError(f"{parsed} pointed to no version at {at}")
+    click.echo(version)
+
+
+def _parse_date(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidValueError(f"{value!r} is not an ISO 8601 date or time") from None
+    return when if when.tzinfo else when.astimezone(timezone.utc)
+
+
+COMMANDS = [tag, untag, resolve]

@@ -1,0 +1,83 @@
+"""The two small documents nearly every command reads, parsed without pydantic.
+
+``resolve`` and friends must start in well under 0.25 s, and importing pydantic alone
+costs more than half of that. The registry settings and a model's tag map are tiny and flat,
+so they are checked here by hand; ``tests/test_schemas.py`` runs the same corpus of valid
+and invalid documents through these functions, the pydantic models and ``schemas/``, so
+the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from modelbox.errors import ManifestError, RegistryFormatError
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Settings:
+    branch: str = "main"
+    store: str | None = None
+    format: int = 1
+
+
+def _load(path: str, data: bytes) -> dict[str, Any]:
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(path, f"not valid JSON ({exc}); fix or restore the file") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(path, "(document): must be a JSON object")
+    return raw
+
+
+def _bad(path: str, field: str, problem: str) -> ManifestError:
+    return ManifestError(path, f"{field}: {problem}; fix the file or restore it with git")
+
+
+def parse_settings(path: str, data: bytes) -> Settings:
+    """Parse ``.modelbox/registry.json``; raise ManifestError / RegistryFormatError."""
+    raw = _load(path, data)
+    fmt = raw.get("format")
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt != 1:
+        raise RegistryFormatError(
+            f"this registry uses format {fmt}; this modelbox reads format 1 — upgrade modelbox"
+        )
+    unknown = sorted(set(raw) - {"kind", "format", "branch", "store"})
+    if unknown:
+        raise _bad(path, unknown[0], "unknown field")
+    if raw.get("kind", "registry") != "registry":
+        raise _bad(path, "kind", "must be 'registry'")
+    if fmt is not None and fmt != 1:
+        raise _bad(path, "format", "must be 1")
+    branch = raw.get("branch", "main")
+    if not isinstance(branch, str) or not branch:
+        raise _bad(path, "branch", "must be a non-empty string")
+    store = raw.get("store")
+    if store is not None and not isinstance(store, str):
+        raise _bad(path, "store", "must be a string or null")
+    return Settings(branch=branch, store=store)
+
+
+def parse_tags(path: str, data: bytes) -> dict[str, str]:
+    """Parse a model's ``_tags.json`` into tag -> version; raise ManifestError."""
+    raw = _load(path, data)
+    unknown = sorted(set(raw) - {"kind", "tags"})
+    if unknown:
+        raise _bad(path, unknown[0], "unknown field")
+    if raw.get("kind", "tags") != "tags":
+        raise _bad(path, "kind", "must be 'tags'")
+    tags = raw.get("tags", {})
+    if not isinstance(tags, dict):
+        raise _bad(path, "tags", "must be an object mapping tag -> version")
+    for tag, version in tags.items():
+        if not _NAME.fullmatch(tag):
+            raise _bad(path, f"tags.{tag}", "is not a valid tag name")
+        if not isinstance(version, str) or not _NAME.fullmatch(version):
+            raise _bad(path, f"tags.{tag}", "must be a valid version name")
+    return dict(tags)

@@ -1,0 +1,198 @@
+"""The one exception tree of modelbox.
+
+Every error modelbox raises on purpose derives from :class:`ModelboxError`. The CLI turns
+any of them into one line on stderr and the error's ``exit_code``; anything else is a bug.
+
+    ModelboxError
+    ├── InvalidNameError          a name, version or tag breaks a naming rule
+    ├── InvalidValueError         a metadata value, option or argument is malformed
+    ├── NotFoundError
+    │   ├── RegistryNotFoundError no registry at or above the given path
+    │   ├── ModelNotFoundError
+    │   ├── VersionNotFoundError
+    │   └── TagNotFoundError
+    ├── AlreadyExistsError
+    │   ├── ModelExistsError
+    │   └── VersionExistsError
+    ├── TagConflictError          a unique tag already points to another version
+    ├── ManifestError             a file in the registry is not valid JSON or breaks its schema
+    ├── RegistryFormatError       the registry was written by an unknown format version
+    ├── WorktreeDirtyError        uncommitted edits stand where a command must write
+    ├── ConcurrentUpdateError     another writer held the registry or moved the branch
+    ├── GitError                  the Git repository itself could not be read or written
+    ├── ArtifactError             an artifact path is missing, unsafe or unreadable
+    └── StoreError                the object store failed
+        ├── StoreAccessError      missing or refused credentials, no permission
+        ├── StoreUnreachableError the store's endpoint cannot be reached
+        ├── ObjectMissingError    an object a pointer needs is not in the store
+        └── ObjectCorruptError    an object's bytes do not match its checksum
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "ArtifactError",
+    "ConcurrentUpdateError",
+    "GitError",
+    "InvalidNameError",
+    "InvalidValueError",
+    "ManifestError",
+    "ModelExistsError",
+    "ModelNotFoundError",
+    "ModelboxError",
+    "NotFoundError",
+    "ObjectCorruptError",
+    "ObjectMissingError",
+    "RegistryFormatError",
+    "RegistryNotFoundError",
+    "StoreAccessError",
+    "StoreError",
+    "StoreUnreachableError",
+    "TagConflictError",
+    "TagNotFoundError",
+    "VersionExistsError",
+    "VersionNotFoundError",
+    "WorktreeDirtyError",
+]
+
+
+class ModelboxError(Exception):
+    """Root of every error modelbox raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidNameError(ModelboxError):
+    """A model name, namespace, version or tag breaks a naming rule."""
+
+    def __init__(self, kind: str, value: str, rule: str) -> None:
+        self.kind, self.value, self.rule = kind, value, rule
+        super().__init__(f"invalid {kind} {value!r}: {rule}")
+
+
+class InvalidValueError(ModelboxError):
+    """A value given by the user is malformed (metadata JSON, an option, a reference)."""
+
+
+class NotFoundError(ModelboxError):
+    """Something the user named does not exist."""
+
+
+class RegistryNotFoundError(NotFoundError):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no modelbox registry at or above {path}; run `modelbox init` to create one "
+            "or pass --repo PATH"
+        )
+
+
+class ModelNotFoundError(NotFoundError):
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(
+            f"model {model} does not exist; `modelbox model list` shows the models there are"
+        )
+
+
+class VersionNotFoundError(NotFoundError):
+    def __init__(self, model: str, version: str) -> None:
+        self.model, self.version = model, version
+        super().__init__(
+            f"version {model}@{version} does not exist; "
+            f"`modelbox version list {model}` shows its versions"
+        )
+
+
+class TagNotFoundError(NotFoundError):
+    def __init__(self, model: str, tag: str) -> None:
+        self.model, self.tag = model, tag
+        super().__init__(
+            f"tag {model}:{tag} is not assigned; `modelbox model show {model}` lists its tags"
+        )
+
+
+class AlreadyExistsError(ModelboxError):
+    """Something the user asked to create exists already."""
+
+
+class ModelExistsError(AlreadyExistsError):
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(f"model {model} already exists")
+
+
+class VersionExistsError(AlreadyExistsError):
+    def __init__(self, model: str, version: str) -> None:
+        self.model, self.version = model, version
+        super().__init__(f"version {model}@{version} already exists; choose another version")
+
+
+class TagConflictError(ModelboxError):
+    def __init__(self, model: str, tag: str, version: str) -> None:
+        self.model, self.tag, self.version = model, tag, version
+        super().__init__(
+            f"{model}:{tag} already points to {version}; "
+            f"run `modelbox tag {model}@NEW {tag}` to move it"
+        )
+
+
+class ManifestError(ModelboxError):
+    """A file in the registry is not valid JSON or does not match its schema."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {problem}")
+
+
+class RegistryFormatError(ModelboxError):
+    """The registry was written by a modelbox that uses another format version."""
+
+
+class WorktreeDirtyError(ModelboxError):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} has uncommitted changes that this command would overwrite; "
+            f"commit them or discard them with `git checkout -- {path}`"
+        )
+
+
+class ConcurrentUpdateError(ModelboxError):
+    """Another writer held the registry lock too long or moved the branch underneath us."""
+
+
+class GitError(ModelboxError):
+    """The Git repository could not be read or written."""
+
+
+class ArtifactError(ModelboxError):
+    """An artifact path is missing, unreadable, or would escape its destination."""
+
+
+class StoreError(ModelboxError):
+    """The object store failed."""
+
+
+class StoreAccessError(StoreError):
+    """The store refused us: missing or wrong credentials, or no permission."""
+
+
+class StoreUnreachableError(StoreError):
+    """The store's endpoint could not be reached."""
+
+
+class ObjectMissingError(StoreError):
+    def __init__(self, digest: str, store: str) -> None:
+        self.digest, self.store = digest, store
+        super().__init__(f"object sha256:{digest} is missing from the store {store}")
+
+
+class ObjectCorruptError(StoreError):
+    def __init__(self, digest: str, where: str, actual: str) -> None:
+        self.digest, self.where, self.actual = digest, where, actual
+        super().__init__(
+            f"object sha256:{digest} at {where} is corrupt (its content hashes to "
+            f"sha256:{actual}); delete it and upload it again"
+        )

@@ -1,0 +1,50 @@
+"""Where each document lives in the registry repository (format 1).
+
+    .modelbox/registry.json                          registry settings
+    models/<namespace...>/<name>/_model.json         a model
+    models/<namespace...>/<name>/_tags.json          its unique tags, tag -> version
+    models/<namespace...>/<name>/_versions/<v>/_version.json
+
+Entries modelbox owns start with ``_``, which no name segment may start with, so a model
+``ai/vision`` and a model ``ai/vision/yolo`` can share a folder without colliding.
+"""
+
+from __future__ import annotations
+
+from modelbox.names import ModelName
+
+SETTINGS = ".modelbox/registry.json"
+MODELS = "models"
+MODEL_FILE = "_model.json"
+TAGS_FILE = "_tags.json"
+VERSIONS_DIR = "_versions"
+VERSION_FILE = "_version.json"
+TAG_REF_PREFIX = "refs/modelbox/tags/"
+
+
+def model_dir(model: ModelName) -> str:
+    return f"{MODELS}/{model.namespace}/{model.name}"
+
+
+def model_file(model: ModelName) -> str:
+    return f"{model_dir(model)}/{MODEL_FILE}"
+
+
+def tags_file(model: ModelName) -> str:
+    return f"{model_dir(model)}/{TAGS_FILE}"
+
+
+def versions_dir(model: ModelName) -> str:
+    return f"{model_dir(model)}/{VERSIONS_DIR}"
+
+
+def version_dir(model: ModelName, version: str) -> str:
+    return f"{versions_dir(model)}/{version}"
+
+
+def version_file(model: ModelName, version: str) -> str:
+    return f"{version_dir(model, version)}/{VERSION_FILE}"
+
+
+def tag_ref(model: ModelName, tag: str) -> str:
+    return f"{TAG_REF_PREFIX}{model}/{tag}"

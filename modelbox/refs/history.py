@@ -1,0 +1,102 @@
+"""Walking commit history quickly, with a cache of parsed commits.
+
+``modelbox log`` reads every commit's message on the registry branch. Parsing tens of
+thousands of commit objects on each call would be slow, so each commit, once parsed (or as
+modelbox writes it), is appended to ``.git/modelbox/commits.jsonl``. Commits never change,
+so the cache is never invalidated; only the walk over parents, which is cheap in memory,
+runs each time. A damaged line is skipped and parsed again from Git.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+from modelbox.refs.repo import GitRepo
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    time: int
+    timezone: int
+    message: str
+
+
+class History:
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self.path = repo.git_dir / "modelbox" / "commits.jsonl"
+        self._cache: dict[str, CommitRecord] | None = None
+
+    def _load(self) -> dict[str, CommitRecord]:
+        if self._cache is None:
+            cache: dict[str, CommitRecord] = {}
+            try:
+                with self.path.open(encoding="utf-8") as f:
+                    for line in f:
+                        try:
+                            raw = json.loads(line)
+                            record = CommitRecord(
+                                raw["sha"], tuple(raw["parents"]), raw["author"],
+                                raw["time"], raw["timezone"], raw["message"],
+                            )
+                        except (ValueError, KeyError, TypeError):
+                            continue  # a torn or damaged line: re-parse that commit
+                        cache[record.sha] = record
+            except FileNotFoundError:
+                pass
+            self._cache = cache
+        return self._cache
+
+    def remember(self, records: list[CommitRecord]) -> None:
+        """Add parsed commits to the cache file."""
+        if not records:
+            return
+        cache = self._load()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            for record in records:
+                cache[record.sha] = record
+                f.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+
+    def get(self, sha: str, fresh: list[CommitRecord]) -> CommitRecord:
+        cache = self._load()
+        record = cache.get(sha)
+        if record is None:
+            commit = self.repo.commit_info(sha)
+            record = CommitRecord(
+                sha,
+                tuple(p.decode() for p in commit.parents),
+                commit.author.decode("utf-8", "replace"),
+                commit.author_time,
+                commit.author_timezone,
+                commit.message.decode("utf-8", "replace"),
+            )
+            cache[sha] = record
+            fresh.append(record)
+        return record
+
+    def walk(self, head: str | None) -> Iterator[CommitRecord]:
+        """Commits reachable from ``head``, newest first (git log's default order)."""
+        if head is None:
+            return
+        fresh: list[CommitRecord] = []
+        seen = {head}
+        first = self.get(head, fresh)
+        queue: list[tuple[int, str]] = [(-first.time, head)]
+        try:
+            while queue:
+                _, sha = heapq.heappop(queue)
+                record = self.get(sha, fresh)
+                yield record
+                for parent in record.parents:
+                    if parent not in seen:
+                        seen.add(parent)
+                        heapq.heappush(queue, (-self.get(parent, fresh).time, parent))
+        finally:
+            self.remember(fresh)

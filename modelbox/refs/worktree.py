@@ -1,0 +1,91 @@
+"""Keeping the work tree and index in step with the registry branch.
+
+A command first commits, then moves the files it changed, so ``git status`` stays clean.
+Before the branch moves, :func:`check_clean` makes sure none of those files carries a hand
+edit (staged or not) that the move would overwrite; a command that finds one refuses and
+changes nothing. The rule is git's own for ``checkout``: a path that differs between the
+old and new commit must match the old commit in both the index and the work tree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from modelbox.errors import WorktreeDirtyError
+from modelbox.refs.index import GitIndex
+from modelbox.refs.repo import GitRepo, PathChange, blob_sha
+
+
+class Worktree:
+    """The checked-out files of a repository whose HEAD is the registry branch."""
+
+    def __init__(self, repo: GitRepo, root: Path) -> None:
+        self.repo, self.root = repo, root
+        self._index: GitIndex | None = None
+
+    @property
+    def index(self) -> GitIndex:
+        if self._index is None:
+            self._index = GitIndex(self.repo.git_dir / "index")
+        elif self._index.is_stale():
+            self._index.reload()
+        return self._index
+
+    def _matches(self, path: str, sha: str | None) -> bool:
+        """Whether the index and the file at ``path`` both hold ``sha`` (None: absent)."""
+        index = self.index
+        if index.is_conflicted(path):
+            return False
+        entry = index.get(path)
+        file = self.root / path
+        if sha is None:
+            return entry is None and not os.path.lexists(file)
+        if entry is None or entry.sha != sha:
+            return False
+        try:
+            st = file.lstat()
+        except FileNotFoundError:
+            return False
+        if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns and (
+            st.st_ino & 0xFFFFFFFF
+        ) == entry.ino:
+            return True
+        if not file.is_file() or file.is_symlink():
+            return False
+        return blob_sha(file.read_bytes()) == sha
+
+    def check_clean(self, changes: Iterable[PathChange]) -> None:
+        """Raise WorktreeDirtyError if a path about to change carries a hand edit."""
+        for change in changes:
+            if self._matches(change.path, change.old_sha):
+                continue
+            # Already in the new state (a previous run died after moving the branch).
+            if self._matches(change.path, change.new_sha):
+                continue
+            raise WorktreeDirtyError(change.path)
+
+    def apply(self, changes: Iterable[PathChange]) -> None:
+        """Write the new content of each changed path and record it in the index."""
+        index = self.index
+        for change in changes:
+            file = self.root / change.path
+            if change.new_sha is None:
+                file.unlink(missing_ok=True)
+                index.remove(change.path)
+                _prune_empty_dirs(file.parent, self.root)
+                continue
+            data = self.repo.object(change.new_sha).as_raw_string()
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f".{file.name}.modelbox-tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, file)
+            index.set(change.path, change.new_sha, file.lstat())
+        index.write()
+
+
+def _prune_empty_dirs(directory: Path, root: Path) -> None:
+    while directory != root and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent

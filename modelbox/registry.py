@@ -1,0 +1,604 @@
+"""The registry: models, versions and unique tags stored as manifests on a Git branch.
+
+Reads come from the registry branch's committed tree (the source of truth), never from the
+work tree. Every write takes the repository lock, reads the branch head, builds one commit
+and moves the branch with compare-and-swap; then the work tree, the index and the derived
+tag refs follow. A write that fails before the branch moves leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelbox import audit, layout
+from modelbox.audit import AuditEvent, Change, TagMove
+from modelbox.documents import Settings, parse_settings, parse_tags
+from modelbox.errors import (
+    AlreadyExistsError,
+    GitError,
+    InvalidNameError,
+    InvalidValueError,
+    ModelExistsError,
+    ModelNotFoundError,
+    RegistryNotFoundError,
+    TagConflictError,
+    TagNotFoundError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
+from modelbox.frameworks import MLFramework
+from modelbox.names import RESERVED_TAGS, ModelName, Reference, check_segment, parse_model
+from modelbox.refs import CommitRecord, GitRepo, History, Snapshot, Worktree, locked
+
+if TYPE_CHECKING:
+    from modelbox.manifests import ModelManifest, VersionManifest
+
+# pydantic (``modelbox.manifests``) is imported inside the methods that need it: a bare
+# `modelbox resolve` must start in well under 0.25 s and pydantic alone costs ~0.1 s.
+
+__all__ = ["Registry", "Transaction"]
+
+
+@dataclass
+class Transaction:
+    """The staged writes of one command, read from the branch head under the lock."""
+
+    snapshot: Snapshot
+    writes: dict[str, bytes | None] = field(default_factory=dict)
+    change: Change | None = None
+
+    def put(self, path: str, document: Any) -> None:
+        """Stage a document (anything with ``to_bytes()``) to be written at ``path``."""
+        self.writes[path] = document.to_bytes()
+
+    def delete(self, path: str) -> None:
+        self.writes[path] = None
+
+
+class Registry:
+    """A modelbox registry inside a Git repository."""
+
+    def __init__(self, repo: GitRepo, settings: Settings) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.history = History(repo)
+        self._worktree: Worktree | None = None
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | None = None) -> Registry:
+        """The registry at or above ``path`` (default: the current directory)."""
+        start = (path or Path.cwd()).resolve()
+        repo = GitRepo.discover(start)
+        if repo is None:
+            raise RegistryNotFoundError(str(start))
+        candidates = [b for b in (repo.head_branch(), "main", "master") if b]
+        for branch in dict.fromkeys(candidates):
+            head = repo.ref(f"refs/heads/{branch}")
+            data = repo.snapshot(head).read(layout.SETTINGS) if head else None
+            if data is not None:
+                settings = parse_settings(layout.SETTINGS, data)
+                if settings.branch != branch and repo.ref(f"refs/heads/{settings.branch}"):
+                    other = repo.snapshot(repo.ref(f"refs/heads/{settings.branch}"))
+                    settings = parse_settings(layout.SETTINGS, other.read(layout.SETTINGS) or data)
+                return cls(repo, settings)
+        raise RegistryNotFoundError(str(start))
+
+    @classmethod
+    def init(cls, path: Path, *, store: str | None = None, branch: str | None = None) -> Registry:
+        """Create a registry in ``path`` (a new or existing Git repository)."""
+        repo = GitRepo.discover(path) if path.exists() else None
+        if repo is None or (repo.root and repo.root.resolve() != path.resolve()):
+            repo = GitRepo.init(path, branch or "main")
+        branch = branch or repo.head_branch() or "main"
+        check_segment("branch", branch.replace("/", "-"))
+        head = repo.ref(f"refs/heads/{branch}")
+        if head and repo.snapshot(head).read(layout.SETTINGS) is not None:
+            raise AlreadyExistsError(f"{path} is already a modelbox registry")
+        from modelbox.manifests import RegistrySettings
+
+        registry = cls(repo, Settings(branch=branch, store=store))
+        with registry.transaction() as txn:
+            txn.put(layout.SETTINGS, RegistrySettings(branch=branch, store=store))
+            txn.change = Change("registry.init", ".", "init modelbox registry")
+        return registry
+
+    def close(self) -> None:
+        self.repo.close()
+
+    @property
+    def branch(self) -> str:
+        return self.settings.branch
+
+    @property
+    def branch_ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    def head(self) -> str | None:
+        return self.repo.ref(self.branch_ref)
+
+    def snapshot(self) -> Snapshot:
+        return self.repo.snapshot(self.head())
+
+    # -- writing -------------------------------------------------------------------------
+    def worktree(self) -> Worktree | None:
+        """The work tree when the registry branch is checked out, else None."""
+        if self.repo.root is None or self.repo.head_branch() != self.branch:
+            return None
+        if self._worktree is None:
+            self._worktree = Worktree(self.repo, self.repo.root)
+        return self._worktree
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Stage writes in the block; on a clean exit commit them as one audited commit."""
+        with locked(self.repo.git_dir):
+            head = self.head()
+            txn = Transaction(self.repo.snapshot(head))
+            yield txn
+            if not txn.writes:
+                return
+            if txn.change is None:
+                raise GitError("internal error: a write without an audit record")
+            self._commit(head, txn.snapshot.tree, txn)
+
+    def _commit(self, head: str | None, old_tree: str | None, txn: Transaction) -> None:
+        assert txn.change is not None
+        new_tree = self.repo.build_tree(old_tree, txn.writes)
+        if new_tree == old_tree:
+            return
+        changes = list(self.repo.changed_paths(old_tree, new_tree))
+        worktree = self.worktree()
+        if worktree is not None:
+            worktree.check_clean(changes)
+        author = self.repo.identity()
+        message = txn.change.message()
+        sha = self.repo.write_commit(
+            tree=new_tree, parents=[head] if head else [], message=message, author=author
+        )
+        self.repo.update_ref(self.branch_ref, head, sha, f"modelbox: {txn.change.subject}")
+        if worktree is not None:
+            worktree.apply(changes)
+        commit = self.repo.commit_info(sha)
+        self.history.remember(
+            [CommitRecord(sha, tuple(p for p in ([head] if head else [])), author,
+                          commit.author_time, commit.author_timezone, message)]
+        )
+        touched = {
+            parse_model(c.path.split("/_")[0][len(layout.MODELS) + 1 :])
+            for c in changes
+            if c.path.startswith(layout.MODELS + "/")
+        }
+        snapshot = self.repo.snapshot(sha)
+        for model in touched:
+            self._sync_model_refs(snapshot, model)
+
+    # -- reading -------------------------------------------------------------------------
+    def _model(self, snap: Snapshot, model: ModelName) -> ModelManifest:
+        from modelbox.manifests import ModelManifest, parse
+
+        path = layout.model_file(model)
+        data = snap.read(path)
+        if data is None:
+            raise ModelNotFoundError(str(model))
+        return parse(ModelManifest, path, data)
+
+    def _version(self, snap: Snapshot, model: ModelName, version: str) -> VersionManifest:
+        from modelbox.manifests import VersionManifest, parse
+
+        path = layout.version_file(model, version)
+        data = snap.read(path)
+        if data is None:
+            self._model(snap, model)
+            raise VersionNotFoundError(str(model), version)
+        return parse(VersionManifest, path, data)
+
+    def _tags(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
+        path = layout.tags_file(model)
+        data = snap.read(path)
+        return {} if data is None else parse_tags(path, data)
+
+    def get_model(self, model: ModelName) -> ModelManifest:
+        return self._model(self.snapshot(), model)
+
+    def get_version(self, model: ModelName, version: str) -> VersionManifest:
+        return self._version(self.snapshot(), model, version)
+
+    def tags(self, model: ModelName) -> dict[str, str]:
+        snap = self.snapshot()
+        self._model(snap, model)
+        return self._tags(snap, model)
+
+    def list_models(self, namespace: str | None = None) -> list[ModelManifest]:
+        """Every model, or those in ``namespace`` and the namespaces below it."""
+        from modelbox.manifests import ModelManifest, parse
+
+        snap = self.snapshot()
+        root = layout.MODELS + (f"/{namespace.strip('/')}" if namespace else "")
+        out: list[ModelManifest] = []
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            for name, is_dir in snap.listdir(directory):
+                if is_dir and not name.startswith("_"):
+                    stack.append(f"{directory}/{name}")
+                elif name == layout.MODEL_FILE and directory != root:
+                    path = f"{directory}/{name}"
+                    out.append(parse(ModelManifest, path, snap.read(path) or b""))
+        return sorted(out, key=lambda m: (m.namespace, m.name))
+
+    def list_versions(self, model: ModelName, *, archived: bool = False) -> list[VersionManifest]:
+        """The model's versions, oldest first; archived ones only when asked."""
+        snap = self.snapshot()
+        self._model(snap, model)
+        out = []
+        for name, is_dir in snap.listdir(layout.versions_dir(model)):
+            if is_dir:
+                manifest = self._version(snap, model, name)
+                if archived or not manifest.archived:
+                    out.append(manifest)
+        return sorted(out, key=lambda v: (v.created_at, v.version))
+
+    def resolve(self, ref: Reference) -> str:
+        """The version a reference names (``MODEL@V`` is checked to exist)."""
+        snap = self.snapshot()
+        if ref.version is not None:
+            self._version(snap, ref.model, ref.version)
+            return ref.version
+        if ref.tag is None:
+            raise InvalidValueError(f"{ref} names a model; give MODEL@VERSION or MODEL:TAG")
+        if ref.tag == "latest":
+            versions = self.list_versions(ref.model)
+            if not versions:
+                raise TagNotFoundError(str(ref.model), ref.tag)
+            return versions[-1].version
+        self._model(snap, ref.model)
+        version = self._tags(snap, ref.model).get(ref.tag)
+        if version is None:
+            raise TagNotFoundError(str(ref.model), ref.tag)
+        return version
+
+    def resolve_at(self, ref: Reference, when: datetime) -> str | None:
+        """The version that carried ``MODEL:TAG`` at ``when`` (None if no version did)."""
+        if ref.tag is None:
+            raise InvalidValueError(f"--at needs MODEL:TAG, not {ref}")
+        target = str(ref)
+        for event in self.log(target):  # newest first
+            if event.time <= when:
+                return event.after
+        return None
+
+    def log(self, target: str | None = None) -> list[AuditEvent]:
+        """Audit events, newest first, optionally about one model, version or tag."""
+        out = []
+        for record in self.history.walk(self.head()):
+            for event in audit.events(record):
+                if target is None or audit.concerns(event, target):
+                    out.append(event)
+        return out
+
+    # -- models --------------------------------------------------------------------------
+    def create_model(
+        self,
+        model: ModelName,
+        *,
+        owner: str = "",
+        task: str = "",
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+        datasets: list[str] | None = None,
+    ) -> ModelManifest:
+        """Create a model; raise ModelExistsError if it exists."""
+        from modelbox.manifests import ModelManifest, now
+
+        manifest = ModelManifest(
+            namespace=model.namespace, name=model.name, owner=owner, task=task,
+            description=description, metadata=_metadata(metadata), datasets=datasets or [],
+            created_at=now(),
+        )
+        with self.transaction() as txn:
+            if txn.snapshot.read(layout.model_file(model)) is not None:
+                raise ModelExistsError(str(model))
+            self._check_ref_collision(txn.snapshot, model)
+            txn.put(layout.model_file(model), manifest)
+            txn.change = Change("model.create", str(model), f"model create {model}")
+        return manifest
+
+    def update_model(self, model: ModelName, **fields: Any) -> ModelManifest:
+        """Change a model's owner, task, description or datasets."""
+        from modelbox.manifests import ModelManifest
+
+        with self.transaction() as txn:
+            old = self._model(txn.snapshot, model)
+            new = old.model_copy(update={k: v for k, v in fields.items() if v is not None})
+            new = ModelManifest.model_validate(new.model_dump())
+            if new != old:
+                txn.put(layout.model_file(model), new)
+                changed = sorted(k for k in fields if getattr(old, k) != getattr(new, k))
+                txn.change = Change(
+                    "model.update", str(model), f"model update {model} {', '.join(changed)}",
+                    before=json.dumps({k: getattr(old, k) for k in changed}),
+                    after=json.dumps({k: getattr(new, k) for k in changed}),
+                )
+        return new
+
+    def _check_ref_collision(self, snap: Snapshot, model: ModelName) -> None:
+        """A model ``a/b/c`` and a tag ``c`` of model ``a/b`` would share a Git ref path."""
+        if "/" not in model.namespace:
+            return
+        parent = parse_model(model.namespace)
+        if model.name in self._tags(snap, parent):
+            raise InvalidNameError(
+                "model", str(model),
+                f"its tag refs would collide with the tag {parent}:{model.name}",
+            )
+
+    # -- versions ------------------------------------------------------------------------
+    def create_version(
+        self,
+        model: ModelName,
+        version: str,
+        *,
+        name: str | None = None,
+        description: str = "",
+        framework: MLFramework | str = MLFramework.UNKNOWN,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> VersionManifest:
+        """Create a version, optionally with unique tags; raise if it or a tag is taken."""
+        from modelbox.manifests import VersionManifest, now
+
+        check_segment("version", version)
+        for tag in tags or []:
+            _check_tag(tag)
+        with self.transaction() as txn:
+            snap = txn.snapshot
+            parent = self._model(snap, model)
+            if snap.is_dir(layout.version_dir(model, version)):
+                raise VersionExistsError(str(model), version)
+            manifest = VersionManifest(
+                model=str(model), version=version,
+                name=parent.name if name is None else name, description=description,
+                framework=_framework(framework), metadata=_metadata(metadata),
+                created_at=now(),
+            )
+            txn.put(layout.version_file(model, version), manifest)
+            txn.change = Change("version.create", f"{model}@{version}",
+                                f"version create {model}@{version}")
+            if tags:
+                current = self._tags(snap, model)
+                for tag in dict.fromkeys(tags):
+                    if tag in current:
+                        raise TagConflictError(str(model), tag, current[tag])
+                    self._check_tag_collision(snap, model, tag)
+                    current[tag] = version
+                    txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
+                self._put_tags(txn, model, current)
+        return manifest
+
+    def archive_version(self, model: ModelName, version: str, *, archived: bool = True) -> None:
+        """Archive (hide, untag) or restore a version; history keeps everything."""
+        with self.transaction() as txn:
+            old = self._version(txn.snapshot, model, version)
+            if old.archived == archived:
+                return
+            txn.put(layout.version_file(model, version),
+                    old.model_copy(update={"archived": archived}))
+            op = "version.archive" if archived else "version.restore"
+            txn.change = Change(op, f"{model}@{version}", f"{op.replace('.', ' ')} "
+                                f"{model}@{version}")
+            if archived:
+                self._drop_tags(txn, model, version)
+
+    def delete_version(self, model: ModelName, version: str, *, force: bool = False) -> None:
+        """Remove a version from the branch (history keeps it); tagged needs ``force``."""
+        with self.transaction() as txn:
+            self._version(txn.snapshot, model, version)
+            tagged = sorted(t for t, v in self._tags(txn.snapshot, model).items() if v == version)
+            if tagged and not force:
+                raise InvalidValueError(
+                    f"{model}@{version} carries the tags {', '.join(tagged)}; untag it first "
+                    "or pass --force"
+                )
+            txn.delete(layout.version_dir(model, version))
+            txn.change = Change("version.delete", f"{model}@{version}",
+                                f"version delete {model}@{version}")
+            self._drop_tags(txn, model, version)
+
+    def _drop_tags(self, txn: Transaction, model: ModelName, version: str) -> None:
+        assert txn.change is not None
+        current = self._tags(txn.snapshot, model)
+        dropped = sorted(t for t, v in current.items() if v == version)
+        if not dropped:
+            return
+        for tag in dropped:
+            del current[tag]
+            txn.change.tag_moves.append(TagMove(f"{model}:{tag}", version, None))
+        self._put_tags(txn, model, current)
+
+    def _put_tags(self, txn: Transaction, model: ModelName, tags: dict[str, str]) -> None:
+        from modelbox.manifests import TagMap
+
+        if tags:
+            txn.put(layout.tags_file(model), TagMap(tags=tags))
+        else:
+            txn.delete(layout.tags_file(model))
+
+    # -- tags ----------------------------------------------------------------------------
+    def tag(self, model: ModelName, version: str, tag: str) -> str | None:
+        """Point the unique ``tag`` at ``version``; return the version it left (or None)."""
+        _check_tag(tag)
+        with self.transaction() as txn:
+            manifest = self._version(txn.snapshot, model, version)
+            if manifest.archived:
+                raise InvalidValueError(
+                    f"{model}@{version} is archived; restore it before tagging it"
+                )
+            current = self._tags(txn.snapshot, model)
+            before = current.get(tag)
+            if before == version:
+                return before
+            self._check_tag_collision(txn.snapshot, model, tag)
+            current[tag] = version
+            self._put_tags(txn, model, current)
+            op = audit.tag_operation(before, version)
+            arrow = f"{before} -> {version}" if before else f"-> {version}"
+            txn.change = Change(op, f"{model}:{tag}", f"tag {model}:{tag} {arrow}",
+                                before=before, after=version)
+        return before
+
+    def untag(self, model: ModelName, tag: str) -> str:
+        """Remove the unique ``tag``; return the version it was on."""
+        with self.transaction() as txn:
+            self._model(txn.snapshot, model)
+            current = self._tags(txn.snapshot, model)
+            if tag not in current:
+                raise TagNotFoundError(str(model), tag)
+            before = current.pop(tag)
+            self._put_tags(txn, model, current)
+            txn.change = Change("tag.remove", f"{model}:{tag}",
+                                f"untag {model}:{tag} (was {before})", before=before)
+        return before
+
+    def _check_tag_collision(self, snap: Snapshot, model: ModelName, tag: str) -> None:
+        if snap.read(layout.model_file(ModelName(str(model), tag))) is not None:
+            raise InvalidNameError(
+                "tag", tag, f"its Git ref would collide with the model {model}/{tag}"
+            )
+
+    # -- metadata ------------------------------------------------------------------------
+    def set_metadata(self, ref: Reference, key: str, value: Any) -> None:
+        """Set metadata ``key`` on a model or version to a JSON value."""
+        self._edit_metadata(ref, key, value, remove=False)
+
+    def unset_metadata(self, ref: Reference, key: str) -> None:
+        self._edit_metadata(ref, key, None, remove=True)
+
+    def _edit_metadata(self, ref: Reference, key: str, value: Any, *, remove: bool) -> None:
+        _check_key(key)
+        with self.transaction() as txn:
+            path, manifest, target = self._target(txn.snapshot, ref)
+            metadata = dict(manifest.metadata)
+            before = metadata.get(key)
+            if remove:
+                if key not in metadata:
+                    raise InvalidValueError(f"{target} has no metadata key {key!r}")
+                del metadata[key]
+            else:
+                metadata[key] = _metadata({key: value})[key]
+                if key in metadata and before == metadata[key] and key in manifest.metadata:
+                    return
+            txn.put(path, manifest.model_copy(update={"metadata": metadata}))
+            kind = "version" if ref.version or ref.tag else "model"
+            verb = "unset" if remove else "set"
+            txn.change = Change(
+                f"{kind}.update", target, f"meta {verb} {target} {key}",
+                before=None if key not in manifest.metadata else _json(before),
+                after=None if remove else _json(metadata[key]),
+            )
+
+    def _target(
+        self, snap: Snapshot, ref: Reference
+    ) -> tuple[str, ModelManifest | VersionManifest, str]:
+        if ref.version is None and ref.tag is None:
+            return layout.model_file(ref.model), self._model(snap, ref.model), str(ref.model)
+        version = ref.version
+        if version is None:
+            assert ref.tag is not None
+            version = self._tags(snap, ref.model).get(ref.tag)
+            if version is None:
+                self._model(snap, ref.model)
+                raise TagNotFoundError(str(ref.model), ref.tag)
+        manifest = self._version(snap, ref.model, version)
+        return layout.version_file(ref.model, version), manifest, f"{ref.model}@{version}"
+
+    # -- derived tag refs ----------------------------------------------------------------
+    def desired_refs(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
+        """The tag refs the manifests of ``model`` imply: ref name -> tag object sha."""
+        out = {}
+        for tag, version in self._tags(snap, model).items():
+            tree = snap.tree_id(layout.version_dir(model, version))
+            if tree is None:
+                continue  # a dangling tag: `check` reports it, no ref can point anywhere
+            out[layout.tag_ref(model, tag)] = self.repo.make_tag(
+                f"{model}/{tag}", tree, f"{model}@{version}\n"
+            )
+        return out
+
+    def _model_refs(self, model: ModelName) -> dict[str, str]:
+        prefix = f"{layout.TAG_REF_PREFIX}{model}/"
+        return {
+            name: sha for name, sha in self.repo.refs_under(prefix).items()
+            if "/" not in name[len(prefix):]
+        }
+
+    def _sync_model_refs(self, snap: Snapshot, model: ModelName) -> None:
+        desired = self.desired_refs(snap, model)
+        actual = self._model_refs(model)
+        for name, sha in desired.items():
+            if actual.get(name) != sha:
+                self.repo.set_ref(name, sha)
+        for name in actual.keys() - desired.keys():
+            self.repo.delete_ref(name)
+
+    def all_desired_refs(self) -> dict[str, str]:
+        snap = self.snapshot()
+        out: dict[str, str] = {}
+        for manifest in self.list_models():
+            out.update(self.desired_refs(snap, parse_model(manifest.full_name)))
+        return out
+
+    def sync_refs(self) -> dict[str, tuple[str | None, str | None]]:
+        """Rebuild ``refs/modelbox/tags/*`` from the manifests; return what changed."""
+        with locked(self.repo.git_dir):
+            desired = self.all_desired_refs()
+            actual = self.repo.refs_under(layout.TAG_REF_PREFIX)
+            changed: dict[str, tuple[str | None, str | None]] = {}
+            for name, sha in desired.items():
+                if actual.get(name) != sha:
+                    self.repo.set_ref(name, sha)
+                    changed[name] = (actual.get(name), sha)
+            for name in sorted(actual.keys() - desired.keys()):
+                self.repo.delete_ref(name)
+                changed[name] = (actual[name], None)
+        return changed
+
+
+def _check_tag(tag: str) -> None:
+    check_segment("tag", tag)
+    if tag in RESERVED_TAGS:
+        raise InvalidNameError("tag", tag, "it is computed by modelbox and cannot be assigned")
+
+
+def _check_key(key: str) -> None:
+    if not key or any(ord(c) < 32 for c in key):
+        raise InvalidValueError(f"invalid metadata key {key!r}: it must be non-empty text")
+
+
+def _framework(value: MLFramework | str) -> MLFramework:
+    try:
+        return MLFramework(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        names = ", ".join(f.value for f in MLFramework)
+        raise InvalidValueError(f"unknown framework {value!r}; use one of {names}") from None
+
+
+def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """Metadata must be JSON: check it round-trips and forbid NaN/Infinity."""
+    if not metadata:
+        return {}
+    try:
+        return dict(json.loads(json.dumps(metadata, allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"metadata must be JSON-encodable: {exc}") from None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
