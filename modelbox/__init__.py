@@ -9,13 +9,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelbox.audit import AuditEvent
+    from modelbox.client import Model, ModelBoxClient, ModelVersion
     from modelbox.errors import ModelboxError
     from modelbox.frameworks import MLFramework
 
-__all__ = ["MLFramework", "ModelboxError"]
+__all__ = ["AuditEvent", "MLFramework", "Model", "ModelBoxClient", "ModelVersion", "ModelboxError"]
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AuditEvent": "modelbox.audit",
+    "Model": "modelbox.client",
+    "ModelBoxClient": "modelbox.client",
+    "ModelVersion": "modelbox.client",
     "MLFramework": "modelbox.frameworks",
     "ModelboxError": "modelbox.errors",
 }

@@ -7,7 +7,10 @@ derived data, so their drift is reported as fixable (``modelbox check --fix`` or
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from modelbox import layout
 from modelbox.documents import parse_settings, parse_tags
@@ -17,7 +20,8 @@ from modelbox.names import RESERVED_TAGS
 from modelbox.refs import Snapshot
 from modelbox.registry import Registry
 
-_MODEL_ENTRIES = {layout.MODEL_FILE, layout.TAGS_FILE, layout.VERSIONS_DIR}
+T = TypeVar("T")
+_MODEL_ENTRIES = {layout.MODEL_FILE, layout.TAGS_FILE, layout.VERSIONS_DIR, layout.METRICS_FILE}
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,10 @@ def check(registry: Registry) -> list[Problem]:
     return problems
 
 
-def _guard(problems: list[Problem], read: object) -> object | None:
+def _guard(problems: list[Problem], read: Callable[[], T]) -> T | None:
+    """Run ``read``; turn a manifest error into a Problem instead of raising it."""
     try:
-        return read()  # type: ignore[operator]  # a zero-argument callable
+        return read()
     except ManifestError as exc:
         problems.append(Problem(exc.path, exc.problem))
     except ModelboxError as exc:
@@ -83,7 +88,8 @@ def _check_model(snap: Snapshot, directory: str, entries: dict[str, bool]) -> li
         if not is_dir or snap.read(vpath) is None:
             problems.append(Problem(f"{vdir}/{name}", "a version folder without _version.json"))
             continue
-        version = _guard(problems, lambda p=vpath: parse(VersionManifest, p, snap.read(p) or b""))
+        data = snap.read(vpath) or b""
+        version = _guard(problems, functools.partial(parse, VersionManifest, vpath, data))
         if isinstance(version, VersionManifest):
             versions[name] = version
             if (version.model, version.version) != (expected, name):

@@ -4,6 +4,7 @@
     models/<namespace...>/<name>/_model.json         a model
     models/<namespace...>/<name>/_tags.json          its unique tags, tag -> version
     models/<namespace...>/<name>/_versions/<v>/_version.json
+    .../_metrics.json                                metric series beside a model or version
 
 Entries modelbox owns start with ``_``, which no name segment may start with, so a model
 ``ai/vision`` and a model ``ai/vision/yolo`` can share a folder without colliding.
@@ -19,6 +20,7 @@ MODEL_FILE = "_model.json"
 TAGS_FILE = "_tags.json"
 VERSIONS_DIR = "_versions"
 VERSION_FILE = "_version.json"
+METRICS_FILE = "_metrics.json"
 TAG_REF_PREFIX = "refs/modelbox/tags/"
 
 

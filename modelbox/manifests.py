@@ -9,17 +9,31 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+)
 
 from modelbox import canonical
 from modelbox.errors import ManifestError
 from modelbox.frameworks import MLFramework
 
 FORMAT = 1
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$"
+# The naming rule of modelbox.names as one regular expression (Python and ECMA-262 alike).
+_SEGMENT = (
+    r"(?!\.)(?![^/]*\.\.)(?![^/]*\.lock(?:/|$))(?![^/]*\.(?:/|$))"
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+)
+NAME_PATTERN = rf"^{_SEGMENT}$"
+NAMESPACE_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+Segment = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
 def now() -> datetime:
@@ -27,7 +41,10 @@ def now() -> datetime:
 
 
 class _Document(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # strict: JSON types are taken as they are (no "1" -> 1, no true -> 1.0), like the schemas
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, regex_engine="python-re"
+    )
 
     def to_bytes(self) -> bytes:
         return canonical.encode(self.model_dump(mode="json"))
@@ -37,7 +54,7 @@ class RegistrySettings(_Document):
     """``.modelbox/registry.json``: settings every clone shares. Never holds a secret."""
 
     kind: Literal["registry"] = "registry"
-    format: Literal[1] = FORMAT
+    format: Literal[1] = 1
     branch: str = Field(default="main", min_length=1)
     store: str | None = None
 
@@ -79,7 +96,20 @@ class TagMap(_Document):
     """``models/<namespace>/<name>/_tags.json``: the model's unique tags, tag -> version."""
 
     kind: Literal["tags"] = "tags"
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[Segment, Segment] = Field(default_factory=dict)
+
+
+class MetricPoint(_Document):
+    step: int | None = None
+    wallclock: float
+    value: float | str
+
+
+class MetricSeries(_Document):
+    """``_metrics.json`` beside a model or version: key -> points in logging order."""
+
+    kind: Literal["metrics"] = "metrics"
+    series: dict[str, list[MetricPoint]] = Field(default_factory=dict)
 
 
 D = TypeVar("D", bound=_Document)
@@ -88,11 +118,11 @@ D = TypeVar("D", bound=_Document)
 def parse(cls: type[D], path: str, data: bytes) -> D:
     """Parse ``data`` read from ``path``; raise ManifestError naming the file and field."""
     try:
-        raw: Any = json.loads(data)
+        json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(path, f"not valid JSON ({exc}); fix or restore the file") from None
     try:
-        return cls.model_validate(raw)
+        return cls.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(document)"

@@ -108,6 +108,8 @@ def parse_model(value: str, namespace: str | None = None) -> ModelName:
         raise InvalidNameError("model", value, "it must not be empty")
     if value.startswith("/") or value.endswith("/"):
         raise InvalidNameError("model", value, "it must not start or end with '/'")
+    if "//" in value:
+        raise InvalidNameError("model", value, "it must not contain '//'")
     if namespace and namespace.strip("/"):
         value = f"{namespace.strip('/')}/{value}"
     head, _, name = value.rpartition("/")

@@ -33,8 +33,15 @@ from modelbox.errors import (
     VersionNotFoundError,
 )
 from modelbox.frameworks import MLFramework
-from modelbox.names import RESERVED_TAGS, ModelName, Reference, check_segment, parse_model
-from modelbox.refs import CommitRecord, GitRepo, History, Snapshot, Worktree, locked
+from modelbox.names import (
+    RESERVED_TAGS,
+    ModelName,
+    Reference,
+    check_segment,
+    parse_model,
+    parse_namespace,
+)
+from modelbox.refs import CommitRecord, GitRepo, History, PathChange, Snapshot, Worktree, locked
 
 if TYPE_CHECKING:
     from modelbox.manifests import ModelManifest, VersionManifest
@@ -43,6 +50,19 @@ if TYPE_CHECKING:
 # `modelbox resolve` must start in well under 0.25 s and pydantic alone costs ~0.1 s.
 
 __all__ = ["Registry", "Transaction"]
+
+
+@dataclass
+class _Batch:
+    """Commits staged under one lock, published together."""
+
+    base: str | None
+    head: str | None = None
+    subject: str = ""
+    records: list[CommitRecord] = field(default_factory=list)
+    models: set[ModelName] = field(default_factory=set)
+    # path -> its content sha at the batch's base (what the work tree still holds)
+    original: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +89,7 @@ class Registry:
         self.settings = settings
         self.history = History(repo)
         self._worktree: Worktree | None = None
+        self._batch: _Batch | None = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -78,8 +99,7 @@ class Registry:
         repo = GitRepo.discover(start)
         if repo is None:
             raise RegistryNotFoundError(str(start))
-        candidates = [b for b in (repo.head_branch(), "main", "master") if b]
-        for branch in dict.fromkeys(candidates):
+        for branch in _branch_candidates(repo):
             head = repo.ref(f"refs/heads/{branch}")
             data = repo.snapshot(head).read(layout.SETTINGS) if head else None
             if data is not None:
@@ -121,6 +141,9 @@ class Registry:
         return f"refs/heads/{self.branch}"
 
     def head(self) -> str | None:
+        """The registry branch's commit (inside a batch: its newest staged commit)."""
+        if self._batch is not None:
+            return self._batch.head
         return self.repo.ref(self.branch_ref)
 
     def snapshot(self) -> Snapshot:
@@ -136,47 +159,90 @@ class Registry:
         return self._worktree
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """Stage writes in the block; on a clean exit commit them as one audited commit."""
-        with locked(self.repo.git_dir):
-            head = self.head()
-            txn = Transaction(self.repo.snapshot(head))
-            yield txn
-            if not txn.writes:
-                return
-            if txn.change is None:
-                raise GitError("internal error: a write without an audit record")
-            self._commit(head, txn.snapshot.tree, txn)
+    def batch(self) -> Iterator[None]:
+        """Group writes: each is still its own commit, but they are published together.
 
-    def _commit(self, head: str | None, old_tree: str | None, txn: Transaction) -> None:
+        The lock is held for the whole block, new objects are written once (one pack when
+        there are many), the branch moves once with compare-and-swap, and the work tree,
+        index and tag refs follow once. It is all or nothing: if the block raises, nothing
+        is published. A single command is a batch of one. Nested batches join the outer.
+        """
+        if self._batch is not None:
+            yield
+            return
+        with locked(self.repo.git_dir):
+            self._batch = _Batch(base=self.head())
+            self._batch.head = self._batch.base
+            self.repo.hold_objects()
+            try:
+                yield
+                self._publish(self._batch)
+            finally:
+                self._batch = None
+                self.repo.discard_pending()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Stage writes in the block; on a clean exit they become one audited commit."""
+        with self.batch():
+            batch = self._batch
+            assert batch is not None
+            txn = Transaction(self.repo.snapshot(batch.head))
+            yield txn
+            if txn.writes:
+                if txn.change is None:
+                    raise GitError("internal error: a write without an audit record")
+                self._stage_commit(batch, txn)
+
+    def _stage_commit(self, batch: _Batch, txn: Transaction) -> None:
         assert txn.change is not None
+        old_tree = txn.snapshot.tree
         new_tree = self.repo.build_tree(old_tree, txn.writes)
         if new_tree == old_tree:
             return
         changes = list(self.repo.changed_paths(old_tree, new_tree))
         worktree = self.worktree()
         if worktree is not None:
-            worktree.check_clean(changes)
-        author = self.repo.identity()
+            # What the work tree holds is the batch's base, not the previous staged commit.
+            worktree.check_clean(
+                PathChange(c.path, batch.original.get(c.path, c.old_sha), c.new_sha)
+                for c in changes
+            )
+        for change in changes:
+            batch.original.setdefault(change.path, change.old_sha)
+        parents = [batch.head] if batch.head else []
         message = txn.change.message()
         sha = self.repo.write_commit(
-            tree=new_tree, parents=[head] if head else [], message=message, author=author
+            tree=new_tree, parents=parents, message=message, author=self.repo.identity()
         )
-        self.repo.update_ref(self.branch_ref, head, sha, f"modelbox: {txn.change.subject}")
-        if worktree is not None:
-            worktree.apply(changes)
         commit = self.repo.commit_info(sha)
-        self.history.remember(
-            [CommitRecord(sha, tuple(p for p in ([head] if head else [])), author,
-                          commit.author_time, commit.author_timezone, message)]
-        )
-        touched = {
+        batch.records.append(CommitRecord(
+            sha, tuple(parents), self.repo.identity(), commit.author_time,
+            commit.author_timezone, message,
+        ))
+        batch.models.update(
             parse_model(c.path.split("/_")[0][len(layout.MODELS) + 1 :])
             for c in changes
             if c.path.startswith(layout.MODELS + "/")
-        }
-        snapshot = self.repo.snapshot(sha)
-        for model in touched:
+        )
+        batch.head = sha
+        batch.subject = txn.change.subject
+
+    def _publish(self, batch: _Batch) -> None:
+        if batch.head == batch.base or batch.head is None:
+            return
+        base_tree = self.repo.snapshot(batch.base).tree
+        head_tree = self.repo.snapshot(batch.head).tree
+        self.repo.flush_pending()
+        count = len(batch.records)
+        what = batch.subject if count == 1 else f"{count} changes"
+        self.repo.update_ref(self.branch_ref, batch.base, batch.head, f"modelbox: {what}")
+        worktree = self.worktree()
+        if worktree is not None:
+            worktree.apply(self.repo.changed_paths(base_tree, head_tree))
+        self.history.remember(batch.records)
+        snapshot = self.repo.snapshot(batch.head)
+        for model in batch.models:
             self._sync_model_refs(snapshot, model)
 
     # -- reading -------------------------------------------------------------------------
@@ -220,7 +286,7 @@ class Registry:
         from modelbox.manifests import ModelManifest, parse
 
         snap = self.snapshot()
-        root = layout.MODELS + (f"/{namespace.strip('/')}" if namespace else "")
+        root = layout.MODELS + (f"/{parse_namespace(namespace)}" if namespace else "")
         out: list[ModelManifest] = []
         stack = [root]
         while stack:
@@ -258,7 +324,9 @@ class Registry:
             if not versions:
                 raise TagNotFoundError(str(ref.model), ref.tag)
             return versions[-1].version
-        self._model(snap, ref.model)
+        # Existence only: parsing the model manifest would import pydantic (start-up time).
+        if snap.read(layout.model_file(ref.model)) is None:
+            raise ModelNotFoundError(str(ref.model))
         version = self._tags(snap, ref.model).get(ref.tag)
         if version is None:
             raise TagNotFoundError(str(ref.model), ref.tag)
@@ -329,15 +397,15 @@ class Registry:
         return new
 
     def _check_ref_collision(self, snap: Snapshot, model: ModelName) -> None:
-        """A model ``a/b/c`` and a tag ``c`` of model ``a/b`` would share a Git ref path."""
-        if "/" not in model.namespace:
-            return
-        parent = parse_model(model.namespace)
-        if model.name in self._tags(snap, parent):
-            raise InvalidNameError(
-                "model", str(model),
-                f"its tag refs would collide with the tag {parent}:{model.name}",
-            )
+        """A model ``a/b/c[/...]`` and a tag ``c`` of model ``a/b`` would share a ref path."""
+        parts = model.parts
+        for i in range(2, len(parts)):
+            parent = ModelName("/".join(parts[: i - 1]), parts[i - 1])
+            if parts[i] in self._tags(snap, parent):
+                raise InvalidNameError(
+                    "model", str(model),
+                    f"its tag refs would collide with the tag {parent}:{parts[i]}",
+                )
 
     # -- versions ------------------------------------------------------------------------
     def create_version(
@@ -455,6 +523,7 @@ class Registry:
 
     def untag(self, model: ModelName, tag: str) -> str:
         """Remove the unique ``tag``; return the version it was on."""
+        check_segment("tag", tag)
         with self.transaction() as txn:
             self._model(txn.snapshot, model)
             current = self._tags(txn.snapshot, model)
@@ -467,9 +536,10 @@ class Registry:
         return before
 
     def _check_tag_collision(self, snap: Snapshot, model: ModelName, tag: str) -> None:
-        if snap.read(layout.model_file(ModelName(str(model), tag))) is not None:
+        # Any model at or below MODEL/TAG has refs under refs/modelbox/tags/MODEL/TAG/.
+        if snap.is_dir(layout.model_dir(ModelName(str(model), tag))):
             raise InvalidNameError(
-                "tag", tag, f"its Git ref would collide with the model {model}/{tag}"
+                "tag", tag, f"its Git ref would collide with the models under {model}/{tag}"
             )
 
     # -- metadata ------------------------------------------------------------------------
@@ -518,6 +588,72 @@ class Registry:
         manifest = self._version(snap, ref.model, version)
         return layout.version_file(ref.model, version), manifest, f"{ref.model}@{version}"
 
+    # -- metrics -------------------------------------------------------------------------
+    def log_metrics(
+        self,
+        ref: Reference,
+        metrics: dict[str, float | int | str],
+        *,
+        step: int | None = None,
+        wallclock: float | None = None,
+    ) -> None:
+        """Append one point per key to the target's series and update its summary.
+
+        Values are numbers or strings (a serialized tensor); NaN and infinities are refused
+        because JSON cannot hold them. The version manifest's ``metrics`` keeps the latest
+        value of each key (the summary ``diff`` and listings show).
+        """
+        import math
+        import time
+
+        from modelbox.manifests import MetricPoint, MetricSeries, parse
+
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise InvalidValueError(f"step must be an integer, got {step!r}")
+        points: dict[str, Any] = {}
+        for key, value in metrics.items():
+            _check_key(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise InvalidValueError(f"metric {key!r} must be a number or a string")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidValueError(f"metric {key!r} is {value}; only finite numbers")
+            points[key] = MetricPoint(
+                step=step, wallclock=time.time() if wallclock is None else wallclock,
+                value=float(value) if isinstance(value, int) else value,
+            )
+        if not points:
+            return
+        with self.transaction() as txn:
+            path, manifest, target = self._target(txn.snapshot, ref)
+            series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
+            data = txn.snapshot.read(series_path)
+            current = parse(MetricSeries, series_path, data) if data else MetricSeries()
+            series = {k: list(v) for k, v in current.series.items()}
+            for key, point in points.items():
+                series.setdefault(key, []).append(point)
+            txn.put(series_path, MetricSeries(series=series))
+            if ref.version is not None or ref.tag is not None:
+                summary = {**getattr(manifest, "metrics", {}),
+                           **{k: p.value for k, p in points.items()}}
+                txn.put(path, manifest.model_copy(update={"metrics": summary}))
+            txn.change = Change(
+                "metrics.log", target, f"metrics log {target} {', '.join(sorted(points))}",
+                after=_json({k: p.value for k, p in points.items()}),
+            )
+
+    def metrics(self, ref: Reference) -> dict[str, list[dict[str, Any]]]:
+        """Every series of a model or version: key -> points (step, wallclock, value)."""
+        from modelbox.manifests import MetricSeries, parse
+
+        snap = self.snapshot()
+        path, _, _ = self._target(snap, ref)
+        series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
+        data = snap.read(series_path)
+        if data is None:
+            return {}
+        parsed = parse(MetricSeries, series_path, data)
+        return {k: [p.model_dump(mode="json") for p in v] for k, v in parsed.series.items()}
+
     # -- derived tag refs ----------------------------------------------------------------
     def desired_refs(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
         """The tag refs the manifests of ``model`` imply: ref name -> tag object sha."""
@@ -556,6 +692,8 @@ class Registry:
 
     def sync_refs(self) -> dict[str, tuple[str | None, str | None]]:
         """Rebuild ``refs/modelbox/tags/*`` from the manifests; return what changed."""
+        if self._batch is not None:
+            raise GitError("internal error: refs are synced after a batch, not inside one")
         with locked(self.repo.git_dir):
             desired = self.all_desired_refs()
             actual = self.repo.refs_under(layout.TAG_REF_PREFIX)
@@ -568,6 +706,24 @@ class Registry:
                 self.repo.delete_ref(name)
                 changed[name] = (actual[name], None)
         return changed
+
+
+def _branch_candidates(repo: GitRepo) -> Iterator[str]:
+    """Branches that may hold the registry: HEAD's, main, master, then every other one.
+
+    Lazy, so the usual case reads no more refs than it needs; a registry can live on its
+    own branch (``init --branch registry``) beside checked-out code.
+    """
+    seen: set[str] = set()
+    for branch in (repo.head_branch(), "main", "master"):
+        if branch and branch not in seen:
+            seen.add(branch)
+            yield branch
+    for name in sorted(repo.refs_under("refs/heads/")):
+        branch = name[len("refs/heads/") :]
+        if branch not in seen:
+            seen.add(branch)
+            yield branch
 
 
 def _check_tag(tag: str) -> None:

@@ -48,7 +48,7 @@ for module in (models, versions, tags, history, maintenance):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return its exit code (0 ok, 1 modelbox error, 2 usage error)."""
     try:
-        cli.main(args=argv, prog_name="modelbox", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="modelbox", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
-    return 0
+    # Without standalone mode click returns ctx.exit()'s code instead of raising it.
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

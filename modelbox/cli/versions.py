@@ -58,8 +58,8 @@ def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> Non
     registry, name = ctx.registry, model_arg(model)
     versions = registry.list_versions(name, archived=archived)
     by_version: dict[str, list[str]] = {}
-    for tag, v in sorted(registry.tags(name).items()):
-        by_version.setdefault(v, []).append(tag)
+    for tag, tagged in sorted(registry.tags(name).items()):
+        by_version.setdefault(tagged, []).append(tag)
     if as_json:
         emit_json([
             {**v.model_dump(mode="json"), "tags": by_version.get(v.version, [])} for v in versions

@@ -10,6 +10,7 @@ a split or sparse index is refused with a message saying how to turn it off.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import struct
@@ -41,8 +42,9 @@ class GitIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.version = 2
-        # (path, stage) -> raw entry bytes, padding included
+        # (path, stage) -> raw entry bytes, padding included; _keys keeps git's sort order
         self._raw: dict[tuple[bytes, int], bytes] = {}
+        self._keys: list[tuple[bytes, int]] = []
         self._stamp: tuple[int, int, int] | None = None
         self.reload()
 
@@ -52,9 +54,10 @@ class GitIndex:
             data = self.path.read_bytes()
             st = self.path.stat()
         except FileNotFoundError:
-            self._raw, self._stamp = {}, None
+            self._raw, self._keys, self._stamp = {}, [], None
             return
         self._raw = self._parse(data)
+        self._keys = sorted(self._raw)
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def is_stale(self) -> bool:
@@ -137,17 +140,21 @@ class GitIndex:
             min(len(name), _NAME_MASK),
         )
         body = head + name
+        if (name, 0) not in self._raw:
+            bisect.insort(self._keys, (name, 0))
         self._raw[(name, 0)] = body + b"\0" * (8 - len(body) % 8)
 
     def remove(self, path: str) -> None:
         name = path.encode()
         for stage in (0, 1, 2, 3):
-            self._raw.pop((name, stage), None)
+            if self._raw.pop((name, stage), None) is not None:
+                del self._keys[bisect.bisect_left(self._keys, (name, stage))]
 
     def write(self) -> None:
         """Write the index through ``index.lock`` and rename, as git does."""
-        entries = [self._raw[key] for key in sorted(self._raw)]
-        body = _HEADER.pack(b"DIRC", self.version, len(entries)) + b"".join(entries)
+        body = _HEADER.pack(b"DIRC", self.version, len(self._keys)) + b"".join(
+            map(self._raw.__getitem__, self._keys)
+        )
         body += hashlib.sha1(body).digest()
         lock = self.path.with_name(self.path.name + ".lock")
         try:

@@ -8,10 +8,11 @@ is brought along afterwards by :mod:`modelbox.refs.worktree`.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from dulwich.errors import NotGitRepository
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
@@ -21,6 +22,9 @@ from dulwich.repo import Repo, get_user_identity
 from modelbox.errors import ConcurrentUpdateError, GitError
 
 _DIR_MODE = 0o040000
+_NONE: tuple[int, str | None] = (0, None)
+_OBJECT_CACHE_SIZE = 50_000
+_PACK_THRESHOLD = 64
 _FILE_MODE = 0o100644
 
 
@@ -103,6 +107,12 @@ class GitRepo:
         self._repo = repo
         self.git_dir = Path(repo.controldir())
         self.root: Path | None = None if repo.bare else Path(repo.path)
+        # Git objects never change, so parsed ones are kept: a write re-reads the same few
+        # trees (root, models/, the namespace) that the previous write just produced.
+        self._objects: OrderedDict[str, ShaFile] = OrderedDict()
+        self._identity: str | None = None
+        # Objects of an unpublished batch: readable here, written to disk by flush_pending().
+        self._pending: dict[str, ShaFile] | None = None
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -130,13 +140,55 @@ class GitRepo:
 
     # -- objects -------------------------------------------------------------------------
     def object(self, sha: str) -> ShaFile:
+        """The parsed object ``sha`` (callers must not mutate it: it is shared)."""
+        obj = self._objects.get(sha)
+        if obj is None and self._pending is not None:
+            obj = self._pending.get(sha)
+        if obj is not None:
+            self._objects.move_to_end(sha)
+            return obj
         try:
-            return self._repo.object_store[_oid(sha)]
+            obj = self._repo.object_store[_oid(sha)]
         except KeyError:
             raise GitError(f"object {sha} is missing from {self.git_dir}; run `git fsck`") from None
+        self._remember(sha, obj)
+        return obj
+
+    def _remember(self, sha: str, obj: ShaFile) -> None:
+        self._objects[sha] = obj
+        if len(self._objects) > _OBJECT_CACHE_SIZE:
+            self._objects.popitem(last=False)
+
+    def _add(self, obj: ShaFile) -> str:
+        sha = obj.id.decode()
+        if self._pending is not None:
+            self._pending[sha] = obj
+        else:
+            self._repo.object_store.add_object(obj)
+        self._remember(sha, obj)
+        return sha
+
+    def hold_objects(self) -> None:
+        """Keep new objects in memory until :meth:`flush_pending` (or discard them)."""
+        self._pending = {}
+
+    def flush_pending(self) -> None:
+        """Write the held objects: loose when few (as git does), one pack when many."""
+        pending, self._pending = self._pending or {}, None
+        store = self._repo.object_store
+        if len(pending) > _PACK_THRESHOLD:
+            store.add_objects([(obj, None) for obj in pending.values()])
+        else:
+            for obj in pending.values():
+                store.add_object(obj)
+
+    def discard_pending(self) -> None:
+        for sha in self._pending or {}:
+            self._objects.pop(sha, None)
+        self._pending = None
 
     def has_object(self, sha: str) -> bool:
-        return _oid(sha) in self._repo.object_store
+        return sha in (self._pending or {}) or _oid(sha) in self._repo.object_store
 
     def snapshot(self, commit: str | None) -> Snapshot:
         if commit is None:
@@ -161,10 +213,10 @@ class GitRepo:
 
     def head_branch(self) -> str | None:
         """The branch HEAD points to (``main``), or None when HEAD is detached."""
-        target = self._repo.refs.get_symrefs().get(_ref("HEAD"))
-        if target is None or not target.startswith(b"refs/heads/"):
-            return None
-        return target[len(b"refs/heads/") :].decode()
+        # read_ref gives HEAD's raw content; get_symrefs() would read every ref there is.
+        raw = self._repo.refs.read_ref(_ref("HEAD")) or b""
+        prefix = b"ref: refs/heads/"
+        return raw[len(prefix) :].decode().strip() if raw.startswith(prefix) else None
 
     def refs_under(self, prefix: str) -> dict[str, str]:
         """Every ref whose name starts with ``prefix`` (``refs/modelbox/``) -> its sha."""
@@ -178,11 +230,13 @@ class GitRepo:
 
     def update_ref(self, name: str, old: str | None, new: str, message: str) -> None:
         """Move ``name`` from ``old`` to ``new``; raise ConcurrentUpdateError if it moved."""
-        refs = self._repo.refs
+        refs, who = self._repo.refs, self.identity().encode()
         if old is None:
-            done = refs.add_if_new(_ref(name), _oid(new), message=message.encode())
+            done = refs.add_if_new(_ref(name), _oid(new), committer=who, message=message.encode())
         else:
-            done = refs.set_if_equals(_ref(name), _oid(old), _oid(new), message=message.encode())
+            done = refs.set_if_equals(
+                _ref(name), _oid(old), _oid(new), committer=who, message=message.encode()
+            )
         if not done:
             raise ConcurrentUpdateError(
                 f"{name} moved while this command ran; run the command again"
@@ -197,12 +251,14 @@ class GitRepo:
     # -- writing -------------------------------------------------------------------------
     def identity(self) -> str:
         """``Name <email>`` of the acting user, as git would pick it."""
-        config = self._repo.get_config_stack()
-        return get_user_identity(config, "AUTHOR").decode("utf-8", "replace")
+        if self._identity is None:
+            config = self._repo.get_config_stack()
+            self._identity = get_user_identity(config, "AUTHOR").decode("utf-8", "replace")
+        return self._identity
 
     def build_tree(self, base_tree: str | None, changes: Mapping[str, bytes | None]) -> str:
         """Store the tree ``base_tree`` + ``changes`` (None deletes a file or directory)."""
-        nested: dict[str, object] = {}
+        nested: dict[str, Any] = {}
         for path, data in changes.items():
             node = nested
             *dirs, leaf = path.split("/")
@@ -213,16 +269,13 @@ class GitRepo:
                 node = child
             node[leaf] = data
         new = self._apply(base_tree, nested)
-        if new is None:
-            empty = Tree()
-            self._repo.object_store.add_object(empty)
-            return empty.id.decode()
-        return new
+        return new if new is not None else self._add(Tree())
 
-    def _apply(self, tree_sha: str | None, changes: dict[str, object]) -> str | None:
-        tree = cast(Tree, self.object(tree_sha)) if tree_sha else Tree()
-        tree = Tree.from_raw_string(Tree.type_num, tree.as_raw_string()) if tree_sha else tree
-        store = self._repo.object_store
+    def _apply(self, tree_sha: str | None, changes: dict[str, Any]) -> str | None:
+        tree = Tree()
+        if tree_sha:  # a copy: the cached object is shared and must not change
+            for entry in cast(Tree, self.object(tree_sha)).iteritems():
+                tree.add(entry.path, entry.mode, entry.sha)
         for name, change in changes.items():
             key = name.encode()
             if isinstance(change, dict):
@@ -239,12 +292,10 @@ class GitRepo:
                     del tree[key]
             else:
                 blob = Blob.from_string(cast(bytes, change))
-                store.add_object(blob)
-                tree[key] = (_FILE_MODE, blob.id)
+                tree[key] = (_FILE_MODE, _oid(self._add(blob)))
         if not len(tree):
             return None
-        store.add_object(tree)
-        return tree.id.decode()
+        return self._add(tree)
 
     def write_commit(
         self, *, tree: str, parents: list[str], message: str, author: str
@@ -260,8 +311,7 @@ class GitRepo:
         commit.author_timezone = commit.commit_timezone = offset
         commit.encoding = b"UTF-8"
         commit.message = message.encode()
-        self._repo.object_store.add_object(commit)
-        return commit.id.decode()
+        return self._add(commit)
 
     def make_tag(self, name: str, target: str, message: str) -> str:
         """Store a deterministic annotated tag object pointing at the tree ``target``."""
@@ -272,8 +322,9 @@ class GitRepo:
         tag.tag_time = 0
         tag.tag_timezone = 0
         tag.message = message.encode()
-        self._repo.object_store.add_object(tag)
-        return tag.id.decode()
+        if tag.id.decode() in self._objects:
+            return tag.id.decode()
+        return self._add(tag)
 
     def tag_target(self, sha: str) -> tuple[str, str] | None:
         """``(target sha, message)`` of an annotated tag object, or None for other objects."""
@@ -282,21 +333,37 @@ class GitRepo:
             return None
         return obj.object[1].decode(), obj.message.decode("utf-8", "replace")
 
-    def changed_paths(self, old_tree: str | None, new_tree: str | None) -> Iterator[PathChange]:
-        """Files that differ between two trees (directories are descended, not listed)."""
-        from dulwich.diff_tree import tree_changes
+    def changed_paths(
+        self, old_tree: str | None, new_tree: str | None, prefix: str = ""
+    ) -> Iterator[PathChange]:
+        """Files that differ between two trees; equal subtrees are skipped unread."""
+        if old_tree == new_tree:
+            return
+        old = self._entries(old_tree)
+        new = self._entries(new_tree)
+        for name in sorted(old.keys() | new.keys()):
+            (old_mode, old_sha), (new_mode, new_sha) = old.get(name, _NONE), new.get(name, _NONE)
+            if old_sha == new_sha and old_mode == new_mode:
+                continue
+            path = f"{prefix}{name}"
+            old_dir, new_dir = old_mode == _DIR_MODE, new_mode == _DIR_MODE
+            old_file = None if old_dir else old_sha
+            new_file = None if new_dir else new_sha
+            # Removals first, so a file never stands where a folder must be made (or back).
+            if old_dir:
+                yield from self.changed_paths(old_sha, new_sha if new_dir else None, path + "/")
+            if old_file is not None or new_file is not None:
+                yield PathChange(path, old_file, new_file)
+            if new_dir and not old_dir:
+                yield from self.changed_paths(None, new_sha, path + "/")
 
-        old = _oid(old_tree) if old_tree else None
-        new = _oid(new_tree) if new_tree else None
-        for change in tree_changes(self._repo.object_store, old, new):
-            path = (change.new or change.old)
-            assert path is not None and path.path is not None
-            yield PathChange(
-                path.path.decode(),
-                change.old.sha.decode() if change.old and change.old.sha else None,
-                change.new.sha.decode() if change.new and change.new.sha else None,
-            )
-
+    def _entries(self, tree: str | None) -> dict[str, tuple[int, str | None]]:
+        if tree is None:
+            return {}
+        return {
+            e.path.decode(): (e.mode, e.sha.decode())
+            for e in cast(Tree, self.object(tree)).iteritems()
+        }
 
 def _local_offset(now: int) -> int:
     local = time.localtime(now)

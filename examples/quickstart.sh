@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up .venv, then walk through a registry on the embedded default (a local Git
+# repository and a local object store) in a fresh temporary folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e .
+export PATH="$PWD/.venv/bin:$PATH"
+
+work=$(mktemp -d)
+cd "$work"
+run() { printf '\n$ %s\n' "$*"; "$@"; }
+
+run modelbox init reg
+cd reg
+run modelbox model create ai/vision/yolo --owner ml@example.com --task object_detection \
+    --description "YOLO v4" --meta team=vision
+run modelbox version create ai/vision/yolo v1 --framework pytorch --meta epochs=40 --tag staging
+run modelbox version create ai/vision/yolo v2 --framework pytorch
+run modelbox tag ai/vision/yolo@v2 staging
+run modelbox tag ai/vision/yolo@v1 production
+run modelbox resolve ai/vision/yolo:staging
+run modelbox meta set ai/vision/yolo@v2 dataset '"coco-2017"'
+run modelbox version list ai/vision/yolo
+run modelbox log ai/vision/yolo
+run git for-each-ref refs/modelbox
+run git log --oneline
+run modelbox check
+printf '\nThe registry is in %s\n' "$work/reg"

@@ -1,0 +1,301 @@
+"""The Python API, shaped after the ModelBox client (``seeds/002`` and ``seeds/003``).
+
+>>> client = ModelBoxClient("registry")
+>>> model = client.new_model("yolo", "ml@example.com", "ai/vision", "object_detection", "")
+>>> mv = model.new_model_version("v1", unique_tags=["staging"], framework=MLFramework.PYTORCH)
+>>> mv.log_metrics({"acc": 0.91}, step=3)
+>>> client.close()
+
+Objects are snapshots of their manifest when fetched; :meth:`refresh` reads them again.
+Every mutating call is one commit on the registry branch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from modelbox.audit import AuditEvent
+from modelbox.errors import InvalidValueError
+from modelbox.frameworks import MLFramework
+from modelbox.manifests import ModelManifest, VersionManifest
+from modelbox.names import ModelName, Reference, parse_model, parse_reference
+from modelbox.registry import Registry
+
+__all__ = ["Model", "ModelBoxClient", "ModelVersion"]
+
+
+class ModelBoxClient:
+    """A handle on one registry (a path inside its Git repository)."""
+
+    def __init__(self, path: str | Path = ".", *, create: bool = False) -> None:
+        if isinstance(path, str) and ("://" in path or path.startswith("git@")):
+            raise InvalidValueError(
+                f"{path} is a remote; clone it first with `modelbox clone {path} DIR`"
+            )
+        target = Path(path)
+        self.registry = (
+            Registry.init(target) if create and not _is_registry(target) else Registry.open(target)
+        )
+
+    def __enter__(self) -> ModelBoxClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Publish many writes at once: each is still one commit, all land or none do.
+
+        >>> with client.batch():
+        ...     for i in range(1000):
+        ...         model.new_model_version(f"v{i}")
+        """
+        return self.registry.batch()
+
+    # -- models --------------------------------------------------------------------------
+    def new_model(
+        self,
+        name: str,
+        owner: str = "",
+        namespace: str = "",
+        task: str = "",
+        description: str = "",
+        artifacts: Iterable[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Model:
+        """Create a model (``name`` may carry its namespace: ``ai/vision/yolo``)."""
+        _no_artifacts_yet(artifacts)
+        ref = parse_model(name, namespace)
+        manifest = self.registry.create_model(
+            ref, owner=owner, task=task, description=description, metadata=metadata
+        )
+        return Model(self, manifest)
+
+    def create_model(
+        self,
+        name: str,
+        owner: str = "",
+        namespace: str = "",
+        task: str = "",
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Model:
+        """Seed 002's spelling of :meth:`new_model`."""
+        return self.new_model(name, owner, namespace, task, description, None, metadata)
+
+    def model(self, name: str) -> Model:
+        """The model ``NAMESPACE/NAME``; raise ModelNotFoundError."""
+        return Model(self, self.registry.get_model(parse_model(name)))
+
+    get_model = model
+
+    def models(self, namespace: str | None = None) -> list[Model]:
+        return [Model(self, m) for m in self.registry.list_models(namespace)]
+
+    # -- versions ------------------------------------------------------------------------
+    def create_model_version(
+        self,
+        model_id: str,
+        name: str | None = None,
+        version: str = "",
+        description: str = "",
+        artifacts: Iterable[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        framework: MLFramework | str = MLFramework.UNKNOWN,
+        unique_tags: Iterable[str] | None = None,
+    ) -> ModelVersion:
+        """Seed 002's spelling: the model's id first, then name, version, ..."""
+        return self.model(model_id).new_model_version(
+            version, name, description, artifacts, metadata, unique_tags, framework
+        )
+
+    def model_version(self, ref: str) -> ModelVersion:
+        """The version named ``MODEL@VERSION`` or ``MODEL:TAG``."""
+        parsed = parse_reference(ref)
+        version = self.registry.resolve(parsed)
+        return ModelVersion(self, self.registry.get_version(parsed.model, version))
+
+    def resolve(self, ref: str) -> str:
+        return self.registry.resolve(parse_reference(ref))
+
+    def log(self, target: str | None = None) -> list[AuditEvent]:
+        """Audit events, newest first, optionally about one model, version or tag."""
+        return self.registry.log(str(parse_reference(target)) if target else None)
+
+
+class Model:
+    """A model: common metadata of every version trained for one task."""
+
+    def __init__(self, client: ModelBoxClient, manifest: ModelManifest) -> None:
+        self._client, self._manifest = client, manifest
+
+    def __repr__(self) -> str:
+        return f"Model({self.id!r})"
+
+    @property
+    def _ref(self) -> ModelName:
+        return ModelName(self._manifest.namespace, self._manifest.name)
+
+    @property
+    def id(self) -> str:
+        return self._manifest.full_name
+
+    name = property(lambda self: self._manifest.name)
+    namespace = property(lambda self: self._manifest.namespace)
+    owner = property(lambda self: self._manifest.owner)
+    task = property(lambda self: self._manifest.task)
+    description = property(lambda self: self._manifest.description)
+    datasets = property(lambda self: list(self._manifest.datasets))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._manifest.metadata)
+
+    def refresh(self) -> Model:
+        self._manifest = self._client.registry.get_model(self._ref)
+        return self
+
+    def new_model_version(
+        self,
+        version: str,
+        name: str | None = None,
+        description: str = "",
+        artifacts: Iterable[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        unique_tags: Iterable[str] | None = None,
+        framework: MLFramework | str = MLFramework.UNKNOWN,
+    ) -> ModelVersion:
+        """Create a version of this model; ``unique_tags`` must not be taken."""
+        _no_artifacts_yet(artifacts)
+        manifest = self._client.registry.create_version(
+            self._ref, version, name=name, description=description, framework=framework,
+            metadata=metadata, tags=list(unique_tags or []),
+        )
+        return ModelVersion(self._client, manifest)
+
+    def versions(self, *, archived: bool = False) -> list[ModelVersion]:
+        return [
+            ModelVersion(self._client, v)
+            for v in self._client.registry.list_versions(self._ref, archived=archived)
+        ]
+
+    def version(self, version: str) -> ModelVersion:
+        return ModelVersion(self._client, self._client.registry.get_version(self._ref, version))
+
+    def tags(self) -> dict[str, str]:
+        return self._client.registry.tags(self._ref)
+
+    def update_metadata(self, key: str, value: Any) -> None:
+        self._client.registry.set_metadata(Reference(self._ref), key, value)
+        self.refresh()
+
+    def log_metrics(
+        self, metrics: dict[str, float | int | str], step: int | None = None,
+        wallclock: float | None = None,
+    ) -> None:
+        self._client.registry.log_metrics(
+            Reference(self._ref), metrics, step=step, wallclock=wallclock
+        )
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        return self._client.registry.metrics(Reference(self._ref))
+
+
+class ModelVersion:
+    """A trained model: one version of a :class:`Model`."""
+
+    def __init__(self, client: ModelBoxClient, manifest: VersionManifest) -> None:
+        self._client, self._manifest = client, manifest
+
+    def __repr__(self) -> str:
+        return f"ModelVersion({self.id!r})"
+
+    @property
+    def _model(self) -> ModelName:
+        return parse_model(self._manifest.model)
+
+    @property
+    def _ref(self) -> Reference:
+        return Reference(self._model, version=self._manifest.version)
+
+    @property
+    def id(self) -> str:
+        return f"{self._manifest.model}@{self._manifest.version}"
+
+    model_id = property(lambda self: self._manifest.model)
+    version = property(lambda self: self._manifest.version)
+    name = property(lambda self: self._manifest.name)
+    description = property(lambda self: self._manifest.description)
+    framework = property(lambda self: self._manifest.framework)
+    archived = property(lambda self: self._manifest.archived)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._manifest.metadata)
+
+    @property
+    def metrics_summary(self) -> dict[str, float | str]:
+        """The latest value of each metric."""
+        return dict(self._manifest.metrics)
+
+    @property
+    def unique_tags(self) -> list[str]:
+        tags = self._client.registry.tags(self._model)
+        return sorted(t for t, v in tags.items() if v == self.version)
+
+    def refresh(self) -> ModelVersion:
+        self._manifest = self._client.registry.get_version(self._model, self.version)
+        return self
+
+    def update_metadata(self, key: str, value: Any) -> None:
+        self._client.registry.set_metadata(self._ref, key, value)
+        self.refresh()
+
+    def log_metrics(
+        self, metrics: dict[str, float | int | str], step: int | None = None,
+        wallclock: float | None = None,
+    ) -> None:
+        self._client.registry.log_metrics(self._ref, metrics, step=step, wallclock=wallclock)
+        self.refresh()
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        return self._client.registry.metrics(self._ref)
+
+    def tag(self, tag: str) -> None:
+        self._client.registry.tag(self._model, self.version, tag)
+
+    def untag(self, tag: str) -> None:
+        if tag not in self.unique_tags:
+            raise InvalidValueError(f"{self.id} does not carry the tag {tag!r}")
+        self._client.registry.untag(self._model, tag)
+
+    def archive(self) -> None:
+        self._client.registry.archive_version(self._model, self.version)
+        self.refresh()
+
+
+def _is_registry(path: Path) -> bool:
+    from modelbox.errors import RegistryNotFoundError
+
+    try:
+        Registry.open(path).close()
+    except RegistryNotFoundError:
+        return False
+    return True
+
+
+def _no_artifacts_yet(artifacts: Iterable[str] | None) -> None:
+    if artifacts:
+        raise InvalidValueError(
+            "artifacts need the object store; use upload_artifact / track_artifacts"
+        )

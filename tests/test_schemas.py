@@ -1,0 +1,160 @@
+"""schemas/ and the code's views of the same documents must agree.
+
+Each document of the corpus goes through the JSON Schema, the pydantic model and (for the
+two documents read on the CLI's hot path) the hand-written parser in modelbox.documents;
+all of them must accept it, or all must refuse it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import BaseModel
+
+from modelbox import documents
+from modelbox.errors import ManifestError, ModelboxError
+from modelbox.manifests import (
+    MetricSeries,
+    ModelManifest,
+    RegistrySettings,
+    TagMap,
+    VersionManifest,
+    parse,
+)
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+MODELS: dict[str, type[BaseModel]] = {
+    "registry": RegistrySettings,
+    "model": ModelManifest,
+    "version": VersionManifest,
+    "tags": TagMap,
+    "metrics": MetricSeries,
+}
+T = "2026-11-23T14:00:00Z"
+MODEL = {"kind": "model", "namespace": "ai/vision", "name": "yolo", "created_at": T}
+VERSION = {"kind": "version", "model": "ai/vision/yolo", "version": "v1", "created_at": T}
+
+VALID: list[tuple[str, Any]] = [
+    ("registry", {"kind": "registry", "format": 1, "branch": "main", "store": None}),
+    ("registry", {"format": 1, "branch": "registry", "store": "s3://bucket/prefix"}),
+    ("registry", {}),
+    ("model", MODEL),
+    ("model", {**MODEL, "namespace": "a/b/c", "metadata": {"x": [1, {"y": None}]}}),
+    ("model", {**MODEL, "owner": "me", "task": "t", "datasets": ["coco"], "description": ""}),
+    ("model", {**MODEL, "created_at": "2026-11-23T14:00:00.123456+02:00"}),
+    ("version", VERSION),
+    ("version", {**VERSION, "framework": "pytorch", "metrics": {"acc": 0.9, "t": "[1,2]"}}),
+    ("version", {**VERSION, "metrics": {"epochs": 3}, "archived": True}),
+    ("version", {**VERSION, "version": "1.0.0-rc_1"}),
+    ("tags", {"kind": "tags", "tags": {"production": "v1", "staging": "v2"}}),
+    ("tags", {"tags": {}}),
+    ("metrics", {"kind": "metrics", "series": {"acc": [{"wallclock": 1.5, "value": 0.9}]}}),
+    ("metrics", {"series": {"acc": [{"step": 3, "wallclock": 1, "value": "tensor"}]}}),
+]
+
+INVALID: list[tuple[str, Any]] = [
+    ("registry", {"format": 2}),
+    ("registry", {"format": "1"}),
+    ("registry", {"kind": "model"}),
+    ("registry", {"branch": ""}),
+    ("registry", {"branch": 3}),
+    ("registry", {"store": 5}),
+    ("registry", {"secret": "x"}),
+    ("registry", []),
+    ("model", {**MODEL, "name": "../x"}),
+    ("model", {**MODEL, "name": ".hidden"}),
+    ("model", {**MODEL, "name": "x.lock"}),
+    ("model", {**MODEL, "name": "a..b"}),
+    ("model", {**MODEL, "name": ""}),
+    ("model", {**MODEL, "name": "has space"}),
+    ("model", {**MODEL, "namespace": "a//b"}),
+    ("model", {**MODEL, "namespace": "/a"}),
+    ("model", {**MODEL, "created_at": "2026-11-23T14:00:00"}),
+    ("model", {**MODEL, "created_at": 1234}),
+    ("model", {**MODEL, "datasets": "coco"}),
+    ("model", {**MODEL, "metadata": []}),
+    ("model", {**MODEL, "owner": None}),
+    ("model", {**MODEL, "extra": 1}),
+    ("model", {k: v for k, v in MODEL.items() if k != "name"}),
+    ("model", {**MODEL, "kind": "version"}),
+    ("version", {**VERSION, "framework": "caffe"}),
+    ("version", {**VERSION, "metrics": {"acc": True}}),
+    ("version", {**VERSION, "metrics": {"acc": None}}),
+    ("version", {**VERSION, "metrics": {"acc": [0.9]}}),
+    ("version", {**VERSION, "archived": "no"}),
+    ("version", {**VERSION, "version": "v1/x"}),
+    ("version", {**VERSION, "version": "v1."}),
+    ("version", {**VERSION, "model": "ai/vision/yolo@v1"}),
+    ("version", {k: v for k, v in VERSION.items() if k != "created_at"}),
+    ("tags", {"tags": {"production": 1}}),
+    ("tags", {"tags": {"prod/x": "v1"}}),
+    ("tags", {"tags": {"production": "../v1"}}),
+    ("tags", {"tags": {".x": "v1"}}),
+    ("tags", {"tags": ["v1"]}),
+    ("tags", {"production": "v1"}),
+    ("metrics", {"series": {"acc": [{"value": 0.9}]}}),
+    ("metrics", {"series": {"acc": [{"step": 1.5, "wallclock": 1, "value": 0.9}]}}),
+    ("metrics", {"series": {"acc": [{"wallclock": 1, "value": True}]}}),
+    ("metrics", {"series": {"acc": {"wallclock": 1, "value": 1}}}),
+]
+
+
+def _schema(kind: str) -> dict[str, Any]:
+    return dict(json.loads((SCHEMAS / f"{kind}.schema.json").read_text()))
+
+
+def _verdicts(kind: str, document: Any) -> dict[str, bool]:
+    data = json.dumps(document).encode()
+    out = {"schema": jsonschema.Draft202012Validator(_schema(kind)).is_valid(document)}
+    try:
+        parse(MODELS[kind], f"{kind}.json", data)
+        out["pydantic"] = True
+    except ManifestError:
+        out["pydantic"] = False
+    light = {"registry": documents.parse_settings, "tags": documents.parse_tags}.get(kind)
+    if light is not None:
+        try:
+            light(f"{kind}.json", data)
+            out["light"] = True
+        except ModelboxError:
+            out["light"] = False
+    return out
+
+
+@pytest.mark.parametrize(("kind", "document"), VALID)
+def test_every_view_accepts_a_valid_document(kind: str, document: Any) -> None:
+    assert set(_verdicts(kind, document).values()) == {True}
+
+
+@pytest.mark.parametrize(("kind", "document"), INVALID)
+def test_every_view_refuses_an_invalid_document(kind: str, document: Any) -> None:
+    assert set(_verdicts(kind, document).values()) == {False}
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_schema_fields_match_the_pydantic_model(kind: str) -> None:
+    schema, generated = _schema(kind), MODELS[kind].model_json_schema()
+    assert set(schema["properties"]) == set(generated["properties"])
+    assert set(schema.get("required", [])) == set(generated.get("required", []))
+    assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_schema_examples_are_valid_documents(kind: str) -> None:
+    schema = _schema(kind)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["examples"]
+    for example in schema["examples"]:
+        assert set(_verdicts(kind, example).values()) == {True}
+
+
+def test_a_manifest_error_names_the_file_and_the_field() -> None:
+    with pytest.raises(ManifestError) as info:
+        parse(VersionManifest, "models/a/b/_versions/v1/_version.json",
+              json.dumps({**VERSION, "framework": "caffe"}).encode())
+    assert "models/a/b/_versions/v1/_version.json" in str(info.value)
+    assert "framework" in str(info.value)
