@@ -1,0 +1,100 @@
+"""Fixtures every test shares: an isolated environment, a fresh registry, CLI and git runners.
+
+Every test runs with its own HOME, Git identity and config, cache directories and working
+directory, and with no ``AWS_*`` / ``FSSPEC_*`` variable, so no test can read the user's
+configuration or reach a real cloud.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import pytest
+
+from modelbox.cli import main
+from modelbox.registry import Registry
+
+IDENTITY_NAME = "Test User"
+IDENTITY_EMAIL = "test@example.com"
+
+
+class Result(NamedTuple):
+    """What one in-process CLI run returned: exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+class Run(Protocol):
+    def __call__(self, *argv: str | Path) -> Result: ...
+
+
+class Git(Protocol):
+    def __call__(self, *args: str | Path, cwd: Path | None = None) -> str: ...
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        f"[user]\n\tname = {IDENTITY_NAME}\n\temail = {IDENTITY_EMAIL}\n"
+        "[init]\n\tdefaultBranch = main\n",
+        encoding="utf-8",
+    )
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "FSSPEC_", "GIT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", IDENTITY_NAME)
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", IDENTITY_EMAIL)
+    monkeypatch.setenv("MODELBOX_CACHE_DIR", str(tmp_path / "cache" / "modelbox"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def registry_path(tmp_path: Path) -> Path:
+    """A fresh registry (``modelbox init``), created through the library."""
+    path = tmp_path / "registry"
+    Registry.init(path).close()
+    return path
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run the CLI in-process: ``run("model", "list")`` -> (code, stdout, stderr)."""
+
+    def _run(*argv: str | Path) -> Result:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run
+
+
+@pytest.fixture
+def git() -> Git:
+    """Run the real ``git`` CLI (in ``cwd``, default the current directory); return stdout."""
+
+    def _git(*args: str | Path, cwd: Path | None = None) -> str:
+        proc = subprocess.run(
+            ["git", *(str(a) for a in args)],
+            cwd=cwd, capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"git {' '.join(map(str, args))} exited {proc.returncode}: {proc.stderr}"
+            )
+        return proc.stdout
+
+    return _git
