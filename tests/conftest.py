@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import pytest
+from s3server import S3Server, running_s3_server
 
 from modelbox.cli import main
 from modelbox.registry import Registry
@@ -48,8 +50,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         encoding="utf-8",
     )
     for name in list(os.environ):
-        if name.startswith(("AWS_", "FSSPEC_", "GIT_")):
+        if name.startswith(("AWS_", "FSSPEC_", "GIT_", "MODELBOX_")):
             monkeypatch.delenv(name)
+    # No AWS profile, config file or instance metadata can leak in either.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
@@ -98,3 +104,10 @@ def git() -> Git:
         return proc.stdout
 
     return _git
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS on loopback) for the whole session."""
+    with running_s3_server(tmp_path_factory.mktemp("s3server")) as server:
+        yield server

@@ -1,0 +1,74 @@
+"""What the store needs from a place that holds objects: a local folder or an fsspec URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+from modelbox.objects.hashing import FileDigest
+
+
+class Reader(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Keys are relative to the store's root and use ``/``.
+
+    Methods raise the dependency's own errors; callers wrap them in :meth:`errors`. A
+    missing key raises ``FileNotFoundError``.
+    """
+
+    url: str
+    read_size: int
+    """How many bytes to ask for per read of a stream from :meth:`open_read`."""
+
+    def location(self, key: str) -> str:
+        """The full, human-readable location of ``key`` (a path or a URL)."""
+        ...
+
+    def errors(self) -> AbstractContextManager[None]:
+        """The context manager translating this backend's errors into modelbox.errors."""
+        ...
+
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` exist, asked in as few requests as is sensible."""
+        ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix``."""
+        ...
+
+    def upload(
+        self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
+    ) -> None:
+        """Store ``source`` under ``key``, verified to hash to ``expected`` as it is read.
+
+        ``advance`` is called with each chunk's size. Nothing appears under ``key`` unless
+        the whole, verified content does.
+        """
+        ...
+
+    def buffer(self, size: int) -> AbstractContextManager[None]:
+        """Hold ``size`` bytes of the store's memory budget while a chunk is in memory."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` at once."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole content of a small object."""
+        ...
+
+    def open_read(self, key: str) -> Reader:
+        """A stream of the content of ``key``."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete ``keys``; those already gone are ignored."""
+        ...

@@ -1,0 +1,31 @@
+"""Where an object lives inside a store or cache: format 1 of the object layout.
+
+An object with SHA-256 ``d`` (64 lowercase hex digits) lives at
+``sha256/<d[:2]>/<d[2:]>`` under the store's root. docs/store.md promises this layout.
+"""
+
+from __future__ import annotations
+
+import re
+
+from modelbox.objects.hashing import check_digest
+
+FORMAT = 1
+PREFIX = "sha256"
+_KEY = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{62})")
+
+
+def relative_key(digest: str) -> str:
+    """The key of ``digest`` relative to a store's root.
+
+    Raises:
+        InvalidValueError: ``digest`` is not a SHA-256 digest.
+    """
+    check_digest(digest)
+    return f"{PREFIX}/{digest[:2]}/{digest[2:]}"
+
+
+def digest_of(key: str) -> str | None:
+    """The digest stored at a relative ``key``, or None if ``key`` is not an object's key."""
+    match = _KEY.fullmatch(key)
+    return match[1] + match[2] if match else None

@@ -1,0 +1,84 @@
+"""A store in a local folder, with plain file operations (no fsspec)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, closing
+from pathlib import Path
+
+from modelbox.objects._backend import Reader
+from modelbox.objects._errors import local_errors
+from modelbox.objects._files import atomic_write, remove_stale_temps
+from modelbox.objects.hashing import CHUNK_SIZE, FileDigest, read_verified
+
+
+class LocalBackend:
+    """Objects are read-only files; each is written to a temp file beside its final path,
+    fsynced and renamed, so a reader never sees a partial object."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = str(root)
+        self.read_size = CHUNK_SIZE
+        self._cleaned: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def location(self, key: str) -> str:
+        return str(self.root / key)
+
+    def errors(self) -> AbstractContextManager[None]:
+        return local_errors(self.url)
+
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        # A stat is cheaper than listing a folder, so there is no bulk path here.
+        return {key for key in keys if (self.root / key).is_file()}
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        top = self.root / prefix
+        for folder, _, files in os.walk(top):
+            relative = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                yield f"{relative}/{name}"
+
+    def upload(
+        self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
+    ) -> None:
+        final = self.root / key
+        self._clean(final.parent)
+        with (
+            closing(read_verified(source, expected, CHUNK_SIZE)) as chunks,
+            atomic_write(final, readonly=True) as stream,
+        ):
+            for chunk in chunks:
+                stream.write(chunk)
+                advance(len(chunk))
+
+    def buffer(self, size: int) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        final = self.root / key
+        self._clean(final.parent)
+        with atomic_write(final, readonly=True) as stream:
+            stream.write(data)
+
+    def read_bytes(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def open_read(self, key: str) -> Reader:
+        return open(self.root / key, "rb")
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / key)
+
+    def _clean(self, folder: Path) -> None:
+        with self._lock:
+            if folder in self._cleaned:
+                return
+            self._cleaned.add(folder)
+        remove_stale_temps(folder)

@@ -1,0 +1,295 @@
+"""A store at an fsspec URL (``s3://``, ``gs://``, ``memory://``...).
+
+Storage options come from the environment only: the standard variables of each protocol's
+SDK, plus fsspec's own configuration (``FSSPEC_<PROTOCOL>[_<OPTION>]`` variables and
+``~/.config/fsspec``), which overrides the defaults chosen here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, closing
+from pathlib import Path
+from typing import Any
+
+from modelbox.errors import InvalidValueError
+from modelbox.objects._backend import Reader
+from modelbox.objects._errors import cleanup_errors, fsspec_errors
+from modelbox.objects._malloc import pin_mmap_threshold
+from modelbox.objects.hashing import FileDigest, read_verified
+
+logger = logging.getLogger(__name__)
+
+PART_SIZE = 8 << 20
+"""Bytes per multipart-upload part, and the largest object sent in a single PUT."""
+_MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
+_FEW = 32
+"""Up to this many keys, ``existing`` asks about each; above, it lists the store once."""
+_EXISTS_JOBS = 8
+_BUFFER_BUDGET = 4 * PART_SIZE
+"""Bytes of object content held in memory at once by all transfers of one store.
+
+Each buffer costs about twice its size while it is sent (aiohttp copies the body), so this
+keeps a store's transfers near 100 MiB whatever the number of jobs.
+"""
+
+
+def open_remote(url: str) -> FsspecBackend:
+    """Open the fsspec filesystem for ``url``, configured from the environment.
+
+    Raises:
+        InvalidValueError: the URL's protocol is unknown or its package is not installed.
+    """
+    import fsspec
+    import fsspec.core
+
+    protocol = url.split("://", 1)[0].lower()
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as error:
+        raise InvalidValueError(f"cannot use the store {url}: {error}") from error
+    protocols = cls.protocol if isinstance(cls.protocol, (tuple, list)) else (cls.protocol,)
+    options = _default_options(protocols)
+    configured = _fsspec_config(protocols)
+    client_kwargs = {**options.get("client_kwargs", {}), **configured.get("client_kwargs", {})}
+    options.update(configured)
+    if client_kwargs:
+        options["client_kwargs"] = client_kwargs
+    endpoint = options.get("endpoint_url") or client_kwargs.get("endpoint_url")
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **options)
+    except (ValueError, TypeError) as error:
+        raise InvalidValueError(f"cannot use the store {url}: {error}") from error
+    pin_mmap_threshold()
+    return FsspecBackend(fs, url.rstrip("/"), root.rstrip("/"), protocol, endpoint)
+
+
+def _fsspec_config(protocols: Iterable[str]) -> dict[str, Any]:
+    """fsspec's configuration for these protocols as the environment says *now*.
+
+    fsspec reads its files and ``FSSPEC_*`` variables once, when it is imported; read them
+    again so that a long-lived process (or a test) sees the current environment.
+    """
+    import fsspec.config
+
+    conf: dict[str, dict[str, Any]] = {}
+    default_dir = os.path.join(os.path.expanduser("~"), ".config", "fsspec")
+    fsspec.config.set_conf_files(os.environ.get("FSSPEC_CONFIG_DIR", default_dir), conf)
+    fsspec.config.set_conf_env(conf)
+    merged: dict[str, Any] = {}
+    for name in protocols:
+        merged.update(conf.get(name, {}))
+    return merged
+
+
+def _default_options(protocols: Iterable[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
+    if "s3" not in protocols:
+        return options
+    options.update(
+        # s3fs defaults to 50 MiB blocks and 10 parts in flight per file (~1 GiB for one
+        # large file); modelbox streams its own parts, but keep fsspec's own paths small.
+        default_block_size=PART_SIZE,
+        default_cache_type="none",
+        max_concurrency=1,
+        fixed_upload_size=True,
+    )
+    # botocore >= 1.31 reads AWS_ENDPOINT_URL[_S3] itself; pass it on so that older
+    # releases allowed by our requirements reach the same endpoint.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    # botocore reads only AWS_DEFAULT_REGION; the other SDKs (and users) also set AWS_REGION.
+    region = os.environ.get("AWS_REGION")
+    if region and not os.environ.get("AWS_DEFAULT_REGION"):
+        options["client_kwargs"] = {"region_name": region}
+    return options
+
+
+class FsspecBackend:
+    """Objects in an fsspec filesystem under ``root`` (the URL without its protocol)."""
+
+    def __init__(self, fs: Any, url: str, root: str, protocol: str, endpoint: str | None) -> None:
+        self.fs = fs
+        self.url = url
+        self.root = root
+        self.protocol = protocol
+        self.endpoint = endpoint
+        protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+        self._is_s3 = "s3" in protocols
+        self.read_size = PART_SIZE
+        self._budget = _ByteBudget(_BUFFER_BUDGET)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if self.root else key
+
+    def location(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    def errors(self) -> AbstractContextManager[None]:
+        return fsspec_errors(self.url, self.protocol, self.endpoint)
+
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(keys))
+        if len(wanted) > _FEW:
+            # One paginated listing (1,000 keys a request on S3) instead of a request each.
+            present = set(self.list_keys(os.path.commonpath(wanted)))
+            return {key for key in wanted if key in present}
+        with ThreadPoolExecutor(max_workers=_EXISTS_JOBS) as pool:
+            found = list(pool.map(lambda key: self.fs.exists(self._path(key)), wanted))
+        return {key for key, exists in zip(wanted, found, strict=True) if exists}
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        top = self._path(prefix).strip("/")
+        if self._is_s3 and self.root:
+            # With ``prefix``, s3fs lists once and does not HEAD the path when nothing is there.
+            found = self.fs.find(self.root, prefix=f"{prefix}/")
+        else:
+            found = self.fs.find(self._path(prefix))
+        for path in found:
+            relative = path.strip("/")
+            if relative.startswith(top + "/"):
+                yield relative[len(self.root.strip("/")) :].lstrip("/")
+
+    def upload(
+        self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
+    ) -> None:
+        part_size = self._part_size(expected.size)
+        with closing(read_verified(source, expected, part_size)) as chunks:
+            if expected.size <= PART_SIZE:
+                # One PUT: the object appears whole or not at all.
+                with self.buffer(expected.size):
+                    data = b"".join(chunks)
+                    self.fs.pipe_file(self._path(key), data)
+                advance(expected.size)
+            elif self._is_s3:
+                self._multipart_upload(chunks, part_size, key, advance)
+            else:
+                self._upload_via_temp(chunks, key, advance)
+
+    def _part_size(self, size: int) -> int:
+        needed = math.ceil(size / _MAX_PARTS)
+        return max(PART_SIZE, math.ceil(needed / (1 << 20)) << 20)
+
+    def _multipart_upload(
+        self, chunks: Iterator[bytes], part_size: int, key: str, advance: Callable[[int], None]
+    ) -> None:
+        bucket, name, _ = self.fs.split_path(self._path(key))
+        upload = self.fs.call_s3("create_multipart_upload", Bucket=bucket, Key=name)
+        upload_id = upload["UploadId"]
+        completed = False
+        try:
+            parts = []
+            # read_verified raises after the last chunk if the source changed, so a part
+            # list that reaches complete_multipart_upload is always the verified content.
+            for number in itertools.count(1):
+                with self.buffer(part_size):
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        break
+                    answer = self.fs.call_s3(
+                        "upload_part",
+                        Bucket=bucket,
+                        Key=name,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=chunk,
+                    )
+                    size = len(chunk)
+                    del chunk  # free the part before reading the next one
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                advance(size)
+            self.fs.call_s3(
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=name,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+            completed = True
+        finally:
+            if not completed:
+                self._abort(bucket, name, upload_id)
+
+    def _abort(self, bucket: str, name: str, upload_id: str) -> None:
+        try:
+            self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=name, UploadId=upload_id)
+        except cleanup_errors() as error:
+            # The parts stay invisible; a bucket lifecycle rule (docs/store.md) reaps them.
+            logger.warning("could not abort the multipart upload of %s/%s: %s", bucket, name, error)
+
+    def _upload_via_temp(
+        self, chunks: Iterator[bytes], key: str, advance: Callable[[int], None]
+    ) -> None:
+        # Filesystems without multipart semantics may show a file while it is being
+        # written: write it under tmp/ and move it into place once verified.
+        temp = self._path(f"tmp/{secrets.token_hex(16)}")
+        moved = False
+        try:
+            with self.fs.open(temp, "wb") as stream:
+                for chunk in chunks:
+                    stream.write(chunk)
+                    advance(len(chunk))
+            self.fs.mv(temp, self._path(key))
+            moved = True
+        finally:
+            if not moved:
+                with contextlib.suppress(*cleanup_errors()):
+                    self.fs.rm_file(temp)
+
+    def buffer(self, size: int) -> AbstractContextManager[None]:
+        return self._budget.hold(size)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._path(key), data)
+
+    def read_bytes(self, key: str) -> bytes:
+        data: bytes = self.fs.cat_file(self._path(key))
+        return data
+
+    def open_read(self, key: str) -> Reader:
+        # No read-ahead cache: each read(read_size) is one ranged GET, nothing more is held.
+        reader: Reader = self.fs.open(self._path(key), "rb", cache_type="none")
+        return reader
+
+    def delete(self, keys: Iterable[str]) -> None:
+        paths = [self._path(key) for key in keys]
+        if not paths:
+            return
+        try:
+            self.fs.rm(paths)
+        except FileNotFoundError:
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(path)
+
+
+class _ByteBudget:
+    """A semaphore counted in bytes: holders of more than the limit are let in alone."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._condition = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        size = min(size, self._limit)
+        with self._condition:
+            while self._used + size > self._limit:
+                self._condition.wait()
+            self._used += size
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._used -= size
+                self._condition.notify_all()

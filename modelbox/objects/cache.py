@@ -1,0 +1,143 @@
+"""Where modelbox caches things on this machine, and the persistent cache of file hashes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from types import TracebackType
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    device INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+) WITHOUT ROWID
+"""
+
+
+def default_cache_dir() -> Path:
+    """The machine-wide cache folder shared by every registry.
+
+    ``$MODELBOX_CACHE_DIR``, else ``$XDG_CACHE_HOME/modelbox``, else ``~/.cache/modelbox``.
+    """
+    explicit = os.environ.get("MODELBOX_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "modelbox"
+    return Path.home() / ".cache" / "modelbox"
+
+
+class HashCache:
+    """SHA-256 of files keyed by (absolute path, size, mtime_ns, inode, device).
+
+    Backed by an SQLite database in WAL mode, so several processes can read and write it at
+    once. The cache is only an optimisation: when the database cannot be opened or written,
+    it logs why and behaves as empty; it never makes hashing fail.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._broken = False
+
+    @classmethod
+    def default(cls) -> HashCache:
+        """The cache at ``default_cache_dir() / "hashes.sqlite"``."""
+        return cls(default_cache_dir() / "hashes.sqlite")
+
+    def lookup(self, path: Path, stat: os.stat_result) -> str | None:
+        """The cached digest of ``path`` if it was hashed with exactly this ``stat``."""
+        with self._lock:
+            connection = self._connect()
+            if connection is None:
+                return None
+            try:
+                row = connection.execute(
+                    "SELECT size, mtime_ns, inode, device, sha256 FROM hashes WHERE path = ?",
+                    (str(path),),
+                ).fetchone()
+            except sqlite3.Error as error:
+                logger.debug("hash cache %s unreadable: %s", self.path, error)
+                return None
+        if row is None or tuple(row[:4]) != _key(stat):
+            return None
+        return str(row[4])
+
+    def store(self, path: Path, stat: os.stat_result, sha256: str) -> None:
+        """Remember that ``path`` with this ``stat`` hashes to ``sha256``."""
+        with self._lock:
+            connection = self._connect()
+            if connection is None:
+                return
+            try:
+                connection.execute(
+                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+                    (str(path), *_key(stat), sha256),
+                )
+            except sqlite3.Error as error:
+                # Another process may hold the write lock past busy_timeout: losing one
+                # entry only costs a re-hash later.
+                logger.debug("hash cache %s not updated: %s", self.path, error)
+
+    def close(self) -> None:
+        """Close the database; the cache reopens it if used again."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> HashCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._connection is not None or self._broken:
+            return self._connection
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as error:
+            logger.warning("hash cache %s disabled: %s", self.path, error)
+            self._broken = True
+            return None
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+        except sqlite3.Error as error:
+            connection.close()
+            logger.warning("hash cache %s disabled: %s", self.path, error)
+            self._broken = True
+            return None
+        self._connection = connection
+        return connection
+
+
+def _key(stat: os.stat_result) -> tuple[int, int, int, int]:
+    # SQLite integers are signed 64-bit; inode numbers may use the full unsigned range.
+    return (stat.st_size, stat.st_mtime_ns, _signed(stat.st_ino), _signed(stat.st_dev))
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= (1 << 63) else value

@@ -1,0 +1,136 @@
+"""SHA-256 of files, streamed in fixed-size chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelbox.errors import ArtifactError, InvalidValueError
+
+if TYPE_CHECKING:
+    from modelbox.objects.cache import HashCache
+
+CHUNK_SIZE = 1 << 20
+"""Bytes read per step when hashing or copying; large enough to reach hashlib's full speed."""
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+_RACY_NS = 2_000_000_000
+"""A file modified this recently may change again within the same mtime tick: don't cache it."""
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """The SHA-256 (lowercase hex) and size in bytes of a file's content."""
+
+    sha256: str
+    size: int
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` if it is 64 lowercase hex characters.
+
+    Raises:
+        InvalidValueError: it is not.
+    """
+    if not _DIGEST.fullmatch(digest):
+        raise InvalidValueError(f"{digest!r} is not a SHA-256 digest (64 lowercase hex digits)")
+    return digest
+
+
+def hash_file(path: Path, *, cache: HashCache | None = None) -> FileDigest:
+    """Hash the content of ``path`` without reading it into memory at once.
+
+    With a ``cache``, an unchanged file (same size, mtime, inode and device as when it was
+    last hashed) costs one ``stat`` and is not read.
+
+    Raises:
+        ArtifactError: the file is missing, unreadable, not a regular file, or changed while
+            it was being hashed.
+    """
+    path = Path(os.path.abspath(path))
+    before = _stat(path)
+    if cache is not None:
+        known = cache.lookup(path, before)
+        if known is not None:
+            return FileDigest(known, before.st_size)
+    started_ns = time.time_ns()
+    hasher = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            while count := stream.readinto(buffer):
+                hasher.update(view[:count])
+    except OSError as error:
+        raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
+    after = _stat(path)
+    if stat_changed(before, after):
+        raise ArtifactError(
+            f"{path} changed while it was being hashed; wait until it is completely written "
+            "and try again"
+        )
+    digest = FileDigest(hasher.hexdigest(), after.st_size)
+    if cache is not None and started_ns - after.st_mtime_ns > _RACY_NS:
+        cache.store(path, after, digest.sha256)
+    return digest
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        result = os.stat(path)
+    except OSError as error:
+        raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
+    if not stat.S_ISREG(result.st_mode):
+        raise ArtifactError(f"{path} is not a regular file")
+    return result
+
+
+def stat_changed(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether two ``stat`` results of one path tell of different content."""
+    return (before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ino,
+        after.st_dev,
+    )
+
+
+def read_verified(path: Path, expected: FileDigest, chunk_size: int) -> Generator[bytes]:
+    """Yield the content of ``path`` in chunks of ``chunk_size`` bytes, hashing it on the way.
+
+    After the last chunk, checks that the bytes read hash to ``expected`` and that the file
+    was not modified meanwhile; an uploader consumes every chunk before it publishes. Use
+    it in ``contextlib.closing`` so that an abandoned upload closes the file at once.
+
+    Raises:
+        ArtifactError: the file is unreadable, or its content is not ``expected`` (it changed
+            since it was hashed, or while it was being read).
+    """
+    before = _stat(path)
+    if before.st_size != expected.size:
+        raise ArtifactError(
+            f"{path} changed since it was hashed ({before.st_size} bytes, expected "
+            f"{expected.size}); add it again"
+        )
+    hasher = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(chunk_size):
+                hasher.update(chunk)
+                yield chunk
+    except OSError as error:
+        raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
+    after = _stat(path)
+    if stat_changed(before, after) or hasher.hexdigest() != expected.sha256:
+        raise ArtifactError(
+            f"{path} changed while it was being uploaded (or since it was hashed); "
+            "wait until it is completely written and add it again"
+        )

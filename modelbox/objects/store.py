@@ -1,0 +1,214 @@
+"""The checksum-addressed object store: open one by URL, put and get files by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from modelbox.errors import InvalidValueError, ObjectCorruptError, ObjectMissingError
+from modelbox.objects import transfer
+from modelbox.objects._backend import Backend
+from modelbox.objects._errors import names_missing_bucket
+from modelbox.objects._layout import digest_of, relative_key
+from modelbox.objects._local import LocalBackend
+from modelbox.objects._progress import Progress, wanted
+from modelbox.objects.cache import default_cache_dir
+from modelbox.objects.hashing import FileDigest, check_digest
+
+
+def open_store(url: str, *, cache_dir: Path | None = None) -> ObjectStore:
+    """Open the object store at ``url``: a local path, a ``file://`` URL or any fsspec URL.
+
+    Nothing is contacted yet. Credentials and options come from the environment only (see
+    docs/store.md). ``cache_dir`` overrides :func:`default_cache_dir` for the local object
+    cache.
+
+    Raises:
+        InvalidValueError: the URL is empty, or its protocol is unknown or not installed.
+    """
+    if not url:
+        raise InvalidValueError("the store URL is empty; give a folder or a URL such as s3://b/p")
+    backend: Backend
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("", "file", "local"):
+        backend = LocalBackend(_local_root(url))
+    else:
+        from modelbox.objects._remote import open_remote
+
+        backend = open_remote(url)
+    return ObjectStore(backend, cache_dir=cache_dir)
+
+
+def _local_root(url: str) -> Path:
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidValueError(f"{url}: a file:// URL cannot name another host")
+        url = unquote(parts.path)
+    return Path(os.path.abspath(Path(url).expanduser()))
+
+
+class ObjectStore:
+    """Objects addressed by SHA-256, under ``<root>/sha256/<2 hex>/<62 hex>`` (format 1)."""
+
+    def __init__(self, backend: Backend, *, cache_dir: Path | None = None) -> None:
+        self._backend = backend
+        self._cache_dir = cache_dir
+        self.url: str = backend.url
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    def key(self, digest: str) -> str:
+        """Where the object ``digest`` lives: ``<root>/sha256/<first 2 hex>/<other 62>``.
+
+        Raises:
+            InvalidValueError: ``digest`` is not 64 lowercase hex digits.
+        """
+        return self._backend.location(relative_key(digest))
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """The digests among ``digests`` that the store does not hold.
+
+        Asks about each object when there are few, and lists the store once when there are
+        many.
+
+        Raises:
+            InvalidValueError: a digest is malformed.
+            StoreError: the store cannot be listed (see the subclasses for why).
+        """
+        keys = {relative_key(digest): digest for digest in digests}
+        with self._backend.errors():
+            present = self._backend.existing(keys)
+        return {digest for key, digest in keys.items() if key not in present}
+
+    def put_files(
+        self,
+        items: Sequence[tuple[Path, FileDigest]],
+        *,
+        jobs: int = 8,
+        progress: bool | None = None,
+    ) -> int:
+        """Upload the files the store does not hold yet, ``jobs`` at a time.
+
+        Each file is hashed again while it is sent; an object appears under its key only
+        whole and verified. Returns how many objects were uploaded.
+
+        Raises:
+            ArtifactError: a file is unreadable or changed since it was hashed.
+            StoreError: the store failed (StoreAccessError, StoreUnreachableError...).
+        """
+        unique = {digest.sha256: (Path(path), digest) for path, digest in reversed(items)}
+        absent = self.missing(unique)
+        todo = [unique[digest] for digest in sorted(absent)]
+        total = sum(digest.size for _, digest in todo)
+        with Progress("upload", total, len(todo), enabled=wanted(progress)) as bar:
+            work = transfer.Transfer(bar)
+            transfer.run_parallel(
+                work, lambda item: transfer.upload(self._backend, work, item), todo, jobs
+            )
+        return len(todo)
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store a small object held in memory (a directory manifest...); return its digest.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        key = relative_key(digest)
+        with self._backend.errors():
+            if not self._backend.existing([key]):
+                self._backend.write_bytes(key, data)
+        return digest
+
+    def get_files(
+        self,
+        items: Sequence[tuple[str, int, Path]],
+        *,
+        jobs: int = 8,
+        progress: bool | None = None,
+        verify: bool = False,
+    ) -> None:
+        """Place each object ``(digest, size, dest)`` at ``dest``, through the local cache.
+
+        An object missing from the cache is downloaded into it, its SHA-256 checked while it
+        streams. A cached copy is trusted if its size is right, or with ``verify`` only if
+        its content hashes right (a bad copy is fetched again). ``dest`` is then a hardlink
+        to the cached copy where possible (read-only, like the cache), else a reflink or a
+        copy; it appears only whole, and its parent folders are created.
+
+        Raises:
+            InvalidValueError: a digest is malformed.
+            ObjectMissingError: the store has no such object.
+            ObjectCorruptError: the stored object does not match its digest; nothing was
+                cached or placed for it.
+            ArtifactError: a destination cannot be written.
+            StoreError: the store or the local cache failed.
+        """
+        grouped: dict[str, tuple[int, list[Path]]] = {}
+        for digest, size, dest in items:
+            check_digest(digest)
+            grouped.setdefault(digest, (size, []))[1].append(Path(dest))
+        todo = [(digest, size, dests) for digest, (size, dests) in grouped.items()]
+        cache = transfer.ObjectCache(self._objects_dir())
+        total = sum(size for _, size, _ in todo)
+        with Progress("download", total, len(items), enabled=wanted(progress)) as bar:
+            work = transfer.Transfer(bar)
+            transfer.run_parallel(
+                work,
+                lambda item: transfer.download(self._backend, cache, work, item, verify=verify),
+                todo,
+                jobs,
+            )
+
+    def open_bytes(self, digest: str) -> bytes:
+        """The content of a small object, verified.
+
+        Raises:
+            InvalidValueError: ``digest`` is malformed.
+            ObjectMissingError: the store has no such object.
+            ObjectCorruptError: its content does not hash to ``digest``.
+            StoreError: the store failed.
+        """
+        key = relative_key(digest)
+        with self._backend.errors():
+            try:
+                data = self._backend.read_bytes(key)
+            except FileNotFoundError as error:
+                if names_missing_bucket(error):
+                    raise
+                raise ObjectMissingError(digest, self.url) from error
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise ObjectCorruptError(digest, self.key(digest), actual)
+        return data
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every digest the store holds, in no particular order.
+
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+        with self._backend.errors():
+            for key in self._backend.list_keys("sha256"):
+                digest = digest_of(key)
+                if digest is not None:
+                    yield digest
+
+    def delete(self, digests: Iterable[str]) -> None:
+        """Delete objects; digests the store does not hold are ignored.
+
+        Raises:
+            InvalidValueError: a digest is malformed.
+            StoreError: the store failed.
+        """
+        keys = [relative_key(digest) for digest in digests]
+        with self._backend.errors():
+            self._backend.delete(keys)
+
+    def _objects_dir(self) -> Path:
+        return (self._cache_dir or default_cache_dir()) / "objects"
