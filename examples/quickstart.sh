@@ -24,6 +24,15 @@ run modelbox tag ai/vision/yolo@v1 production
 run modelbox resolve ai/vision/yolo:staging
 run modelbox meta set ai/vision/yolo@v2 dataset '"coco-2017"'
 run modelbox version list ai/vision/yolo
+mkdir -p "$work/weights/hf-export"
+head -c 2000000 /dev/urandom > "$work/weights/model.pt"
+echo '{"hidden_size": 64}' > "$work/weights/hf-export/config.json"
+head -c 500000 /dev/urandom > "$work/weights/hf-export/model.safetensors"
+run modelbox artifact add ai/vision/yolo@v2 "$work/weights/model.pt" --type MODEL
+run modelbox artifact add ai/vision/yolo@v2 "$work/weights/hf-export"
+run modelbox artifact list ai/vision/yolo@v2
+run modelbox get ai/vision/yolo:staging -o "$work/deploy"
+run find "$work/deploy" -type f
 run modelbox log ai/vision/yolo
 run git for-each-ref refs/modelbox
 run git log --oneline

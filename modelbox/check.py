@@ -15,13 +15,17 @@ from typing import TypeVar
 from modelbox import layout
 from modelbox.documents import parse_settings, parse_tags
 from modelbox.errors import ManifestError, ModelboxError
-from modelbox.manifests import ModelManifest, VersionManifest, parse
+from modelbox.manifests import ArtifactPointer, ModelManifest, VersionManifest, parse
 from modelbox.names import RESERVED_TAGS
 from modelbox.refs import Snapshot
-from modelbox.registry import Registry
+from modelbox.registry import Registry, ref_collisions
 
 T = TypeVar("T")
-_MODEL_ENTRIES = {layout.MODEL_FILE, layout.TAGS_FILE, layout.VERSIONS_DIR, layout.METRICS_FILE}
+_MODEL_ENTRIES = {
+    layout.MODEL_FILE, layout.TAGS_FILE, layout.VERSIONS_DIR, layout.METRICS_FILE,
+    layout.ARTIFACTS_DIR,
+}
+_VERSION_ENTRIES = {layout.VERSION_FILE, layout.METRICS_FILE, layout.ARTIFACTS_DIR}
 
 
 @dataclass(frozen=True)
@@ -90,11 +94,13 @@ def _check_model(snap: Snapshot, directory: str, entries: dict[str, bool]) -> li
             continue
         data = snap.read(vpath) or b""
         version = _guard(problems, functools.partial(parse, VersionManifest, vpath, data))
+        problems.extend(_check_entries(snap, f"{vdir}/{name}", _VERSION_ENTRIES))
         if isinstance(version, VersionManifest):
             versions[name] = version
             if (version.model, version.version) != (expected, name):
                 problems.append(Problem(vpath, f"names {version.model}@{version.version} but "
                                         f"sits at {expected}@{name}; fix model/version"))
+    problems.extend(_check_artifacts(snap, directory))
     tpath = f"{directory}/{layout.TAGS_FILE}"
     tag_data = snap.read(tpath)
     tags = _guard(problems, lambda: parse_tags(tpath, tag_data)) if tag_data else {}
@@ -111,9 +117,54 @@ def _check_model(snap: Snapshot, directory: str, entries: dict[str, bool]) -> li
     return problems
 
 
+def _check_entries(snap: Snapshot, directory: str, known: set[str]) -> list[Problem]:
+    problems = [
+        Problem(f"{directory}/{name}", "unknown entry in a version folder; remove it")
+        for name, _ in snap.listdir(directory) if name not in known
+    ]
+    return problems + _check_artifacts(snap, directory)
+
+
+def _check_artifacts(snap: Snapshot, owner: str) -> list[Problem]:
+    """Every pointer parses, sits where its path says, and names a stored or tracked file."""
+    root = f"{owner}/{layout.ARTIFACTS_DIR}"
+    problems: list[Problem] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        for name, is_dir in snap.listdir(folder):
+            full = f"{folder}/{name}"
+            if is_dir:
+                stack.append(full)
+                continue
+            if not name.endswith(".json"):
+                problems.append(Problem(full, "not a pointer file: commit a pointer "
+                                        "(`modelbox artifact add`), not the artifact itself"))
+                continue
+            data = snap.read(full) or b""
+            pointer = _guard(problems, functools.partial(parse, ArtifactPointer, full, data))
+            if not isinstance(pointer, ArtifactPointer):
+                continue
+            expected = full[len(root) + 1 : -len(".json")]
+            if pointer.path != expected:
+                problems.append(Problem(full, f"path: says {pointer.path!r} but the file sits "
+                                        f"at {expected!r}; rename one of them"))
+            if (pointer.sha256 is None) == (pointer.uri is None):
+                problems.append(Problem(full, "a pointer needs exactly one of sha256 (stored) "
+                                        "or uri (tracked)"))
+    return problems
+
+
 def _check_refs(registry: Registry) -> list[Problem]:
     desired = registry.all_desired_refs()
     actual = registry.repo.refs_under(layout.TAG_REF_PREFIX)
+    collisions = ref_collisions(desired)
+    if collisions:  # no sync can fix these: a manifest must change first
+        return [
+            Problem(short, f"collides with {long}: Git cannot hold both tag refs; untag "
+                    f"{short} or rename the model")
+            for short, long in collisions
+        ]
     problems = []
     for name in sorted(desired.keys() | actual.keys()):
         if name not in actual:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from modelbox.artifacts import Artifact
 from modelbox.audit import AuditEvent
 from modelbox.errors import InvalidValueError
 from modelbox.frameworks import MLFramework
@@ -73,13 +74,18 @@ class ModelBoxClient:
         artifacts: Iterable[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Model:
-        """Create a model (``name`` may carry its namespace: ``ai/vision/yolo``)."""
-        _no_artifacts_yet(artifacts)
+        """Create a model (``name`` may carry its namespace: ``ai/vision/yolo``).
+
+        ``artifacts`` are tracked (URIs) or uploaded (local paths) in the same batch.
+        """
         ref = parse_model(name, namespace)
-        manifest = self.registry.create_model(
-            ref, owner=owner, task=task, description=description, metadata=metadata
-        )
-        return Model(self, manifest)
+        with self.registry.batch():
+            manifest = self.registry.create_model(
+                ref, owner=owner, task=task, description=description, metadata=metadata
+            )
+            model = Model(self, manifest)
+            model._attach(artifacts)
+        return model
 
     def create_model(
         self,
@@ -133,7 +139,56 @@ class ModelBoxClient:
         return self.registry.log(str(parse_reference(target)) if target else None)
 
 
-class Model:
+class _HasArtifacts:
+    """upload_artifact / track_artifacts / artifacts / download_artifacts, shared by models
+    and versions (seed 003: the same API on every object)."""
+
+    _client: ModelBoxClient
+
+    @property
+    def _target(self) -> Reference:
+        raise NotImplementedError  # each subclass names itself
+
+    def upload_artifact(
+        self, files: Iterable[str | Path], file_type: str | None = None
+    ) -> list[Artifact]:
+        """Upload local files or folders; objects the store has are not sent again."""
+        from modelbox import artifacts
+        from modelbox.filetypes import FileType
+
+        kind = FileType(file_type) if file_type else None
+        return artifacts.add(self._client.registry, self._target, [Path(f) for f in files],
+                             file_type=kind)
+
+    def track_artifacts(self, files: Iterable[str]) -> list[Artifact]:
+        """Record external files by URI (s3://, gs://, https://...) without copying them."""
+        from modelbox import artifacts
+
+        return artifacts.track(self._client.registry, self._target, list(files))
+
+    def artifacts(self) -> list[Artifact]:
+        from modelbox import artifacts
+
+        return artifacts.list_artifacts(self._client.registry, self._target)
+
+    def download_artifacts(self, dest: str | Path = ".") -> list[Path]:
+        """Place every artifact under ``dest``, verified; return the files placed."""
+        from modelbox import artifacts
+
+        return artifacts.get(self._client.registry, self._target, Path(dest))
+
+    def _attach(self, artifacts: Iterable[str | Path] | None) -> None:
+        """Seed semantics: URIs are tracked, local paths uploaded."""
+        items = [str(a) for a in artifacts or []]
+        uris = [a for a in items if "://" in a]
+        local = [a for a in items if "://" not in a]
+        if uris:
+            self.track_artifacts(uris)
+        if local:
+            self.upload_artifact(local)
+
+
+class Model(_HasArtifacts):
     """A model: common metadata of every version trained for one task."""
 
     def __init__(self, client: ModelBoxClient, manifest: ModelManifest) -> None:
@@ -145,6 +200,10 @@ class Model:
     @property
     def _ref(self) -> ModelName:
         return ModelName(self._manifest.namespace, self._manifest.name)
+
+    @property
+    def _target(self) -> Reference:
+        return Reference(self._ref)
 
     @property
     def id(self) -> str:
@@ -175,13 +234,18 @@ class Model:
         unique_tags: Iterable[str] | None = None,
         framework: MLFramework | str = MLFramework.UNKNOWN,
     ) -> ModelVersion:
-        """Create a version of this model; ``unique_tags`` must not be taken."""
-        _no_artifacts_yet(artifacts)
-        manifest = self._client.registry.create_version(
-            self._ref, version, name=name, description=description, framework=framework,
-            metadata=metadata, tags=list(unique_tags or []),
-        )
-        return ModelVersion(self._client, manifest)
+        """Create a version of this model; ``unique_tags`` must not be taken.
+
+        ``artifacts`` are tracked (URIs) or uploaded (local paths) in the same batch.
+        """
+        with self._client.registry.batch():
+            manifest = self._client.registry.create_version(
+                self._ref, version, name=name, description=description, framework=framework,
+                metadata=metadata, tags=list(unique_tags or []),
+            )
+            created = ModelVersion(self._client, manifest)
+            created._attach(artifacts)
+        return created
 
     def versions(self, *, archived: bool = False) -> list[ModelVersion]:
         return [
@@ -211,7 +275,7 @@ class Model:
         return self._client.registry.metrics(Reference(self._ref))
 
 
-class ModelVersion:
+class ModelVersion(_HasArtifacts):
     """A trained model: one version of a :class:`Model`."""
 
     def __init__(self, client: ModelBoxClient, manifest: VersionManifest) -> None:
@@ -227,6 +291,10 @@ class ModelVersion:
     @property
     def _ref(self) -> Reference:
         return Reference(self._model, version=self._manifest.version)
+
+    @property
+    def _target(self) -> Reference:
+        return self._ref
 
     @property
     def id(self) -> str:
@@ -292,10 +360,3 @@ def _is_registry(path: Path) -> bool:
     except RegistryNotFoundError:
         return False
     return True
-
-
-def _no_artifacts_yet(artifacts: Iterable[str] | None) -> None:
-    if artifacts:
-        raise InvalidValueError(
-            "artifacts need the object store; use upload_artifact / track_artifacts"
-        )

@@ -5,6 +5,7 @@
     models/<namespace...>/<name>/_tags.json          its unique tags, tag -> version
     models/<namespace...>/<name>/_versions/<v>/_version.json
     .../_metrics.json                                metric series beside a model or version
+    .../_artifacts/<path>.json                       one pointer per artifact
 
 Entries modelbox owns start with ``_``, which no name segment may start with, so a model
 ``ai/vision`` and a model ``ai/vision/yolo`` can share a folder without colliding.
@@ -21,6 +22,7 @@ TAGS_FILE = "_tags.json"
 VERSIONS_DIR = "_versions"
 VERSION_FILE = "_version.json"
 METRICS_FILE = "_metrics.json"
+ARTIFACTS_DIR = "_artifacts"
 TAG_REF_PREFIX = "refs/modelbox/tags/"
 
 

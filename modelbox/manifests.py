@@ -23,6 +23,7 @@ from pydantic import (
 
 from modelbox import canonical
 from modelbox.errors import ManifestError
+from modelbox.filetypes import FileType
 from modelbox.frameworks import MLFramework
 
 FORMAT = 1
@@ -40,7 +41,7 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _Document(BaseModel):
+class Document(BaseModel):
     # strict: JSON types are taken as they are (no "1" -> 1, no true -> 1.0), like the schemas
     model_config = ConfigDict(
         extra="forbid", frozen=True, strict=True, regex_engine="python-re"
@@ -50,7 +51,7 @@ class _Document(BaseModel):
         return canonical.encode(self.model_dump(mode="json"))
 
 
-class RegistrySettings(_Document):
+class RegistrySettings(Document):
     """``.modelbox/registry.json``: settings every clone shares. Never holds a secret."""
 
     kind: Literal["registry"] = "registry"
@@ -59,7 +60,7 @@ class RegistrySettings(_Document):
     store: str | None = None
 
 
-class ModelManifest(_Document):
+class ModelManifest(Document):
     """``models/<namespace>/<name>/_model.json``."""
 
     kind: Literal["model"] = "model"
@@ -77,7 +78,7 @@ class ModelManifest(_Document):
         return f"{self.namespace}/{self.name}"
 
 
-class VersionManifest(_Document):
+class VersionManifest(Document):
     """``models/<namespace>/<name>/_versions/<version>/_version.json``."""
 
     kind: Literal["version"] = "version"
@@ -92,27 +93,68 @@ class VersionManifest(_Document):
     created_at: AwareDatetime
 
 
-class TagMap(_Document):
+class TagMap(Document):
     """``models/<namespace>/<name>/_tags.json``: the model's unique tags, tag -> version."""
 
     kind: Literal["tags"] = "tags"
     tags: dict[Segment, Segment] = Field(default_factory=dict)
 
 
-class MetricPoint(_Document):
+class MetricPoint(Document):
     step: int | None = None
     wallclock: float
     value: float | str
 
 
-class MetricSeries(_Document):
+class MetricSeries(Document):
     """``_metrics.json`` beside a model or version: key -> points in logging order."""
 
     kind: Literal["metrics"] = "metrics"
     series: dict[str, list[MetricPoint]] = Field(default_factory=dict)
 
 
-D = TypeVar("D", bound=_Document)
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+# Relative paths of safe segments: no empty, '.' or '..' segment, no backslash or control
+# character. An artifact's own path (which names a pointer file in Git) has no hidden
+# segment either; a file inside a directory artifact (stored only in the store) may.
+ENTRY_PATH_PATTERN = r"^(?!.*(?:^|/)\.\.?(?:/|$))(?!.*//)[^/\\\x00-\x1f][^\\\x00-\x1f]*(?<!/)$"
+ARTIFACT_PATH_PATTERN = r"^(?!.*(?:^|/)\.)(?!.*//)[^/\\\x00-\x1f][^\\\x00-\x1f]*(?<!/)$"
+
+
+class ArtifactPointer(Document):
+    """``.../_artifacts/<path>.json``: one artifact of a model or version.
+
+    A stored artifact names its object by ``sha256`` (for a directory, the object is a
+    :class:`DirectoryManifest`); a tracked one stays at ``uri`` with what can be verified.
+    """
+
+    kind: Literal["artifact"] = "artifact"
+    path: str = Field(pattern=ARTIFACT_PATH_PATTERN, max_length=1024)
+    file_type: FileType = FileType.OTHER
+    mime_type: str = "application/octet-stream"
+    size: int = Field(ge=0)
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    directory: bool = False
+    files: int | None = Field(default=None, ge=0)
+    uri: str | None = None
+    etag: str | None = None
+    created_at: AwareDatetime
+
+
+class DirectoryEntry(Document):
+    path: str = Field(pattern=ENTRY_PATH_PATTERN, max_length=4096)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    size: int = Field(ge=0)
+
+
+class DirectoryManifest(Document):
+    """A directory artifact's listing, stored as an object in the store (not in Git)."""
+
+    kind: Literal["directory"] = "directory"
+    files: list[DirectoryEntry]
+
+
+D = TypeVar("D", bound=Document)
 
 
 def parse(cls: type[D], path: str, data: bytes) -> D:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +49,9 @@ if TYPE_CHECKING:
 # pydantic (``modelbox.manifests``) is imported inside the methods that need it: a bare
 # `modelbox resolve` must start in well under 0.25 s and pydantic alone costs ~0.1 s.
 
-__all__ = ["Registry", "Transaction"]
+__all__ = ["AUDIT_REF", "Registry", "Transaction"]
+
+AUDIT_REF = "refs/modelbox/audit"
 
 
 @dataclass
@@ -342,10 +344,31 @@ class Registry:
                 return event.after
         return None
 
+    def record_event(self, change: Change) -> None:
+        """Record an audit event off the registry branch, on ``refs/modelbox/audit``.
+
+        Downloads are audit events, but a commit on the reviewed branch for every download
+        would drown the history people review. They go on their own chain of commits (an
+        empty tree each), which pushes and pulls like any ``refs/modelbox/*`` ref.
+        """
+        with locked(self.repo.git_dir):
+            head = self.repo.ref(AUDIT_REF)
+            sha = self.repo.write_commit(
+                tree=self.repo.build_tree(None, {}), parents=[head] if head else [],
+                message=change.message(), author=self.repo.identity(),
+            )
+            self.repo.update_ref(AUDIT_REF, head, sha, f"modelbox: {change.subject}")
+
     def log(self, target: str | None = None) -> list[AuditEvent]:
         """Audit events, newest first, optionally about one model, version or tag."""
         out = []
-        for record in self.history.walk(self.head()):
+        records = list(self.history.walk(self.head()))
+        if self._batch is None and self.repo.ref(AUDIT_REF):
+            # Git times have one-second resolution; within a second a download is taken
+            # to follow the change it downloaded (audit records go first, the sort is stable).
+            records = [*self.history.walk(self.repo.ref(AUDIT_REF)), *records]
+            records.sort(key=lambda r: r.time, reverse=True)
+        for record in records:
             for event in audit.events(record):
                 if target is None or audit.concerns(event, target):
                     out.append(event)
@@ -553,7 +576,7 @@ class Registry:
     def _edit_metadata(self, ref: Reference, key: str, value: Any, *, remove: bool) -> None:
         _check_key(key)
         with self.transaction() as txn:
-            path, manifest, target = self._target(txn.snapshot, ref)
+            path, manifest, target = self.target(txn.snapshot, ref)
             metadata = dict(manifest.metadata)
             before = metadata.get(key)
             if remove:
@@ -573,9 +596,10 @@ class Registry:
                 after=None if remove else _json(metadata[key]),
             )
 
-    def _target(
+    def target(
         self, snap: Snapshot, ref: Reference
     ) -> tuple[str, ModelManifest | VersionManifest, str]:
+        """The manifest path, manifest and display name of a model or version reference."""
         if ref.version is None and ref.tag is None:
             return layout.model_file(ref.model), self._model(snap, ref.model), str(ref.model)
         version = ref.version
@@ -624,7 +648,7 @@ class Registry:
         if not points:
             return
         with self.transaction() as txn:
-            path, manifest, target = self._target(txn.snapshot, ref)
+            path, manifest, target = self.target(txn.snapshot, ref)
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
             data = txn.snapshot.read(series_path)
             current = parse(MetricSeries, series_path, data) if data else MetricSeries()
@@ -646,7 +670,7 @@ class Registry:
         from modelbox.manifests import MetricSeries, parse
 
         snap = self.snapshot()
-        path, _, _ = self._target(snap, ref)
+        path, _, _ = self.target(snap, ref)
         series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
         data = snap.read(series_path)
         if data is None:
@@ -677,11 +701,14 @@ class Registry:
     def _sync_model_refs(self, snap: Snapshot, model: ModelName) -> None:
         desired = self.desired_refs(snap, model)
         actual = self._model_refs(model)
-        for name, sha in desired.items():
-            if actual.get(name) != sha:
-                self.repo.set_ref(name, sha)
         for name in actual.keys() - desired.keys():
             self.repo.delete_ref(name)
+        for name, sha in desired.items():
+            if actual.get(name) != sha:
+                # The commit has landed; a ref path that a merge made collide
+                # (a/b:x vs a/b/x/y:prod) is left for `modelbox check` to report.
+                with contextlib.suppress(NotADirectoryError, IsADirectoryError, FileExistsError):
+                    self.repo.set_ref(name, sha)
 
     def all_desired_refs(self) -> dict[str, str]:
         snap = self.snapshot()
@@ -696,16 +723,40 @@ class Registry:
             raise GitError("internal error: refs are synced after a batch, not inside one")
         with locked(self.repo.git_dir):
             desired = self.all_desired_refs()
+            for short, long in ref_collisions(desired):
+                raise InvalidValueError(
+                    f"cannot mirror the tags as refs: {short} and {long} need the same Git "
+                    f"ref path; untag {short} or rename the model"
+                )
             actual = self.repo.refs_under(layout.TAG_REF_PREFIX)
             changed: dict[str, tuple[str | None, str | None]] = {}
-            for name, sha in desired.items():
+            # Deletions first: a stale ref a/b/x would block a new ref a/b/x/y/prod.
+            for name in sorted(actual.keys() - desired.keys(), reverse=True):
+                self.repo.delete_ref(name)
+                changed[name] = (actual[name], None)
+            for name, sha in sorted(desired.items()):
                 if actual.get(name) != sha:
                     self.repo.set_ref(name, sha)
                     changed[name] = (actual.get(name), sha)
-            for name in sorted(actual.keys() - desired.keys()):
-                self.repo.delete_ref(name)
-                changed[name] = (actual[name], None)
         return changed
+
+
+def ref_collisions(refs: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of tags whose refs Git cannot hold at once (``a/b:x`` vs ``a/b/x/y:prod``)."""
+    names = set(refs)
+    out = []
+    for name in sorted(names):
+        parts = name[len(layout.TAG_REF_PREFIX) :].split("/")
+        for i in range(1, len(parts)):
+            prefix = layout.TAG_REF_PREFIX + "/".join(parts[:i])
+            if prefix in names:
+                out.append((_tag_name(prefix), _tag_name(name)))
+    return out
+
+
+def _tag_name(ref: str) -> str:
+    model, _, tag = ref[len(layout.TAG_REF_PREFIX) :].rpartition("/")
+    return f"{model}:{tag}"
 
 
 def _branch_candidates(repo: GitRepo) -> Iterator[str]:

@@ -13,11 +13,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-from pydantic import BaseModel
 
 from modelbox import documents
 from modelbox.errors import ManifestError, ModelboxError
 from modelbox.manifests import (
+    ArtifactPointer,
+    DirectoryManifest,
+    Document,
     MetricSeries,
     ModelManifest,
     RegistrySettings,
@@ -27,14 +29,18 @@ from modelbox.manifests import (
 )
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
-MODELS: dict[str, type[BaseModel]] = {
+MODELS: dict[str, type[Document]] = {
     "registry": RegistrySettings,
     "model": ModelManifest,
     "version": VersionManifest,
     "tags": TagMap,
     "metrics": MetricSeries,
+    "pointer": ArtifactPointer,
+    "directory": DirectoryManifest,
 }
 T = "2026-11-23T14:00:00Z"
+SHA = "946a5d4457022ed77e30c3c9341d6665aa2d2061c83bbc861cf1057d4b2aafa2"
+POINTER = {"kind": "artifact", "path": "model.pt", "size": 3, "sha256": SHA, "created_at": T}
 MODEL = {"kind": "model", "namespace": "ai/vision", "name": "yolo", "created_at": T}
 VERSION = {"kind": "version", "model": "ai/vision/yolo", "version": "v1", "created_at": T}
 
@@ -54,6 +60,12 @@ VALID: list[tuple[str, Any]] = [
     ("tags", {"tags": {}}),
     ("metrics", {"kind": "metrics", "series": {"acc": [{"wallclock": 1.5, "value": 0.9}]}}),
     ("metrics", {"series": {"acc": [{"step": 3, "wallclock": 1, "value": "tensor"}]}}),
+    ("pointer", POINTER),
+    ("pointer", {**POINTER, "path": "hf-export", "directory": True, "files": 12}),
+    ("pointer", {**POINTER, "path": "weights/model v2.bin", "file_type": "CHECKPOINT"}),
+    ("pointer", {**POINTER, "sha256": None, "uri": "s3://b/x.pt", "etag": "abc"}),
+    ("directory", {"files": [{"path": "a/.gitattributes", "sha256": SHA, "size": 0}]}),
+    ("directory", {"kind": "directory", "files": []}),
 ]
 
 INVALID: list[tuple[str, Any]] = [
@@ -100,6 +112,20 @@ INVALID: list[tuple[str, Any]] = [
     ("metrics", {"series": {"acc": [{"step": 1.5, "wallclock": 1, "value": 0.9}]}}),
     ("metrics", {"series": {"acc": [{"wallclock": 1, "value": True}]}}),
     ("metrics", {"series": {"acc": {"wallclock": 1, "value": 1}}}),
+    ("pointer", {**POINTER, "path": "../escape.pt"}),
+    ("pointer", {**POINTER, "path": "/etc/passwd"}),
+    ("pointer", {**POINTER, "path": "a/../../b"}),
+    ("pointer", {**POINTER, "path": ".git/config"}),
+    ("pointer", {**POINTER, "path": "a\\b"}),
+    ("pointer", {**POINTER, "path": "dir/"}),
+    ("pointer", {**POINTER, "sha256": "ABC"}),
+    ("pointer", {**POINTER, "sha256": SHA[:-1]}),
+    ("pointer", {**POINTER, "size": -1}),
+    ("pointer", {**POINTER, "file_type": "WEIGHTS"}),
+    ("pointer", {k: v for k, v in POINTER.items() if k != "size"}),
+    ("directory", {"files": [{"path": "../x", "sha256": SHA, "size": 1}]}),
+    ("directory", {"files": [{"path": "x", "sha256": SHA}]}),
+    ("directory", {"files": [{"path": "x/./y", "sha256": SHA, "size": 1}]}),
 ]
 
 

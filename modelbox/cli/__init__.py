@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from modelbox.cli import history, maintenance, models, tags, versions
+from modelbox.cli import artifact_cmds, history, maintenance, models, tags, versions
 from modelbox.cli._common import Context
 from modelbox.errors import ModelboxError
 
@@ -40,7 +40,7 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (models, versions, tags, history, maintenance):
+for module in (models, versions, tags, artifact_cmds, history, maintenance):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -155,11 +155,6 @@ def test_a_merge_conflict_on_the_tag_map_is_how_two_branches_disagree(
     assert repo_state(origin) == before
 
 
-@pytest.mark.xfail(
-    reason="a tag a/b:x merged with a model a/b/x/y from another branch: `check` calls the "
-    "missing ref fixable and `refs sync` dies with NotADirectoryError (bug, reported)",
-    strict=True,
-)
 def test_a_merge_that_makes_a_tag_and_a_nested_model_collide_is_reported(
     registry_path: Path, tmp_path: Path, run: Run
 ) -> None:

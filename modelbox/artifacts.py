@@ -1,0 +1,307 @@
+"""Artifacts of models and versions: pointer files in Git, content in the object store.
+
+``add`` hashes each file once (remembered by path, size, mtime and inode), uploads only
+what the store lacks, in parallel, and only then commits the pointers — so a pointer on the
+branch never names an object the store does not have. ``get`` places every file through
+the machine's object cache, verified while streaming, whole or not at all, and refuses a
+pointer whose path would leave the destination. Downloads are recorded on
+``refs/modelbox/audit``, not on the registry branch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelbox import layout
+from modelbox.audit import Change
+from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
+from modelbox.filetypes import FileType, mime_type, sniff
+from modelbox.filetypes import file_type as type_of
+from modelbox.manifests import (
+    ArtifactPointer,
+    DirectoryEntry,
+    DirectoryManifest,
+    now,
+    parse,
+)
+from modelbox.names import Reference
+from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store
+from modelbox.registry import Registry
+
+ARTIFACTS_DIR = layout.ARTIFACTS_DIR
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact as the seed API shows it (``parent``, ``path``, ``mime_type``, ...)."""
+
+    parent: str
+    path: str
+    file_type: str
+    mime_type: str
+    size: int
+    checksum: str
+    uri: str | None = None
+    etag: str | None = None
+    directory: bool = False
+    files: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.checksum or self.uri or self.path
+
+    @classmethod
+    def of(cls, parent: str, pointer: ArtifactPointer) -> Artifact:
+        return cls(
+            parent, pointer.path, pointer.file_type.value, pointer.mime_type, pointer.size,
+            pointer.sha256 or "", pointer.uri, pointer.etag, pointer.directory, pointer.files,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "parent": self.parent, "path": self.path, "file_type": self.file_type,
+            "mime_type": self.mime_type, "size": self.size, "sha256": self.checksum or None,
+            "uri": self.uri, "directory": self.directory, "files": self.files,
+        }
+
+
+def store_url(registry: Registry) -> str:
+    """The store: ``$MODELBOX_STORE``, else the registry's shared setting, else the clone's
+    own folder ``.git/modelbox/store`` (the embedded default, like git-lfs's objects)."""
+    return (
+        os.environ.get("MODELBOX_STORE")
+        or registry.settings.store
+        or str(registry.repo.git_dir / "modelbox" / "store")
+    )
+
+
+def open_registry_store(registry: Registry) -> ObjectStore:
+    return open_store(store_url(registry))
+
+
+def _pointer_path(target_dir: str, path: str) -> str:
+    return f"{target_dir}/{ARTIFACTS_DIR}/{path}.json"
+
+
+def _target_dir(registry: Registry, ref: Reference) -> tuple[str, str]:
+    path, _, target = registry.target(registry.snapshot(), ref)
+    return path.rsplit("/", 1)[0], target
+
+
+def _sources(paths: list[Path]) -> list[Path]:
+    out = []
+    for path in paths:
+        if not path.exists():
+            raise ArtifactError(f"{path}: no such file or folder")
+        out.append(path.resolve() if path.is_symlink() else path)
+    return out
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every file below ``root``, refusing links (they could point anywhere)."""
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            entry = Path(folder, name)
+            if entry.is_symlink():
+                raise ArtifactError(f"{entry} is a symbolic link; replace it with the file")
+        files.extend(Path(folder, name) for name in names)
+    return sorted(files)
+
+
+def add(
+    registry: Registry,
+    ref: Reference,
+    paths: list[Path],
+    *,
+    file_type: FileType | None = None,
+    name: str | None = None,
+    progress: bool | None = None,
+) -> list[Artifact]:
+    """Upload files or folders and attach them to a model or version (one commit)."""
+    if name is not None and len(paths) != 1:
+        raise InvalidValueError("--as names one artifact; give a single PATH")
+    target_dir, target = _target_dir(registry, ref)
+    cache = HashCache.default()
+    uploads: list[tuple[Path, FileDigest]] = []
+    pointers: list[ArtifactPointer] = []
+    manifests: list[bytes] = []
+    try:
+        for source in _sources(paths):
+            artifact_path = name or source.name
+            if source.is_dir():
+                files = _walk(source)
+                entries = []
+                for file in files:
+                    digest = hash_file(file, cache=cache)
+                    uploads.append((file, digest))
+                    entries.append(DirectoryEntry(
+                        path=file.relative_to(source).as_posix(), sha256=digest.sha256,
+                        size=digest.size,
+                    ))
+                listing = DirectoryManifest(files=entries).to_bytes()
+                manifests.append(listing)
+                kinds = {sniff(f)[0] for f in files[:64]}
+                pointer = _pointer(artifact_path, file_type or _dir_type(kinds),
+                                   "inode/directory", sum(e.size for e in entries),
+                                   sha256=_sha256(listing), directory=True, files=len(entries))
+            else:
+                digest = hash_file(source, cache=cache)
+                uploads.append((source, digest))
+                kind, mime = sniff(source)
+                pointer = _pointer(artifact_path, file_type or kind, mime, digest.size,
+                                   sha256=digest.sha256)
+            pointers.append(pointer)
+    finally:
+        cache.close()
+    store = open_registry_store(registry)
+    store.put_files(uploads, progress=progress)
+    for listing in manifests:
+        store.put_bytes(listing)
+    return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _dir_type(kinds: set[FileType]) -> FileType:
+    for kind in (FileType.MODEL, FileType.CHECKPOINT, FileType.DATASET):
+        if kind in kinds:
+            return kind
+    return FileType.OTHER
+
+
+def _pointer(path: str, kind: FileType, mime: str, size: int, **extra: object) -> ArtifactPointer:
+    from pydantic import ValidationError
+
+    try:
+        return ArtifactPointer.model_validate(
+            {"path": path, "file_type": kind, "mime_type": mime, "size": size,
+             "created_at": now(), **extra}
+        )
+    except ValidationError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise InvalidValueError(f"invalid artifact {path!r}: {where}: {exc.errors()[0]['msg']}"
+                                ) from None
+
+
+def track(registry: Registry, ref: Reference, uris: list[str]) -> list[Artifact]:
+    """Record external files by URI, with their size and ETag (one commit)."""
+    from modelbox.objects.external import describe
+
+    target_dir, target = _target_dir(registry, ref)
+    pointers = []
+    for uri in uris:
+        info = describe(uri)
+        name = uri.rstrip("/").rsplit("/", 1)[-1]
+        mime = mime_type(name)
+        kind = type_of(name, mime)
+        pointers.append(_pointer(name, kind, mime, info.size, uri=uri, etag=info.etag))
+    return _commit(registry, ref, target_dir, target, pointers, "artifact.track")
+
+
+def _commit(
+    registry: Registry, ref: Reference, target_dir: str, target: str,
+    pointers: list[ArtifactPointer], operation: str,
+) -> list[Artifact]:
+    names = [p.path for p in pointers]
+    if len(set(names)) != len(names):
+        raise InvalidValueError(f"two artifacts would both be called {names}; use --as")
+    with registry.transaction() as txn:
+        registry.target(txn.snapshot, ref)  # still there, under the lock
+        changed = []
+        for pointer in pointers:
+            path = _pointer_path(target_dir, pointer.path)
+            old = txn.snapshot.read(path)
+            if old is not None:
+                previous = parse(ArtifactPointer, path, old)
+                if (previous.sha256, previous.uri, previous.size) == (
+                    pointer.sha256, pointer.uri, pointer.size
+                ):
+                    continue
+            txn.put(path, pointer)
+            changed.append(pointer)
+        if changed:
+            what = ", ".join(p.path for p in changed)
+            txn.change = Change(
+                operation, target, f"{operation.replace('.', ' ')} {target} {what}",
+                after=" ".join(f"{p.path}={p.sha256 or p.uri}" for p in changed),
+            )
+    return [Artifact.of(target, p) for p in pointers]
+
+
+def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
+    """The artifacts of a model or version, by path."""
+    snap = registry.snapshot()
+    path, _, target = registry.target(snap, ref)
+    root = f"{path.rsplit('/', 1)[0]}/{ARTIFACTS_DIR}"
+    out = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        for name, is_dir in snap.listdir(folder):
+            full = f"{folder}/{name}"
+            if is_dir:
+                stack.append(full)
+            elif name.endswith(".json"):
+                pointer = parse(ArtifactPointer, full, snap.read(full) or b"")
+                expected = full[len(root) + 1 : -len(".json")]
+                if pointer.path != expected:
+                    raise ManifestError(full, f"path: says {pointer.path!r} but sits at "
+                                        f"{expected!r}; fix the file")
+                out.append(Artifact.of(target, pointer))
+    return sorted(out, key=lambda a: a.path)
+
+
+def safe_destination(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing anything that would land outside ``root``."""
+    parts = relative.split("/")
+    if relative.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in relative:
+        raise ArtifactError(f"refusing to write {relative!r}: it would leave {root}")
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise ArtifactError(f"refusing to write through the symbolic link {current}")
+    return current
+
+
+def get(
+    registry: Registry, ref: Reference, dest: Path, *, progress: bool | None = None,
+    verify: bool = False,
+) -> list[Path]:
+    """Download every artifact of a model or version into ``dest``; return what was placed."""
+    from modelbox.objects.external import fetch
+
+    artifacts = list_artifacts(registry, ref)
+    store = open_registry_store(registry)
+    items: list[tuple[str, int, Path]] = []
+    tracked: list[tuple[Artifact, Path]] = []
+    for artifact in artifacts:
+        place = safe_destination(dest, artifact.path)
+        if artifact.uri:
+            tracked.append((artifact, place))
+        elif artifact.directory:
+            listing = parse(DirectoryManifest, f"sha256:{artifact.checksum}",
+                            store.open_bytes(artifact.checksum))
+            for entry in listing.files:
+                items.append((entry.sha256, entry.size, safe_destination(place, entry.path)))
+        else:
+            items.append((artifact.checksum, artifact.size, place))
+    store.get_files(items, progress=progress, verify=verify)
+    for artifact, place in tracked:
+        fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag)
+    target = artifacts[0].parent if artifacts else str(ref)
+    registry.record_event(Change(
+        "artifact.download", target, f"download {target} to {dest}",
+        after=" ".join(f"{a.path}={a.checksum or a.uri}" for a in artifacts),
+    ))
+    return [p for _, _, p in items] + [p for _, p in tracked]
+
+
+__all__ = ["Artifact", "add", "get", "list_artifacts", "track"]
