@@ -30,27 +30,48 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-@pytest.fixture(params=["local", "s3"])
-def store_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Which store the registry uses: its embedded default, or a fresh prefix of SeaweedFS."""
-    if request.param == "local":
-        return "local"
-    server: S3Server = request.getfixturevalue("s3_server")
+def _use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     server.create_bucket(BUCKET)
     for name, value in server.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODELBOX_STORE", f"s3://{BUCKET}/{uuid.uuid4().hex}")
-    return "s3"
 
 
-@pytest.fixture
-def reg(tmp_path: Path, store_env: str, run: Run) -> Path:
-    path = tmp_path / "reg"
+@pytest.fixture(params=["local", "s3"])
+def store_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which store the registry uses: its embedded default, or a fresh prefix of SeaweedFS."""
+    if request.param == "s3":
+        _use_s3(request.getfixturevalue("s3_server"), monkeypatch)
+    return str(request.param)
+
+
+def _make_registry(path: Path, run: Run) -> Path:
     assert run("init", str(path)).code == 0
     repo = ("--repo", str(path))
     assert run(*repo, "model", "create", "ai/vision/yolo").code == 0
     assert run(*repo, "version", "create", "ai/vision/yolo", "v1", "--tag", "production").code == 0
     return path
+
+
+@pytest.fixture
+def reg(tmp_path: Path, store_env: str, run: Run) -> Path:
+    """A registry with ai/vision/yolo@v1, on each store in turn."""
+    return _make_registry(tmp_path / "reg", run)
+
+
+@pytest.fixture
+def local_reg(tmp_path: Path, run: Run) -> Path:
+    """A registry on the embedded default store (for properties of pointers, not stores)."""
+    return _make_registry(tmp_path / "reg", run)
+
+
+@pytest.fixture
+def s3_reg(
+    tmp_path: Path, run: Run, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A registry whose store is a fresh prefix of the SeaweedFS bucket."""
+    _use_s3(s3_server, monkeypatch)
+    return _make_registry(tmp_path / "reg", run)
 
 
 @pytest.fixture
@@ -179,10 +200,9 @@ def test_get_refuses_to_write_through_a_symlink(
 
 
 def test_a_hand_written_pointer_that_escapes_is_refused(
-    reg: Path, tmp_path: Path, run: Run, store_env: str
+    local_reg: Path, tmp_path: Path, run: Run
 ) -> None:
-    if store_env != "local":
-        pytest.skip("a property of the pointer, not of the store")
+    reg = local_reg
     pointer = reg / "models/ai/vision/yolo/_versions/v1/_artifacts/evil.json"
     pointer.parent.mkdir(parents=True)
     pointer.write_text(json.dumps({
@@ -197,7 +217,8 @@ def test_a_hand_written_pointer_that_escapes_is_refused(
     assert run("--repo", str(reg), "check").code == 1
 
 
-def test_a_raw_file_committed_among_pointers_fails_check(reg: Path, run: Run) -> None:
+def test_a_raw_file_committed_among_pointers_fails_check(local_reg: Path, run: Run) -> None:
+    reg = local_reg
     raw = reg / "models/ai/vision/yolo/_versions/v1/_artifacts/model.pt"
     raw.parent.mkdir(parents=True)
     raw.write_bytes(b"\0" * 1000)
@@ -208,11 +229,9 @@ def test_a_raw_file_committed_among_pointers_fails_check(reg: Path, run: Run) ->
 
 
 def test_tracking_an_s3_uri_records_size_and_etag_and_get_verifies_them(
-    reg: Path, tmp_path: Path, run: Run, store_env: str, request: pytest.FixtureRequest
+    s3_reg: Path, tmp_path: Path, run: Run, s3_server: S3Server
 ) -> None:
-    if store_env != "s3":
-        pytest.skip("tracking needs a remote")
-    server: S3Server = request.getfixturevalue("s3_server")
+    reg, server = s3_reg, s3_server
     uri = f"s3://{BUCKET}/external/{uuid.uuid4().hex}/report.html"
     server.client().pipe_file(uri, b"<html>eval</html>")
     repo = ("--repo", str(reg))
@@ -228,10 +247,9 @@ def test_tracking_an_s3_uri_records_size_and_etag_and_get_verifies_them(
 
 
 def test_wrong_s3_keys_give_one_clear_line(
-    reg: Path, files: Path, run: Run, store_env: str, monkeypatch: pytest.MonkeyPatch
+    s3_reg: Path, files: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if store_env != "s3":
-        pytest.skip("credentials are an S3 matter")
+    reg = s3_reg
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     head = _head(reg)
     result = run("--repo", str(reg), "artifact", "add", "ai/vision/yolo@v1",
@@ -254,11 +272,9 @@ def test_the_python_api_tracks_uris_and_uploads_paths_given_at_creation(
 
 
 def test_uri_artifacts_given_to_the_seed_api_are_tracked(
-    reg: Path, store_env: str, request: pytest.FixtureRequest
+    s3_reg: Path, s3_server: S3Server
 ) -> None:
-    if store_env != "s3":
-        pytest.skip("tracking needs a remote")
-    server: S3Server = request.getfixturevalue("s3_server")
+    reg, server = s3_reg, s3_server
     uri = f"s3://{BUCKET}/seed/{uuid.uuid4().hex}/model.pt"
     server.client().pipe_file(uri, b"weights")
     client = ModelBoxClient(reg)
