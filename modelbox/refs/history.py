@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from modelbox.refs.repo import GitRepo
 
@@ -62,21 +62,17 @@ class History:
         with self.path.open("a", encoding="utf-8") as f:
             for record in records:
                 cache[record.sha] = record
-                f.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+                line = {
+                    "sha": record.sha, "parents": record.parents, "author": record.author,
+                    "time": record.time, "timezone": record.timezone, "message": record.message,
+                }
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def get(self, sha: str, fresh: list[CommitRecord]) -> CommitRecord:
         cache = self._load()
         record = cache.get(sha)
         if record is None:
-            commit = self.repo.commit_info(sha)
-            record = CommitRecord(
-                sha,
-                tuple(p.decode() for p in commit.parents),
-                commit.author.decode("utf-8", "replace"),
-                commit.author_time,
-                commit.author_timezone,
-                commit.message.decode("utf-8", "replace"),
-            )
+            record = _parse(sha, self.repo.raw_commit(sha))
             cache[sha] = record
             fresh.append(record)
         return record
@@ -100,3 +96,23 @@ class History:
                         heapq.heappush(queue, (-self.get(parent, fresh).time, parent))
         finally:
             self.remember(fresh)
+
+
+def _parse(sha: str, raw: bytes) -> CommitRecord:
+    """The fields of a raw commit that the audit log needs (headers, then the message)."""
+    head, _, message = raw.partition(b"\n\n")
+    parents: list[str] = []
+    author, when, offset = "", 0, 0
+    for line in head.split(b"\n"):
+        key, _, value = line.partition(b" ")
+        if key == b"parent":
+            parents.append(value.decode())
+        elif key == b"author":
+            ident, _, stamp = value.rpartition(b"> ")
+            author = (ident + b">").decode("utf-8", "replace")
+            seconds, _, zone = stamp.partition(b" ")
+            when = int(seconds)
+            sign = -1 if zone.startswith(b"-") else 1
+            offset = sign * (int(zone[1:3] or 0) * 3600 + int(zone[3:5] or 0) * 60)
+    return CommitRecord(sha, tuple(parents), author, when, offset,
+                        message.decode("utf-8", "replace"))

@@ -138,6 +138,11 @@ class GitRepo:
     def close(self) -> None:
         self._repo.close()
 
+    @property
+    def raw(self) -> Repo:
+        """The dulwich repository underneath (for the other ``modelbox.refs`` modules)."""
+        return self._repo
+
     # -- objects -------------------------------------------------------------------------
     def object(self, sha: str) -> ShaFile:
         """The parsed object ``sha`` (callers must not mutate it: it is shared)."""
@@ -186,6 +191,19 @@ class GitRepo:
         for sha in self._pending or {}:
             self._objects.pop(sha, None)
         self._pending = None
+
+    def raw_commit(self, sha: str) -> bytes:
+        """A commit's raw bytes, without building a dulwich object (history walks)."""
+        held = self._objects.get(sha) or (self._pending or {}).get(sha)
+        if held is not None:
+            return held.as_raw_string()
+        try:
+            type_num, raw = self._repo.object_store.get_raw(_oid(sha))
+        except KeyError:
+            raise GitError(f"commit {sha} is missing from {self.git_dir}; run `git fsck`") from None
+        if type_num != Commit.type_num:
+            raise GitError(f"{sha} is not a commit")
+        return raw
 
     def has_object(self, sha: str) -> bool:
         return sha in (self._pending or {}) or _oid(sha) in self._repo.object_store
