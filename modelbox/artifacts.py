@@ -68,10 +68,12 @@ class Artifact:
 
 
 def store_url(registry: Registry) -> str:
-    """The store: ``$MODELBOX_STORE``, else the registry's shared setting, else the clone's
-    own folder ``.git/modelbox/store`` (the embedded default, like git-lfs's objects)."""
+    """The store, first found of: ``$MODELBOX_STORE``; this clone's ``git config
+    modelbox.store``; the registry's shared ``store`` setting; the clone's own folder
+    ``.git/modelbox/store`` (the embedded default, like git-lfs's objects)."""
     return (
         os.environ.get("MODELBOX_STORE")
+        or registry.repo.config_value("modelbox", "store")
         or registry.settings.store
         or str(registry.repo.git_dir / "modelbox" / "store")
     )

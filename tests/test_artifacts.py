@@ -310,3 +310,34 @@ def test_file_and_mime_types_are_detected(
 def test_mime_type_uses_the_name_before_the_content() -> None:
     detect: Callable[[str, bytes], str] = mime_type
     assert detect("x.json", b"\x89PNG") == "application/json"
+
+
+def test_the_store_is_chosen_by_env_then_clone_config_then_registry_setting(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelbox.artifacts import store_url
+
+    shared = tmp_path / "shared-store"
+    reg = tmp_path / "reg"
+    assert run("init", str(reg), "--store", str(shared)).code == 0
+    registry = Registry.open(reg)
+    assert store_url(registry) == str(shared)
+    git(reg, "config", "modelbox.store", str(tmp_path / "clone-store"))
+    assert store_url(Registry.open(reg)) == str(tmp_path / "clone-store")
+    monkeypatch.setenv("MODELBOX_STORE", str(tmp_path / "env-store"))
+    assert store_url(Registry.open(reg)) == str(tmp_path / "env-store")
+    settings = json.loads((reg / ".modelbox" / "registry.json").read_text())
+    assert settings["store"] == str(shared)
+
+
+def test_a_shared_store_setting_is_used_by_add_and_get(
+    tmp_path: Path, files: Path, run: Run
+) -> None:
+    shared = tmp_path / "shared-store"
+    reg = tmp_path / "reg"
+    assert run("init", str(reg), "--store", str(shared)).code == 0
+    repo = ("--repo", str(reg))
+    assert run(*repo, "model", "create", "m").code == 0
+    assert run(*repo, "artifact", "add", "default/m", str(files / "model.pt")).code == 0
+    assert any(shared.rglob("*")), "the object went to the shared store"
+    assert not (reg / ".git" / "modelbox" / "store").exists()

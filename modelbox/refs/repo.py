@@ -267,6 +267,14 @@ class GitRepo:
         self._repo.refs.remove_if_equals(_ref(name), None)
 
     # -- writing -------------------------------------------------------------------------
+    def config_value(self, section: str, key: str) -> str | None:
+        """A value from this repository's own ``.git/config`` (``modelbox.store``...)."""
+        try:
+            value = self._repo.get_config().get((section.encode(),), key.encode())
+        except KeyError:
+            return None
+        return value.decode("utf-8", "replace") if value else None
+
     def identity(self) -> str:
         """``Name <email>`` of the acting user, as git would pick it."""
         if self._identity is None:
