@@ -10,15 +10,29 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modelbox.audit import AuditEvent
-    from modelbox.client import Model, ModelBoxClient, ModelVersion
+    from modelbox.client import Checkpoint, Experiment, Model, ModelBoxClient, ModelVersion
     from modelbox.errors import ModelboxError
     from modelbox.frameworks import MLFramework
+    from modelbox.lifecycle import Event
 
-__all__ = ["AuditEvent", "MLFramework", "Model", "ModelBoxClient", "ModelVersion", "ModelboxError"]
+__all__ = [
+    "AuditEvent",
+    "Checkpoint",
+    "Event",
+    "Experiment",
+    "MLFramework",
+    "Model",
+    "ModelBoxClient",
+    "ModelVersion",
+    "ModelboxError",
+]
 __version__ = "0.1.0"
 
 _LAZY = {
     "AuditEvent": "modelbox.audit",
+    "Checkpoint": "modelbox.client",
+    "Event": "modelbox.lifecycle",
+    "Experiment": "modelbox.client",
     "Model": "modelbox.client",
     "ModelBoxClient": "modelbox.client",
     "ModelVersion": "modelbox.client",

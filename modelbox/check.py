@@ -23,9 +23,11 @@ from modelbox.registry import Registry, ref_collisions
 T = TypeVar("T")
 _MODEL_ENTRIES = {
     layout.MODEL_FILE, layout.TAGS_FILE, layout.VERSIONS_DIR, layout.METRICS_FILE,
-    layout.ARTIFACTS_DIR,
+    layout.ARTIFACTS_DIR, layout.EVENTS_FILE,
 }
-_VERSION_ENTRIES = {layout.VERSION_FILE, layout.METRICS_FILE, layout.ARTIFACTS_DIR}
+_VERSION_ENTRIES = {
+    layout.VERSION_FILE, layout.METRICS_FILE, layout.ARTIFACTS_DIR, layout.EVENTS_FILE,
+}
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,31 @@ Every mutating call is one commit on the registry branch.
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
+import weakref
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from modelbox.artifacts import Artifact
 from modelbox.audit import AuditEvent
-from modelbox.errors import InvalidValueError
+from modelbox.errors import InvalidValueError, ModelboxError
 from modelbox.frameworks import MLFramework
-from modelbox.manifests import ModelManifest, VersionManifest
+from modelbox.lifecycle import Event
+from modelbox.manifests import (
+    CheckpointManifest,
+    ExperimentManifest,
+    MetricPoint,
+    ModelManifest,
+    VersionManifest,
+)
 from modelbox.names import ModelName, Reference, parse_model, parse_reference
-from modelbox.registry import Registry
+from modelbox.registry import Registry, metric_points
 
-__all__ = ["Model", "ModelBoxClient", "ModelVersion"]
+__all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion"]
 
 
 class ModelBoxClient:
@@ -38,9 +49,21 @@ class ModelBoxClient:
                 f"{path} is a remote; clone it first with `modelbox clone {path} DIR`"
             )
         target = Path(path)
-        self.registry = (
+        self._registry = (
             Registry.init(target) if create and not _is_registry(target) else Registry.open(target)
         )
+        self._metrics = _MetricBuffer(self._registry)
+        self._finalizer = weakref.finalize(self, self._metrics.flush_quietly)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry, with any buffered metric points committed first."""
+        self._metrics.flush()
+        return self._registry
+
+    def flush(self) -> None:
+        """Commit buffered metric points now (also done on close, on reads, and at exit)."""
+        self._metrics.flush()
 
     def __enter__(self) -> ModelBoxClient:
         return self
@@ -52,7 +75,9 @@ class ModelBoxClient:
         self.close()
 
     def close(self) -> None:
-        self.registry.close()
+        self._metrics.flush()
+        self._finalizer.detach()
+        self._registry.close()
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Publish many writes at once: each is still one commit, all land or none do.
@@ -125,6 +150,38 @@ class ModelBoxClient:
             version, name, description, artifacts, metadata, unique_tags, framework
         )
 
+    # -- experiments ---------------------------------------------------------------------
+    def new_experiment(
+        self,
+        name: str,
+        owner: str = "",
+        namespace: str = "",
+        framework: MLFramework | str = MLFramework.UNKNOWN,
+        task: str = "",
+        metadata: dict[str, Any] | None = None,
+        external_id: str = "",
+    ) -> Experiment:
+        """Create an experiment (a training run), or return the one of that name."""
+        from modelbox import lifecycle
+
+        manifest = lifecycle.create_experiment(
+            self.registry, parse_model(name, namespace), owner=owner, task=task,
+            framework=framework, external_id=external_id, metadata=metadata,
+        )
+        return Experiment(self, manifest)
+
+    create_experiment = new_experiment
+
+    def experiment(self, name: str) -> Experiment:
+        from modelbox import lifecycle
+
+        return Experiment(self, lifecycle.get_experiment(self.registry, parse_model(name)))
+
+    def experiments(self, namespace: str | None = None) -> list[Experiment]:
+        from modelbox import lifecycle
+
+        return [Experiment(self, e) for e in lifecycle.list_experiments(self.registry, namespace)]
+
     def model_version(self, ref: str) -> ModelVersion:
         """The version named ``MODEL@VERSION`` or ``MODEL:TAG``."""
         parsed = parse_reference(ref)
@@ -176,6 +233,30 @@ class _HasArtifacts:
         from modelbox import artifacts
 
         return artifacts.get(self._client.registry, self._target, Path(dest))
+
+    def log_metrics(
+        self, metrics: dict[str, float | int | str], step: int | None = None,
+        wallclock: float | None = None,
+    ) -> None:
+        """Record metric values; cheap: points are buffered and committed in batches."""
+        self._client._metrics.add(
+            self._target, metric_points(metrics, step=step, wallclock=wallclock)
+        )
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """Every series: key -> points (step, wallclock, value), in logging order."""
+        return self._client.registry.metrics(self._target)
+
+    def log_event(self, event: Event) -> None:
+        """Record something an outside system did with this object (one commit)."""
+        from modelbox import lifecycle
+
+        lifecycle.log_events(self._client.registry, self._target, [event])
+
+    def events(self, since: datetime | None = None) -> list[Event]:
+        from modelbox import lifecycle
+
+        return lifecycle.list_events(self._client.registry, self._target, since)
 
     def _attach(self, artifacts: Iterable[str | Path] | None) -> None:
         """Seed semantics: URIs are tracked, local paths uploaded."""
@@ -263,16 +344,6 @@ class Model(_HasArtifacts):
         self._client.registry.set_metadata(Reference(self._ref), key, value)
         self.refresh()
 
-    def log_metrics(
-        self, metrics: dict[str, float | int | str], step: int | None = None,
-        wallclock: float | None = None,
-    ) -> None:
-        self._client.registry.log_metrics(
-            Reference(self._ref), metrics, step=step, wallclock=wallclock
-        )
-
-    def metrics(self) -> dict[str, list[dict[str, Any]]]:
-        return self._client.registry.metrics(Reference(self._ref))
 
 
 class ModelVersion(_HasArtifacts):
@@ -313,7 +384,8 @@ class ModelVersion(_HasArtifacts):
 
     @property
     def metrics_summary(self) -> dict[str, float | str]:
-        """The latest value of each metric."""
+        """The latest value of each metric (buffered points included)."""
+        self.refresh()
         return dict(self._manifest.metrics)
 
     @property
@@ -329,15 +401,6 @@ class ModelVersion(_HasArtifacts):
         self._client.registry.set_metadata(self._ref, key, value)
         self.refresh()
 
-    def log_metrics(
-        self, metrics: dict[str, float | int | str], step: int | None = None,
-        wallclock: float | None = None,
-    ) -> None:
-        self._client.registry.log_metrics(self._ref, metrics, step=step, wallclock=wallclock)
-        self.refresh()
-
-    def metrics(self) -> dict[str, list[dict[str, Any]]]:
-        return self._client.registry.metrics(self._ref)
 
     def tag(self, tag: str) -> None:
         self._client.registry.tag(self._model, self.version, tag)
@@ -360,3 +423,146 @@ def _is_registry(path: Path) -> bool:
     except RegistryNotFoundError:
         return False
     return True
+
+
+class Experiment(_HasArtifacts):
+    """A training run: hyperparameters, metric series, events and checkpoints."""
+
+    def __init__(self, client: ModelBoxClient, manifest: ExperimentManifest) -> None:
+        self._client, self._manifest = client, manifest
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.id!r})"
+
+    @property
+    def _name(self) -> ModelName:
+        return ModelName(self._manifest.namespace, self._manifest.name)
+
+    @property
+    def _target(self) -> Reference:
+        return Reference(self._name)
+
+    @property
+    def id(self) -> str:
+        return self._manifest.full_name
+
+    name = property(lambda self: self._manifest.name)
+    namespace = property(lambda self: self._manifest.namespace)
+    owner = property(lambda self: self._manifest.owner)
+    framework = property(lambda self: self._manifest.framework)
+    external_id = property(lambda self: self._manifest.external_id)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._manifest.metadata)
+
+    def new_checkpoint(
+        self,
+        epoch: int | str,
+        metrics: dict[str, float | int | str] | None = None,
+        files: Iterable[str | Path] | None = None,
+        *,
+        step: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+    ) -> Checkpoint:
+        """Record a checkpoint (``epoch-N`` unless ``checkpoint_id``), with its files uploaded
+        and its metrics logged. Calling it again for the same id returns the same checkpoint."""
+        from modelbox import lifecycle
+
+        number = epoch if isinstance(epoch, int) else None
+        ident = checkpoint_id or (f"epoch-{epoch}" if number is not None else str(epoch))
+        with self._client.registry.batch():
+            manifest = lifecycle.create_checkpoint(
+                self._client.registry, self._name, ident, epoch=number, step=step,
+                metadata=metadata,
+            )
+            checkpoint = Checkpoint(self._client, manifest)
+            if files:
+                checkpoint.upload_artifact(list(files))
+            if metrics:
+                checkpoint.log_metrics(metrics, step=step if step is not None else number)
+        return checkpoint
+
+    def checkpoints(self) -> list[Checkpoint]:
+        from modelbox import lifecycle
+
+        return [Checkpoint(self._client, c)
+                for c in lifecycle.list_checkpoints(self._client.registry, self._name)]
+
+
+class Checkpoint(_HasArtifacts):
+    """A saved state of an experiment; promote it to make a model version."""
+
+    def __init__(self, client: ModelBoxClient, manifest: CheckpointManifest) -> None:
+        self._client, self._manifest = client, manifest
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.id!r})"
+
+    @property
+    def _target(self) -> Reference:
+        return Reference(parse_model(self._manifest.experiment),
+                         version=self._manifest.checkpoint)
+
+    @property
+    def id(self) -> str:
+        return f"{self._manifest.experiment}@{self._manifest.checkpoint}"
+
+    epoch = property(lambda self: self._manifest.epoch)
+    step = property(lambda self: self._manifest.step)
+
+    def promote(
+        self, model: Model | str, version: str, unique_tags: Iterable[str] | None = None
+    ) -> ModelVersion:
+        """A version of ``model`` from this checkpoint: same objects, nothing re-uploaded."""
+        from modelbox import lifecycle
+
+        name = parse_model(model.id if isinstance(model, Model) else model)
+        manifest = lifecycle.promote(
+            self._client.registry, parse_model(self._manifest.experiment),
+            self._manifest.checkpoint, name, version, tags=list(unique_tags or []),
+        )
+        return ModelVersion(self._client, manifest)
+
+
+class _MetricBuffer:
+    """Metric points waiting to be committed: a training loop's ``log_metrics`` calls cost
+    microseconds, and become one commit per object when the buffer is flushed — on reads,
+    on ``close()``/``flush()``, at exit, or when it holds ``MAX_POINTS`` or ``MAX_AGE``."""
+
+    MAX_POINTS = 50_000
+    MAX_AGE = 30.0
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._pending: dict[str, tuple[Reference, list[tuple[str, MetricPoint]]]] = {}
+        self._count = 0
+        self._since = 0.0
+
+    @property
+    def pending(self) -> int:
+        return self._count
+
+    def add(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
+        if not self._count:
+            self._since = time.monotonic()
+        self._pending.setdefault(str(ref), (ref, []))[1].extend(points)
+        self._count += len(points)
+        if self._count >= self.MAX_POINTS or time.monotonic() - self._since >= self.MAX_AGE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._count:
+            return
+        pending, self._pending, self._count = self._pending, {}, 0
+        with self._registry.batch():
+            for ref, points in pending.values():
+                self._registry.append_metrics(ref, points)
+
+    def flush_quietly(self) -> None:
+        """At interpreter exit: commit what is left, saying so if it cannot."""
+        try:
+            self.flush()
+        except ModelboxError as exc:
+            print(f"modelbox: buffered metrics were not saved: {exc}", file=sys.stderr)

@@ -6,6 +6,9 @@
     models/<namespace...>/<name>/_versions/<v>/_version.json
     .../_metrics.json                                metric series beside a model or version
     .../_artifacts/<path>.json                       one pointer per artifact
+    .../_events.json                                 events beside any object
+    experiments/<namespace...>/<name>/_experiment.json            a training run
+    experiments/<namespace...>/<name>/_checkpoints/<id>/_checkpoint.json
 
 Entries modelbox owns start with ``_``, which no name segment may start with, so a model
 ``ai/vision`` and a model ``ai/vision/yolo`` can share a folder without colliding.
@@ -23,6 +26,11 @@ VERSIONS_DIR = "_versions"
 VERSION_FILE = "_version.json"
 METRICS_FILE = "_metrics.json"
 ARTIFACTS_DIR = "_artifacts"
+EVENTS_FILE = "_events.json"
+EXPERIMENTS = "experiments"
+EXPERIMENT_FILE = "_experiment.json"
+CHECKPOINTS_DIR = "_checkpoints"
+CHECKPOINT_FILE = "_checkpoint.json"
 TAG_REF_PREFIX = "refs/modelbox/tags/"
 
 
@@ -52,3 +60,19 @@ def version_file(model: ModelName, version: str) -> str:
 
 def tag_ref(model: ModelName, tag: str) -> str:
     return f"{TAG_REF_PREFIX}{model}/{tag}"
+
+
+def experiment_dir(experiment: ModelName) -> str:
+    return f"{EXPERIMENTS}/{experiment.namespace}/{experiment.name}"
+
+
+def experiment_file(experiment: ModelName) -> str:
+    return f"{experiment_dir(experiment)}/{EXPERIMENT_FILE}"
+
+
+def checkpoint_dir(experiment: ModelName, checkpoint: str) -> str:
+    return f"{experiment_dir(experiment)}/{CHECKPOINTS_DIR}/{checkpoint}"
+
+
+def checkpoint_file(experiment: ModelName, checkpoint: str) -> str:
+    return f"{checkpoint_dir(experiment, checkpoint)}/{CHECKPOINT_FILE}"

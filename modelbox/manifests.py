@@ -113,6 +113,54 @@ class MetricSeries(Document):
     series: dict[str, list[MetricPoint]] = Field(default_factory=dict)
 
 
+class ExperimentManifest(Document):
+    """``experiments/<namespace>/<name>/_experiment.json``: one training run."""
+
+    kind: Literal["experiment"] = "experiment"
+    namespace: str = Field(pattern=NAMESPACE_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
+    owner: str = ""
+    task: str = ""
+    framework: MLFramework = MLFramework.UNKNOWN
+    external_id: str = ""
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    created_at: AwareDatetime
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class CheckpointManifest(Document):
+    """``experiments/<ns>/<name>/_checkpoints/<id>/_checkpoint.json``: a saved state."""
+
+    kind: Literal["checkpoint"] = "checkpoint"
+    experiment: str = Field(pattern=NAMESPACE_PATTERN)
+    checkpoint: str = Field(pattern=NAME_PATTERN)
+    epoch: int | None = Field(default=None, ge=0)
+    step: int | None = Field(default=None, ge=0)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    metrics: dict[str, float | str] = Field(default_factory=dict)
+    promoted_to: list[str] = Field(default_factory=list)
+    created_at: AwareDatetime
+
+
+class EventRecord(Document):
+    """Something an outside system did with a model, version, experiment or checkpoint."""
+
+    name: str = Field(min_length=1, max_length=256)
+    source: str = ""
+    wallclock: float
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class EventLog(Document):
+    """``_events.json`` beside any object: its events in logging order."""
+
+    kind: Literal["events"] = "events"
+    events: list[EventRecord] = Field(default_factory=list)
+
+
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # Relative paths of safe segments: no empty, '.' or '..' segment, no backslash or control
 # character. An artifact's own path (which names a pointer file in Git) has no hidden

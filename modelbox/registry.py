@@ -26,6 +26,7 @@ from modelbox.errors import (
     InvalidValueError,
     ModelExistsError,
     ModelNotFoundError,
+    NotFoundError,
     RegistryNotFoundError,
     TagConflictError,
     TagNotFoundError,
@@ -44,7 +45,15 @@ from modelbox.names import (
 from modelbox.refs import CommitRecord, GitRepo, History, PathChange, Snapshot, Worktree, locked
 
 if TYPE_CHECKING:
-    from modelbox.manifests import ModelManifest, VersionManifest
+    from modelbox.manifests import (
+        CheckpointManifest,
+        ExperimentManifest,
+        MetricPoint,
+        ModelManifest,
+        VersionManifest,
+    )
+
+    Manifest = ModelManifest | VersionManifest | ExperimentManifest | CheckpointManifest
 
 # pydantic (``modelbox.manifests``) is imported inside the methods that need it: a bare
 # `modelbox resolve` must start in well under 0.25 s and pydantic alone costs ~0.1 s.
@@ -390,12 +399,14 @@ class Registry:
 
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
-            description=description, metadata=_metadata(metadata), datasets=datasets or [],
+            description=description, metadata=json_metadata(metadata), datasets=datasets or [],
             created_at=now(),
         )
         with self.transaction() as txn:
             if txn.snapshot.read(layout.model_file(model)) is not None:
                 raise ModelExistsError(str(model))
+            if txn.snapshot.read(layout.experiment_file(model)) is not None:
+                raise AlreadyExistsError(f"{model} is an experiment; choose another model name")
             self._check_ref_collision(txn.snapshot, model)
             txn.put(layout.model_file(model), manifest)
             txn.change = Change("model.create", str(model), f"model create {model}")
@@ -456,7 +467,7 @@ class Registry:
             manifest = VersionManifest(
                 model=str(model), version=version,
                 name=parent.name if name is None else name, description=description,
-                framework=_framework(framework), metadata=_metadata(metadata),
+                framework=framework_of(framework), metadata=json_metadata(metadata),
                 created_at=now(),
             )
             txn.put(layout.version_file(model, version), manifest)
@@ -584,11 +595,11 @@ class Registry:
                     raise InvalidValueError(f"{target} has no metadata key {key!r}")
                 del metadata[key]
             else:
-                metadata[key] = _metadata({key: value})[key]
+                metadata[key] = json_metadata({key: value})[key]
                 if key in metadata and before == metadata[key] and key in manifest.metadata:
                     return
             txn.put(path, manifest.model_copy(update={"metadata": metadata}))
-            kind = "version" if ref.version or ref.tag else "model"
+            kind = manifest.kind
             verb = "unset" if remove else "set"
             txn.change = Change(
                 f"{kind}.update", target, f"meta {verb} {target} {key}",
@@ -598,8 +609,13 @@ class Registry:
 
     def target(
         self, snap: Snapshot, ref: Reference
-    ) -> tuple[str, ModelManifest | VersionManifest, str]:
-        """The manifest path, manifest and display name of a model or version reference."""
+    ) -> tuple[str, Manifest, str]:
+        """The manifest path, manifest and display name of what ``ref`` names: a model or
+        version, or an experiment or checkpoint (``EXPERIMENT@CHECKPOINT``)."""
+        if snap.read(layout.model_file(ref.model)) is None and snap.read(
+            layout.experiment_file(ref.model)
+        ) is not None:
+            return self._experiment_target(snap, ref)
         if ref.version is None and ref.tag is None:
             return layout.model_file(ref.model), self._model(snap, ref.model), str(ref.model)
         version = ref.version
@@ -611,6 +627,25 @@ class Registry:
                 raise TagNotFoundError(str(ref.model), ref.tag)
         manifest = self._version(snap, ref.model, version)
         return layout.version_file(ref.model, version), manifest, f"{ref.model}@{version}"
+
+    def _experiment_target(self, snap: Snapshot, ref: Reference) -> tuple[str, Manifest, str]:
+        from modelbox.manifests import CheckpointManifest, ExperimentManifest, parse
+
+        if ref.tag is not None:
+            raise InvalidValueError(
+                f"{ref}: experiments have no tags; name a checkpoint as EXPERIMENT@CHECKPOINT"
+            )
+        if ref.version is None:
+            path = layout.experiment_file(ref.model)
+            return path, parse(ExperimentManifest, path, snap.read(path) or b""), str(ref.model)
+        path = layout.checkpoint_file(ref.model, ref.version)
+        data = snap.read(path)
+        if data is None:
+            raise NotFoundError(
+                f"checkpoint {ref} does not exist; `modelbox checkpoint list {ref.model}` "
+                "shows its checkpoints"
+            )
+        return path, parse(CheckpointManifest, path, data), str(ref)
 
     # -- metrics -------------------------------------------------------------------------
     def log_metrics(
@@ -625,26 +660,15 @@ class Registry:
 
         Values are numbers or strings (a serialized tensor); NaN and infinities are refused
         because JSON cannot hold them. The version manifest's ``metrics`` keeps the latest
-        value of each key (the summary ``diff`` and listings show).
+        value of each key (the summary ``diff`` and listings show). One commit per call: a
+        training loop should buffer (the Python client's experiments do).
         """
-        import math
-        import time
+        self.append_metrics(ref, metric_points(metrics, step=step, wallclock=wallclock))
 
-        from modelbox.manifests import MetricPoint, MetricSeries, parse
+    def append_metrics(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
+        """Append many validated points (see :func:`metric_points`) in one commit."""
+        from modelbox.manifests import MetricSeries, parse
 
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise InvalidValueError(f"step must be an integer, got {step!r}")
-        points: dict[str, Any] = {}
-        for key, value in metrics.items():
-            _check_key(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise InvalidValueError(f"metric {key!r} must be a number or a string")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise InvalidValueError(f"metric {key!r} is {value}; only finite numbers")
-            points[key] = MetricPoint(
-                step=step, wallclock=time.time() if wallclock is None else wallclock,
-                value=float(value) if isinstance(value, int) else value,
-            )
         if not points:
             return
         with self.transaction() as txn:
@@ -653,16 +677,19 @@ class Registry:
             data = txn.snapshot.read(series_path)
             current = parse(MetricSeries, series_path, data) if data else MetricSeries()
             series = {k: list(v) for k, v in current.series.items()}
-            for key, point in points.items():
+            latest: dict[str, float | str] = {}
+            for key, point in points:
                 series.setdefault(key, []).append(point)
+                latest[key] = point.value
             txn.put(series_path, MetricSeries(series=series))
-            if ref.version is not None or ref.tag is not None:
-                summary = {**getattr(manifest, "metrics", {}),
-                           **{k: p.value for k, p in points.items()}}
+            if hasattr(manifest, "metrics"):  # versions and checkpoints keep a summary
+                summary = {**manifest.metrics, **latest}
                 txn.put(path, manifest.model_copy(update={"metrics": summary}))
+            shown = ", ".join(sorted(latest))
             txn.change = Change(
-                "metrics.log", target, f"metrics log {target} {', '.join(sorted(points))}",
-                after=_json({k: p.value for k, p in points.items()}),
+                "metrics.log", target, f"metrics log {target} {shown}"
+                + (f" ({len(points)} points)" if len(points) > len(latest) else ""),
+                after=_json(latest),
             )
 
     def metrics(self, ref: Reference) -> dict[str, list[dict[str, Any]]]:
@@ -777,6 +804,31 @@ def _branch_candidates(repo: GitRepo) -> Iterator[str]:
             yield branch
 
 
+def metric_points(
+    metrics: dict[str, float | int | str], *, step: int | None, wallclock: float | None
+) -> list[tuple[str, MetricPoint]]:
+    """Validate one ``log_metrics`` call into points; raise InvalidValueError naming the key."""
+    import math
+    import time
+
+    from modelbox.manifests import MetricPoint
+
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise InvalidValueError(f"step must be an integer, got {step!r}")
+    when = time.time() if wallclock is None else float(wallclock)
+    points = []
+    for key, value in metrics.items():
+        _check_key(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InvalidValueError(f"metric {key!r} must be a number or a string")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidValueError(f"metric {key!r} is {value}; only finite numbers")
+        points.append((key, MetricPoint(
+            step=step, wallclock=when, value=float(value) if isinstance(value, int) else value,
+        )))
+    return points
+
+
 def _check_tag(tag: str) -> None:
     check_segment("tag", tag)
     if tag in RESERVED_TAGS:
@@ -788,7 +840,7 @@ def _check_key(key: str) -> None:
         raise InvalidValueError(f"invalid metadata key {key!r}: it must be non-empty text")
 
 
-def _framework(value: MLFramework | str) -> MLFramework:
+def framework_of(value: MLFramework | str) -> MLFramework:
     try:
         return MLFramework(value.lower() if isinstance(value, str) else value)
     except ValueError:
@@ -796,7 +848,7 @@ def _framework(value: MLFramework | str) -> MLFramework:
         raise InvalidValueError(f"unknown framework {value!r}; use one of {names}") from None
 
 
-def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+def json_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Metadata must be JSON: check it round-trips and forbid NaN/Infinity."""
     if not metadata:
         return {}

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from modelbox.cli import artifact_cmds, history, maintenance, models, tags, versions
+from modelbox.cli import (
+    artifact_cmds,
+    history,
+    lifecycle_cmds,
+    maintenance,
+    models,
+    tags,
+    versions,
+)
 from modelbox.cli._common import Context
 from modelbox.errors import ModelboxError
 
@@ -40,7 +48,9 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (models, versions, tags, artifact_cmds, history, maintenance):
+for module in (
+    models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -21,8 +21,8 @@ from modelbox.errors import (
     VersionExistsError,
 )
 
-PUBLIC_API = {"AuditEvent", "MLFramework", "Model", "ModelBoxClient", "ModelVersion",
-              "ModelboxError"}
+PUBLIC_API = {"AuditEvent", "Checkpoint", "Event", "Experiment", "MLFramework", "Model",
+              "ModelBoxClient", "ModelVersion", "ModelboxError"}
 
 
 @pytest.fixture

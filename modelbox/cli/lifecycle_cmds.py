@@ -1,0 +1,211 @@
+"""``modelbox experiment|checkpoint|metrics|event ...``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+
+from modelbox.cli._common import (
+    Context,
+    emit_json,
+    json_option,
+    model_arg,
+    parse_meta,
+    pass_ctx,
+    ref_arg,
+)
+from modelbox.errors import InvalidValueError
+
+
+@click.group()
+def experiment() -> None:
+    """Training runs: hyperparameters, metric series, events, checkpoints."""
+
+
+@experiment.command("create")
+@click.argument("name")
+@click.option("--owner", default="")
+@click.option("--task", default="")
+@click.option("--framework", default="unknown")
+@click.option("--external-id", default="", help="The run's id in another tracker.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Hyperparameters.")
+@pass_ctx
+def experiment_create(
+    ctx: Context, name: str, owner: str, task: str, framework: str, external_id: str,
+    meta: tuple[str, ...],
+) -> None:
+    """Create experiment NAME (NAMESPACE/NAME), or show that it exists."""
+    from modelbox import lifecycle
+
+    made = lifecycle.create_experiment(
+        ctx.registry, model_arg(name), owner=owner, task=task, framework=framework,
+        external_id=external_id, metadata=parse_meta(meta),
+    )
+    click.echo(f"Experiment {made.full_name}")
+
+
+@experiment.command("list")
+@click.argument("namespace", required=False)
+@json_option
+@pass_ctx
+def experiment_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
+    """List experiments, optionally in NAMESPACE and below."""
+    from modelbox import lifecycle
+
+    found = lifecycle.list_experiments(ctx.registry, namespace)
+    if as_json:
+        emit_json([e.model_dump(mode="json") for e in found])
+        return
+    for e in found:
+        click.echo(f"{e.full_name}\t{e.owner}\t{e.framework.value}\t{e.created_at.isoformat()}")
+
+
+@click.group()
+def checkpoint() -> None:
+    """Checkpoints of an experiment (EXPERIMENT@CHECKPOINT)."""
+
+
+@checkpoint.command("create")
+@click.argument("experiment_name", metavar="EXPERIMENT")
+@click.argument("checkpoint_id", metavar="CHECKPOINT")
+@click.option("--epoch", type=click.IntRange(min=0))
+@click.option("--step", type=click.IntRange(min=0))
+@pass_ctx
+def checkpoint_create(
+    ctx: Context, experiment_name: str, checkpoint_id: str, epoch: int | None, step: int | None
+) -> None:
+    """Record a checkpoint; attach files with `modelbox artifact add EXPERIMENT@CHECKPOINT`."""
+    from modelbox import lifecycle
+
+    made = lifecycle.create_checkpoint(ctx.registry, model_arg(experiment_name), checkpoint_id,
+                                       epoch=epoch, step=step)
+    click.echo(f"Checkpoint {made.experiment}@{made.checkpoint}")
+
+
+@checkpoint.command("list")
+@click.argument("experiment_name", metavar="EXPERIMENT")
+@json_option
+@pass_ctx
+def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
+    """List an experiment's checkpoints, oldest first, with their metric summaries."""
+    from modelbox import lifecycle
+
+    found = lifecycle.list_checkpoints(ctx.registry, model_arg(experiment_name))
+    if as_json:
+        emit_json([c.model_dump(mode="json") for c in found])
+        return
+    for c in found:
+        metrics = ", ".join(f"{k}={v}" for k, v in sorted(c.metrics.items()))
+        click.echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}")
+
+
+@checkpoint.command("promote")
+@click.argument("source", metavar="EXPERIMENT@CHECKPOINT")
+@click.argument("dest", metavar="MODEL@VERSION")
+@click.option("--tag", "tags", multiple=True, help="A unique tag for the new version.")
+@pass_ctx
+def checkpoint_promote(ctx: Context, source: str, dest: str, tags: tuple[str, ...]) -> None:
+    """Make a model version from a checkpoint (same stored objects, no upload)."""
+    from modelbox import lifecycle
+
+    src, dst = ref_arg(source), ref_arg(dest)
+    if src.version is None or dst.version is None:
+        raise InvalidValueError("give EXPERIMENT@CHECKPOINT and MODEL@VERSION")
+    made = lifecycle.promote(ctx.registry, src.model, src.version, dst.model, dst.version,
+                             tags=list(tags))
+    click.echo(f"Promoted {source} to {made.model}@{made.version}")
+
+
+@click.group()
+def metrics() -> None:
+    """Metric series of a model, version, experiment or checkpoint."""
+
+
+@metrics.command("log")
+@click.argument("target", metavar="TARGET")
+@click.argument("values", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--step", type=int)
+@click.option("--wallclock", type=float, help="Seconds since the epoch (default: now).")
+@pass_ctx
+def metrics_log(
+    ctx: Context, target: str, values: tuple[str, ...], step: int | None,
+    wallclock: float | None,
+) -> None:
+    """Log one point per KEY (numbers stay numbers, anything else is text)."""
+    ctx.registry.log_metrics(ref_arg(target), parse_meta(values), step=step, wallclock=wallclock)
+    click.echo(f"Logged {len(values)} metric(s) on {target}")
+
+
+@metrics.command("show")
+@click.argument("target", metavar="TARGET")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the series to a PNG.")
+@json_option
+@pass_ctx
+def metrics_show(ctx: Context, target: str, plot: str | None, as_json: bool) -> None:
+    """Every series with step, wallclock and value."""
+    series = ctx.registry.metrics(ref_arg(target))
+    if plot:
+        from modelbox.plots import plot_series
+
+        plot_series(series, plot, title=target)
+    if as_json:
+        emit_json(series)
+        return
+    for key, points in sorted(series.items()):
+        last = points[-1]
+        click.echo(f"{key}\t{len(points)} point(s)\tlast={last['value']} (step {last['step']})")
+
+
+@click.group()
+def event() -> None:
+    """Events from outside systems (deployments, benchmarks, ...)."""
+
+
+@event.command("log")
+@click.argument("target", metavar="TARGET")
+@click.argument("name")
+@click.option("--source", default="", help="Who sent it (k8s/prod, ci, ...).")
+@click.option("--wallclock", type=float, help="Seconds since the epoch (default: now).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE")
+@pass_ctx
+def event_log(
+    ctx: Context, target: str, name: str, source: str, wallclock: float | None,
+    meta: tuple[str, ...],
+) -> None:
+    """Record event NAME on TARGET."""
+    from modelbox import lifecycle
+
+    lifecycle.log_events(ctx.registry, ref_arg(target), [
+        lifecycle.Event(name, source, wallclock, parse_meta(meta))
+    ])
+    click.echo(f"Logged {name} on {target}")
+
+
+@event.command("list")
+@click.argument("target", metavar="TARGET")
+@click.option("--since", help="Only events at or after this ISO 8601 date or time.")
+@json_option
+@pass_ctx
+def event_list(ctx: Context, target: str, since: str | None, as_json: bool) -> None:
+    """List TARGET's events in the order they were logged."""
+    from modelbox import lifecycle
+
+    cutoff = None
+    if since:
+        try:
+            cutoff = datetime.fromisoformat(since)
+        except ValueError:
+            raise InvalidValueError(f"--since {since!r} is not an ISO 8601 date") from None
+        cutoff = cutoff if cutoff.tzinfo else cutoff.astimezone(timezone.utc)
+    events = lifecycle.list_events(ctx.registry, ref_arg(target), cutoff)
+    if as_json:
+        emit_json([{"name": e.name, "source": e.source, "wallclock": e.wallclock,
+                    "metadata": e.metadata} for e in events])
+        return
+    for e in events:
+        when = datetime.fromtimestamp(e.wallclock or 0, timezone.utc).isoformat()
+        click.echo(f"{when}\t{e.name}\t{e.source}")
+
+
+COMMANDS = [experiment, checkpoint, metrics, event]

@@ -1,0 +1,229 @@
+"""Experiments, their checkpoints, promotion to model versions, and events.
+
+An experiment is addressed like a model (``ai/vision/yolo-run-17``) and its checkpoints
+like versions (``ai/vision/yolo-run-17@epoch-3``); one name is either a model or an
+experiment, never both. Creating what exists returns it unchanged (a restarted training
+job can call ``new_experiment`` again). Promoting a checkpoint makes a model version that
+points at the same stored objects: nothing is uploaded again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from modelbox import layout
+from modelbox.audit import Change
+from modelbox.errors import AlreadyExistsError, InvalidValueError, NotFoundError
+from modelbox.frameworks import MLFramework
+from modelbox.manifests import (
+    CheckpointManifest,
+    EventLog,
+    EventRecord,
+    ExperimentManifest,
+    VersionManifest,
+    now,
+    parse,
+)
+from modelbox.names import ModelName, Reference, check_segment
+from modelbox.registry import Registry, framework_of, json_metadata
+
+
+@dataclass(frozen=True)
+class Event:
+    """``Event("deployed", source="k8s/prod", wallclock=..., metadata={...})``."""
+
+    name: str
+    source: str = ""
+    wallclock: float | None = None  # seconds since the epoch; now when omitted
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> EventRecord:
+        if not self.name or any(ord(c) < 32 for c in self.name):
+            raise InvalidValueError(f"invalid event name {self.name!r}: it must be non-empty text")
+        when = time.time() if self.wallclock is None else float(self.wallclock)
+        return EventRecord(name=self.name, source=self.source, wallclock=when,
+                           metadata=json_metadata(self.metadata))
+
+    @classmethod
+    def of(cls, record: EventRecord) -> Event:
+        return cls(record.name, record.source, record.wallclock, dict(record.metadata))
+
+
+def create_experiment(
+    registry: Registry,
+    experiment: ModelName,
+    *,
+    owner: str = "",
+    task: str = "",
+    framework: MLFramework | str = MLFramework.UNKNOWN,
+    external_id: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> ExperimentManifest:
+    """Create an experiment, or return the existing one of that name."""
+    path = layout.experiment_file(experiment)
+    with registry.transaction() as txn:
+        data = txn.snapshot.read(path)
+        if data is not None:
+            return parse(ExperimentManifest, path, data)
+        if txn.snapshot.read(layout.model_file(experiment)) is not None:
+            raise AlreadyExistsError(f"{experiment} is a model; choose another experiment name")
+        manifest = ExperimentManifest(
+            namespace=experiment.namespace, name=experiment.name, owner=owner, task=task,
+            framework=framework_of(framework), external_id=external_id,
+            metadata=json_metadata(metadata), created_at=now(),
+        )
+        txn.put(path, manifest)
+        txn.change = Change("experiment.create", str(experiment), f"experiment create {experiment}")
+    return manifest
+
+
+def get_experiment(registry: Registry, experiment: ModelName) -> ExperimentManifest:
+    path = layout.experiment_file(experiment)
+    data = registry.snapshot().read(path)
+    if data is None:
+        raise NotFoundError(f"experiment {experiment} does not exist; "
+                            "`modelbox experiment list` shows the experiments there are")
+    return parse(ExperimentManifest, path, data)
+
+
+def list_experiments(registry: Registry, namespace: str | None = None) -> list[ExperimentManifest]:
+    """Every experiment, or those in ``namespace`` and below."""
+    snap = registry.snapshot()
+    root = layout.EXPERIMENTS + (f"/{namespace.strip('/')}" if namespace else "")
+    out, stack = [], [root]
+    while stack:
+        folder = stack.pop()
+        for name, is_dir in snap.listdir(folder):
+            if is_dir and not name.startswith("_"):
+                stack.append(f"{folder}/{name}")
+            elif name == layout.EXPERIMENT_FILE and folder != root:
+                path = f"{folder}/{name}"
+                out.append(parse(ExperimentManifest, path, snap.read(path) or b""))
+    return sorted(out, key=lambda e: (e.namespace, e.name))
+
+
+def create_checkpoint(
+    registry: Registry,
+    experiment: ModelName,
+    checkpoint: str,
+    *,
+    epoch: int | None = None,
+    step: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> CheckpointManifest:
+    """Create a checkpoint of an experiment, or return the existing one."""
+    check_segment("checkpoint", checkpoint)
+    for label, number in (("epoch", epoch), ("step", step)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)
+                                   or number < 0):
+            raise InvalidValueError(f"{label} must be a whole number, got {number!r}")
+    path = layout.checkpoint_file(experiment, checkpoint)
+    with registry.transaction() as txn:
+        get_experiment_in(txn.snapshot.read(layout.experiment_file(experiment)), experiment)
+        data = txn.snapshot.read(path)
+        if data is not None:
+            return parse(CheckpointManifest, path, data)
+        manifest = CheckpointManifest(
+            experiment=str(experiment), checkpoint=checkpoint, epoch=epoch, step=step,
+            metadata=json_metadata(metadata), created_at=now(),
+        )
+        txn.put(path, manifest)
+        txn.change = Change("checkpoint.create", f"{experiment}@{checkpoint}",
+                            f"checkpoint create {experiment}@{checkpoint}")
+    return manifest
+
+
+def get_experiment_in(data: bytes | None, experiment: ModelName) -> None:
+    if data is None:
+        raise NotFoundError(f"experiment {experiment} does not exist; create it first")
+
+
+def list_checkpoints(registry: Registry, experiment: ModelName) -> list[CheckpointManifest]:
+    """The experiment's checkpoints in the order they were made."""
+    snap = registry.snapshot()
+    get_experiment_in(snap.read(layout.experiment_file(experiment)), experiment)
+    folder = f"{layout.experiment_dir(experiment)}/{layout.CHECKPOINTS_DIR}"
+    out = []
+    for name, is_dir in snap.listdir(folder):
+        path = f"{folder}/{name}/{layout.CHECKPOINT_FILE}"
+        if is_dir and (data := snap.read(path)) is not None:
+            out.append(parse(CheckpointManifest, path, data))
+    return sorted(out, key=lambda c: (c.created_at, c.checkpoint))
+
+
+def promote(
+    registry: Registry, experiment: ModelName, checkpoint: str, model: ModelName, version: str,
+    *, tags: list[str] | None = None,
+) -> VersionManifest:
+    """Make ``model@version`` from a checkpoint: its artifacts (same objects, no upload),
+    metrics summary and metadata, with ``source_checkpoint`` recorded for lineage."""
+    snap = registry.snapshot()
+    ckpt_path = layout.checkpoint_file(experiment, checkpoint)
+    data = snap.read(ckpt_path)
+    if data is None:
+        raise NotFoundError(f"checkpoint {experiment}@{checkpoint} does not exist")
+    source = parse(CheckpointManifest, ckpt_path, data)
+    pointers_dir = f"{layout.checkpoint_dir(experiment, checkpoint)}/{layout.ARTIFACTS_DIR}"
+    experiment_manifest = parse(ExperimentManifest, layout.experiment_file(experiment),
+                                snap.read(layout.experiment_file(experiment)) or b"")
+    with registry.batch():
+        created = registry.create_version(
+            model, version, description=f"promoted from {experiment}@{checkpoint}",
+            framework=experiment_manifest.framework,
+            metadata={**source.metadata, "source_checkpoint": f"{experiment}@{checkpoint}"},
+            tags=tags,
+        )
+        with registry.transaction() as txn:
+            target_dir = layout.version_dir(model, version)
+            for rel in _files_under(txn.snapshot, pointers_dir):
+                pointer = txn.snapshot.read(f"{pointers_dir}/{rel}")
+                assert pointer is not None
+                txn.writes[f"{target_dir}/{layout.ARTIFACTS_DIR}/{rel}"] = pointer
+            txn.put(layout.version_file(model, version),
+                    created.model_copy(update={"metrics": dict(source.metrics)}))
+            txn.put(ckpt_path, source.model_copy(
+                update={"promoted_to": [*source.promoted_to, f"{model}@{version}"]}))
+            txn.change = Change(
+                "checkpoint.promote", f"{model}@{version}",
+                f"promote {experiment}@{checkpoint} to {model}@{version}",
+                before=f"{experiment}@{checkpoint}", after=f"{model}@{version}",
+            )
+    return registry.get_version(model, version)
+
+
+def _files_under(snap: Any, folder: str) -> list[str]:
+    out, stack = [], [""]
+    while stack:
+        rel = stack.pop()
+        for name, is_dir in snap.listdir(f"{folder}/{rel}".rstrip("/")):
+            child = f"{rel}/{name}" if rel else name
+            (stack.append(child) if is_dir else out.append(child))
+    return sorted(out)
+
+
+def log_events(registry: Registry, ref: Reference, events: list[Event]) -> None:
+    """Append events to any object's ``_events.json`` (one commit)."""
+    if not events:
+        return
+    with registry.transaction() as txn:
+        path, _, target = registry.target(txn.snapshot, ref)
+        events_path = path.rsplit("/", 1)[0] + "/" + layout.EVENTS_FILE
+        data = txn.snapshot.read(events_path)
+        current = parse(EventLog, events_path, data) if data else EventLog()
+        txn.put(events_path, EventLog(events=[*current.events, *(e.record() for e in events)]))
+        names = ", ".join(dict.fromkeys(e.name for e in events))
+        txn.change = Change("event.log", target, f"event {target} {names}", after=names)
+
+
+def list_events(registry: Registry, ref: Reference, since: datetime | None = None) -> list[Event]:
+    """Events of an object in logging order, those at or after ``since`` only if given."""
+    snap = registry.snapshot()
+    path, _, _ = registry.target(snap, ref)
+    events_path = path.rsplit("/", 1)[0] + "/" + layout.EVENTS_FILE
+    data = snap.read(events_path)
+    records = parse(EventLog, events_path, data).events if data else []
+    cutoff = since.timestamp() if since is not None else float("-inf")
+    return [Event.of(r) for r in records if r.wallclock >= cutoff]
