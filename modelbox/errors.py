@@ -20,6 +20,10 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ├── WorktreeDirtyError        uncommitted edits stand where a command must write
     ├── ConcurrentUpdateError     another writer held the registry or moved the branch
     ├── GitError                  the Git repository itself could not be read or written
+    │   ├── MergeConflictError    a pull found both sides changing the same part of a file
+    │   └── RemoteError           another repository could not be reached, read or written
+    │       ├── RemoteMovedError  the remote has commits this clone lacks (pull first)
+    │       └── PushRejectedError the server refused some refs of a push
     ├── ArtifactError             an artifact path is missing, unsafe or unreadable
     └── StoreError                the object store failed
         ├── StoreAccessError      missing or refused credentials, no permission
@@ -30,6 +34,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "AlreadyExistsError",
     "ArtifactError",
@@ -38,14 +44,18 @@ __all__ = [
     "InvalidNameError",
     "InvalidValueError",
     "ManifestError",
+    "MergeConflictError",
     "ModelExistsError",
     "ModelNotFoundError",
     "ModelboxError",
     "NotFoundError",
     "ObjectCorruptError",
     "ObjectMissingError",
+    "PushRejectedError",
     "RegistryFormatError",
     "RegistryNotFoundError",
+    "RemoteError",
+    "RemoteMovedError",
     "StoreAccessError",
     "StoreError",
     "StoreUnreachableError",
@@ -165,6 +175,44 @@ class ConcurrentUpdateError(ModelboxError):
 
 class GitError(ModelboxError):
     """The Git repository could not be read or written."""
+
+
+class RemoteError(GitError):
+    """The other repository could not be reached, read or written."""
+
+
+class RemoteMovedError(RemoteError):
+    """The remote's branch (or audit chain) has commits this clone does not have."""
+
+    def __init__(self, url: str, ref: str) -> None:
+        self.url, self.ref = url, ref
+        super().__init__(
+            f"push rejected: {ref} on {url} has changes you do not have yet; "
+            "run `modelbox pull`, then `modelbox push` again"
+        )
+
+
+class PushRejectedError(RemoteError):
+    """The server refused some of the refs a push sent."""
+
+    def __init__(self, url: str, statuses: Mapping[str, str]) -> None:
+        self.url, self.statuses = url, dict(statuses)
+        what = "; ".join(f"{ref}: {why}" for ref, why in sorted(statuses.items()))
+        super().__init__(
+            f"push to {url} rejected ({what}); run `modelbox pull`, then `modelbox push` again"
+        )
+
+
+class MergeConflictError(GitError):
+    """Both sides changed the same part of the same file; a person has to merge."""
+
+    def __init__(self, url: str, branch: str, paths: list[str]) -> None:
+        self.url, self.branch, self.paths = url, branch, paths
+        super().__init__(
+            f"cannot merge {branch} from {url}: both sides changed {', '.join(paths)}; "
+            f"nothing was changed here. Merge by hand with `git pull`, then run "
+            f"`modelbox check --fix`"
+        )
 
 
 class ArtifactError(ModelboxError):

@@ -18,6 +18,7 @@ from modelbox.cli import (
     lifecycle_cmds,
     maintenance,
     models,
+    remote_cmds,
     tags,
     versions,
 )
@@ -49,7 +50,7 @@ def cli(ctx: click.Context, repo: Path | None) -> None:
 
 
 for module in (
-    models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance
+    models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -1,0 +1,640 @@
+"""Sharing a registry: clone, push, pull and status against another Git repository.
+
+What moves: the registry branch, ``refs/modelbox/*`` (tag refs and the audit chain), and
+the objects that pointers need. The order of a push is fixed: every object a pushed
+pointer needs is in the remote's store before any ref is sent, or nothing is sent.
+
+* **Stores.** With a shared store (``$MODELBOX_STORE``, ``git config modelbox.store`` or
+  the registry's ``store`` setting) the objects are already where every clone reads them;
+  a push only checks with ``missing()`` and uploads what this machine's copies hold. With the
+  default per-clone store (``.git/modelbox/store``) objects travel between the clone's
+  store and ``<remote git dir>/modelbox/store`` when the remote is on this machine; a
+  network remote has no store modelbox can reach, so pushing pointers to one stops.
+* **Branch.** Never forced: a push whose remote branch moved is refused with the advice
+  to pull. A pull fast-forwards, or merges with a merge commit when the two sides changed
+  different files, or different keys of the same JSON document (tags, metadata, metric
+  series); anything else stops and names the files.
+* **Tag refs** are derived: a push force-updates the remote's to match the branch; a
+  pull rebuilds the local ones (``refs sync``).
+* **Audit chain** (``refs/modelbox/audit``): pushed like the branch (never forced); a pull
+  fast-forwards it or joins both chains with a merge commit, so no download event is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelbox import canonical, layout
+from modelbox.documents import parse_settings
+from modelbox.errors import (
+    AlreadyExistsError,
+    ConcurrentUpdateError,
+    InvalidValueError,
+    MergeConflictError,
+    ModelboxError,
+    ObjectMissingError,
+    RemoteError,
+    RemoteMovedError,
+    StoreError,
+)
+from modelbox.refs import GitRepo, Snapshot, locked
+from modelbox.refs import remote as git_remote
+from modelbox.refs.remote import Remote
+from modelbox.registry import AUDIT_REF, Registry
+
+if TYPE_CHECKING:
+    from modelbox.objects import ObjectStore
+
+__all__ = [
+    "MergeConflictError",
+    "PullResult",
+    "PushResult",
+    "Status",
+    "clone",
+    "pull",
+    "push",
+    "status",
+]
+
+DEFAULT_REMOTE = "origin"
+_ARTIFACTS = f"/{layout.ARTIFACTS_DIR}/"
+
+
+# -- remotes ---------------------------------------------------------------------------
+def _remote(registry: Registry, name: str | None) -> tuple[str | None, Remote]:
+    """``(remote name or None for a bare URL, Remote)``; also adds modelbox's refspecs."""
+    repo = registry.repo
+    name = name or DEFAULT_REMOTE
+    url = git_remote.remote_url(repo, name)
+    if url is not None:
+        git_remote.ensure_refspecs(repo, name, registry.branch)
+        return name, Remote(repo, url)
+    if "://" in name or "/" in name or ":" in name or Path(name).exists():
+        return None, Remote(repo, name)
+    raise InvalidValueError(
+        f"no remote named {name!r}; add one with `git remote add {name} URL` or give a URL"
+    )
+
+
+def _remember(repo: GitRepo, name: str | None, refs: dict[str, str]) -> None:
+    """Update the remote-tracking refs (``refs/remotes/NAME/...``) to what the remote has."""
+    if name is None:
+        return
+    for ref, sha in refs.items():
+        if ref.startswith("refs/heads/"):
+            repo.set_ref(f"refs/remotes/{name}/{ref[len('refs/heads/'):]}", sha)
+        elif ref == AUDIT_REF:
+            repo.set_ref(f"refs/remotes/{name}/modelbox/audit", sha)
+
+
+# -- objects ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Need:
+    sha256: str
+    size: int
+    directory: bool
+
+
+def _pointer_needs(repo: GitRepo, changes: Iterable[tuple[str, str | None]]) -> list[_Need]:
+    """The objects the pointer files among ``(path, blob sha)`` name (tracked URIs need none)."""
+    out: dict[str, _Need] = {}
+    for path, blob in changes:
+        if blob is None or _ARTIFACTS not in f"/{path}" or not path.endswith(".json"):
+            continue
+        try:
+            doc = json.loads(repo.object(blob).as_raw_string())
+        except ValueError:
+            continue  # `modelbox check` reports a broken pointer; it names no object
+        if isinstance(doc, dict) and isinstance(doc.get("sha256"), str):
+            out[doc["sha256"]] = _Need(doc["sha256"], int(doc.get("size") or 0),
+                                       bool(doc.get("directory")))
+    return list(out.values())
+
+
+def _commits_needs(repo: GitRepo, commits: Iterable[str]) -> list[_Need]:
+    """What the pointers added or changed by ``commits`` need."""
+    changes: list[tuple[str, str | None]] = []
+    for sha in commits:
+        commit = repo.commit_info(sha)
+        if not _may_change_pointers(commit.message.decode("utf-8", "replace")):
+            continue
+        tree = commit.tree.decode()
+        parents = [repo.commit_info(p.decode()).tree.decode() for p in commit.parents]
+        for old in parents or [None]:
+            changes.extend((c.path, c.new_sha) for c in repo.changed_paths(old, tree))
+    return _pointer_needs(repo, changes)
+
+
+def _may_change_pointers(message: str) -> bool:
+    """False for a modelbox commit whose operation cannot add a pointer (most of them):
+    diffing every pushed commit's tree is what a push of many versions would spend on."""
+    for line in message.splitlines():
+        if line.startswith("Modelbox-Operation: "):
+            return line.split(": ", 1)[1].strip().startswith("artifact.")
+    return True  # written by hand or by git (merges): look
+
+
+def _head_needs(repo: GitRepo, commit: str | None) -> list[_Need]:
+    """What every pointer on ``commit`` needs."""
+    if commit is None:
+        return []
+    tree = repo.snapshot(commit).tree
+    return _pointer_needs(repo, ((c.path, c.new_sha) for c in repo.changed_paths(None, tree)))
+
+
+def _expand(needs: list[_Need], sources: list[ObjectStore]) -> dict[str, int]:
+    """digest -> size of every object: files, directory listings and the files they list."""
+    out: dict[str, int] = {}
+    for need in needs:
+        out[need.sha256] = need.size
+        if not need.directory:
+            continue
+        data = None
+        for source in sources:
+            try:
+                data = source.open_bytes(need.sha256)
+                break
+            except ObjectMissingError:
+                continue
+        if data is None:
+            continue  # reported as missing with the listing itself
+        out[need.sha256] = len(data)
+        for entry in json.loads(data).get("files", []):
+            out[entry["sha256"]] = int(entry["size"])
+    return out
+
+
+@dataclass
+class _Stores:
+    local: ObjectStore
+    remote: ObjectStore | None  # None: a network remote with per-clone stores
+    shared: bool
+
+    def copies(self) -> list[ObjectStore]:
+        """Local folders that may hold an object: this clone's store and the machine cache."""
+        from modelbox.objects import default_cache_dir, open_store
+
+        out = [] if self.shared else [self.local]
+        return [*out, open_store(str(default_cache_dir() / "objects"))]
+
+
+def _stores(registry: Registry, remote: Remote) -> _Stores:
+    from modelbox.artifacts import store_url
+    from modelbox.objects import open_store
+
+    url = store_url(registry)
+    local = open_store(url)
+    if url != str(registry.repo.git_dir / "modelbox" / "store"):
+        return _Stores(local, local, shared=True)  # env, git config or registry setting
+    git_dir = remote.local_git_dir()
+    other = open_store(str(git_dir / "modelbox" / "store")) if git_dir else None
+    return _Stores(local, other, shared=False)
+
+
+def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectStore]) -> int:
+    """Copy into ``dest`` each object it lacks from a local folder; return how many."""
+    from modelbox.objects import FileDigest
+
+    absent = dest.missing(objects)
+    items, lost = [], []
+    for digest in sorted(absent):
+        for source in sources:
+            path = Path(source.key(digest))
+            if path.is_file() and path.stat().st_size == objects[digest]:
+                items.append((path, FileDigest(digest, objects[digest])))
+                break
+        else:
+            lost.append(digest)
+    if lost:
+        raise StoreError(
+            f"{len(lost)} object(s) that pointers need are neither in {dest.url} nor on this "
+            f"machine (sha256:{lost[0]}...); nothing was pushed. Add the files again with "
+            "`modelbox artifact add`"
+        )
+    return dest.put_files(items)
+
+
+# -- push ------------------------------------------------------------------------------
+@dataclass
+class PushResult:
+    url: str
+    branch: str
+    before: str | None
+    after: str | None
+    refs: dict[str, str | None] = field(default_factory=dict)
+    objects: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "branch": self.branch, "before": self.before,
+                "after": self.after, "refs": self.refs, "objects_uploaded": self.objects}
+
+
+def push(registry: Registry, remote_name: str | None = None) -> PushResult:
+    """Send the registry branch, ``refs/modelbox/*`` and the objects pointers need.
+
+    Objects go first; refs only once every object is in the remote's store.
+
+    Raises:
+        RemoteMovedError: the remote branch or audit chain has commits we do not have.
+        PushRejectedError: the server refused a ref.
+        StoreError: an object cannot be placed (store unreachable, object lost...).
+        RemoteError: the remote cannot be reached.
+    """
+    repo = registry.repo
+    name, remote = _remote(registry, remote_name)
+    registry.sync_refs()
+    ours = registry.head()
+    branch_ref = registry.branch_ref
+    theirs_refs, _ = remote.ls()
+    theirs = theirs_refs.get(branch_ref)
+    result = PushResult(remote.url, registry.branch, theirs, ours)
+    if ours is None:
+        return result
+    for ref, mine in ((branch_ref, ours), (AUDIT_REF, repo.ref(AUDIT_REF))):
+        other = theirs_refs.get(ref)
+        if other is not None and other != mine and not (
+            mine is not None and repo.has_object(other)
+            and git_remote.is_ancestor(repo, other, mine)
+        ):
+            raise RemoteMovedError(remote.url, ref)
+    updates = _ref_updates(registry, theirs_refs)
+    if not updates:
+        return result
+    if branch_ref in updates:
+        known = [sha for ref, sha in theirs_refs.items() if ref.startswith("refs/heads/")]
+        needs = _commits_needs(repo, git_remote.new_commits(repo, ours, known))
+        if needs:
+            stores = _stores(registry, remote)
+            if stores.remote is None:
+                raise StoreError(
+                    f"cannot push to {remote.url}: the registry keeps artifacts in this "
+                    "clone's own store (.git/modelbox/store), which a network remote cannot "
+                    "receive; set a shared store (the registry's `store` setting or "
+                    "MODELBOX_STORE), then push again. Nothing was pushed"
+                )
+            objects = _expand(needs, [*stores.copies(), stores.remote])
+            result.objects = _deliver(objects, stores.remote, stores.copies())
+    remote.push(updates, {branch_ref: theirs, AUDIT_REF: theirs_refs.get(AUDIT_REF)})
+    result.refs = updates
+    _remember(repo, name, {ref: sha for ref, sha in updates.items() if sha is not None})
+    return result
+
+
+def _ref_updates(registry: Registry, theirs: dict[str, str]) -> dict[str, str | None]:
+    """What a push sends: the branch, the audit chain, and the tag refs made to match."""
+    repo = registry.repo
+    updates: dict[str, str | None] = {}
+    for ref, mine in ((registry.branch_ref, registry.head()), (AUDIT_REF, repo.ref(AUDIT_REF))):
+        if mine is not None and theirs.get(ref) != mine:
+            updates[ref] = mine
+    local_tags = repo.refs_under(layout.TAG_REF_PREFIX)
+    for ref in theirs:
+        if ref.startswith(layout.TAG_REF_PREFIX) and ref not in local_tags:
+            updates[ref] = None
+    for ref, sha in local_tags.items():
+        if theirs.get(ref) != sha:
+            updates[ref] = sha
+    return updates
+
+
+# -- pull ------------------------------------------------------------------------------
+@dataclass
+class PullResult:
+    url: str
+    branch: str
+    before: str | None
+    after: str | None
+    how: str  # "up to date", "fast-forward", "merge"
+    objects: int = 0
+    refs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "branch": self.branch, "before": self.before,
+                "after": self.after, "how": self.how, "objects_copied": self.objects,
+                "refs": {k: {"before": b, "after": a} for k, (b, a) in self.refs.items()}}
+
+
+def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
+    """Fetch, then fast-forward or merge the registry branch and the audit chain.
+
+    The work tree and index follow as after any write (a hand edit on a file the pull
+    changes stops it before anything moves), then the tag refs are rebuilt.
+
+    Raises:
+        MergeConflictError: both sides changed the same part of a file.
+        WorktreeDirtyError: a file the pull would change carries an uncommitted edit.
+        RemoteError: the remote cannot be reached.
+    """
+    repo = registry.repo
+    name, remote = _remote(registry, remote_name)
+    branch_ref = registry.branch_ref
+    fetched, _ = remote.fetch(
+        lambda ref: ref in (branch_ref, AUDIT_REF)
+        or (name is not None and ref.startswith("refs/heads/"))
+    )
+    _remember(repo, name, fetched)
+    ours, theirs = registry.head(), fetched.get(branch_ref)
+    result = PullResult(remote.url, registry.branch, ours, ours, "up to date")
+    if theirs is not None and ours != theirs:
+        if ours is None or git_remote.is_ancestor(repo, ours, theirs):
+            result.after, result.how = theirs, "fast-forward"
+        elif not git_remote.is_ancestor(repo, theirs, ours):
+            result.after = _merge(registry, ours, theirs, remote.url)
+            result.how = "merge"
+    if result.after != ours:
+        assert result.after is not None
+        _advance(registry, ours, result.after)
+        result.objects = _fetch_objects(registry, remote, ours, result.after)
+    _join_audit(repo, fetched.get(AUDIT_REF), remote.url)
+    if result.after != ours or not repo.refs_under(layout.TAG_REF_PREFIX):
+        result.refs = registry.sync_refs()
+    return result
+
+
+def _advance(registry: Registry, old: str | None, new: str) -> None:
+    """Move the registry branch from ``old`` to ``new``; the work tree and index follow."""
+    repo = registry.repo
+    with locked(repo.git_dir):
+        if registry.head() != old:
+            raise ConcurrentUpdateError(
+                f"{registry.branch} moved while pulling; run `modelbox pull` again"
+            )
+        old_tree = repo.snapshot(old).tree
+        changes = list(repo.changed_paths(old_tree, repo.snapshot(new).tree))
+        worktree = registry.worktree()
+        if worktree is not None:
+            worktree.check_clean(changes)
+        repo.update_ref(registry.branch_ref, old, new, "modelbox: pull")
+        if worktree is not None:
+            worktree.apply(changes)
+
+
+def _fetch_objects(registry: Registry, remote: Remote, old: str | None, new: str) -> int:
+    """With per-clone stores and a remote on this machine, copy what new pointers need."""
+    repo = registry.repo
+    needs = _commits_needs(repo, git_remote.new_commits(repo, new, [old] if old else []))
+    if not needs:
+        return 0
+    stores = _stores(registry, remote)
+    if stores.shared or stores.remote is None:
+        return 0  # shared: nothing to copy; network remote: `get` will report what lacks
+    objects = _expand(needs, [stores.remote, stores.local])
+    present = set(objects) - stores.remote.missing(objects)
+    return _deliver({d: objects[d] for d in present}, stores.local, [stores.remote])
+
+
+def _join_audit(repo: GitRepo, theirs: str | None, url: str) -> None:
+    """Fast-forward the local audit chain, or join both with a merge commit."""
+    if theirs is None:
+        return
+    with locked(repo.git_dir):
+        ours = repo.ref(AUDIT_REF)
+        if ours == theirs or (ours is not None and git_remote.is_ancestor(repo, theirs, ours)):
+            return
+        new = theirs
+        if ours is not None and not git_remote.is_ancestor(repo, ours, theirs):
+            new = repo.write_commit(
+                tree=repo.build_tree(None, {}), parents=[ours, theirs],
+                message=f"Merge audit events from {url}\n", author=repo.identity(),
+            )
+        repo.update_ref(AUDIT_REF, ours, new, "modelbox: pull audit")
+
+
+# -- merging ---------------------------------------------------------------------------
+class _ConflictError(Exception):
+    """Both sides changed one value differently (internal: becomes MergeConflictError)."""
+
+
+_ABSENT: Any = object()
+
+
+def _merge_values(base: Any, ours: Any, theirs: Any) -> Any:
+    """Three-way merge of JSON values: dicts key by key, append-only lists by their tails."""
+    if ours == theirs:
+        return ours
+    if ours == base:
+        return theirs
+    if theirs == base:
+        return ours
+    if all(isinstance(v, dict) for v in (ours, theirs)) and (
+        base is _ABSENT or isinstance(base, dict)
+    ):
+        start = base if isinstance(base, dict) else {}
+        out = {}
+        for key in sorted(start.keys() | ours.keys() | theirs.keys()):
+            merged = _merge_values(start.get(key, _ABSENT), ours.get(key, _ABSENT),
+                                   theirs.get(key, _ABSENT))
+            if merged is not _ABSENT:
+                out[key] = merged
+        return out
+    if all(isinstance(v, list) for v in (base, ours, theirs)) and (
+        ours[: len(base)] == base and theirs[: len(base)] == base
+    ):
+        return base + ours[len(base):] + theirs[len(base):]
+    raise _ConflictError
+
+
+def _merge_file(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """The merged content of a JSON document changed on both sides (None: deleted)."""
+    docs = [_ABSENT if data is None else json.loads(data) for data in (base, ours, theirs)]
+    merged = _merge_values(*docs)
+    return None if merged is _ABSENT else canonical.encode(merged)
+
+
+def _merge(registry: Registry, ours: str, theirs: str, url: str) -> str:
+    """Write a merge commit of ``ours`` and ``theirs``; refuse overlapping changes."""
+    repo = registry.repo
+    base = git_remote.merge_base(repo, ours, theirs)
+    base_snap, our_snap, their_snap = (repo.snapshot(base), repo.snapshot(ours),
+                                       repo.snapshot(theirs))
+    mine = {c.path: c for c in repo.changed_paths(base_snap.tree, our_snap.tree)}
+    other = {c.path: c for c in repo.changed_paths(base_snap.tree, their_snap.tree)}
+    writes: dict[str, bytes | None] = {}
+    conflicts = []
+    for path, change in other.items():
+        if path not in mine:
+            writes[path] = their_snap.read(path) if change.new_sha else None
+        elif mine[path].new_sha != change.new_sha:
+            try:
+                writes[path] = _merge_file(base_snap.read(path), our_snap.read(path),
+                                           their_snap.read(path))
+            except (_ConflictError, ValueError):
+                conflicts.append(path)
+    if conflicts:
+        raise MergeConflictError(url, registry.branch, sorted(conflicts))
+    tree = repo.build_tree(our_snap.tree, writes)
+    _check_tags(repo, tree, mine.keys() | other.keys(), url, registry.branch)
+    return repo.write_commit(
+        tree=tree, parents=[ours, theirs], author=repo.identity(),
+        message=f"Merge {registry.branch} of {url}\n",
+    )
+
+
+def _check_tags(repo: GitRepo, tree: str, paths: Iterable[str], url: str, branch: str) -> None:
+    """Refuse a merge whose tag maps name a version the other side removed."""
+    snap = Snapshot(repo, None, tree)
+    models = {p.split("/_", 1)[0] for p in paths if p.startswith(layout.MODELS + "/")}
+    bad = []
+    for model_dir in sorted(models):
+        data = snap.read(f"{model_dir}/{layout.TAGS_FILE}")
+        tags = json.loads(data).get("tags", {}) if data else {}
+        for version in tags.values():
+            path = f"{model_dir}/{layout.VERSIONS_DIR}/{version}/{layout.VERSION_FILE}"
+            if snap.read(path) is None:
+                bad.append(f"{model_dir}/{layout.TAGS_FILE}")
+    if bad:
+        raise MergeConflictError(url, branch, sorted(set(bad)))
+
+
+# -- clone -----------------------------------------------------------------------------
+def _default_dir(url: str) -> Path:
+    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    name = name[: -len(".git")] if name.endswith(".git") else name
+    return Path(name or "registry")
+
+
+def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> Path:
+    """Clone the registry at ``url`` into ``dest``: its branch, ``refs/modelbox/*`` and the
+    remote's refspecs, checked out. Artifacts are not downloaded (``modelbox get`` does).
+
+    Raises:
+        AlreadyExistsError: ``dest`` exists and is not empty.
+        RemoteError: the remote cannot be reached, or no branch of it holds a registry.
+    """
+    dest = dest or _default_dir(url)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise AlreadyExistsError(f"{dest} already exists and is not empty; choose another DIR")
+    existed = dest.exists()
+    repo = GitRepo.init(dest, "main")
+    try:
+        _clone_into(repo, url, name)
+        repo.close()
+        registry = Registry.open(dest)
+        try:
+            registry.sync_refs()
+            head = registry.head()
+            remote = Remote(registry.repo, url)
+            if head is not None:
+                stores = _stores(registry, remote)
+                if not stores.shared and stores.remote is not None:
+                    objects = _expand(_head_needs(registry.repo, head), [stores.remote])
+                    present = set(objects) - stores.remote.missing(objects)
+                    _deliver({d: objects[d] for d in present}, stores.local, [stores.remote])
+        finally:
+            registry.close()
+    except (ModelboxError, KeyboardInterrupt):
+        repo.close()
+        if existed:
+            for child in dest.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest
+
+
+def _clone_into(repo: GitRepo, url: str, name: str) -> None:
+    remote = Remote(repo, url)
+    fetched, head = remote.fetch(
+        lambda ref: ref.startswith(("refs/heads/", git_remote.MODELBOX_REFS))
+    )
+    branches = {r[len("refs/heads/"):]: sha for r, sha in fetched.items()
+                if r.startswith("refs/heads/")}
+    order = [b for b in (head, "main", "master") if b in branches]
+    order += sorted(b for b in branches if b not in order)
+    branch = None
+    for candidate in order:
+        data = repo.snapshot(branches[candidate]).read(layout.SETTINGS)
+        if data is not None:
+            branch = parse_settings(layout.SETTINGS, data).branch
+            branch = branch if branch in branches else candidate
+            break
+    if branch is None:
+        raise RemoteError(f"{url} holds no modelbox registry (no branch has {layout.SETTINGS})")
+    repo.set_ref(f"refs/heads/{branch}", branches[branch])
+    git_remote.set_head(repo, branch)
+    git_remote.configure_remote(repo, name, url, branch)
+    _remember(repo, name, fetched)
+    for ref, sha in fetched.items():
+        if ref.startswith(git_remote.MODELBOX_REFS):
+            repo.set_ref(ref, sha)
+    git_remote.checkout(repo, branches[branch])
+
+
+# -- status ----------------------------------------------------------------------------
+@dataclass
+class Status:
+    url: str
+    branch: str
+    local: str | None
+    remote: str | None
+    ahead: int
+    behind: int | None  # None: the remote has commits not fetched yet
+    audit: str  # "up to date", "ahead", "behind", "diverged", "none"
+    missing_locally: list[str]
+    missing_remotely: list[str] | None  # None: no store of the remote is reachable
+    ref_drift: dict[str, str]  # local tag refs vs the manifests
+    remote_ref_drift: dict[str, str]  # the remote's tag refs vs the manifests
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _drift(actual: dict[str, str], desired: dict[str, str]) -> dict[str, str]:
+    out = {ref: "missing" for ref in desired.keys() - actual.keys()}
+    out.update({ref: "extra" for ref in actual.keys() - desired.keys()})
+    out.update({ref: "stale" for ref in desired.keys() & actual.keys()
+                if desired[ref] != actual[ref]})
+    return dict(sorted(out.items()))
+
+
+def _relation(repo: GitRepo, ours: str | None, theirs: str | None) -> str:
+    if ours == theirs:
+        return "up to date" if ours else "none"
+    if theirs is None:
+        return "ahead"
+    if ours is None:
+        return "behind"
+    if not repo.has_object(theirs):
+        return "behind"
+    if git_remote.is_ancestor(repo, theirs, ours):
+        return "ahead"
+    return "behind" if git_remote.is_ancestor(repo, ours, theirs) else "diverged"
+
+
+def status(registry: Registry, remote_name: str | None = None) -> Status:
+    """Compare this clone with the remote: commits, audit chain, objects and tag refs.
+
+    Raises:
+        RemoteError: the remote cannot be reached.
+        StoreError: a store cannot be listed.
+    """
+    repo = registry.repo
+    _, remote = _remote(registry, remote_name)
+    refs, _ = remote.ls()
+    ours, theirs = registry.head(), refs.get(registry.branch_ref)
+    known = [theirs] if theirs and repo.has_object(theirs) else []
+    ahead = len(git_remote.new_commits(repo, ours, known)) if ours else 0
+    behind: int | None = 0
+    if theirs is not None and theirs != ours:
+        behind = (len(git_remote.new_commits(repo, theirs, [ours] if ours else []))
+                  if repo.has_object(theirs) else None)
+    desired = registry.all_desired_refs()
+    stores = _stores(registry, remote)
+    copies = [stores.local] if stores.remote is None else [stores.local, stores.remote]
+    objects = _expand(_head_needs(repo, ours), copies)
+    remote_tags = {r: s for r, s in refs.items() if r.startswith(layout.TAG_REF_PREFIX)}
+    return Status(
+        url=remote.url, branch=registry.branch, local=ours, remote=theirs, ahead=ahead,
+        behind=behind, audit=_relation(repo, repo.ref(AUDIT_REF), refs.get(AUDIT_REF)),
+        missing_locally=sorted(stores.local.missing(objects)),
+        missing_remotely=None if stores.remote is None else sorted(
+            stores.remote.missing(objects)),
+        ref_drift=_drift(repo.refs_under(layout.TAG_REF_PREFIX), desired),
+        remote_ref_drift=_drift(remote_tags, desired),
+    )

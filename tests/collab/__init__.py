@@ -1,0 +1,1 @@
+"""Collaboration tests: clone, push, pull and status against real Git servers."""
