@@ -46,9 +46,12 @@ class Change:
     before: str | None = None
     after: str | None = None
     tag_moves: list[TagMove] = field(default_factory=list)
+    policy: str | None = None  # the policy rule(s) that made (part of) this change
 
     def message(self) -> str:
         lines = [f"{PREFIX}Operation: {self.operation}", f"{PREFIX}Target: {self.target}"]
+        if self.policy is not None:
+            lines.append(f"{PREFIX}Policy: {_one_line(self.policy)}")
         if self.before is not None:
             lines.append(f"{PREFIX}Before: {_one_line(self.before)}")
         if self.after is not None:

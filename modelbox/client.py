@@ -340,6 +340,25 @@ class Model(_HasArtifacts):
     def tags(self) -> dict[str, str]:
         return self._client.registry.tags(self._ref)
 
+    def set_policy(
+        self, labelling: list[dict[str, Any]] | None = None,
+        retention: dict[str, Any] | None = None,
+    ) -> None:
+        """Replace the labelling rules (``{"tag", "metric", "dataset", "op", "value"}``) and
+        retention (``{"keep_last": N, "keep_tagged": True}``); one reviewable commit."""
+        from modelbox import policies
+
+        document: dict[str, Any] = {"labelling": labelling or []}
+        if retention is not None:
+            document["retention"] = retention
+        policies.set_policy(self._client.registry, self._ref, document)
+
+    def policy(self) -> dict[str, Any] | None:
+        from modelbox import policies
+
+        found = policies.get_policy(self._client.registry, self._ref)
+        return found.model_dump(mode="json") if found else None
+
     def update_metadata(self, key: str, value: Any) -> None:
         self._client.registry.set_metadata(Reference(self._ref), key, value)
         self.refresh()

@@ -7,6 +7,7 @@
     .../_metrics.json                                metric series beside a model or version
     .../_artifacts/<path>.json                       one pointer per artifact
     .../_events.json                                 events beside any object
+    models/<namespace...>/<name>/_policy.json        labelling and retention rules
     experiments/<namespace...>/<name>/_experiment.json            a training run
     experiments/<namespace...>/<name>/_checkpoints/<id>/_checkpoint.json
 
@@ -27,6 +28,7 @@ VERSION_FILE = "_version.json"
 METRICS_FILE = "_metrics.json"
 ARTIFACTS_DIR = "_artifacts"
 EVENTS_FILE = "_events.json"
+POLICY_FILE = "_policy.json"
 EXPERIMENTS = "experiments"
 EXPERIMENT_FILE = "_experiment.json"
 CHECKPOINTS_DIR = "_checkpoints"
@@ -76,3 +78,7 @@ def checkpoint_dir(experiment: ModelName, checkpoint: str) -> str:
 
 def checkpoint_file(experiment: ModelName, checkpoint: str) -> str:
     return f"{checkpoint_dir(experiment, checkpoint)}/{CHECKPOINT_FILE}"
+
+
+def policy_file(model: ModelName) -> str:
+    return f"{model_dir(model)}/{POLICY_FILE}"

@@ -161,6 +161,47 @@ class EventLog(Document):
     events: list[EventRecord] = Field(default_factory=list)
 
 
+class LabellingRule(Document):
+    """Give ``tag`` to the version whose ``metric`` (on ``dataset``) satisfies ``op value``."""
+
+    tag: str = Field(pattern=NAME_PATTERN)
+    metric: str = Field(min_length=1)
+    dataset: str | None = None
+    op: Literal[">=", ">", "<=", "<"] = ">="
+    value: float
+
+    @property
+    def key(self) -> str:
+        """The metric key the rule reads: ``acc``, or ``acc/coco-2017`` with a dataset."""
+        return f"{self.metric}/{self.dataset}" if self.dataset else self.metric
+
+    def describe(self) -> str:
+        return f"{self.tag}: {self.key} {self.op} {self.value:g}"
+
+    def holds(self, value: float | str | None) -> bool:
+        if not isinstance(value, float | int) or isinstance(value, bool):
+            return False
+        return {
+            ">=": value >= self.value, ">": value > self.value,
+            "<=": value <= self.value, "<": value < self.value,
+        }[self.op]
+
+
+class RetentionRule(Document):
+    """Keep the newest ``keep_last`` versions (and tagged ones); ``gc`` archives the rest."""
+
+    keep_last: int = Field(ge=1)
+    keep_tagged: bool = True
+
+
+class Policy(Document):
+    """``models/<namespace>/<name>/_policy.json``: labelling and retention for a model."""
+
+    kind: Literal["policy"] = "policy"
+    labelling: list[LabellingRule] = Field(default_factory=list)
+    retention: RetentionRule | None = None
+
+
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # Relative paths of safe segments: no empty, '.' or '..' segment, no backslash or control
 # character. An artifact's own path (which names a pointer file in Git) has no hidden

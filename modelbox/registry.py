@@ -487,16 +487,22 @@ class Registry:
     def archive_version(self, model: ModelName, version: str, *, archived: bool = True) -> None:
         """Archive (hide, untag) or restore a version; history keeps everything."""
         with self.transaction() as txn:
-            old = self._version(txn.snapshot, model, version)
-            if old.archived == archived:
-                return
-            txn.put(layout.version_file(model, version),
-                    old.model_copy(update={"archived": archived}))
-            op = "version.archive" if archived else "version.restore"
-            txn.change = Change(op, f"{model}@{version}", f"{op.replace('.', ' ')} "
-                                f"{model}@{version}")
-            if archived:
-                self._drop_tags(txn, model, version)
+            self.archive_in(txn, model, version, archived=archived)
+
+    def archive_in(
+        self, txn: Transaction, model: ModelName, version: str, *, archived: bool = True
+    ) -> None:
+        """Stage archiving (or restoring) a version inside ``txn``."""
+        old = self._version(txn.snapshot, model, version)
+        if old.archived == archived:
+            return
+        txn.put(layout.version_file(model, version),
+                old.model_copy(update={"archived": archived}))
+        op = "version.archive" if archived else "version.restore"
+        txn.change = Change(op, f"{model}@{version}", f"{op.replace('.', ' ')} "
+                            f"{model}@{version}")
+        if archived:
+            self._drop_tags(txn, model, version)
 
     def delete_version(self, model: ModelName, version: str, *, force: bool = False) -> None:
         """Remove a version from the branch (history keeps it); tagged needs ``force``."""
@@ -523,6 +529,14 @@ class Registry:
             del current[tag]
             txn.change.tag_moves.append(TagMove(f"{model}:{tag}", version, None))
         self._put_tags(txn, model, current)
+
+    def tags_in(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
+        """The tag map of ``model`` as ``snap`` has it."""
+        return self._tags(snap, model)
+
+    def put_tags(self, txn: Transaction, model: ModelName, tags: dict[str, str]) -> None:
+        """Stage ``tags`` as the model's whole tag map."""
+        self._put_tags(txn, model, tags)
 
     def _put_tags(self, txn: Transaction, model: ModelName, tags: dict[str, str]) -> None:
         from modelbox.manifests import TagMap
@@ -682,6 +696,7 @@ class Registry:
                 series.setdefault(key, []).append(point)
                 latest[key] = point.value
             txn.put(series_path, MetricSeries(series=series))
+            summary: dict[str, float | str] = {}
             if hasattr(manifest, "metrics"):  # versions and checkpoints keep a summary
                 summary = {**manifest.metrics, **latest}
                 txn.put(path, manifest.model_copy(update={"metrics": summary}))
@@ -691,6 +706,12 @@ class Registry:
                 + (f" ({len(points)} points)" if len(points) > len(latest) else ""),
                 after=_json(latest),
             )
+            if manifest.kind == "version":
+                from modelbox.policies import apply_labelling
+
+                version = target.rpartition("@")[2]
+                apply_labelling(self, txn, ref.model, version, summary,
+                                archived=bool(getattr(manifest, "archived", False)))
 
     def metrics(self, ref: Reference) -> dict[str, list[dict[str, Any]]]:
         """Every series of a model or version: key -> points (step, wallclock, value)."""

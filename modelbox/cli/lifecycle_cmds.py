@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
+from typing import TextIO
 
 import click
 
@@ -208,4 +211,114 @@ def event_list(ctx: Context, target: str, since: str | None, as_json: bool) -> N
         click.echo(f"{when}\t{e.name}\t{e.source}")
 
 
-COMMANDS = [experiment, checkpoint, metrics, event]
+_LABEL = re.compile(r"^(?P<tag>[^:]+):(?P<metric>[^<>=]+?)(?P<op>>=|<=|>|<)(?P<value>.+)$")
+
+
+@click.group()
+def policy() -> None:
+    """Labelling and retention policies on a model."""
+
+
+@policy.command("set")
+@click.argument("model")
+@click.option("--label", "labels", multiple=True, metavar="TAG:METRIC>=VALUE",
+              help="Give TAG to the version whose METRIC meets the bound (repeatable).")
+@click.option("--keep-last", type=click.IntRange(min=1), help="Retention: newest N versions.")
+@click.option("--keep-tagged/--no-keep-tagged", default=True, show_default=True)
+@click.option("--file", "document", type=click.File("r"), help="The policy as JSON.")
+@pass_ctx
+def policy_set(
+    ctx: Context, model: str, labels: tuple[str, ...], keep_last: int | None,
+    keep_tagged: bool, document: TextIO | None,
+) -> None:
+    """Replace MODEL's policy (a commit like any other)."""
+    from modelbox import policies
+
+    if document is not None:
+        try:
+            spec = json.load(document)
+        except ValueError as exc:
+            raise InvalidValueError(f"--file is not JSON: {exc}") from None
+        if not isinstance(spec, dict):
+            raise InvalidValueError("--file must hold a JSON object")
+    else:
+        rules = []
+        for label in labels:
+            match = _LABEL.match(label)
+            if match is None:
+                raise InvalidValueError(f"--label wants TAG:METRIC>=VALUE, got {label!r}")
+            rules.append({**match.groupdict(), "value": match["value"]})
+        spec = {"labelling": rules}
+        if keep_last is not None:
+            spec["retention"] = {"keep_last": keep_last, "keep_tagged": keep_tagged}
+    made = policies.set_policy(ctx.registry, model_arg(model), spec)
+    click.echo(f"Policy of {model}: {len(made.labelling)} labelling rule(s), retention "
+               + (f"keep {made.retention.keep_last}" if made.retention else "none"))
+
+
+@policy.command("show")
+@click.argument("model")
+@json_option
+@pass_ctx
+def policy_show(ctx: Context, model: str, as_json: bool) -> None:
+    """Show MODEL's policy."""
+    from modelbox import policies
+
+    found = policies.get_policy(ctx.registry, model_arg(model))
+    if as_json:
+        emit_json(found.model_dump(mode="json") if found else None)
+        return
+    if found is None:
+        click.echo(f"{model} has no policy")
+        return
+    for rule in found.labelling:
+        click.echo(f"label {rule.describe()}")
+    if found.retention:
+        click.echo(f"retention: keep the newest {found.retention.keep_last}"
+                   + (" and tagged versions" if found.retention.keep_tagged else ""))
+
+
+@policy.command("clear")
+@click.argument("model")
+@pass_ctx
+def policy_clear(ctx: Context, model: str) -> None:
+    """Remove MODEL's policy."""
+    from modelbox import policies
+
+    policies.clear_policy(ctx.registry, model_arg(model))
+    click.echo(f"Removed the policy of {model}")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
+@click.option("--grace", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              help="Hours an unreferenced object is kept (another clone may need it soon).")
+@click.option("--history/--no-history", default=True, show_default=True,
+              help="Keep objects old commits and archived versions need.")
+@json_option
+@pass_ctx
+def gc(ctx: Context, dry_run: bool, grace: float, history: bool, as_json: bool) -> None:
+    """Apply retention policies, then delete store objects nothing references."""
+    from modelbox import gc as collector
+    from modelbox.artifacts import open_registry_store
+
+    store = open_registry_store(ctx.registry)
+    plan = collector.plan(ctx.registry, store, grace * 3600, history=history)
+    if not dry_run:
+        collector.run(ctx.registry, store, plan)
+    if as_json:
+        emit_json({**plan.to_json(), "dry_run": dry_run})
+        return
+    verb = "would" if dry_run else "did"
+    for model_version in plan.archive:
+        click.echo(f"{verb} archive {model_version[0]}@{model_version[1]} (retention)")
+    for digest in plan.delete:
+        click.echo(f"{verb} delete sha256:{digest}")
+    for digest in plan.unreadable:
+        click.echo(f"kept everything: cannot read directory manifest sha256:{digest}", err=True)
+    click.echo(f"{len(plan.archive)} version(s) archived, {len(plan.delete)} object(s) deleted,"
+               f" {plan.referenced} referenced, {plan.young} too young"
+               + (" (dry run)" if dry_run else ""))
+
+
+COMMANDS = [experiment, checkpoint, metrics, event, policy, gc]

@@ -43,6 +43,10 @@ class Backend(Protocol):
         """Every key under ``prefix``."""
         ...
 
+    def list_ages(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Every key under ``prefix`` with when it was last written (seconds since epoch)."""
+        ...
+
     def upload(
         self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
     ) -> None:

@@ -43,6 +43,11 @@ class LocalBackend:
             for name in files:
                 yield f"{relative}/{name}"
 
+    def list_ages(self, prefix: str) -> Iterator[tuple[str, float]]:
+        for key in self.list_keys(prefix):
+            with contextlib.suppress(FileNotFoundError):  # deleted while we listed
+                yield key, (self.root / key).stat().st_mtime
+
     def upload(
         self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
     ) -> None:

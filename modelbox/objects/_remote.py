@@ -159,6 +159,18 @@ class FsspecBackend:
             if relative.startswith(top + "/"):
                 yield relative[len(self.root.strip("/")) :].lstrip("/")
 
+    def list_ages(self, prefix: str) -> Iterator[tuple[str, float]]:
+        top = self._path(prefix).strip("/")
+        if self._is_s3 and self.root:
+            found = self.fs.find(self.root, prefix=f"{prefix}/", detail=True)
+        else:
+            found = self.fs.find(self._path(prefix), detail=True)
+        for path, info in found.items():
+            relative = path.strip("/")
+            if relative.startswith(top + "/"):
+                key = relative[len(self.root.strip("/")) :].lstrip("/")
+                yield key, _modified(info)
+
     def upload(
         self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
     ) -> None:
@@ -293,3 +305,14 @@ class _ByteBudget:
             with self._condition:
                 self._used -= size
                 self._condition.notify_all()
+
+
+def _modified(info: dict[str, Any]) -> float:
+    """When an object was written, from whatever its filesystem reports (0: unknown)."""
+    value = info.get("LastModified") or info.get("mtime") or info.get("updated") or 0
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0

@@ -199,6 +199,18 @@ class ObjectStore:
                 if digest is not None:
                     yield digest
 
+    def iter_ages(self) -> Iterator[tuple[str, float]]:
+        """Every digest the store holds with when it was written (seconds since the epoch).
+
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+        with self._backend.errors():
+            for key, modified in self._backend.list_ages("sha256"):
+                digest = digest_of(key)
+                if digest is not None:
+                    yield digest, modified
+
     def delete(self, digests: Iterable[str]) -> None:
         """Delete objects; digests the store does not hold are ignored.
 

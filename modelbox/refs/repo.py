@@ -205,6 +205,13 @@ class GitRepo:
             raise GitError(f"{sha} is not a commit")
         return raw
 
+    def tree_entries(self, tree: str) -> list[tuple[str, bool, str]]:
+        """``(name, is_directory, sha)`` of each entry of the tree ``tree``."""
+        obj = self.object(tree)
+        if not isinstance(obj, Tree):
+            raise GitError(f"{tree} is not a tree")
+        return [(e.path.decode(), e.mode == _DIR_MODE, e.sha.decode()) for e in obj.iteritems()]
+
     def has_object(self, sha: str) -> bool:
         return sha in (self._pending or {}) or _oid(sha) in self._repo.object_store
 
