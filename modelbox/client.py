@@ -269,14 +269,16 @@ class _HasArtifacts:
             self.upload_artifact(local)
 
 
-class Model(_HasArtifacts):
-    """A model: common metadata of every version trained for one task."""
+class _Named(_HasArtifacts):
+    """What models and experiments share: a NAMESPACE/NAME, an owner, metadata."""
 
-    def __init__(self, client: ModelBoxClient, manifest: ModelManifest) -> None:
+    _manifest: ModelManifest | ExperimentManifest
+
+    def __init__(self, client: ModelBoxClient, manifest: Any) -> None:
         self._client, self._manifest = client, manifest
 
     def __repr__(self) -> str:
-        return f"Model({self.id!r})"
+        return f"{type(self).__name__}({self.id!r})"
 
     @property
     def _ref(self) -> ModelName:
@@ -294,12 +296,19 @@ class Model(_HasArtifacts):
     namespace = property(lambda self: self._manifest.namespace)
     owner = property(lambda self: self._manifest.owner)
     task = property(lambda self: self._manifest.task)
-    description = property(lambda self: self._manifest.description)
-    datasets = property(lambda self: list(self._manifest.datasets))
 
     @property
     def metadata(self) -> dict[str, Any]:
         return dict(self._manifest.metadata)
+
+
+class Model(_Named):
+    """A model: common metadata of every version trained for one task."""
+
+    _manifest: ModelManifest
+
+    description = property(lambda self: self._manifest.description)
+    datasets = property(lambda self: list(self._manifest.datasets))
 
     def refresh(self) -> Model:
         self._manifest = self._client.registry.get_model(self._ref)
@@ -444,36 +453,13 @@ def _is_registry(path: Path) -> bool:
     return True
 
 
-class Experiment(_HasArtifacts):
+class Experiment(_Named):
     """A training run: hyperparameters, metric series, events and checkpoints."""
 
-    def __init__(self, client: ModelBoxClient, manifest: ExperimentManifest) -> None:
-        self._client, self._manifest = client, manifest
+    _manifest: ExperimentManifest
 
-    def __repr__(self) -> str:
-        return f"Experiment({self.id!r})"
-
-    @property
-    def _name(self) -> ModelName:
-        return ModelName(self._manifest.namespace, self._manifest.name)
-
-    @property
-    def _target(self) -> Reference:
-        return Reference(self._name)
-
-    @property
-    def id(self) -> str:
-        return self._manifest.full_name
-
-    name = property(lambda self: self._manifest.name)
-    namespace = property(lambda self: self._manifest.namespace)
-    owner = property(lambda self: self._manifest.owner)
     framework = property(lambda self: self._manifest.framework)
     external_id = property(lambda self: self._manifest.external_id)
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return dict(self._manifest.metadata)
 
     def new_checkpoint(
         self,
@@ -493,7 +479,7 @@ class Experiment(_HasArtifacts):
         ident = checkpoint_id or (f"epoch-{epoch}" if number is not None else str(epoch))
         with self._client.registry.batch():
             manifest = lifecycle.create_checkpoint(
-                self._client.registry, self._name, ident, epoch=number, step=step,
+                self._client.registry, self._ref, ident, epoch=number, step=step,
                 metadata=metadata,
             )
             checkpoint = Checkpoint(self._client, manifest)
@@ -507,7 +493,7 @@ class Experiment(_HasArtifacts):
         from modelbox import lifecycle
 
         return [Checkpoint(self._client, c)
-                for c in lifecycle.list_checkpoints(self._client.registry, self._name)]
+                for c in lifecycle.list_checkpoints(self._client.registry, self._ref)]
 
 
 class Checkpoint(_HasArtifacts):

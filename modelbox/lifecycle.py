@@ -28,7 +28,7 @@ from modelbox.manifests import (
     parse,
 )
 from modelbox.names import ModelName, Reference, check_segment
-from modelbox.registry import Registry, framework_of, json_metadata
+from modelbox.registry import Registry, framework_of, json_metadata, manifest_paths
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,10 @@ def get_experiment(registry: Registry, experiment: ModelName) -> ExperimentManif
 def list_experiments(registry: Registry, namespace: str | None = None) -> list[ExperimentManifest]:
     """Every experiment, or those in ``namespace`` and below."""
     snap = registry.snapshot()
-    root = layout.EXPERIMENTS + (f"/{namespace.strip('/')}" if namespace else "")
-    out, stack = [], [root]
-    while stack:
-        folder = stack.pop()
-        for name, is_dir in snap.listdir(folder):
-            if is_dir and not name.startswith("_"):
-                stack.append(f"{folder}/{name}")
-            elif name == layout.EXPERIMENT_FILE and folder != root:
-                path = f"{folder}/{name}"
-                out.append(parse(ExperimentManifest, path, snap.read(path) or b""))
+    out = [
+        parse(ExperimentManifest, path, snap.read(path) or b"")
+        for path in manifest_paths(snap, layout.EXPERIMENTS, layout.EXPERIMENT_FILE, namespace)
+    ]
     return sorted(out, key=lambda e: (e.namespace, e.name))
 
 

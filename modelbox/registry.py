@@ -69,6 +69,7 @@ class _Batch:
 
     base: str | None
     head: str | None = None
+    ref_old: str | None = None  # the written branch's value (None: the batch creates it)
     subject: str = ""
     records: list[CommitRecord] = field(default_factory=list)
     models: set[ModelName] = field(default_factory=set)
@@ -101,6 +102,7 @@ class Registry:
         self.history = History(repo)
         self._worktree: Worktree | None = None
         self._batch: _Batch | None = None
+        self._target: str | None = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -148,22 +150,50 @@ class Registry:
         return self.settings.branch
 
     @property
+    def target_branch(self) -> str | None:
+        """The branch commands read and write instead of the registry branch (a proposal).
+
+        None means the registry branch. A target branch that does not exist yet reads as
+        the registry branch and is created from its head by the first write. Tag refs
+        mirror the registry branch only, so writes to a target branch leave them alone.
+        """
+        return self._target
+
+    @target_branch.setter
+    def target_branch(self, branch: str | None) -> None:
+        if branch is not None:
+            if branch.startswith("refs/heads/"):
+                branch = branch[len("refs/heads/") :]
+            for part in branch.split("/"):
+                check_segment("branch", part)
+        self._target = None if branch == self.branch else branch
+
+    @property
     def branch_ref(self) -> str:
-        return f"refs/heads/{self.branch}"
+        """The branch commands read and write: the registry branch or the target branch."""
+        return f"refs/heads/{self._target or self.branch}"
+
+    def registry_head(self) -> str | None:
+        """The registry branch's commit, whatever the target branch."""
+        return self.repo.ref(f"refs/heads/{self.branch}")
 
     def head(self) -> str | None:
-        """The registry branch's commit (inside a batch: its newest staged commit)."""
+        """The branch's commit (inside a batch: its newest staged commit)."""
         if self._batch is not None:
             return self._batch.head
-        return self.repo.ref(self.branch_ref)
+        head = self.repo.ref(self.branch_ref)
+        if head is None and self._target is not None:
+            return self.registry_head()  # a new proposal starts at the registry branch
+        return head
 
     def snapshot(self) -> Snapshot:
         return self.repo.snapshot(self.head())
 
     # -- writing -------------------------------------------------------------------------
     def worktree(self) -> Worktree | None:
-        """The work tree when the registry branch is checked out, else None."""
-        if self.repo.root is None or self.repo.head_branch() != self.branch:
+        """The work tree when the branch written is checked out, else None."""
+        branch = self._target or self.branch
+        if self.repo.root is None or self.repo.head_branch() != branch:
             return None
         if self._worktree is None:
             self._worktree = Worktree(self.repo, self.repo.root)
@@ -182,7 +212,7 @@ class Registry:
             yield
             return
         with locked(self.repo.git_dir):
-            self._batch = _Batch(base=self.head())
+            self._batch = _Batch(base=self.head(), ref_old=self.repo.ref(self.branch_ref))
             self._batch.head = self._batch.base
             self.repo.hold_objects()
             try:
@@ -247,11 +277,13 @@ class Registry:
         self.repo.flush_pending()
         count = len(batch.records)
         what = batch.subject if count == 1 else f"{count} changes"
-        self.repo.update_ref(self.branch_ref, batch.base, batch.head, f"modelbox: {what}")
+        self.repo.update_ref(self.branch_ref, batch.ref_old, batch.head, f"modelbox: {what}")
         worktree = self.worktree()
         if worktree is not None:
             worktree.apply(self.repo.changed_paths(base_tree, head_tree))
         self.history.remember(batch.records)
+        if self._target is not None:
+            return  # tag refs mirror the registry branch only
         snapshot = self.repo.snapshot(batch.head)
         for model in batch.models:
             self._sync_model_refs(snapshot, model)
@@ -294,20 +326,15 @@ class Registry:
 
     def list_models(self, namespace: str | None = None) -> list[ModelManifest]:
         """Every model, or those in ``namespace`` and the namespaces below it."""
+        return self._list_models(self.snapshot(), namespace)
+
+    def _list_models(self, snap: Snapshot, namespace: str | None = None) -> list[ModelManifest]:
         from modelbox.manifests import ModelManifest, parse
 
-        snap = self.snapshot()
-        root = layout.MODELS + (f"/{parse_namespace(namespace)}" if namespace else "")
-        out: list[ModelManifest] = []
-        stack = [root]
-        while stack:
-            directory = stack.pop()
-            for name, is_dir in snap.listdir(directory):
-                if is_dir and not name.startswith("_"):
-                    stack.append(f"{directory}/{name}")
-                elif name == layout.MODEL_FILE and directory != root:
-                    path = f"{directory}/{name}"
-                    out.append(parse(ModelManifest, path, snap.read(path) or b""))
+        out = [
+            parse(ModelManifest, path, snap.read(path) or b"")
+            for path in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE, namespace)
+        ]
         return sorted(out, key=lambda m: (m.namespace, m.name))
 
     def list_versions(self, model: ModelName, *, archived: bool = False) -> list[VersionManifest]:
@@ -759,9 +786,10 @@ class Registry:
                     self.repo.set_ref(name, sha)
 
     def all_desired_refs(self) -> dict[str, str]:
-        snap = self.snapshot()
+        """The tag refs the registry branch's manifests imply (never a target branch's)."""
+        snap = self.repo.snapshot(self.registry_head() if self._target else self.head())
         out: dict[str, str] = {}
-        for manifest in self.list_models():
+        for manifest in self._list_models(snap):
             out.update(self.desired_refs(snap, parse_model(manifest.full_name)))
         return out
 
@@ -823,6 +851,22 @@ def _branch_candidates(repo: GitRepo) -> Iterator[str]:
         if branch not in seen:
             seen.add(branch)
             yield branch
+
+
+def manifest_paths(
+    snap: Snapshot, top: str, filename: str, namespace: str | None = None
+) -> Iterator[str]:
+    """Paths of every ``filename`` (``_model.json``...) in the namespaces under ``top``,
+    or under ``top/namespace`` only; ``_``-folders (versions, checkpoints) are not entered."""
+    root = top + (f"/{parse_namespace(namespace)}" if namespace else "")
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        for name, is_dir in snap.listdir(directory):
+            if is_dir and not name.startswith("_"):
+                stack.append(f"{directory}/{name}")
+            elif name == filename and directory != root:
+                yield f"{directory}/{name}"
 
 
 def metric_points(
