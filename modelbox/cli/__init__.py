@@ -19,14 +19,19 @@ from modelbox.cli import (
     maintenance,
     models,
     remote_cmds,
+    review_cmds,
     tags,
     versions,
 )
-from modelbox.cli._common import Context
+from modelbox.cli._common import Context, hoist_option
 from modelbox.errors import ModelboxError
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `modelbox tag M@V T --branch B` works like `modelbox --branch B tag M@V T`.
+        return super().parse_args(ctx, hoist_option(self, args, "--branch"))
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -42,15 +47,22 @@ class _Group(click.Group):
     type=click.Path(file_okay=False, path_type=Path),
     help="The registry to use (default: the one enclosing the current directory).",
 )
+@click.option(
+    "--branch",
+    metavar="BRANCH",
+    help="Read and write BRANCH instead of the registry branch, to propose a change for "
+    "review (created from the registry branch if absent; tag refs are left alone).",
+)
 @click.pass_context
-def cli(ctx: click.Context, repo: Path | None) -> None:
+def cli(ctx: click.Context, repo: Path | None, branch: str | None) -> None:
     """A model registry that is a Git repository plus a checksum-addressed store."""
-    ctx.obj = Context(repo)
+    ctx.obj = Context(repo, branch)
     ctx.call_on_close(ctx.obj.close)
 
 
 for module in (
-    models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds
+    models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds,
+    review_cmds,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

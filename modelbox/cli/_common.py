@@ -17,16 +17,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    """Per-invocation state: the ``--repo`` path and the registry, opened on first use."""
+    """Per-invocation state: ``--repo``, ``--branch`` and the registry, opened on first use."""
 
-    def __init__(self, repo: Path | None) -> None:
+    def __init__(self, repo: Path | None, branch: str | None = None) -> None:
         self.repo_path = repo
+        self.branch = branch
         self._registry: Registry | None = None
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry.open(self.repo_path)
+            self._registry.target_branch = self.branch
         return self._registry
 
     def close(self) -> None:
@@ -76,3 +78,48 @@ def parse_json_value(value: str) -> Any:
         raise InvalidValueError(
             f"{value!r} is not JSON ({exc.msg}); quote strings, e.g. '\"coco-2017\"'"
         ) from None
+
+
+def hoist_option(group: click.Group, args: list[str], name: str) -> list[str]:
+    """Move the root option ``name`` (``--branch B``) from after the subcommand to before it.
+
+    ``modelbox tag M@V T --branch B`` then means ``modelbox --branch B tag M@V T``. A
+    command that has an option of that name itself (``init --branch``) keeps it.
+    """
+    command: click.Command = group
+    index = 0
+    while isinstance(command, click.Group) and index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return args
+        if arg.startswith("-"):
+            takes_value = "=" not in arg and any(
+                arg in p.opts and not getattr(p, "is_flag", False) for p in command.params
+            )
+            index += 2 if takes_value else 1
+            continue
+        sub = command.commands.get(arg)
+        if sub is None:
+            return args  # click reports the unknown command
+        command, index = sub, index + 1
+    if command is group or any(name in p.opts for p in command.params):
+        return args
+    head, rest, moved = args[:index], [], []
+    tail = args[index:]
+    i = 0
+    while i < len(tail):
+        arg = tail[i]
+        if arg == "--":
+            rest += tail[i:]
+            break
+        if arg == name and i + 1 < len(tail):
+            moved += [name, tail[i + 1]]
+            i += 2
+            continue
+        if arg.startswith(name + "="):
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return [*moved, *head, *rest]
+
