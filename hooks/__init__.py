@@ -1,8 +1,10 @@
-"""Entry points of the pre-commit hooks in ``.pre-commit-hooks.yaml``.
+"""Entry points of the hooks modelbox offers: ``main(argv) -> int`` each, nothing else.
 
-Each module is one hook: ``main(argv) -> int`` parses the arguments pre-commit passes (the
-files to check), calls :mod:`modelbox.validate` and turns the outcome into lines on stdout
-and an exit code. ``pyproject.toml`` installs them as console scripts
-(``modelbox-hook-validate``, ``modelbox-hook-format``, ``modelbox-hook-no-raw-artifacts``),
-so they work wherever pre-commit installs the project.
+* pre-commit hooks (``.pre-commit-hooks.yaml``): :mod:`hooks.validate`, :mod:`hooks.format`,
+  :mod:`hooks.no_raw_artifacts` parse the files pre-commit passes, call
+  :mod:`modelbox.validate` and turn the outcome into lines on stdout and an exit code;
+* Git hooks modelbox installs in a clone: :mod:`hooks.git_pre_push`, :mod:`hooks.git_refs_sync`.
+
+``pyproject.toml`` installs each as a console script (``modelbox-hook-validate``, ...), so
+they work wherever pip or pre-commit installs the project.
 """

@@ -18,10 +18,14 @@ from modelbox import documents
 from modelbox.errors import ManifestError, ModelboxError
 from modelbox.manifests import (
     ArtifactPointer,
+    CheckpointManifest,
     DirectoryManifest,
     Document,
+    EventLog,
+    ExperimentManifest,
     MetricSeries,
     ModelManifest,
+    Policy,
     RegistrySettings,
     TagMap,
     VersionManifest,
@@ -37,8 +41,16 @@ MODELS: dict[str, type[Document]] = {
     "metrics": MetricSeries,
     "pointer": ArtifactPointer,
     "directory": DirectoryManifest,
+    "experiment": ExperimentManifest,
+    "checkpoint": CheckpointManifest,
+    "events": EventLog,
+    "policy": Policy,
 }
 T = "2026-11-23T14:00:00Z"
+EXPERIMENT = {"kind": "experiment", "namespace": "ai", "name": "run-1", "created_at": T}
+CHECKPOINT = {"kind": "checkpoint", "experiment": "ai/run-1", "checkpoint": "epoch-3",
+              "created_at": T}
+RULE = {"tag": "candidate", "metric": "acc", "value": 0.9}
 SHA = "946a5d4457022ed77e30c3c9341d6665aa2d2061c83bbc861cf1057d4b2aafa2"
 POINTER = {"kind": "artifact", "path": "model.pt", "size": 3, "sha256": SHA, "created_at": T}
 MODEL = {"kind": "model", "namespace": "ai/vision", "name": "yolo", "created_at": T}
@@ -66,6 +78,17 @@ VALID: list[tuple[str, Any]] = [
     ("pointer", {**POINTER, "sha256": None, "uri": "s3://b/x.pt", "etag": "abc"}),
     ("directory", {"files": [{"path": "a/.gitattributes", "sha256": SHA, "size": 0}]}),
     ("directory", {"kind": "directory", "files": []}),
+    ("experiment", EXPERIMENT),
+    ("experiment", {**EXPERIMENT, "framework": "jax", "metadata": {"lr": 0.001}}),
+    ("checkpoint", CHECKPOINT),
+    ("checkpoint", {**CHECKPOINT, "epoch": 3, "step": 300, "metrics": {"acc": 0.5},
+                    "promoted_to": ["ai/yolo@v3"]}),
+    ("events", {"kind": "events", "events": [{"name": "deployed", "wallclock": 1.0}]}),
+    ("events", {"events": [{"name": "x", "source": "ci", "wallclock": 2, "metadata": {}}]}),
+    ("policy", {"kind": "policy", "labelling": [RULE]}),
+    ("policy", {"labelling": [{**RULE, "dataset": "coco", "op": "<"}],
+                "retention": {"keep_last": 3, "keep_tagged": False}}),
+    ("policy", {}),
 ]
 
 INVALID: list[tuple[str, Any]] = [
@@ -126,6 +149,16 @@ INVALID: list[tuple[str, Any]] = [
     ("directory", {"files": [{"path": "../x", "sha256": SHA, "size": 1}]}),
     ("directory", {"files": [{"path": "x", "sha256": SHA}]}),
     ("directory", {"files": [{"path": "x/./y", "sha256": SHA, "size": 1}]}),
+    ("experiment", {**EXPERIMENT, "name": "../run"}),
+    ("experiment", {**EXPERIMENT, "framework": "caffe"}),
+    ("checkpoint", {**CHECKPOINT, "epoch": -1}),
+    ("checkpoint", {**CHECKPOINT, "checkpoint": "a/b"}),
+    ("events", {"events": [{"name": "", "wallclock": 1}]}),
+    ("events", {"events": [{"name": "x"}]}),
+    ("policy", {"labelling": [{**RULE, "op": "=="}]}),
+    ("policy", {"labelling": [{**RULE, "tag": "../x"}]}),
+    ("policy", {"retention": {"keep_last": 0}}),
+    ("policy", {"retain": {"keep_last": 2}}),
 ]
 
 

@@ -9,15 +9,17 @@ from modelbox.cli._common import Context, emit_json, json_option, pass_ctx
 
 @click.command("check")
 @click.option("--fix", is_flag=True, help="Rebuild drifted tag refs, then check again.")
+@click.option("--schema", is_flag=True,
+              help="Also run every document through its JSON Schema (slower; hooks do this).")
 @json_option
 @pass_ctx
-def check(ctx: Context, fix: bool, as_json: bool) -> None:
+def check(ctx: Context, fix: bool, schema: bool, as_json: bool) -> None:
     """Verify the registry's invariants and its tag refs; exit 1 if anything is wrong."""
     from modelbox.check import check as run_check
 
     if fix:
         ctx.registry.sync_refs()
-    problems = run_check(ctx.registry)
+    problems = run_check(ctx.registry, schema=schema)
     if as_json:
         emit_json([{"path": p.path, "message": p.message, "fixable": p.fixable}
                    for p in problems])

@@ -1,0 +1,264 @@
+"""What the pre-commit hooks do: validate, format and guard the files about to be committed.
+
+* :func:`validate_worktree` — each given file against its schema and the rules of its place
+  (:mod:`modelbox.check`), then the invariants those files affect, read from the work tree
+  as git stages it, files the index deletes included; tag-ref drift as warnings;
+* :func:`format_files` — rewrite documents as canonical JSON, in place;
+* :func:`raw_artifacts` — files under ``models/`` or ``experiments/`` that are no modelbox
+  document (a ``model.pt`` committed instead of a pointer), or too big.
+
+Hooks run inside git (pre-commit requires it), so the index is asked of ``git`` itself:
+that also honours the temporary index of ``git commit -a`` and ``git commit PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from modelbox import canonical, layout
+from modelbox.check import (
+    TREE_ROOTS,
+    Checker,
+    Location,
+    Problem,
+    jpath,
+    load,
+    locate,
+    not_json,
+)
+
+__all__ = ["StagedFiles", "format_files", "raw_artifacts", "repository_root", "validate_worktree"]
+
+_PATHSPEC = (*TREE_ROOTS, layout.SETTINGS)
+_MiB = 1024 * 1024
+
+
+def _git(root: Path, *args: str) -> bytes | None:
+    """A git command's output, or None when git or the repository is not there."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _paths(output: bytes | None) -> list[str]:
+    return [p for p in (output or b"").decode("utf-8", "surrogateescape").split("\0") if p]
+
+
+def repository_root(start: Path) -> Path:
+    """The top of the Git work tree holding ``start`` (``start`` itself outside Git)."""
+    top = _git(start, "rev-parse", "--show-toplevel")
+    return Path(top.decode().strip()) if top else start
+
+
+class StagedFiles:
+    """The registry's files in the work tree, limited to those in the index.
+
+    Under pre-commit the work tree holds what is staged (unstaged edits are stashed away),
+    so this is what the commit will contain. Outside Git every file counts.
+    """
+
+    def __init__(self, root: Path, tracked: Iterable[str] | None) -> None:
+        self.root = root
+        self.links: list[str] = []
+        self._dirs: dict[str, dict[str, bool]] | None = None
+        if tracked is not None:
+            self._dirs = {}
+            for path in tracked:
+                parts = path.split("/")
+                for i in range(1, len(parts)):
+                    self._dirs.setdefault("/".join(parts[:i]), {})[parts[i]] = i < len(parts) - 1
+
+    @classmethod
+    def open(cls, root: Path) -> StagedFiles:
+        listed = _git(root, "ls-files", "-z", "--", *_PATHSPEC)
+        return cls(root, None if listed is None else _paths(listed))
+
+    def read(self, path: str) -> bytes | None:
+        if self._dirs is not None:
+            parent, _, name = path.rpartition("/")
+            if self._dirs.get(parent, {}).get(name) is not False:
+                return None
+        file = self.root / path
+        if file.is_symlink():  # reading it would check whatever it points to
+            self.links.append(path)
+            return None
+        try:
+            return file.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def listdir(self, path: str) -> list[tuple[str, bool]]:
+        if self._dirs is not None:
+            return sorted(self._dirs.get(path, {}).items())
+        try:
+            return sorted((p.name, p.is_dir()) for p in (self.root / path).iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+def _relative(root: Path, paths: Iterable[str]) -> list[str]:
+    """``paths`` (as given, relative to the current directory) relative to ``root``."""
+    out = []
+    base = root.resolve()
+    for name in paths:
+        given = Path(name)
+        # Resolve the folders but not the file itself: a link must be judged as a link.
+        full = Path(os.path.abspath(given.parent)).resolve() / given.name
+        if full.is_relative_to(base) and full != base:
+            out.append(full.relative_to(base).as_posix())
+    return out
+
+
+def validate_worktree(root: Path, paths: Sequence[str]) -> list[Problem]:
+    """What the ``modelbox-validate`` hook reports for ``paths``.
+
+    Each registry file among ``paths`` is checked, then what it affects: its folder, its
+    model, the tags naming its version, the collisions of its tag refs. Files the index
+    deletes count too (a removed version a tag still names). Tag-ref drift comes back as
+    ``fixable`` problems — warnings, since refs are not part of a commit.
+    """
+    files = StagedFiles.open(root)
+    wanted = [p for p in _relative(root, paths) if locate(p).tree or p == layout.SETTINGS]
+    deleted = _paths(_git(root, "diff", "--cached", "--name-only", "--diff-filter=D", "-z",
+                          "--", *_PATHSPEC))
+    checker = Checker(files, collisions=True)
+    problems = checker.run(wanted, deleted)
+    problems += [Problem(p, "(file): a symbolic link; commit the document itself")
+                 for p in dict.fromkeys(files.links) if p in wanted]
+    touched = {loc.owner for loc in map(locate, [*wanted, *deleted])
+               if loc.tree == layout.MODELS and loc.owner}
+    return problems + _ref_drift(root, files, checker, touched)
+
+
+def _ref_drift(root: Path, files: StagedFiles, checker: Checker, owners: set[str]) -> list[Problem]:
+    """Tag refs of ``owners`` that will not match the manifests once they are committed.
+
+    Only when the registry branch is checked out: on a review branch the tags are
+    meant to differ from the refs until the branch is merged.
+    """
+    from modelbox.refs import GitRepo
+
+    repo = GitRepo.discover(root) if owners else None
+    if repo is None:
+        return []
+    try:
+        branch = (checker.peek(layout.SETTINGS) or {}).get("branch", "main")
+        if repo.head_branch() != branch:
+            return []
+        actual = repo.refs_under(layout.TAG_REF_PREFIX)
+        repo.hold_objects()  # trees and tags are computed, never written
+        problems = []
+        for owner in sorted(owners):
+            model = owner[len(layout.MODELS) + 1 :]
+            prefix = f"{layout.TAG_REF_PREFIX}{model}/"
+            have = {name: sha for name, sha in actual.items()
+                    if name.startswith(prefix) and "/" not in name[len(prefix) :]}
+            tags_path = f"{owner}/{layout.TAGS_FILE}"
+            document = checker.peek(tags_path)
+            if document is None and checker.read(tags_path) is not None:
+                continue  # a broken tag map is an error already; its refs cannot be judged
+            tags = (document or {}).get("tags")
+            tags = tags if isinstance(tags, dict) else {}
+            want = {}
+            for tag, version in tags.items():
+                content = _folder(files, f"{owner}/{layout.VERSIONS_DIR}/{version}")
+                if content:
+                    tree = repo.build_tree(None, content)
+                    message = f"{model}@{version}\n"
+                    want[prefix + tag] = repo.make_tag(f"{model}/{tag}", tree, message)
+            dangling = {prefix + tag for tag in tags} - want.keys()  # an error already
+            for name in sorted((want.keys() | have.keys()) - dangling):
+                state = ("is missing" if name not in have else "names no tag in the manifests"
+                         if name not in want else "is out of date" if want[name] != have[name]
+                         else None)
+                if state:
+                    problems.append(Problem(name, f"tag ref {state} once this is committed; run "
+                                            "`modelbox refs sync` after the commit", fixable=True))
+        return problems
+    finally:
+        repo.discard_pending()
+        repo.close()
+
+
+def _folder(files: StagedFiles, folder: str) -> dict[str, bytes]:
+    """Every staged file below ``folder``, by path relative to it."""
+    out: dict[str, bytes] = {}
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        for name, is_dir in files.listdir(current):
+            path = f"{current}/{name}"
+            data = None if is_dir else files.read(path)
+            if is_dir:
+                stack.append(path)
+            elif data is not None:
+                out[path[len(folder) + 1 :]] = data
+    return out
+
+
+def format_files(root: Path, paths: Sequence[str]) -> tuple[list[str], list[Problem]]:
+    """Rewrite the registry documents among ``paths`` as canonical JSON, in place.
+
+    Returns the files rewritten, and problems for those left alone: not JSON, or a key
+    repeated (keeping one silently could move a tag).
+    """
+    changed: list[str] = []
+    problems: list[Problem] = []
+    for path in _relative(root, paths):
+        file = root / path
+        if locate(path).kind is None or file.is_symlink() or not file.is_file():
+            continue
+        data = file.read_bytes()
+        try:
+            document, repeated = load(data)
+        except ValueError as exc:
+            problems.append(not_json(path, data, exc))
+            continue
+        if repeated:
+            problems.append(Problem(path, f"{jpath(repeated[0])}: the key appears twice; keep "
+                                          "the right one, then format again"))
+            continue
+        text = canonical.encode(document)
+        if text != data:
+            file.write_bytes(text)
+            changed.append(path)
+    return changed, problems
+
+
+def raw_artifacts(root: Path, paths: Sequence[str], *, max_kb: int = 1024) -> list[Problem]:
+    """Files of the object trees that are no modelbox document, or bigger than ``max_kb``."""
+    problems = []
+    for path in _relative(root, paths):
+        file, loc = root / path, locate(path)
+        if loc.tree is None or file.is_symlink() or not file.is_file():
+            continue
+        size, fix = file.stat().st_size, _use_a_pointer(path, loc)
+        if loc.kind is None:
+            problems.append(Problem(path, f"(file): a raw file ({_size(size)}) where only "
+                                          f"modelbox documents belong; {fix}"))
+        elif size > max_kb * 1024:
+            problems.append(Problem(path, f"(file): {_size(size)} is over the {max_kb} KB "
+                                          "limit; raise --max-kb if it is meant to be this big, "
+                                          f"or {fix}"))
+        elif b"\0" in file.read_bytes():
+            problems.append(Problem(path, f"(file): binary content where a JSON document "
+                                          f"belongs; {fix}"))
+    return problems
+
+
+def _size(size: int) -> str:
+    return f"{size / _MiB:.1f} MB" if size >= _MiB else f"{size} bytes"
+
+
+def _use_a_pointer(path: str, loc: Location) -> str:
+    target = loc.name or "MODEL"
+    if loc.child is not None:
+        target += f"@{loc.child}"
+    name = path.rsplit("/", 1)[-1]
+    return (f"keep it out of Git and commit a pointer: `git rm --cached {path}`, then "
+            f"`modelbox artifact add {target} {name}`")
