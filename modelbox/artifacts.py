@@ -88,7 +88,10 @@ def _pointer_path(target_dir: str, path: str) -> str:
 
 
 def _target_dir(registry: Registry, ref: Reference) -> tuple[str, str]:
-    path, _, target = registry.target(registry.snapshot(), ref)
+    path, manifest, target = registry.target(registry.snapshot(), ref)
+    if getattr(manifest, "link", None):
+        raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')}; "
+                                "add artifacts to that version instead")
     return path.rsplit("/", 1)[0], target
 
 
@@ -240,7 +243,12 @@ def _commit(
 def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
     """The artifacts of a model or version, by path."""
     snap = registry.snapshot()
-    path, _, target = registry.target(snap, ref)
+    path, manifest, target = registry.target(snap, ref)
+    if getattr(manifest, "link", None):  # a collection's link: the source's artifacts
+        from modelbox.collections import follow
+
+        model, version = follow(snap, ref.model, target.rpartition("@")[2])[-1]
+        path, target = layout.version_file(model, version), f"{model}@{version}"
     root = f"{path.rsplit('/', 1)[0]}/{ARTIFACTS_DIR}"
     out = []
     stack = [root]

@@ -507,7 +507,59 @@ class Checker:
             self._check_owner_folder(_TREES[tree], owner)
         for owner in sorted(self.tag_maps | changed_versions.keys()):
             self._check_tags(owner, None if owner in self.tag_maps else changed_versions[owner])
+        gone = {f"{owner[len(layout.MODELS) + 1 :]}@{v}" for owner, versions in
+                changed_versions.items() for v in versions
+                if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
+        if gone:  # a deleted version some link still names
+            self._check_links_into(gone)
         return list(dict.fromkeys(self.problems))
+
+    def _check_link(self, path: str, loc: Location, doc: dict[str, Any]) -> None:
+        """A collection's versions are links, only a collection's, to versions that exist."""
+        source = doc.get("link")
+        collection = (self.peek(f"{loc.owner}/{layout.MODEL_FILE}") or {}).get("collection")
+        if source is None:
+            if collection is True:
+                self.problems.append(Problem(path, "link: a version of a collection must link "
+                                             "a version; `modelbox link SOURCE "
+                                             f"{loc.name}` instead"))
+            return
+        if collection is not True:
+            self.problems.append(Problem(path, f"link: {loc.name} is not a collection, so its "
+                                         "versions cannot be links; remove the field or "
+                                         "restore the file with git"))
+        problem = self._link_problem(f"{loc.name}@{loc.child}", source)
+        if problem:
+            self.problems.append(Problem(path, f"link: {problem}"))
+
+    def _link_problem(self, start: str, source: str) -> str | None:
+        seen, current = {start}, source
+        while True:
+            model, _, version = current.rpartition("@")
+            vpath = f"{layout.MODELS}/{model}/{layout.VERSIONS_DIR}/{version}/{layout.VERSION_FILE}"
+            if self.read(vpath) is None:
+                return (f"{current} does not exist; restore it or `modelbox unlink {start}`"
+                        if current == source else
+                        f"the chain of links through {source} reaches {current}, which does "
+                        "not exist; restore it or unlink")
+            if current in seen:
+                return f"the links through {source} loop back to {current}; unlink one of them"
+            seen.add(current)
+            following = (self.peek(vpath) or {}).get("link")
+            if not isinstance(following, str):
+                return None
+            current = following
+
+    def _check_links_into(self, gone: set[str]) -> None:
+        from modelbox.collections import iter_links
+
+        for link, source, _ in iter_links(self.files):
+            if source in gone:
+                model, _, version = link.rpartition("@")
+                path = f"{layout.MODELS}/{model}/{layout.VERSIONS_DIR}/{version}/" \
+                       f"{layout.VERSION_FILE}"
+                self.problems.append(Problem(path, f"link: {source} does not exist; restore "
+                                             f"it or `modelbox unlink {link}`"))
 
     def _check_settings(self, exists: bool) -> None:
         if exists:
@@ -537,6 +589,8 @@ class Checker:
                                          "fix one of them"))
         if loc.kind in ("model", "experiment"):
             self._check_name_clash(loc)
+        if loc.kind == "version" and loc.tree == layout.MODELS:
+            self._check_link(path, loc, doc)
         if loc.kind in ("model", "tags") and self.collisions:
             self._check_collisions(loc.owner or "")
 

@@ -12,8 +12,9 @@
 
 ``--dry-run`` reports both steps and changes nothing. ``--no-history`` is the one way to
 free the storage of archived versions and of old history: it counts only pointers at the
-tips of the refs, outside archived versions — objects only old commits need are deleted,
-so checking out such a commit later will find its artifacts gone.
+tips of the refs, outside archived versions that no live collection link reaches — objects
+only old commits need are deleted, so checking out such a commit later will find its
+artifacts gone.
 """
 
 from __future__ import annotations
@@ -74,9 +75,16 @@ def referenced_digests(
     """Every digest a pointer in any reachable commit (or, without ``history``, at the tip
     of any ref and outside archived versions) or tag ref names."""
     repo = registry.repo
-    trees = _root_trees(repo, history=history)
     digests: set[str] = set()
     directories: set[str] = set()
+    # With history, the walk covers every tree ever committed (~7 per commit); git's own
+    # rev-list does it in C, ~10x faster than reading each tree here. Without git, or
+    # without history (which must look inside version folders), walk in Python.
+    fast = repo.reachable_blobs(_roots(repo), layout.ARTIFACTS_DIR) if history else None
+    for sha in fast or ():
+        _collect(repo.object(sha).as_raw_string(), digests, directories)
+    trees = [] if fast is not None else _root_trees(repo, history=history)
+    linked = set() if history else _linked_trees(registry)
     seen_trees: set[str] = set()
     seen_blobs: set[str] = set()
     work = [(t, False) for t in trees]
@@ -86,8 +94,8 @@ def referenced_digests(
             continue
         seen_trees.add(tree)
         entries = repo.tree_entries(tree)
-        if not history and _archived(repo, entries):
-            continue  # an archived version folder: its objects are not live
+        if not history and tree not in linked and _archived(repo, entries):
+            continue  # an archived version folder no live link reaches: not live
         for name, is_dir, sha in entries:
             inside = in_artifacts or name == layout.ARTIFACTS_DIR
             if is_dir:
@@ -105,18 +113,23 @@ def referenced_digests(
     return digests | directories
 
 
-def _root_trees(repo: GitRepo, *, history: bool) -> list[str]:
-    """The trees of every commit reachable from every ref (only the tips without
-    ``history``), and the version-folder trees the tag refs point at."""
+def _roots(repo: GitRepo) -> set[str]:
+    """What gc keeps alive: every branch, remote-tracking branch, tag ref and HEAD."""
     roots: set[str] = set()
     for prefix in ("refs/heads/", "refs/remotes/", layout.TAG_REF_PREFIX):
         roots.update(repo.refs_under(prefix).values())
     head = repo.ref("HEAD")
     if head:
         roots.add(head)
+    return roots
+
+
+def _root_trees(repo: GitRepo, *, history: bool) -> list[str]:
+    """The trees of every commit reachable from every ref (only the tips without
+    ``history``), and the version-folder trees the tag refs point at."""
     trees: list[str] = []
     seen: set[str] = set()
-    stack = list(roots)
+    stack = list(_roots(repo))
     while stack:
         sha = stack.pop()
         if sha in seen:
@@ -131,6 +144,32 @@ def _root_trees(repo: GitRepo, *, history: bool) -> list[str]:
         if history:
             stack.extend(p.decode() for p in commit.parents)
     return trees
+
+
+def _linked_trees(registry: Registry) -> set[str]:
+    """The folder trees of the versions that live links reach, at the tip of every branch
+    (an archived version a collection still links keeps its objects)."""
+    from modelbox.collections import follow, iter_links
+
+    repo = registry.repo
+    tips = {*repo.refs_under("refs/heads/").values(), *repo.refs_under("refs/remotes/").values(),
+            repo.ref("HEAD")}
+    out: set[str] = set()
+    for tip in sorted(t for t in tips if t):
+        snap = repo.snapshot(tip)
+        for name, _, archived in iter_links(snap):
+            if archived:
+                continue
+            head, _, version = name.rpartition("@")
+            try:
+                chain = follow(snap, parse_model(head), version)
+            except ModelboxError:
+                continue  # dangling or looping: `modelbox check` reports it
+            for model, ver in chain:
+                tree = snap.tree_id(layout.version_dir(model, ver))
+                if tree is not None:
+                    out.add(tree)
+    return out
 
 
 def _archived(repo: GitRepo, entries: list[tuple[str, bool, str]]) -> bool:

@@ -34,6 +34,8 @@ _SEGMENT = (
 )
 NAME_PATTERN = rf"^{_SEGMENT}$"
 NAMESPACE_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+#: A link's source, ``NAMESPACE/NAME@VERSION`` (always the full name: ``default/x@v1``).
+LINK_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})+@{_SEGMENT}$"
 Segment = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
@@ -71,11 +73,18 @@ class ModelManifest(Document):
     description: str = ""
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     datasets: list[str] = Field(default_factory=list)
+    collection: bool = False  # its versions are links to versions of other models
     created_at: AwareDatetime
 
     @property
     def full_name(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def to_bytes(self) -> bytes:
+        # Written only when set, so a plain model's manifest stays byte for byte as it was.
+        return canonical.encode(
+            self.model_dump(mode="json", exclude=None if self.collection else {"collection"})
+        )
 
 
 class VersionManifest(Document):
@@ -90,7 +99,14 @@ class VersionManifest(Document):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     metrics: dict[str, float | str] = Field(default_factory=dict)
     archived: bool = False
+    link: str | None = Field(default=None, pattern=LINK_PATTERN)  # a collection's link
     created_at: AwareDatetime
+
+    def to_bytes(self) -> bytes:
+        # Written only when set, so a plain version's manifest stays byte for byte as it was.
+        return canonical.encode(
+            self.model_dump(mode="json", exclude=None if self.link else {"link"})
+        )
 
 
 class TagMap(Document):

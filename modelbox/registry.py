@@ -420,14 +420,15 @@ class Registry:
         description: str = "",
         metadata: dict[str, Any] | None = None,
         datasets: list[str] | None = None,
+        collection: bool = False,
     ) -> ModelManifest:
-        """Create a model; raise ModelExistsError if it exists."""
+        """Create a model (or a collection of links); raise ModelExistsError if it exists."""
         from modelbox.manifests import ModelManifest, now
 
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
             description=description, metadata=json_metadata(metadata), datasets=datasets or [],
-            created_at=now(),
+            collection=collection, created_at=now(),
         )
         with self.transaction() as txn:
             if txn.snapshot.read(layout.model_file(model)) is not None:
@@ -436,7 +437,8 @@ class Registry:
                 raise AlreadyExistsError(f"{model} is an experiment; choose another model name")
             self._check_ref_collision(txn.snapshot, model)
             txn.put(layout.model_file(model), manifest)
-            txn.change = Change("model.create", str(model), f"model create {model}")
+            kind = "collection" if collection else "model"
+            txn.change = Change(f"{kind}.create", str(model), f"{kind} create {model}")
         return manifest
 
     def update_model(self, model: ModelName, **fields: Any) -> ModelManifest:
@@ -489,6 +491,11 @@ class Registry:
         with self.transaction() as txn:
             snap = txn.snapshot
             parent = self._model(snap, model)
+            if parent.collection:
+                raise InvalidValueError(
+                    f"{model} is a collection: its versions are links; "
+                    f"run `modelbox link MODEL@VERSION {model}`"
+                )
             if snap.is_dir(layout.version_dir(model, version)):
                 raise VersionExistsError(str(model), version)
             manifest = VersionManifest(
@@ -540,6 +547,14 @@ class Registry:
                 raise InvalidValueError(
                     f"{model}@{version} carries the tags {', '.join(tagged)}; untag it first "
                     "or pass --force"
+                )
+            from modelbox.collections import links_to
+
+            linked = links_to(txn.snapshot, f"{model}@{version}")
+            if linked and not force:
+                raise InvalidValueError(
+                    f"{model}@{version} is linked by {', '.join(linked)}; unlink those first "
+                    "or pass --force (the links then dangle: `modelbox check` reports them)"
                 )
             txn.delete(layout.version_dir(model, version))
             txn.change = Change("version.delete", f"{model}@{version}",
@@ -714,6 +729,9 @@ class Registry:
             return
         with self.transaction() as txn:
             path, manifest, target = self.target(txn.snapshot, ref)
+            if getattr(manifest, "link", None):  # a link copies no metrics and has none
+                raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')};"
+                                        " log metrics on that version instead")
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
             data = txn.snapshot.read(series_path)
             current = parse(MetricSeries, series_path, data) if data else MetricSeries()

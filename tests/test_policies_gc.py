@@ -159,3 +159,26 @@ def test_gc_keeps_what_a_tag_ref_or_another_branch_needs(
     age(registry_path, 48)
     plan = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)
     assert plan["delete"] == []  # branch keep-me still has the pointer
+
+
+def test_the_fast_path_and_the_python_walk_agree_on_what_is_referenced(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelbox import gc
+    from modelbox.artifacts import open_registry_store
+    from modelbox.registry import Registry
+
+    model = client.new_model("ai/yolo")
+    for i in range(3):
+        weights = tmp_path / f"w{i}"
+        (weights / "shards").mkdir(parents=True)
+        (weights / "shards" / "a.bin").write_bytes(f"shard {i}".encode())
+        model.new_model_version(f"v{i}").upload_artifact([weights / "shards"])
+    client.close()
+    registry = Registry.open(registry_path)
+    store = open_registry_store(registry)
+    fast = gc.referenced_digests(registry, store, gc.GcPlan())
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))  # shutil.which("git") -> None
+    assert registry.repo.reachable_blobs(["HEAD"], "_artifacts") is None
+    walked = gc.referenced_digests(registry, store, gc.GcPlan())
+    assert fast == walked and len(fast) == 6  # 3 directory manifests + 3 shards

@@ -14,6 +14,7 @@ import click
 
 from modelbox.cli import (
     artifact_cmds,
+    collection_cmds,
     history,
     lifecycle_cmds,
     maintenance,
@@ -62,7 +63,7 @@ def cli(ctx: click.Context, repo: Path | None, branch: str | None) -> None:
 
 for module in (
     models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds,
-    review_cmds,
+    review_cmds, collection_cmds,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

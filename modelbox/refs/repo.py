@@ -7,9 +7,12 @@ is brought along afterwards by :mod:`modelbox.refs.worktree`.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -211,6 +214,32 @@ class GitRepo:
         if not isinstance(obj, Tree):
             raise GitError(f"{tree} is not a tree")
         return [(e.path.decode(), e.mode == _DIR_MODE, e.sha.decode()) for e in obj.iteritems()]
+
+    def reachable_blobs(self, roots: Iterable[str], folder: str) -> set[str] | None:
+        """Ids of the ``*.json`` blobs below a ``folder`` path segment (``_artifacts``) in
+        every tree reachable from ``roots`` (commits or tags), walked by ``git rev-list``
+        in C — or None when the git CLI is not installed (callers then walk in Python).
+
+        rev-list names each object by the first path it meets it at; a pointer blob is only
+        ever stored under ``_artifacts/``, so no pointer can hide behind another path.
+        """
+        git = shutil.which("git")
+        if git is None:
+            return None
+        proc = subprocess.run(
+            [git, "--git-dir", str(self.git_dir), "rev-list", "--objects", "--stdin"],
+            input="\n".join(roots) + "\n", capture_output=True, text=True, check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git rev-list failed in {self.git_dir}: {proc.stderr.strip()}")
+        marker = f"/{folder}/"
+        found = set()
+        for line in proc.stdout.splitlines():
+            sha, _, path = line.partition(" ")
+            if path.endswith(".json") and marker in f"/{path}":
+                found.add(sha)
+        return found
 
     def has_object(self, sha: str) -> bool:
         return sha in (self._pending or {}) or _oid(sha) in self._repo.object_store

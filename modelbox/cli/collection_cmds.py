@@ -1,0 +1,88 @@
+"""``modelbox collection create``, ``link``, ``unlink`` and ``lineage``."""
+
+from __future__ import annotations
+
+import click
+
+from modelbox.cli._common import (
+    Context,
+    emit_json,
+    json_option,
+    model_arg,
+    parse_meta,
+    pass_ctx,
+    ref_arg,
+)
+
+
+@click.group()
+def collection() -> None:
+    """Create collections: curated models whose versions link versions of other models."""
+
+
+@collection.command("create")
+@click.argument("name")
+@click.option("--owner", default="", help="Who owns the collection (an email, a team).")
+@click.option("--description", default="")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@pass_ctx
+def collection_create(
+    ctx: Context, name: str, owner: str, description: str, meta: tuple[str, ...]
+) -> None:
+    """Create collection NAME (addressed like a model: NAMESPACE/NAME)."""
+    from modelbox.collections import create_collection
+
+    created = create_collection(ctx.registry, model_arg(name), owner=owner,
+                                description=description, metadata=parse_meta(meta))
+    click.echo(f"Created collection {created.full_name}")
+
+
+@click.command()
+@click.argument("source", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="COLLECTION")
+@click.option("--version", "version", help="The link's version (default: the next vN).")
+@click.option("--tag", "tags", multiple=True, help="A unique tag to give it (repeatable).")
+@click.option("--description", default="")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@pass_ctx
+def link(
+    ctx: Context, source: str, target: str, version: str | None, tags: tuple[str, ...],
+    description: str, meta: tuple[str, ...],
+) -> None:
+    """Link the version SOURCE into COLLECTION as its next version (no object is copied)."""
+    from modelbox.collections import link as make_link
+
+    created = make_link(ctx.registry, ref_arg(source), model_arg(target), version=version,
+                        tags=list(tags), description=description, metadata=parse_meta(meta))
+    click.echo(f"Linked {created.link} as {created.model}@{created.version}")
+
+
+@click.command()
+@click.argument("ref", metavar="COLLECTION@VERSION|COLLECTION:TAG")
+@click.option("--force", is_flag=True, help="Unlink even if tagged (the tags go too) or linked.")
+@pass_ctx
+def unlink(ctx: Context, ref: str, force: bool) -> None:
+    """Remove a link from its collection (Git history keeps it; the source stays)."""
+    from modelbox.collections import unlink as remove_link
+
+    source = remove_link(ctx.registry, ref_arg(ref), force=force)
+    click.echo(f"Unlinked {ref} (was {source})")
+
+
+@click.command()
+@click.argument("target", metavar="MODEL@VERSION|MODEL:TAG")
+@json_option
+@pass_ctx
+def lineage(ctx: Context, target: str, as_json: bool) -> None:
+    """Where TARGET came from: link -> source version -> checkpoint -> experiment."""
+    from modelbox.lineage import lineage as walk
+    from modelbox.lineage import render
+
+    nodes = walk(ctx.registry, ref_arg(target))
+    if as_json:
+        emit_json({"target": target, "lineage": [n.to_json() for n in nodes]})
+        return
+    click.echo(render(nodes))
+
+
+COMMANDS = [collection, link, unlink, lineage]

@@ -1,0 +1,266 @@
+"""Collections: curated models whose versions are links to versions of other models.
+
+A collection is a model whose manifest says ``"collection": true``, so it is addressed like
+any model (``NS/NAME``, ``@VERSION``, ``:TAG``). Each of its versions is a link: a
+``_version.json`` whose ``link`` names the source ``NS/MODEL@VERSION``, with its own
+description, metadata and unique tags, and no artifacts or metrics (nothing is copied).
+Links are verified when made; a link may name another link, and readers follow the chain
+(:func:`follow`) with a loop guard. See ``docs/collections.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelbox import layout
+from modelbox.audit import Change, TagMove
+from modelbox.errors import (
+    InvalidValueError,
+    NotFoundError,
+    TagConflictError,
+    VersionExistsError,
+)
+from modelbox.names import ModelName, Reference, check_segment, parse_model
+from modelbox.registry import Registry, json_metadata
+
+if TYPE_CHECKING:
+    from modelbox.manifests import ModelManifest, VersionManifest
+    from modelbox.refs import Snapshot
+
+__all__ = [
+    "DanglingLinkError",
+    "Files",
+    "LinkLoopError",
+    "create_collection",
+    "follow",
+    "iter_links",
+    "link",
+    "links_to",
+    "unlink",
+]
+
+#: How many links a chain may have before it counts as a loop (a hand-edited registry).
+MAX_CHAIN = 64
+_NUMBERED = re.compile(r"v(\d+)")
+
+
+class DanglingLinkError(NotFoundError):
+    """A link names a version that does not exist (deleted with ``--force``, or by hand)."""
+
+    def __init__(self, link: str, source: str) -> None:
+        self.link, self.source = link, source
+        super().__init__(
+            f"{link} links {source}, which does not exist; restore it or "
+            f"`modelbox unlink {link}`"
+        )
+
+
+class LinkLoopError(InvalidValueError):
+    """Following links would come back where it started."""
+
+
+def create_collection(
+    registry: Registry, name: ModelName, *, owner: str = "", description: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> ModelManifest:
+    """Create an empty collection (one ``collection.create`` commit)."""
+    return registry.create_model(
+        name, owner=owner, description=description, metadata=metadata, collection=True
+    )
+
+
+def _read_version(snap: Snapshot, model: ModelName, version: str) -> dict[str, Any] | None:
+    data = snap.read(layout.version_file(model, version))
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def follow(snap: Snapshot, model: ModelName, version: str) -> list[tuple[ModelName, str]]:
+    """The chain from ``model@version`` through its links to the version that is no link.
+
+    The first entry is the start, the last the source holding the artifacts. Raises
+    :class:`DanglingLinkError` if a link names a missing version and :class:`LinkLoopError`
+    if the chain comes back on itself.
+    """
+    chain = [(model, version)]
+    seen = {f"{model}@{version}"}
+    while True:
+        doc = _read_version(snap, *chain[-1])
+        if doc is None:
+            if len(chain) == 1:
+                raise NotFoundError(f"version {model}@{version} does not exist")
+            raise DanglingLinkError(_name(*chain[-2]), _name(*chain[-1]))
+        source = doc.get("link")
+        if not isinstance(source, str):
+            return chain
+        if source in seen or len(chain) > MAX_CHAIN:
+            raise LinkLoopError(
+                f"{model}@{version}: its links loop back to {source}; unlink one of them"
+            )
+        seen.add(source)
+        head, _, ver = source.rpartition("@")
+        chain.append((parse_model(head), ver))
+
+
+def _name(model: ModelName, version: str) -> str:
+    return f"{model}@{version}"
+
+
+class Files(Protocol):
+    """A tree of files: a commit's Snapshot, or the files a pre-commit hook sees."""
+
+    def read(self, path: str) -> bytes | None: ...
+
+    def listdir(self, path: str) -> list[tuple[str, bool]]: ...
+
+
+def _model_files(files: Files) -> Iterator[str]:
+    stack = [layout.MODELS]
+    while stack:
+        folder = stack.pop()
+        for name, is_dir in files.listdir(folder):
+            if is_dir and not name.startswith("_"):
+                stack.append(f"{folder}/{name}")
+            elif name == layout.MODEL_FILE:
+                yield f"{folder}/{name}"
+
+
+def iter_links(files: Files) -> Iterator[tuple[str, str, bool]]:
+    """Every link: ``(COLLECTION@VERSION, source, archived)``. Plain ``json``: a broken
+    document is skipped here and reported by ``modelbox check``."""
+    snap = files
+    for path in _model_files(files):
+        try:
+            if json.loads(snap.read(path) or b"{}").get("collection") is not True:
+                continue
+        except (ValueError, AttributeError):
+            continue
+        folder = path.rsplit("/", 1)[0]
+        collection = folder[len(layout.MODELS) + 1 :]
+        for name, is_dir in snap.listdir(f"{folder}/{layout.VERSIONS_DIR}"):
+            data = snap.read(f"{folder}/{layout.VERSIONS_DIR}/{name}/{layout.VERSION_FILE}")
+            try:
+                doc = json.loads(data or b"{}")
+                source = doc.get("link")
+            except (ValueError, AttributeError):
+                continue
+            if is_dir and isinstance(source, str):
+                yield f"{collection}@{name}", source, doc.get("archived") is True
+
+
+def links_to(snap: Snapshot, target: str) -> list[str]:
+    """The links (``COLLECTION@VERSION``) whose source is ``target`` (``MODEL@VERSION``)."""
+    return sorted(link for link, source, _ in iter_links(snap) if source == target)
+
+
+def _next_version(snap: Snapshot, collection: ModelName) -> str:
+    numbers = [
+        int(m.group(1)) for name, _ in snap.listdir(layout.versions_dir(collection))
+        if (m := _NUMBERED.fullmatch(name))
+    ]
+    return f"v{max(numbers) + 1 if numbers else 0}"
+
+
+def link(
+    registry: Registry, source: Reference, collection: ModelName, *,
+    version: str | None = None, tags: list[str] | None = None, description: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> VersionManifest:
+    """Link the version ``source`` names into ``collection`` as a new version (one commit).
+
+    ``source`` is ``MODEL@VERSION`` or ``MODEL:TAG`` (resolved to the version it names now).
+    Raises if the source is missing or archived, the target is no collection, the link would
+    make a loop, the version exists, or a tag is taken (:class:`TagConflictError`).
+    """
+    from modelbox.manifests import VersionManifest, now
+    from modelbox.registry import _check_tag
+
+    if source.version is None and source.tag is None:
+        raise InvalidValueError(f"{source} names a model; link MODEL@VERSION or MODEL:TAG")
+    if version is not None:
+        check_segment("version", version)
+    for tag in tags or []:
+        _check_tag(tag)
+    with registry.transaction() as txn:
+        snap = txn.snapshot
+        target = registry.get_model(collection)
+        if not target.collection:
+            raise InvalidValueError(
+                f"{collection} is not a collection; create one with "
+                f"`modelbox collection create NAME` and link into it"
+            )
+        resolved = registry.resolve(source)
+        origin = f"{source.model}@{resolved}"
+        chain = follow(snap, source.model, resolved)
+        if any(model == collection for model, _ in chain):
+            raise LinkLoopError(
+                f"cannot link {origin} into {collection}: "
+                + ("it is a version of that collection" if source.model == collection
+                   else "its links lead back into that collection")
+            )
+        manifest = registry.get_version(source.model, resolved)
+        if manifest.archived:
+            raise InvalidValueError(f"{origin} is archived; restore it before linking it")
+        name = version or _next_version(snap, collection)
+        if snap.is_dir(layout.version_dir(collection, name)):
+            raise VersionExistsError(str(collection), name)
+        created = VersionManifest(
+            model=str(collection), version=name, name=manifest.name,
+            description=description, framework=manifest.framework,
+            metadata=json_metadata(metadata), link=origin, created_at=now(),
+        )
+        txn.put(layout.version_file(collection, name), created)
+        txn.change = Change("collection.link", f"{collection}@{name}",
+                            f"link {origin} into {collection}@{name}", after=origin)
+        if tags:
+            current = registry.tags_in(snap, collection)
+            for tag in dict.fromkeys(tags):
+                if tag in current:
+                    raise TagConflictError(str(collection), tag, current[tag])
+                registry._check_tag_collision(snap, collection, tag)
+                current[tag] = name
+                txn.change.tag_moves.append(TagMove(f"{collection}:{tag}", None, name))
+            registry.put_tags(txn, collection, current)
+    return created
+
+
+def unlink(registry: Registry, ref: Reference, *, force: bool = False) -> str:
+    """Remove a link from its collection (one commit); return the source it named.
+
+    A tagged link, or one another link names, needs ``force`` (its tags go too)."""
+    with registry.transaction() as txn:
+        snap = txn.snapshot
+        version = registry.resolve(ref)
+        target = f"{ref.model}@{version}"
+        if not registry.get_model(ref.model).collection:
+            raise InvalidValueError(
+                f"{ref.model} is not a collection; remove a version with `modelbox version "
+                f"delete {target}`"
+            )
+        source = registry.get_version(ref.model, version).link
+        if source is None:  # a hand-made version in a collection
+            raise InvalidValueError(f"{target} is no link; `modelbox version delete {target}`")
+        tagged = sorted(t for t, v in registry.tags_in(snap, ref.model).items() if v == version)
+        linked = links_to(snap, target)
+        if (tagged or linked) and not force:
+            why = (f"carries the tags {', '.join(tagged)}" if tagged
+                   else f"is linked by {', '.join(linked)}")
+            raise InvalidValueError(f"{target} {why}; untag or unlink first, or pass --force")
+        txn.delete(layout.version_dir(ref.model, version))
+        txn.change = Change("collection.unlink", target, f"unlink {target} (was {source})",
+                            before=source)
+        current = registry.tags_in(snap, ref.model)
+        for tag in tagged:
+            del current[tag]
+            txn.change.tag_moves.append(TagMove(f"{ref.model}:{tag}", version, None))
+        if tagged:
+            registry.put_tags(txn, ref.model, current)
+    return source
