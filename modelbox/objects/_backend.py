@@ -69,8 +69,8 @@ class Backend(Protocol):
         """The whole content of a small object."""
         ...
 
-    def open_read(self, key: str) -> Reader:
-        """A stream of the content of ``key``."""
+    def open_read(self, key: str, size: int | None = None) -> Reader:
+        """A stream of the content of ``key`` (``size``, when known, saves a lookup)."""
         ...
 
     def delete(self, keys: Iterable[str]) -> None:

@@ -87,11 +87,15 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(final: Path, *, readonly: bool = False) -> Iterator[BinaryIO]:
+def atomic_write(
+    final: Path, *, readonly: bool = False, durable_name: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a file that replaces ``final`` only if the ``with`` block completes.
 
     The data is written to a temp file beside ``final``, fsynced, then renamed over it; on
-    any error the temp file is deleted and ``final`` is untouched.
+    any error the temp file is deleted and ``final`` is untouched. ``durable_name`` also
+    fsyncs the folder so the rename survives a crash; a cache, which simply fetches a lost
+    entry again, can skip that (one fsync fewer per file of a 2,000-file download).
 
     Raises:
         OSError: the folder cannot be created or written.
@@ -109,7 +113,8 @@ def atomic_write(final: Path, *, readonly: bool = False) -> Iterator[BinaryIO]:
             os.chmod(temp, 0o444)
         os.replace(temp, final)
         published = True
-        fsync_dir(final.parent)
+        if durable_name:
+            fsync_dir(final.parent)
     finally:
         stream.close()
         if not published:

@@ -73,7 +73,7 @@ class LocalBackend:
     def read_bytes(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
 
-    def open_read(self, key: str) -> Reader:
+    def open_read(self, key: str, size: int | None = None) -> Reader:
         return open(self.root / key, "rb")
 
     def delete(self, keys: Iterable[str]) -> None:

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
-from modelbox.errors import InvalidValueError, ObjectCorruptError, ObjectMissingError
+from modelbox.errors import InvalidValueError, ObjectCorruptError, ObjectMissingError, StoreError
 from modelbox.objects._backend import Backend, Reader
 from modelbox.objects._errors import local_errors, names_missing_bucket
 from modelbox.objects._files import atomic_write, place, remove_stale_temps
@@ -128,27 +128,19 @@ class ObjectCache:
         key = relative_key(digest)
         target = self.path(digest)
         self.sweep(target.parent)
-        with local_errors(str(self.root)), atomic_write(target, readonly=True) as stream:
-            hasher = hashlib.sha256()
-            received = 0
-            reader = _open(backend, key, digest)
+        with (
+            local_errors(str(self.root)),
+            atomic_write(target, readonly=True, durable_name=False) as stream,
+        ):
             try:
-                while True:
-                    with backend.buffer(backend.read_size):
-                        with backend.errors():
-                            chunk = reader.read(backend.read_size)
-                        hasher.update(chunk)
-                        stream.write(chunk)
-                        count = len(chunk)
-                        del chunk  # free it before the next read
-                    if not count:
-                        break
-                    received += count
-                    transfer.advance(count)
-            finally:
-                with backend.errors():
-                    reader.close()
-            actual = hasher.hexdigest()
+                received, actual = _stream(backend, transfer, key, digest, size, stream)
+            except StoreError:
+                # The size hint skips a HEAD request, but a missing or truncated object
+                # then fails as a bare range error: ask again the plain way for the
+                # precise error (ObjectMissingError, ObjectCorruptError...).
+                stream.seek(0)
+                stream.truncate()
+                received, actual = _stream(backend, transfer, key, digest, None, stream)
             if actual != digest:
                 raise ObjectCorruptError(digest, backend.location(key), actual)
             if received != size:
@@ -192,10 +184,37 @@ def download(
         transfer.progress.file_done()
 
 
-def _open(backend: Backend, key: str, digest: str) -> Reader:
+def _stream(
+    backend: Backend, transfer: Transfer, key: str, digest: str, size: int | None,
+    stream: BinaryIO,
+) -> tuple[int, str]:
+    """Copy the object into ``stream``, hashing as it goes: ``(bytes, sha256)``."""
+    hasher = hashlib.sha256()
+    received = 0
+    reader = _open(backend, key, digest, size)
+    try:
+        while True:
+            with backend.buffer(backend.read_size):
+                with backend.errors():
+                    chunk = reader.read(backend.read_size)
+                hasher.update(chunk)
+                stream.write(chunk)
+                count = len(chunk)
+                del chunk  # free it before the next read
+            if not count:
+                break
+            received += count
+            transfer.advance(count)
+    finally:
+        with backend.errors():
+            reader.close()
+    return received, hasher.hexdigest()
+
+
+def _open(backend: Backend, key: str, digest: str, size: int | None) -> Reader:
     with backend.errors():
         try:
-            return backend.open_read(key)
+            return backend.open_read(key, size)
         except FileNotFoundError as error:
             if names_missing_bucket(error):
                 raise  # errors() says the bucket is missing, not the object
