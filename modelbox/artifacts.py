@@ -10,6 +10,7 @@ pointer whose path would leave the destination. Downloads are recorded on
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,18 @@ def store_url(registry: Registry) -> str:
 
 
 def open_registry_store(registry: Registry) -> ObjectStore:
-    return open_store(store_url(registry))
+    """The registry's store, opened once per process for the same URL and environment:
+    a new S3 client costs ~0.1-0.2 s, more than re-adding an unchanged file should."""
+    settings = tuple(sorted(
+        (k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "FSSPEC_"))
+    ))
+    return _open_store(store_url(registry), settings)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_store(url: str, environment: tuple[tuple[str, str], ...]) -> ObjectStore:
+    del environment  # part of the cache key only: new credentials mean a new client
+    return open_store(url)
 
 
 def _pointer_path(target_dir: str, path: str) -> str:
