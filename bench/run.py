@@ -86,13 +86,14 @@ def _sizes(args: argparse.Namespace) -> Sizes:
 
 
 def _modelbox_commit() -> str:
-    """The checkout's commit, ``-dirty`` if tracked files outside bench/ are modified."""
+    """The last commit that changed anything outside bench/, ``-dirty`` if tracked files
+    outside bench/ are modified: what the numbers measure."""
     git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+    outside = ["--", ".", ":(exclude)bench"]
+    commit = subprocess.run([*git, "log", "-1", "--format=%h", *outside], capture_output=True,
                             text=True, check=False).stdout.strip() or "?"
-    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--",
-                              ".", ":!bench"], capture_output=True, text=True,
-                             check=False).stdout.strip()
+    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", *outside],
+                             capture_output=True, text=True, check=False).stdout.strip()
     return f"{commit}-dirty" if changed else commit
 
 
