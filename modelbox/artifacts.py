@@ -29,6 +29,7 @@ from modelbox.manifests import (
 )
 from modelbox.names import Reference
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store
+from modelbox.refs import Snapshot
 from modelbox.registry import Registry
 
 ARTIFACTS_DIR = layout.ARTIFACTS_DIR
@@ -99,8 +100,10 @@ def _pointer_path(target_dir: str, path: str) -> str:
     return f"{target_dir}/{ARTIFACTS_DIR}/{path}.json"
 
 
-def _target_dir(registry: Registry, ref: Reference) -> tuple[str, str]:
-    path, manifest, target = registry.target(registry.snapshot(), ref)
+def _target_dir(
+    registry: Registry, ref: Reference, snapshot: Snapshot | None = None
+) -> tuple[str, str]:
+    path, manifest, target = registry.target(snapshot or registry.snapshot(), ref)
     if getattr(manifest, "link", None):
         raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')}; "
                                 "add artifacts to that version instead")
@@ -140,7 +143,8 @@ def add(
     """Upload files or folders and attach them to a model or version (one commit)."""
     if name is not None and len(paths) != 1:
         raise InvalidValueError("--as names one artifact; give a single PATH")
-    target_dir, target = _target_dir(registry, ref)
+    snapshot = registry.snapshot()
+    target_dir, target = _target_dir(registry, ref, snapshot)
     cache = HashCache.default()
     uploads: list[tuple[Path, FileDigest]] = []
     pointers: list[ArtifactPointer] = []
@@ -151,33 +155,55 @@ def add(
             if source.is_dir():
                 files = _walk(source)
                 entries = []
+                staged: list[tuple[Path, FileDigest]] = []
                 for file in files:
                     digest = hash_file(file, cache=cache)
-                    uploads.append((file, digest))
+                    staged.append((file, digest))
                     entries.append(DirectoryEntry(
                         path=file.relative_to(source).as_posix(), sha256=digest.sha256,
                         size=digest.size,
                     ))
                 listing = DirectoryManifest(files=entries).to_bytes()
-                manifests.append(listing)
                 kinds = {sniff(f)[0] for f in files[:64]}
                 pointer = _pointer(artifact_path, file_type or _dir_type(kinds),
                                    "inode/directory", sum(e.size for e in entries),
                                    sha256=_sha256(listing), directory=True, files=len(entries))
+                if not _recorded(snapshot, target_dir, pointer):
+                    uploads.extend(staged)
+                    manifests.append(listing)
             else:
                 digest = hash_file(source, cache=cache)
-                uploads.append((source, digest))
                 kind, mime = sniff(source)
                 pointer = _pointer(artifact_path, file_type or kind, mime, digest.size,
                                    sha256=digest.sha256)
+                if not _recorded(snapshot, target_dir, pointer):
+                    uploads.append((source, digest))
             pointers.append(pointer)
     finally:
         cache.close()
-    store = open_registry_store(registry)
-    store.put_files(uploads, progress=progress)
-    for listing in manifests:
-        store.put_bytes(listing)
+    if uploads or manifests:
+        store = open_registry_store(registry)
+        store.put_files(uploads, progress=progress)
+        for listing in manifests:
+            store.put_bytes(listing)
     return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+
+
+def _recorded(snapshot: Snapshot, target_dir: str, pointer: ArtifactPointer) -> bool:
+    """Whether the branch already records this very content at this artifact path.
+
+    Such a pointer was committed only after its objects were stored, and gc keeps what the
+    branch references, so adding it again needs no upload and no word with the store (like
+    ``git add`` of an unchanged file): an unchanged 10 GB re-add costs a stat.
+    """
+    data = snapshot.read(_pointer_path(target_dir, pointer.path))
+    if data is None:
+        return False
+    try:
+        old = parse(ArtifactPointer, target_dir, data)
+    except ManifestError:
+        return False
+    return (old.sha256, old.size, old.uri) == (pointer.sha256, pointer.size, pointer.uri)
 
 
 def _sha256(data: bytes) -> str:

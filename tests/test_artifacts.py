@@ -121,6 +121,27 @@ def test_adding_an_unchanged_file_again_makes_no_commit(reg: Path, files: Path, 
     assert _head(reg) == head
 
 
+def test_an_unchanged_re_add_needs_no_store_but_new_content_does(
+    s3_reg: Path, files: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = ("--repo", str(s3_reg))
+    for source in (files / "model.pt", files / "hf"):
+        assert run(*repo, "artifact", "add", "ai/vision/yolo@v1", str(source), "-q").code == 0
+    head = _head(s3_reg)
+    # The store goes away: what the branch already records needs no word with it...
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    for source in (files / "model.pt", files / "hf"):
+        result = run(*repo, "artifact", "add", "ai/vision/yolo@v1", str(source), "-q")
+        assert result.code == 0, result.err
+    assert _head(s3_reg) == head
+    # ...but new content must reach it, and fails cleanly when it cannot.
+    (files / "hf" / "config.json").write_text('{"layers": 3}\n')
+    result = run(*repo, "artifact", "add", "ai/vision/yolo@v1", str(files / "hf"), "-q")
+    assert result.code != 0 and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert _head(s3_reg) == head
+
+
 def test_adding_new_content_under_the_same_path_replaces_the_pointer(
     reg: Path, files: Path, run: Run
 ) -> None:
