@@ -5,16 +5,28 @@ thousands of commit objects on each call would be slow, so each commit, once par
 modelbox writes it), is appended to ``.git/modelbox/commits.jsonl``. Commits never change,
 so the cache is never invalidated; only the walk over parents, which is cheap in memory,
 runs each time. A damaged line is skipped and parsed again from Git.
+
+A cold cache (a fresh clone) is filled in one ``git log`` when the git CLI is installed:
+reading commits one by one through dulwich's pack index costs ~0.2 ms each in Python,
+0.02 ms in git.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from modelbox.refs.repo import GitRepo
+
+_BULK_AFTER = 200
+"""Commits parsed one by one in a walk before the rest are read by one ``git log``."""
+_FIELDS = 5
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class History:
         self.repo = repo
         self.path = repo.git_dir / "modelbox" / "commits.jsonl"
         self._cache: dict[str, CommitRecord] | None = None
+        self._misses = 0
 
     def _load(self) -> dict[str, CommitRecord]:
         if self._cache is None:
@@ -71,7 +84,14 @@ class History:
     def get(self, sha: str, fresh: list[CommitRecord]) -> CommitRecord:
         cache = self._load()
         record = cache.get(sha)
+        if record is None and self._misses == _BULK_AFTER:
+            for found in _git_log(self.repo.git_dir, sha):
+                if found.sha not in cache:
+                    cache[found.sha] = found
+                    fresh.append(found)
+            record = cache.get(sha)
         if record is None:
+            self._misses += 1
             record = _parse(sha, self.repo.raw_commit(sha))
             cache[sha] = record
             fresh.append(record)
@@ -116,3 +136,36 @@ def _parse(sha: str, raw: bytes) -> CommitRecord:
             offset = sign * (int(zone[1:3] or 0) * 3600 + int(zone[3:5] or 0) * 60)
     return CommitRecord(sha, tuple(parents), author, when, offset,
                         message.decode("utf-8", "replace"))
+
+
+def _git_log(git_dir: Path, head: str) -> list[CommitRecord]:
+    """Every commit reachable from ``head``, read by the git CLI; [] when it is missing or
+    cannot tell (the caller then goes on one commit at a time)."""
+    git = shutil.which("git")
+    if git is None:
+        return []
+    proc = subprocess.run(
+        [git, "--git-dir", str(git_dir), "-c", "log.showSignature=false", "log", "-z",
+         "--no-color", "--date=raw", "--format=%H%x00%P%x00%an <%ae>%x00%ad%x00%B", head],
+        capture_output=True, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+    )
+    if proc.returncode != 0:
+        return []
+    fields = proc.stdout.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    if len(fields) % _FIELDS:
+        return []  # a message with a NUL byte: not ours to guess
+    records = []
+    for at in range(0, len(fields), _FIELDS):
+        sha, parents, author, date, message = fields[at : at + _FIELDS]
+        seconds, _, zone = date.partition(b" ")
+        sign = -1 if zone.startswith(b"-") else 1
+        offset = sign * (int(zone[1:3] or 0) * 3600 + int(zone[3:5] or 0) * 60)
+        records.append(CommitRecord(
+            sha.decode(), tuple(p.decode() for p in parents.split()),
+            author.decode("utf-8", "replace"), int(seconds), offset,
+            message.decode("utf-8", "replace"),
+        ))
+    return records

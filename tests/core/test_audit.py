@@ -215,3 +215,33 @@ def test_resolve_at_after_an_untag_finds_no_version(
     now = datetime.now().astimezone().isoformat()
     result = run("--repo", registry_path, "resolve", f"{M}:production", "--at", now)
     assert_error(result, "pointed to no version")
+
+
+def test_a_cold_commit_cache_is_filled_the_same_by_git_log_as_by_dulwich(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone has no commit cache: past a few hundred commits the walk reads the
+    rest with one ``git log``; both readers must give the very same records."""
+    from modelbox.refs import history
+
+    registry.create_model(M)
+    with registry.batch():
+        for i in range(30):
+            registry.create_version(M, f"v{i}", description="caf\u00e9\n\nline two")
+            registry.tag(M, f"v{i}", "prod")
+    head = registry.head()
+    cache = registry.repo.git_dir / "modelbox" / "commits.jsonl"
+
+    def walk(bulk_after: int) -> list[history.CommitRecord]:
+        cache.unlink(missing_ok=True)
+        monkeypatch.setattr(history, "_BULK_AFTER", bulk_after)
+        return list(history.History(registry.repo).walk(head))
+
+    one_by_one = walk(10_000)
+    in_bulk = walk(3)
+    assert len(one_by_one) > 30
+    assert in_bulk == one_by_one
+    by_git = history._git_log(registry.repo.git_dir, head or "")
+    assert sorted(by_git, key=str) == sorted(one_by_one, key=str)
+    again = list(history.History(registry.repo).walk(head))  # from the file it wrote
+    assert again == one_by_one
