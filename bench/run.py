@@ -27,6 +27,7 @@ from benchkit import peers
 from benchkit.big_registry import big_registry
 from benchkit.harness import ROOT, Bench, Row, Sizes, StepError, table, work_folder
 from benchkit.hashing import hashing
+from benchkit.memory import memory
 from benchkit.sharing import sharing
 from benchkit.transfers import big_file, folder, noop
 from benchkit.versus_gto import versus_gto
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "5": ("gto", versus_gto, True),
     "6": ("registry", big_registry, False),
     "7": ("sharing", sharing, False),
+    "8": ("memory", memory, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

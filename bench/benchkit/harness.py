@@ -102,9 +102,10 @@ def alternate(i: int, *steps: Callable[[], T]) -> list[T]:
 # -- targets and rows ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
-    """``ratio``: modelbox/peer <= value; ``seconds``: modelbox <= value; ``rate``: >= value."""
+    """``ratio``: modelbox/peer <= value; ``seconds``: modelbox <= value; ``rate``: >= value;
+    ``rss``: modelbox's peak RSS <= value MB."""
 
-    kind: Literal["ratio", "seconds", "rate"]
+    kind: Literal["ratio", "seconds", "rate", "rss"]
     value: float
 
     def __str__(self) -> str:
@@ -112,6 +113,8 @@ class Target:
             return f"<= {self.value:.2f}x"
         if self.kind == "seconds":
             return f"<= {self.value:g} s"
+        if self.kind == "rss":
+            return f"RSS <= {self.value:g} MB"
         return f">= {self.value:g}/s"
 
 
@@ -159,6 +162,8 @@ class Row:
             return "n/a" if self.ratio is None else _ok(self.ratio <= self.target.value)
         if self.target.kind == "seconds":
             return _ok(self.ours <= self.target.value)
+        if self.target.kind == "rss":
+            return "n/a" if self.ours_rss is None else _ok(self.ours_rss <= self.target.value)
         return _ok(self.ours >= self.target.value)
 
 
