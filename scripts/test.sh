@@ -10,3 +10,8 @@ python=${PYTHON:-python3}
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"
+# The benchmark's quick mode (small sizes, no verdicts, no peers), so that it never rots;
+# only for a whole run, not when pytest arguments narrow it.
+if [ $# -eq 0 ]; then
+    .venv/bin/python bench/run.py --quick --no-peers
+fi
