@@ -22,7 +22,9 @@ pointer needs is in the remote's store before any ref is sent, or nothing is sen
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -85,11 +87,14 @@ def _remember(repo: GitRepo, name: str | None, refs: dict[str, str]) -> None:
     """Update the remote-tracking refs (``refs/remotes/NAME/...``) to what the remote has."""
     if name is None:
         return
+    tracking = {}
     for ref, sha in refs.items():
         if ref.startswith("refs/heads/"):
-            repo.set_ref(f"refs/remotes/{name}/{ref[len('refs/heads/'):]}", sha)
+            tracking[f"refs/remotes/{name}/{ref[len('refs/heads/'):]}"] = sha
         elif ref == AUDIT_REF:
-            repo.set_ref(f"refs/remotes/{name}/modelbox/audit", sha)
+            tracking[f"refs/remotes/{name}/modelbox/audit"] = sha
+    if tracking and any(repo.ref(ref) != sha for ref, sha in tracking.items()):
+        git_remote.set_refs(repo, tracking)
 
 
 # -- objects ---------------------------------------------------------------------------
@@ -102,10 +107,16 @@ class _Need:
 
 def _pointer_needs(repo: GitRepo, changes: Iterable[tuple[str, str | None]]) -> list[_Need]:
     """The objects the pointer files among ``(path, blob sha)`` name (tracked URIs need none)."""
+    return _blob_needs(repo, (
+        blob for path, blob in changes
+        if blob is not None and _ARTIFACTS in f"/{path}" and path.endswith(".json")
+    ))
+
+
+def _blob_needs(repo: GitRepo, blobs: Iterable[str]) -> list[_Need]:
+    """The objects the pointer files with these blob ids name."""
     out: dict[str, _Need] = {}
-    for path, blob in changes:
-        if blob is None or _ARTIFACTS not in f"/{path}" or not path.endswith(".json"):
-            continue
+    for blob in blobs:
         try:
             doc = json.loads(repo.object(blob).as_raw_string())
         except ValueError:
@@ -114,6 +125,16 @@ def _pointer_needs(repo: GitRepo, changes: Iterable[tuple[str, str | None]]) -> 
             out[doc["sha256"]] = _Need(doc["sha256"], int(doc.get("size") or 0),
                                        bool(doc.get("directory")))
     return list(out.values())
+
+
+def _new_needs(repo: GitRepo, head: str, known: Iterable[str]) -> list[_Need]:
+    """What the pointers added by commits reachable from ``head`` but from none of ``known``
+    need (:func:`_commits_needs`; with git, two processes instead of a walk in Python)."""
+    known = list(known)
+    changes = git_remote.new_changes(repo, head, known, _may_change_pointers)
+    if changes is not None:
+        return _pointer_needs(repo, changes)
+    return _commits_needs(repo, git_remote.new_commits(repo, head, known))
 
 
 def _commits_needs(repo: GitRepo, commits: Iterable[str]) -> list[_Need]:
@@ -143,6 +164,9 @@ def _head_needs(repo: GitRepo, commit: str | None) -> list[_Need]:
     """What every pointer on ``commit`` needs."""
     if commit is None:
         return []
+    files = git_remote.files_below(repo, commit, layout.ARTIFACTS_DIR)
+    if files is not None:
+        return _pointer_needs(repo, files)
     tree = repo.snapshot(commit).tree
     return _pointer_needs(repo, ((c.path, c.new_sha) for c in repo.changed_paths(None, tree)))
 
@@ -247,7 +271,7 @@ def push(registry: Registry, remote_name: str | None = None) -> PushResult:
     """
     repo = registry.repo
     name, remote = _remote(registry, remote_name)
-    registry.sync_refs()
+    _sync_refs(registry)
     ours = registry.head()
     branch_ref = registry.branch_ref
     theirs_refs, _ = remote.ls()
@@ -267,7 +291,7 @@ def push(registry: Registry, remote_name: str | None = None) -> PushResult:
         return result
     if branch_ref in updates:
         known = [sha for ref, sha in theirs_refs.items() if ref.startswith("refs/heads/")]
-        needs = _commits_needs(repo, git_remote.new_commits(repo, ours, known))
+        needs = _new_needs(repo, ours, known)
         if needs:
             stores = _stores(registry, remote)
             if stores.remote is None:
@@ -285,6 +309,42 @@ def push(registry: Registry, remote_name: str | None = None) -> PushResult:
     return result
 
 
+# -- tag refs --------------------------------------------------------------------------
+_SYNCED = "modelbox/tag-refs-synced"  # below the git dir
+_SYNCED_FORMAT = "tag-refs 1"  # bump when the tag refs a branch implies change shape
+
+
+def _sync_refs(registry: Registry) -> dict[str, tuple[str | None, str | None]]:
+    """``registry.sync_refs()``, skipped when neither the registry branch nor any tag ref
+    moved since the last sync this module ran: the tag refs are a function of the branch,
+    and computing them reads every model (~1 s for 1,000), which a push that has nothing
+    to send must not pay."""
+    mark = registry.repo.git_dir / _SYNCED
+    try:
+        if mark.read_text(encoding="utf-8") == _refs_state(registry):
+            return {}
+    except OSError:
+        pass  # never synced here: sync
+    changed = registry.sync_refs()
+    tmp = mark.with_name(f"{mark.name}.{os.getpid()}.tmp")
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(_refs_state(registry), encoding="utf-8")
+        os.replace(tmp, mark)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a read-only git dir: sync every time, as before
+    return changed
+
+
+def _refs_state(registry: Registry) -> str:
+    """The registry branch's commit and a digest of every tag ref (name and target)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for name, sha in sorted(git_remote.refs_under(registry.repo,
+                                                  layout.TAG_REF_PREFIX).items()):
+        digest.update(f"{name} {sha}\n".encode())
+    return f"{_SYNCED_FORMAT}\n{registry.registry_head()}\n{digest.hexdigest()}\n"
+
+
 def _ref_updates(registry: Registry, theirs: dict[str, str]) -> dict[str, str | None]:
     """What a push sends: the branch, the audit chain, and the tag refs made to match."""
     repo = registry.repo
@@ -292,7 +352,7 @@ def _ref_updates(registry: Registry, theirs: dict[str, str]) -> dict[str, str | 
     for ref, mine in ((registry.branch_ref, registry.head()), (AUDIT_REF, repo.ref(AUDIT_REF))):
         if mine is not None and theirs.get(ref) != mine:
             updates[ref] = mine
-    local_tags = repo.refs_under(layout.TAG_REF_PREFIX)
+    local_tags = git_remote.refs_under(repo, layout.TAG_REF_PREFIX)
     for ref in theirs:
         if ref.startswith(layout.TAG_REF_PREFIX) and ref not in local_tags:
             updates[ref] = None
@@ -351,8 +411,8 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
         _advance(registry, ours, result.after)
         result.objects = _fetch_objects(registry, remote, ours, result.after)
     _join_audit(repo, fetched.get(AUDIT_REF), remote.url)
-    if result.after != ours or not repo.refs_under(layout.TAG_REF_PREFIX):
-        result.refs = registry.sync_refs()
+    if result.after != ours or not git_remote.refs_under(repo, layout.TAG_REF_PREFIX):
+        result.refs = _sync_refs(registry)
     return result
 
 
@@ -377,7 +437,7 @@ def _advance(registry: Registry, old: str | None, new: str) -> None:
 def _fetch_objects(registry: Registry, remote: Remote, old: str | None, new: str) -> int:
     """With per-clone stores and a remote on this machine, copy what new pointers need."""
     repo = registry.repo
-    needs = _commits_needs(repo, git_remote.new_commits(repo, new, [old] if old else []))
+    needs = _new_needs(repo, new, [old] if old else [])
     if not needs:
         return 0
     stores = _stores(registry, remote)
@@ -512,15 +572,13 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
     existed = dest.exists()
     repo = GitRepo.init(dest, "main")
     try:
-        _clone_into(repo, url, name)
+        head = _clone_into(repo, url, name)
         repo.close()
         registry = Registry.open(dest)
         try:
-            registry.sync_refs()
-            head = registry.head()
-            remote = Remote(registry.repo, url)
-            if head is not None:
-                stores = _stores(registry, remote)
+            with git_remote.checking_out(registry.repo, head):
+                _sync_refs(registry)
+                stores = _stores(registry, Remote(registry.repo, url))
                 if not stores.shared and stores.remote is not None:
                     objects = _expand(_head_needs(registry.repo, head), [stores.remote])
                     present = set(objects) - stores.remote.missing(objects)
@@ -538,7 +596,9 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
     return dest
 
 
-def _clone_into(repo: GitRepo, url: str, name: str) -> None:
+def _clone_into(repo: GitRepo, url: str, name: str) -> str:
+    """Fetch, then set the branch, HEAD, the remote's config and refs; return the commit
+    to check out (the caller does, while it syncs the tag refs)."""
     remote = Remote(repo, url)
     fetched, head = remote.fetch(
         lambda ref: ref.startswith(("refs/heads/", git_remote.MODELBOX_REFS))
@@ -556,14 +616,14 @@ def _clone_into(repo: GitRepo, url: str, name: str) -> None:
             break
     if branch is None:
         raise RemoteError(f"{url} holds no modelbox registry (no branch has {layout.SETTINGS})")
-    repo.set_ref(f"refs/heads/{branch}", branches[branch])
+    git_remote.set_refs(repo, {
+        f"refs/heads/{branch}": branches[branch],
+        **{ref: sha for ref, sha in fetched.items() if ref.startswith(git_remote.MODELBOX_REFS)},
+    })
     git_remote.set_head(repo, branch)
     git_remote.configure_remote(repo, name, url, branch)
     _remember(repo, name, fetched)
-    for ref, sha in fetched.items():
-        if ref.startswith(git_remote.MODELBOX_REFS):
-            repo.set_ref(ref, sha)
-    git_remote.checkout(repo, branches[branch])
+    return branches[branch]
 
 
 # -- status ----------------------------------------------------------------------------
@@ -635,6 +695,6 @@ def status(registry: Registry, remote_name: str | None = None) -> Status:
         missing_locally=sorted(stores.local.missing(objects)),
         missing_remotely=None if stores.remote is None else sorted(
             stores.remote.missing(objects)),
-        ref_drift=_drift(repo.refs_under(layout.TAG_REF_PREFIX), desired),
+        ref_drift=_drift(git_remote.refs_under(repo, layout.TAG_REF_PREFIX), desired),
         remote_ref_drift=_drift(remote_tags, desired),
     )

@@ -1,4 +1,7 @@
-"""clone, push, pull and status over every transport, and interplay with plain git."""
+"""clone, push, pull and status over every transport, and interplay with plain git.
+
+Every test runs twice: with the git program doing the transfers, and with dulwich.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
     from conftest import Run
 
 YOLO = "ai/vision/yolo"
+pytestmark = pytest.mark.usefixtures("git_transport")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -44,6 +44,7 @@ def _weights(tmp_path: Path) -> Path:
     return src
 
 
+@pytest.mark.usefixtures("git_transport")
 def test_objects_reach_the_remote_store_and_a_new_clone_can_get_them(
     bare_remote: BareRemote, tmp_path: Path, run: Run
 ) -> None:
@@ -71,6 +72,7 @@ def test_objects_reach_the_remote_store_and_a_new_clone_can_get_them(
     assert (tmp_path / "out2" / "v2.pt").read_bytes() == (src / "v2.pt").read_bytes()
 
 
+@pytest.mark.usefixtures("git_transport")
 def test_pointers_cannot_be_pushed_where_their_objects_cannot_go(
     bare_remote: BareRemote, tmp_path: Path, run: Run
 ) -> None:

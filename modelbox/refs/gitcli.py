@@ -1,0 +1,526 @@
+"""The ``git`` program, for the transfers and history walks that dulwich does slowly.
+
+dulwich builds, sends and indexes packs in pure Python: pushing or cloning a registry of
+10,000 versions took ~45 s, against ~3 s for git. When git 2.29 or newer is on PATH,
+:mod:`modelbox.refs.remote` hands it that work. ``MODELBOX_GIT_TRANSPORT`` chooses:
+
+* ``auto`` (the default): the git program when there is one, else dulwich;
+* ``git``: the git program, and an error without it;
+* ``dulwich``: dulwich only (the tests run both ways).
+
+git never waits for a person: ``GIT_TERMINAL_PROMPT=0``, stdin closed, and ssh in
+``BatchMode`` unless the user chose an ssh command. What git prints on failure becomes one
+:class:`RemoteError` line in :func:`remote_error` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from modelbox.errors import GitError, InvalidValueError, RemoteError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+__all__ = [
+    "SWITCH",
+    "Checkout",
+    "Output",
+    "PushStatus",
+    "changed_files",
+    "fetch",
+    "git_program",
+    "is_ancestor",
+    "ls_remote",
+    "merge_base",
+    "messages",
+    "push",
+    "refs_under",
+    "remote_error",
+    "rev_list",
+    "run",
+    "tree_files",
+    "update_refs",
+]
+
+SWITCH = "MODELBOX_GIT_TRANSPORT"
+_CHOICES = ("auto", "git", "dulwich")
+_MIN_VERSION = (2, 29)  # fetch --stdin and --no-write-fetch-head
+# What locates a repository: the caller names the repository with --git-dir, and a hook
+# that runs modelbox must not point git at the repository that runs the hook.
+_REPOSITORY_VARIABLES = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_PREFIX",
+    "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE", "GIT_NAMESPACE",
+    "GIT_QUARANTINE_PATH",
+)
+_PROGRESS = re.compile(rb"^(remote: )?[A-Z][A-Za-z ]+:\s+\d+% \(\d+/\d+\)")
+
+
+def git_program() -> str | None:
+    """The git to run, or None when dulwich does the work (see the module docstring).
+
+    Raises:
+        InvalidValueError: ``MODELBOX_GIT_TRANSPORT`` holds something else.
+        GitError: it says ``git`` and no usable git is on PATH.
+    """
+    choice = os.environ.get(SWITCH, "").strip().lower() or "auto"
+    if choice not in _CHOICES:
+        raise InvalidValueError(
+            f"{SWITCH}={os.environ[SWITCH]!r} is not one of {', '.join(_CHOICES)}; "
+            "unset it to let modelbox choose"
+        )
+    if choice == "dulwich":
+        return None
+    found = _find(os.environ.get("PATH", os.defpath))
+    if found is None and choice == "git":
+        raise GitError(
+            f"{SWITCH}=git, but no git {'.'.join(map(str, _MIN_VERSION))} or newer is on "
+            f"PATH; install git or unset {SWITCH}"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _find(path: str) -> str | None:
+    git = shutil.which("git", path=path)
+    if git is None:
+        return None
+    try:
+        proc = subprocess.run([git, "version"], capture_output=True, text=True, check=False,
+                              stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    match = re.search(r"(\d+)\.(\d+)", proc.stdout)
+    if proc.returncode != 0 or match is None:
+        return None
+    return git if (int(match[1]), int(match[2])) >= _MIN_VERSION else None
+
+
+def environment(*, batch_ssh: bool) -> dict[str, str]:
+    """os.environ for a git child: no repository variables, no prompts, C messages."""
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = env["LANGUAGE"] = "C"  # the messages remote_error() reads
+    if batch_ssh and "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    return env
+
+
+@dataclass(frozen=True)
+class Output:
+    code: int
+    out: str
+    err: str
+
+
+def run(git: str, git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
+        batch_ssh: bool = True, show_progress: bool = False) -> Output:
+    """Run ``git --git-dir GIT_DIR ARGS``; the caller reads the exit code.
+
+    With ``show_progress``, git's progress meters (and only those) are copied to stderr
+    as they come, for the long transfers a person watches on a terminal.
+
+    Raises:
+        GitError: git could not be started at all.
+    """
+    argv = [git, "--git-dir", str(git_dir), *args]
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=environment(batch_ssh=batch_ssh),
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run {git} {args[0]}: {exc}") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    err: list[bytes] = []
+    # stderr and stdin in threads, stdout here: no pipe can fill up and block git.
+    reader = threading.Thread(target=_drain, args=(proc.stderr, err, show_progress))
+    reader.start()
+    writer = None
+    if stdin is not None:
+        assert proc.stdin is not None
+        writer = threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()))
+        writer.start()
+    out = proc.stdout.read()
+    proc.stdout.close()
+    if writer is not None:
+        writer.join()
+    reader.join()
+    code = proc.wait()
+    return Output(code, out.decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"))
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    # A broken pipe means git stopped early; its exit code and stderr say why.
+    with contextlib.suppress(BrokenPipeError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        pipe.close()
+
+
+def _drain(pipe: IO[bytes], into: list[bytes], show_progress: bool) -> None:
+    """Collect stderr; copy progress meters (split on CR or LF) to ours when asked."""
+    pending = b""
+    while chunk := pipe.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
+        into.append(chunk)
+        if not show_progress:
+            continue
+        pending += chunk
+        *pieces, pending = re.split(rb"(?<=[\r\n])", pending)
+        for piece in pieces:
+            if _PROGRESS.match(piece):
+                sys.stderr.buffer.write(piece)
+                sys.stderr.flush()
+    pipe.close()
+
+
+_CREDENTIALS = re.compile(
+    r"could not read (username|password)|authentication failed|permission denied"
+    r"|returned error: 40[13]|terminal prompts disabled", re.IGNORECASE)
+_UNREACHABLE = re.compile(
+    r"unable to connect|could not resolve|failed to connect|couldn't connect|refused"
+    r"|timed out|network is unreachable|no route to host|connection reset", re.IGNORECASE)
+_NOT_A_REPO = re.compile(
+    r"does not appear to be a git repository|not found|not exported|not a git repository",
+    re.IGNORECASE)
+_NO_HELPER = re.compile(r"'remote-([\w+.-]+)' is not a git command")
+
+
+def remote_error(url: str, stderr: str) -> RemoteError:
+    """One clear line from what git printed when it failed to talk to ``url``."""
+    lines = [line.strip() for line in stderr.splitlines()
+             if line.strip() and not _PROGRESS.match(line.strip().encode())]
+    # The first fatal/error line is the cause (later ones restate it in general terms);
+    # one that ends with a colon continues on the next line (git://: "errno=...").
+    at = next((i for i, line in enumerate(lines)
+               if line.startswith(("fatal:", "error:", "ssh:"))), 0)
+    reason = _strip(lines[at]) if lines else "git failed without a message"
+    if reason.endswith(":") and at + 1 < len(lines):
+        reason = f"{reason} {lines[at + 1]}"
+    text = "\n".join(lines)
+    if helper := _NO_HELPER.search(text):
+        return RemoteError(f"{url}: git has no transport for {helper[1]}:// URLs")
+    if _CREDENTIALS.search(text):
+        return RemoteError(f"{url} refused the credentials ({reason}); configure a Git "
+                           "credential helper, a token or an ssh key")
+    if _UNREACHABLE.search(text):
+        return RemoteError(f"cannot reach {url}: {reason}")
+    if _NOT_A_REPO.search(text):
+        # git's own words only repeat the URL here.
+        return RemoteError(f"{url} is not a Git repository, or not one you may read; "
+                           "check the URL")
+    return RemoteError(f"{url}: {reason}")
+
+
+def _strip(line: str) -> str:
+    for prefix in ("fatal: ", "error: ", "remote: "):
+        if line.startswith(prefix):
+            line = line[len(prefix):]
+    return line.rstrip(".")
+
+
+# -- talking to a remote -----------------------------------------------------------------
+def _remote_args(url: str) -> list[str]:
+    # "--" first: a URL can never be read as an option.
+    return ["--", url]
+
+
+def ls_remote(git: str, git_dir: Path, url: str, *, batch_ssh: bool = True,
+              ) -> tuple[dict[str, str], str | None]:
+    """The refs of ``url`` (name -> sha, peeled ``^{}`` entries left out) and the branch
+    its HEAD names, if any."""
+    res = run(git, git_dir, ["ls-remote", "--symref", *_remote_args(url)], batch_ssh=batch_ssh)
+    if res.code != 0:
+        raise remote_error(url, res.err)
+    refs: dict[str, str] = {}
+    head = None
+    for line in res.out.splitlines():
+        left, _, name = line.partition("\t")
+        if left.startswith("ref: "):
+            if name == "HEAD" and left[5:].startswith("refs/heads/"):
+                head = left[len("ref: refs/heads/"):]
+        elif name and not name.endswith("^{}"):
+            refs[name] = left
+    return refs, head
+
+
+_FETCHED = "refs/modelbox-fetch"  # where a fetch lands for a moment (never pushed)
+
+
+def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
+          have: Callable[[str], bool], *, batch_ssh: bool = True,
+          progress: bool = False) -> tuple[dict[str, str], str | None]:
+    """Bring the objects of every ref of ``url`` that ``wanted`` accepts; local refs do
+    not move. Returns those refs (name -> sha) and the branch the remote's HEAD names.
+
+    One round trip (``ls-remote``) when ``have`` says every object is here already.
+    Otherwise the refs are fetched into a private namespace, read back (so a ref that
+    moved in between is reported as fetched) and deleted.
+    """
+    refs, head = ls_remote(git, git_dir, url, batch_ssh=batch_ssh)
+    chosen = {name: sha for name, sha in refs.items() if wanted(name)}
+    missing = [name for name, sha in chosen.items() if not have(sha)]
+    if not missing:
+        return chosen, head
+    space = f"{_FETCHED}/{os.getpid()}-{os.urandom(4).hex()}"
+    # Numbered destinations: two remote names can never collide as directory and file.
+    specs = "".join(f"+{name}:{space}/{i}\n" for i, name in enumerate(missing))
+    try:
+        res = run(git, git_dir, [
+            "fetch", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", "--no-prune",
+            "--recurse-submodules=no", "--progress" if progress else "--quiet", "--stdin",
+            *_remote_args(url),
+        ], stdin=specs, batch_ssh=batch_ssh, show_progress=progress)
+        if res.code != 0:
+            raise remote_error(url, res.err)
+        landed = refs_under(git, git_dir, space)
+    finally:
+        _delete_refs(git, git_dir, space)
+    for i, name in enumerate(missing):
+        sha = landed.get(f"{space}/{i}")
+        if sha is None:
+            raise RemoteError(f"{url}: git fetch did not bring {name}; run the command again")
+        chosen[name] = sha
+    return chosen, head
+
+
+def refs_under(git: str, git_dir: Path, prefix: str) -> dict[str, str]:
+    """Every ref below the folder ``prefix`` (``refs/modelbox/tags``) -> its sha."""
+    res = run(git, git_dir, ["for-each-ref", "--format=%(objectname) %(refname)",
+                             prefix.rstrip("/") + "/"])
+    if res.code != 0:
+        raise GitError(f"git for-each-ref failed in {git_dir}: {res.err.strip()}")
+    return {name: sha for sha, _, name in (line.partition(" ") for line in res.out.splitlines())}
+
+
+def _delete_refs(git: str, git_dir: Path, prefix: str) -> None:
+    """Best effort (it runs in a ``finally``): a leftover ref is harmless, a new error
+    would hide the one that matters."""
+    try:
+        names = refs_under(git, git_dir, prefix)
+    except GitError:
+        return
+    if names:
+        run(git, git_dir, ["update-ref", "--stdin"],
+            stdin="".join(f"delete {name}\n" for name in names))
+    # git leaves the emptied folders; another fetch may be using its own, so only try.
+    for folder in (git_dir / prefix, (git_dir / prefix).parent):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+@dataclass(frozen=True)
+class PushStatus:
+    """What ``git push --porcelain`` said about one ref."""
+
+    flag: str  # " " fast-forward, "+" forced, "-" deleted, "*" new, "=" same, "!" refused
+    summary: str  # "[rejected] (stale info)", "[new branch]", ...
+
+
+_ATOMIC_UNSUPPORTED = "does not support --atomic"
+_ARGV_BUDGET = 256 * 1024  # bytes of refspecs per git push: far below any ARG_MAX
+
+
+def push(git: str, git_dir: Path, url: str, updates: Mapping[str, str | None],
+         leases: Mapping[str, str | None], *, batch_ssh: bool = True, progress: bool = False,
+         ) -> dict[str, PushStatus]:
+    """Set (sha) or delete (None) refs of ``url`` in one atomic push when the server can.
+
+    A ref in ``leases`` is only updated while the remote still holds the given value
+    (None: no such ref); the others are forced. Hooks do not run (``modelbox push`` has
+    already done what modelbox's pre-push hook would). Returns every ref's status;
+    raises RemoteError only when git could not push at all.
+    """
+    args = ["push", "--porcelain", "--no-verify", "--no-follow-tags", "--no-signed",
+            "--recurse-submodules=no", "--progress" if progress else "--quiet"]
+    specs = []
+    for name, target in updates.items():
+        if name in leases:
+            args.append(f"--force-with-lease={name}:{leases[name] or ''}")
+            specs.append(f"{target or ''}:{name}")
+        else:
+            specs.append(f"+{target}:{name}" if target else f":{name}")
+    # Leased refs go in the first batch, with as many others as fit: a push of tens of
+    # thousands of tag refs would overflow the command line.
+    specs.sort(key=lambda spec: spec.rpartition(":")[2] not in leases)
+    batches: list[list[str]] = [[]]
+    size = 0
+    for spec in specs:
+        if size + len(spec) > _ARGV_BUDGET and batches[-1]:
+            batches.append([])
+            size = 0
+        batches[-1].append(spec)
+        size += len(spec) + 1
+    statuses: dict[str, PushStatus] = {}
+    atomic = True
+    for batch in batches:
+        found = _push_batch(git, git_dir, url, args, batch, atomic, batch_ssh, progress)
+        if found is None:  # the server cannot do atomic pushes: what dulwich did too
+            atomic = False
+            found = _push_batch(git, git_dir, url, args, batch, atomic, batch_ssh, progress)
+            assert found is not None
+        statuses.update(found)
+        if any(status.flag == "!" for status in found.values()):
+            break
+    return statuses
+
+
+def _push_batch(git: str, git_dir: Path, url: str, args: list[str], specs: list[str],
+                atomic: bool, batch_ssh: bool, progress: bool,
+                ) -> dict[str, PushStatus] | None:
+    res = run(git, git_dir, [*args, *(["--atomic"] if atomic else []), *_remote_args(url),
+                             *specs], batch_ssh=batch_ssh, show_progress=progress)
+    if atomic and _ATOMIC_UNSUPPORTED in res.err:
+        return None
+    statuses = {}
+    for line in res.out.splitlines():
+        flag, tab, rest = line.partition("\t")
+        if not tab:
+            continue  # "To URL", "Done"
+        spec, _, summary = rest.partition("\t")
+        statuses[spec.rpartition(":")[2]] = PushStatus(flag, summary.strip())
+    if res.code != 0 and not any(status.flag == "!" for status in statuses.values()):
+        raise remote_error(url, res.err)
+    return statuses
+
+
+# -- local history ---------------------------------------------------------------------
+def _local(git: str, git_dir: Path, args: list[str], stdin: str | None = None) -> Output:
+    res = run(git, git_dir, args, stdin=stdin)
+    if res.code not in (0, 1):
+        raise GitError(f"git {args[0]} failed in {git_dir}: {res.err.strip()}")
+    return res
+
+
+def rev_list(git: str, git_dir: Path, include: Iterable[str], exclude: Iterable[str],
+             ) -> list[str]:
+    """Commits reachable from ``include`` and from none of ``exclude``, newest first."""
+    lines = [*include, *(f"^{sha}" for sha in exclude)]
+    res = _local(git, git_dir, ["rev-list", "--stdin"], "".join(f"{x}\n" for x in lines))
+    if res.code != 0:
+        raise GitError(f"git rev-list failed in {git_dir}: {res.err.strip()}")
+    return res.out.split()
+
+
+def messages(git: str, git_dir: Path, include: Iterable[str], exclude: Iterable[str],
+             ) -> list[tuple[str, str]]:
+    """``(sha, message)`` of the commits ``rev_list`` would name, by one ``git log``."""
+    lines = [*include, *(f"^{sha}" for sha in exclude)]
+    res = _local(git, git_dir, ["log", "-z", "--format=%H%n%B", "--stdin"],
+                 "".join(f"{x}\n" for x in lines))
+    if res.code != 0:
+        raise GitError(f"git log failed in {git_dir}: {res.err.strip()}")
+    out = []
+    for record in res.out.split("\0"):
+        sha, _, message = record.partition("\n")
+        if sha:
+            out.append((sha, message))
+    return out
+
+
+def changed_files(git: str, git_dir: Path, commits: Iterable[str]) -> list[tuple[str, str | None]]:
+    """``(path, new blob or None)`` of every file each commit changed against each of its
+    parents (against nothing for a root commit), by one ``git diff-tree``."""
+    todo = "".join(f"{sha}\n" for sha in commits)
+    if not todo:
+        return []
+    res = _local(git, git_dir, ["diff-tree", "--stdin", "-r", "-m", "--root", "--no-renames",
+                                "--no-commit-id", "-z"], todo)
+    if res.code != 0:
+        raise GitError(f"git diff-tree failed in {git_dir}: {res.err.strip()}")
+    fields = res.out.split("\0")
+    out: list[tuple[str, str | None]] = []
+    i = 0
+    while i + 1 < len(fields):
+        meta, path = fields[i], fields[i + 1]
+        i += 2
+        parts = meta.split()
+        if not meta.startswith(":") or len(parts) < 5:
+            continue
+        new = parts[3]
+        out.append((path, None if set(new) == {"0"} else new))
+    return out
+
+
+def is_ancestor(git: str, git_dir: Path, ancestor: str, descendant: str) -> bool:
+    return _local(git, git_dir, ["merge-base", "--is-ancestor", ancestor, descendant]).code == 0
+
+
+def merge_base(git: str, git_dir: Path, one: str, other: str) -> str | None:
+    out = _local(git, git_dir, ["merge-base", one, other]).out.split()
+    return out[0] if out else None
+
+
+def tree_files(git: str, git_dir: Path, commit: str) -> list[tuple[str, str]]:
+    """``(path, blob sha)`` of every file of ``commit``, by one ``git ls-tree -r``."""
+    res = _local(git, git_dir, ["ls-tree", "-r", "-z", "--full-tree", commit])
+    if res.code != 0:
+        raise GitError(f"git ls-tree failed in {git_dir}: {res.err.strip()}")
+    out = []
+    for entry in res.out.split("\0"):
+        meta, tab, path = entry.partition("\t")
+        parts = meta.split()
+        if tab and len(parts) == 3 and parts[1] == "blob":
+            out.append((path, parts[2]))
+    return out
+
+
+def update_refs(git: str, git_dir: Path, refs: Mapping[str, str]) -> None:
+    """Set every ref in ``refs`` (name -> sha) in one ``git update-ref --stdin``."""
+    res = run(git, git_dir, ["update-ref", "--stdin"],
+              stdin="".join(f"update {name} {sha}\n" for name, sha in refs.items()))
+    if res.code != 0:
+        raise GitError(f"cannot set refs in {git_dir}: {res.err.strip()}")
+
+
+class Checkout:
+    """``git read-tree`` writing a work tree and index in the background.
+
+    The index is written in version 2 without split or sparse parts, whatever the
+    user's configuration asks of new indexes: what :mod:`modelbox.refs.index` reads.
+    """
+
+    def __init__(self, git: str, git_dir: Path, work_tree: Path, commit: str) -> None:
+        self.work_tree, self.commit = work_tree, commit
+        # A file, not a pipe: a pipe nobody reads could fill up and block git. Closed by
+        # wait() or stop().
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this method
+        argv = [git, "--git-dir", str(git_dir), "-c", "index.version=2",
+                "-c", "core.splitIndex=false", "-c", "index.sparse=false",
+                "--work-tree", str(work_tree), "read-tree", "--reset", "-u", commit]
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=self._err,
+                                          env=environment(batch_ssh=True))
+        except OSError as exc:
+            self._err.close()
+            raise GitError(f"cannot run {git} read-tree: {exc}") from None
+
+    def wait(self) -> None:
+        """Wait for the work tree; raise GitError if git could not write it."""
+        code = self._proc.wait()
+        self._err.seek(0)
+        err = self._err.read().decode("utf-8", "replace").strip()
+        self._err.close()
+        if code != 0:
+            raise GitError(f"cannot check out {self.commit} into {self.work_tree}: {err}")
+
+    def stop(self) -> None:
+        """Give up: stop git (the caller removes what it wrote)."""
+        self._proc.kill()
+        self._proc.wait()
+        self._err.close()
