@@ -124,6 +124,24 @@ class ModelBoxClient:
         """Seed 002's spelling of :meth:`new_model`."""
         return self.new_model(name, owner, namespace, task, description, None, metadata)
 
+    def new_collection(
+        self,
+        name: str,
+        owner: str = "",
+        namespace: str = "",
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Model:
+        """Create a collection: a model whose versions are links to versions of other models
+        (``Model.link``), with its own unique tags (``docs/collections.md``)."""
+        from modelbox.collections import create_collection
+
+        manifest = create_collection(
+            self.registry, parse_model(name, namespace), owner=owner, description=description,
+            metadata=metadata,
+        )
+        return Model(self, manifest)
+
     def model(self, name: str) -> Model:
         """The model ``NAMESPACE/NAME``; raise ModelNotFoundError."""
         return Model(self, self.registry.get_model(parse_model(name)))
@@ -337,6 +355,28 @@ class Model(_Named):
             created._attach(artifacts)
         return created
 
+    @property
+    def is_collection(self) -> bool:
+        return self._manifest.collection
+
+    def link(
+        self,
+        source: str,
+        version: str | None = None,
+        unique_tags: Iterable[str] | None = None,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Link the version ``source`` names (``MODEL@VERSION`` or ``MODEL:TAG``, resolved
+        now) into this collection as a new version: ``version``, else the next ``vN``."""
+        from modelbox.collections import link
+
+        manifest = link(
+            self._client.registry, parse_reference(source), self._ref, version=version,
+            tags=list(unique_tags or []), description=description, metadata=metadata,
+        )
+        return ModelVersion(self._client, manifest)
+
     def versions(self, *, archived: bool = False) -> list[ModelVersion]:
         return [
             ModelVersion(self._client, v)
@@ -405,10 +445,26 @@ class ModelVersion(_HasArtifacts):
     description = property(lambda self: self._manifest.description)
     framework = property(lambda self: self._manifest.framework)
     archived = property(lambda self: self._manifest.archived)
+    link = property(lambda self: self._manifest.link)
+    """``MODEL@VERSION`` this version of a collection links to, else None."""
 
     @property
     def metadata(self) -> dict[str, Any]:
         return dict(self._manifest.metadata)
+
+    def lineage(self) -> list[dict[str, Any]]:
+        """Where this version comes from: link -> version -> checkpoint -> experiment, as
+        ``modelbox lineage --json`` prints it."""
+        from modelbox.lineage import lineage
+
+        return [node.to_json() for node in lineage(self._client.registry, self._ref)]
+
+    def unlink(self, *, force: bool = False) -> str:
+        """Remove this link from its collection; return the source it named. A tagged link,
+        or one another link names, needs ``force``."""
+        from modelbox.collections import unlink
+
+        return unlink(self._client.registry, self._ref, force=force)
 
     @property
     def metrics_summary(self) -> dict[str, float | str]:

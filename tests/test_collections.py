@@ -228,3 +228,29 @@ def _age(registry: Path, hours: float) -> None:
     for path in (registry / ".git" / "modelbox" / "store").rglob("*"):
         if path.is_file():
             os.utime(path, (then, then))
+
+
+def test_the_python_client_creates_links_and_unlinks(reg: Path, tmp_path: Path) -> None:
+    from modelbox import ModelBoxClient
+    from modelbox.errors import InvalidValueError
+
+    with ModelBoxClient(reg) as client:
+        shipped = client.new_collection("ai/shipped", owner="platform@example.com")
+        assert shipped.is_collection and not client.model(RUN17).is_collection
+        first = shipped.link(f"{RUN17}@v5", unique_tags=["prod"])
+        second = shipped.link(f"{RUN21}@v2", version="candidate")
+        assert (first.version, first.link, first.unique_tags) == ("v0", f"{RUN17}@v5", ["prod"])
+        assert second.version == "candidate" and second.link == f"{RUN21}@v2"
+        assert client.resolve("ai/shipped:prod") == "v0"
+        assert [n["kind"] for n in first.lineage()] == [
+            "link", "version", "checkpoint", "experiment"]
+        # The link's files are its source's: the checkpoint's weights.
+        placed = first.download_artifacts(tmp_path / "out")
+        assert [p.read_bytes() for p in placed] == [b"run-17 weights"]
+        with pytest.raises(InvalidValueError, match="carries the tags prod"):
+            first.unlink()
+        assert second.unlink() == f"{RUN21}@v2"
+        assert first.unlink(force=True) == f"{RUN17}@v5"
+        assert shipped.versions() == [] and shipped.tags() == {}
+        with pytest.raises(InvalidValueError, match="is not a collection"):
+            client.model(RUN21).link(f"{RUN17}@v5")
