@@ -40,6 +40,7 @@ from modelbox.errors import (
     MergeConflictError,
     ModelboxError,
     ObjectMissingError,
+    PushRejectedError,
     RemoteError,
     RemoteMovedError,
     StoreError,
@@ -252,23 +253,82 @@ class PushResult:
     after: str | None
     refs: dict[str, str | None] = field(default_factory=dict)
     objects: int = 0
+    pulls: list[PullResult] = field(default_factory=list)  # merges before a retried push
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "branch": self.branch, "before": self.before,
-                "after": self.after, "refs": self.refs, "objects_uploaded": self.objects}
+                "after": self.after, "refs": self.refs, "objects_uploaded": self.objects,
+                "retries": [pulled.to_json() for pulled in self.pulls]}
 
 
-def push(registry: Registry, remote_name: str | None = None) -> PushResult:
+def push(registry: Registry, remote_name: str | None = None, *, retry: bool = True,
+         ) -> PushResult:
     """Send the registry branch, ``refs/modelbox/*`` and the objects pointers need.
 
-    Objects go first; refs only once every object is in the remote's store.
+    Objects go first; refs only once every object is in the remote's store. When the
+    remote moved (another clone pushed first) and ``retry`` is true, its new commits are
+    fetched and merged exactly as :func:`pull` does, and the push is tried again, up to
+    three times in all; ``PushResult.pulls`` records those merges. A merge conflict
+    leaves the registry as it was before the push.
 
     Raises:
-        RemoteMovedError: the remote branch or audit chain has commits we do not have.
+        RemoteMovedError: the remote branch or audit chain has commits we do not have
+            (without ``retry``, or still after the last attempt).
+        MergeConflictError: with ``retry``, the remote's new commits conflict with ours.
         PushRejectedError: the server refused a ref.
         StoreError: an object cannot be placed (store unreachable, object lost...).
         RemoteError: the remote cannot be reached.
     """
+    repo = registry.repo
+    before = (registry.head(), repo.ref(AUDIT_REF))
+    pulls: list[PullResult] = []
+    for attempt in range(1, _PUSH_ATTEMPTS + 1):
+        try:
+            result = _push_once(registry, remote_name)
+        except (RemoteMovedError, PushRejectedError) as exc:
+            if not retry or attempt == _PUSH_ATTEMPTS or not _remote_moved(exc):
+                raise
+        else:
+            result.pulls = pulls
+            return result
+        try:
+            pulls.append(pull(registry, remote_name))
+        except MergeConflictError:
+            if pulls:
+                _restore(registry, *before)
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_PUSH_ATTEMPTS = 3
+
+
+def _remote_moved(exc: RemoteError) -> bool:
+    """Whether a refused push means the remote has commits we lack (pull, then retry)."""
+    if isinstance(exc, RemoteMovedError):
+        return True
+    statuses = exc.statuses if isinstance(exc, PushRejectedError) else {}
+    return any(word in why for why in statuses.values()
+               for word in ("non-fast-forward", "fetch first", "stale info"))
+
+
+def _restore(registry: Registry, head: str | None, audit: str | None) -> None:
+    """Undo the merges of earlier push attempts: branch, work tree, audit chain, tag refs."""
+    repo = registry.repo
+    now = registry.head()
+    if head is not None and now != head:
+        _advance(registry, now, head)
+    current = repo.ref(AUDIT_REF)
+    if current != audit:
+        with locked(repo.git_dir):
+            if audit is None:
+                repo.delete_ref(AUDIT_REF)
+            else:
+                repo.set_ref(AUDIT_REF, audit)
+    _sync_refs(registry)
+
+
+def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
     repo = registry.repo
     name, remote = _remote(registry, remote_name)
     _sync_refs(registry)

@@ -27,16 +27,22 @@ def clone(url: str, directory: Path | None, origin: str) -> None:
 
 @click.command()
 @click.argument("remote", required=False)
+@click.option("--retry/--no-retry", default=True, show_default=True,
+              help="If the remote moved, merge its new commits (as pull does) and push again.")
 @json_option
 @pass_ctx
-def push(ctx: Context, remote: str | None, as_json: bool) -> None:
+def push(ctx: Context, remote: str | None, retry: bool, as_json: bool) -> None:
     """Send objects, then the registry branch and refs/modelbox/*, to REMOTE (origin)."""
     from modelbox.sync import push as run_push
 
-    result = run_push(ctx.registry, remote)
+    result = run_push(ctx.registry, remote, retry=retry)
     if as_json:
         emit_json(result.to_json())
-    elif not result.refs:
+        return
+    if result.pulls:
+        click.echo(f"{result.url} had new commits: merged them into {result.branch} "
+                   f"as `modelbox pull` does, then pushed again")
+    if not result.refs:
         click.echo(f"Everything up to date with {result.url}")
     else:
         click.echo(f"Pushed {result.branch} {_short(result.before)}..{_short(result.after)} "

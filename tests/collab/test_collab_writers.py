@@ -140,7 +140,8 @@ def test_two_clones_race_to_promote_and_both_changes_survive(
     ok(run, "--repo", first, "push")
     remote_before = _refs(bare_remote.path)
 
-    one_error_line(run("--repo", second, "push"), "modelbox pull", "modelbox push")
+    one_error_line(run("--repo", second, "push", "--no-retry"), "modelbox pull",
+                   "modelbox push")
     assert _refs(bare_remote.path) == remote_before
 
     assert "merge" in ok(run, "--repo", second, "pull").out
@@ -197,7 +198,7 @@ def test_download_events_of_both_clones_survive_push_and_pull(
         registry.record_event(_download(f"{YOLO}@v1", clone.name))
         registry.close()
     ok(run, "--repo", first, "push")
-    one_error_line(run("--repo", second, "push"), AUDIT_REF, "modelbox pull")
+    one_error_line(run("--repo", second, "push", "--no-retry"), AUDIT_REF, "modelbox pull")
     ok(run, "--repo", second, "pull")
     ok(run, "--repo", second, "push")
     ok(run, "--repo", first, "pull")
