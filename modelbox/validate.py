@@ -24,11 +24,10 @@ from modelbox.check import (
     Checker,
     Location,
     Problem,
-    jpath,
-    load,
     locate,
     not_json,
 )
+from modelbox.explain import jpath, load
 
 __all__ = ["StagedFiles", "format_files", "raw_artifacts", "repository_root", "validate_worktree"]
 
