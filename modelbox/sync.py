@@ -331,7 +331,7 @@ def _restore(registry: Registry, head: str | None, audit: str | None) -> None:
 def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
     repo = registry.repo
     name, remote = _remote(registry, remote_name)
-    _sync_refs(registry)
+    _, local_tags = _sync_refs(registry)
     ours = registry.head()
     branch_ref = registry.branch_ref
     theirs_refs, _ = remote.ls()
@@ -346,7 +346,7 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
             and git_remote.is_ancestor(repo, other, mine)
         ):
             raise RemoteMovedError(remote.url, ref)
-    updates = _ref_updates(registry, theirs_refs)
+    updates = _ref_updates(registry, theirs_refs, local_tags)
     if not updates:
         return result
     if branch_ref in updates:
@@ -374,45 +374,48 @@ _SYNCED = "modelbox/tag-refs-synced"  # below the git dir
 _SYNCED_FORMAT = "tag-refs 1"  # bump when the tag refs a branch implies change shape
 
 
-def _sync_refs(registry: Registry) -> dict[str, tuple[str | None, str | None]]:
+def _sync_refs(registry: Registry,
+               ) -> tuple[dict[str, tuple[str | None, str | None]], dict[str, str]]:
     """``registry.sync_refs()``, skipped when neither the registry branch nor any tag ref
     moved since the last sync this module ran: the tag refs are a function of the branch,
     and computing them reads every model (~1 s for 1,000), which a push that has nothing
-    to send must not pay."""
+    to send must not pay. Returns what changed and the tag refs now."""
     mark = registry.repo.git_dir / _SYNCED
+    tags = git_remote.refs_under(registry.repo, layout.TAG_REF_PREFIX)
     try:
-        if mark.read_text(encoding="utf-8") == _refs_state(registry):
-            return {}
+        if mark.read_text(encoding="utf-8") == _refs_state(registry, tags):
+            return {}, tags
     except OSError:
         pass  # never synced here: sync
     changed = registry.sync_refs()
+    if changed:
+        tags = git_remote.refs_under(registry.repo, layout.TAG_REF_PREFIX)
     tmp = mark.with_name(f"{mark.name}.{os.getpid()}.tmp")
     try:
         mark.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(_refs_state(registry), encoding="utf-8")
+        tmp.write_text(_refs_state(registry, tags), encoding="utf-8")
         os.replace(tmp, mark)
     except OSError:
         tmp.unlink(missing_ok=True)  # a read-only git dir: sync every time, as before
-    return changed
+    return changed, tags
 
 
-def _refs_state(registry: Registry) -> str:
+def _refs_state(registry: Registry, tags: dict[str, str]) -> str:
     """The registry branch's commit and a digest of every tag ref (name and target)."""
     digest = hashlib.sha1(usedforsecurity=False)
-    for name, sha in sorted(git_remote.refs_under(registry.repo,
-                                                  layout.TAG_REF_PREFIX).items()):
+    for name, sha in sorted(tags.items()):
         digest.update(f"{name} {sha}\n".encode())
     return f"{_SYNCED_FORMAT}\n{registry.registry_head()}\n{digest.hexdigest()}\n"
 
 
-def _ref_updates(registry: Registry, theirs: dict[str, str]) -> dict[str, str | None]:
+def _ref_updates(registry: Registry, theirs: dict[str, str], local_tags: dict[str, str],
+                 ) -> dict[str, str | None]:
     """What a push sends: the branch, the audit chain, and the tag refs made to match."""
     repo = registry.repo
     updates: dict[str, str | None] = {}
     for ref, mine in ((registry.branch_ref, registry.head()), (AUDIT_REF, repo.ref(AUDIT_REF))):
         if mine is not None and theirs.get(ref) != mine:
             updates[ref] = mine
-    local_tags = git_remote.refs_under(repo, layout.TAG_REF_PREFIX)
     for ref in theirs:
         if ref.startswith(layout.TAG_REF_PREFIX) and ref not in local_tags:
             updates[ref] = None
@@ -471,8 +474,8 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
         _advance(registry, ours, result.after)
         result.objects = _fetch_objects(registry, remote, ours, result.after)
     _join_audit(repo, fetched.get(AUDIT_REF), remote.url)
-    if result.after != ours or not git_remote.refs_under(repo, layout.TAG_REF_PREFIX):
-        result.refs = _sync_refs(registry)
+    if result.after != ours or not git_remote.has_refs_under(repo, layout.TAG_REF_PREFIX):
+        result.refs, _ = _sync_refs(registry)
     return result
 
 

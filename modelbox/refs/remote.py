@@ -105,11 +105,6 @@ class Remote:
         self._path = ""
         self._git = gitcli.git_program()
 
-    @property
-    def uses_git(self) -> bool:
-        """Whether the git program (not dulwich) does the transfers."""
-        return self._git is not None
-
     def _connect(self) -> tuple[GitClient, str]:
         if self._client is None:
             with _transport_errors(self.url):
@@ -409,6 +404,21 @@ def refs_under(repo: GitRepo, prefix: str) -> dict[str, str]:
     if git is None:
         return repo.refs_under(prefix)
     return gitcli.refs_under(git, repo.git_dir, prefix)
+
+
+def has_refs_under(repo: GitRepo, prefix: str) -> bool:
+    """Whether any ref starts with ``prefix``, reading no ref: a file in its loose folder,
+    or a line of ``packed-refs`` (a no-op pull asks this; it must cost nothing)."""
+    common = Path(repo.raw.commondir())
+    for _, _, files in os.walk(common / prefix.rstrip("/")):
+        if files:
+            return True
+    needle = f" {prefix}".encode()
+    try:
+        with open(common / "packed-refs", "rb") as packed:
+            return any(needle in line for line in packed)
+    except FileNotFoundError:
+        return False
 
 
 def set_refs(repo: GitRepo, refs: Mapping[str, str]) -> None:

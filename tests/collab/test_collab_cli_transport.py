@@ -391,3 +391,19 @@ def test_a_conflict_on_a_later_attempt_undoes_the_earlier_merge(
     assert _state(second) == before
     assert_clean(second)
     assert git_out(bare_remote.path, "rev-parse", "main").strip() == conflicting
+
+
+@pytest.mark.usefixtures("git_transport")
+def test_pull_rebuilds_tag_refs_that_are_missing_even_when_packed_away(
+    bare_remote: BareRemote, tmp_path: Path, run: Run
+) -> None:
+    first = make_registry(run, tmp_path / "first", bare_remote.urls["file"])
+    ok(run, "--repo", first, "push")
+    expected = tag_refs(first)
+    git_out(first, "pack-refs", "--all")  # packed refs count as present
+    assert "Already up to date" in ok(run, "--repo", first, "pull").out
+    assert tag_refs(first) == expected
+    git_out(first, "update-ref", "-d", f"refs/modelbox/tags/{YOLO}/prod")
+    assert tag_refs(first) == ""
+    ok(run, "--repo", first, "pull")
+    assert tag_refs(first) == expected
