@@ -88,14 +88,20 @@ def _remember(repo: GitRepo, name: str | None, refs: dict[str, str]) -> None:
     """Update the remote-tracking refs (``refs/remotes/NAME/...``) to what the remote has."""
     if name is None:
         return
+    tracking = _tracking(name, refs)
+    if tracking and any(repo.ref(ref) != sha for ref, sha in tracking.items()):
+        git_remote.set_refs(repo, tracking)
+
+
+def _tracking(name: str, refs: dict[str, str]) -> dict[str, str]:
+    """The remote-tracking refs that mirror the remote's ``refs``."""
     tracking = {}
     for ref, sha in refs.items():
         if ref.startswith("refs/heads/"):
             tracking[f"refs/remotes/{name}/{ref[len('refs/heads/'):]}"] = sha
         elif ref == AUDIT_REF:
             tracking[f"refs/remotes/{name}/modelbox/audit"] = sha
-    if tracking and any(repo.ref(ref) != sha for ref, sha in tracking.items()):
-        git_remote.set_refs(repo, tracking)
+    return tracking
 
 
 # -- objects ---------------------------------------------------------------------------
@@ -682,10 +688,10 @@ def _clone_into(repo: GitRepo, url: str, name: str) -> str:
     git_remote.set_refs(repo, {
         f"refs/heads/{branch}": branches[branch],
         **{ref: sha for ref, sha in fetched.items() if ref.startswith(git_remote.MODELBOX_REFS)},
-    })
+        **_tracking(name, fetched),
+    }, packed=True)
     git_remote.set_head(repo, branch)
     git_remote.configure_remote(repo, name, url, branch)
-    _remember(repo, name, fetched)
     return branches[branch]
 
 

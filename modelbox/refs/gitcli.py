@@ -258,7 +258,7 @@ def ls_remote(git: str, git_dir: Path, url: str, *, batch_ssh: bool = True,
     return refs, head
 
 
-_FETCHED = "refs/modelbox-fetch"  # where a fetch lands for a moment (never pushed)
+_FETCH_ATTEMPTS = 3
 
 
 def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
@@ -268,34 +268,30 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
     not move. Returns those refs (name -> sha) and the branch the remote's HEAD names.
 
     One round trip (``ls-remote``) when ``have`` says every object is here already.
-    Otherwise the refs are fetched into a private namespace, read back (so a ref that
-    moved in between is reported as fetched) and deleted.
+    Otherwise ``git fetch`` brings the refs by name, into no local ref at all (what
+    ``git clone`` writes as one packed-refs file would be hundreds of ref files here);
+    if a ref moved between the listing and the fetch, so that what was listed did not
+    arrive, both run again.
     """
-    refs, head = ls_remote(git, git_dir, url, batch_ssh=batch_ssh)
-    chosen = {name: sha for name, sha in refs.items() if wanted(name)}
-    missing = [name for name, sha in chosen.items() if not have(sha)]
-    if not missing:
-        return chosen, head
-    space = f"{_FETCHED}/{os.getpid()}-{os.urandom(4).hex()}"
-    # Numbered destinations: two remote names can never collide as directory and file.
-    specs = "".join(f"+{name}:{space}/{i}\n" for i, name in enumerate(missing))
-    try:
+    for _ in range(_FETCH_ATTEMPTS):
+        refs, head = ls_remote(git, git_dir, url, batch_ssh=batch_ssh)
+        chosen = {name: sha for name, sha in refs.items() if wanted(name)}
+        missing = [name for name, sha in chosen.items() if not have(sha)]
+        if not missing:
+            return chosen, head
         res = run(git, git_dir, [
             "fetch", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", "--no-prune",
             "--recurse-submodules=no", "--progress" if progress else "--quiet", "--stdin",
             *_remote_args(url),
-        ], stdin=specs, batch_ssh=batch_ssh, show_progress=progress)
+        ], stdin="".join(f"{name}\n" for name in missing), batch_ssh=batch_ssh,
+            show_progress=progress)
         if res.code != 0:
             raise remote_error(url, res.err)
-        landed = refs_under(git, git_dir, space)
-    finally:
-        _delete_refs(git, git_dir, space)
-    for i, name in enumerate(missing):
-        sha = landed.get(f"{space}/{i}")
-        if sha is None:
-            raise RemoteError(f"{url}: git fetch did not bring {name}; run the command again")
-        chosen[name] = sha
-    return chosen, head
+        # An object that arrived came with everything it reaches (git checks that).
+        if all(have(chosen[name]) for name in missing):
+            return chosen, head
+    raise RemoteError(f"{url} kept changing while modelbox fetched from it; run the "
+                      "command again")
 
 
 def refs_under(git: str, git_dir: Path, prefix: str) -> dict[str, str]:
@@ -305,22 +301,6 @@ def refs_under(git: str, git_dir: Path, prefix: str) -> dict[str, str]:
     if res.code != 0:
         raise GitError(f"git for-each-ref failed in {git_dir}: {res.err.strip()}")
     return {name: sha for sha, _, name in (line.partition(" ") for line in res.out.splitlines())}
-
-
-def _delete_refs(git: str, git_dir: Path, prefix: str) -> None:
-    """Best effort (it runs in a ``finally``): a leftover ref is harmless, a new error
-    would hide the one that matters."""
-    try:
-        names = refs_under(git, git_dir, prefix)
-    except GitError:
-        return
-    if names:
-        run(git, git_dir, ["update-ref", "--stdin"],
-            stdin="".join(f"delete {name}\n" for name in names))
-    # git leaves the emptied folders; another fetch may be using its own, so only try.
-    for folder in (git_dir / prefix, (git_dir / prefix).parent):
-        with contextlib.suppress(OSError):
-            folder.rmdir()
 
 
 @dataclass(frozen=True)

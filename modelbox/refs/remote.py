@@ -421,8 +421,15 @@ def has_refs_under(repo: GitRepo, prefix: str) -> bool:
         return False
 
 
-def set_refs(repo: GitRepo, refs: Mapping[str, str]) -> None:
-    """Set each ref (name -> sha): one git process for all of them when git is there."""
+def set_refs(repo: GitRepo, refs: Mapping[str, str], *, packed: bool = False) -> None:
+    """Set each ref (name -> sha): one git process for all of them when git is there.
+
+    ``packed`` writes them into ``packed-refs`` instead, one file whatever their number,
+    as ``git clone`` does (for a new clone: a loose ref of the same name would win).
+    """
+    if packed:
+        repo.raw.refs.add_packed_refs({Ref(k.encode()): _oid(v) for k, v in refs.items()})
+        return
     git = gitcli.git_program()
     if git is not None and len(refs) > 1:
         gitcli.update_refs(git, repo.git_dir, refs)
