@@ -2,18 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelbox.objects.hashing import FileDigest
+
+if TYPE_CHECKING:
+    from modelbox.objects._progress import Progress
+    from modelbox.objects.cache import ObjectCache
 
 
 class Reader(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+class Bulk(Protocol):
+    """Transfers of many objects at once, for a backend that does them better than one
+    object per thread (S3: coroutines on s3fs's event loop).
+
+    Methods raise the dependency's own errors, like :class:`Backend`'s, and modelbox's
+    errors about objects and files.
+    """
+
+    def upload(
+        self, items: Sequence[tuple[Path, FileDigest]], progress: Progress, jobs: int
+    ) -> None:
+        """Store each file under its digest's key, ``jobs`` files at a time.
+
+        Each file is verified to hash to its digest as it is read; nothing appears under a
+        key unless the whole, verified content does.
+        """
+        ...
+
+    def download(
+        self,
+        items: Sequence[tuple[str, int]],
+        cache: ObjectCache,
+        progress: Progress,
+        jobs: int,
+        placed: Callable[[str], None],
+    ) -> None:
+        """Download each object ``(digest, size)`` into ``cache``, ``jobs`` at a time.
+
+        Each object is verified as it streams and enters the cache only whole and right;
+        then ``placed(digest)`` is called (from a worker thread).
+        """
+        ...
 
 
 class Backend(Protocol):
@@ -24,6 +62,8 @@ class Backend(Protocol):
     """
 
     url: str
+    bulk: Bulk | None
+    """Bulk transfers, if this backend has them; else objects move one per thread."""
     read_size: int
     """How many bytes to ask for per read of a stream from :meth:`open_read`."""
 

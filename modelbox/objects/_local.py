@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
-from modelbox.objects._backend import Reader
+from modelbox.objects._backend import Bulk, Reader
 from modelbox.objects._errors import local_errors
 from modelbox.objects._files import atomic_write, remove_stale_temps
 from modelbox.objects.hashing import CHUNK_SIZE, FileDigest, read_verified
@@ -23,6 +23,7 @@ class LocalBackend:
         self.root = root
         self.url = str(root)
         self.read_size = CHUNK_SIZE
+        self.bulk: Bulk | None = None  # plain threads: a local copy has no request overhead
         self._cleaned: set[Path] = set()
         self._lock = threading.Lock()
 

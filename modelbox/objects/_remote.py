@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import math
 import os
 import secrets
 import threading
@@ -21,20 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from modelbox.errors import InvalidValueError
-from modelbox.objects._backend import Reader
+from modelbox.objects._backend import Bulk, Reader
 from modelbox.objects._errors import cleanup_errors, fsspec_errors
 from modelbox.objects._malloc import pin_mmap_threshold
+from modelbox.objects._s3 import BUDGET, PART_SIZE, S3Bulk, client_options, part_size
 from modelbox.objects.hashing import FileDigest, read_verified
 
 logger = logging.getLogger(__name__)
 
-PART_SIZE = 8 << 20
-"""Bytes per multipart-upload part, and the largest object sent in a single PUT."""
-_MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 _FEW = 32
 """Up to this many keys, ``existing`` asks about each; above, it lists the store once."""
 _EXISTS_JOBS = 8
-_BUFFER_BUDGET = 4 * PART_SIZE
+_BUFFER_BUDGET = BUDGET
 """Bytes of object content held in memory at once by all transfers of one store.
 
 Each buffer costs about twice its size while it is sent (aiohttp copies the body), so this
@@ -59,12 +56,15 @@ def open_remote(url: str) -> FsspecBackend:
     protocols = cls.protocol if isinstance(cls.protocol, (tuple, list)) else (cls.protocol,)
     options = _default_options(protocols)
     configured = _fsspec_config(protocols)
-    client_kwargs = {**options.get("client_kwargs", {}), **configured.get("client_kwargs", {})}
+    ours, theirs = options.get("client_kwargs"), configured.get("client_kwargs")
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        configured["client_kwargs"] = {**ours, **theirs}  # the user's keys win one by one
     options.update(configured)
-    if client_kwargs:
-        options["client_kwargs"] = client_kwargs
+    client_kwargs = options.get("client_kwargs") or {}
     endpoint = options.get("endpoint_url") or client_kwargs.get("endpoint_url")
     try:
+        if "s3" in protocols:
+            options = client_options(options)
         fs, root = fsspec.core.url_to_fs(url, **options)
     except (ValueError, TypeError) as error:
         raise InvalidValueError(f"cannot use the store {url}: {error}") from error
@@ -125,6 +125,7 @@ class FsspecBackend:
         self.endpoint = endpoint
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self._is_s3 = "s3" in protocols
+        self.bulk: Bulk | None = S3Bulk(fs, url, root) if self._is_s3 else None
         self.read_size = PART_SIZE
         self._budget = _ByteBudget(_BUFFER_BUDGET)
 
@@ -174,8 +175,8 @@ class FsspecBackend:
     def upload(
         self, source: Path, expected: FileDigest, key: str, advance: Callable[[int], None]
     ) -> None:
-        part_size = self._part_size(expected.size)
-        with closing(read_verified(source, expected, part_size)) as chunks:
+        size = part_size(expected.size)
+        with closing(read_verified(source, expected, size)) as chunks:
             if expected.size <= PART_SIZE:
                 # One PUT: the object appears whole or not at all.
                 with self.buffer(expected.size):
@@ -183,13 +184,9 @@ class FsspecBackend:
                     self.fs.pipe_file(self._path(key), data)
                 advance(expected.size)
             elif self._is_s3:
-                self._multipart_upload(chunks, part_size, key, advance)
+                self._multipart_upload(chunks, size, key, advance)
             else:
                 self._upload_via_temp(chunks, key, advance)
-
-    def _part_size(self, size: int) -> int:
-        needed = math.ceil(size / _MAX_PARTS)
-        return max(PART_SIZE, math.ceil(needed / (1 << 20)) << 20)
 
     def _multipart_upload(
         self, chunks: Iterator[bytes], part_size: int, key: str, advance: Callable[[int], None]

@@ -1,13 +1,20 @@
-"""Where modelbox caches things on this machine, and the persistent cache of file hashes."""
+"""Where modelbox caches things on this machine: verified objects, and the hashes of files."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
 import threading
 from pathlib import Path
 from types import TracebackType
+
+from modelbox.errors import InvalidValueError, ObjectCorruptError
+from modelbox.objects._errors import local_errors
+from modelbox.objects._files import remove_stale_temps
+from modelbox.objects._layout import relative_key
+from modelbox.objects.hashing import CHUNK_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,74 @@ def default_cache_dir() -> Path:
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "modelbox"
     return Path.home() / ".cache" / "modelbox"
+
+
+class ObjectCache:
+    """The machine-wide cache of verified objects, in the store layout under ``root``.
+
+    Cached objects are read-only, so a file hardlinked from here cannot be edited in place
+    by accident (except by root).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._swept: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def path(self, digest: str) -> Path:
+        return self.root / relative_key(digest)
+
+    def holds(self, digest: str, size: int, *, verify: bool) -> bool:
+        """Whether a good copy is cached: right size, and right hash when ``verify``.
+
+        A bad copy is deleted.
+        """
+        path = self.path(digest)
+        with local_errors(str(self.root)):
+            try:
+                if path.stat().st_size != size:
+                    path.unlink()
+                    return False
+            except FileNotFoundError:
+                return False
+            if verify and _hash(path) != digest:
+                path.unlink()
+                return False
+        return True
+
+    def sweep(self, folder: Path) -> None:
+        """Remove stale temp files from ``folder``, once per folder and transfer."""
+        with self._lock:
+            if folder in self._swept:
+                return
+            self._swept.add(folder)
+        remove_stale_temps(folder)
+
+
+def check_received(digest: str, size: int, received: int, actual: str, where: str) -> None:
+    """Check what was downloaded for ``digest`` (``received`` bytes hashing to ``actual``).
+
+    Raises:
+        ObjectCorruptError: the bytes do not hash to ``digest``.
+        InvalidValueError: they do, but ``size`` (from a pointer) is not their size.
+    """
+    if actual != digest:
+        raise ObjectCorruptError(digest, where, actual)
+    if received != size:
+        raise InvalidValueError(
+            f"object sha256:{digest} has {received} bytes, not {size} as its pointer "
+            "says; the pointer is wrong"
+        )
+
+
+def _hash(path: Path) -> str:
+    hasher = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as stream:
+        while count := stream.readinto(buffer):
+            hasher.update(view[:count])
+    return hasher.hexdigest()
 
 
 class HashCache:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from modelbox.errors import ArtifactError, InvalidValueError
 from modelbox.objects._files import atomic_write
-from modelbox.objects._remote import PART_SIZE, open_remote
+from modelbox.objects._remote import open_remote
+from modelbox.objects._s3 import PART_SIZE
 
 _ETAG_KEYS = ("ETag", "etag", "md5Hash", "checksum", "md5", "crc32c")
 

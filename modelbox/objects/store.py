@@ -15,7 +15,7 @@ from modelbox.objects._errors import names_missing_bucket
 from modelbox.objects._layout import digest_of, relative_key
 from modelbox.objects._local import LocalBackend
 from modelbox.objects._progress import Progress, wanted
-from modelbox.objects.cache import default_cache_dir
+from modelbox.objects.cache import ObjectCache, default_cache_dir
 from modelbox.objects.hashing import FileDigest, check_digest
 
 
@@ -106,10 +106,7 @@ class ObjectStore:
         todo = [unique[digest] for digest in sorted(absent)]
         total = sum(digest.size for _, digest in todo)
         with Progress("upload", total, len(todo), enabled=wanted(progress)) as bar:
-            work = transfer.Transfer(bar)
-            transfer.run_parallel(
-                work, lambda item: transfer.upload(self._backend, work, item), todo, jobs
-            )
+            transfer.upload_all(self._backend, transfer.Transfer(bar), todo, jobs)
         return len(todo)
 
     def put_bytes(self, data: bytes) -> str:
@@ -154,15 +151,11 @@ class ObjectStore:
             check_digest(digest)
             grouped.setdefault(digest, (size, []))[1].append(Path(dest))
         todo = [(digest, size, dests) for digest, (size, dests) in grouped.items()]
-        cache = transfer.ObjectCache(self._objects_dir())
+        cache = ObjectCache(self._objects_dir())
         total = sum(size for _, size, _ in todo)
         with Progress("download", total, len(items), enabled=wanted(progress)) as bar:
-            work = transfer.Transfer(bar)
-            transfer.run_parallel(
-                work,
-                lambda item: transfer.download(self._backend, cache, work, item, verify=verify),
-                todo,
-                jobs,
+            transfer.download_all(
+                self._backend, cache, transfer.Transfer(bar), todo, jobs=jobs, verify=verify
             )
 
     def open_bytes(self, digest: str) -> bytes:

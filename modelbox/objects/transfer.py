@@ -1,4 +1,9 @@
-"""Moving objects between files, the store and the local object cache, several at a time."""
+"""Moving objects between files, the store and the local object cache, several at a time.
+
+A backend with a :class:`~modelbox.objects._backend.Bulk` (S3) moves many objects as
+coroutines on its own event loop; any other backend (a local folder, other fsspec stores)
+moves one object per worker thread, here.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,14 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from modelbox.errors import InvalidValueError, ObjectCorruptError, ObjectMissingError, StoreError
+from modelbox.errors import InvalidValueError, ObjectMissingError, StoreError
 from modelbox.objects._backend import Backend, Reader
 from modelbox.objects._errors import local_errors, names_missing_bucket
-from modelbox.objects._files import atomic_write, place, remove_stale_temps
+from modelbox.objects._files import atomic_write, place
 from modelbox.objects._layout import relative_key
 from modelbox.objects._progress import Progress
-from modelbox.objects.hashing import CHUNK_SIZE, FileDigest
+from modelbox.objects.cache import ObjectCache, check_received
+from modelbox.objects.hashing import FileDigest
 
 T = TypeVar("T")
 
@@ -69,6 +75,24 @@ def run_parallel(
                 future.cancel()
 
 
+def upload_all(
+    backend: Backend, transfer: Transfer, items: Sequence[tuple[Path, FileDigest]], jobs: int
+) -> None:
+    """Store each file under its digest's key, ``jobs`` files at a time.
+
+    Raises:
+        ArtifactError: a file is unreadable or changed since it was hashed.
+        StoreError: the store failed.
+    """
+    if jobs < 1:
+        raise InvalidValueError(f"jobs must be at least 1, not {jobs}")
+    if backend.bulk is not None and items:
+        with backend.errors():
+            backend.bulk.upload(items, transfer.progress, jobs)
+        return
+    run_parallel(transfer, lambda item: upload(backend, transfer, item), items, jobs)
+
+
 def upload(backend: Backend, transfer: Transfer, item: tuple[Path, FileDigest]) -> None:
     """Store one file under its digest's key.
 
@@ -82,106 +106,86 @@ def upload(backend: Backend, transfer: Transfer, item: tuple[Path, FileDigest]) 
     transfer.progress.file_done()
 
 
-class ObjectCache:
-    """The machine-wide cache of verified objects, in the store layout under ``root``.
-
-    Cached objects are read-only, so a file hardlinked from here cannot be edited in place
-    by accident (except by root).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._swept: set[Path] = set()
-        self._lock = threading.Lock()
-
-    def path(self, digest: str) -> Path:
-        return self.root / relative_key(digest)
-
-    def holds(self, digest: str, size: int, *, verify: bool) -> bool:
-        """Whether a good copy is cached: right size, and right hash when ``verify``.
-
-        A bad copy is deleted.
-        """
-        path = self.path(digest)
-        with local_errors(str(self.root)):
-            try:
-                if path.stat().st_size != size:
-                    path.unlink()
-                    return False
-            except FileNotFoundError:
-                return False
-            if verify and _hash(path) != digest:
-                path.unlink()
-                return False
-        return True
-
-    def fill(self, backend: Backend, transfer: Transfer, digest: str, size: int) -> None:
-        """Download ``digest`` into the cache, verified while streaming.
-
-        Raises:
-            ObjectMissingError: the store has no such object.
-            ObjectCorruptError: the object's bytes do not hash to ``digest``; nothing is
-                cached.
-            InvalidValueError: the object is right but ``size`` is not its size.
-            StoreError: the store or the cache folder failed.
-        """
-        key = relative_key(digest)
-        target = self.path(digest)
-        self.sweep(target.parent)
-        with (
-            local_errors(str(self.root)),
-            atomic_write(target, readonly=True, durable_name=False) as stream,
-        ):
-            try:
-                received, actual = _stream(backend, transfer, key, digest, size, stream)
-            except StoreError:
-                # The size hint skips a HEAD request, but a missing or truncated object
-                # then fails as a bare range error: ask again the plain way for the
-                # precise error (ObjectMissingError, ObjectCorruptError...).
-                stream.seek(0)
-                stream.truncate()
-                received, actual = _stream(backend, transfer, key, digest, None, stream)
-            if actual != digest:
-                raise ObjectCorruptError(digest, backend.location(key), actual)
-            if received != size:
-                raise InvalidValueError(
-                    f"object sha256:{digest} has {received} bytes, not {size} as its pointer "
-                    "says; the pointer is wrong"
-                )
-
-    def sweep(self, folder: Path) -> None:
-        """Remove stale temp files from ``folder``, once per folder and transfer."""
-        with self._lock:
-            if folder in self._swept:
-                return
-            self._swept.add(folder)
-        remove_stale_temps(folder)
-
-
-def download(
+def download_all(
     backend: Backend,
     cache: ObjectCache,
     transfer: Transfer,
-    item: tuple[str, int, Sequence[Path]],
+    items: Sequence[tuple[str, int, Sequence[Path]]],
     *,
+    jobs: int,
     verify: bool,
 ) -> None:
-    """Make sure one object is cached, then place it at each of its destinations.
+    """Make sure each object ``(digest, size, destinations)`` is cached, then place it.
+
+    Objects already cached (and, with ``verify``, hashing right) are placed first; the
+    others are downloaded, verified while they stream, and placed as each one lands.
 
     Raises:
-        ObjectMissingError, ObjectCorruptError, StoreError: see :meth:`ObjectCache.fill`.
+        ObjectMissingError, ObjectCorruptError, InvalidValueError, StoreError: see
+            :func:`fill`.
         ArtifactError: a destination cannot be written.
     """
-    digest, size, destinations = item
-    if cache.holds(digest, size, verify=verify):
-        transfer.advance(size)
-    else:
-        cache.fill(backend, transfer, digest, size)
-    source = cache.path(digest)
-    for destination in destinations:
-        cache.sweep(destination.parent)
-        place(source, destination)
-        transfer.progress.file_done()
+    if jobs < 1:
+        raise InvalidValueError(f"jobs must be at least 1, not {jobs}")
+    destinations = {digest: dests for digest, _, dests in items}
+
+    def place_all(digest: str) -> None:
+        source = cache.path(digest)
+        for destination in destinations[digest]:
+            cache.sweep(destination.parent)
+            place(source, destination)
+            transfer.progress.file_done()
+
+    needed: list[tuple[str, int]] = []
+
+    def use_cached(item: tuple[str, int, Sequence[Path]]) -> None:
+        digest, size, _ = item
+        if cache.holds(digest, size, verify=verify):
+            transfer.advance(size)
+            place_all(digest)
+        else:
+            needed.append((digest, size))
+
+    # Without verify a cache check is one stat: threads would cost more than they save.
+    run_parallel(transfer, use_cached, items, jobs if verify else 1)
+    if backend.bulk is not None and needed:
+        with backend.errors():
+            backend.bulk.download(needed, cache, transfer.progress, jobs, place_all)
+        return
+
+    def fetch(item: tuple[str, int]) -> None:
+        fill(backend, cache, transfer, *item)
+        place_all(item[0])
+
+    run_parallel(transfer, fetch, needed, jobs)
+
+
+def fill(backend: Backend, cache: ObjectCache, transfer: Transfer, digest: str, size: int) -> None:
+    """Download ``digest`` into the cache, verified while streaming.
+
+    Raises:
+        ObjectMissingError: the store has no such object.
+        ObjectCorruptError: the object's bytes do not hash to ``digest``; nothing is cached.
+        InvalidValueError: the object is right but ``size`` is not its size.
+        StoreError: the store or the cache folder failed.
+    """
+    key = relative_key(digest)
+    target = cache.path(digest)
+    cache.sweep(target.parent)
+    with (
+        local_errors(str(cache.root)),
+        atomic_write(target, readonly=True, durable=False) as stream,
+    ):
+        try:
+            received, actual = _stream(backend, transfer, key, digest, size, stream)
+        except StoreError:
+            # The size hint skips a HEAD request, but a missing or truncated object
+            # then fails as a bare range error: ask again the plain way for the
+            # precise error (ObjectMissingError, ObjectCorruptError...).
+            stream.seek(0)
+            stream.truncate()
+            received, actual = _stream(backend, transfer, key, digest, None, stream)
+        check_received(digest, size, received, actual, backend.location(key))
 
 
 def _stream(
@@ -219,13 +223,3 @@ def _open(backend: Backend, key: str, digest: str, size: int | None) -> Reader:
             if names_missing_bucket(error):
                 raise  # errors() says the bucket is missing, not the object
             raise ObjectMissingError(digest, backend.url) from error
-
-
-def _hash(path: Path) -> str:
-    hasher = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
-        while count := stream.readinto(buffer):
-            hasher.update(view[:count])
-    return hasher.hexdigest()
