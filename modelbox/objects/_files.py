@@ -203,11 +203,15 @@ def _link_or_copy(source: Path, temp: Path) -> None:
     try:
         os.link(source, temp)
     except FileNotFoundError:
-        if not temp.parent.is_dir():
-            temp.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(source, temp)
-            return
-        raise  # the source is gone
+        # Most often the folder is missing (its first file); else the source is gone and
+        # the second attempt says so.
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, temp)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            _clone_or_copy(source, temp)
     except OSError:
         _clone_or_copy(source, temp)
 

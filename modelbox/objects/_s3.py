@@ -218,7 +218,7 @@ class _Run:
 
     async def _download_whole(self, digest: str, size: int, bucket: str, key: str) -> None:
         async with self.budget.hold(size):
-            data = await self._get(digest, bucket, key)
+            data = await self._get(digest, size, bucket, key)
             self.progress.advance(len(data))
             await _in_thread(self.pool, self._cache_whole, digest, size, data)
 
@@ -320,13 +320,19 @@ class _Run:
             finally:
                 body.close()
 
-    async def _get(self, digest: str, bucket: str, key: str) -> bytes:
-        """The whole content of a small object."""
+    async def _get(self, digest: str, size: int, bucket: str, key: str) -> bytes:
+        """The whole content of a small object of ``size`` bytes.
+
+        Raises:
+            _WrongSize: the object is of another size (it is not read into memory).
+        """
         for attempt in itertools.count():
             try:
                 response = await self._get_object(digest, bucket, key)
                 body = response["Body"]
                 try:
+                    if response.get("ContentLength", size) != size:
+                        raise _WrongSize
                     data: bytes = await body.read()
                 finally:
                     body.close()
