@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from modelbox.errors import ObjectMissingError, StoreError
 from modelbox.objects import _aio
 from modelbox.objects._errors import cleanup_errors, local_errors, names_missing_bucket
-from modelbox.objects._files import AtomicFile, atomic_write
+from modelbox.objects._files import AtomicFile, write_whole
 from modelbox.objects._layout import relative_key
 from modelbox.objects.cache import check_received
 from modelbox.objects.hashing import FileDigest, read_verified
@@ -59,6 +59,8 @@ _AHEAD = 4
 """Ranges (or parts) of one large object in flight at once, budget permitting."""
 _READ_SIZE = 1 << 20
 """Bytes asked for per read of a response body: fewer, larger reads cost less CPU."""
+_INLINE = 256 << 10
+"""Up to this size, a file is read or written on the event loop itself, not in a thread."""
 _MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 _RETRIES = 3
 """Times a GET interrupted while its body streams is resumed (requests retry on their own)."""
@@ -192,6 +194,8 @@ class _Run:
         self.cache = cache
         self.placed = placed
         self.budget = _aio.ByteBudget(BUDGET)
+        self._writing: set[asyncio.Future[None]] = set()
+        self._failed: BaseException | None = None
 
     async def each(self, items: Sequence[T], jobs: int, do: Callable[[T], Awaitable[None]]) -> None:
         """``do`` every item, ``jobs`` at a time; the first error cancels the others."""
@@ -199,9 +203,31 @@ class _Run:
 
         async def worker() -> None:
             for item in queue:
+                if self._failed is not None:
+                    raise self._failed
                 await do(item)
 
-        await _aio.gather_or_cancel(worker() for _ in range(min(jobs, len(items))))
+        try:
+            await _aio.gather_or_cancel(worker() for _ in range(min(jobs, len(items))))
+        finally:
+            if self._writing:
+                await asyncio.wait(self._writing)
+        if self._failed is not None:
+            raise self._failed
+
+    def _write_behind(self, taken: int, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function(*args)`` in the pool while the caller goes on with the next object;
+        give ``taken`` bytes back to the budget when it is done. Its error fails the run."""
+        waiter = asyncio.wrap_future(self.pool.submit(function, *args))
+        self._writing.add(waiter)
+
+        def done(future: asyncio.Future[None]) -> None:
+            self._writing.discard(future)
+            self.budget.release(taken)
+            if not future.cancelled() and future.exception() is not None:
+                self._failed = self._failed or future.exception()
+
+        waiter.add_done_callback(done)
 
     # Downloads
 
@@ -217,20 +243,34 @@ class _Run:
             await self._diagnose(digest, size, bucket, key)
 
     async def _download_whole(self, digest: str, size: int, bucket: str, key: str) -> None:
-        async with self.budget.hold(size):
+        taken = await self.budget.acquire(size)
+        try:
             data = await self._get(digest, size, bucket, key)
-            self.progress.advance(len(data))
-            await _in_thread(self.pool, self._cache_whole, digest, size, data)
+        except BaseException:
+            self.budget.release(taken)
+            raise
+        self.progress.advance(len(data))
+        if size <= _INLINE:
+            # Hashing and writing a small file costs less than handing it to a thread and
+            # back (and the threads' contention for the GIL with the event loop).
+            try:
+                self._cache_whole(digest, size, data)
+            finally:
+                self.budget.release(taken)
+        else:
+            # Verified, cached and placed by a thread while this coroutine fetches the
+            # next object: the event loop, which runs every request, does not wait.
+            self._write_behind(taken, self._cache_whole, digest, size, data)
 
     def _cache_whole(self, digest: str, size: int, data: bytes) -> None:
-        check_received(digest, size, len(data), hashlib.sha256(data).hexdigest(),
-                       self.s3.location(digest))
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest or len(data) != size:
+            check_received(digest, size, len(data), actual, self.s3.location(digest))
         cache = self._cache()
         target = cache.path(digest)
         with local_errors(str(cache.root)):
             cache.sweep(target.parent)
-            with atomic_write(target, readonly=True, durable=False) as stream:
-                stream.write(data)
+            write_whole(target, data, readonly=True)
         self._place(digest)
 
     async def _download_ranges(self, digest: str, size: int, bucket: str, key: str) -> None:
@@ -387,7 +427,10 @@ class _Run:
         bucket, key = self.s3.split(digest.sha256)
         if digest.size <= PART_SIZE:
             async with self.budget.hold(digest.size):
-                data = await _in_thread(self.pool, _read_whole, path, digest)
+                if digest.size <= _INLINE:
+                    data = _read_whole(path, digest)
+                else:
+                    data = await _in_thread(self.pool, _read_whole, path, digest)
                 # One PUT: the object appears whole or not at all.
                 await self.s3.call("put_object", Bucket=bucket, Key=key, Body=data)
                 del data
