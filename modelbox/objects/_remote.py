@@ -23,7 +23,7 @@ from modelbox.errors import InvalidValueError
 from modelbox.objects._backend import Bulk, Reader
 from modelbox.objects._errors import cleanup_errors, fsspec_errors
 from modelbox.objects._malloc import pin_mmap_threshold
-from modelbox.objects._s3 import BUDGET, PART_SIZE, S3Bulk, client_options, part_size
+from modelbox.objects._s3 import PART_SIZE, UPLOAD_BUDGET, S3Bulk, client_options, part_size
 from modelbox.objects.hashing import FileDigest, read_verified
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 _FEW = 32
 """Up to this many keys, ``existing`` asks about each; above, it lists the store once."""
 _EXISTS_JOBS = 8
-_BUFFER_BUDGET = BUDGET
+_BUFFER_BUDGET = UPLOAD_BUDGET
 """Bytes of object content held in memory at once by all transfers of one store.
 
 Each buffer costs about twice its size while it is sent (aiohttp copies the body), so this

@@ -182,7 +182,7 @@ def _interrupt(tmp_path: Path, plan: Mapping[str, object], started: Callable[[],
 def test_ctrl_c_stops_a_download_cleanly_and_a_rerun_completes(tmp_path: Path) -> None:
     store = open_store(f"s3://{BUCKET}/{tmp_path.name}-get")
     items = [artifact(tmp_path / "src" / f"{n}.bin", os.urandom(4096 + n)) for n in range(300)]
-    items.append(artifact(tmp_path / "src" / "big.bin", os.urandom(12 * RANGE_SIZE)))
+    items.append(artifact(tmp_path / "src" / "big.bin", os.urandom(128 << 20)))
     store.put_files(items)
     out = tmp_path / "out"
     wanted = [(d.sha256, d.size, str(out / p.name)) for p, d in items]
@@ -203,7 +203,7 @@ def test_ctrl_c_aborts_a_multipart_upload_and_a_rerun_completes(
     s3_env: S3Server, tmp_path: Path
 ) -> None:
     store = open_store(f"s3://{BUCKET}/{tmp_path.name}-put")
-    items = [artifact(tmp_path / "src" / "big.bin", os.urandom(24 * RANGE_SIZE))]
+    items = [artifact(tmp_path / "src" / "big.bin", os.urandom(192 << 20))]
     items += [artifact(tmp_path / "src" / f"{n}.bin", os.urandom(1000 + n)) for n in range(20)]
     fs = s3_env.client()
     bucket, prefix, _ = fs.split_path(store.url)
@@ -250,7 +250,7 @@ _RSS_CHILD = textwrap.dedent(
 
 @pytest.mark.usefixtures("s3_env")
 def test_a_large_transfer_holds_a_bounded_amount_of_memory(tmp_path: Path) -> None:
-    size = 40 * RANGE_SIZE  # 320 MiB: held whole, it would show
+    size = 320 << 20  # held whole, it would show
     small = tmp_path / "small.bin"
     small.write_bytes(b"warm up")
     big = tmp_path / "big.bin"
