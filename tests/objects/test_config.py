@@ -43,3 +43,38 @@ def test_aws_region_is_honoured_when_aws_default_region_is_unset(
     store = open_store(f"s3://{BUCKET}/region")
     store.put_bytes(b"anywhere")
     assert store._backend.fs.s3.meta.region_name == "eu-west-3"  # type: ignore[attr-defined]
+
+
+def test_botocore_checksums_are_off_unless_the_configuration_says_otherwise(
+    s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = open_store(f"s3://{BUCKET}/checksums")._backend.fs  # type: ignore[attr-defined]
+    assert fs.config_kwargs["response_checksum_validation"] == "when_required"
+    assert fs.config_kwargs["request_checksum_calculation"] == "when_required"
+    monkeypatch.setenv(
+        "FSSPEC_S3", '{"config_kwargs": {"request_checksum_calculation": "when_supported"}}'
+    )
+    fs = open_store(f"s3://{BUCKET}/checksums")._backend.fs  # type: ignore[attr-defined]
+    assert fs.config_kwargs["request_checksum_calculation"] == "when_supported"
+    assert fs.config_kwargs["response_checksum_validation"] == "when_required"
+
+
+def test_an_aws_profile_from_the_fsspec_configuration_reaches_the_session(
+    s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FSSPEC_S3_PROFILE", "no-such-profile")
+    store = open_store(f"s3://{BUCKET}/profile")
+    assert store._backend.fs.session.profile == "no-such-profile"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Mon, 23 Nov 2026 17:30:52 GMT", "2026-11-23T17:30:52.000Z", "2026-11-23T17:30:52Z",
+     "1795459921", "2026-11-23T17:30:52+01:00"],
+)
+def test_timestamps_parse_as_botocore_parses_them(value: str) -> None:
+    from botocore.utils import parse_timestamp  # type: ignore[import-untyped]  # no stubs
+
+    from modelbox.objects._s3 import _parse_timestamp
+
+    assert _parse_timestamp(value) == parse_timestamp(value)
