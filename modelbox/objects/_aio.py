@@ -28,6 +28,12 @@ def run(loop: asyncio.AbstractEventLoop, start: Callable[[], Awaitable[T]]) -> T
     If the waiting thread is interrupted (Ctrl-C), the coroutine is cancelled and given time
     to clean up before the interruption goes on; its own errors are re-raised here.
     """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # no loop runs in this thread: the usual case
+        running = None
+    if running is loop:
+        raise RuntimeError("a coroutine cannot be waited for from its own event loop")
     finished = threading.Event()
     state: dict[str, Any] = {"task": None, "cancelled": False}
 
