@@ -202,16 +202,15 @@ def place(source: Path, dest: Path) -> None:
     Raises:
         ArtifactError: ``dest`` is a folder, or cannot be written.
     """
-    # Few system calls: a folder artifact places thousands of files.
+    # As few system calls as possible: a folder artifact places thousands of files, most
+    # of them new names (one link).
     try:
         try:
-            found = os.lstat(dest)
-        except FileNotFoundError:
             if _link(source, dest):
                 return
-        else:
-            if stat.S_ISDIR(found.st_mode):
-                raise ArtifactError(f"cannot write {dest}: it is a folder")
+        except FileExistsError:
+            if stat.S_ISDIR(os.lstat(dest).st_mode):
+                raise ArtifactError(f"cannot write {dest}: it is a folder") from None
             if _same_file(source, dest):
                 return
         temp = temp_path(dest)
@@ -237,20 +236,23 @@ def _same_file(source: Path, dest: Path) -> bool:
 
 
 def _link(source: Path, dest: Path) -> bool:
-    """Hardlink ``dest`` to ``source``, creating its folder; False where links are refused
-    (another filesystem...) or ``dest`` appeared meanwhile.
+    """Hardlink ``dest`` to ``source``, creating its folder; False where the filesystem
+    refuses (another filesystem, no hardlinks...): copy instead.
 
     Raises:
+        FileExistsError: ``dest`` exists.
         OSError: ``source`` is gone, or the folder cannot be created.
     """
     for attempt in range(2):
         try:
             os.link(source, dest)
+        except FileExistsError:
+            raise
         except FileNotFoundError:
             if attempt:
                 raise  # the folder exists now: the source is gone
             dest.parent.mkdir(parents=True, exist_ok=True)  # its folder's first file
-        except OSError:  # EXDEV, EPERM, EMLINK, EEXIST (a race): copy and rename instead
+        except OSError:  # EXDEV, EPERM, EMLINK...
             return False
         else:
             return True

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from s3server import S3Server
 
-from modelbox.errors import InvalidValueError, ObjectCorruptError
+from modelbox.errors import ArtifactError, InvalidValueError, ObjectCorruptError
 from modelbox.objects import FileDigest, ObjectStore, default_cache_dir, hash_file, open_store
 from modelbox.objects._files import TEMP_PREFIX
 from modelbox.objects._s3 import RANGE_SIZE
@@ -286,3 +286,24 @@ def test_a_large_transfer_holds_a_bounded_amount_of_memory(tmp_path: Path) -> No
     grown_mb = int(result.stdout.strip().splitlines()[-1])
     assert grown_mb < 100, f"peak RSS grew by {grown_mb} MB for a {size >> 20} MiB file"
     assert hash_file(big.with_suffix(".out")) == hash_file(big)
+
+
+def test_placing_over_a_folder_is_refused_and_over_a_file_replaces_it(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    path, digest = artifact(tmp_path / "src" / "x.bin", b"content")
+    store.put_files([(path, digest)])
+    folder = tmp_path / "out" / "folder"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(ArtifactError, match="it is a folder"):
+        store.get_files([(digest.sha256, digest.size, folder)])
+    existing = tmp_path / "out" / "existing.bin"
+    existing.write_bytes(b"old")
+    dangling = tmp_path / "out" / "dangling.bin"
+    dangling.symlink_to(tmp_path / "nowhere")
+    store.get_files([(digest.sha256, digest.size, dest) for dest in (existing, dangling)])
+    assert existing.read_bytes() == dangling.read_bytes() == b"content"
+    assert not dangling.is_symlink()
+    store.get_files([(digest.sha256, digest.size, existing)])  # already the cached file
+    assert existing.read_bytes() == b"content"
+    assert not temps_under(tmp_path / "out")
