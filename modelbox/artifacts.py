@@ -17,18 +17,14 @@ from pathlib import Path
 
 from modelbox import layout
 from modelbox.audit import Change
+from modelbox.directories import Folder, placements
 from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
 from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.filetypes import file_type as type_of
-from modelbox.manifests import (
-    ArtifactPointer,
-    DirectoryEntry,
-    DirectoryManifest,
-    now,
-    parse,
-)
+from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
 from modelbox.names import Reference
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store
+from modelbox.objects.packs import Slot
 from modelbox.refs import Snapshot
 from modelbox.registry import Registry
 
@@ -147,30 +143,28 @@ def add(
     target_dir, target = _target_dir(registry, ref, snapshot)
     cache = HashCache.default()
     uploads: list[tuple[Path, FileDigest]] = []
+    folders: list[tuple[int, Folder, ArtifactPointer]] = []
     pointers: list[ArtifactPointer] = []
-    manifests: list[bytes] = []
     try:
         for source in _sources(paths):
             artifact_path = name or source.name
             if source.is_dir():
                 files = _walk(source)
-                entries = []
-                staged: list[tuple[Path, FileDigest]] = []
-                for file in files:
-                    digest = hash_file(file, cache=cache)
-                    staged.append((file, digest))
-                    entries.append(DirectoryEntry(
-                        path=file.relative_to(source).as_posix(), sha256=digest.sha256,
-                        size=digest.size,
-                    ))
-                listing = DirectoryManifest(files=entries).to_bytes()
+                folder = Folder.scan(source, files, cache)
+                if folder.listing() is None and snapshot.read(
+                    _pointer_path(target_dir, artifact_path)
+                ) is not None:
+                    # It may be recorded already: decide here, with no store. (A new
+                    # path cannot be, and its files are read once, while they are sent.)
+                    folder.measure(cache)
                 kinds = {sniff(f)[0] for f in files[:64]}
-                pointer = _pointer(artifact_path, file_type or _dir_type(kinds),
-                                   "inode/directory", sum(e.size for e in entries),
-                                   sha256=_sha256(listing), directory=True, files=len(entries))
-                if not _recorded(snapshot, target_dir, pointer):
-                    uploads.extend(staged)
-                    manifests.append(listing)
+                draft = _pointer(artifact_path, file_type or _dir_type(kinds), "inode/directory",
+                                 folder.size, directory=True, files=len(files))
+                pointer = _with_listing(draft, folder.listing())
+                if pointer is None or not _recorded(snapshot, target_dir, pointer):
+                    uploads.extend(folder.uploads())
+                    folders.append((len(pointers), folder, draft))
+                pointers.append(pointer or draft)
             else:
                 digest = hash_file(source, cache=cache)
                 kind, mime = sniff(source)
@@ -178,15 +172,28 @@ def add(
                                    sha256=digest.sha256)
                 if not _recorded(snapshot, target_dir, pointer):
                     uploads.append((source, digest))
-            pointers.append(pointer)
+                pointers.append(pointer)
+        if uploads or folders:
+            store = open_registry_store(registry)
+            store.put_files(uploads, progress=progress)
+            for position, folder, draft in folders:
+                folder.store_packs(store, cache, progress=progress)
+                listing = folder.listing()
+                assert listing is not None, "every pack is stored, so every digest is known"
+                store.put_bytes(listing.to_bytes())
+                pointers[position] = _with_listing(draft, listing) or draft
     finally:
         cache.close()
-    if uploads or manifests:
-        store = open_registry_store(registry)
-        store.put_files(uploads, progress=progress)
-        for listing in manifests:
-            store.put_bytes(listing)
     return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+
+
+def _with_listing(
+    draft: ArtifactPointer, listing: DirectoryManifest | None
+) -> ArtifactPointer | None:
+    """The directory pointer ``draft`` naming ``listing`` (None while it is unknown)."""
+    if listing is None:
+        return None
+    return draft.model_copy(update={"sha256": _sha256(listing.to_bytes())})
 
 
 def _recorded(snapshot: Snapshot, target_dir: str, pointer: ArtifactPointer) -> bool:
@@ -329,6 +336,7 @@ def get(
     artifacts = list_artifacts(registry, ref)
     store = open_registry_store(registry)
     items: list[tuple[str, int, Path]] = []
+    slots: dict[str, Slot] = {}
     tracked: list[tuple[Artifact, Path]] = []
     for artifact in artifacts:
         place = safe_destination(dest, artifact.path)
@@ -337,11 +345,12 @@ def get(
         elif artifact.directory:
             listing = parse(DirectoryManifest, f"sha256:{artifact.checksum}",
                             store.open_bytes(artifact.checksum))
-            for entry in listing.files:
-                items.append((entry.sha256, entry.size, safe_destination(place, entry.path)))
+            files, found = placements(listing, functools.partial(safe_destination, place))
+            items.extend(files)
+            slots.update(found)
         else:
             items.append((artifact.checksum, artifact.size, place))
-    store.get_files(items, progress=progress, verify=verify)
+    store.get_files(items, progress=progress, verify=verify, slots=slots)
     for artifact, place in tracked:
         fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag)
     target = artifacts[0].parent if artifacts else str(ref)

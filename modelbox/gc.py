@@ -109,7 +109,7 @@ def referenced_digests(
         except ModelboxError:
             plan.unreadable.append(digest)  # keep what we cannot see into: never guess
             continue
-        digests.update(entry.sha256 for entry in listing.files)
+        digests.update(listing.objects())  # its loose files and its packs
     return digests | directories
 
 

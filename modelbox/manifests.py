@@ -255,11 +255,46 @@ class DirectoryEntry(Document):
     size: int = Field(ge=0)
 
 
+class PackEntry(Document):
+    """Small files of a directory artifact stored together as one object (docs/store.md).
+
+    The object ``sha256`` is the concatenation of ``files``' contents in this order, with
+    nothing between them: a file's offset is the sum of the sizes before it, and the pack's
+    size the sum of them all.
+    """
+
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    files: list[DirectoryEntry] = Field(min_length=1)
+
+
 class DirectoryManifest(Document):
-    """A directory artifact's listing, stored as an object in the store (not in Git)."""
+    """A directory artifact's listing, stored as an object in the store (not in Git).
+
+    ``files`` are stored as objects of their own; ``packs`` hold the small files, several
+    to an object. A listing without packs is written without the key, as before packs.
+    """
 
     kind: Literal["directory"] = "directory"
     files: list[DirectoryEntry]
+    packs: list[PackEntry] = Field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        document = self.model_dump(mode="json")
+        if not self.packs:
+            del document["packs"]
+        return canonical.encode(document)
+
+    def entries(self) -> list[DirectoryEntry]:
+        """Every file of the directory, loose or packed, by path."""
+        packed = [entry for pack in self.packs for entry in pack.files]
+        return sorted([*self.files, *packed], key=lambda entry: entry.path)
+
+    def objects(self) -> dict[str, int]:
+        """sha256 -> size of every object the listing needs: loose files and packs."""
+        out = {entry.sha256: entry.size for entry in self.files}
+        for pack in self.packs:
+            out[pack.sha256] = sum(entry.size for entry in pack.files)
+        return out
 
 
 D = TypeVar("D", bound=Document)

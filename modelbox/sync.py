@@ -195,8 +195,11 @@ def _expand(needs: list[_Need], sources: list[ObjectStore]) -> dict[str, int]:
         if data is None:
             continue  # reported as missing with the listing itself
         out[need.sha256] = len(data)
-        for entry in json.loads(data).get("files", []):
+        listing = json.loads(data)
+        for entry in listing.get("files", []):
             out[entry["sha256"]] = int(entry["size"])
+        for pack in listing.get("packs", []):  # small files, several to an object
+            out[pack["sha256"]] = sum(int(entry["size"]) for entry in pack["files"])
     return out
 
 

@@ -15,6 +15,7 @@ import pytest
 from modelbox import ModelBoxClient
 from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.names import parse_reference
+from modelbox.objects import open_store
 from modelbox.registry import AUDIT_REF, Registry
 
 if TYPE_CHECKING:
@@ -110,6 +111,38 @@ def test_a_file_and_a_folder_round_trip_through_the_store(
                 "hf/.gitattributes"]:
         assert (out / rel).read_bytes() == (files / rel).read_bytes()
     assert git(reg, "status", "--porcelain") == ""
+    assert run(*repo, "check").code == 0
+
+
+def test_a_folder_of_many_small_files_is_stored_in_a_few_packs(
+    reg: Path, tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "dataset"
+    for n in range(600):
+        path = folder / f"part-{n % 3}" / f"{n:04d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(12_000 + n))
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "weights.bin").write_bytes(os.urandom(3 << 20))  # large: an object of its own
+    repo = ("--repo", str(reg))
+
+    assert run(*repo, "artifact", "add", "ai/vision/yolo@v1", str(folder), "-q").code == 0
+
+    store = open_store(os.environ.get("MODELBOX_STORE") or str(reg / ".git/modelbox/store"))
+    stored = set(store.iter_digests())
+    assert 4 <= len(stored) <= 6  # the listing, the large file, 2-4 packs of ~7 MiB
+    [listed] = json.loads(run(*repo, "artifact", "list", "ai/vision/yolo@v1", "--json").out)
+    assert listed["files"] == 602
+    listing = json.loads(store.open_bytes(listed["sha256"]))
+    assert [entry["path"] for entry in listing["files"]] == ["weights.bin"]
+    assert {pack["sha256"] for pack in listing["packs"]} == stored - {
+        listed["sha256"], listing["files"][0]["sha256"]}
+    monkeypatch.setenv("MODELBOX_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    out = tmp_path / "out"
+    assert run(*repo, "get", "ai/vision/yolo@v1", "-o", str(out), "-q").code == 0
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert (out / "dataset" / path.relative_to(folder)).read_bytes() == path.read_bytes()
     assert run(*repo, "check").code == 0
 
 

@@ -182,3 +182,28 @@ def test_the_fast_path_and_the_python_walk_agree_on_what_is_referenced(
     assert registry.repo.reachable_blobs(["HEAD"], "_artifacts") is None
     walked = gc.referenced_digests(registry, store, gc.GcPlan())
     assert fast == walked and len(fast) == 6  # 3 directory manifests + 3 shards
+
+
+def test_gc_keeps_the_packs_a_directory_listing_names(
+    client: ModelBoxClient, run: Run, registry_path: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for n in range(50):
+        (folder / f"{n:03d}.txt").write_bytes(os.urandom(3000))
+    client.new_model("ai/yolo").new_model_version("v1").upload_artifact([folder])
+    client.close()
+    age(registry_path, 48)
+    assert len(store_files(registry_path)) == 2  # the listing and one pack of 50 files
+
+    plan = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)
+    assert plan["delete"] == []
+    assert run("--repo", registry_path, "gc").code == 0
+    assert len(store_files(registry_path)) == 2
+    monkeypatch.setenv("MODELBOX_CACHE_DIR", str(tmp_path / "empty-cache"))
+    out = tmp_path / "out"
+    assert run("--repo", registry_path, "get", "ai/yolo@v1", "-o", str(out)).code == 0
+    for n in range(50):
+        assert (out / "shards" / f"{n:03d}.txt").read_bytes() == (
+            folder / f"{n:03d}.txt").read_bytes()

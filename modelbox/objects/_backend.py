@@ -11,7 +11,8 @@ from modelbox.objects.hashing import FileDigest
 
 if TYPE_CHECKING:
     from modelbox.objects._progress import Progress
-    from modelbox.objects.cache import ObjectCache
+    from modelbox.objects.cache import HashCache, ObjectCache
+    from modelbox.objects.packs import Packed, PackJob, Wanted
 
 
 class Reader(Protocol):
@@ -51,6 +52,30 @@ class Bulk(Protocol):
         Each object is verified as it streams and enters the cache only whole and right;
         then ``placed(digest)`` is called (from a worker thread).
         """
+        ...
+
+    def upload_packs(
+        self,
+        jobs_: Sequence[PackJob],
+        present: set[str],
+        hashes: HashCache | None,
+        progress: Progress,
+        jobs: int,
+    ) -> list[Packed]:
+        """Build and store each pack the store lacks, ``jobs`` at a time (``present``: the
+        digests it is known to hold); return what each job stored, in order."""
+        ...
+
+    def download_packs(
+        self,
+        groups: Sequence[Wanted],
+        cache: ObjectCache,
+        progress: Progress,
+        jobs: int,
+        placed: Callable[[str], None],
+    ) -> None:
+        """Fetch the wanted span of each pack, one request each, ``jobs`` at a time; cache
+        each wanted member once its digest checks, then call ``placed(digest)``."""
         ...
 
 

@@ -136,7 +136,7 @@ class AtomicFile:
                 os.unlink(self.temp)
 
 
-def write_whole(final: Path, data: bytes, *, readonly: bool = False) -> None:
+def write_whole(final: Path, data: bytes | memoryview, *, readonly: bool = False) -> None:
     """Write ``data`` to a temp file beside ``final`` and rename it over ``final``.
 
     :class:`AtomicFile` without ``durable``, in as few system calls as possible, for the

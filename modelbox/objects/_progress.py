@@ -47,11 +47,11 @@ class Progress:
             with self._lock:
                 self._bar.update(count)
 
-    def file_done(self) -> None:
-        """Count one more file as complete."""
+    def file_done(self, count: int = 1) -> None:
+        """Count ``count`` more files as complete."""
         if self._bar is not None:
             with self._lock:
-                self._files_done += 1
+                self._files_done += count
                 self._bar.set_postfix_str(
                     f"{self._files_done}/{self._total_files} files", refresh=False
                 )

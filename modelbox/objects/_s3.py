@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelbox.errors import ObjectMissingError, StoreError
-from modelbox.objects import _aio
+from modelbox.objects import _aio, packs
 from modelbox.objects._errors import cleanup_errors, local_errors, names_missing_bucket
 from modelbox.objects._files import AtomicFile, write_whole
 from modelbox.objects._layout import relative_key
@@ -45,7 +45,7 @@ from modelbox.objects.hashing import FileDigest, read_verified
 
 if TYPE_CHECKING:
     from modelbox.objects._progress import Progress
-    from modelbox.objects.cache import ObjectCache
+    from modelbox.objects.cache import HashCache, ObjectCache
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -171,6 +171,36 @@ class S3Bulk:
             run = _Run(self, pool, progress, cache, placed)
             _aio.run(self.fs.loop, lambda: run.each(items, jobs, run.download))
 
+    def upload_packs(
+        self,
+        jobs_: Sequence[packs.PackJob],
+        present: set[str],
+        hashes: HashCache | None,
+        progress: Progress,
+        jobs: int,
+    ) -> list[packs.Packed]:
+        results: list[packs.Packed | None] = [None] * len(jobs_)
+        with ThreadPoolExecutor(min(jobs, len(jobs_)), "modelbox-upload") as pool:
+            run = _Run(self, pool, progress)
+
+            async def store(index: int) -> None:
+                results[index] = await run.upload_pack(jobs_[index], present, hashes)
+
+            _aio.run(self.fs.loop, lambda: run.each(range(len(jobs_)), jobs, store))
+        return [packed for packed in results if packed is not None]
+
+    def download_packs(
+        self,
+        groups: Sequence[packs.Wanted],
+        cache: ObjectCache,
+        progress: Progress,
+        jobs: int,
+        placed: Callable[[str], None],
+    ) -> None:
+        with ThreadPoolExecutor(min(jobs, len(groups)), "modelbox-download") as pool:
+            run = _Run(self, pool, progress, cache, placed)
+            _aio.run(self.fs.loop, lambda: run.each(groups, jobs, run.download_pack))
+
     def split(self, digest: str) -> tuple[str, str]:
         """``(bucket, key)`` of the object ``digest``."""
         if self._bucket is None:
@@ -272,6 +302,34 @@ class _Run:
             # next object: the event loop, which runs every request, does not wait.
             self._write_behind(taken, self._cache_whole, digest, size, data)
 
+    async def download_pack(self, group: packs.Wanted) -> None:
+        """Fetch the wanted span of a pack in one GET; a thread checks, caches and places
+        its members while this coroutine goes on with the next pack."""
+        size = group.end - group.start
+        bucket, key = self.s3.split(group.pack)
+        taken = await self.budget.acquire(size)
+        try:
+            try:
+                data = b"" if not size else await self._get(
+                    group.pack, size, bucket, key, start=group.start
+                )
+            except _WrongSize:
+                await self._diagnose(group.pack, group.pack_size, bucket, key)
+        except BaseException:
+            self.budget.release(taken)
+            raise
+        self.progress.advance(size)
+        self._write_behind(taken, self._unpack, group, data)
+
+    def _unpack(self, group: packs.Wanted, data: bytes) -> None:
+        cache = self._cache()
+
+        def keep(digest: str, content: memoryview) -> None:
+            cache.add(digest, content)
+            self._place(digest)
+
+        packs.unpack(group, data, self.s3.location(group.pack), keep)
+
     def _cache_whole(self, digest: str, size: int, data: bytes) -> None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest or len(data) != size:
@@ -370,15 +428,25 @@ class _Run:
             finally:
                 body.close()
 
-    async def _get(self, digest: str, size: int, bucket: str, key: str) -> bytes:
-        """The whole content of a small object of ``size`` bytes.
+    async def _get(
+        self, digest: str, size: int, bucket: str, key: str, *, start: int | None = None
+    ) -> bytes:
+        """The whole content of a small object of ``size`` bytes, or with ``start`` the
+        ``size`` bytes from there.
 
         Raises:
-            _WrongSize: the object is of another size (it is not read into memory).
+            _WrongSize: the object is of another size, or too short for the range (it is
+                not read into memory).
         """
+        range_ = {} if start is None else {"Range": f"bytes={start}-{start + size - 1}"}
         for attempt in itertools.count():
             try:
-                response = await self._get_object(digest, bucket, key)
+                try:
+                    response = await self._get_object(digest, bucket, key, **range_)
+                except OSError as error:
+                    if range_ and error.errno == errno.EINVAL:  # InvalidRange: too short
+                        raise _WrongSize from error
+                    raise
                 body = response["Body"]
                 try:
                     if response.get("ContentLength", size) != size:
@@ -431,6 +499,32 @@ class _Run:
         return self.cache
 
     # Uploads
+
+    async def upload_pack(
+        self, job: packs.PackJob, present: set[str], hashes: HashCache | None
+    ) -> packs.Packed:
+        """Read the job's files into a pack (in a thread) and PUT it unless the store has it."""
+        settled = packs.settled(job, present)
+        if settled is not None:
+            packed = settled
+        else:
+            async with self.budget.hold(job.size):
+                packed, data = await _in_thread(self.pool, packs.build, job, hashes)
+                if packed.sha256 not in present:
+                    bucket, key = self.s3.split(packed.sha256)
+                    if not await self._exists(bucket, key):
+                        await self.s3.call("put_object", Bucket=bucket, Key=key, Body=data)
+                del data
+        self.progress.advance(job.size)
+        self.progress.file_done(len(job.paths))
+        return packed
+
+    async def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            await self.s3.call("head_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return False  # (a missing bucket too: the PUT then says so)
+        return True
 
     async def upload(self, item: tuple[Path, FileDigest]) -> None:
         path, digest = item

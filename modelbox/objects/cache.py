@@ -12,7 +12,7 @@ from types import TracebackType
 
 from modelbox.errors import InvalidValueError, ObjectCorruptError
 from modelbox.objects._errors import local_errors
-from modelbox.objects._files import remove_stale_temps
+from modelbox.objects._files import remove_stale_temps, write_whole
 from modelbox.objects._layout import relative_key
 from modelbox.objects.hashing import CHUNK_SIZE
 
@@ -25,6 +25,12 @@ CREATE TABLE IF NOT EXISTS hashes (
     mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     device INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+) WITHOUT ROWID
+"""
+_PACKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs (
+    members TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL
 ) WITHOUT ROWID
 """
@@ -77,6 +83,18 @@ class ObjectCache:
                 path.unlink()
                 return False
         return True
+
+    def add(self, digest: str, content: bytes | memoryview) -> Path:
+        """Cache ``content``, already verified to hash to ``digest``; return its path.
+
+        Raises:
+            StoreError: the cache folder cannot be written.
+        """
+        target = self.path(digest)
+        with local_errors(str(self.root)):
+            self.sweep(target.parent)
+            write_whole(target, content, readonly=True)
+        return target
 
     def sweep(self, folder: Path) -> None:
         """Remove stale temp files from ``folder``, once per folder and transfer."""
@@ -166,6 +184,38 @@ class HashCache:
                 # entry only costs a re-hash later.
                 logger.debug("hash cache %s not updated: %s", self.path, error)
 
+    def pack_lookup(self, members: str) -> str | None:
+        """The digest of the pack whose members' digests hash to ``members``, if known.
+
+        A pack's bytes are a function of its members' contents alone (see
+        :mod:`modelbox.objects.packs`), so knowing them spares reading the files again.
+        """
+        with self._lock:
+            connection = self._connect()
+            if connection is None:
+                return None
+            try:
+                row = connection.execute(
+                    "SELECT sha256 FROM packs WHERE members = ?", (members,)
+                ).fetchone()
+            except sqlite3.Error as error:
+                logger.debug("hash cache %s unreadable: %s", self.path, error)
+                return None
+        return None if row is None else str(row[0])
+
+    def pack_store(self, members: str, sha256: str) -> None:
+        """Remember the digest of the pack of these members (see :meth:`pack_lookup`)."""
+        with self._lock:
+            connection = self._connect()
+            if connection is None:
+                return
+            try:
+                connection.execute(
+                    "INSERT OR REPLACE INTO packs VALUES (?, ?)", (members, sha256)
+                )
+            except sqlite3.Error as error:
+                logger.debug("hash cache %s not updated: %s", self.path, error)
+
     def close(self) -> None:
         """Close the database; the cache reopens it if used again."""
         with self._lock:
@@ -200,6 +250,7 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
+            connection.execute(_PACKS_SCHEMA)
         except sqlite3.Error as error:
             connection.close()
             logger.warning("hash cache %s disabled: %s", self.path, error)

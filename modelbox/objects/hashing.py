@@ -83,6 +83,56 @@ def hash_file(path: Path, *, cache: HashCache | None = None) -> FileDigest:
     return digest
 
 
+def cached_digest(path: Path, cache: HashCache | None) -> tuple[int, FileDigest | None]:
+    """``(size, digest)`` of ``path`` with one ``stat``: the digest if ``cache`` knows the
+    file as it is now, else None. Nothing is read.
+
+    Raises:
+        ArtifactError: the file is missing, unreadable or not a regular file.
+    """
+    path = Path(os.path.abspath(path))
+    now = _stat(path)
+    known = cache.lookup(path, now) if cache is not None else None
+    return now.st_size, (FileDigest(known, now.st_size) if known is not None else None)
+
+
+def read_small(
+    path: Path, *, expected: FileDigest | None = None, cache: HashCache | None = None
+) -> tuple[bytes, FileDigest]:
+    """The whole content of a small file and its digest, from one read.
+
+    With ``expected`` the content must hash to it (the file was hashed before); without,
+    the digest is computed and remembered in ``cache``, as :func:`hash_file` does.
+
+    Raises:
+        ArtifactError: the file is unreadable, changed while it was read, or no longer
+            hashes to ``expected``.
+    """
+    path = Path(os.path.abspath(path))
+    before = _stat(path)
+    started_ns = time.time_ns()
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            data = stream.read()
+    except OSError as error:
+        raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
+    after = _stat(path)
+    digest = FileDigest(hashlib.sha256(data).hexdigest(), len(data))
+    if stat_changed(before, after) or len(data) != after.st_size:
+        raise ArtifactError(
+            f"{path} changed while it was being read; wait until it is completely written "
+            "and add it again"
+        )
+    if expected is not None and digest != expected:
+        raise ArtifactError(
+            f"{path} changed since it was hashed; wait until it is completely written and "
+            "add it again"
+        )
+    if expected is None and cache is not None and started_ns - after.st_mtime_ns > _RACY_NS:
+        cache.store(path, after, digest.sha256)
+    return data, digest
+
+
 def _stat(path: Path) -> os.stat_result:
     try:
         result = os.stat(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -15,8 +15,9 @@ from modelbox.objects._errors import names_missing_bucket
 from modelbox.objects._layout import digest_of, relative_key
 from modelbox.objects._local import LocalBackend
 from modelbox.objects._progress import Progress, wanted
-from modelbox.objects.cache import ObjectCache, default_cache_dir
+from modelbox.objects.cache import HashCache, ObjectCache, default_cache_dir
 from modelbox.objects.hashing import FileDigest, check_digest
+from modelbox.objects.packs import Packed, PackJob, Slot
 
 
 def open_store(url: str, *, cache_dir: Path | None = None) -> ObjectStore:
@@ -109,6 +110,34 @@ class ObjectStore:
             transfer.upload_all(self._backend, transfer.Transfer(bar), todo, jobs)
         return len(todo)
 
+    def put_packs(
+        self,
+        jobs_: Sequence[PackJob],
+        *,
+        hashes: HashCache | None = None,
+        jobs: int = 8,
+        progress: bool | None = None,
+    ) -> list[Packed]:
+        """Store the packs the store does not hold yet, ``jobs`` at a time (see
+        :mod:`modelbox.objects.packs`); return each job's pack, in order.
+
+        A pack whose digest the hash cache ``hashes`` knows, and which the store holds,
+        costs no read; any other is read into memory (each file checked against its known
+        digest, or hashed and remembered), then sent unless the store has it.
+
+        Raises:
+            ArtifactError: a file is unreadable or changed since it was hashed.
+            StoreError: the store failed (StoreAccessError, StoreUnreachableError...).
+        """
+        recalled = {p.sha256 for p in (job.recalled() for job in jobs_) if p is not None}
+        present = recalled - self.missing(recalled) if recalled else set()
+        total = sum(job.size for job in jobs_)
+        files = sum(len(job.paths) for job in jobs_)
+        with Progress("upload", total, files, enabled=wanted(progress)) as bar:
+            return transfer.upload_packs(
+                self._backend, transfer.Transfer(bar), jobs_, present, hashes, jobs
+            )
+
     def put_bytes(self, data: bytes) -> str:
         """Store a small object held in memory (a directory manifest...); return its digest.
 
@@ -129,12 +158,15 @@ class ObjectStore:
         jobs: int = 8,
         progress: bool | None = None,
         verify: bool = False,
+        slots: Mapping[str, Slot] | None = None,
     ) -> None:
         """Place each object ``(digest, size, dest)`` at ``dest``, through the local cache.
 
         An object missing from the cache is downloaded into it, its SHA-256 checked while it
-        streams. A cached copy is trusted if its size is right, or with ``verify`` only if
-        its content hashes right (a bad copy is fetched again). ``dest`` is then a hardlink
+        streams; one with a place in ``slots`` is taken out of that pack, with the pack's
+        other wanted members, in one request. A cached copy is trusted if its size is
+        right, or with ``verify`` only if its content hashes right (a bad copy is fetched
+        again). ``dest`` is then a hardlink
         to the cached copy where possible (read-only, like the cache), else a reflink or a
         copy; it appears only whole, and its parent folders are created.
 
@@ -155,7 +187,8 @@ class ObjectStore:
         total = sum(size for _, size, _ in todo)
         with Progress("download", total, len(items), enabled=wanted(progress)) as bar:
             transfer.download_all(
-                self._backend, cache, transfer.Transfer(bar), todo, jobs=jobs, verify=verify
+                self._backend, cache, transfer.Transfer(bar), todo, jobs=jobs, verify=verify,
+                slots=slots,
             )
 
     def open_bytes(self, digest: str) -> bytes:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from modelbox.errors import InvalidValueError, ObjectMissingError, StoreError
+from modelbox.objects import packs
 from modelbox.objects._backend import Backend, Reader
 from modelbox.objects._errors import local_errors, names_missing_bucket
 from modelbox.objects._files import atomic_write, place
 from modelbox.objects._layout import relative_key
 from modelbox.objects._progress import Progress
-from modelbox.objects.cache import ObjectCache, check_received
+from modelbox.objects.cache import HashCache, ObjectCache, check_received
 from modelbox.objects.hashing import FileDigest
 
 T = TypeVar("T")
@@ -69,10 +70,13 @@ def run_parallel(
             for future in done:
                 if not isinstance(future.exception(), TransferCancelled):
                     future.result()
-        finally:
+        except BaseException:
+            # Stop the others (the pool waits for them), but only on failure: the same
+            # transfer may go on with another batch (packs, then plain objects).
             transfer.stop.set()
             for future in futures:
                 future.cancel()
+            raise
 
 
 def upload_all(
@@ -106,6 +110,47 @@ def upload(backend: Backend, transfer: Transfer, item: tuple[Path, FileDigest]) 
     transfer.progress.file_done()
 
 
+def upload_packs(
+    backend: Backend,
+    transfer: Transfer,
+    jobs_: Sequence[packs.PackJob],
+    present: set[str],
+    hashes: HashCache | None,
+    jobs: int,
+) -> list[packs.Packed]:
+    """Store each pack the store lacks (``present``: digests it is known to hold), ``jobs``
+    at a time; return what each job stored, in order.
+
+    Raises:
+        ArtifactError: a file is unreadable or changed since it was hashed.
+        StoreError: the store failed.
+    """
+    if jobs < 1:
+        raise InvalidValueError(f"jobs must be at least 1, not {jobs}")
+    if backend.bulk is not None and jobs_:
+        with backend.errors():
+            return backend.bulk.upload_packs(jobs_, present, hashes, transfer.progress, jobs)
+    results: list[packs.Packed | None] = [None] * len(jobs_)
+
+    def store(index: int) -> None:
+        job = jobs_[index]
+        results[index] = packs.settled(job, present)
+        if results[index] is None:
+            with backend.buffer(job.size):
+                packed, data = packs.build(job, hashes)
+                key = relative_key(packed.sha256)
+                with backend.errors():
+                    if packed.sha256 not in present and not backend.existing([key]):
+                        backend.write_bytes(key, data)
+                del data
+            results[index] = packed
+        transfer.advance(job.size)
+        transfer.progress.file_done(len(job.paths))
+
+    run_parallel(transfer, store, range(len(jobs_)), jobs)
+    return [packed for packed in results if packed is not None]
+
+
 def download_all(
     backend: Backend,
     cache: ObjectCache,
@@ -114,11 +159,14 @@ def download_all(
     *,
     jobs: int,
     verify: bool,
+    slots: Mapping[str, packs.Slot] | None = None,
 ) -> None:
     """Make sure each object ``(digest, size, destinations)`` is cached, then place it.
 
     Objects already cached (and, with ``verify``, hashing right) are placed first; the
-    others are downloaded, verified while they stream, and placed as each one lands.
+    others are downloaded, verified while they stream, and placed as each one lands. An
+    object with a place in ``slots`` is taken out of its pack, fetched with the pack's
+    other wanted members in one request.
 
     Raises:
         ObjectMissingError, ObjectCorruptError, InvalidValueError, StoreError: see
@@ -148,6 +196,10 @@ def download_all(
 
     # Without verify a cache check is one stat: threads would cost more than they save.
     run_parallel(transfer, use_cached, items, jobs if verify else 1)
+    if slots:
+        in_packs = [item for item in needed if item[0] in slots]
+        needed = [item for item in needed if item[0] not in slots]
+        download_packs(backend, cache, transfer, packs.wanted(in_packs, slots), jobs, place_all)
     if backend.bulk is not None and needed:
         with backend.errors():
             backend.bulk.download(needed, cache, transfer.progress, jobs, place_all)
@@ -158,6 +210,88 @@ def download_all(
         place_all(item[0])
 
     run_parallel(transfer, fetch, needed, jobs)
+
+
+def download_packs(
+    backend: Backend,
+    cache: ObjectCache,
+    transfer: Transfer,
+    groups: Sequence[packs.Wanted],
+    jobs: int,
+    placed: Callable[[str], None],
+) -> None:
+    """Fetch the wanted part of each pack, ``jobs`` packs at a time, and cache each wanted
+    member once its digest checks; then ``placed(digest)``.
+
+    Raises:
+        ObjectMissingError: the store has no such pack.
+        ObjectCorruptError: a member's bytes do not hash to its digest, or the pack is
+            shorter than its listing says and its bytes are not the pack's.
+        InvalidValueError: the pack is right but the listing gives it another size.
+        StoreError: the store or the cache folder failed.
+    """
+    if backend.bulk is not None and groups:
+        with backend.errors():
+            backend.bulk.download_packs(groups, cache, transfer.progress, jobs, placed)
+        return
+
+    def keep(digest: str, content: memoryview) -> None:
+        cache.add(digest, content)
+        placed(digest)
+
+    def fetch(group: packs.Wanted) -> None:
+        data = read_span(backend, transfer, group)
+        packs.unpack(group, data, backend.location(relative_key(group.pack)), keep)
+
+    run_parallel(transfer, fetch, groups, jobs)
+
+
+def read_span(backend: Backend, transfer: Transfer, group: packs.Wanted) -> bytes:
+    """The bytes ``[group.start, group.end)`` of the pack ``group.pack``.
+
+    Raises:
+        ObjectMissingError: the store has no such pack.
+        ObjectCorruptError, InvalidValueError, StoreError: the pack is shorter than that
+            (see :func:`diagnose`).
+    """
+    key = relative_key(group.pack)
+    chunks: list[bytes] = []
+    position = received = 0
+    reader = _open(backend, key, group.pack, group.pack_size)
+    try:
+        while position < group.end:
+            with backend.errors():
+                chunk = reader.read(min(backend.read_size, group.end - position))
+            if not chunk:
+                break
+            keep_from = max(group.start - position, 0)
+            position += len(chunk)
+            if keep_from < len(chunk):
+                chunks.append(chunk[keep_from:])
+                received += len(chunk) - keep_from
+                transfer.advance(len(chunk) - keep_from)
+    finally:
+        with backend.errors():
+            reader.close()
+    if received != group.end - group.start:
+        diagnose(backend, transfer, group.pack, group.pack_size)
+    return b"".join(chunks)
+
+
+def diagnose(backend: Backend, transfer: Transfer, digest: str, size: int) -> None:
+    """Read the whole object ``digest`` to say precisely why it is not ``size`` bytes.
+
+    Raises:
+        ObjectCorruptError: its content does not hash to ``digest`` (truncated...).
+        InvalidValueError: it does, but ``size`` is not its size (the listing is wrong).
+        StoreError: neither: it changed while it was being read.
+    """
+    key = relative_key(digest)
+    received, actual = _stream(backend, transfer, key, digest, None, lambda chunk: None)
+    check_received(digest, size, received, actual, backend.location(key))
+    raise StoreError(
+        f"object sha256:{digest} changed in {backend.url} while it was downloaded; try again"
+    )
 
 
 def fill(backend: Backend, cache: ObjectCache, transfer: Transfer, digest: str, size: int) -> None:
@@ -177,22 +311,22 @@ def fill(backend: Backend, cache: ObjectCache, transfer: Transfer, digest: str, 
         atomic_write(target, readonly=True, durable=False) as stream,
     ):
         try:
-            received, actual = _stream(backend, transfer, key, digest, size, stream)
+            received, actual = _stream(backend, transfer, key, digest, size, stream.write)
         except StoreError:
             # The size hint skips a HEAD request, but a missing or truncated object
             # then fails as a bare range error: ask again the plain way for the
             # precise error (ObjectMissingError, ObjectCorruptError...).
             stream.seek(0)
             stream.truncate()
-            received, actual = _stream(backend, transfer, key, digest, None, stream)
+            received, actual = _stream(backend, transfer, key, digest, None, stream.write)
         check_received(digest, size, received, actual, backend.location(key))
 
 
 def _stream(
     backend: Backend, transfer: Transfer, key: str, digest: str, size: int | None,
-    stream: BinaryIO,
+    write: Callable[[bytes], object],
 ) -> tuple[int, str]:
-    """Copy the object into ``stream``, hashing as it goes: ``(bytes, sha256)``."""
+    """Pass the object's bytes to ``write``, hashing as it goes: ``(bytes, sha256)``."""
     hasher = hashlib.sha256()
     received = 0
     reader = _open(backend, key, digest, size)
@@ -202,7 +336,7 @@ def _stream(
                 with backend.errors():
                     chunk = reader.read(backend.read_size)
                 hasher.update(chunk)
-                stream.write(chunk)
+                write(chunk)
                 count = len(chunk)
                 del chunk  # free it before the next read
             if not count:
