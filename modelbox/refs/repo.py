@@ -384,8 +384,11 @@ class GitRepo:
         tag.tag_time = 0
         tag.tag_timezone = 0
         tag.message = message.encode()
-        if tag.id.decode() in self._objects:
-            return tag.id.decode()
+        sha = tag.id.decode()
+        # Already stored (fetched by a clone, or packed since it was made): dulwich would
+        # write it again as a loose object, one file per tag ref at every sync.
+        if sha in self._objects or self.has_object(sha):
+            return sha
         return self._add(tag)
 
     def tag_target(self, sha: str) -> tuple[str, str] | None:
