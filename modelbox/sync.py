@@ -88,20 +88,11 @@ def _remember(repo: GitRepo, name: str | None, refs: dict[str, str]) -> None:
     """Update the remote-tracking refs (``refs/remotes/NAME/...``) to what the remote has."""
     if name is None:
         return
-    tracking = _tracking(name, refs)
+    tracking = git_remote.tracking_refs(name, refs)
     if tracking and any(repo.ref(ref) != sha for ref, sha in tracking.items()):
         git_remote.set_refs(repo, tracking)
 
 
-def _tracking(name: str, refs: dict[str, str]) -> dict[str, str]:
-    """The remote-tracking refs that mirror the remote's ``refs``."""
-    tracking = {}
-    for ref, sha in refs.items():
-        if ref.startswith("refs/heads/"):
-            tracking[f"refs/remotes/{name}/{ref[len('refs/heads/'):]}"] = sha
-        elif ref == AUDIT_REF:
-            tracking[f"refs/remotes/{name}/modelbox/audit"] = sha
-    return tracking
 
 
 # -- objects ---------------------------------------------------------------------------
@@ -642,23 +633,16 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExistsError(f"{dest} already exists and is not empty; choose another DIR")
     existed = dest.exists()
-    repo = GitRepo.init(dest, "main")
     try:
-        head = _clone_into(repo, url, name)
-        repo.close()
+        head = _clone_into(url, dest, name)
         registry = Registry.open(dest)
         try:
             with git_remote.checking_out(registry.repo, head):
                 _sync_refs(registry)
-                stores = _stores(registry, Remote(registry.repo, url))
-                if not stores.shared and stores.remote is not None:
-                    objects = _expand(_head_needs(registry.repo, head), [stores.remote])
-                    present = set(objects) - stores.remote.missing(objects)
-                    _deliver({d: objects[d] for d in present}, stores.local, [stores.remote])
+                _clone_objects(registry, url)
         finally:
             registry.close()
     except (ModelboxError, KeyboardInterrupt):
-        repo.close()
         if existed:
             for child in dest.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -668,34 +652,47 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
     return dest
 
 
-def _clone_into(repo: GitRepo, url: str, name: str) -> str:
-    """Fetch, then set the branch, HEAD, the remote's config and refs; return the commit
-    to check out (the caller does, while it syncs the tag refs)."""
-    remote = Remote(repo, url)
-    fetched, head = remote.fetch(
-        lambda ref: ref.startswith(("refs/heads/", git_remote.MODELBOX_REFS))
-    )
-    branches = {r[len("refs/heads/"):]: sha for r, sha in fetched.items()
-                if r.startswith("refs/heads/")}
-    order = [b for b in (head, "main", "master") if b in branches]
-    order += sorted(b for b in branches if b not in order)
-    branch = None
-    for candidate in order:
-        data = repo.snapshot(branches[candidate]).read(layout.SETTINGS)
-        if data is not None:
-            branch = parse_settings(layout.SETTINGS, data).branch
-            branch = branch if branch in branches else candidate
-            break
-    if branch is None:
-        raise RemoteError(f"{url} holds no modelbox registry (no branch has {layout.SETTINGS})")
-    git_remote.set_refs(repo, {
-        f"refs/heads/{branch}": branches[branch],
-        **{ref: sha for ref, sha in fetched.items() if ref.startswith(git_remote.MODELBOX_REFS)},
-        **_tracking(name, fetched),
-    }, packed=True)
-    git_remote.set_head(repo, branch)
-    git_remote.configure_remote(repo, name, url, branch)
-    return branches[branch]
+def _clone_into(url: str, dest: Path, name: str) -> str:
+    """Clone the repository, pick the registry branch, make it the checked-out branch and
+    configure the remote; return the commit to check out (the caller does, while it
+    syncs the tag refs)."""
+    repo, branches, head = git_remote.clone(url, dest, name)
+    try:
+        order = [b for b in (head, "main", "master") if b and f"refs/heads/{b}" in branches]
+        order += sorted(ref[len("refs/heads/"):] for ref in branches
+                        if ref[len("refs/heads/"):] not in order)
+        branch = None
+        for candidate in order:
+            data = repo.snapshot(branches[f"refs/heads/{candidate}"]).read(layout.SETTINGS)
+            if data is not None:
+                branch = parse_settings(layout.SETTINGS, data).branch
+                branch = branch if f"refs/heads/{branch}" in branches else candidate
+                break
+        if branch is None:
+            raise RemoteError(
+                f"{url} holds no modelbox registry (no branch has {layout.SETTINGS})")
+        if branch != head:  # the clone holds one branch of its own: the registry's
+            repo.set_ref(f"refs/heads/{branch}", branches[f"refs/heads/{branch}"])
+            git_remote.set_head(repo, branch)
+            if head is not None:
+                git_remote.forget_branch(repo, head)
+        git_remote.configure_remote(repo, name, url, branch)
+        return branches[f"refs/heads/{branch}"]
+    finally:
+        repo.close()
+
+
+def _clone_objects(registry: Registry, url: str) -> None:
+    """With the default store and a remote on this machine, copy into the clone's store
+    the objects the checked-out pointers need (so `get` works offline, as before)."""
+    remote = Remote(registry.repo, url)
+    if remote.is_network():
+        return  # no store of the remote to copy from, whatever the store setting
+    stores = _stores(registry, remote)
+    if not stores.shared and stores.remote is not None:
+        objects = _expand(_head_needs(registry.repo, registry.head()), [stores.remote])
+        present = set(objects) - stores.remote.missing(objects)
+        _deliver({d: objects[d] for d in present}, stores.local, [stores.remote])
 
 
 # -- status ----------------------------------------------------------------------------

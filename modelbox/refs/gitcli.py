@@ -40,6 +40,7 @@ __all__ = [
     "Output",
     "PushStatus",
     "changed_files",
+    "clone",
     "fetch",
     "git_program",
     "is_ancestor",
@@ -126,9 +127,10 @@ class Output:
     err: str
 
 
-def run(git: str, git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
+def run(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: str | None = None,
         batch_ssh: bool = True, show_progress: bool = False) -> Output:
-    """Run ``git --git-dir GIT_DIR ARGS``; the caller reads the exit code.
+    """Run ``git --git-dir GIT_DIR ARGS`` (no ``--git-dir`` when None: ``git clone``); the
+    caller reads the exit code.
 
     With ``show_progress``, git's progress meters (and only those) are copied to stderr
     as they come, for the long transfers a person watches on a terminal.
@@ -136,7 +138,7 @@ def run(git: str, git_dir: Path, args: Sequence[str], *, stdin: str | None = Non
     Raises:
         GitError: git could not be started at all.
     """
-    argv = [git, "--git-dir", str(git_dir), *args]
+    argv = [git, *(["--git-dir", str(git_dir)] if git_dir is not None else []), *args]
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -144,7 +146,7 @@ def run(git: str, git_dir: Path, args: Sequence[str], *, stdin: str | None = Non
             env=environment(batch_ssh=batch_ssh),
         )
     except OSError as exc:
-        raise GitError(f"cannot run {git} {args[0]}: {exc}") from None
+        raise GitError(f"cannot run {git} {_command(args)}: {exc}") from None
     assert proc.stdout is not None and proc.stderr is not None
     err: list[bytes] = []
     # stderr and stdin in threads, stdout here: no pipe can fill up and block git.
@@ -162,6 +164,14 @@ def run(git: str, git_dir: Path, args: Sequence[str], *, stdin: str | None = Non
     reader.join()
     code = proc.wait()
     return Output(code, out.decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"))
+
+
+def _command(args: Sequence[str]) -> str:
+    """The git command in ``args``, past any ``-c NAME=VALUE``."""
+    rest = list(args)
+    while rest[:1] == ["-c"]:
+        rest = rest[2:]
+    return rest[0] if rest else "git"
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:
@@ -195,7 +205,8 @@ _UNREACHABLE = re.compile(
     r"unable to connect|could not resolve|failed to connect|couldn't connect|refused"
     r"|timed out|network is unreachable|no route to host|connection reset", re.IGNORECASE)
 _NOT_A_REPO = re.compile(
-    r"does not appear to be a git repository|not found|not exported|not a git repository",
+    r"does not appear to be a git repository|not found|not exported|not a git repository"
+    r"|repository '.*' does not exist",  # git clone of a local path
     re.IGNORECASE)
 _NO_HELPER = re.compile(r"'remote-([\w+.-]+)' is not a git command")
 
@@ -292,6 +303,28 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
             return chosen, head
     raise RemoteError(f"{url} kept changing while modelbox fetched from it; run the "
                       "command again")
+
+
+def clone(git: str, url: str, dest: Path, *, origin: str, refspecs: Iterable[str],
+          batch_ssh: bool = True, progress: bool = False) -> None:
+    """``git clone --no-checkout``: ``dest`` gets every branch of ``url`` as remote-tracking
+    refs, a local branch for the one the remote's HEAD names, ``remote.ORIGIN`` with
+    git's default fetch refspec, and the refs the extra ``refspecs`` map (used for this
+    clone only, not written to the config), all in one ``packed-refs`` file.
+
+    A clone, unlike a fetch, skips the walk that checks the new objects are connected:
+    index-pack checks that the pack is complete (~0.3 s at 11,000 commits).
+
+    Raises:
+        RemoteError: git failed (it removes what it made of ``dest``).
+    """
+    args = [arg for spec in refspecs for arg in ("-c", f"remote.{origin}.fetch={spec}")]
+    res = run(git, None, [
+        *args, "clone", "--no-checkout", "--origin", origin,
+        "--progress" if progress else "--quiet", "--", url, str(dest),
+    ], batch_ssh=batch_ssh, show_progress=progress)
+    if res.code != 0:
+        raise remote_error(url, res.err)
 
 
 def refs_under(git: str, git_dir: Path, prefix: str) -> dict[str, str]:

@@ -22,17 +22,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.graph import can_fast_forward, find_merge_base
-from dulwich.index import build_index_from_tree
 from dulwich.objects import ZERO_SHA, ObjectID
 from dulwich.refs import Ref
 
@@ -40,6 +36,8 @@ from modelbox.errors import PushRejectedError, RemoteError, RemoteMovedError
 from modelbox.refs import gitcli
 
 if TYPE_CHECKING:
+    from dulwich.client import GitClient
+
     from modelbox.refs.repo import GitRepo
 
 __all__ = [
@@ -54,6 +52,7 @@ __all__ = [
 ]
 
 MODELBOX_REFS = "refs/modelbox/"
+_NETWORK_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh", "ssh+git"})
 _TAGS = "refs/modelbox/tags/"
 _AUDIT = "refs/modelbox/audit"
 
@@ -61,6 +60,11 @@ _AUDIT = "refs/modelbox/audit"
 @contextlib.contextmanager
 def _transport_errors(url: str) -> Iterator[None]:
     """Turn what dulwich's transports raise into RemoteError, naming the remote."""
+    # Imported here: with the git program, a command never loads dulwich's transports.
+    import socket
+
+    from dulwich.client import HTTPUnauthorized
+
     try:
         yield
     except RemoteError:
@@ -90,6 +94,22 @@ def _transport_errors(url: str) -> Iterator[None]:
         raise
 
 
+def _batch_ssh(repo: GitRepo | None) -> bool:
+    """ssh in BatchMode, unless the user chose an ssh command (core.sshCommand) in the
+    repository's configuration, or in their own when there is no repository yet."""
+    if repo is not None:
+        config: Any = repo.raw.get_config_stack()
+    else:
+        from dulwich.config import StackedConfig
+
+        config = StackedConfig.default()
+    try:
+        config.get((b"core",), b"sshCommand")
+    except KeyError:
+        return True
+    return False
+
+
 def _oid(sha: str) -> ObjectID:
     return ObjectID(sha.encode("ascii"))
 
@@ -107,6 +127,8 @@ class Remote:
 
     def _connect(self) -> tuple[GitClient, str]:
         if self._client is None:
+            from dulwich.client import get_transport_and_path
+
             with _transport_errors(self.url):
                 self._client, self._path = get_transport_and_path(
                     self.url, config=self.repo.raw.get_config_stack(), quiet=True
@@ -114,15 +136,18 @@ class Remote:
         return self._client, self._path
 
     def _batch_ssh(self) -> bool:
-        """ssh in BatchMode, unless the user chose an ssh command (core.sshCommand)."""
-        try:
-            self.repo.raw.get_config_stack().get((b"core",), b"sshCommand")
-        except KeyError:
-            return True
-        return False
+        return _batch_ssh(self.repo)
+
+    def is_network(self) -> bool:
+        """Whether the URL names a server (``git://``, ``http(s)://``, ``ssh://``), decided
+        from its scheme alone; False when that is not enough to tell (then
+        :meth:`local_git_dir` knows)."""
+        return urlsplit(self.url).scheme.lower() in _NETWORK_SCHEMES
 
     def local_git_dir(self) -> Path | None:
         """The remote's git directory when it is on this machine (a path or file://)."""
+        from dulwich.client import LocalGitClient
+
         client, path = self._connect()
         if not isinstance(client, LocalGitClient):
             return None
@@ -309,7 +334,8 @@ def ensure_refspecs(repo: GitRepo, name: str, branch: str) -> bool:
 def configure_remote(repo: GitRepo, name: str, url: str, branch: str) -> None:
     """Record the remote (URL and refspecs) and make ``branch`` track it."""
     config = repo.raw.get_config()
-    config.set((b"remote", name.encode()), b"url", url.encode())
+    if remote_url(repo, name) != url:  # as git clone wrote it: keep its place
+        config.set((b"remote", name.encode()), b"url", url.encode())
     branch_section = (b"branch", branch.encode())
     config.set(branch_section, b"remote", name.encode())
     config.set(branch_section, b"merge", f"refs/heads/{branch}".encode())
@@ -325,6 +351,8 @@ def is_ancestor(repo: GitRepo, ancestor: str, descendant: str) -> bool:
     git = gitcli.git_program()
     if git is not None:
         return gitcli.is_ancestor(git, repo.git_dir, ancestor, descendant)
+    from dulwich.graph import can_fast_forward
+
     return bool(can_fast_forward(repo.raw, _oid(ancestor), _oid(descendant)))
 
 
@@ -332,6 +360,8 @@ def merge_base(repo: GitRepo, one: str, other: str) -> str | None:
     git = gitcli.git_program()
     if git is not None:
         return gitcli.merge_base(git, repo.git_dir, one, other)
+    from dulwich.graph import find_merge_base
+
     bases = find_merge_base(repo.raw, [_oid(one), _oid(other)])
     return bases[0].decode() if bases else None
 
@@ -372,6 +402,74 @@ def files_below(repo: GitRepo, commit: str, folder: str) -> list[tuple[str, str]
             if path.endswith(".json") and marker in f"/{path}"]
 
 
+def tracking_refs(name: str, refs: Mapping[str, str]) -> dict[str, str]:
+    """The remote-tracking refs that mirror the remote ``name``'s ``refs``: its branches
+    (``refs/remotes/NAME/*``) and its audit chain (``refs/remotes/NAME/modelbox/audit``)."""
+    tracking = {}
+    for ref, sha in refs.items():
+        if ref.startswith("refs/heads/"):
+            tracking[f"refs/remotes/{name}/{ref[len('refs/heads/'):]}"] = sha
+        elif ref == _AUDIT:
+            tracking[f"refs/remotes/{name}/modelbox/audit"] = sha
+    return tracking
+
+
+_CLONED = ("refs/heads/", MODELBOX_REFS, "refs/tags/")
+
+
+def clone(url: str, dest: Path, name: str) -> tuple[GitRepo, dict[str, str], str | None]:
+    """Make ``dest`` a repository with what a clone takes from ``url``: every branch as a
+    remote-tracking ref, ``refs/modelbox/*`` and ``refs/tags/*`` as they are there, the
+    audit chain as a remote-tracking ref too; all refs in one ``packed-refs`` file. When
+    the remote's HEAD names a branch, that branch is made here and HEAD names it (no file
+    of it is written), as ``git clone --no-checkout`` does. The caller configures the
+    remote (:func:`configure_remote`): git has written ``remote.NAME`` and the branch's
+    upstream already, dulwich nothing.
+
+    Returns the repository, the remote's branches (``refs/heads/*`` -> sha) and the branch
+    its HEAD names. With git this is one ``git clone``; with dulwich, a fetch.
+
+    Raises:
+        RemoteError: the remote cannot be reached or read.
+    """
+    from modelbox.refs.repo import GitRepo
+
+    git = gitcli.git_program()
+    if git is not None:
+        if url.startswith("-"):
+            raise RemoteError(f"{url!r} is not a repository URL or path")
+        gitcli.clone(git, url, dest, origin=name, refspecs=[
+            f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*",
+            f"+{_AUDIT}*:refs/remotes/{name}/modelbox/audit*",  # a pattern: may be absent
+        ], batch_ssh=_batch_ssh(None), progress=_on_terminal())
+        repo = GitRepo.open(dest)
+        prefix = f"refs/remotes/{name}/"
+        branches = {
+            f"refs/heads/{ref[len(prefix):]}": sha
+            for ref, sha in refs_under(repo, prefix).items()
+            if ref != f"{prefix}HEAD" and not ref.startswith(f"{prefix}modelbox/")
+        }
+        head = repo.head_branch()
+        return repo, branches, head if f"refs/heads/{head}" in branches else None
+    repo = GitRepo.init(dest, "main")
+    try:
+        fetched, head = Remote(repo, url).fetch(lambda ref: ref.startswith(_CLONED))
+        branches = {ref: sha for ref, sha in fetched.items() if ref.startswith("refs/heads/")}
+        if head is not None and f"refs/heads/{head}" not in branches:
+            head = None
+        refs = {ref: sha for ref, sha in fetched.items() if ref not in branches}
+        refs.update(tracking_refs(name, fetched))
+        if head is not None:
+            refs[f"refs/heads/{head}"] = branches[f"refs/heads/{head}"]
+        set_refs(repo, refs, packed=True)
+        if head is not None:
+            set_head(repo, head)
+    except BaseException:
+        repo.close()
+        raise
+    return repo, branches, head
+
+
 @contextlib.contextmanager
 def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
     """Write the work tree and a fresh index for ``commit`` (a new, empty clone) while the
@@ -382,6 +480,8 @@ def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
     assert repo.root is not None
     git = gitcli.git_program()
     if git is None:
+        from dulwich.index import build_index_from_tree
+
         build_index_from_tree(
             os.fsencode(repo.root), os.fsencode(repo.git_dir / "index"),
             repo.raw.object_store, repo.commit_info(commit).tree,
@@ -436,6 +536,15 @@ def set_refs(repo: GitRepo, refs: Mapping[str, str], *, packed: bool = False) ->
         return
     for name, sha in refs.items():
         repo.set_ref(name, sha)
+
+
+def forget_branch(repo: GitRepo, branch: str) -> None:
+    """Delete the local ``branch`` and its ``branch.NAME`` configuration, if any."""
+    repo.delete_ref(f"refs/heads/{branch}")
+    config = repo.raw.get_config()
+    with contextlib.suppress(KeyError):
+        del config[(b"branch", branch.encode())]
+        config.write_to_path()
 
 
 def set_head(repo: GitRepo, branch: str) -> None:

@@ -114,6 +114,40 @@ def test_pull_with_nothing_new_is_fast_and_changes_nothing(
     assert git_out(first, "for-each-ref") == before
 
 
+def test_a_clone_checks_out_the_registry_branch_when_the_remote_head_names_code(
+    bare_remote: BareRemote, tmp_path: Path, run: Run
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    git_out(code, "init", "-q", "-b", "main")
+    (code / "train.py").write_text("print('train')\n")
+    git_out(code, "add", "train.py")
+    git_out(code, "commit", "-q", "-m", "code")
+    git_out(code, "tag", "v0.1")
+    ok(run, "init", code, "--branch", "registry")
+    ok(run, "--repo", code, "model", "create", YOLO)
+    ok(run, "--repo", code, "version", "create", YOLO, "v1", "--tag", "prod")
+    git_out(code, "push", "-q", bare_remote.urls["file"], "main", "registry", "v0.1",
+            "refs/modelbox/*:refs/modelbox/*")
+    assert git_out(bare_remote.path, "symbolic-ref", "HEAD") == "refs/heads/main\n"
+
+    clone = tmp_path / "clone"
+    ok(run, "clone", bare_remote.urls["git"], clone)
+    assert git_out(clone, "symbolic-ref", "HEAD") == "refs/heads/registry\n"
+    # One branch of its own, the registry's; the remote's others are remote-tracking refs.
+    assert git_out(clone, "for-each-ref", "--format=%(refname)", "refs/heads") == (
+        "refs/heads/registry\n")
+    assert git_out(clone, "rev-parse", "origin/main") == git_out(code, "rev-parse", "main")
+    assert git_out(clone, "config", "branch.registry.merge") == "refs/heads/registry\n"
+    assert "branch.main." not in git_out(clone, "config", "--list")
+    assert git_out(clone, "rev-parse", "v0.1") == git_out(code, "rev-parse", "v0.1")  # as git
+    assert sorted(p.name for p in clone.iterdir()) == [".git", ".modelbox", "models"]
+    assert_clean(clone)
+    assert tag_refs(clone) == tag_refs(code) != ""
+    assert ok(run, "--repo", clone, "resolve", f"{YOLO}:prod").out == "v1\n"
+    assert ok(run, "--repo", clone, "check").code == 0
+
+
 def test_clone_refuses_a_repository_without_a_registry(
     bare_remote: BareRemote, tmp_path: Path, run: Run
 ) -> None:
