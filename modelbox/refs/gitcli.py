@@ -253,8 +253,17 @@ def _remote_args(url: str) -> list[str]:
 def ls_remote(git: str, git_dir: Path, url: str, *, batch_ssh: bool = True,
               ) -> tuple[dict[str, str], str | None]:
     """The refs of ``url`` (name -> sha, peeled ``^{}`` entries left out) and the branch
-    its HEAD names, if any."""
-    res = run(git, git_dir, ["ls-remote", "--symref", *_remote_args(url)], batch_ssh=batch_ssh)
+    its HEAD names, if any.
+
+    Asked in protocol version 0, whatever ``protocol.version`` says: there the server
+    lists its refs as soon as the connection opens (one request over http), where
+    version 2 first sends its capabilities and answers a second request, which costs
+    another round trip (and, against ``git daemon``, a delayed-ACK stall: 0.10 s against
+    0.02 s on loopback). Version 2's gain, refs filtered by the server, is worth little
+    here: push and status want every ref anyway.
+    """
+    res = run(git, git_dir, ["-c", "protocol.version=0", "ls-remote", "--symref",
+                             *_remote_args(url)], batch_ssh=batch_ssh)
     if res.code != 0:
         raise remote_error(url, res.err)
     refs: dict[str, str] = {}
