@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from modelbox.errors import InvalidValueError
 from modelbox.names import ModelName, Reference, parse_model, parse_reference
-from modelbox.registry import Registry
+
+if TYPE_CHECKING:
+    from modelbox.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +29,9 @@ class Context:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
+            # Imported here: it brings dulwich (~40 ms), which `--help` never needs.
+            from modelbox.registry import Registry
+
             self._registry = Registry.open(self.repo_path)
             self._registry.target_branch = self.branch
         return self._registry

@@ -14,7 +14,6 @@ from modelbox.cli._common import (
     parse_meta,
     pass_ctx,
 )
-from modelbox.registry import Registry
 
 
 @click.command()
@@ -23,6 +22,8 @@ from modelbox.registry import Registry
 @click.option("--branch", help="Registry branch (default: the current branch, else main).")
 def init(path: Path, store: str | None, branch: str | None) -> None:
     """Create a registry in PATH (a new folder or an existing Git repository)."""
+    from modelbox.registry import Registry
+
     registry = Registry.init(path, store=store, branch=branch)
     click.echo(f"Initialized modelbox registry in {path} (branch {registry.branch})")
     registry.close()
