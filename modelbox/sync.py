@@ -634,14 +634,18 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
         raise AlreadyExistsError(f"{dest} already exists and is not empty; choose another DIR")
     existed = dest.exists()
     try:
-        head = _clone_into(url, dest, name)
-        registry = Registry.open(dest)
-        try:
-            with git_remote.checking_out(registry.repo, head):
-                _sync_refs(registry)
-                _clone_objects(registry, url)
-        finally:
-            registry.close()
+        with git_remote.cloning(url, dest, name) as (repo, branches, head):
+            commit = _settle_branch(repo, url, name, branches, head)
+            registry = Registry.open(dest)
+            try:
+                # With git, three things at once: the history behind the commits the
+                # clone holds so far arrives, git writes the work tree (disk work), and
+                # the tag refs are synced (CPU work).
+                with git_remote.checking_out(registry.repo, commit):
+                    _sync_refs(registry)
+                    _clone_objects(registry, url)
+            finally:
+                registry.close()
     except (ModelboxError, KeyboardInterrupt):
         if existed:
             for child in dest.iterdir():
@@ -652,34 +656,29 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
     return dest
 
 
-def _clone_into(url: str, dest: Path, name: str) -> str:
-    """Clone the repository, pick the registry branch, make it the checked-out branch and
-    configure the remote; return the commit to check out (the caller does, while it
-    syncs the tag refs)."""
-    repo, branches, head = git_remote.clone(url, dest, name)
-    try:
-        order = [b for b in (head, "main", "master") if b and f"refs/heads/{b}" in branches]
-        order += sorted(ref[len("refs/heads/"):] for ref in branches
-                        if ref[len("refs/heads/"):] not in order)
-        branch = None
-        for candidate in order:
-            data = repo.snapshot(branches[f"refs/heads/{candidate}"]).read(layout.SETTINGS)
-            if data is not None:
-                branch = parse_settings(layout.SETTINGS, data).branch
-                branch = branch if f"refs/heads/{branch}" in branches else candidate
-                break
-        if branch is None:
-            raise RemoteError(
-                f"{url} holds no modelbox registry (no branch has {layout.SETTINGS})")
-        if branch != head:  # the clone holds one branch of its own: the registry's
-            repo.set_ref(f"refs/heads/{branch}", branches[f"refs/heads/{branch}"])
-            git_remote.set_head(repo, branch)
-            if head is not None:
-                git_remote.forget_branch(repo, head)
-        git_remote.configure_remote(repo, name, url, branch)
-        return branches[f"refs/heads/{branch}"]
-    finally:
-        repo.close()
+def _settle_branch(repo: GitRepo, url: str, name: str, branches: dict[str, str],
+                   head: str | None) -> str:
+    """Pick the registry branch, make it the clone's one branch and the checked-out one,
+    and configure the remote; return its commit (the caller checks it out)."""
+    order = [b for b in (head, "main", "master") if b and f"refs/heads/{b}" in branches]
+    order += sorted(ref[len("refs/heads/"):] for ref in branches
+                    if ref[len("refs/heads/"):] not in order)
+    branch = None
+    for candidate in order:
+        data = repo.snapshot(branches[f"refs/heads/{candidate}"]).read(layout.SETTINGS)
+        if data is not None:
+            branch = parse_settings(layout.SETTINGS, data).branch
+            branch = branch if f"refs/heads/{branch}" in branches else candidate
+            break
+    if branch is None:
+        raise RemoteError(f"{url} holds no modelbox registry (no branch has {layout.SETTINGS})")
+    if branch != head:  # the clone holds one branch of its own: the registry's
+        repo.set_ref(f"refs/heads/{branch}", branches[f"refs/heads/{branch}"])
+        git_remote.set_head(repo, branch)
+        if head is not None:
+            git_remote.forget_branch(repo, head)
+    git_remote.configure_remote(repo, name, url, branch)
+    return branches[f"refs/heads/{branch}"]
 
 
 def _clone_objects(registry: Registry, url: str) -> None:

@@ -36,11 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SWITCH",
-    "Checkout",
+    "Job",
     "Output",
     "PushStatus",
+    "adopt_history",
     "changed_files",
+    "checkout",
     "clone",
+    "clone_history",
     "fetch",
     "git_program",
     "is_ancestor",
@@ -53,6 +56,7 @@ __all__ = [
     "rev_list",
     "run",
     "tree_files",
+    "unshallow",
     "update_refs",
 ]
 
@@ -315,14 +319,16 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
 
 
 def clone(git: str, url: str, dest: Path, *, origin: str, refspecs: Iterable[str],
-          batch_ssh: bool = True, progress: bool = False) -> None:
+          shallow: bool = False, batch_ssh: bool = True, progress: bool = False) -> None:
     """``git clone --no-checkout``: ``dest`` gets every branch of ``url`` as remote-tracking
     refs, a local branch for the one the remote's HEAD names, ``remote.ORIGIN`` with
     git's default fetch refspec, and the refs the extra ``refspecs`` map (used for this
     clone only, not written to the config), all in one ``packed-refs`` file.
 
     A clone, unlike a fetch, skips the walk that checks the new objects are connected:
-    index-pack checks that the pack is complete (~0.3 s at 11,000 commits).
+    index-pack checks that the pack is complete (~0.3 s at 11,000 commits). ``shallow``
+    brings only the commits the refs name, not their history (``--depth 1``; ignored
+    when ``url`` is a local path, which git clones by copying files).
 
     Raises:
         RemoteError: git failed (it removes what it made of ``dest``).
@@ -330,6 +336,7 @@ def clone(git: str, url: str, dest: Path, *, origin: str, refspecs: Iterable[str
     args = [arg for spec in refspecs for arg in ("-c", f"remote.{origin}.fetch={spec}")]
     res = run(git, None, [
         *args, "clone", "--no-checkout", "--origin", origin,
+        *(["--depth=1", "--no-single-branch"] if shallow else []),
         "--progress" if progress else "--quiet", "--", url, str(dest),
     ], batch_ssh=batch_ssh, show_progress=progress)
     if res.code != 0:
@@ -509,40 +516,98 @@ def update_refs(git: str, git_dir: Path, refs: Mapping[str, str]) -> None:
         raise GitError(f"cannot set refs in {git_dir}: {res.err.strip()}")
 
 
-class Checkout:
-    """``git read-tree`` writing a work tree and index in the background.
+class Job:
+    """A git process that runs while modelbox does other work: :meth:`wait` collects it,
+    :meth:`stop` kills it. stdin and stderr are files, not pipes: a pipe nobody reads
+    could fill up and block git."""
 
-    The index is written in version 2 without split or sparse parts, whatever the
-    user's configuration asks of new indexes: what :mod:`modelbox.refs.index` reads.
-    """
-
-    def __init__(self, git: str, git_dir: Path, work_tree: Path, commit: str) -> None:
-        self.work_tree, self.commit = work_tree, commit
-        # A file, not a pipe: a pipe nobody reads could fill up and block git. Closed by
-        # wait() or stop().
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this method
-        argv = [git, "--git-dir", str(git_dir), "-c", "index.version=2",
-                "-c", "core.splitIndex=false", "-c", "index.sparse=false",
-                "--work-tree", str(work_tree), "read-tree", "--reset", "-u", commit]
+    def __init__(self, git: str, git_dir: Path | None, args: Sequence[str], *,
+                 stdin: str | None = None, batch_ssh: bool = True) -> None:
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by wait() or stop()
+        feed = None
+        if stdin is not None:
+            feed = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+            feed.write(stdin.encode())
+            feed.seek(0)
         try:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=self._err,
-                                          env=environment(batch_ssh=True))
+            self._proc = subprocess.Popen(
+                [git, *(["--git-dir", str(git_dir)] if git_dir is not None else []), *args],
+                stdin=feed if feed is not None else subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=self._err,
+                env=environment(batch_ssh=batch_ssh),
+            )
         except OSError as exc:
             self._err.close()
-            raise GitError(f"cannot run {git} read-tree: {exc}") from None
+            raise GitError(f"cannot run {git}: {exc}") from None
+        finally:
+            if feed is not None:
+                feed.close()  # git holds its own descriptor
 
-    def wait(self) -> None:
-        """Wait for the work tree; raise GitError if git could not write it."""
+    def wait(self) -> Output:
+        """Wait for git; its exit code and what it printed on stderr."""
         code = self._proc.wait()
         self._err.seek(0)
-        err = self._err.read().decode("utf-8", "replace").strip()
+        err = self._err.read().decode("utf-8", "replace")
         self._err.close()
-        if code != 0:
-            raise GitError(f"cannot check out {self.commit} into {self.work_tree}: {err}")
+        return Output(code, "", err)
 
     def stop(self) -> None:
         """Give up: stop git (the caller removes what it wrote)."""
         self._proc.kill()
         self._proc.wait()
         self._err.close()
+
+
+def checkout(git: str, git_dir: Path, work_tree: Path, commit: str) -> Job:
+    """Start ``git read-tree``: write the work tree and index of ``commit``.
+
+    The index is written in version 2 without split or sparse parts, whatever the
+    user's configuration asks of new indexes: what :mod:`modelbox.refs.index` reads.
+    """
+    return Job(git, git_dir, ["-c", "index.version=2", "-c", "core.splitIndex=false",
+                              "-c", "index.sparse=false", "--work-tree", str(work_tree),
+                              "read-tree", "--reset", "-u", commit])
+
+
+def clone_history(git: str, url: str, dest: Path, *, refspecs: Iterable[str],
+                  batch_ssh: bool = True) -> Job:
+    """Start ``git clone --bare`` of ``url`` into ``dest``: every branch and tag, and the
+    refs the extra ``refspecs`` map, with all their history (for :func:`adopt_history`)."""
+    args = [arg for spec in refspecs for arg in ("-c", f"remote.origin.fetch={spec}")]
+    return Job(git, None, [*args, "clone", "--bare", "--quiet", "--", url, str(dest)],
+               batch_ssh=batch_ssh)
+
+
+def adopt_history(git: str, git_dir: Path, other: Path) -> bool:
+    """Complete the shallow repository ``git_dir`` with the packs of the complete one
+    ``other`` (:func:`clone_history`): move them in, then drop the ``shallow`` file.
+
+    Only when ``other`` holds every commit ``shallow`` names: a clone's pack is
+    self-contained, so each of them then arrives with all its history. Returns False,
+    changing nothing, when it does not (the remote rewrote a branch between the two
+    clones) or when ``other`` holds loose objects.
+    """
+    boundary = (git_dir / "shallow").read_text(encoding="ascii").split()
+    res = run(git, other, ["cat-file", "--batch-check=%(objecttype)"],
+              stdin="".join(f"{sha}\n" for sha in boundary))
+    if res.code != 0 or res.out.split() != ["commit"] * len(boundary):
+        return False
+    objects = other / "objects"
+    if any(len(entry.name) == 2 for entry in objects.iterdir()):
+        return False  # git clone keeps what it receives as a pack; never mind otherwise
+    # A pack counts once its index is there: every .pack (and .rev) before any .idx.
+    for suffix in (".pack", ".rev", ".idx"):
+        for path in sorted((objects / "pack").glob(f"pack-*{suffix}")):
+            os.replace(path, git_dir / "objects" / "pack" / path.name)
+    (git_dir / "shallow").unlink()
+    return True
+
+
+def unshallow(git: str, git_dir: Path, url: str, refs: Iterable[str], *,
+              batch_ssh: bool = True) -> Output:
+    """Fetch the history a shallow repository lacks, for the remote refs ``refs`` (names),
+    into no local ref: ``git fetch --unshallow``."""
+    return run(git, git_dir, [
+        "fetch", "--unshallow", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+        "--no-prune", "--recurse-submodules=no", "--quiet", "--stdin", *_remote_args(url),
+    ], stdin="".join(f"{ref}\n" for ref in refs), batch_ssh=batch_ssh)

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +34,7 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import ZERO_SHA, ObjectID
 from dulwich.refs import Ref
 
-from modelbox.errors import PushRejectedError, RemoteError, RemoteMovedError
+from modelbox.errors import GitError, PushRejectedError, RemoteError, RemoteMovedError
 from modelbox.refs import gitcli
 
 if TYPE_CHECKING:
@@ -417,7 +419,11 @@ def tracking_refs(name: str, refs: Mapping[str, str]) -> dict[str, str]:
 _CLONED = ("refs/heads/", MODELBOX_REFS, "refs/tags/")
 
 
-def clone(url: str, dest: Path, name: str) -> tuple[GitRepo, dict[str, str], str | None]:
+Cloned = tuple["GitRepo", dict[str, str], str | None]
+
+
+@contextlib.contextmanager
+def cloning(url: str, dest: Path, name: str) -> Iterator[Cloned]:
     """Make ``dest`` a repository with what a clone takes from ``url``: every branch as a
     remote-tracking ref, ``refs/modelbox/*`` and ``refs/tags/*`` as they are there, the
     audit chain as a remote-tracking ref too; all refs in one ``packed-refs`` file. When
@@ -426,48 +432,117 @@ def clone(url: str, dest: Path, name: str) -> tuple[GitRepo, dict[str, str], str
     remote (:func:`configure_remote`): git has written ``remote.NAME`` and the branch's
     upstream already, dulwich nothing.
 
-    Returns the repository, the remote's branches (``refs/heads/*`` -> sha) and the branch
-    its HEAD names. With git this is one ``git clone``; with dulwich, a fetch.
+    Yields the repository, the remote's branches (``refs/heads/*`` -> sha) and the branch
+    its HEAD names, and closes the repository when the block ends. With git, the block
+    starts as soon as the commits the refs name are here, their files included: the
+    history behind them arrives while it runs (the caller writes the work tree
+    meanwhile), and is all there when the block ends. Two ``git clone`` run at once: a
+    shallow one (``--depth 1``) into ``dest``, small and quick (~6% of the bytes at
+    11,000 commits), and a whole one into a folder beside it, whose packs then move into
+    ``dest`` (:func:`gitcli.adopt_history`). A local path is one plain ``git clone``
+    (git copies or links the files). With dulwich, one whole fetch before the block.
 
     Raises:
-        RemoteError: the remote cannot be reached or read.
+        RemoteError: the remote cannot be reached or read, or it rewrote a branch while
+            it was being cloned (clone again).
     """
     from modelbox.refs.repo import GitRepo
 
     git = gitcli.git_program()
-    if git is not None:
-        if url.startswith("-"):
-            raise RemoteError(f"{url!r} is not a repository URL or path")
-        gitcli.clone(git, url, dest, origin=name, refspecs=[
+    if git is None:
+        repo = _fetch_clone(url, dest, name)
+        try:
+            yield repo, *_cloned_branches(repo, name)
+        finally:
+            repo.close()
+        return
+    if url.startswith("-"):
+        raise RemoteError(f"{url!r} is not a repository URL or path")
+    history = None
+    if not _is_local_path(url):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        side = Path(tempfile.mkdtemp(prefix=f".{dest.name}.history-", dir=dest.parent))
+        history = gitcli.clone_history(git, url, side / "history.git", refspecs=[
+            f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*"], batch_ssh=_batch_ssh(None))
+    try:
+        gitcli.clone(git, url, dest, origin=name, shallow=history is not None, refspecs=[
             f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*",
             f"+{_AUDIT}*:refs/remotes/{name}/modelbox/audit*",  # a pattern: may be absent
         ], batch_ssh=_batch_ssh(None), progress=_on_terminal())
         repo = GitRepo.open(dest)
-        prefix = f"refs/remotes/{name}/"
-        branches = {
-            f"refs/heads/{ref[len(prefix):]}": sha
-            for ref, sha in refs_under(repo, prefix).items()
-            if ref != f"{prefix}HEAD" and not ref.startswith(f"{prefix}modelbox/")
-        }
-        head = repo.head_branch()
-        return repo, branches, head if f"refs/heads/{head}" in branches else None
+        try:
+            yield repo, *_cloned_branches(repo, name)
+            if history is not None:
+                _complete_history(git, repo, url, name, history, side / "history.git")
+        finally:
+            repo.close()
+    except BaseException:
+        if history is not None:
+            history.stop()
+        raise
+    finally:
+        if history is not None:
+            shutil.rmtree(side, ignore_errors=True)
+
+
+def _is_local_path(url: str) -> bool:
+    """Whether git clones ``url`` as a local path (by copying files): not ``scheme://``
+    and not ``host:path``."""
+    return "://" not in url and ":" not in url.split("/", 1)[0]
+
+
+def _cloned_branches(repo: GitRepo, name: str) -> tuple[dict[str, str], str | None]:
+    """The remote's branches (from the remote-tracking refs) and the branch HEAD names
+    if the remote has it."""
+    prefix = f"refs/remotes/{name}/"
+    branches = {
+        f"refs/heads/{ref[len(prefix):]}": sha
+        for ref, sha in refs_under(repo, prefix).items()
+        if ref != f"{prefix}HEAD" and not ref.startswith(f"{prefix}modelbox/")
+    }
+    head = repo.head_branch()
+    return branches, head if f"refs/heads/{head}" in branches else None
+
+
+def _fetch_clone(url: str, dest: Path, name: str) -> GitRepo:
+    """The clone :func:`cloning` makes, by a dulwich fetch into a new repository."""
+    from modelbox.refs.repo import GitRepo
+
     repo = GitRepo.init(dest, "main")
     try:
         fetched, head = Remote(repo, url).fetch(lambda ref: ref.startswith(_CLONED))
-        branches = {ref: sha for ref, sha in fetched.items() if ref.startswith("refs/heads/")}
-        if head is not None and f"refs/heads/{head}" not in branches:
-            head = None
+        branches = {ref for ref in fetched if ref.startswith("refs/heads/")}
         refs = {ref: sha for ref, sha in fetched.items() if ref not in branches}
         refs.update(tracking_refs(name, fetched))
-        if head is not None:
-            refs[f"refs/heads/{head}"] = branches[f"refs/heads/{head}"]
+        if f"refs/heads/{head}" in branches:
+            refs[f"refs/heads/{head}"] = fetched[f"refs/heads/{head}"]
         set_refs(repo, refs, packed=True)
-        if head is not None:
-            set_head(repo, head)
+        if f"refs/heads/{head}" in branches:
+            set_head(repo, str(head))
     except BaseException:
         repo.close()
         raise
-    return repo, branches, head
+    return repo
+
+
+def _complete_history(git: str, repo: GitRepo, url: str, name: str, job: gitcli.Job,
+                      side: Path) -> None:
+    """Wait for the whole clone ``side`` and complete the shallow ``repo`` with it; if it
+    lacks a commit ``repo`` holds (the remote rewrote a branch meanwhile), fetch what is
+    missing with ``git fetch --unshallow``."""
+    res = job.wait()
+    if res.code != 0:
+        raise gitcli.remote_error(url, res.err)
+    if not (repo.git_dir / "shallow").exists() or gitcli.adopt_history(git, repo.git_dir,
+                                                                       side):
+        return
+    res = gitcli.unshallow(git, repo.git_dir, url, _cloned_refs(repo, name),
+                           batch_ssh=_batch_ssh(repo))
+    if res.code != 0:
+        raise gitcli.remote_error(url, res.err)
+    if (repo.git_dir / "shallow").exists():
+        raise RemoteError(f"{url} rewrote a branch while modelbox cloned it; run the clone "
+                          "again")
 
 
 @contextlib.contextmanager
@@ -488,13 +563,30 @@ def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
         )
         yield
         return
-    job = gitcli.Checkout(git, repo.git_dir, repo.root, commit)
+    job = gitcli.checkout(git, repo.git_dir, repo.root, commit)
     try:
         yield
     except BaseException:
         job.stop()
         raise
-    job.wait()
+    res = job.wait()
+    if res.code != 0:
+        raise GitError(f"cannot check out {commit} into {repo.root}: {res.err.strip()}")
+
+
+def _cloned_refs(repo: GitRepo, name: str) -> list[str]:
+    """The remote's names of the refs a clone copied whose targets may have history:
+    its branches, the audit chain, ``refs/tags/*`` (tag refs name trees)."""
+    tracking = f"refs/remotes/{name}/"
+    out = []
+    for ref in refs_under(repo, "refs/"):
+        if ref.startswith(tracking):
+            branch = ref[len(tracking):]
+            if branch != "HEAD" and not branch.startswith("modelbox/"):
+                out.append(f"refs/heads/{branch}")
+        elif ref.startswith(("refs/tags/", MODELBOX_REFS)) and not ref.startswith(_TAGS):
+            out.append(ref)
+    return out
 
 
 def refs_under(repo: GitRepo, prefix: str) -> dict[str, str]:

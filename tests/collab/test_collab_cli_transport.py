@@ -27,7 +27,7 @@ from collab.collab_helpers import (
 )
 from collab.collab_servers import BareRemote, Servers
 from modelbox.errors import PushRejectedError, RemoteMovedError
-from modelbox.refs import GitRepo
+from modelbox.refs import GitRepo, gitcli
 from modelbox.refs.remote import Remote
 from modelbox.registry import AUDIT_REF
 
@@ -213,6 +213,73 @@ def test_a_ref_the_server_refuses_is_named_and_nothing_lands(
     finally:
         repo.close()
     assert list(caught.value.statuses) == [f"refs/modelbox/tags/{YOLO}/blocked"]
+
+
+# -- clone: the tip first, the history while the work tree is written -------------------
+@pytest.mark.parametrize("transport", ["git", "http", "file", "path"])
+@pytest.mark.usefixtures("git_transport")
+def test_a_clone_holds_the_whole_history(
+    transport: str, bare_remote: BareRemote, tmp_path: Path, run: Run
+) -> None:
+    first = make_registry(run, tmp_path / "first", bare_remote.urls["git"])
+    ok(run, "--repo", first, "push")
+    clone = tmp_path / "clone"
+    ok(run, "clone", bare_remote.urls[transport], clone)
+    assert git_out(clone, "rev-parse", "--is-shallow-repository") == "false\n"
+    assert git_out(clone, "rev-list", "--count", "main") == git_out(
+        first, "rev-list", "--count", "main") == "4\n"
+    git_out(clone, "fsck", "--no-progress", "--no-dangling")
+    assert_clean(clone)
+    assert ok(run, "--repo", clone, "log", YOLO).out == ok(run, "--repo", first, "log", YOLO).out
+
+
+def _shallow_clone(url: str, dest: Path) -> Path:
+    git_out(dest.parent, "clone", "-q", "--depth=1", "--no-checkout", url, str(dest))
+    return dest
+
+
+def test_history_cloned_after_the_remote_moved_on_completes_a_shallow_clone(
+    bare_remote: BareRemote, tmp_path: Path, run: Run
+) -> None:
+    first = make_registry(run, tmp_path / "first", bare_remote.urls["git"])
+    ok(run, "--repo", first, "push")
+    shallow = _shallow_clone(bare_remote.urls["git"], tmp_path / "shallow")
+    tip = git_out(shallow, "rev-parse", "main")
+    ok(run, "--repo", first, "version", "create", YOLO, "v3")  # the remote moves on
+    ok(run, "--repo", first, "push")
+    side = tmp_path / "side.git"
+    git_out(tmp_path, "clone", "-q", "--bare", bare_remote.urls["git"], str(side))
+
+    assert gitcli.adopt_history("git", shallow / ".git", side)
+    assert git_out(shallow, "rev-parse", "--is-shallow-repository") == "false\n"
+    assert git_out(shallow, "rev-parse", "main") == tip  # no ref moved
+    assert git_out(shallow, "rev-list", "--count", "main") == "4\n"
+    git_out(shallow, "fsck", "--no-progress", "--connectivity-only")
+
+
+def test_history_the_remote_no_longer_has_cannot_complete_a_shallow_clone(
+    bare_remote: BareRemote, tmp_path: Path, run: Run
+) -> None:
+    first = make_registry(run, tmp_path / "first", bare_remote.urls["git"])
+    ok(run, "--repo", first, "push")
+    shallow = _shallow_clone(bare_remote.urls["git"], tmp_path / "shallow")
+    # Between the two clones, main is rewritten and the old tip pruned.
+    git_out(first, "commit", "-q", "--amend", "-m", "rewritten")
+    git_out(first, "push", "-q", "--force", bare_remote.urls["file"], "main")
+    git_out(bare_remote.path, "reflog", "expire", "--expire=now", "--all")
+    git_out(bare_remote.path, "gc", "-q", "--prune=now")
+    side = tmp_path / "side.git"
+    git_out(tmp_path, "clone", "-q", "--bare", bare_remote.urls["git"], str(side))
+    packs = sorted((shallow / ".git/objects/pack").iterdir())
+    boundary = (shallow / ".git/shallow").read_text()
+
+    assert not gitcli.adopt_history("git", shallow / ".git", side)  # nothing changes
+    assert sorted((shallow / ".git/objects/pack").iterdir()) == packs
+    assert (shallow / ".git/shallow").read_text() == boundary
+    # What `modelbox clone` then tries, and why it gives up: the commit stays shallow.
+    res = gitcli.unshallow("git", shallow / ".git", bare_remote.urls["git"], ["refs/heads/main"])
+    assert res.code == 0, res.err
+    assert (shallow / ".git/shallow").read_text() == boundary
 
 
 # -- tag refs a push skips computing -----------------------------------------------------
