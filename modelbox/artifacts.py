@@ -151,7 +151,7 @@ def add(
             if source.is_dir():
                 files = _walk(source)
                 folder = Folder.scan(source, files, cache)
-                if folder.listing() is None and snapshot.read(
+                if folder.packed is None and snapshot.read(
                     _pointer_path(target_dir, artifact_path)
                 ) is not None:
                     # It may be recorded already: decide here, with no store. (A new

@@ -10,11 +10,15 @@ taken out of its pack, and the machine's object cache holds it by that digest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox.manifests import DirectoryEntry, DirectoryManifest, PackEntry
+from pydantic import ValidationError
+
+from modelbox.errors import InvalidValueError
+from modelbox.manifests import ENTRY_PATH_PATTERN, DirectoryManifest
 from modelbox.objects import FileDigest, HashCache, ObjectStore
 from modelbox.objects.packs import Layout, Packed, Slot, lay_out, measure
 
@@ -38,6 +42,13 @@ class Folder:
             ArtifactError: a file is missing, unreadable or changed while it was hashed.
         """
         names = [path.relative_to(root).as_posix() for path in paths]
+        entry = re.compile(ENTRY_PATH_PATTERN)
+        for name in names:
+            if not entry.match(name) or len(name) > 4096:
+                raise InvalidValueError(
+                    f"cannot store {str(root / name)!r}: a name inside a folder artifact may not "
+                    "hold a backslash or a control character; rename the file"
+                )
         layout = lay_out(paths, names, cache)
         return cls(paths, names, layout, layout.recalled())
 
@@ -74,21 +85,39 @@ class Folder:
         self.packed = store.put_packs(jobs, hashes=cache, progress=progress)
 
     def listing(self) -> DirectoryManifest | None:
-        """The folder's listing, or None while a pack's digest is unknown."""
+        """The folder's listing, or None while a pack's digest is unknown.
+
+        Raises:
+            InvalidValueError: a file's name cannot be stored (a backslash, a control
+                character...).
+        """
         if self.packed is None:
             return None
-        files = [self._entry(index, digest) for index, digest in self.layout.loose]
+        files = sorted((self._entry(i, d) for i, d in self.layout.loose), key=_path)
         packs = [
-            PackEntry(sha256=packed.sha256, files=[
+            {"sha256": packed.sha256, "files": [
                 self._entry(index, digest)
                 for index, digest in zip(indices, packed.digests, strict=True)
-            ])
+            ]}
             for (indices, _), packed in zip(self.layout.packs, self.packed, strict=True)
         ]
-        return DirectoryManifest(files=sorted(files, key=lambda e: e.path), packs=packs)
+        # One validation of the whole document: ~10x faster than a model per file.
+        try:
+            return DirectoryManifest.model_validate({"files": files, "packs": packs})
+        except ValidationError as error:
+            raise InvalidValueError(f"cannot store this folder: {_explain(error)}") from None
 
-    def _entry(self, index: int, digest: FileDigest) -> DirectoryEntry:
-        return DirectoryEntry(path=self.names[index], sha256=digest.sha256, size=digest.size)
+    def _entry(self, index: int, digest: FileDigest) -> dict[str, object]:
+        return {"path": self.names[index], "sha256": digest.sha256, "size": digest.size}
+
+
+def _path(entry: dict[str, object]) -> str:
+    return str(entry["path"])
+
+
+def _explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{first.get('input')!r}: {first['msg']}"
 
 
 def placements(

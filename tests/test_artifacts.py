@@ -146,6 +146,22 @@ def test_a_folder_of_many_small_files_is_stored_in_a_few_packs(
     assert run(*repo, "check").code == 0
 
 
+@pytest.mark.parametrize("name", ["back\\slash.txt", "bell\x07.txt", "new\nline.txt"])
+def test_a_folder_with_a_file_name_a_listing_cannot_hold_changes_nothing(
+    local_reg: Path, tmp_path: Path, run: Run, name: str
+) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "fine.txt").write_text("fine")
+    (folder / name).write_text("odd")
+    head = _head(local_reg)
+    result = run("--repo", str(local_reg), "artifact", "add", "ai/vision/yolo@v1", str(folder))
+    assert result.code == 1 and "rename the file" in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    assert _head(local_reg) == head
+    assert not (local_reg / ".git" / "modelbox" / "store").exists()
+
+
 def test_adding_an_unchanged_file_again_makes_no_commit(reg: Path, files: Path, run: Run) -> None:
     repo = ("--repo", str(reg))
     assert run(*repo, "artifact", "add", "ai/vision/yolo@v1", str(files / "model.pt")).code == 0

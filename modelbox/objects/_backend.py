@@ -126,7 +126,7 @@ class Backend(Protocol):
         """Hold ``size`` bytes of the store's memory budget while a chunk is in memory."""
         ...
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes | bytearray) -> None:
         """Store ``data`` under ``key`` at once."""
         ...
 

@@ -65,7 +65,7 @@ class LocalBackend:
     def buffer(self, size: int) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes | bytearray) -> None:
         final = self.root / key
         self._clean(final.parent)
         with atomic_write(final, readonly=True) as stream:

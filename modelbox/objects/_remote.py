@@ -22,8 +22,16 @@ from typing import Any
 from modelbox.errors import InvalidValueError
 from modelbox.objects._backend import Bulk, Reader
 from modelbox.objects._errors import cleanup_errors, fsspec_errors
+from modelbox.objects._layout import digest_of
 from modelbox.objects._malloc import pin_mmap_threshold
-from modelbox.objects._s3 import PART_SIZE, UPLOAD_BUDGET, S3Bulk, client_options, part_size
+from modelbox.objects._s3 import (
+    PART_SIZE,
+    UPLOAD_BUDGET,
+    S3Bulk,
+    checksum,
+    client_options,
+    part_size,
+)
 from modelbox.objects.hashing import FileDigest, read_verified
 
 logger = logging.getLogger(__name__)
@@ -257,8 +265,12 @@ class FsspecBackend:
     def buffer(self, size: int) -> AbstractContextManager[None]:
         return self._budget.hold(size)
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        self.fs.pipe_file(self._path(key), data)
+    def write_bytes(self, key: str, data: bytes | bytearray) -> None:
+        digest = digest_of(key) if self._is_s3 else None
+        # S3 checks the body against the checksum: with payload signing off, that is what
+        # protects it in transit over plain HTTP.
+        extra = {} if digest is None else {"ChecksumSHA256": checksum(digest)}
+        self.fs.pipe_file(self._path(key), data, **extra)
 
     def read_bytes(self, key: str) -> bytes:
         data: bytes = self.fs.cat_file(self._path(key))

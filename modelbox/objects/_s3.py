@@ -21,6 +21,7 @@ thread hop); a large one's in a pool of threads, so that the loop never waits fo
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import email.utils
 import errno
@@ -29,7 +30,7 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -101,11 +102,12 @@ def client_options(options: dict[str, Any]) -> dict[str, Any]:
     """
     from botocore.config import Config  # type: ignore[import-untyped]  # no stubs
 
-    config = {
+    config: dict[str, Any] = {
         name: "when_required"
         for name in ("request_checksum_calculation", "response_checksum_validation")
         if name in Config.OPTION_DEFAULTS  # botocore < 1.36 has neither option
     }
+    config["s3"] = {"payload_signing_enabled": False}
     theirs = options.get("config_kwargs")
     if isinstance(theirs, dict):
         config.update(theirs)
@@ -509,12 +511,15 @@ class _Run:
             packed = settled
         else:
             async with self.budget.hold(job.size):
-                packed, data = await _in_thread(self.pool, packs.build, job, hashes)
+                packed, body = await _in_thread(self.pool, packs.build, job, hashes)
                 if packed.sha256 not in present:
                     bucket, key = self.s3.split(packed.sha256)
                     if not await self._exists(bucket, key):
-                        await self.s3.call("put_object", Bucket=bucket, Key=key, Body=data)
-                del data
+                        await self.s3.call(
+                            "put_object", Bucket=bucket, Key=key, Body=body,
+                            ChecksumSHA256=checksum(packed.sha256),
+                        )
+                del body
         self.progress.advance(job.size)
         self.progress.file_done(len(job.paths))
         return packed
@@ -536,7 +541,10 @@ class _Run:
                 else:
                     data = await _in_thread(self.pool, _read_whole, path, digest)
                 # One PUT: the object appears whole or not at all.
-                await self.s3.call("put_object", Bucket=bucket, Key=key, Body=data)
+                await self.s3.call(
+                    "put_object", Bucket=bucket, Key=key, Body=data,
+                    ChecksumSHA256=checksum(digest.sha256),
+                )
                 del data
             self.progress.advance(digest.size)
         else:
@@ -548,7 +556,7 @@ class _Run:
     ) -> None:
         size = part_size(digest.size)
         upload_id = await self._create_multipart_upload(bucket, key)
-        etags: dict[int, str] = {}
+        etags: dict[int, tuple[str, str]] = {}
         sending: set[asyncio.Task[None]] = set()
         disk = _Serial(self.pool)
         completed = False
@@ -559,16 +567,16 @@ class _Run:
                 for number in itertools.count(1):
                     taken = await self.budget.acquire(size)
                     try:
-                        chunk = await disk.call(next, chunks, None)
+                        part = await disk.call(_next_part, chunks)
                     except BaseException:
                         self.budget.release(taken)
                         raise
-                    if chunk is None:
+                    if part is None:
                         self.budget.release(taken)
                         break
-                    send = self._send_part(bucket, key, upload_id, number, chunk, taken, etags)
+                    send = self._send_part(bucket, key, upload_id, number, part, taken, etags)
                     sending.add(asyncio.ensure_future(send))
-                    del chunk
+                    del part
                     while len(sending) >= _PARTS_AHEAD:
                         done, sending = await asyncio.wait(
                             sending, return_when=asyncio.FIRST_COMPLETED
@@ -579,7 +587,10 @@ class _Run:
                     done, sending = await asyncio.wait(sending)
                     for task in done:
                         task.result()
-                parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+                parts = [
+                    {"PartNumber": n, "ETag": etags[n][0], "ChecksumSHA256": etags[n][1]}
+                    for n in sorted(etags)
+                ]
                 await self.s3.call(
                     "complete_multipart_upload",
                     Bucket=bucket,
@@ -600,7 +611,9 @@ class _Run:
     async def _create_multipart_upload(self, bucket: str, key: str) -> str:
         """Start a multipart upload; if cancelled meanwhile, abort what the store started."""
         create = asyncio.ensure_future(
-            self.s3.call("create_multipart_upload", Bucket=bucket, Key=key)
+            self.s3.call(
+                "create_multipart_upload", Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256"
+            )
         )
         try:
             answer = await asyncio.shield(create)
@@ -615,15 +628,16 @@ class _Run:
         return upload_id
 
     async def _send_part(
-        self, bucket: str, key: str, upload_id: str, number: int, chunk: bytes, taken: int,
-        etags: dict[int, str],
+        self, bucket: str, key: str, upload_id: str, number: int, part: tuple[bytes, str],
+        taken: int, etags: dict[int, tuple[str, str]],
     ) -> None:
+        chunk, checksum = part
         try:
             answer = await self.s3.call(
                 "upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                Body=chunk,
+                Body=chunk, ChecksumSHA256=checksum,
             )
-            etags[number] = answer["ETag"]
+            etags[number] = (answer["ETag"], checksum)
             self.progress.advance(len(chunk))
         finally:
             self.budget.release(taken)
@@ -707,6 +721,19 @@ def _append(file: AtomicFile, hasher: Any, chunks: list[bytes]) -> None:
     for chunk in chunks:
         hasher.update(chunk)
     file.stream.writelines(chunks)
+
+
+def checksum(digest: str) -> str:
+    """A SHA-256 digest as S3's ``x-amz-checksum-sha256`` header has it (base64)."""
+    return base64.b64encode(bytes.fromhex(digest)).decode("ascii")
+
+
+def _next_part(chunks: Iterator[bytes]) -> tuple[bytes, str] | None:
+    """The next part of a multipart upload and its checksum (hashed here, in a thread)."""
+    chunk = next(chunks, None)
+    if chunk is None:
+        return None
+    return chunk, base64.b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
 
 
 def _read_whole(path: Path, digest: FileDigest) -> bytes:

@@ -97,40 +97,48 @@ def cached_digest(path: Path, cache: HashCache | None) -> tuple[int, FileDigest 
 
 
 def read_small(
-    path: Path, *, expected: FileDigest | None = None, cache: HashCache | None = None
-) -> tuple[bytes, FileDigest]:
-    """The whole content of a small file and its digest, from one read.
+    path: Path, into: memoryview, *, expected: FileDigest | None = None
+) -> tuple[FileDigest, os.stat_result | None]:
+    """Read the whole of a small file into ``into`` (exactly its size) and hash it.
 
-    With ``expected`` the content must hash to it (the file was hashed before); without,
-    the digest is computed and remembered in ``cache``, as :func:`hash_file` does.
+    With ``expected`` the content must hash to it (the file was hashed before). Returns
+    the digest, and the ``stat`` under which a hash cache may remember it: None when it
+    was known already, or when the file changed too recently to be trusted.
 
     Raises:
-        ArtifactError: the file is unreadable, changed while it was read, or no longer
-            hashes to ``expected``.
+        ArtifactError: the file is unreadable, is not ``len(into)`` bytes, changed while
+            it was read, or no longer hashes to ``expected``.
     """
     path = Path(os.path.abspath(path))
     before = _stat(path)
+    if before.st_size != len(into):
+        raise ArtifactError(
+            f"{path} changed since it was listed ({before.st_size} bytes, expected "
+            f"{len(into)}); wait until it is completely written and add it again"
+        )
     started_ns = time.time_ns()
+    received = 0
     try:
         with open(path, "rb", buffering=0) as stream:
-            data = stream.read()
+            while received < len(into) and (count := stream.readinto(into[received:])):
+                received += count
     except OSError as error:
         raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
     after = _stat(path)
-    digest = FileDigest(hashlib.sha256(data).hexdigest(), len(data))
-    if stat_changed(before, after) or len(data) != after.st_size:
+    if received != len(into) or stat_changed(before, after):
         raise ArtifactError(
             f"{path} changed while it was being read; wait until it is completely written "
             "and add it again"
         )
-    if expected is not None and digest != expected:
-        raise ArtifactError(
-            f"{path} changed since it was hashed; wait until it is completely written and "
-            "add it again"
-        )
-    if expected is None and cache is not None and started_ns - after.st_mtime_ns > _RACY_NS:
-        cache.store(path, after, digest.sha256)
-    return data, digest
+    digest = FileDigest(hashlib.sha256(into).hexdigest(), received)
+    if expected is not None:
+        if digest != expected:
+            raise ArtifactError(
+                f"{path} changed since it was hashed; wait until it is completely written "
+                "and add it again"
+            )
+        return digest, None
+    return digest, (after if started_ns - after.st_mtime_ns > _RACY_NS else None)
 
 
 def _stat(path: Path) -> os.stat_result:

@@ -15,6 +15,8 @@ a folder re-uploads only the packs of the files that changed.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,36 +177,41 @@ def measure(job: PackJob, cache: HashCache | None) -> Packed:
         ArtifactError: a file is unreadable, or changed since it was hashed or while it
             was read.
     """
-    hasher = hashlib.sha256()
-    digests: list[FileDigest] = []
-    for path, expected in zip(job.paths, job.digests, strict=True):
-        data, digest = read_small(path, expected=expected, cache=cache)
-        hasher.update(data)
-        digests.append(digest)
-    job.digests, job.sha256 = list(digests), hasher.hexdigest()
-    if cache is not None:
-        cache.pack_store(members_key(digests), job.sha256)
-    return Packed(job.sha256, digests)
+    packed, _ = build(job, cache)
+    job.digests, job.sha256 = list(packed.digests), packed.sha256
+    return packed
 
 
-def build(job: PackJob, cache: HashCache | None) -> tuple[Packed, bytes]:
+def build(job: PackJob, cache: HashCache | None) -> tuple[Packed, io.BytesIO]:
     """Read the job's files into the pack's bytes, checking each against its known digest
     (or hashing it, and remembering the digest, when it had none); remember the pack's.
+
+    The bytes come in a file object at its start, read straight into its buffer: an HTTP
+    client sends it without another copy.
 
     Raises:
         ArtifactError: a file is unreadable, or changed since it was hashed or while it
             was read.
     """
-    chunks: list[bytes] = []
+    data = io.BytesIO()
+    if job.size:
+        data.seek(job.size - 1)
+        data.write(b"\0")  # the buffer's final size, once
+        data.seek(0)
+    view = data.getbuffer()
     digests: list[FileDigest] = []
-    for path, expected in zip(job.paths, job.digests, strict=True):
-        data, digest = read_small(path, expected=expected, cache=cache)
-        chunks.append(data)
+    learned = []
+    offset = 0
+    for path, size, expected in zip(job.paths, job.sizes, job.digests, strict=True):
+        digest, stat = read_small(path, view[offset : offset + size], expected=expected)
         digests.append(digest)
-    data = b"".join(chunks)
-    del chunks
-    packed = Packed(hashlib.sha256(data).hexdigest(), digests)
+        if stat is not None:
+            learned.append((Path(os.path.abspath(path)), stat, digest.sha256))
+        offset += size
+    packed = Packed(hashlib.sha256(view).hexdigest(), digests)
+    view.release()
     if cache is not None:
+        cache.store_many(learned)
         cache.pack_store(members_key(digests), packed.sha256)
     return packed, data
 

@@ -141,7 +141,7 @@ def upload_packs(
                 key = relative_key(packed.sha256)
                 with backend.errors():
                     if packed.sha256 not in present and not backend.existing([key]):
-                        backend.write_bytes(key, data)
+                        backend.write_bytes(key, data.getvalue())
                 del data
             results[index] = packed
         transfer.advance(job.size)
