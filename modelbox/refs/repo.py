@@ -386,8 +386,10 @@ class GitRepo:
         tag.message = message.encode()
         sha = tag.id.decode()
         # Already stored (fetched by a clone, or packed since it was made): dulwich would
-        # write it again as a loose object, one file per tag ref at every sync.
-        if sha in self._objects or self.has_object(sha):
+        # write it again as a loose object, one file per tag ref at every sync. Loose
+        # first: one stat, where a miss in the packs makes dulwich list them again.
+        store, oid = self._repo.object_store, _oid(sha)
+        if sha in self._objects or store.contains_loose(oid) or store.contains_packed(oid):
             return sha
         return self._add(tag)
 
