@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -647,11 +646,7 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
             finally:
                 registry.close()
     except (ModelboxError, KeyboardInterrupt):
-        if existed:
-            for child in dest.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        else:
-            shutil.rmtree(dest, ignore_errors=True)
+        git_remote.discard_clone(dest, existed=existed)
         raise
     return dest
 

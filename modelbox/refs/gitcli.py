@@ -20,6 +20,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from modelbox.errors import GitError, InvalidValueError, RemoteError
 
@@ -137,37 +138,59 @@ def run(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: str | Non
     caller reads the exit code.
 
     With ``show_progress``, git's progress meters (and only those) are copied to stderr
-    as they come, for the long transfers a person watches on a terminal.
+    as they come, for the long transfers a person watches on a terminal. If this is
+    interrupted (Ctrl-C), git and every process it started are killed (see :func:`_start`).
 
     Raises:
         GitError: git could not be started at all.
     """
+    proc = _start(git, git_dir, args, stdin=subprocess.PIPE if stdin is not None else None,
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, batch_ssh=batch_ssh)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        err: list[bytes] = []
+        # stderr and stdin in threads, stdout here: no pipe can fill up and block git.
+        reader = threading.Thread(target=_drain, args=(proc.stderr, err, show_progress))
+        reader.start()
+        writer = None
+        if stdin is not None:
+            assert proc.stdin is not None
+            writer = threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()))
+            writer.start()
+        out = proc.stdout.read()
+        proc.stdout.close()
+        if writer is not None:
+            writer.join()
+        reader.join()
+        code = proc.wait()
+    except BaseException:
+        _kill(proc)
+        raise
+    return Output(code, out.decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"))
+
+
+def _start(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: Any,
+           stdout: Any, stderr: Any, batch_ssh: bool) -> subprocess.Popen[bytes]:
+    """Start ``git --git-dir GIT_DIR ARGS`` in a session of its own: a Ctrl-C reaches
+    modelbox only, which then kills git's whole process group (:func:`_kill`), the
+    index-pack or remote helper git started included. Killing git alone would leave those
+    writing into a clone that modelbox is deleting."""
     argv = [git, *(["--git-dir", str(git_dir)] if git_dir is not None else []), *args]
     try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environment(batch_ssh=batch_ssh),
-        )
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                stdout=stdout, stderr=stderr, start_new_session=True,
+                                env=environment(batch_ssh=batch_ssh))
     except OSError as exc:
         raise GitError(f"cannot run {git} {_command(args)}: {exc}") from None
-    assert proc.stdout is not None and proc.stderr is not None
-    err: list[bytes] = []
-    # stderr and stdin in threads, stdout here: no pipe can fill up and block git.
-    reader = threading.Thread(target=_drain, args=(proc.stderr, err, show_progress))
-    reader.start()
-    writer = None
-    if stdin is not None:
-        assert proc.stdin is not None
-        writer = threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()))
-        writer.start()
-    out = proc.stdout.read()
-    proc.stdout.close()
-    if writer is not None:
-        writer.join()
-    reader.join()
-    code = proc.wait()
-    return Output(code, out.decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"))
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill git and whatever it started (its process group), and reap it. Once git is
+    reaped its id may be reused: then there is nothing left to kill."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _command(args: Sequence[str]) -> str:
@@ -530,15 +553,11 @@ class Job:
             feed.write(stdin.encode())
             feed.seek(0)
         try:
-            self._proc = subprocess.Popen(
-                [git, *(["--git-dir", str(git_dir)] if git_dir is not None else []), *args],
-                stdin=feed if feed is not None else subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=self._err,
-                env=environment(batch_ssh=batch_ssh),
-            )
-        except OSError as exc:
+            self._proc = _start(git, git_dir, args, stdin=feed, stdout=subprocess.DEVNULL,
+                                stderr=self._err, batch_ssh=batch_ssh)
+        except GitError:
             self._err.close()
-            raise GitError(f"cannot run {git}: {exc}") from None
+            raise
         finally:
             if feed is not None:
                 feed.close()  # git holds its own descriptor
@@ -552,9 +571,8 @@ class Job:
         return Output(code, "", err)
 
     def stop(self) -> None:
-        """Give up: stop git (the caller removes what it wrote)."""
-        self._proc.kill()
-        self._proc.wait()
+        """Give up: stop git and what it started (the caller removes what they wrote)."""
+        _kill(self._proc)
         self._err.close()
 
 

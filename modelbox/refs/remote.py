@@ -20,6 +20,7 @@ asks (ancestry, new commits) go to git too when it is there.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import shutil
@@ -485,6 +486,19 @@ def cloning(url: str, dest: Path, name: str) -> Iterator[Cloned]:
             shutil.rmtree(side, ignore_errors=True)
 
 
+def discard_clone(dest: Path, *, existed: bool) -> None:
+    """Remove what a failed or interrupted :func:`cloning` left: ``dest`` (emptied if it
+    ``existed``) and any folder of a whole clone beside it (an interruption can land
+    while that folder is being removed)."""
+    if existed:
+        for child in dest.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    else:
+        shutil.rmtree(dest, ignore_errors=True)
+    for side in dest.parent.glob(f".{glob.escape(dest.name)}.history-*"):
+        shutil.rmtree(side, ignore_errors=True)
+
+
 def _is_local_path(url: str) -> bool:
     """Whether git clones ``url`` as a local path (by copying files): not ``scheme://``
     and not ``host:path``."""
@@ -566,10 +580,10 @@ def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
     job = gitcli.checkout(git, repo.git_dir, repo.root, commit)
     try:
         yield
+        res = job.wait()
     except BaseException:
         job.stop()
         raise
-    res = job.wait()
     if res.code != 0:
         raise GitError(f"cannot check out {commit} into {repo.root}: {res.err.strip()}")
 

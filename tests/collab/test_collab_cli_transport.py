@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -231,6 +234,38 @@ def test_a_clone_holds_the_whole_history(
     git_out(clone, "fsck", "--no-progress", "--no-dangling")
     assert_clean(clone)
     assert ok(run, "--repo", clone, "log", YOLO).out == ok(run, "--repo", first, "log", YOLO).out
+
+
+def test_an_interrupted_clone_leaves_nothing_behind(
+    bare_remote: BareRemote, tmp_path: Path, run: Run
+) -> None:
+    from modelbox import ModelBoxClient
+
+    first = make_registry(run, tmp_path / "first", bare_remote.urls["git"])
+    client = ModelBoxClient(str(first))
+    with client.batch():  # enough history that a clone takes a moment
+        model = client.new_model("many", "ml@example.com", "ai")
+        for i in range(600):
+            model.new_model_version(f"v{i}")
+    client.close()
+    ok(run, "--repo", first, "push")
+    argv = [sys.executable, "-c", "import sys; from modelbox.cli import main; sys.exit(main())",
+            "clone", bare_remote.urls["git"]]
+    for i, delay in enumerate((0.2, 0.3, 0.4, 0.5, 0.7)):
+        dest = tmp_path / f"clone{i}"
+        proc = subprocess.Popen([*argv, str(dest)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)  # to modelbox alone, as Ctrl-C reaches it
+        out, err = proc.communicate(timeout=60)
+        time.sleep(0.3)  # a git process left running would write on meanwhile
+        left = sorted(p.name for p in tmp_path.iterdir() if f"clone{i}" in p.name)
+        if b"Cloned" in out:  # it was done before the signal came (or as Python exited)
+            assert left == [f"clone{i}"]
+            assert git_out(dest, "rev-parse", "--is-shallow-repository") == "false\n"
+            assert_clean(dest)
+        else:
+            assert left == [], (delay, err)
 
 
 def _shallow_clone(url: str, dest: Path) -> Path:
