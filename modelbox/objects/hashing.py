@@ -96,27 +96,21 @@ def cached_digest(path: Path, cache: HashCache | None) -> tuple[int, FileDigest 
     return now.st_size, (FileDigest(known, now.st_size) if known is not None else None)
 
 
-def read_small(
-    path: Path, into: memoryview, *, expected: FileDigest | None = None
-) -> tuple[FileDigest, os.stat_result | None]:
-    """Read the whole of a small file into ``into`` (exactly its size) and hash it.
+def read_into(path: Path, into: memoryview) -> os.stat_result:
+    """Read the whole of a small file into ``into``, which must be exactly its size.
 
-    With ``expected`` the content must hash to it (the file was hashed before). Returns
-    the digest, and the ``stat`` under which a hash cache may remember it: None when it
-    was known already, or when the file changed too recently to be trusted.
+    Returns the file's ``stat`` after the read.
 
     Raises:
-        ArtifactError: the file is unreadable, is not ``len(into)`` bytes, changed while
-            it was read, or no longer hashes to ``expected``.
+        ArtifactError: the file is unreadable, is not ``len(into)`` bytes, or changed
+            while it was read.
     """
-    path = Path(os.path.abspath(path))
     before = _stat(path)
     if before.st_size != len(into):
         raise ArtifactError(
             f"{path} changed since it was listed ({before.st_size} bytes, expected "
             f"{len(into)}); wait until it is completely written and add it again"
         )
-    started_ns = time.time_ns()
     received = 0
     try:
         with open(path, "rb", buffering=0) as stream:
@@ -130,7 +124,25 @@ def read_small(
             f"{path} changed while it was being read; wait until it is completely written "
             "and add it again"
         )
-    digest = FileDigest(hashlib.sha256(into).hexdigest(), received)
+    return after
+
+
+def read_small(
+    path: Path, into: memoryview, *, expected: FileDigest | None = None
+) -> tuple[FileDigest, os.stat_result | None]:
+    """Read the whole of a small file into ``into`` (exactly its size) and hash it.
+
+    With ``expected`` the content must hash to it (the file was hashed before). Returns
+    the digest, and the ``stat`` under which a hash cache may remember it: None when it
+    was known already, or when the file changed too recently to be trusted.
+
+    Raises:
+        ArtifactError: the file is unreadable, is not ``len(into)`` bytes, changed while
+            it was read, or no longer hashes to ``expected``.
+    """
+    started_ns = time.time_ns()
+    after = read_into(path, into)
+    digest = FileDigest(hashlib.sha256(into).hexdigest(), len(into))
     if expected is not None:
         if digest != expected:
             raise ArtifactError(
