@@ -153,60 +153,25 @@ class HashCache:
 
     def lookup(self, path: Path, stat: os.stat_result) -> str | None:
         """The cached digest of ``path`` if it was hashed with exactly this ``stat``."""
-        with self._lock:
-            connection = self._connect()
-            if connection is None:
-                return None
-            try:
-                row = connection.execute(
-                    "SELECT size, mtime_ns, inode, device, sha256 FROM hashes WHERE path = ?",
-                    (str(path),),
-                ).fetchone()
-            except sqlite3.Error as error:
-                logger.debug("hash cache %s unreadable: %s", self.path, error)
-                return None
+        row = self._fetch(
+            "SELECT size, mtime_ns, inode, device, sha256 FROM hashes WHERE path = ?",
+            (str(path),),
+        )
         if row is None or tuple(row[:4]) != _key(stat):
             return None
         return str(row[4])
 
     def store(self, path: Path, stat: os.stat_result, sha256: str) -> None:
         """Remember that ``path`` with this ``stat`` hashes to ``sha256``."""
-        with self._lock:
-            connection = self._connect()
-            if connection is None:
-                return
-            try:
-                connection.execute(
-                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
-                    (str(path), *_key(stat), sha256),
-                )
-            except sqlite3.Error as error:
-                # Another process may hold the write lock past busy_timeout: losing one
-                # entry only costs a re-hash later.
-                logger.debug("hash cache %s not updated: %s", self.path, error)
+        self.store_many([(path, stat, sha256)])
 
     def store_many(self, entries: Sequence[tuple[Path, os.stat_result, str]]) -> None:
         """:meth:`store` for many files at once, in one transaction (a transaction per
         file cost more than reading a 64 KiB file)."""
-        if not entries:
-            return
-        rows = [(str(path), *_key(stat), sha256) for path, stat, sha256 in entries]
-        with self._lock:
-            connection = self._connect()
-            if connection is None:
-                return
-            try:
-                connection.execute("BEGIN")
-                try:
-                    connection.executemany(
-                        "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", rows
-                    )
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
-            except sqlite3.Error as error:
-                logger.debug("hash cache %s not updated: %s", self.path, error)
+        self._write(
+            "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+            [(str(path), *_key(stat), sha256) for path, stat, sha256 in entries],
+        )
 
     def pack_lookup(self, members: str) -> str | None:
         """The digest of the pack whose members' digests hash to ``members``, if known.
@@ -214,30 +179,43 @@ class HashCache:
         A pack's bytes are a function of its members' contents alone (see
         :mod:`modelbox.objects.packs`), so knowing them spares reading the files again.
         """
+        row = self._fetch("SELECT sha256 FROM packs WHERE members = ?", (members,))
+        return None if row is None else str(row[0])
+
+    def pack_store(self, members: str, sha256: str) -> None:
+        """Remember the digest of the pack of these members (see :meth:`pack_lookup`)."""
+        self._write("INSERT OR REPLACE INTO packs VALUES (?, ?)", [(members, sha256)])
+
+    def _fetch(self, sql: str, parameters: tuple[object, ...]) -> tuple[object, ...] | None:
         with self._lock:
             connection = self._connect()
             if connection is None:
                 return None
             try:
-                row = connection.execute(
-                    "SELECT sha256 FROM packs WHERE members = ?", (members,)
-                ).fetchone()
+                row: tuple[object, ...] | None = connection.execute(sql, parameters).fetchone()
             except sqlite3.Error as error:
                 logger.debug("hash cache %s unreadable: %s", self.path, error)
                 return None
-        return None if row is None else str(row[0])
+        return row
 
-    def pack_store(self, members: str, sha256: str) -> None:
-        """Remember the digest of the pack of these members (see :meth:`pack_lookup`)."""
+    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+        if not rows:
+            return
         with self._lock:
             connection = self._connect()
             if connection is None:
                 return
             try:
-                connection.execute(
-                    "INSERT OR REPLACE INTO packs VALUES (?, ?)", (members, sha256)
-                )
+                connection.execute("BEGIN")
+                try:
+                    connection.executemany(sql, rows)
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
             except sqlite3.Error as error:
+                # Another process may hold the write lock past busy_timeout: losing these
+                # entries only costs a re-hash later.
                 logger.debug("hash cache %s not updated: %s", self.path, error)
 
     def close(self) -> None:
