@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 from modelbox.errors import GitError, InvalidValueError, RemoteError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 __all__ = [
     "SWITCH",
@@ -47,6 +47,7 @@ __all__ = [
     "clone_history",
     "fetch",
     "git_program",
+    "held_interrupts",
     "is_ancestor",
     "ls_remote",
     "merge_base",
@@ -144,10 +145,13 @@ def run(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: str | Non
     Raises:
         GitError: git could not be started at all.
     """
-    proc = _start(git, git_dir, args, stdin=subprocess.PIPE if stdin is not None else None,
-                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, batch_ssh=batch_ssh)
-    assert proc.stdout is not None and proc.stderr is not None
+    proc = None
     try:
+        with held_interrupts():
+            proc = _start(git, git_dir, args,
+                          stdin=subprocess.PIPE if stdin is not None else None,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, batch_ssh=batch_ssh)
+        assert proc.stdout is not None and proc.stderr is not None
         err: list[bytes] = []
         # stderr and stdin in threads, stdout here: no pipe can fill up and block git.
         reader = threading.Thread(target=_drain, args=(proc.stderr, err, show_progress))
@@ -164,9 +168,30 @@ def run(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: str | Non
         reader.join()
         code = proc.wait()
     except BaseException:
-        _kill(proc)
+        if proc is not None:
+            _kill(proc)
         raise
     return Output(code, out.decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def held_interrupts() -> Iterator[None]:
+    """Hold a Ctrl-C back while the block runs, and raise it (KeyboardInterrupt) as the
+    block ends: around starting git and recording it, so that no git can be left running
+    unrecorded, hence unkilled. Only in the main thread, and only while Python's own
+    handler is in place (a program's handler is left alone)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _start(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: Any,

@@ -459,13 +459,14 @@ def cloning(url: str, dest: Path, name: str) -> Iterator[Cloned]:
         return
     if url.startswith("-"):
         raise RemoteError(f"{url!r} is not a repository URL or path")
-    history = None
-    if not _is_local_path(url):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        side = Path(tempfile.mkdtemp(prefix=f".{dest.name}.history-", dir=dest.parent))
-        history = gitcli.clone_history(git, url, side / "history.git", refspecs=[
-            f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*"], batch_ssh=_batch_ssh(None))
+    history = side = None
     try:
+        if not _is_local_path(url):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            side = Path(tempfile.mkdtemp(prefix=f".{dest.name}.history-", dir=dest.parent))
+            with gitcli.held_interrupts():
+                history = gitcli.clone_history(git, url, side / "history.git", refspecs=[
+                    f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*"], batch_ssh=_batch_ssh(None))
         gitcli.clone(git, url, dest, origin=name, shallow=history is not None, refspecs=[
             f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*",
             f"+{_AUDIT}*:refs/remotes/{name}/modelbox/audit*",  # a pattern: may be absent
@@ -473,7 +474,7 @@ def cloning(url: str, dest: Path, name: str) -> Iterator[Cloned]:
         repo = GitRepo.open(dest)
         try:
             yield repo, *_cloned_branches(repo, name)
-            if history is not None:
+            if history is not None and side is not None:
                 _complete_history(git, repo, url, name, history, side / "history.git")
         finally:
             repo.close()
@@ -482,7 +483,7 @@ def cloning(url: str, dest: Path, name: str) -> Iterator[Cloned]:
             history.stop()
         raise
     finally:
-        if history is not None:
+        if side is not None:
             shutil.rmtree(side, ignore_errors=True)
 
 
@@ -506,8 +507,8 @@ def _is_local_path(url: str) -> bool:
 
 
 def _cloned_branches(repo: GitRepo, name: str) -> tuple[dict[str, str], str | None]:
-    """The remote's branches (from the remote-tracking refs) and the branch HEAD names
-    if the remote has it."""
+    """The remote's branches (from the remote-tracking refs) and the local branch HEAD
+    names, if the clone made one (only for a branch the remote's HEAD names)."""
     prefix = f"refs/remotes/{name}/"
     branches = {
         f"refs/heads/{ref[len(prefix):]}": sha
@@ -515,7 +516,8 @@ def _cloned_branches(repo: GitRepo, name: str) -> tuple[dict[str, str], str | No
         if ref != f"{prefix}HEAD" and not ref.startswith(f"{prefix}modelbox/")
     }
     head = repo.head_branch()
-    return branches, head if f"refs/heads/{head}" in branches else None
+    made = f"refs/heads/{head}" in branches and repo.ref(f"refs/heads/{head}") is not None
+    return branches, head if made else None
 
 
 def _fetch_clone(url: str, dest: Path, name: str) -> GitRepo:
@@ -577,12 +579,15 @@ def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
         )
         yield
         return
-    job = gitcli.checkout(git, repo.git_dir, repo.root, commit)
+    job = None
     try:
+        with gitcli.held_interrupts():
+            job = gitcli.checkout(git, repo.git_dir, repo.root, commit)
         yield
         res = job.wait()
     except BaseException:
-        job.stop()
+        if job is not None:
+            job.stop()
         raise
     if res.code != 0:
         raise GitError(f"cannot check out {commit} into {repo.root}: {res.err.strip()}")
