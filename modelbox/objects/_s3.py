@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import logging
 import math
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -190,7 +191,10 @@ class S3Bulk:
         jobs: int,
     ) -> list[packs.Packed]:
         results: list[packs.Packed | None] = [None] * len(jobs_)
-        with ThreadPoolExecutor(min(jobs, len(jobs_)), "modelbox-upload") as pool:
+        # Building a pack is CPU work (reading from the page cache, hashing): more threads
+        # than cores only contend, with each other and with the loop that sends.
+        threads = min(jobs, len(jobs_), os.cpu_count() or 1)
+        with ThreadPoolExecutor(threads, "modelbox-upload") as pool:
             run = _Run(self, pool, progress)
 
             async def store(index: int) -> None:
