@@ -7,6 +7,7 @@ in :class:`_Group.invoke`, and nowhere else.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -37,7 +38,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ModelboxError as exc:
-            click.echo(f"modelbox: error: {exc}", err=True)
+            # One line, whatever it quotes (ssh's stderr ends its lines with CR LF).
+            message = re.sub(r"\s*[\r\n]+\s*", " ", str(exc)).strip()
+            click.echo(f"modelbox: error: {message}", err=True)
             ctx.exit(exc.exit_code)
 
 

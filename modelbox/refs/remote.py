@@ -79,6 +79,7 @@ def _transport_errors(url: str) -> Iterator[None]:
             f"{url} refused the credentials; configure a Git credential helper or token"
         ) from None
     except HangupException as exc:
+        _close_abandoned(exc)
         raise RemoteError(f"{url} hung up: {exc}; check the URL and your access") from None
     except GitProtocolError as exc:
         # dulwich wraps urllib3's connection errors: keep the part a person can act on.
@@ -95,6 +96,27 @@ def _transport_errors(url: str) -> Iterator[None]:
         if type(exc).__module__.startswith("urllib3"):
             raise RemoteError(f"cannot reach {url}: {exc}") from None
         raise
+
+
+def _close_abandoned(exc: BaseException) -> None:
+    """Close the connections dulwich raised ``exc`` from without closing them.
+
+    On a hang-up, ``get_refs`` and friends raise with their Protocol (an ssh process and
+    its pipes, a socket) still open in their frames: left to the garbage collector, it
+    holds the process and its descriptors, and warns, whenever the cycle is collected.
+    """
+    from dulwich.protocol import Protocol
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        frames = seen.__traceback__
+        while frames is not None:
+            for value in list(frames.tb_frame.f_locals.values()):
+                if isinstance(value, Protocol):
+                    with contextlib.suppress(OSError):
+                        value.close()
+            frames = frames.tb_next
+        seen = seen.__cause__ or seen.__context__
 
 
 def _batch_ssh(repo: GitRepo | None) -> bool:
@@ -132,9 +154,13 @@ class Remote:
         if self._client is None:
             from dulwich.client import get_transport_and_path
 
+            # git's order: GIT_SSH_COMMAND, then GIT_SSH, then core.sshCommand (which
+            # dulwich reads from the configuration itself).
+            ssh = os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH") or None
             with _transport_errors(self.url):
                 self._client, self._path = get_transport_and_path(
-                    self.url, config=self.repo.raw.get_config_stack(), quiet=True
+                    self.url, config=self.repo.raw.get_config_stack(), quiet=True,
+                    ssh_command=ssh,
                 )
         return self._client, self._path
 
