@@ -160,7 +160,8 @@ def add(
                 kinds = {sniff(f)[0] for f in files[:64]}
                 draft = _pointer(artifact_path, file_type or _dir_type(kinds), "inode/directory",
                                  folder.size, directory=True, files=len(files))
-                pointer = _with_listing(draft, folder.listing())
+                known = folder.listing()
+                pointer = _named(draft, known.to_bytes()) if known is not None else None
                 if pointer is None or not _recorded(snapshot, target_dir, pointer):
                     uploads.extend(folder.uploads())
                     folders.append((len(pointers), folder, draft))
@@ -177,23 +178,17 @@ def add(
             store = open_registry_store(registry)
             store.put_files(uploads, progress=progress)
             for position, folder, draft in folders:
-                folder.store_packs(store, cache, progress=progress)
-                listing = folder.listing()
-                assert listing is not None, "every pack is stored, so every digest is known"
-                store.put_bytes(listing.to_bytes())
-                pointers[position] = _with_listing(draft, listing) or draft
+                listing = folder.store_packs(store, cache, progress=progress).to_bytes()
+                store.put_bytes(listing)
+                pointers[position] = _named(draft, listing)
     finally:
         cache.close()
     return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
 
 
-def _with_listing(
-    draft: ArtifactPointer, listing: DirectoryManifest | None
-) -> ArtifactPointer | None:
-    """The directory pointer ``draft`` naming ``listing`` (None while it is unknown)."""
-    if listing is None:
-        return None
-    return draft.model_copy(update={"sha256": _sha256(listing.to_bytes())})
+def _named(draft: ArtifactPointer, listing: bytes) -> ArtifactPointer:
+    """The directory pointer ``draft`` naming the listing object ``listing``."""
+    return draft.model_copy(update={"sha256": _sha256(listing)})
 
 
 def _recorded(snapshot: Snapshot, target_dir: str, pointer: ArtifactPointer) -> bool:

@@ -226,6 +226,7 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # character. An artifact's own path (which names a pointer file in Git) has no hidden
 # segment either; a file inside a directory artifact (stored only in the store) may.
 ENTRY_PATH_PATTERN = r"^(?!.*(?:^|/)\.\.?(?:/|$))(?!.*//)[^/\\\x00-\x1f][^\\\x00-\x1f]*(?<!/)$"
+ENTRY_PATH_MAX = 4096
 ARTIFACT_PATH_PATTERN = r"^(?!.*(?:^|/)\.)(?!.*//)[^/\\\x00-\x1f][^\\\x00-\x1f]*(?<!/)$"
 
 
@@ -250,7 +251,7 @@ class ArtifactPointer(Document):
 
 
 class DirectoryEntry(Document):
-    path: str = Field(pattern=ENTRY_PATH_PATTERN, max_length=4096)
+    path: str = Field(pattern=ENTRY_PATH_PATTERN, max_length=ENTRY_PATH_MAX)
     sha256: str = Field(pattern=SHA256_PATTERN)
     size: int = Field(ge=0)
 
@@ -265,6 +266,11 @@ class PackEntry(Document):
 
     sha256: str = Field(pattern=SHA256_PATTERN)
     files: list[DirectoryEntry] = Field(min_length=1)
+
+    @property
+    def size(self) -> int:
+        """The pack object's size: its files' sizes added up."""
+        return sum(entry.size for entry in self.files)
 
 
 class DirectoryManifest(Document):
@@ -284,16 +290,10 @@ class DirectoryManifest(Document):
             del document["packs"]
         return canonical.encode(document)
 
-    def entries(self) -> list[DirectoryEntry]:
-        """Every file of the directory, loose or packed, by path."""
-        packed = [entry for pack in self.packs for entry in pack.files]
-        return sorted([*self.files, *packed], key=lambda entry: entry.path)
-
     def objects(self) -> dict[str, int]:
         """sha256 -> size of every object the listing needs: loose files and packs."""
         out = {entry.sha256: entry.size for entry in self.files}
-        for pack in self.packs:
-            out[pack.sha256] = sum(entry.size for entry in pack.files)
+        out.update((pack.sha256, pack.size) for pack in self.packs)
         return out
 
 

@@ -92,8 +92,6 @@ def _remember(repo: GitRepo, name: str | None, refs: dict[str, str]) -> None:
         git_remote.set_refs(repo, tracking)
 
 
-
-
 # -- objects ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Need:
@@ -184,12 +182,10 @@ def _expand(needs: list[_Need], sources: list[ObjectStore]) -> dict[str, int]:
                 continue
         if data is None:
             continue  # reported as missing with the listing itself
+        from modelbox.manifests import DirectoryManifest, parse  # pydantic: only here
+
         out[need.sha256] = len(data)
-        listing = json.loads(data)
-        for entry in listing.get("files", []):
-            out[entry["sha256"]] = int(entry["size"])
-        for pack in listing.get("packs", []):  # small files, several to an object
-            out[pack["sha256"]] = sum(int(entry["size"]) for entry in pack["files"])
+        out.update(parse(DirectoryManifest, f"sha256:{need.sha256}", data).objects())
     return out
 
 

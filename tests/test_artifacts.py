@@ -146,7 +146,9 @@ def test_a_folder_of_many_small_files_is_stored_in_a_few_packs(
     assert run(*repo, "check").code == 0
 
 
-@pytest.mark.parametrize("name", ["back\\slash.txt", "bell\x07.txt", "new\nline.txt"])
+@pytest.mark.parametrize(
+    "name", ["back\\slash.txt", "bell\x07.txt", "new\nline.txt", "ends-in-newline.txt\n"]
+)
 def test_a_folder_with_a_file_name_a_listing_cannot_hold_changes_nothing(
     local_reg: Path, tmp_path: Path, run: Run, name: str
 ) -> None:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from modelbox.errors import ObjectMissingError, StoreError
 from modelbox.objects import _aio, packs
 from modelbox.objects._errors import cleanup_errors, local_errors, names_missing_bucket
-from modelbox.objects._files import AtomicFile, write_whole
+from modelbox.objects._files import AtomicFile
 from modelbox.objects._layout import relative_key
 from modelbox.objects.cache import check_received
 from modelbox.objects.hashing import FileDigest, read_verified
@@ -336,24 +336,18 @@ class _Run:
         self._write_behind(taken, self._unpack, group, data)
 
     def _unpack(self, group: packs.Wanted, data: bytes) -> None:
-        cache = self._cache()
+        packs.unpack(group, data, self.s3.location(group.pack), self._keep)
 
-        def keep(digest: str, content: memoryview) -> None:
-            cache.add(digest, content)
-            self._place(digest)
-
-        packs.unpack(group, data, self.s3.location(group.pack), keep)
+    def _keep(self, digest: str, content: bytes | memoryview) -> None:
+        """Cache a verified object, then place it."""
+        self._cache().add(digest, content)
+        self._place(digest)
 
     def _cache_whole(self, digest: str, size: int, data: bytes) -> None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest or len(data) != size:
             check_received(digest, size, len(data), actual, self.s3.location(digest))
-        cache = self._cache()
-        target = cache.path(digest)
-        with local_errors(str(cache.root)):
-            cache.sweep(target.parent)
-            write_whole(target, data, readonly=True)
-        self._place(digest)
+        self._keep(digest, data)
 
     async def _download_ranges(self, digest: str, size: int, bucket: str, key: str) -> None:
         bounds = [(start, min(start + RANGE_SIZE, size)) for start in range(0, size, RANGE_SIZE)]
@@ -745,7 +739,7 @@ def _next_part(chunks: Iterator[bytes]) -> tuple[bytes, str] | None:
     chunk = next(chunks, None)
     if chunk is None:
         return None
-    return chunk, base64.b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
+    return chunk, checksum(hashlib.sha256(chunk).hexdigest())
 
 
 def _read_whole(path: Path, digest: FileDigest) -> bytes:

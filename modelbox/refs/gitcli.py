@@ -381,14 +381,19 @@ def clone(git: str, url: str, dest: Path, *, origin: str, refspecs: Iterable[str
     Raises:
         RemoteError: git failed (it removes what it made of ``dest``).
     """
-    args = [arg for spec in refspecs for arg in ("-c", f"remote.{origin}.fetch={spec}")]
     res = run(git, None, [
-        *args, "clone", "--no-checkout", "--origin", origin,
+        *_fetch_config(origin, refspecs), "clone", "--no-checkout", "--origin", origin,
         *(["--depth=1", "--no-single-branch"] if shallow else []),
         "--progress" if progress else "--quiet", "--", url, str(dest),
     ], batch_ssh=batch_ssh, show_progress=progress)
     if res.code != 0:
         raise remote_error(url, res.err)
+
+
+def _fetch_config(origin: str, refspecs: Iterable[str]) -> list[str]:
+    """``-c remote.ORIGIN.fetch=SPEC`` for each refspec: extra refs a clone takes, for
+    that clone only (not written to the configuration)."""
+    return [arg for spec in refspecs for arg in ("-c", f"remote.{origin}.fetch={spec}")]
 
 
 def refs_under(git: str, git_dir: Path, prefix: str) -> dict[str, str]:
@@ -616,9 +621,8 @@ def clone_history(git: str, url: str, dest: Path, *, refspecs: Iterable[str],
                   batch_ssh: bool = True) -> Job:
     """Start ``git clone --bare`` of ``url`` into ``dest``: every branch and tag, and the
     refs the extra ``refspecs`` map, with all their history (for :func:`adopt_history`)."""
-    args = [arg for spec in refspecs for arg in ("-c", f"remote.origin.fetch={spec}")]
-    return Job(git, None, [*args, "clone", "--bare", "--quiet", "--", url, str(dest)],
-               batch_ssh=batch_ssh)
+    return Job(git, None, [*_fetch_config("origin", refspecs), "clone", "--bare", "--quiet",
+                           "--", url, str(dest)], batch_ssh=batch_ssh)
 
 
 def adopt_history(git: str, git_dir: Path, other: Path) -> bool:

@@ -486,17 +486,18 @@ def cloning(url: str, dest: Path, name: str) -> Iterator[Cloned]:
     if url.startswith("-"):
         raise RemoteError(f"{url!r} is not a repository URL or path")
     history = side = None
+    batch_ssh = _batch_ssh(None)
     try:
         if not _is_local_path(url):
             dest.parent.mkdir(parents=True, exist_ok=True)
             side = Path(tempfile.mkdtemp(prefix=f".{dest.name}.history-", dir=dest.parent))
             with gitcli.held_interrupts():
                 history = gitcli.clone_history(git, url, side / "history.git", refspecs=[
-                    f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*"], batch_ssh=_batch_ssh(None))
+                    f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*"], batch_ssh=batch_ssh)
         gitcli.clone(git, url, dest, origin=name, shallow=history is not None, refspecs=[
             f"+{MODELBOX_REFS}*:{MODELBOX_REFS}*",
             f"+{_AUDIT}*:refs/remotes/{name}/modelbox/audit*",  # a pattern: may be absent
-        ], batch_ssh=_batch_ssh(None), progress=_on_terminal())
+        ], batch_ssh=batch_ssh, progress=_on_terminal())
         repo = GitRepo.open(dest)
         try:
             yield repo, *_cloned_branches(repo, name)
@@ -622,16 +623,10 @@ def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
 def _cloned_refs(repo: GitRepo, name: str) -> list[str]:
     """The remote's names of the refs a clone copied whose targets may have history:
     its branches, the audit chain, ``refs/tags/*`` (tag refs name trees)."""
-    tracking = f"refs/remotes/{name}/"
-    out = []
-    for ref in refs_under(repo, "refs/"):
-        if ref.startswith(tracking):
-            branch = ref[len(tracking):]
-            if branch != "HEAD" and not branch.startswith("modelbox/"):
-                out.append(f"refs/heads/{branch}")
-        elif ref.startswith(("refs/tags/", MODELBOX_REFS)) and not ref.startswith(_TAGS):
-            out.append(ref)
-    return out
+    branches, _ = _cloned_branches(repo, name)
+    others = [ref for ref in refs_under(repo, "refs/")
+              if ref.startswith(("refs/tags/", MODELBOX_REFS)) and not ref.startswith(_TAGS)]
+    return [*branches, *others]
 
 
 def refs_under(repo: GitRepo, prefix: str) -> dict[str, str]:

@@ -251,6 +251,7 @@ def test_an_interrupted_clone_leaves_nothing_behind(
     ok(run, "--repo", first, "push")
     argv = [sys.executable, "-c", "import sys; from modelbox.cli import main; sys.exit(main())",
             "clone", bare_remote.urls["git"]]
+    interrupted = 0
     for i, delay in enumerate((0.2, 0.3, 0.4, 0.5, 0.7)):
         dest = tmp_path / f"clone{i}"
         proc = subprocess.Popen([*argv, str(dest)], stdout=subprocess.PIPE,
@@ -266,6 +267,8 @@ def test_an_interrupted_clone_leaves_nothing_behind(
             assert_clean(dest)
         else:
             assert left == [], (delay, err)
+            interrupted += 1
+    assert interrupted, "every clone ended before its Ctrl-C: the test proved nothing"
 
 
 def _shallow_clone(url: str, dest: Path) -> Path:
