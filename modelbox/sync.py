@@ -303,8 +303,11 @@ def _remote_moved(exc: RemoteError) -> bool:
     if isinstance(exc, RemoteMovedError):
         return True
     statuses = exc.statuses if isinstance(exc, PushRejectedError) else {}
-    return any(word in why for why in statuses.values()
-               for word in ("non-fast-forward", "fetch first", "stale info"))
+    # A ref transaction that lost a race with another push (or found its lock held) is
+    # worth another try too: the pull merges what landed, or finds nothing and is cheap.
+    return git_remote.lost_race(statuses) or any(
+        word in why for why in statuses.values()
+        for word in ("non-fast-forward", "fetch first", "stale info"))
 
 
 def _restore(registry: Registry, head: str | None, audit: str | None) -> None:

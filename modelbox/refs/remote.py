@@ -28,10 +28,11 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA, ObjectID
 from dulwich.refs import Ref
 
@@ -263,40 +264,80 @@ class Remote:
 
         with _transport_errors(self.url):
             try:
-                result = client.send_pack(path.encode(), update_refs, pack_data, atomic=True)
-            except GitProtocolError as exc:
-                if "atomic" not in str(exc).lower():
-                    raise
-                result = client.send_pack(path.encode(), update_refs, pack_data)
+                try:
+                    result = client.send_pack(path.encode(), update_refs, pack_data,
+                                              atomic=True)
+                except GitProtocolError as exc:
+                    if "atomic" not in str(exc).lower():
+                        raise
+                    result = client.send_pack(path.encode(), update_refs, pack_data)
+            except FileLocked as exc:
+                # A remote on this machine, whose ref another push holds locked right now.
+                self._refused({_locked_ref(exc, path): "failed to lock"}, expected)
         refused = {
             name.decode(): why for name, why in (result.ref_status or {}).items()
             if why is not None
         }
         if refused:
-            raise PushRejectedError(self.url, refused)
+            self._refused(refused, expected)
 
     def _push_git(self, updates: Mapping[str, str | None],
                   expected: Mapping[str, str | None]) -> None:
         assert self._git is not None
         statuses = gitcli.push(self._git, self.repo.git_dir, self.url, updates, expected,
                                batch_ssh=self._batch_ssh(), progress=_on_terminal())
-        refused = {ref: status.summary for ref, status in statuses.items()
-                   if status.flag == "!"}
-        # With --atomic, the refs that were fine report "atomic push failed": the others
-        # are the cause.
-        causes = {ref: why for ref, why in refused.items() if "atomic" not in why} or refused
+        refused = {ref: status.summary.replace("[", "").replace("]", "")
+                   for ref, status in statuses.items() if status.flag == "!"}
+        if refused:
+            self._refused(refused, expected)
+
+    def _refused(self, refused: Mapping[str, str], expected: Mapping[str, str | None],
+                 ) -> NoReturn:
+        """Raise what a push refused for ``refused`` (ref -> the server's reason) means.
+
+        With an atomic push, the refs that were fine report "atomic push failed": the
+        others are the cause. When the cause is the server's ref transaction itself (every
+        ref "atomic transaction failed": a ref was updated by another push between our
+        listing and our update, or was locked by it), the remote is listed again: a ref we
+        planned against that moved is :class:`RemoteMovedError`, as a failed lease is.
+        """
+        causes = {ref: why for ref, why in refused.items() if _BYSTANDER not in why} or refused
         for ref, why in sorted(causes.items()):
             if ref in expected and any(word in why for word in _MOVED):
                 raise RemoteMovedError(self.url, ref)
-        if refused:
-            raise PushRejectedError(self.url, {
-                ref: why.replace("[", "").replace("]", "") for ref, why in causes.items()
-            })
+        if lost_race(causes):
+            now, _ = self.ls()
+            for ref, sha in sorted(expected.items()):
+                if now.get(ref) != sha:
+                    raise RemoteMovedError(self.url, ref)
+        raise PushRejectedError(self.url, causes)
+
+
+def _locked_ref(exc: FileLocked, path: str) -> str:
+    """The ref name (``refs/heads/main``) of the file a local push found locked."""
+    name = os.fsdecode(exc.filename)
+    root = os.path.abspath(path.removeprefix("file://"))
+    rel = os.path.relpath(name, root) if os.path.isabs(name) else name
+    return rel.replace(os.sep, "/")
+
+
+def lost_race(statuses: Mapping[str, str]) -> bool:
+    """Whether every refused ref failed in the server's ref transaction (lost a race with
+    another push, or found its lock held): worth a pull and another try, unlike a refusal
+    by a hook or a permission."""
+    return bool(statuses) and all(any(word in why for word in _LOST_RACE)
+                                  for why in statuses.values())
 
 
 # How git reports a ref that moved on the remote: a lease that failed, or a rejection
 # because the remote has commits this side lacks.
 _MOVED = ("stale info", "fetch first", "non-fast-forward")
+# What an atomic push says of the refs that were fine (git and dulwich alike).
+_BYSTANDER = "atomic push fail"
+# How the server's ref transaction reports a ref another push updated (or held locked)
+# between our listing and our update: git's receive-pack, and dulwich's local client.
+_LOST_RACE = ("atomic transaction failed", "failed to update ref", "failed to lock",
+              "cannot lock ref", "unable to set", "unable to remove")
 
 
 def _head_branch(symrefs: Mapping[Ref, Ref] | None) -> str | None:

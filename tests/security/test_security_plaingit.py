@@ -1,0 +1,118 @@
+"""Plain git beside modelbox: concurrent pushes, relative clone paths, tags moved by hand,
+dangling tags, and what a plain ``git push`` sends (issue 13, "plain git beside modelbox").
+
+Everything runs against real repositories with the real ``git`` program and real
+``modelbox`` processes; a push race is a real race between two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import Run
+from hostile import MODELBOX, Proc, modelbox
+
+MODEL = "ai/vision/yolo"
+TAGS_FILE = f"models/{MODEL}/_tags.json"
+
+
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def ok(*argv: str | Path, cwd: Path | None = None) -> Proc:
+    result = modelbox(*argv, cwd=cwd)
+    assert result.code == 0, result
+    return result
+
+
+@pytest.fixture(params=["git", "dulwich"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+              isolated_env: None) -> str:
+    """Once with the git program doing the transfers, once with dulwich."""
+    choice = str(request.param)
+    monkeypatch.setenv("MODELBOX_GIT_TRANSPORT", choice)
+    return choice
+
+
+def shared(tmp_path: Path) -> tuple[Path, Path]:
+    """A registry with ``ai/vision/yolo`` @v1 (tag ``prod``) and @v2, pushed to a bare
+    remote; returns (the registry, the remote)."""
+    reg, remote = tmp_path / "reg", tmp_path / "remote.git"
+    ok("init", reg)
+    for argv in (("model", "create", MODEL),
+                 ("version", "create", MODEL, "v1", "--tag", "prod"),
+                 ("version", "create", MODEL, "v2")):
+        ok("--repo", reg, *argv)
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(reg, "remote", "add", "origin", str(remote))
+    ok("push", cwd=reg)
+    return reg, remote
+
+
+def remote_tags(remote: Path) -> dict[str, str]:
+    """The tag map the remote's branch holds."""
+    data = git(remote, "show", f"main:{TAGS_FILE}")
+    tags: dict[str, str] = json.loads(data)["tags"]
+    return tags
+
+
+# -- two clones pushing different tags at the same moment ----------------------------------
+def test_a_push_that_loses_the_ref_transaction_race_merges_and_retries(tmp_path: Path) -> None:
+    """Deterministic: while B's push sits in the remote's pre-receive hook (after its
+    listing, before its ref transaction), A pushes. B's transaction then fails ("atomic
+    transaction failed"), which is the remote having moved: B merges and pushes again."""
+    _, remote = shared(tmp_path)
+    ok("clone", remote, tmp_path / "a")
+    ok("clone", remote, tmp_path / "b")
+    ok("tag", f"{MODEL}@v1", "from-a", cwd=tmp_path / "a")
+    ok("tag", f"{MODEL}@v2", "from-b", cwd=tmp_path / "b")
+    flag = tmp_path / "raced"
+    hook = remote / "hooks" / "pre-receive"
+    # The hook runs inside B's receive-pack: clear what points git at the remote.
+    hook.write_text(
+        "#!/bin/sh\ncat >/dev/null\n"
+        f"[ -e '{flag}' ] && exit 0\n: > '{flag}'\n"
+        "unset GIT_DIR GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY "
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES\n"
+        f"cd '{tmp_path / 'a'}' && '{MODELBOX}' push >&2\n",
+        encoding="utf-8",
+    )
+    hook.chmod(0o755)
+    env = {"MODELBOX_GIT_TRANSPORT": "git"}
+    pushed = modelbox("push", cwd=tmp_path / "b", env=env)
+    assert pushed.code == 0, pushed
+    assert flag.exists()
+    assert "had new commits" in pushed.out
+    assert remote_tags(remote) == {"prod": "v1", "from-a": "v1", "from-b": "v2"}
+
+
+@pytest.mark.stress
+def test_two_clones_pushing_different_tags_at_once_both_land(tmp_path: Path, transport: str,
+                                                             run: Run) -> None:
+    """Ten rounds of two real ``modelbox push`` processes racing through one bare remote:
+    every push ends 0 and the remote holds both tags."""
+    _, remote = shared(tmp_path)
+    a, b = tmp_path / "a", tmp_path / "b"
+    ok("clone", remote, a)
+    ok("clone", remote, b)
+    with ThreadPoolExecutor(2) as pool:
+        for i in range(10):
+            assert run("--repo", a, "tag", f"{MODEL}@v1", f"a{i}").code == 0
+            assert run("--repo", b, "tag", f"{MODEL}@v2", f"b{i}").code == 0
+            results = list(pool.map(lambda where: modelbox("push", cwd=where), (a, b)))
+            for result in results:
+                assert result.code == 0, result
+            tags = remote_tags(remote)
+            assert (tags[f"a{i}"], tags[f"b{i}"]) == ("v1", "v2")
+    refs = git(remote, "for-each-ref", "--format=%(refname)", "refs/modelbox/tags")
+    assert f"refs/modelbox/tags/{MODEL}/a9" in refs.split()
+    assert f"refs/modelbox/tags/{MODEL}/b9" in refs.split()
