@@ -619,6 +619,17 @@ def _default_dir(url: str) -> Path:
     return Path(name or "registry")
 
 
+def _absolute_if_local(url: str) -> str:
+    """A relative path to a repository on this machine made absolute, as ``git clone``
+    stores it: ``origin`` must still name it from inside the clone. URLs (``scheme://``)
+    and scp-like ``host:path`` stay as given."""
+    colon, slash = url.find(":"), url.find("/")
+    scp_like = colon > 0 and (slash < 0 or colon < slash)
+    if "://" in url or scp_like or os.path.isabs(url) or not os.path.exists(url):
+        return url
+    return os.path.abspath(url)
+
+
 def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> Path:
     """Clone the registry at ``url`` into ``dest``: its branch, ``refs/modelbox/*`` and the
     remote's refspecs, checked out. Artifacts are not downloaded (``modelbox get`` does).
@@ -627,6 +638,7 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
         AlreadyExistsError: ``dest`` exists and is not empty.
         RemoteError: the remote cannot be reached, or no branch of it holds a registry.
     """
+    url = _absolute_if_local(url)
     dest = dest or _default_dir(url)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExistsError(f"{dest} already exists and is not empty; choose another DIR")

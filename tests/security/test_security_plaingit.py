@@ -116,3 +116,20 @@ def test_two_clones_pushing_different_tags_at_once_both_land(tmp_path: Path, tra
     refs = git(remote, "for-each-ref", "--format=%(refname)", "refs/modelbox/tags")
     assert f"refs/modelbox/tags/{MODEL}/a9" in refs.split()
     assert f"refs/modelbox/tags/{MODEL}/b9" in refs.split()
+
+
+# -- a relative clone path -------------------------------------------------------------------
+@pytest.mark.parametrize("given", ["remote.git", "./remote.git", "sub/../remote.git"])
+def test_a_clone_of_a_relative_path_stores_it_absolute(tmp_path: Path, given: str) -> None:
+    """``modelbox clone remote.git victim`` stored ``remote.git``, so ``pull`` inside the
+    clone (another working directory) failed; git stores the absolute path."""
+    reg, remote = shared(tmp_path)
+    (tmp_path / "sub").mkdir()
+    ok("clone", given, "victim", cwd=tmp_path)
+    victim = tmp_path / "victim"
+    assert git(victim, "config", "remote.origin.url").strip() == str(remote)
+    ok("tag", f"{MODEL}@v2", "staging", cwd=reg)
+    ok("push", cwd=reg)
+    pulled = ok("pull", cwd=victim)
+    assert "fast-forward" in pulled.out or "Fast-forward" in pulled.out, pulled
+    assert ok("resolve", f"{MODEL}:staging", cwd=victim).out.strip() == "v2"
