@@ -10,7 +10,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     │   ├── RegistryNotFoundError no registry at or above the given path
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
-    │   └── TagNotFoundError
+    │   ├── TagNotFoundError
+    │   └── DanglingTagError      a tag names a version that does not exist
     ├── AlreadyExistsError
     │   ├── ModelExistsError
     │   └── VersionExistsError
@@ -40,6 +41,7 @@ __all__ = [
     "AlreadyExistsError",
     "ArtifactError",
     "ConcurrentUpdateError",
+    "DanglingTagError",
     "GitError",
     "InvalidNameError",
     "InvalidValueError",
@@ -120,6 +122,18 @@ class TagNotFoundError(NotFoundError):
         self.model, self.tag = model, tag
         super().__init__(
             f"tag {model}:{tag} is not assigned; `modelbox model show {model}` lists its tags"
+        )
+
+
+class DanglingTagError(NotFoundError):
+    """A tag map names a version that does not exist (a hand edit or a bad merge)."""
+
+    def __init__(self, model: str, tag: str, version: str) -> None:
+        self.model, self.tag, self.version = model, tag, version
+        super().__init__(
+            f"tag {model}:{tag} points to {version}, which does not exist; move it with "
+            f"`modelbox tag {model}@VERSION {tag}` or remove it with `modelbox untag {model} "
+            f"{tag}` (`modelbox check` lists every such tag)"
         )
 
 

@@ -21,6 +21,7 @@ from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
     AlreadyExistsError,
+    DanglingTagError,
     GitError,
     InvalidNameError,
     InvalidValueError,
@@ -368,6 +369,9 @@ class Registry:
         version = self._tags(snap, ref.model).get(ref.tag)
         if version is None:
             raise TagNotFoundError(str(ref.model), ref.tag)
+        if snap.read(layout.version_file(ref.model, version)) is None:
+            # A hand-edited tag map: never print a version that is not there.
+            raise DanglingTagError(str(ref.model), ref.tag, version)
         return version
 
     def resolve_at(self, ref: Reference, when: datetime) -> str | None:

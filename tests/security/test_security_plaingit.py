@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Run
-from hostile import MODELBOX, Proc, modelbox
+from hostile import MODELBOX, Proc, assert_refused, fingerprint, modelbox
 
 MODEL = "ai/vision/yolo"
 TAGS_FILE = f"models/{MODEL}/_tags.json"
@@ -133,3 +133,24 @@ def test_a_clone_of_a_relative_path_stores_it_absolute(tmp_path: Path, given: st
     pulled = ok("pull", cwd=victim)
     assert "fast-forward" in pulled.out or "Fast-forward" in pulled.out, pulled
     assert ok("resolve", f"{MODEL}:staging", cwd=victim).out.strip() == "v2"
+
+
+# -- a tag map naming a missing version ------------------------------------------------------
+@pytest.mark.parametrize("version", ["v9", "v1-gone"])
+def test_resolving_a_tag_that_names_a_missing_version_is_one_line_and_exit_1(
+        tmp_path: Path, version: str) -> None:
+    """`_tags.json` hand-edited (and committed) to a version that does not exist: check
+    flags it, and resolve must not print the missing version with exit 0."""
+    reg, _ = shared(tmp_path)
+    path = reg / TAGS_FILE
+    path.write_text(json.dumps({"kind": "tags", "tags": {"prod": version}}, indent=2,
+                               sort_keys=True) + "\n", encoding="utf-8")
+    git(reg, "commit", "-qam", "point prod somewhere")
+    before = fingerprint(reg)
+    for argv in (("resolve", f"{MODEL}:prod"), ("version", "show", f"{MODEL}:prod")):
+        result = modelbox(*argv, cwd=reg)
+        assert_refused(result.code, result.err, f"{MODEL}:prod", version, "does not exist")
+        assert result.out == ""
+    assert fingerprint(reg) == before
+    checked = modelbox("check", cwd=reg)
+    assert checked.code == 1 and f"points to {version}, which does not exist" in checked.err
