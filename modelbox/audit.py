@@ -125,6 +125,26 @@ def events(record: CommitRecord) -> list[AuditEvent]:
     return out
 
 
+OUTSIDE = " (outside modelbox)"
+"""Appended to the operation of a tag move no trailer records (:mod:`modelbox.outside`)."""
+
+
+def moved_events(record: CommitRecord, moves: list[TagMove], *, outside: bool,
+                 ) -> list[AuditEvent]:
+    """Tag moves read from a commit's trees rather than its trailers, as events by the
+    commit's author: ``outside`` when no trailer describes them (a plain ``git commit``),
+    else ordinary moves (a squash merge quoting the squashed commits' trailers)."""
+    subject = record.message.partition("\n")[0]
+    when = datetime.fromtimestamp(record.time, timezone(timedelta(seconds=record.timezone)))
+    suffix = OUTSIDE if outside else ""
+    return [
+        AuditEvent(record.sha, record.author, when,
+                   tag_operation(move.before, move.after) + suffix, move.target,
+                   move.before, move.after, subject)
+        for move in moves
+    ]
+
+
 def tag_operation(before: str | None, after: str | None) -> str:
     """``tag.assign``, ``tag.move`` or ``tag.remove`` for a tag going before -> after."""
     if before is None:

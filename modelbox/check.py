@@ -30,10 +30,22 @@ from modelbox.names import RESERVED_TAGS, parse_model
 from modelbox.registry import Registry, ref_collisions
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-    from modelbox.refs import Snapshot
+    from modelbox.refs import CommitRecord, Snapshot
 
-__all__ = ["Checker", "Files", "Location", "Problem", "check", "check_document", "locate"]
+__all__ = [
+    "Checker",
+    "Files",
+    "Location",
+    "Problem",
+    "check",
+    "check_document",
+    "check_pushed_refs",
+    "check_range",
+    "locate",
+    "outside_moves",
+]
 
 
 @dataclass(frozen=True)
@@ -47,9 +59,10 @@ class Problem:
     path: str
     message: str
     fixable: bool = False
+    warning: bool = False  # reported, but `check` still passes (unless --strict)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{'warning: ' if self.warning else ''}{self.path}: {self.message}"
 
 
 # -- where documents live --------------------------------------------------------------------
@@ -528,7 +541,8 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     snap = registry.snapshot()
     checker = Checker(snap, schema=schema)
     problems = checker.run(checker.all_paths())
-    return problems + _check_refs(registry, snap, checker)
+    problems += _check_refs(registry, snap, checker)
+    return problems + outside_moves(registry, registry.history.walk(registry.head()))
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:
@@ -559,3 +573,103 @@ def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Pr
     return [
         Problem(p.path, p.message + "; run `modelbox refs sync`", fixable=True) for p in problems
     ]
+
+
+# -- a range of commits: `check --since REF` and the pre-push hook --------------------------
+def check_range(registry: Registry, base: str | None, head: str, *,
+                schema: bool = False) -> list[Problem]:
+    """The rules of :func:`check` over what ``base..head`` changes, read in ``head``'s tree.
+
+    Every registry file the range adds, changes or deletes is checked, and the
+    invariants those files take part in (as the pre-commit hook does for one commit);
+    tags moved outside modelbox by the range's commits are warnings. ``base`` None (a
+    new branch) checks every file. The cost follows the size of the change, not of the
+    registry. Tag refs are not compared here (a branch is not the refs; see
+    :func:`check_pushed_refs`).
+    """
+    from modelbox.refs.remote import new_commits
+
+    repo = registry.repo
+    snap = repo.snapshot(head)
+    checker = Checker(snap, schema=schema, collisions=True)
+    if base is None:
+        paths = checker.all_paths()
+    else:
+        changed = repo.changed_paths(repo.snapshot(base).tree, snap.tree)
+        paths = [c.path for c in changed if c.path == layout.SETTINGS or locate(c.path).tree]
+    problems = checker.run(paths)
+    commits = new_commits(repo, head, [base] if base else [])
+    return problems + outside_moves(registry, registry.history.records(commits))
+
+
+def check_pushed_refs(registry: Registry, commit: str | None,
+                      refs: Mapping[str, str | None]) -> list[Problem]:
+    """Tag refs about to be published (name -> sha, None: deleted) against the manifests
+    of ``commit`` (the registry branch being pushed): each must be the ref ``refs sync``
+    derives from them. A hand-moved ``refs/modelbox/tags/*`` ref would show plain-git
+    readers a version the registry does not have."""
+    repo = registry.repo
+    snap = repo.snapshot(commit)
+    problems = []
+    repo.hold_objects()  # the tag objects are computed to compare, never written
+    try:
+        desired: dict[str, dict[str, str]] = {}
+        for name, sha in sorted(refs.items()):
+            model_path, _, _ = name[len(layout.TAG_REF_PREFIX) :].rpartition("/")
+            if model_path not in desired:
+                try:
+                    desired[model_path] = registry.desired_refs(snap, parse_model(model_path))
+                except ModelboxError:
+                    desired[model_path] = {}  # no such model: no ref belongs there
+            want = desired[model_path].get(name)
+            if sha == want:
+                continue
+            fix = "run `modelbox refs sync`, then push again"
+            if want is None and sha is not None:
+                why = f"names {_tag_says(registry, sha)}, but {registry.branch} has no such tag"
+            elif sha is None:
+                why = (f"would be deleted, but {registry.branch} still has "
+                       f"{_tag_says(registry, want)}")
+            else:
+                why = (f"names {_tag_says(registry, sha)}, but {registry.branch} says "
+                       f"{_tag_says(registry, want)}")
+            problems.append(Problem(name, f"tag ref {why}; {fix}", fixable=True))
+    finally:
+        repo.discard_pending()
+    return problems
+
+
+def _tag_says(registry: Registry, sha: str | None) -> str:
+    """``MODEL@VERSION`` as a modelbox tag object names it."""
+    try:
+        found = registry.repo.tag_target(sha) if sha else None
+    except ModelboxError:
+        found = None
+    return found[1].strip() if found else f"{(sha or '')[:10]} (not a modelbox tag object)"
+
+
+# -- tags moved outside modelbox ---------------------------------------------------------------
+def outside_moves(registry: Registry, records: Iterable[CommitRecord]) -> list[Problem]:
+    """A warning for each tag that a commit modelbox did not write moved (a plain ``git
+    commit`` of ``_tags.json``); merges whose tag changes come from their parents are not
+    moves of their own. See :mod:`modelbox.outside`."""
+    from modelbox.audit import OUTSIDE
+    from modelbox.outside import OutsideMoves
+
+    outside = OutsideMoves(registry.repo)
+    problems = []
+    for record in records:
+        for event in outside.events(record):
+            if not event.operation.endswith(OUTSIDE):
+                continue  # a squash merge quoting the squashed commits' trailers
+            model, _, tag = event.target.rpartition(":")
+            problems.append(Problem(
+                f"{layout.MODELS}/{model}/{layout.TAGS_FILE}",
+                f"tags.{tag}: {event.before or '-'} -> {event.after or '-'} changed outside "
+                f"modelbox by {event.author} in commit {event.commit[:10]} "
+                f"({event.time.isoformat()}); no audit record says why (`modelbox log "
+                f"{event.target}` lists it); move tags with `modelbox tag` / `untag`",
+                warning=True,
+            ))
+    outside.save()
+    return problems

@@ -25,13 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import sync
+from modelbox import layout, sync
+from modelbox.check import Problem
 from modelbox.errors import AlreadyExistsError, GitError, StoreError
 from modelbox.refs import GitRepo
 from modelbox.refs.remote import Remote, new_commits
 from modelbox.registry import Registry
 
-__all__ = ["HOOKS", "MARKER", "InstalledHook", "hooks_dir", "install", "pre_push"]
+__all__ = ["HOOKS", "MARKER", "InstalledHook", "check_push", "hooks_dir", "install", "pre_push"]
 
 MARKER = "# modelbox-hook:"
 PRE_PUSH_SCRIPT = "modelbox-git-pre-push"
@@ -189,6 +190,45 @@ def pre_push(registry: Registry, url: str, lines: Iterable[str]) -> int:
         )
     objects = sync._expand(needs, [*stores.copies(), stores.remote])
     return sync._deliver(objects, stores.remote, stores.copies())
+
+
+def check_push(registry: Registry, lines: Iterable[str]) -> list[Problem]:
+    """The rules of ``modelbox check`` over what a plain ``git push`` sends.
+
+    ``lines`` are git's pre-push input. For each pushed registry branch: the files its
+    new commits change since the remote's value, and what they affect
+    (:func:`modelbox.check.check_range`; a new branch is checked whole). For the pushed
+    ``refs/modelbox/tags/*``: each must be what the manifests of the pushed registry
+    branch (else the local one) derive (:func:`modelbox.check.check_pushed_refs`).
+    Warnings (tags moved outside modelbox) come back with ``warning`` set.
+    """
+    from modelbox.check import check_pushed_refs, check_range
+
+    repo = registry.repo
+    problems: list[Problem] = []
+    tag_refs: dict[str, str | None] = {}
+    branch_commit = registry.head()
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4:
+            continue
+        _, local_sha, remote_ref, remote_sha = parts
+        if remote_ref.startswith(layout.TAG_REF_PREFIX):
+            tag_refs[remote_ref] = None if local_sha == _ZERO else local_sha
+            continue
+        if not remote_ref.startswith("refs/heads/") or local_sha == _ZERO:
+            continue
+        if not _is_commit(repo, local_sha):
+            continue
+        if repo.snapshot(local_sha).read(layout.SETTINGS) is None:
+            continue  # not a registry branch (docs, CI...): not ours to judge
+        if remote_ref == registry.branch_ref:
+            branch_commit = local_sha
+        base = remote_sha if remote_sha != _ZERO and _is_commit(repo, remote_sha) else None
+        problems += check_range(registry, base, local_sha, schema=True)
+    if tag_refs:
+        problems += check_pushed_refs(registry, branch_commit, tag_refs)
+    return list(dict.fromkeys(problems))
 
 
 def _is_commit(repo: GitRepo, sha: str) -> bool:

@@ -376,12 +376,18 @@ class Registry:
 
     def resolve_at(self, ref: Reference, when: datetime) -> str | None:
         """The version that carried ``MODEL:TAG`` at ``when`` (None if no version did)."""
+        event = self.tag_event_at(ref, when)
+        return None if event is None else event.after
+
+    def tag_event_at(self, ref: Reference, when: datetime) -> AuditEvent | None:
+        """The last move of ``MODEL:TAG`` at or before ``when``, moves made outside
+        modelbox included (a plain ``git commit`` of ``_tags.json``); None if none."""
         if ref.tag is None:
             raise InvalidValueError(f"--at needs MODEL:TAG, not {ref}")
         target = str(ref)
         for event in self.log(target):  # newest first
             if event.time <= when:
-                return event.after
+                return event
         return None
 
     def record_event(self, change: Change) -> None:
@@ -401,17 +407,26 @@ class Registry:
 
     def log(self, target: str | None = None) -> list[AuditEvent]:
         """Audit events, newest first, optionally about one model, version or tag."""
+        from modelbox.outside import OutsideMoves
+
         out = []
         records = list(self.history.walk(self.head()))
+        branch = {record.sha for record in records}
         if self._batch is None and self.repo.ref(AUDIT_REF):
             # Git times have one-second resolution; within a second a download is taken
             # to follow the change it downloaded (audit records go first, the sort is stable).
             records = [*self.history.walk(self.repo.ref(AUDIT_REF)), *records]
             records.sort(key=lambda r: r.time, reverse=True)
+        # Commits modelbox did not write can move tags too (a plain `git commit`).
+        outside = OutsideMoves(self.repo)
         for record in records:
-            for event in audit.events(record):
+            found = audit.events(record)
+            if not found and record.sha in branch:
+                found = outside.events(record)
+            for event in found:
                 if target is None or audit.concerns(event, target):
                     out.append(event)
+        outside.save()
         return out
 
     # -- models --------------------------------------------------------------------------

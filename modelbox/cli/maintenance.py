@@ -11,24 +11,44 @@ from modelbox.cli._common import Context, emit_json, json_option, pass_ctx
 @click.option("--fix", is_flag=True, help="Rebuild drifted tag refs, then check again.")
 @click.option("--schema", is_flag=True,
               help="Also run every document through its JSON Schema (slower; hooks do this).")
+@click.option("--since", metavar="REV",
+              help="Check only what the registry branch changed since REV (a branch, ref "
+                   "or commit; what a push or CI job of a range needs), not the tag refs.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 on warnings too (tags moved outside modelbox).")
 @json_option
 @pass_ctx
-def check(ctx: Context, fix: bool, schema: bool, as_json: bool) -> None:
-    """Verify the registry's invariants and its tag refs; exit 1 if anything is wrong."""
+def check(ctx: Context, fix: bool, schema: bool, since: str | None, strict: bool,
+          as_json: bool) -> None:
+    """Verify the registry's invariants and its tag refs; exit 1 if anything is wrong.
+
+    Warnings (a tag moved by a plain git commit, which no audit record explains) are
+    printed but do not fail the check unless --strict.
+    """
     from modelbox.check import check as run_check
+    from modelbox.check import check_range
 
     if fix:
         ctx.registry.sync_refs()
-    problems = run_check(ctx.registry, schema=schema)
+    if since is not None:
+        from modelbox.diff import resolve_revision
+
+        head = ctx.registry.head()
+        base = resolve_revision(ctx.registry.repo, since)
+        problems = [] if head is None else check_range(ctx.registry, base, head, schema=schema)
+    else:
+        problems = run_check(ctx.registry, schema=schema)
     if as_json:
-        emit_json([{"path": p.path, "message": p.message, "fixable": p.fixable}
-                   for p in problems])
+        emit_json([{"path": p.path, "message": p.message, "fixable": p.fixable,
+                    "warning": p.warning} for p in problems])
     else:
         for problem in problems:
             click.echo(str(problem), err=True)
-        if not problems:
-            click.echo("ok: registry is consistent")
-    if problems:
+        if not any(not p.warning for p in problems):
+            warned = sum(p.warning for p in problems)
+            click.echo("ok: registry is consistent"
+                       + (f" ({warned} warning(s) above)" if warned else ""))
+    if any(strict or not p.warning for p in problems):
         ctx_exit = click.get_current_context()
         ctx_exit.exit(1)
 

@@ -50,10 +50,16 @@ def resolve(ctx: Context, ref: str, at: str | None) -> None:
     if at is None:
         click.echo(ctx.registry.resolve(parsed))
         return
-    version = ctx.registry.resolve_at(parsed, _parse_date(at))
-    if version is None:
+    from modelbox.audit import OUTSIDE  # here: --help and resolve load no history code
+
+    event = ctx.registry.tag_event_at(parsed, _parse_date(at))
+    if event is None or event.after is None:
         raise InvalidValueError(f"{parsed} pointed to no version at {at}")
-    click.echo(version)
+    click.echo(event.after)
+    if event.operation.endswith(OUTSIDE):
+        click.echo(f"note: {parsed} ({event.before or '-'} -> {event.after}) was changed "
+                   f"outside modelbox by {event.author} in commit {event.commit[:10]} "
+                   f"({event.time.isoformat()}); no audit record says why", err=True)
 
 
 def _parse_date(value: str) -> datetime:

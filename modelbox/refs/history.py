@@ -97,6 +97,14 @@ class History:
             fresh.append(record)
         return record
 
+    def records(self, shas: list[str]) -> list[CommitRecord]:
+        """The parsed commits ``shas``, in that order (cached like a walk's)."""
+        fresh: list[CommitRecord] = []
+        try:
+            return [self.get(sha, fresh) for sha in shas]
+        finally:
+            self.remember(fresh)
+
     def walk(self, head: str | None) -> Iterator[CommitRecord]:
         """Commits reachable from ``head``, newest first (git log's default order)."""
         if head is None:

@@ -147,7 +147,9 @@ def test_each_broken_rule_fails_the_hook_and_check_alike(
     if rule == "broken settings":  # modelbox cannot open the registry: one error line
         assert ".modelbox/registry.json: branch: " in result.err
         return
-    checked = [f"{p['path']}: {p['message']}" for p in json.loads(result.out)]
+    # Warnings (a tag map committed with plain git: moved outside modelbox) aside.
+    checked = [f"{p['path']}: {p['message']}" for p in json.loads(result.out)
+               if not p["warning"]]
     assert any(line.startswith(message) for line in checked), checked
     # The hook over every file and `modelbox check` find the same problems.
     assert [line for line in lines if not line.startswith("warning: ")] == [

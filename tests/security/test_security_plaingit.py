@@ -43,18 +43,24 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     return choice
 
 
-def shared(tmp_path: Path) -> tuple[Path, Path]:
+def done(run: Run, *argv: str | Path) -> None:
+    """Run the CLI in-process (setup steps: no interpreter start-up) and insist on 0."""
+    result = run(*argv)
+    assert result.code == 0, result
+
+
+def shared(tmp_path: Path, run: Run) -> tuple[Path, Path]:
     """A registry with ``ai/vision/yolo`` @v1 (tag ``prod``) and @v2, pushed to a bare
     remote; returns (the registry, the remote)."""
     reg, remote = tmp_path / "reg", tmp_path / "remote.git"
-    ok("init", reg)
+    done(run, "init", reg)
     for argv in (("model", "create", MODEL),
                  ("version", "create", MODEL, "v1", "--tag", "prod"),
                  ("version", "create", MODEL, "v2")):
-        ok("--repo", reg, *argv)
+        done(run, "--repo", reg, *argv)
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(reg, "remote", "add", "origin", str(remote))
-    ok("push", cwd=reg)
+    done(run, "--repo", reg, "push")
     return reg, remote
 
 
@@ -66,11 +72,12 @@ def remote_tags(remote: Path) -> dict[str, str]:
 
 
 # -- two clones pushing different tags at the same moment ----------------------------------
-def test_a_push_that_loses_the_ref_transaction_race_merges_and_retries(tmp_path: Path) -> None:
+def test_a_push_that_loses_the_ref_transaction_race_merges_and_retries(tmp_path: Path,
+                                                                       run: Run) -> None:
     """Deterministic: while B's push sits in the remote's pre-receive hook (after its
     listing, before its ref transaction), A pushes. B's transaction then fails ("atomic
     transaction failed"), which is the remote having moved: B merges and pushes again."""
-    _, remote = shared(tmp_path)
+    _, remote = shared(tmp_path, run)
     ok("clone", remote, tmp_path / "a")
     ok("clone", remote, tmp_path / "b")
     ok("tag", f"{MODEL}@v1", "from-a", cwd=tmp_path / "a")
@@ -100,7 +107,7 @@ def test_two_clones_pushing_different_tags_at_once_both_land(tmp_path: Path, tra
                                                              run: Run) -> None:
     """Ten rounds of two real ``modelbox push`` processes racing through one bare remote:
     every push ends 0 and the remote holds both tags."""
-    _, remote = shared(tmp_path)
+    _, remote = shared(tmp_path, run)
     a, b = tmp_path / "a", tmp_path / "b"
     ok("clone", remote, a)
     ok("clone", remote, b)
@@ -120,16 +127,17 @@ def test_two_clones_pushing_different_tags_at_once_both_land(tmp_path: Path, tra
 
 # -- a relative clone path -------------------------------------------------------------------
 @pytest.mark.parametrize("given", ["remote.git", "./remote.git", "sub/../remote.git"])
-def test_a_clone_of_a_relative_path_stores_it_absolute(tmp_path: Path, given: str) -> None:
+def test_a_clone_of_a_relative_path_stores_it_absolute(tmp_path: Path, given: str,
+                                                       run: Run) -> None:
     """``modelbox clone remote.git victim`` stored ``remote.git``, so ``pull`` inside the
     clone (another working directory) failed; git stores the absolute path."""
-    reg, remote = shared(tmp_path)
+    reg, remote = shared(tmp_path, run)
     (tmp_path / "sub").mkdir()
     ok("clone", given, "victim", cwd=tmp_path)
     victim = tmp_path / "victim"
     assert git(victim, "config", "remote.origin.url").strip() == str(remote)
-    ok("tag", f"{MODEL}@v2", "staging", cwd=reg)
-    ok("push", cwd=reg)
+    done(run, "--repo", reg, "tag", f"{MODEL}@v2", "staging")
+    done(run, "--repo", reg, "push")
     pulled = ok("pull", cwd=victim)
     assert "fast-forward" in pulled.out or "Fast-forward" in pulled.out, pulled
     assert ok("resolve", f"{MODEL}:staging", cwd=victim).out.strip() == "v2"
@@ -138,10 +146,10 @@ def test_a_clone_of_a_relative_path_stores_it_absolute(tmp_path: Path, given: st
 # -- a tag map naming a missing version ------------------------------------------------------
 @pytest.mark.parametrize("version", ["v9", "v1-gone"])
 def test_resolving_a_tag_that_names_a_missing_version_is_one_line_and_exit_1(
-        tmp_path: Path, version: str) -> None:
+        tmp_path: Path, version: str, run: Run) -> None:
     """`_tags.json` hand-edited (and committed) to a version that does not exist: check
     flags it, and resolve must not print the missing version with exit 0."""
-    reg, _ = shared(tmp_path)
+    reg, _ = shared(tmp_path, run)
     path = reg / TAGS_FILE
     path.write_text(json.dumps({"kind": "tags", "tags": {"prod": version}}, indent=2,
                                sort_keys=True) + "\n", encoding="utf-8")
@@ -154,3 +162,229 @@ def test_resolving_a_tag_that_names_a_missing_version_is_one_line_and_exit_1(
     assert fingerprint(reg) == before
     checked = modelbox("check", cwd=reg)
     assert checked.code == 1 and f"points to {version}, which does not exist" in checked.err
+
+
+# -- what a plain `git push` sends: the installed pre-push hook runs `check`'s rules -----------
+def hooked_clone(tmp_path: Path, run: Run) -> tuple[Path, Path]:
+    """A clone with modelbox's git hooks installed; returns (clone, bare remote)."""
+    _, remote = shared(tmp_path, run)
+    clone = tmp_path / "clone"
+    done(run, "clone", remote, clone)
+    done(run, "--repo", clone, "install-hooks")
+    return clone, remote
+
+
+def plain_push(clone: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "push"], cwd=clone, capture_output=True, text=True,
+                          check=False)
+
+
+def write_json(path: Path, doc: object) -> None:
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def edit_version(clone: Path) -> None:
+    path = clone / f"models/{MODEL}/_versions/v2/_version.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["framework"] = "caffe"  # not one of the frameworks the schema allows
+    write_json(path, doc)
+
+
+def dangle_tag(clone: Path) -> None:
+    write_json(clone / TAGS_FILE, {"kind": "tags", "tags": {"prod": "v9"}})
+
+
+def stray_file(clone: Path) -> None:
+    (clone / f"models/{MODEL}/_versions/v2/weights.bin").write_bytes(b"\0" * 64)
+
+
+def latest_tag(clone: Path) -> None:
+    write_json(clone / TAGS_FILE, {"kind": "tags", "tags": {"prod": "v1", "latest": "v1"}})
+
+
+def not_json(clone: Path) -> None:
+    (clone / TAGS_FILE).write_text("<<<<<<< HEAD\n{}\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("breakage, needle", [
+    (edit_version, "caffe"),
+    (dangle_tag, "v9"),
+    (stray_file, "weights.bin"),
+    (latest_tag, "latest"),
+    (not_json, "not valid JSON"),
+])
+def test_plain_git_push_of_a_manifest_that_fails_check_is_refused(
+        tmp_path: Path, breakage: object, needle: str, run: Run) -> None:
+    clone, remote = hooked_clone(tmp_path, run)
+    assert callable(breakage)
+    breakage(clone)
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "hand edit")
+    before = fingerprint(remote)
+    pushed = plain_push(clone)
+    assert pushed.returncode != 0, pushed
+    assert needle in pushed.stderr and "the push was stopped" in pushed.stderr, pushed.stderr
+    assert "Traceback" not in pushed.stderr
+    assert fingerprint(remote) == before
+
+
+def move_prod_to_staging(clone: Path) -> str:
+    """refs/modelbox/tags/.../prod moved by hand to the tag object of staging (v2)."""
+    staging = git(clone, "rev-parse", f"refs/modelbox/tags/{MODEL}/staging").strip()
+    git(clone, "update-ref", f"refs/modelbox/tags/{MODEL}/prod", staging)
+    return "ai/vision/yolo@v2"
+
+
+def invent_a_tag(clone: Path) -> str:
+    """A tag ref that no manifest has."""
+    staging = git(clone, "rev-parse", f"refs/modelbox/tags/{MODEL}/staging").strip()
+    git(clone, "update-ref", f"refs/modelbox/tags/{MODEL}/hotfix", staging)
+    return "has no such tag"
+
+
+def point_at_a_commit(clone: Path) -> str:
+    """A tag ref moved to a plain commit, no modelbox tag object at all."""
+    git(clone, "update-ref", f"refs/modelbox/tags/{MODEL}/prod", "HEAD")
+    return "not a modelbox tag object"
+
+
+@pytest.mark.parametrize("move", [move_prod_to_staging, invent_a_tag, point_at_a_commit])
+def test_plain_git_push_of_a_hand_moved_tag_ref_is_refused(tmp_path: Path, move: object,
+                                                           run: Run) -> None:
+    """Remote plain-git readers resolve refs/modelbox/tags/*: a ref that contradicts the
+    manifests would hand them the wrong production version."""
+    clone, remote = hooked_clone(tmp_path, run)
+    done(run, "--repo", clone, "tag", f"{MODEL}@v2", "staging")
+    done(run, "--repo", clone, "push")
+    assert callable(move)
+    needle = move(clone)
+    before = fingerprint(remote)
+    pushed = plain_push(clone)
+    assert pushed.returncode != 0, pushed
+    assert needle in pushed.stderr and f"refs/modelbox/tags/{MODEL}/" in pushed.stderr
+    assert "modelbox refs sync" in pushed.stderr and "Traceback" not in pushed.stderr
+    assert fingerprint(remote) == before
+    # The advice works: after `refs sync` the same plain push goes through.
+    ok("refs", "sync", cwd=clone)
+    assert plain_push(clone).returncode == 0
+    assert git(remote, "for-each-ref", "--format=%(contents:subject)",
+               f"refs/modelbox/tags/{MODEL}/prod").strip() == f"{MODEL}@v1"
+
+
+def test_plain_git_push_of_good_modelbox_work_passes_the_hook(tmp_path: Path,
+                                                             run: Run) -> None:
+    clone, remote = hooked_clone(tmp_path, run)
+    done(run, "--repo", clone, "version", "create", MODEL, "v3", "--tag", "canary")
+    done(run, "--repo", clone, "tag", f"{MODEL}@v3", "prod")
+    pushed = plain_push(clone)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "modelbox pre-push:" not in pushed.stderr
+    assert git(remote, "rev-parse", "main") == git(clone, "rev-parse", "main")
+    assert git(remote, "for-each-ref", "--format=%(contents:subject)",
+               f"refs/modelbox/tags/{MODEL}/prod").strip() == f"{MODEL}@v3"
+
+
+# -- tags moved by a plain git commit --------------------------------------------------------
+MALLORY = {"GIT_AUTHOR_NAME": "Mallory", "GIT_AUTHOR_EMAIL": "mallory@example.com",
+           "GIT_AUTHOR_DATE": "2030-01-01T00:00:00Z",
+           "GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"}
+
+
+def set_tags(repo: Path, tags: dict[str, str]) -> None:
+    write_json(repo / TAGS_FILE, {"kind": "tags", "tags": tags})
+
+
+@pytest.mark.parametrize("tags, target, change", [
+    ({"prod": "v2"}, "prod", "v1 -> v2"),                 # moved
+    ({"prod": "v1", "canary": "v2"}, "canary", "- -> v2"),  # assigned
+    ({}, "prod", "v1 -> -"),                              # removed
+])
+def test_a_tag_moved_by_a_plain_git_commit_is_audited_as_outside_modelbox(
+        tmp_path: Path, run: Run, tags: dict[str, str], target: str, change: str) -> None:
+    """A valid `_tags.json` edit committed with plain git moved production silently:
+    `log M:TAG` and `resolve --at` did not see it and `check` said ok."""
+    reg, _ = shared(tmp_path, run)
+    set_tags(reg, tags)
+    git(reg, "commit", "-qam", "quick fix", env=MALLORY)
+    ref = f"{MODEL}:{target}"
+    logged = ok("log", ref, cwd=reg).out.splitlines()
+    assert "(outside modelbox)" in logged[0] and "Mallory" in logged[0], logged
+    assert change.replace(" -> ", " -> ") in logged[0]
+    events = json.loads(ok("log", ref, "--json", cwd=reg).out)
+    assert events[0]["operation"].endswith("(outside modelbox)")
+    assert events[0]["author"].startswith("Mallory")
+    after = change.rpartition(" -> ")[2]
+    at = modelbox("resolve", ref, "--at", "2030-06-01T00:00:00", cwd=reg)
+    if after == "-":
+        assert_refused(at.code, at.err, "pointed to no version")
+    else:
+        assert at.code == 0 and at.out.strip() == after, at
+        assert "changed outside modelbox by Mallory" in at.err
+    before = modelbox("resolve", ref, "--at", "2029-06-01T00:00:00", cwd=reg)
+    assert before.out.strip() == ("v1" if target == "prod" else ""), before
+    checked = modelbox("check", "--fix", cwd=reg)
+    assert checked.code == 0, checked
+    assert f"tags.{target}: {change} changed outside modelbox by Mallory" in checked.err
+    assert checked.err.startswith("warning: ")
+    strict = modelbox("check", "--strict", cwd=reg)
+    assert strict.code == 1 and "changed outside modelbox" in strict.err
+
+
+def test_merges_whose_tag_changes_come_from_audited_commits_get_no_warning(
+        tmp_path: Path, run: Run) -> None:
+    """Two clones tag with modelbox; one side merges with `modelbox pull` (a merge
+    commit), the other with plain `git pull` (git's merge commit). Both merges only bring
+    audited moves: no warning, no outside event."""
+    reg, remote = shared(tmp_path, run)
+    # Spacer tags keep the two sides' lines apart, so plain git merges the file too.
+    for tag in ("a1", "m1", "m2", "z1"):
+        done(run, "--repo", reg, "tag", f"{MODEL}@v1", tag)
+    done(run, "--repo", reg, "push")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for clone in (a, b, c):
+        done(run, "clone", remote, clone)
+    done(run, "--repo", a, "tag", f"{MODEL}@v2", "b2")   # sorts between a1 and m1
+    done(run, "--repo", a, "push")
+    done(run, "--repo", b, "tag", f"{MODEL}@v2", "n1")   # sorts between m2 and z1
+    git(b, "pull", "-q", "--no-rebase", "--no-edit")      # git's merge commit
+    done(run, "--repo", c, "tag", f"{MODEL}@v2", "n1")
+    done(run, "--repo", c, "pull")                       # modelbox's merge commit
+    for clone in (b, c):
+        parents = git(clone, "log", "-1", "--format=%P").split()
+        assert len(parents) == 2
+        checked = modelbox("check", "--fix", "--strict", cwd=clone)
+        assert checked.code == 0 and "warning" not in checked.err, checked
+        assert "outside modelbox" not in ok("log", cwd=clone).out
+        assert json.loads((clone / TAGS_FILE).read_text())["tags"]["b2"] == "v2"
+
+
+def test_a_merge_that_resolves_a_tag_its_own_way_is_a_move_outside_modelbox(
+        tmp_path: Path, run: Run) -> None:
+    """An evil merge: the merge commit gives a tag a value neither parent has."""
+    reg, _ = shared(tmp_path, run)
+    git(reg, "checkout", "-q", "-b", "side")
+    done(run, "--repo", reg, "meta", "set", f"{MODEL}@v2", "note", '"side"')
+    git(reg, "checkout", "-q", "main")
+    git(reg, "merge", "-q", "--no-ff", "--no-commit", "side")
+    set_tags(reg, {"prod": "v2"})
+    git(reg, "add", "-A")
+    git(reg, "commit", "-qm", "merge side", env=MALLORY)
+    checked = modelbox("check", "--fix", cwd=reg)
+    assert checked.code == 0
+    assert "tags.prod: v1 -> v2 changed outside modelbox by Mallory" in checked.err, checked
+
+
+def test_a_squash_merge_quoting_modelbox_trailers_is_audited(tmp_path: Path,
+                                                            run: Run) -> None:
+    """`git merge --squash` of a promotion branch: the squash commit quotes (indented)
+    the trailers of the commits it squashed, so its move is an ordinary audited one."""
+    reg, _ = shared(tmp_path, run)
+    done(run, "--repo", reg, "--branch", "promote", "tag", f"{MODEL}@v2", "prod")
+    git(reg, "merge", "-q", "--squash", "promote")
+    git(reg, "commit", "-q", "--no-edit", env=MALLORY)
+    assert "    Modelbox-Operation: tag.move" in git(reg, "log", "-1", "--format=%B")
+    checked = modelbox("check", "--fix", "--strict", cwd=reg)
+    assert checked.code == 0 and "warning" not in checked.err, checked
+    events = json.loads(ok("log", f"{MODEL}:prod", "--json", cwd=reg).out)
+    assert (events[0]["operation"], events[0]["after"]) == ("tag.move", "v2")
+    assert events[0]["author"].startswith("Mallory")
