@@ -36,6 +36,7 @@ from modelbox.errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
     InvalidValueError,
+    ManifestError,
     MergeConflictError,
     ModelboxError,
     ObjectMissingError,
@@ -349,6 +350,7 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
         return result
     if branch_ref in updates:
         known = [sha for ref, sha in theirs_refs.items() if ref.startswith("refs/heads/")]
+        _check_pushed(registry, theirs, ours, known)
         needs = _new_needs(repo, ours, known)
         if needs:
             stores = _stores(registry, remote)
@@ -365,6 +367,27 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
     result.refs = updates
     _remember(repo, name, {ref: sha for ref, sha in updates.items() if sha is not None})
     return result
+
+
+def _check_pushed(registry: Registry, theirs: str | None, ours: str, known: list[str],
+                  ) -> None:
+    """Refuse to publish hand-made commits that break the rules of ``modelbox check``
+    (the engine the pre-push hook runs for a plain ``git push``). Commits modelbox wrote
+    are valid by construction: a push of only those costs a look at their messages."""
+    from modelbox.check import check_range
+    from modelbox.outside import is_audited
+
+    commits = git_remote.new_commits(registry.repo, ours, known)
+    if all(is_audited(record) for record in registry.history.records(commits)):
+        return
+    base = theirs if theirs is not None and registry.repo.has_object(theirs) else None
+    errors = [p for p in check_range(registry, base, ours) if not p.warning]
+    if errors:
+        since = f" --since {base}" if base else ""
+        raise ManifestError(errors[0].path, (
+            f"{errors[0].message} (and {len(errors) - 1} more problem(s); `modelbox check"
+            f"{since}` lists them); nothing was pushed"
+            if len(errors) > 1 else f"{errors[0].message}; nothing was pushed"))
 
 
 # -- tag refs --------------------------------------------------------------------------

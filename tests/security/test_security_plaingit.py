@@ -228,6 +228,26 @@ def test_plain_git_push_of_a_manifest_that_fails_check_is_refused(
     assert fingerprint(remote) == before
 
 
+@pytest.mark.parametrize("breakage, needle", [
+    (edit_version, "caffe"),
+    (dangle_tag, "v9"),
+    (stray_file, "weights.bin"),
+])
+def test_modelbox_push_of_a_hand_made_commit_that_fails_check_is_refused(
+        tmp_path: Path, breakage: object, needle: str, run: Run) -> None:
+    """`modelbox push` skips git's hooks (it does their work itself): it must run the
+    same rules on hand-made commits, before any object or ref is sent."""
+    reg, remote = shared(tmp_path, run)
+    assert callable(breakage)
+    breakage(reg)
+    git(reg, "add", "-A")
+    git(reg, "commit", "-qm", "hand edit")
+    before = fingerprint(remote)
+    pushed = modelbox("push", cwd=reg)
+    assert_refused(pushed.code, pushed.err, needle, "nothing was pushed")
+    assert fingerprint(remote) == before
+
+
 def move_prod_to_staging(clone: Path) -> str:
     """refs/modelbox/tags/.../prod moved by hand to the tag object of staging (v2)."""
     staging = git(clone, "rev-parse", f"refs/modelbox/tags/{MODEL}/staging").strip()
