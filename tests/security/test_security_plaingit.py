@@ -408,3 +408,30 @@ def test_a_squash_merge_quoting_modelbox_trailers_is_audited(tmp_path: Path,
     events = json.loads(ok("log", f"{MODEL}:prod", "--json", cwd=reg).out)
     assert (events[0]["operation"], events[0]["after"]) == ("tag.move", "v2")
     assert events[0]["author"].startswith("Mallory")
+
+
+def test_plain_git_push_deleting_a_tag_ref_the_manifests_still_have_is_refused(
+        tmp_path: Path, run: Run) -> None:
+    clone, remote = hooked_clone(tmp_path, run)
+    before = fingerprint(remote)
+    pushed = subprocess.run(["git", "push", "origin", f":refs/modelbox/tags/{MODEL}/prod"],
+                            cwd=clone, capture_output=True, text=True, check=False)
+    assert pushed.returncode != 0
+    assert "would be deleted, but main still has ai/vision/yolo@v1" in pushed.stderr
+    assert fingerprint(remote) == before
+
+
+def test_check_since_a_revision_checks_only_that_range(tmp_path: Path, run: Run) -> None:
+    """The range entry point the hooks use, on the command line (CI on a pull request)."""
+    reg, _ = shared(tmp_path, run)
+    edit_version(reg)
+    git(reg, "commit", "-qam", "hand edit")
+    done(run, "--repo", reg, "tag", f"{MODEL}@v1", "staging")
+    ranged = modelbox("check", "--since", "HEAD~2", cwd=reg)
+    assert ranged.code == 1 and "caffe" in ranged.err, ranged
+    assert json.loads(modelbox("check", "--since", "HEAD~2", "--json", cwd=reg).out)[0][
+        "path"].endswith("v2/_version.json")
+    after = modelbox("check", "--since", "HEAD~1", cwd=reg)
+    assert after.code == 0 and after.out.startswith("ok"), after
+    bad = modelbox("check", "--since", "no-such-branch", cwd=reg)
+    assert_refused(bad.code, bad.err, "no-such-branch")
