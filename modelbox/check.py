@@ -603,28 +603,50 @@ def check_range(registry: Registry, base: str | None, head: str, *,
 
 
 def check_pushed_refs(registry: Registry, commit: str | None,
-                      refs: Mapping[str, str | None]) -> list[Problem]:
+                      refs: Mapping[str, str | None], models: Iterable[str] = ()
+                      ) -> list[Problem]:
     """Tag refs about to be published (name -> sha, None: deleted) against the manifests
     of ``commit`` (the registry branch being pushed): each must be the ref ``refs sync``
     derives from them. A hand-moved ``refs/modelbox/tags/*`` ref would show plain-git
-    readers a version the registry does not have."""
+    readers a version the registry does not have.
+
+    ``models`` (``ai/vision/yolo``) are those whose tags the pushed branch changed: their
+    refs here must match too, or the push would leave the remote's refs behind its
+    branch (a plain ``git commit`` moved a tag and no ``refs sync`` ran)."""
     repo = registry.repo
     snap = repo.snapshot(commit)
     problems = []
     repo.hold_objects()  # the tag objects are computed to compare, never written
     try:
         desired: dict[str, dict[str, str]] = {}
-        for name, sha in sorted(refs.items()):
-            model_path, _, _ = name[len(layout.TAG_REF_PREFIX) :].rpartition("/")
+
+        def wanted(model_path: str) -> dict[str, str]:
             if model_path not in desired:
                 try:
                     desired[model_path] = registry.desired_refs(snap, parse_model(model_path))
                 except ModelboxError:
                     desired[model_path] = {}  # no such model: no ref belongs there
-            want = desired[model_path].get(name)
+            return desired[model_path]
+
+        fix = "run `modelbox refs sync`, then push again"
+        for model_path in sorted(set(models)):
+            prefix = f"{layout.TAG_REF_PREFIX}{model_path}/"
+            here = {name: sha for name, sha in repo.refs_under(prefix).items()
+                    if "/" not in name[len(prefix) :] and name not in refs}
+            want_all = wanted(model_path)
+            for name in sorted((here.keys() | want_all.keys()) - refs.keys()):
+                if here.get(name) != want_all.get(name):
+                    says = (_tag_says(registry, want_all[name]) if name in want_all
+                            else "no such tag")
+                    problems.append(Problem(name, (
+                        f"tag ref is out of date: the pushed {registry.branch} says {says}, "
+                        f"and the push would leave the remote's ref as it is; {fix}"),
+                        fixable=True))
+        for name, sha in sorted(refs.items()):
+            model_path, _, _ = name[len(layout.TAG_REF_PREFIX) :].rpartition("/")
+            want = wanted(model_path).get(name)
             if sha == want:
                 continue
-            fix = "run `modelbox refs sync`, then push again"
             if want is None and sha is not None:
                 why = f"names {_tag_says(registry, sha)}, but {registry.branch} has no such tag"
             elif sha is None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelbox import layout, sync
-from modelbox.check import Problem
+from modelbox.check import Problem, locate
 from modelbox.errors import AlreadyExistsError, GitError, StoreError
 from modelbox.refs import GitRepo
 from modelbox.refs.remote import Remote, new_commits
@@ -208,6 +208,7 @@ def check_push(registry: Registry, lines: Iterable[str]) -> list[Problem]:
     problems: list[Problem] = []
     tag_refs: dict[str, str | None] = {}
     branch_commit = registry.head()
+    touched: set[str] = set()
     for line in lines:
         parts = line.split()
         if len(parts) != 4:
@@ -222,13 +223,27 @@ def check_push(registry: Registry, lines: Iterable[str]) -> list[Problem]:
             continue
         if repo.snapshot(local_sha).read(layout.SETTINGS) is None:
             continue  # not a registry branch (docs, CI...): not ours to judge
+        base = remote_sha if remote_sha != _ZERO and _is_commit(repo, remote_sha) else None
         if remote_ref == registry.branch_ref:
             branch_commit = local_sha
-        base = remote_sha if remote_sha != _ZERO and _is_commit(repo, remote_sha) else None
+            touched = _tagged_models(repo, base, local_sha)
         problems += check_range(registry, base, local_sha, schema=True)
-    if tag_refs:
-        problems += check_pushed_refs(registry, branch_commit, tag_refs)
+    if tag_refs or touched:
+        problems += check_pushed_refs(registry, branch_commit, tag_refs, touched)
     return list(dict.fromkeys(problems))
+
+
+def _tagged_models(repo: GitRepo, base: str | None, head: str) -> set[str]:
+    """Models (``ai/vision/yolo``) whose tag map, or a version, ``base..head`` changes."""
+    old = repo.snapshot(base).tree_id(layout.MODELS) if base else None
+    new = repo.snapshot(head).tree_id(layout.MODELS)
+    out = set()
+    for change in repo.changed_paths(old, new, f"{layout.MODELS}/"):
+        owner = locate(change.path).owner
+        if owner and (change.path.endswith(f"/{layout.TAGS_FILE}")
+                      or f"/{layout.VERSIONS_DIR}/" in change.path):
+            out.add(owner[len(layout.MODELS) + 1 :])
+    return out
 
 
 def _is_commit(repo: GitRepo, sha: str) -> bool:

@@ -435,3 +435,22 @@ def test_check_since_a_revision_checks_only_that_range(tmp_path: Path, run: Run)
     assert after.code == 0 and after.out.startswith("ok"), after
     bad = modelbox("check", "--since", "no-such-branch", cwd=reg)
     assert_refused(bad.code, bad.err, "no-such-branch")
+
+
+def test_plain_git_push_of_a_tag_moved_by_hand_without_refs_sync_is_refused(
+        tmp_path: Path, run: Run) -> None:
+    """A plain `git commit` moved prod and no `refs sync` ran (git has no post-commit hook
+    of ours): the push would publish the branch with the old prod ref beside it."""
+    clone, remote = hooked_clone(tmp_path, run)
+    set_tags(clone, {"prod": "v2"})
+    git(clone, "commit", "-qam", "move prod by hand")
+    before = fingerprint(remote)
+    pushed = plain_push(clone)
+    assert pushed.returncode != 0
+    assert f"refs/modelbox/tags/{MODEL}/prod: tag ref is out of date" in pushed.stderr
+    assert "changed outside modelbox" in pushed.stderr  # the warning comes too
+    assert fingerprint(remote) == before
+    done(run, "--repo", clone, "refs", "sync")
+    assert plain_push(clone).returncode == 0
+    assert git(remote, "for-each-ref", "--format=%(contents:subject)",
+               f"refs/modelbox/tags/{MODEL}/prod").strip() == f"{MODEL}@v2"
