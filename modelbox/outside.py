@@ -70,7 +70,10 @@ class OutsideMoves:
         cache = self._load()
         found = cache.get(record.sha)
         if found is None:
-            found = cache[record.sha] = self._fresh[record.sha] = self._diff(record)
+            found = self._diff(record)
+            if found is None:
+                return []  # cannot tell here (a shallow clone); not cached
+            cache[record.sha] = self._fresh[record.sha] = found
         return found
 
     def save(self) -> None:
@@ -92,12 +95,14 @@ class OutsideMoves:
             self._cache = _read_cache(self.path)
         return self._cache
 
-    def _diff(self, record: CommitRecord) -> list[TagMove]:
+    def _diff(self, record: CommitRecord) -> list[TagMove] | None:
+        if not all(self.repo.has_object(p) for p in record.parents):
+            return None  # a shallow history: nothing to compare with
         try:
             snap = self.repo.snapshot(record.sha)
-            parents = [self.repo.snapshot(p) for p in record.parents if self.repo.has_object(p)]
+            parents = [self.repo.snapshot(p) for p in record.parents]
         except GitError:
-            return []  # a shallow or damaged history: nothing to compare with
+            return None  # a damaged history: `git fsck` is the tool for it
         first = parents[0] if parents else self.repo.snapshot(None)
         moves = []
         old_tree, new_tree = first.tree_id(layout.MODELS), snap.tree_id(layout.MODELS)
