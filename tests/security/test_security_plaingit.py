@@ -126,7 +126,7 @@ def test_two_clones_pushing_different_tags_at_once_both_land(tmp_path: Path, tra
 
 
 # -- a relative clone path -------------------------------------------------------------------
-@pytest.mark.parametrize("given", ["remote.git", "./remote.git", "sub/../remote.git"])
+@pytest.mark.parametrize("given", ["remote.git", "sub/../remote.git"])
 def test_a_clone_of_a_relative_path_stores_it_absolute(tmp_path: Path, given: str,
                                                        run: Run) -> None:
     """``modelbox clone remote.git victim`` stored ``remote.git``, so ``pull`` inside the
@@ -327,10 +327,10 @@ def test_a_tag_moved_by_a_plain_git_commit_is_audited_as_outside_modelbox(
     set_tags(reg, tags)
     git(reg, "commit", "-qam", "quick fix", env=MALLORY)
     ref = f"{MODEL}:{target}"
-    logged = ok("log", ref, cwd=reg).out.splitlines()
+    logged = run("--repo", reg, "log", ref).out.splitlines()
     assert "(outside modelbox)" in logged[0] and "Mallory" in logged[0], logged
-    assert change.replace(" -> ", " -> ") in logged[0]
-    events = json.loads(ok("log", ref, "--json", cwd=reg).out)
+    assert change in logged[0]
+    events = json.loads(run("--repo", reg, "log", ref, "--json").out)
     assert events[0]["operation"].endswith("(outside modelbox)")
     assert events[0]["author"].startswith("Mallory")
     after = change.rpartition(" -> ")[2]
@@ -346,7 +346,7 @@ def test_a_tag_moved_by_a_plain_git_commit_is_audited_as_outside_modelbox(
     assert checked.code == 0, checked
     assert f"tags.{target}: {change} changed outside modelbox by Mallory" in checked.err
     assert checked.err.startswith("warning: ")
-    strict = modelbox("check", "--strict", cwd=reg)
+    strict = run("--repo", reg, "check", "--strict")
     assert strict.code == 1 and "changed outside modelbox" in strict.err
 
 
