@@ -14,8 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from collab.collab_servers import BareRemote, bare_remote, git_servers
 from conftest import Run
 from hostile import MODELBOX, Proc, assert_refused, fingerprint, modelbox
+
+__all__ = ["bare_remote", "git_servers"]  # fixtures, from the collaboration tests
 
 MODEL = "ai/vision/yolo"
 TAGS_FILE = f"models/{MODEL}/_tags.json"
@@ -49,16 +52,18 @@ def done(run: Run, *argv: str | Path) -> None:
     assert result.code == 0, result
 
 
-def shared(tmp_path: Path, run: Run) -> tuple[Path, Path]:
+def shared(tmp_path: Path, run: Run, remote: Path | None = None) -> tuple[Path, Path]:
     """A registry with ``ai/vision/yolo`` @v1 (tag ``prod``) and @v2, pushed to a bare
-    remote; returns (the registry, the remote)."""
-    reg, remote = tmp_path / "reg", tmp_path / "remote.git"
+    remote (a new one unless given); returns (the registry, the remote)."""
+    reg = tmp_path / "reg"
     done(run, "init", reg)
     for argv in (("model", "create", MODEL),
                  ("version", "create", MODEL, "v1", "--tag", "prod"),
                  ("version", "create", MODEL, "v2")):
         done(run, "--repo", reg, *argv)
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    if remote is None:
+        remote = tmp_path / "remote.git"
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(reg, "remote", "add", "origin", str(remote))
     done(run, "--repo", reg, "push")
     return reg, remote
@@ -72,14 +77,17 @@ def remote_tags(remote: Path) -> dict[str, str]:
 
 
 # -- two clones pushing different tags at the same moment ----------------------------------
-def test_a_push_that_loses_the_ref_transaction_race_merges_and_retries(tmp_path: Path,
-                                                                       run: Run) -> None:
+@pytest.mark.parametrize("via", ["git, a path", "dulwich, git://"])
+def test_a_push_that_loses_the_ref_transaction_race_merges_and_retries(
+        tmp_path: Path, run: Run, bare_remote: BareRemote, via: str) -> None:
     """Deterministic: while B's push sits in the remote's pre-receive hook (after its
     listing, before its ref transaction), A pushes. B's transaction then fails ("atomic
     transaction failed"), which is the remote having moved: B merges and pushes again."""
-    _, remote = shared(tmp_path, run)
+    _, remote = shared(tmp_path, run, bare_remote.path)
+    transport, _, kind = via.partition(", ")
+    url = bare_remote.urls["git"] if kind == "git://" else str(remote)
     ok("clone", remote, tmp_path / "a")
-    ok("clone", remote, tmp_path / "b")
+    ok("clone", url, tmp_path / "b")
     ok("tag", f"{MODEL}@v1", "from-a", cwd=tmp_path / "a")
     ok("tag", f"{MODEL}@v2", "from-b", cwd=tmp_path / "b")
     flag = tmp_path / "raced"
@@ -94,8 +102,7 @@ def test_a_push_that_loses_the_ref_transaction_race_merges_and_retries(tmp_path:
         encoding="utf-8",
     )
     hook.chmod(0o755)
-    env = {"MODELBOX_GIT_TRANSPORT": "git"}
-    pushed = modelbox("push", cwd=tmp_path / "b", env=env)
+    pushed = modelbox("push", cwd=tmp_path / "b", env={"MODELBOX_GIT_TRANSPORT": transport})
     assert pushed.code == 0, pushed
     assert flag.exists()
     assert "had new commits" in pushed.out
