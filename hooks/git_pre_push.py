@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # remote readers must never get a broken manifest or a hand-moved tag ref.
             problems = check_push(registry, lines)
             for problem in problems:
-                print(f"modelbox pre-push: {problem}", file=sys.stderr)
+                print(f"modelbox pre-push: {_printable(str(problem))}", file=sys.stderr)
             if any(not problem.warning for problem in problems):
                 print("modelbox pre-push: the push was stopped; fix the problems above "
                       "(`modelbox check`), then push again", file=sys.stderr)
@@ -47,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if copied:
         print(f"modelbox: {copied} object(s) placed in the store of {url}", file=sys.stderr)
     return 0
+
+
+def _printable(text: str) -> str:
+    """Control characters shown escaped: commit authors and paths come from other people,
+    and a terminal must not run what they wrote."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

@@ -461,3 +461,17 @@ def test_plain_git_push_of_a_tag_moved_by_hand_without_refs_sync_is_refused(
     assert plain_push(clone).returncode == 0
     assert git(remote, "for-each-ref", "--format=%(contents:subject)",
                f"refs/modelbox/tags/{MODEL}/prod").strip() == f"{MODEL}@v2"
+
+
+def test_the_pre_push_hook_prints_a_hostile_author_escaped(tmp_path: Path, run: Run) -> None:
+    """The outside-move warning names the commit's author, who may be anyone: an OSC
+    title sequence in the name reaches the terminal escaped."""
+    clone, _ = hooked_clone(tmp_path, run)
+    set_tags(clone, {"prod": "v2"})
+    git(clone, "commit", "-qam", "move prod by hand",
+        env={"GIT_AUTHOR_NAME": "Mal\x1b]0;pwned\x07lory"})
+    done(run, "--repo", clone, "refs", "sync")
+    pushed = plain_push(clone)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "changed outside modelbox by Mal\\x1b]0;pwned\\x07lory" in pushed.stderr
+    assert "\x1b" not in pushed.stderr and "\x07" not in pushed.stderr
