@@ -75,8 +75,12 @@ for module in (
 
 
 class _SafeHandler(logging.Handler):
-    """Log and warning lines (ours and the libraries', which quote URLs) shown safely, on
-    whatever ``sys.stderr`` is when they are written."""
+    """Log lines shown safely (libraries quote URLs), on whatever ``sys.stderr`` is when
+    they are written: modelbox's own warnings, and the libraries' errors -- their warnings
+    (urllib3's "Retrying...") come before an error line that says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or record.name.split(".")[0] == "modelbox"
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -87,7 +91,8 @@ class _SafeHandler(logging.Handler):
 
 
 def _log_to_stderr() -> None:
-    """Warnings of every logger reach stderr as one redacted, escaped line each."""
+    """Log lines of every logger reach stderr (see :class:`_SafeHandler`) redacted and
+    escaped, one line each, instead of through logging's unfiltered last resort."""
     root = logging.getLogger()
     if not any(isinstance(h, _SafeHandler) for h in root.handlers):
         root.addHandler(_SafeHandler(logging.WARNING))
