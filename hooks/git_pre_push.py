@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modelbox.errors import ModelboxError
 from modelbox.githooks import pre_push
+from modelbox.redact import safe_text
 from modelbox.registry import Registry
 
 
@@ -30,10 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             registry.close()
     except ModelboxError as exc:
-        print(f"modelbox pre-push: {exc}; the push was stopped", file=sys.stderr)
+        print(safe_text(f"modelbox pre-push: {exc}; the push was stopped"), file=sys.stderr)
         return 1
     if copied:
-        print(f"modelbox: {copied} object(s) placed in the store of {url}", file=sys.stderr)
+        print(safe_text(f"modelbox: {copied} object(s) placed in the store of {url}"),
+              file=sys.stderr)
     return 0
 
 

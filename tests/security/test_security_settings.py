@@ -473,3 +473,30 @@ def test_log_lines_are_redacted_and_escaped_and_library_noise_dropped() -> None:
         "modelbox: warning: retry https://***@h/x\\x1b[2J",
         "modelbox: warning: failed https://***@h/y",
     ]
+
+
+def test_the_validate_hook_escapes_hostile_text(registry_path: Path, run: Run) -> None:
+    assert run("--repo", registry_path, "model", "create", "m").code == 0
+    path = registry_path / "models/default/m/_model.json"
+    document = json.loads(path.read_text())
+    path.write_bytes(canonical.encode({**document, f"x{EVIL}": 1}))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("modelbox-hook-validate")), str(path)],
+        cwd=registry_path, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "x\\x1b]0;pwned" in proc.stdout
+    _no_raw_escapes(proc.stdout + proc.stderr)
+
+
+@pytest.mark.parametrize("branch", ["../../../x", "HEAD"])
+def test_a_committed_unsafe_branch_setting_is_one_line_on_every_command(
+    registry_path: Path, git: Git, branch: str,
+) -> None:
+    (registry_path / ".modelbox/registry.json").write_bytes(settings(branch=branch))
+    git("commit", "-q", "-am", "hand edit", cwd=registry_path)
+    before = fingerprint(registry_path)
+    for argv in (("model", "list"), ("model", "create", "n"), ("check",)):
+        code, _, err = modelbox("--repo", registry_path, *argv)
+        assert_refused(code, err, "registry.json", "branch")
+    assert fingerprint(registry_path) == before
