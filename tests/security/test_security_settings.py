@@ -500,3 +500,31 @@ def test_a_committed_unsafe_branch_setting_is_one_line_on_every_command(
         code, _, err = modelbox("--repo", registry_path, *argv)
         assert_refused(code, err, "registry.json", "branch")
     assert fingerprint(registry_path) == before
+
+
+CHECKED = {
+    "pointer-local": (f"{V1}/_artifacts/x.bin.json",
+                      _pointer("local:///etc/passwd", 3).replace(b"id_rsa", b"x.bin"), "uri"),
+    "pointer-chained": (f"{V1}/_artifacts/x.bin.json",
+                        _pointer("simplecache::s3://b/k", 3).replace(b"id_rsa", b"x.bin"),
+                        "uri"),
+    "store-credentials": (".modelbox/registry.json",
+                          settings(store=f"s3://KEY:{SECRET}@bucket/p"), "store"),
+    "store-memory": (".modelbox/registry.json", settings(store="memory://x"), "store"),
+}
+
+
+@pytest.mark.parametrize(("path", "data", "field"), CHECKED.values(), ids=CHECKED.keys())
+def test_check_reports_a_committed_unsafe_pointer_or_store(
+    registry_path: Path, run: Run, git: Git, path: str, data: bytes, field: str,
+) -> None:
+    assert run("--repo", registry_path, "model", "create", "m").code == 0
+    assert run("--repo", registry_path, "version", "create", "m", "v1").code == 0
+    (registry_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (registry_path / path).write_bytes(data)
+    git("add", "-A", cwd=registry_path)
+    git("commit", "-q", "-m", "hand edit", cwd=registry_path)
+    code, out, err = run("--repo", registry_path, "check")
+    assert code == 1, (out, err)
+    assert f"{path}: {field}" in out + err
+    assert SECRET not in out + err
