@@ -21,14 +21,17 @@ __all__ = ["MASK", "credentials_in", "escape_controls", "redact", "safe_text"]
 
 MASK = "***"
 
-# scheme://userinfo@ -- greedy up to the last '@' before the path, as URL parsers read it.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#@\"]*(?:@[^/\s?#@\"]*)*@")
-_SECRET_NAME = (
-    r"[\w.-]*(?:secret|token|passw(?:or)?d|pwd|sig|signature|credential|key|auth|session)"
-    r"[\w.-]*"
+# scheme://userinfo@ -- up to the last '@' before the path, as URL parsers read it. Every
+# repetition is bounded or stops at a delimiter, so hostile text of any length costs linear
+# time (an unbounded scheme part was quadratic on "a.a.a...@").
+_USERINFO = re.compile(
+    r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://)[^/\s?#@\"]*(?:@[^/\s?#@\"]*)*@"
 )
-# ?name=value / &name=value / ;name=value with a secret-looking name.
-_SECRET_PARAM = re.compile(rf"(?i)([?&;]{_SECRET_NAME}=)[^&;#\s'\"]*")
+# ?name=value / &name=value / ;name=value; the name is checked apart (see _mask_param).
+_PARAM = re.compile(r"([?&;])([\w.-]{1,128})=([^&;#\s'\"]*)")
+_SECRET_NAME = re.compile(
+    r"(?i)secret|token|passw(?:or)?d|pwd|sig|signature|credential|key|auth|session"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -38,8 +41,15 @@ def redact(text: str) -> str:
     if "@" in text:
         text = _USERINFO.sub(rf"\1{MASK}@", text)
     if "=" in text:
-        text = _SECRET_PARAM.sub(rf"\1{MASK}", text)
+        text = _PARAM.sub(_mask_param, text)
     return text
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    sep, name, value = match.groups()
+    if value and _SECRET_NAME.search(name):
+        return f"{sep}{name}={MASK}"
+    return match.group()
 
 
 def credentials_in(url: str) -> str | None:
@@ -47,9 +57,9 @@ def credentials_in(url: str) -> str | None:
     or None when it carries none."""
     if _USERINFO.search(url):
         return "user-info (user:password@)"
-    match = _SECRET_PARAM.search(url)
-    if match:
-        return f"query parameter {match.group(1)[1:-1]!r}"
+    for match in _PARAM.finditer(url):
+        if _SECRET_NAME.search(match.group(2)):
+            return f"query parameter {match.group(2)!r}"
     return None
 
 

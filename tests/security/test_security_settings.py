@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ import pytest
 from hostile import assert_refused, fingerprint, modelbox
 
 from modelbox import canonical
+from modelbox.redact import safe_text
 
 if TYPE_CHECKING:
     from conftest import Git, Run
@@ -528,3 +530,14 @@ def test_check_reports_a_committed_unsafe_pointer_or_store(
     assert code == 1, (out, err)
     assert f"{path}: {field}" in out + err
     assert SECRET not in out + err
+
+
+@pytest.mark.parametrize("text", [
+    "a." * 100_000 + "@", "&" + "key" * 100_000 + "=", "a://" * 50_000 + "@=",
+    "&a=b" * 50_000 + "@", "a@" * 100_000 + "://@", "\x1b" * 200_000,
+], ids=["dotted-scheme", "key-runs", "schemes", "params", "at-runs", "escapes"])
+def test_sanitizing_hostile_text_takes_linear_time(text: str) -> None:
+    # Descriptions and commit text from a remote go through it on every command.
+    started = time.perf_counter()
+    safe_text(text)
+    assert time.perf_counter() - started < 1.0
