@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,18 +33,37 @@ ESCAPES = ("\x1b", "\x07", "\x9b")
 
 
 # -- a hostile remote -------------------------------------------------------------------
-@pytest.fixture
-def remote(tmp_path: Path, run: Run, git: Git) -> Path:
-    """A bare remote holding a registry with the model ``m`` and its version ``v1``."""
-    origin = tmp_path / "origin"
-    assert run("init", origin).code == 0
-    assert run("--repo", origin, "model", "create", "m").code == 0
-    assert run("--repo", origin, "version", "create", "m", "v1").code == 0
-    bare = tmp_path / "remote.git"
-    git("init", "--bare", "-q", bare)
-    git("remote", "add", "origin", bare, cwd=origin)
-    assert run("--repo", origin, "push").code == 0
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare remote holding a registry with the model ``m`` and its version ``v1``, built
+    once per module by real processes in an environment as isolated as ``isolated_env``."""
+    root = tmp_path_factory.mktemp("template")
+    (root / "home").mkdir()
+    (root / "home" / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "FSSPEC_", "GIT_", "MODELBOX_"))}
+    env.update(HOME=str(root / "home"), GIT_CONFIG_NOSYSTEM="1",
+               GIT_CONFIG_GLOBAL=str(root / "home" / ".gitconfig"),
+               MODELBOX_CACHE_DIR=str(root / "cache"), XDG_CACHE_HOME=str(root / "cache"))
+    for role in ("AUTHOR", "COMMITTER"):
+        env.update({f"GIT_{role}_NAME": "Origin", f"GIT_{role}_EMAIL": "origin@example.com"})
+    origin, bare = root / "origin", root / "remote.git"
+    for argv in (["modelbox", "init", origin],
+                 ["modelbox", "--repo", origin, "model", "create", "m"],
+                 ["modelbox", "--repo", origin, "version", "create", "m", "v1"],
+                 ["git", "init", "--bare", "-q", bare],
+                 ["git", "-C", origin, "remote", "add", "origin", bare],
+                 ["modelbox", "--repo", origin, "push"]):
+        if argv[0] == "modelbox":
+            argv[0] = str(Path(sys.executable).with_name("modelbox"))
+        subprocess.run([str(a) for a in argv], env=env, check=True, capture_output=True)
     return bare
+
+
+@pytest.fixture
+def remote(tmp_path: Path, template: Path) -> Path:
+    """A fresh copy of the template remote, for one test to attack."""
+    return Path(shutil.copytree(template, tmp_path / "remote.git"))
 
 
 def attack(git: Git, bare: Path, files: dict[str, bytes], message: str = "edit",
@@ -374,11 +394,13 @@ BAD_S3_SETTINGS = {
 
 @pytest.mark.parametrize("env", BAD_S3_SETTINGS.values(), ids=BAD_S3_SETTINGS.keys())
 def test_bad_s3_settings_in_the_environment_are_one_line(
-    registry_path: Path, weights: Path, env: dict[str, str],
+    registry_path: Path, weights: Path, run: Run, monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
 ) -> None:
+    for name, value in {"MODELBOX_STORE": "s3://bucket/p", **env}.items():
+        monkeypatch.setenv(name, value)
     before = fingerprint(registry_path)
-    code, _, err = modelbox("--repo", registry_path, "artifact", "add", "m@v1", weights,
-                            env={"MODELBOX_STORE": "s3://bucket/p", **env})
+    code, _, err = run("--repo", registry_path, "artifact", "add", "m@v1", weights)
     assert_refused(code, err)
     assert fingerprint(registry_path) == before
 
