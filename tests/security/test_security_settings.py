@@ -563,3 +563,16 @@ def test_sanitizing_hostile_text_takes_linear_time(text: str) -> None:
     started = time.perf_counter()
     safe_text(text)
     assert time.perf_counter() - started < 1.0
+
+
+def test_every_command_prints_through_the_sanitizer() -> None:
+    # A command calling click.echo/print itself would show remote text raw: only the
+    # sanitizer (cli/_common.py) and the error line (cli/__init__.py) may.
+    cli = Path(__file__).resolve().parents[2] / "modelbox" / "cli"
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(cli.glob("*.py")) if path.name not in ("_common.py", "__init__.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if any(call in line for call in ("click.echo(", "click.secho(", "print(", "sys.stdout"))
+    ]
+    assert not offenders, offenders
