@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelbox.redact import safe_text
 from modelbox.validate import format_files, repository_root
 
 
@@ -19,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     changed, problems = format_files(repository_root(Path.cwd()), args.files)
     for path in changed:
-        print(f"{path}: rewritten as canonical JSON; review and stage it")
+        print(safe_text(f"{path}: rewritten as canonical JSON; review and stage it"))
     for problem in problems:
-        print(problem)
+        print(safe_text(str(problem)))
     return 1 if changed or problems else 0

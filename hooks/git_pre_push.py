@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelbox.errors import ModelboxError
 from modelbox.githooks import check_push, pre_push
+from modelbox.redact import safe_text
 from modelbox.registry import Registry
 
 
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # remote readers must never get a broken manifest or a hand-moved tag ref.
             problems = check_push(registry, lines)
             for problem in problems:
-                print(f"modelbox pre-push: {_printable(str(problem))}", file=sys.stderr)
+                print(safe_text(f"modelbox pre-push: {problem}", newlines=False), file=sys.stderr)
             if any(not problem.warning for problem in problems):
                 print("modelbox pre-push: the push was stopped; fix the problems above "
                       "(`modelbox check`), then push again", file=sys.stderr)
@@ -42,17 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             registry.close()
     except ModelboxError as exc:
-        print(f"modelbox pre-push: {exc}; the push was stopped", file=sys.stderr)
+        print(safe_text(f"modelbox pre-push: {exc}; the push was stopped"), file=sys.stderr)
         return 1
     if copied:
-        print(f"modelbox: {copied} object(s) placed in the store of {url}", file=sys.stderr)
+        print(safe_text(f"modelbox: {copied} object(s) placed in the store of {url}"),
+              file=sys.stderr)
     return 0
-
-
-def _printable(text: str) -> str:
-    """Control characters shown escaped: commit authors and paths come from other people,
-    and a terminal must not run what they wrote."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelbox.errors import ModelboxError
+from modelbox.redact import safe_text
 from modelbox.registry import Registry
 
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             registry.close()
     except ModelboxError as exc:
-        print(f"modelbox refs sync: {exc}; run `modelbox refs sync`", file=sys.stderr)
+        print(safe_text(f"modelbox refs sync: {exc}; run `modelbox refs sync`"), file=sys.stderr)
         return 1
     if changed:
         print(f"modelbox: {len(changed)} tag ref(s) synced", file=sys.stderr)

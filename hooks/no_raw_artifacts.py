@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelbox.redact import safe_text
 from modelbox.validate import raw_artifacts, repository_root
 
 
@@ -21,5 +22,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     problems = raw_artifacts(repository_root(Path.cwd()), args.files, max_kb=args.max_kb)
     for problem in problems:
-        print(problem)
+        print(safe_text(str(problem)))
     return 1 if problems else 0

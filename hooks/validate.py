@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelbox.errors import ModelboxError
+from modelbox.redact import safe_text
 from modelbox.validate import repository_root, validate_worktree
 
 
@@ -22,8 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         problems = validate_worktree(repository_root(Path.cwd()), args.files)
     except ModelboxError as exc:
-        print(f"modelbox-validate: {exc}", file=sys.stderr)
+        print(safe_text(f"modelbox-validate: {exc}"), file=sys.stderr)
         return 1
     for problem in problems:
-        print(f"warning: {problem}" if problem.fixable else problem)
+        print(safe_text(f"warning: {problem}" if problem.fixable else str(problem)))
     return 1 if any(not p.fixable for p in problems) else 0

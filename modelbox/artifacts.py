@@ -23,8 +23,9 @@ from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.filetypes import file_type as type_of
 from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
 from modelbox.names import Reference
-from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store
+from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store, schemes
 from modelbox.objects.packs import Slot
+from modelbox.objects.schemes import check_remote_url
 from modelbox.refs import Snapshot
 from modelbox.registry import Registry
 
@@ -72,9 +73,35 @@ def store_url(registry: Registry) -> str:
     return (
         os.environ.get("MODELBOX_STORE")
         or registry.repo.config_value("modelbox", "store")
-        or registry.settings.store
+        or shared_store(registry)
         or str(registry.repo.git_dir / "modelbox" / "store")
     )
+
+
+def allowed_schemes(registry: Registry) -> frozenset[str]:
+    """The URL schemes a pointer or the store setting may name in this clone: the fixed
+    list plus ``git config modelbox.allowedSchemes`` (see :mod:`modelbox.objects.schemes`)."""
+    return schemes.allowed_schemes(registry.repo.config_value(*schemes.CONFIG_KEY))
+
+
+def shared_store(registry: Registry) -> str | None:
+    """The registry's ``store`` setting, checked as the untrusted input it is (it comes
+    from whoever pushed ``.modelbox/registry.json``): a folder path is taken relative to
+    the registry root, a URL must carry no credentials and name an allowed scheme.
+
+    Raises:
+        InvalidValueError: the setting carries credentials, chains URLs or names a scheme
+            this clone does not allow.
+    """
+    store = registry.settings.store
+    if not store:
+        return None
+    schemes.check_store_url(store, f"the store setting of {layout.SETTINGS}",
+                            allowed_schemes(registry))
+    if schemes.scheme_of(store) is None:
+        root = registry.repo.root or registry.repo.git_dir
+        return os.path.normpath(os.path.join(root, store))
+    return store
 
 
 def open_registry_store(registry: Registry) -> ObjectStore:
@@ -241,8 +268,9 @@ def track(registry: Registry, ref: Reference, uris: list[str]) -> list[Artifact]
 
     target_dir, target = _target_dir(registry, ref)
     pointers = []
+    allowed = allowed_schemes(registry)
     for uri in uris:
-        info = describe(uri)
+        info = describe(uri, allowed=allowed)
         name = uri.rstrip("/").rsplit("/", 1)[-1]
         mime = mime_type(name)
         kind = type_of(name, mime)
@@ -308,6 +336,10 @@ def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
     return sorted(out, key=lambda a: a.path)
 
 
+def _pointer_name(artifact: Artifact) -> str:
+    return f"the pointer {artifact.path} of {artifact.parent}"
+
+
 def safe_destination(root: Path, relative: str) -> Path:
     """``root / relative``, refusing anything that would land outside ``root``."""
     parts = relative.split("/")
@@ -330,12 +362,14 @@ def get(
 
     artifacts = list_artifacts(registry, ref)
     store = open_registry_store(registry)
+    allowed = allowed_schemes(registry)
     items: list[tuple[str, int, Path]] = []
     slots: dict[str, Slot] = {}
     tracked: list[tuple[Artifact, Path]] = []
     for artifact in artifacts:
         place = safe_destination(dest, artifact.path)
-        if artifact.uri:
+        if artifact.uri:  # refused before anything is fetched when the scheme is not allowed
+            check_remote_url(artifact.uri, _pointer_name(artifact), allowed)
             tracked.append((artifact, place))
         elif artifact.directory:
             listing = parse(DirectoryManifest, f"sha256:{artifact.checksum}",
@@ -347,7 +381,8 @@ def get(
             items.append((artifact.checksum, artifact.size, place))
     store.get_files(items, progress=progress, verify=verify, slots=slots)
     for artifact, place in tracked:
-        fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag)
+        fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag,
+              allowed=allowed, what=_pointer_name(artifact))
     target = artifacts[0].parent if artifacts else str(ref)
     registry.record_event(Change(
         "artifact.download", target, f"download {target} to {dest}",

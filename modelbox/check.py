@@ -24,7 +24,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelbox import layout
-from modelbox.errors import ManifestError, ModelboxError
+from modelbox.errors import InvalidValueError, ManifestError, ModelboxError
 from modelbox.explain import NotJSONError, jpath, load, schema_messages
 from modelbox.names import RESERVED_TAGS, parse_model
 from modelbox.registry import Registry, ref_collisions
@@ -219,6 +219,14 @@ def claimed_path(kind: str, doc: dict[str, Any]) -> str | None:
 
 
 def _placement(kind: str, path: str, doc: dict[str, Any], loc: Location) -> list[Problem]:
+    if kind == "registry" and isinstance(doc.get("store"), str):
+        from modelbox.objects.schemes import check_store_url  # the objects package is heavy
+
+        try:  # any scheme but a local or chained one: the clone's git config may allow it
+            check_store_url(doc["store"], "store", None)
+        except InvalidValueError as exc:
+            return [Problem(path, f"{exc}; fix the file (credentials belong in the "
+                                  "environment) or restore it with git")]
     if loc.tree is None:
         return []
     tree = _TREES[loc.tree]
@@ -238,6 +246,12 @@ def _placement(kind: str, path: str, doc: dict[str, Any], loc: Location) -> list
     return []
 
 
+def _never_opened(uri: str) -> bool:
+    from modelbox.objects.schemes import NEVER, scheme_of  # the objects package is heavy
+
+    return "::" in uri or scheme_of(uri) in NEVER
+
+
 def _pointer_rules(path: str, doc: dict[str, Any]) -> list[str]:
     root = path.split(f"/{layout.ARTIFACTS_DIR}/", 1)[0] + f"/{layout.ARTIFACTS_DIR}/"
     expected = path[len(root) : -len(".json")]
@@ -252,6 +266,9 @@ def _pointer_rules(path: str, doc: dict[str, Any]) -> list[str]:
     if uri is not None and "://" not in uri:
         out.append(f"uri: {uri!r} is not an absolute URI (s3://, gs://, https://...); "
                    "track it again with `modelbox artifact track`")
+    elif uri is not None and _never_opened(uri):
+        out.append(f"uri: {uri!r} names a local or chained protocol, which modelbox never "
+                   "opens; remove the pointer or track a remote URL")
     if doc.get("etag") is not None and uri is None:
         out.append("etag: only a tracked artifact (uri) has an ETag; remove it")
     if bool(doc.get("directory")) != (doc.get("files") is not None):

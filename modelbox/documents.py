@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelbox.errors import ManifestError, RegistryFormatError
+from modelbox.errors import InvalidNameError, ManifestError, RegistryFormatError
+from modelbox.names import check_branch
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -58,6 +59,11 @@ def parse_settings(path: str, data: bytes) -> Settings:
     branch = raw.get("branch", "main")
     if not isinstance(branch, str) or not branch:
         raise _bad(path, "branch", "must be a non-empty string")
+    try:
+        check_branch(branch)  # it becomes refs/heads/<branch>: a remote may name anything
+    except InvalidNameError as exc:
+        raise _bad(path, "branch", f"{branch!r} is not a safe branch name ({exc.rule})"
+                   ) from None
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise _bad(path, "store", "must be a string or null")

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from modelbox.redact import redact
+
 __all__ = [
     "AlreadyExistsError",
     "ArtifactError",
@@ -70,9 +72,16 @@ __all__ = [
 
 
 class ModelboxError(Exception):
-    """Root of every error modelbox raises on purpose."""
+    """Root of every error modelbox raises on purpose.
+
+    Its message never shows a credential: URLs it quotes (a store, a git remote, an
+    endpoint) are redacted by :func:`modelbox.redact.redact`.
+    """
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class InvalidNameError(ModelboxError):

@@ -34,6 +34,8 @@ _SEGMENT = (
 )
 NAME_PATTERN = rf"^{_SEGMENT}$"
 NAMESPACE_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+#: The registry branch (modelbox.names.check_branch): segments, and never ``HEAD``.
+BRANCH_PATTERN = rf"^(?!HEAD$){_SEGMENT}(?:/{_SEGMENT})*$"
 #: A link's source, ``NAMESPACE/NAME@VERSION`` (always the full name: ``default/x@v1``).
 LINK_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})+@{_SEGMENT}$"
 Segment = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -61,7 +63,7 @@ class RegistrySettings(Document):
 
     kind: Literal["registry"] = "registry"
     format: Literal[1] = 1
-    branch: str = Field(default="main", min_length=1)
+    branch: str = Field(default="main", min_length=1, pattern=BRANCH_PATTERN)
     store: str | None = None
 
 

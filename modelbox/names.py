@@ -20,6 +20,7 @@ __all__ = [
     "RESERVED_TAGS",
     "ModelName",
     "Reference",
+    "check_branch",
     "check_segment",
     "parse_model",
     "parse_namespace",
@@ -39,6 +40,22 @@ def check_segment(kind: str, value: str) -> str:
     rule = _broken_rule(value)
     if rule:
         raise InvalidNameError(kind, value, rule)
+    return value
+
+
+def check_branch(value: str) -> str:
+    """Return ``value`` if it is a safe branch name, else raise :class:`InvalidNameError`.
+
+    A branch is one or more ``/``-separated segments, each following the segment rule
+    (which is stricter than ``git check-ref-format``: no ``..``, no leading ``-`` or ``.``,
+    no ``.lock``, no control or special characters), and is not ``HEAD``.
+    """
+    if value == "HEAD":
+        raise InvalidNameError("branch", value, "HEAD names the checked-out commit, not a branch")
+    for part in value.split("/"):
+        rule = _broken_rule(part)
+        if rule:
+            raise InvalidNameError("branch", value, f"segment {part!r}: {rule}")
     return value
 
 

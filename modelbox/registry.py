@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ from modelbox.names import (
     RESERVED_TAGS,
     ModelName,
     Reference,
+    check_branch,
     check_segment,
     parse_model,
     parse_namespace,
@@ -126,12 +128,20 @@ class Registry:
 
     @classmethod
     def init(cls, path: Path, *, store: str | None = None, branch: str | None = None) -> Registry:
-        """Create a registry in ``path`` (a new or existing Git repository)."""
+        """Create a registry in ``path`` (a new or existing Git repository).
+
+        ``branch`` and ``store`` are checked before anything is created: a store URL must
+        carry no credentials (it is committed); a relative store folder is stored relative
+        to the registry root, which is what it is resolved against when read.
+        """
+        if branch is not None:
+            check_branch(branch)
+        if store is not None:
+            store = _store_setting(path, store)
         repo = GitRepo.discover(path) if path.exists() else None
         if repo is None or (repo.root and repo.root.resolve() != path.resolve()):
             repo = GitRepo.init(path, branch or "main")
-        branch = branch or repo.head_branch() or "main"
-        check_segment("branch", branch.replace("/", "-"))
+        branch = check_branch(branch or repo.head_branch() or "main")
         head = repo.ref(f"refs/heads/{branch}")
         if head and repo.snapshot(head).read(layout.SETTINGS) is not None:
             raise AlreadyExistsError(f"{path} is already a modelbox registry")
@@ -165,8 +175,7 @@ class Registry:
         if branch is not None:
             if branch.startswith("refs/heads/"):
                 branch = branch[len("refs/heads/") :]
-            for part in branch.split("/"):
-                check_segment("branch", part)
+            check_branch(branch)
         self._target = None if branch == self.branch else branch
 
     @property
@@ -968,3 +977,16 @@ def json_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
+
+def _store_setting(root: Path, store: str) -> str:
+    """``init --store``'s value as committed: checked, a relative folder made relative to
+    the registry root (it was given relative to the current directory)."""
+    from modelbox.objects.schemes import check_store_url, scheme_of
+
+    check_store_url(store, f"--store {store}", None)
+    if scheme_of(store) is not None:
+        return store
+    folder = Path(store).expanduser()
+    if folder.is_absolute():
+        return str(folder)
+    return Path(os.path.relpath(folder.resolve(), root.resolve())).as_posix()

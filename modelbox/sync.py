@@ -492,12 +492,31 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
             result.how = "merge"
     if result.after != ours:
         assert result.after is not None
+        _check_settings(repo, result.after, remote.url)
         _advance(registry, ours, result.after)
         result.objects = _fetch_objects(registry, remote, ours, result.after)
     _join_audit(repo, fetched.get(AUDIT_REF), remote.url)
     if result.after != ours or not git_remote.has_refs_under(repo, layout.TAG_REF_PREFIX):
         result.refs, _ = _sync_refs(registry)
     return result
+
+
+def _check_settings(repo: GitRepo, commit: str, url: str) -> None:
+    """Refuse a pull whose result has settings this clone must not use (a ``branch`` that
+    is no safe ref name, a ``store`` with credentials or a local or chained protocol):
+    they came from the remote, and nothing has moved yet."""
+    data = repo.snapshot(commit).read(layout.SETTINGS)
+    if data is None:
+        return
+    try:
+        store = parse_settings(layout.SETTINGS, data).store
+        if store:
+            from modelbox.objects import schemes
+
+            allowed = schemes.allowed_schemes(repo.config_value(*schemes.CONFIG_KEY))
+            schemes.check_store_url(store, f"the store setting of {layout.SETTINGS}", allowed)
+    except (ManifestError, InvalidValueError) as exc:
+        raise RemoteError(f"refusing to pull from {url}, nothing was pulled: {exc}") from None
 
 
 def _advance(registry: Registry, old: str | None, new: str) -> None:

@@ -7,6 +7,7 @@ in :class:`_Group.invoke`, and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from modelbox.cli import (
 )
 from modelbox.cli._common import Context, hoist_option
 from modelbox.errors import ModelboxError
+from modelbox.redact import safe_text
 
 
 class _Group(click.Group):
@@ -40,7 +42,7 @@ class _Group(click.Group):
         except ModelboxError as exc:
             # One line, whatever it quotes (ssh's stderr ends its lines with CR LF).
             message = re.sub(r"\s*[\r\n]+\s*", " ", str(exc)).strip()
-            click.echo(f"modelbox: error: {message}", err=True)
+            click.echo(f"modelbox: error: {safe_text(message, newlines=False)}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -72,8 +74,33 @@ for module in (
         cli.add_command(command)
 
 
+class _SafeHandler(logging.Handler):
+    """Log lines shown safely (libraries quote URLs), on whatever ``sys.stderr`` is when
+    they are written: modelbox's own warnings, and the libraries' errors -- their warnings
+    (urllib3's "Retrying...") come before an error line that says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or record.name.split(".")[0] == "modelbox"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = safe_text(f"modelbox: warning: {record.getMessage()}", newlines=False)
+            sys.stderr.write(line + "\n")
+        except (TypeError, ValueError, OSError):  # a malformed record or a closed stderr
+            self.handleError(record)
+
+
+def _log_to_stderr() -> None:
+    """Log lines of every logger reach stderr (see :class:`_SafeHandler`) redacted and
+    escaped, one line each, instead of through logging's unfiltered last resort."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _SafeHandler) for h in root.handlers):
+        root.addHandler(_SafeHandler(logging.WARNING))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return its exit code (0 ok, 1 modelbox error, 2 usage error)."""
+    _log_to_stderr()
     try:
         result = cli.main(args=argv, prog_name="modelbox", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -1,8 +1,14 @@
-"""What every command shares: the registry opener, JSON output and value parsing."""
+"""What every command shares: the registry opener, output, and value parsing.
+
+Everything a command prints goes through :func:`echo` or :func:`emit_json`, which show text
+the way :mod:`modelbox.redact` says is safe: no credentials, no terminal control sequences
+(commit text, descriptions and pointers may come from a remote).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,6 +17,7 @@ import click
 
 from modelbox.errors import InvalidValueError
 from modelbox.names import ModelName, Reference, parse_model, parse_reference
+from modelbox.redact import redact, safe_text
 
 if TYPE_CHECKING:
     from modelbox.registry import Registry
@@ -50,8 +57,20 @@ def json_option(func: F) -> F:
     )
 
 
+def echo(message: object = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print one human-readable message (redacted, control characters escaped)."""
+    click.echo(safe_text(str(message)), err=err, nl=nl)
+
+
+# json.dumps escapes C0 controls itself; with ensure_ascii=False, DEL and the C1 controls
+# (0x9b is a CSI on many terminals) pass raw: escape them too, the document stays equal.
+_JSON_RAW_CONTROLS = re.compile(r"[\x7f-\x9f]")
+
+
 def emit_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    text = _JSON_RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", redact(text))
+    click.echo(text)
 
 
 def model_arg(value: str) -> ModelName:

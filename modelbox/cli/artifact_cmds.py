@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelbox.cli._common import Context, emit_json, json_option, pass_ctx, ref_arg
+from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx, ref_arg
 from modelbox.filetypes import FileType
 
 _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -42,7 +42,7 @@ def artifact_add(
         progress=_progress(quiet),
     )
     for a in added:
-        click.echo(f"Added {a.parent}/{a.path} sha256:{a.checksum} ({a.size} bytes)")
+        echo(f"Added {a.parent}/{a.path} sha256:{a.checksum} ({a.size} bytes)")
 
 
 @artifact.command("track")
@@ -54,7 +54,7 @@ def artifact_track(ctx: Context, target: str, uris: tuple[str, ...]) -> None:
     from modelbox import artifacts
 
     for a in artifacts.track(ctx.registry, ref_arg(target), list(uris)):
-        click.echo(f"Tracked {a.uri} ({a.size} bytes, etag {a.etag or '-'})")
+        echo(f"Tracked {a.uri} ({a.size} bytes, etag {a.etag or '-'})")
 
 
 @artifact.command("list")
@@ -70,7 +70,7 @@ def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
         emit_json([a.to_json() for a in found])
         return
     for a in found:
-        click.echo(f"{a.path}\t{a.checksum or a.uri}\t{a.size}\t{a.file_type}\t{a.mime_type}")
+        echo(f"{a.path}\t{a.checksum or a.uri}\t{a.size}\t{a.file_type}\t{a.mime_type}")
 
 
 @click.command()
@@ -86,7 +86,7 @@ def get(ctx: Context, target: str, out: Path, verify: bool, quiet: bool) -> None
 
     placed = artifacts.get(ctx.registry, ref_arg(target), out, progress=_progress(quiet),
                            verify=verify)
-    click.echo(f"Placed {len(placed)} file(s) in {out}")
+    echo(f"Placed {len(placed)} file(s) in {out}")
 
 
 COMMANDS = [artifact, get]

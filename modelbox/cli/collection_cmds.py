@@ -6,6 +6,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    echo,
     emit_json,
     json_option,
     model_arg,
@@ -34,7 +35,7 @@ def collection_create(
 
     created = create_collection(ctx.registry, model_arg(name), owner=owner,
                                 description=description, metadata=parse_meta(meta))
-    click.echo(f"Created collection {created.full_name}")
+    echo(f"Created collection {created.full_name}")
 
 
 @click.command()
@@ -54,7 +55,7 @@ def link(
 
     created = make_link(ctx.registry, ref_arg(source), model_arg(target), version=version,
                         tags=list(tags), description=description, metadata=parse_meta(meta))
-    click.echo(f"Linked {created.link} as {created.model}@{created.version}")
+    echo(f"Linked {created.link} as {created.model}@{created.version}")
 
 
 @click.command()
@@ -66,7 +67,7 @@ def unlink(ctx: Context, ref: str, force: bool) -> None:
     from modelbox.collections import unlink as remove_link
 
     source = remove_link(ctx.registry, ref_arg(ref), force=force)
-    click.echo(f"Unlinked {ref} (was {source})")
+    echo(f"Unlinked {ref} (was {source})")
 
 
 @click.command()
@@ -82,7 +83,7 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
     if as_json:
         emit_json({"target": target, "lineage": [n.to_json() for n in nodes]})
         return
-    click.echo(render(nodes))
+    echo(render(nodes))
 
 
 COMMANDS = [collection, link, unlink, lineage]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelbox.cli._common import Context, emit_json, json_option, pass_ctx, ref_arg
+from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx, ref_arg
 
 
 @click.command()
@@ -23,7 +23,7 @@ def log(ctx: Context, target: str | None, limit: int | None, as_json: bool) -> N
         change = ""
         if e.before is not None or e.after is not None:
             change = f"  {e.before or '-'} -> {e.after or '-'}"
-        click.echo(
+        echo(
             f"{e.time.isoformat()}  {e.commit[:10]}  {e.author}  {e.operation}  {e.target}{change}"
         )
 

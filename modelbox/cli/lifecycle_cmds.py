@@ -11,6 +11,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    echo,
     emit_json,
     json_option,
     model_arg,
@@ -45,7 +46,7 @@ def experiment_create(
         ctx.registry, model_arg(name), owner=owner, task=task, framework=framework,
         external_id=external_id, metadata=parse_meta(meta),
     )
-    click.echo(f"Experiment {made.full_name}")
+    echo(f"Experiment {made.full_name}")
 
 
 @experiment.command("list")
@@ -61,7 +62,7 @@ def experiment_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
         emit_json([e.model_dump(mode="json") for e in found])
         return
     for e in found:
-        click.echo(f"{e.full_name}\t{e.owner}\t{e.framework.value}\t{e.created_at.isoformat()}")
+        echo(f"{e.full_name}\t{e.owner}\t{e.framework.value}\t{e.created_at.isoformat()}")
 
 
 @click.group()
@@ -83,7 +84,7 @@ def checkpoint_create(
 
     made = lifecycle.create_checkpoint(ctx.registry, model_arg(experiment_name), checkpoint_id,
                                        epoch=epoch, step=step)
-    click.echo(f"Checkpoint {made.experiment}@{made.checkpoint}")
+    echo(f"Checkpoint {made.experiment}@{made.checkpoint}")
 
 
 @checkpoint.command("list")
@@ -100,7 +101,7 @@ def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
         return
     for c in found:
         metrics = ", ".join(f"{k}={v}" for k, v in sorted(c.metrics.items()))
-        click.echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}")
+        echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}")
 
 
 @checkpoint.command("promote")
@@ -117,7 +118,7 @@ def checkpoint_promote(ctx: Context, source: str, dest: str, tags: tuple[str, ..
         raise InvalidValueError("give EXPERIMENT@CHECKPOINT and MODEL@VERSION")
     made = lifecycle.promote(ctx.registry, src.model, src.version, dst.model, dst.version,
                              tags=list(tags))
-    click.echo(f"Promoted {source} to {made.model}@{made.version}")
+    echo(f"Promoted {source} to {made.model}@{made.version}")
 
 
 @click.group()
@@ -137,7 +138,7 @@ def metrics_log(
 ) -> None:
     """Log one point per KEY (numbers stay numbers, anything else is text)."""
     ctx.registry.log_metrics(ref_arg(target), parse_meta(values), step=step, wallclock=wallclock)
-    click.echo(f"Logged {len(values)} metric(s) on {target}")
+    echo(f"Logged {len(values)} metric(s) on {target}")
 
 
 @metrics.command("show")
@@ -157,7 +158,7 @@ def metrics_show(ctx: Context, target: str, plot: str | None, as_json: bool) -> 
         return
     for key, points in sorted(series.items()):
         last = points[-1]
-        click.echo(f"{key}\t{len(points)} point(s)\tlast={last['value']} (step {last['step']})")
+        echo(f"{key}\t{len(points)} point(s)\tlast={last['value']} (step {last['step']})")
 
 
 @click.group()
@@ -182,7 +183,7 @@ def event_log(
     lifecycle.log_events(ctx.registry, ref_arg(target), [
         lifecycle.Event(name, source, wallclock, parse_meta(meta))
     ])
-    click.echo(f"Logged {name} on {target}")
+    echo(f"Logged {name} on {target}")
 
 
 @event.command("list")
@@ -208,7 +209,7 @@ def event_list(ctx: Context, target: str, since: str | None, as_json: bool) -> N
         return
     for e in events:
         when = datetime.fromtimestamp(e.wallclock or 0, timezone.utc).isoformat()
-        click.echo(f"{when}\t{e.name}\t{e.source}")
+        echo(f"{when}\t{e.name}\t{e.source}")
 
 
 _LABEL = re.compile(r"^(?P<tag>[^:]+):(?P<metric>[^<>=]+?)(?P<op>>=|<=|>|<)(?P<value>.+)$")
@@ -252,7 +253,7 @@ def policy_set(
         if keep_last is not None:
             spec["retention"] = {"keep_last": keep_last, "keep_tagged": keep_tagged}
     made = policies.set_policy(ctx.registry, model_arg(model), spec)
-    click.echo(f"Policy of {model}: {len(made.labelling)} labelling rule(s), retention "
+    echo(f"Policy of {model}: {len(made.labelling)} labelling rule(s), retention "
                + (f"keep {made.retention.keep_last}" if made.retention else "none"))
 
 
@@ -269,12 +270,12 @@ def policy_show(ctx: Context, model: str, as_json: bool) -> None:
         emit_json(found.model_dump(mode="json") if found else None)
         return
     if found is None:
-        click.echo(f"{model} has no policy")
+        echo(f"{model} has no policy")
         return
     for rule in found.labelling:
-        click.echo(f"label {rule.describe()}")
+        echo(f"label {rule.describe()}")
     if found.retention:
-        click.echo(f"retention: keep the newest {found.retention.keep_last}"
+        echo(f"retention: keep the newest {found.retention.keep_last}"
                    + (" and tagged versions" if found.retention.keep_tagged else ""))
 
 
@@ -286,7 +287,7 @@ def policy_clear(ctx: Context, model: str) -> None:
     from modelbox import policies
 
     policies.clear_policy(ctx.registry, model_arg(model))
-    click.echo(f"Removed the policy of {model}")
+    echo(f"Removed the policy of {model}")
 
 
 @click.command()
@@ -311,12 +312,12 @@ def gc(ctx: Context, dry_run: bool, grace: float, history: bool, as_json: bool) 
         return
     verb = "would" if dry_run else "did"
     for model_version in plan.archive:
-        click.echo(f"{verb} archive {model_version[0]}@{model_version[1]} (retention)")
+        echo(f"{verb} archive {model_version[0]}@{model_version[1]} (retention)")
     for digest in plan.delete:
-        click.echo(f"{verb} delete sha256:{digest}")
+        echo(f"{verb} delete sha256:{digest}")
     for digest in plan.unreadable:
-        click.echo(f"kept everything: cannot read directory manifest sha256:{digest}", err=True)
-    click.echo(f"{len(plan.archive)} version(s) archived, {len(plan.delete)} object(s) deleted,"
+        echo(f"kept everything: cannot read directory manifest sha256:{digest}", err=True)
+    echo(f"{len(plan.archive)} version(s) archived, {len(plan.delete)} object(s) deleted,"
                f" {plan.referenced} referenced, {plan.young} too young"
                + (" (dry run)" if dry_run else ""))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelbox.cli._common import Context, emit_json, json_option, pass_ctx
+from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx
 
 
 @click.command("check")
@@ -43,10 +43,10 @@ def check(ctx: Context, fix: bool, schema: bool, since: str | None, strict: bool
                     "warning": p.warning} for p in problems])
     else:
         for problem in problems:
-            click.echo(str(problem), err=True)
+            echo(str(problem), err=True)
         if not any(not p.warning for p in problems):
             warned = sum(p.warning for p in problems)
-            click.echo("ok: registry is consistent"
+            echo("ok: registry is consistent"
                        + (f" ({warned} warning(s) above)" if warned else ""))
     if any(strict or not p.warning for p in problems):
         ctx_exit = click.get_current_context()
@@ -69,8 +69,8 @@ def refs_sync(ctx: Context, as_json: bool) -> None:
         return
     for name, (before, after) in sorted(changed.items()):
         verb = "created" if before is None else "deleted" if after is None else "updated"
-        click.echo(f"{verb} {name}")
-    click.echo(f"{len(changed)} ref(s) changed")
+        echo(f"{verb} {name}")
+    echo(f"{len(changed)} ref(s) changed")
 
 
 COMMANDS = [check, refs]

@@ -8,6 +8,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    echo,
     emit_json,
     json_option,
     model_arg,
@@ -25,7 +26,7 @@ def init(path: Path, store: str | None, branch: str | None) -> None:
     from modelbox.registry import Registry
 
     registry = Registry.init(path, store=store, branch=branch)
-    click.echo(f"Initialized modelbox registry in {path} (branch {registry.branch})")
+    echo(f"Initialized modelbox registry in {path} (branch {registry.branch})")
     registry.close()
 
 
@@ -51,7 +52,7 @@ def model_create(
         model_arg(name), owner=owner, task=task, description=description,
         metadata=parse_meta(meta), datasets=list(datasets),
     )
-    click.echo(f"Created model {created.full_name}")
+    echo(f"Created model {created.full_name}")
 
 
 @model.command("update")
@@ -70,7 +71,7 @@ def model_update(
         model_arg(name), owner=owner, task=task, description=description,
         datasets=list(datasets) or None,
     )
-    click.echo(f"Updated model {name}")
+    echo(f"Updated model {name}")
 
 
 @model.command("list")
@@ -84,7 +85,7 @@ def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
         emit_json([m.model_dump(mode="json") for m in models])
         return
     for m in models:
-        click.echo(f"{m.full_name}\t{m.owner}\t{m.task}")
+        echo(f"{m.full_name}\t{m.owner}\t{m.task}")
 
 
 @model.command("show")
@@ -102,9 +103,9 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
         return
     for key, value in manifest.model_dump(mode="json").items():
         if key != "kind":
-            click.echo(f"{key}: {value}")
-    click.echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")
-    click.echo(f"versions: {', '.join(versions) or '-'}")
+            echo(f"{key}: {value}")
+    echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")
+    echo(f"versions: {', '.join(versions) or '-'}")
 
 
 COMMANDS = [init, model]

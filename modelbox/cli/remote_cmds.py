@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelbox.cli._common import Context, emit_json, json_option, pass_ctx
+from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx
 
 
 def _short(sha: str | None) -> str:
@@ -22,7 +22,7 @@ def clone(url: str, directory: Path | None, origin: str) -> None:
     from modelbox.sync import clone as run_clone
 
     dest = run_clone(url, directory, name=origin)
-    click.echo(f"Cloned {url} into {dest}")
+    echo(f"Cloned {url} into {dest}")
 
 
 @click.command()
@@ -40,12 +40,12 @@ def push(ctx: Context, remote: str | None, retry: bool, as_json: bool) -> None:
         emit_json(result.to_json())
         return
     if result.pulls:
-        click.echo(f"{result.url} had new commits: merged them into {result.branch} "
+        echo(f"{result.url} had new commits: merged them into {result.branch} "
                    f"as `modelbox pull` does, then pushed again")
     if not result.refs:
-        click.echo(f"Everything up to date with {result.url}")
+        echo(f"Everything up to date with {result.url}")
     else:
-        click.echo(f"Pushed {result.branch} {_short(result.before)}..{_short(result.after)} "
+        echo(f"Pushed {result.branch} {_short(result.before)}..{_short(result.after)} "
                    f"to {result.url}: {len(result.refs)} ref(s), "
                    f"{result.objects} object(s) uploaded")
 
@@ -62,9 +62,9 @@ def pull(ctx: Context, remote: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
     elif result.how == "up to date":
-        click.echo(f"Already up to date with {result.url}")
+        echo(f"Already up to date with {result.url}")
     else:
-        click.echo(f"Pulled {result.branch} ({result.how}) {_short(result.before)}.."
+        echo(f"Pulled {result.branch} ({result.how}) {_short(result.before)}.."
                    f"{_short(result.after)}; {len(result.refs)} tag ref(s) changed")
 
 
@@ -81,15 +81,15 @@ def status(ctx: Context, remote: str | None, as_json: bool) -> None:
         emit_json(state.to_json())
         return
     behind = "unknown (run `modelbox pull`)" if state.behind is None else state.behind
-    click.echo(f"{state.branch} vs {state.url}: {state.ahead} to push, {behind} to pull; "
+    echo(f"{state.branch} vs {state.url}: {state.ahead} to push, {behind} to pull; "
                f"audit {state.audit}")
-    click.echo(f"objects missing locally: {len(state.missing_locally)}")
+    echo(f"objects missing locally: {len(state.missing_locally)}")
     remotely = "unknown" if state.missing_remotely is None else len(state.missing_remotely)
-    click.echo(f"objects missing remotely: {remotely}")
+    echo(f"objects missing remotely: {remotely}")
     for ref, what in state.ref_drift.items():
-        click.echo(f"local ref {what}: {ref}")
+        echo(f"local ref {what}: {ref}")
     for ref, what in state.remote_ref_drift.items():
-        click.echo(f"remote ref {what}: {ref}")
+        echo(f"remote ref {what}: {ref}")
 
 
 COMMANDS = [clone, push, pull, status]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelbox.cli._common import Context, emit_json, pass_ctx
+from modelbox.cli._common import Context, echo, emit_json, pass_ctx
 
 
 @click.command("diff")
@@ -27,7 +27,7 @@ def diff(ctx: Context, base: str | None, head: str | None, fmt: str) -> None:
     if fmt == "json":
         emit_json(result.to_json())
     else:
-        click.echo(to_markdown(result), nl=False)
+        echo(to_markdown(result), nl=False)
 
 
 @click.command("install-hooks")
@@ -44,7 +44,7 @@ def install_hooks(ctx: Context, force: bool) -> None:
     from modelbox.githooks import install
 
     for hook in install(ctx.registry.repo, force=force):
-        click.echo(f"{hook.action} {hook.path}")
+        echo(f"{hook.action} {hook.path}")
 
 
 @click.command("codeowners")
@@ -55,11 +55,11 @@ def codeowners(ctx: Context, write: bool) -> None:
     from modelbox import codeowners as owners
 
     if not write:
-        click.echo(owners.render(ctx.registry), nl=False)
+        echo(owners.render(ctx.registry), nl=False)
     elif owners.write(ctx.registry):
-        click.echo(f"Wrote {owners.PATH} on {ctx.registry.branch_ref[len('refs/heads/'):]}")
+        echo(f"Wrote {owners.PATH} on {ctx.registry.branch_ref[len('refs/heads/'):]}")
     else:
-        click.echo(f"{owners.PATH} is up to date")
+        echo(f"{owners.PATH} is up to date")
 
 
 COMMANDS = [diff, install_hooks, codeowners]

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import click
 
-from modelbox.cli._common import Context, model_arg, pass_ctx, ref_arg
+from modelbox.cli._common import Context, echo, model_arg, pass_ctx, ref_arg
 from modelbox.errors import InvalidValueError
 
 
@@ -20,11 +20,11 @@ def tag(ctx: Context, ref: str, tag: str) -> None:
     version = ctx.registry.resolve(parsed)
     before = ctx.registry.tag(parsed.model, version, tag)
     if before == version:
-        click.echo(f"{parsed.model}:{tag} already points to {version}")
+        echo(f"{parsed.model}:{tag} already points to {version}")
     elif before:
-        click.echo(f"Moved {parsed.model}:{tag} from {before} to {version}")
+        echo(f"Moved {parsed.model}:{tag} from {before} to {version}")
     else:
-        click.echo(f"Tagged {parsed.model}@{version} as {tag}")
+        echo(f"Tagged {parsed.model}@{version} as {tag}")
 
 
 @click.command()
@@ -34,7 +34,7 @@ def tag(ctx: Context, ref: str, tag: str) -> None:
 def untag(ctx: Context, model: str, tag: str) -> None:
     """Remove the unique TAG from MODEL."""
     before = ctx.registry.untag(model_arg(model), tag)
-    click.echo(f"Removed {model}:{tag} (was on {before})")
+    echo(f"Removed {model}:{tag} (was on {before})")
 
 
 @click.command()
@@ -48,16 +48,16 @@ def resolve(ctx: Context, ref: str, at: str | None) -> None:
     """Print the version REF names (`latest` is the newest version)."""
     parsed = ref_arg(ref)
     if at is None:
-        click.echo(ctx.registry.resolve(parsed))
+        echo(ctx.registry.resolve(parsed))
         return
     from modelbox.audit import OUTSIDE  # here: --help and resolve load no history code
 
     event = ctx.registry.tag_event_at(parsed, _parse_date(at))
     if event is None or event.after is None:
         raise InvalidValueError(f"{parsed} pointed to no version at {at}")
-    click.echo(event.after)
+    echo(event.after)
     if event.operation.endswith(OUTSIDE):
-        click.echo(f"note: {parsed} ({event.before or '-'} -> {event.after}) was changed "
+        echo(f"note: {parsed} ({event.before or '-'} -> {event.after}) was changed "
                    f"outside modelbox by {event.author} in commit {event.commit[:10]} "
                    f"({event.time.isoformat()}); no audit record says why", err=True)
 

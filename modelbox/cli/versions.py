@@ -8,6 +8,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    echo,
     emit_json,
     json_option,
     model_arg,
@@ -45,7 +46,7 @@ def version_create(
         model_arg(model), version_name, name=name, description=description,
         framework=framework, metadata=parse_meta(meta), tags=list(tags),
     )
-    click.echo(f"Created version {created.model}@{created.version}")
+    echo(f"Created version {created.model}@{created.version}")
 
 
 @version.command("list")
@@ -67,7 +68,7 @@ def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> Non
         return
     for v in versions:
         tags = ",".join(by_version.get(v.version, []))
-        click.echo(f"{v.version}\t{v.framework.value}\t{v.created_at.isoformat()}\t{tags}")
+        echo(f"{v.version}\t{v.framework.value}\t{v.created_at.isoformat()}\t{tags}")
 
 
 def _show(ctx: Context, ref: Reference) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def version_show(ctx: Context, ref: str, as_json: bool) -> None:
         return
     for key, value in document.items():
         if key != "kind":
-            click.echo(f"{key}: {value}")
+            echo(f"{key}: {value}")
 
 
 def _version_ref(ctx: Context, ref: str) -> tuple[Reference, str]:
@@ -105,7 +106,7 @@ def version_archive(ctx: Context, ref: str) -> None:
     """Archive a version: hidden from lists, its tags removed, kept in history."""
     parsed, resolved = _version_ref(ctx, ref)
     ctx.registry.archive_version(parsed.model, resolved)
-    click.echo(f"Archived {parsed.model}@{resolved}")
+    echo(f"Archived {parsed.model}@{resolved}")
 
 
 @version.command("restore")
@@ -115,7 +116,7 @@ def version_restore(ctx: Context, ref: str) -> None:
     """Bring an archived version back."""
     parsed, resolved = _version_ref(ctx, ref)
     ctx.registry.archive_version(parsed.model, resolved, archived=False)
-    click.echo(f"Restored {parsed.model}@{resolved}")
+    echo(f"Restored {parsed.model}@{resolved}")
 
 
 @version.command("delete")
@@ -126,7 +127,7 @@ def version_delete(ctx: Context, ref: str, force: bool) -> None:
     """Remove a version from the registry branch (Git history keeps it)."""
     parsed, resolved = _version_ref(ctx, ref)
     ctx.registry.delete_version(parsed.model, resolved, force=force)
-    click.echo(f"Deleted {parsed.model}@{resolved}")
+    echo(f"Deleted {parsed.model}@{resolved}")
 
 
 @click.group()
@@ -142,7 +143,7 @@ def meta() -> None:
 def meta_set(ctx: Context, target: str, key: str, value: str) -> None:
     """Set KEY to JSON_VALUE (e.g. 40, true, '"coco-2017"', '{"a": 1}')."""
     ctx.registry.set_metadata(ref_arg(target), key, parse_json_value(value))
-    click.echo(f"Set {key} on {target}")
+    echo(f"Set {key} on {target}")
 
 
 @meta.command("unset")
@@ -152,7 +153,7 @@ def meta_set(ctx: Context, target: str, key: str, value: str) -> None:
 def meta_unset(ctx: Context, target: str, key: str) -> None:
     """Remove KEY."""
     ctx.registry.unset_metadata(ref_arg(target), key)
-    click.echo(f"Removed {key} from {target}")
+    echo(f"Removed {key} from {target}")
 
 
 COMMANDS = [version, meta]

@@ -32,6 +32,7 @@ from modelbox.objects._s3 import (
     client_options,
     part_size,
 )
+from modelbox.objects._s3check import check_s3_options
 from modelbox.objects.hashing import FileDigest, read_verified
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def open_remote(url: str) -> FsspecBackend:
     if isinstance(ours, dict) and isinstance(theirs, dict):
         configured["client_kwargs"] = {**ours, **theirs}  # the user's keys win one by one
     options.update(configured)
+    if "s3" in protocols:
+        check_s3_options(options)
     client_kwargs = options.get("client_kwargs") or {}
     endpoint = options.get("endpoint_url") or client_kwargs.get("endpoint_url")
     try:

@@ -7,6 +7,7 @@ and checks both when it fetches the file again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from modelbox.errors import ArtifactError, InvalidValueError
 from modelbox.objects._files import atomic_write
 from modelbox.objects._remote import open_remote
 from modelbox.objects._s3 import PART_SIZE
+from modelbox.objects.schemes import REMOTE_SCHEMES, check_remote_url
 
 _ETAG_KEYS = ("ETag", "etag", "md5Hash", "checksum", "md5", "crc32c")
 
@@ -32,15 +34,19 @@ def _check_uri(uri: str) -> None:
         )
 
 
-def describe(uri: str) -> ExternalInfo:
-    """Size and ETag/checksum of the file at ``uri``.
+def describe(uri: str, *, allowed: Iterable[str] = REMOTE_SCHEMES,
+             what: str = "artifact track") -> ExternalInfo:
+    """Size and ETag/checksum of the file at ``uri``, whose scheme must be in ``allowed``
+    (see :mod:`modelbox.objects.schemes`; ``what`` names the pointer in the refusal).
 
     Raises:
-        InvalidValueError: ``uri`` is not a remote URI, or its protocol is unknown.
+        InvalidValueError: ``uri`` is not a remote URI, its scheme is not allowed, or its
+            protocol is unknown.
         ArtifactError: there is no file at ``uri`` (or it is a folder).
         StoreError: the store refused or could not be reached.
     """
     _check_uri(uri)
+    check_remote_url(uri, what, allowed)
     backend = open_remote(uri)
     with backend.errors():
         try:
@@ -53,14 +59,16 @@ def describe(uri: str) -> ExternalInfo:
     return ExternalInfo(uri, int(info.get("size") or 0), etag)
 
 
-def fetch(uri: str, dest: Path, *, size: int, etag: str | None) -> None:
+def fetch(uri: str, dest: Path, *, size: int, etag: str | None,
+          allowed: Iterable[str] = REMOTE_SCHEMES, what: str = "pointer") -> None:
     """Download ``uri`` to ``dest`` (whole or not at all) and check it is what was tracked.
 
     Raises:
+        InvalidValueError: the scheme of ``uri`` is not in ``allowed`` (see :func:`describe`).
         ObjectCorruptError-like ArtifactError: the size or ETag changed since tracking.
         StoreError: the store refused or could not be reached.
     """
-    current = describe(uri)
+    current = describe(uri, allowed=allowed, what=what)
     if current.size != size or (etag and current.etag and current.etag != etag):
         raise ArtifactError(
             f"{uri} changed since it was tracked (size {current.size} vs {size}, "
