@@ -15,18 +15,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.audit import Change
 from modelbox.directories import Folder, placements
 from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
 from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.filetypes import file_type as type_of
 from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
-from modelbox.names import Reference
+from modelbox.names import Reference, fold
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store
 from modelbox.objects.packs import Slot
 from modelbox.refs import Snapshot
-from modelbox.registry import Registry
+from modelbox.registry import Registry, refuse_case_twin
 
 ARTIFACTS_DIR = layout.ARTIFACTS_DIR
 
@@ -96,6 +96,16 @@ def _pointer_path(target_dir: str, path: str) -> str:
     return f"{target_dir}/{ARTIFACTS_DIR}/{path}.json"
 
 
+def _check_length(target_dir: str, path: str) -> None:
+    """Refuse, before anything is uploaded, an artifact whose pointer could not be written."""
+    problem = limits.path_problem(_pointer_path(target_dir, path))
+    if problem:
+        raise InvalidValueError(
+            f"invalid artifact name {limits.shown(path)!r}: {problem}; choose a shorter name "
+            "with --as"
+        )
+
+
 def _target_dir(
     registry: Registry, ref: Reference, snapshot: Snapshot | None = None
 ) -> tuple[str, str]:
@@ -148,6 +158,7 @@ def add(
     try:
         for source in _sources(paths):
             artifact_path = name or source.name
+            _check_length(target_dir, artifact_path)
             if source.is_dir():
                 files = _walk(source)
                 folder = Folder.scan(source, files, cache)
@@ -244,6 +255,7 @@ def track(registry: Registry, ref: Reference, uris: list[str]) -> list[Artifact]
     for uri in uris:
         info = describe(uri)
         name = uri.rstrip("/").rsplit("/", 1)[-1]
+        _check_length(target_dir, name)
         mime = mime_type(name)
         kind = type_of(name, mime)
         pointers.append(_pointer(name, kind, mime, info.size, uri=uri, etag=info.etag))
@@ -255,7 +267,7 @@ def _commit(
     pointers: list[ArtifactPointer], operation: str,
 ) -> list[Artifact]:
     names = [p.path for p in pointers]
-    if len(set(names)) != len(names):
+    if len({fold(name) for name in names}) != len(names):  # a clone on macOS: one file
         raise InvalidValueError(f"two artifacts would both be called {names}; use --as")
     with registry.transaction() as txn:
         registry.target(txn.snapshot, ref)  # still there, under the lock
@@ -269,6 +281,8 @@ def _commit(
                     pointer.sha256, pointer.uri, pointer.size
                 ):
                     continue
+            else:
+                refuse_case_twin(txn.snapshot, "artifact", path)
             txn.put(path, pointer)
             changed.append(pointer)
         if changed:

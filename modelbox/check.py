@@ -162,7 +162,7 @@ def _check_document(
     if kind not in KINDS:
         raise ValueError(f"{path} holds no modelbox document")
     try:
-        document, repeated = load(data)
+        document, repeated = load(data, kind)
     except NotJSONError as exc:
         return None, [not_json(path, data, exc)]
     problems = [Problem(path, f"{jpath(where)}: the key appears twice (a merge gone wrong?); "
@@ -306,7 +306,7 @@ class Checker:
         if doc is _UNREAD:
             data = self.read(path)
             try:
-                doc = load(data)[0] if data is not None else None
+                doc = load(data, locate(path).kind or "")[0] if data is not None else None
             except NotJSONError:
                 doc = None
             self._docs[path] = doc

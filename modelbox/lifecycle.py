@@ -28,7 +28,14 @@ from modelbox.manifests import (
     parse,
 )
 from modelbox.names import ModelName, Reference, check_segment
-from modelbox.registry import Registry, framework_of, json_metadata, manifest_paths
+from modelbox.registry import (
+    Registry,
+    check_full_name,
+    framework_of,
+    json_metadata,
+    manifest_paths,
+    refuse_case_twin,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ def create_experiment(
     metadata: dict[str, Any] | None = None,
 ) -> ExperimentManifest:
     """Create an experiment, or return the existing one of that name."""
+    check_full_name("experiment", experiment)
     path = layout.experiment_file(experiment)
     with registry.transaction() as txn:
         data = txn.snapshot.read(path)
@@ -70,6 +78,7 @@ def create_experiment(
             return parse(ExperimentManifest, path, data)
         if txn.snapshot.read(layout.model_file(experiment)) is not None:
             raise AlreadyExistsError(f"{experiment} is a model; choose another experiment name")
+        refuse_case_twin(txn.snapshot, "experiment", layout.experiment_dir(experiment))
         manifest = ExperimentManifest(
             namespace=experiment.namespace, name=experiment.name, owner=owner, task=task,
             framework=framework_of(framework), external_id=external_id,
@@ -120,6 +129,7 @@ def create_checkpoint(
         data = txn.snapshot.read(path)
         if data is not None:
             return parse(CheckpointManifest, path, data)
+        refuse_case_twin(txn.snapshot, "checkpoint", layout.checkpoint_dir(experiment, checkpoint))
         manifest = CheckpointManifest(
             experiment=str(experiment), checkpoint=checkpoint, epoch=epoch, step=step,
             metadata=json_metadata(metadata), created_at=now(),

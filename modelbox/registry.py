@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import audit, layout
+from modelbox import audit, layout, limits
 from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
@@ -39,6 +39,7 @@ from modelbox.names import (
     ModelName,
     Reference,
     check_segment,
+    fold,
     parse_model,
     parse_namespace,
 )
@@ -86,8 +87,21 @@ class Transaction:
     change: Change | None = None
 
     def put(self, path: str, document: Any) -> None:
-        """Stage a document (anything with ``to_bytes()``) to be written at ``path``."""
-        self.writes[path] = document.to_bytes()
+        """Stage a document (anything with ``to_bytes()``) to be written at ``path``.
+
+        The last guard before a commit: a path no clone could write (too long) or text
+        that is not valid Unicode is refused here, before anything is written.
+        """
+        problem = limits.path_problem(path)
+        if problem:
+            raise InvalidNameError("path", limits.shown(path, 80), problem)
+        try:
+            self.writes[path] = document.to_bytes()
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise InvalidValueError(
+                f"{path}: holds text that is not valid UTF-8 ({bad}); give the value in UTF-8"
+            ) from None
 
     def delete(self, path: str) -> None:
         self.writes[path] = None
@@ -425,6 +439,7 @@ class Registry:
         """Create a model (or a collection of links); raise ModelExistsError if it exists."""
         from modelbox.manifests import ModelManifest, now
 
+        check_full_name("model", model)
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
             description=description, metadata=json_metadata(metadata), datasets=datasets or [],
@@ -436,6 +451,7 @@ class Registry:
             if txn.snapshot.read(layout.experiment_file(model)) is not None:
                 raise AlreadyExistsError(f"{model} is an experiment; choose another model name")
             self._check_ref_collision(txn.snapshot, model)
+            refuse_case_twin(txn.snapshot, "model", layout.model_dir(model))
             txn.put(layout.model_file(model), manifest)
             kind = "collection" if collection else "model"
             txn.change = Change(f"{kind}.create", str(model), f"{kind} create {model}")
@@ -464,11 +480,12 @@ class Registry:
         parts = model.parts
         for i in range(2, len(parts)):
             parent = ModelName("/".join(parts[: i - 1]), parts[i - 1])
-            if parts[i] in self._tags(snap, parent):
-                raise InvalidNameError(
-                    "model", str(model),
-                    f"its tag refs would collide with the tag {parent}:{parts[i]}",
-                )
+            for tag in self._tags(snap, parent):  # refs differing in case collide too
+                if fold(tag) == fold(parts[i]):
+                    raise InvalidNameError(
+                        "model", str(model),
+                        f"its tag refs would collide with the tag {parent}:{tag}",
+                    )
 
     # -- versions ------------------------------------------------------------------------
     def create_version(
@@ -498,6 +515,7 @@ class Registry:
                 )
             if snap.is_dir(layout.version_dir(model, version)):
                 raise VersionExistsError(str(model), version)
+            refuse_case_twin(snap, "version", layout.version_dir(model, version))
             manifest = VersionManifest(
                 model=str(model), version=version,
                 name=parent.name if name is None else name, description=description,
@@ -512,6 +530,7 @@ class Registry:
                 for tag in dict.fromkeys(tags):
                     if tag in current:
                         raise TagConflictError(str(model), tag, current[tag])
+                    _refuse_tag_twin(model, tag, current)
                     self._check_tag_collision(snap, model, tag)
                     current[tag] = version
                     txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
@@ -602,6 +621,7 @@ class Registry:
             before = current.get(tag)
             if before == version:
                 return before
+            _refuse_tag_twin(model, tag, current)
             self._check_tag_collision(txn.snapshot, model, tag)
             current[tag] = version
             self._put_tags(txn, model, current)
@@ -626,8 +646,10 @@ class Registry:
         return before
 
     def _check_tag_collision(self, snap: Snapshot, model: ModelName, tag: str) -> None:
-        # Any model at or below MODEL/TAG has refs under refs/modelbox/tags/MODEL/TAG/.
-        if snap.is_dir(layout.model_dir(ModelName(str(model), tag))):
+        # Any model at or below MODEL/TAG has refs under refs/modelbox/tags/MODEL/TAG/
+        # (or, on a case-insensitive file system, below MODEL/Tag/).
+        below = layout.model_dir(ModelName(str(model), tag))
+        if snap.is_dir(below) or case_twin(snap, below) is not None:
             raise InvalidNameError(
                 "tag", tag, f"its Git ref would collide with the models under {model}/{tag}"
             )
@@ -917,6 +939,68 @@ def metric_points(
     return points
 
 
+def case_twin(snap: Snapshot, path: str) -> str | None:
+    """The existing folder or file that ``path`` (of a new name) would meet on a
+    case-insensitive file system: the first segment, from the registry root, that does not
+    exist as written but does under another case (or Unicode normalization). None if none."""
+    parent = ""
+    for segment in path.split("/"):
+        names = [name for name, _ in snap.listdir(parent)] if snap.is_dir(parent) else []
+        if segment not in names:
+            twin = next((n for n in names if fold(n) == fold(segment)), None)
+            return None if twin is None else f"{parent}/{twin}".lstrip("/")
+        parent = f"{parent}/{segment}".lstrip("/")
+    return None
+
+
+def refuse_case_twin(snap: Snapshot, kind: str, path: str) -> None:
+    """Raise InvalidNameError if the folder ``path`` of a new ``kind`` differs only in case
+    from an existing one at any segment (namespace prefixes included), naming it."""
+    twin = case_twin(snap, path)
+    if twin is not None:
+        mine = "/".join(path.split("/")[: twin.count("/") + 1])
+        which = "it" if mine == path else display_path(mine)
+        raise InvalidNameError(
+            kind, limits.shown(display_path(path)),
+            f"{which} differs only in case from the existing "
+            f"{display_path(twin)}, and a case-insensitive file system (macOS, Windows) "
+            "cannot hold both; use the existing spelling or another name",
+        )
+
+
+def display_path(path: str) -> str:
+    """A registry folder as users name it: ``team``, ``default/m``, ``default/m@v1``."""
+    rest = path.partition("/")[2] or path
+    for folder in (layout.VERSIONS_DIR, layout.CHECKPOINTS_DIR):
+        rest = rest.replace(f"/{folder}/", "@")
+    owner, sep, artifact = rest.partition(f"/{layout.ARTIFACTS_DIR}/")
+    if sep:
+        return f"artifact {artifact.removesuffix('.json')} of {owner}"
+    return rest
+
+
+def _refuse_tag_twin(model: ModelName, tag: str, current: dict[str, str]) -> None:
+    for existing in current:
+        if existing != tag and fold(existing) == fold(tag):
+            raise InvalidNameError(
+                "tag", tag,
+                f"it differs only in case from the existing tag {model}:{existing}, and their "
+                "refs collide on a case-insensitive file system (macOS, Windows); use "
+                f"{existing} or another name",
+            )
+
+
+def check_full_name(kind: str, name: ModelName) -> None:
+    """Refuse a model (or experiment) name too long for every clone to hold its files."""
+    size = len(str(name).encode("utf-8"))
+    if size > limits.MAX_MODEL_BYTES:
+        raise InvalidNameError(
+            kind, limits.shown(str(name)),
+            f"its full name is {size} bytes long; with its namespace it may be at most "
+            f"{limits.MAX_MODEL_BYTES} bytes, so that its files fit in every clone",
+        )
+
+
 def _check_tag(tag: str) -> None:
     check_segment("tag", tag)
     if tag in RESERVED_TAGS:
@@ -940,10 +1024,19 @@ def json_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Metadata must be JSON: check it round-trips and forbid NaN/Infinity."""
     if not metadata:
         return {}
+    for key, value in metadata.items():
+        try:
+            limits.check_value(key)
+            limits.check_value(value, depth=limits.MAX_VALUE_DEPTH)
+        except limits.LimitError as exc:
+            raise InvalidValueError(
+                f"metadata {limits.shown(str(key))!r} {exc}; give a smaller value, in UTF-8"
+            ) from None
     try:
         return dict(json.loads(json.dumps(metadata, allow_nan=False)))
     except (TypeError, ValueError) as exc:
         raise InvalidValueError(f"metadata must be JSON-encodable: {exc}") from None
+
 
 
 def _json(value: Any) -> str:
