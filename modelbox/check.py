@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelbox import layout
 from modelbox.errors import ManifestError, ModelboxError
 from modelbox.explain import NotJSONError, jpath, load, schema_messages
-from modelbox.names import RESERVED_TAGS, parse_model
+from modelbox.names import RESERVED_TAGS, fold, parse_model
 from modelbox.registry import Registry, ref_collisions
 
 if TYPE_CHECKING:
@@ -528,7 +528,37 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     snap = registry.snapshot()
     checker = Checker(snap, schema=schema)
     problems = checker.run(checker.all_paths())
-    return problems + _check_refs(registry, snap, checker)
+    return problems + case_collisions(checker) + _check_refs(registry, snap, checker)
+
+
+def case_collisions(checker: Checker) -> list[Problem]:
+    """Names that differ only in case (or Unicode normalization) side by side: folders and
+    files of the object trees, and the tags of one model. A macOS or Windows clone holds
+    one of each pair (and one ref); registries from before the rule may have them."""
+    problems = []
+    stack = sorted(TREE_ROOTS, reverse=True)
+    while stack:
+        folder = stack.pop()
+        entries = checker.files.listdir(folder)
+        problems += _twins(folder, [name for name, _ in entries], "(folder)", "entries")
+        stack.extend(f"{folder}/{name}" for name, is_dir in reversed(entries) if is_dir)
+        if any(name == layout.TAGS_FILE for name, _ in entries):
+            tags = (checker.peek(f"{folder}/{layout.TAGS_FILE}") or {}).get("tags")
+            if isinstance(tags, dict):
+                problems += _twins(f"{folder}/{layout.TAGS_FILE}", list(tags), "tags", "tags")
+    return problems
+
+
+def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(fold(name), []).append(name)
+    return [
+        Problem(where, f"{at}: the {what} {', '.join(sorted(group))} differ only in "
+                "case: a case-insensitive file system (macOS, Windows) holds only one of "
+                "them; rename all but one with `git mv` (or untag) and run `modelbox check`")
+        for group in groups.values() if len(group) > 1
+    ]
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:
