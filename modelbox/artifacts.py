@@ -96,14 +96,18 @@ def _pointer_path(target_dir: str, path: str) -> str:
     return f"{target_dir}/{ARTIFACTS_DIR}/{path}.json"
 
 
-def _check_length(target_dir: str, path: str) -> None:
-    """Refuse, before anything is uploaded, an artifact whose pointer could not be written."""
-    problem = limits.path_problem(_pointer_path(target_dir, path))
+def _check_name(snapshot: Snapshot, target_dir: str, path: str) -> None:
+    """Refuse, before anything is hashed or uploaded, an artifact whose pointer could not be
+    written: too long a path, or one a case-insensitive clone would take for another's.
+    (:func:`_commit` checks the case again under the lock.)"""
+    pointer = _pointer_path(target_dir, path)
+    problem = limits.path_problem(pointer)
     if problem:
         raise InvalidValueError(
             f"invalid artifact name {limits.shown(path)!r}: {problem}; choose a shorter name "
             "with --as"
         )
+    refuse_case_twin(snapshot, "artifact", pointer)
 
 
 def _target_dir(
@@ -158,7 +162,7 @@ def add(
     try:
         for source in _sources(paths):
             artifact_path = name or source.name
-            _check_length(target_dir, artifact_path)
+            _check_name(snapshot, target_dir, artifact_path)
             if source.is_dir():
                 files = _walk(source)
                 folder = Folder.scan(source, files, cache)
@@ -250,12 +254,13 @@ def track(registry: Registry, ref: Reference, uris: list[str]) -> list[Artifact]
     """Record external files by URI, with their size and ETag (one commit)."""
     from modelbox.objects.external import describe
 
-    target_dir, target = _target_dir(registry, ref)
+    snapshot = registry.snapshot()
+    target_dir, target = _target_dir(registry, ref, snapshot)
     pointers = []
     for uri in uris:
-        info = describe(uri)
         name = uri.rstrip("/").rsplit("/", 1)[-1]
-        _check_length(target_dir, name)
+        _check_name(snapshot, target_dir, name)
+        info = describe(uri)
         mime = mime_type(name)
         kind = type_of(name, mime)
         pointers.append(_pointer(name, kind, mime, info.size, uri=uri, etag=info.etag))

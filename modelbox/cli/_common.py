@@ -89,6 +89,7 @@ def parse_json_value(value: str) -> Any:
 def _loads(key: str | None, value: str) -> Any:
     """A JSON value from the command line, within the limits of a metadata value."""
     try:
+        limits.check_value(value)  # undecodable bytes in argv arrive as lone surrogates
         limits.scan(value, "", depth=limits.MAX_VALUE_DEPTH)
         return json.loads(value)
     except limits.LimitError as exc:
