@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from modelbox.registry import Registry
 
 if TYPE_CHECKING:
     from conftest import Git, Run
+    from s3server import S3Server
 
 NS_40x128 = "/".join(["a" * 128] * 40)
 DEEP = "[" * 5000 + "]" * 5000
@@ -267,13 +269,17 @@ def test_a_pulled_manifest_nested_100000_deep_is_refused(
     assert fingerprint(*roots(tmp_path)) == before
 
 
-def _point_at(reg: Path, store: Path, digest: str, size: int, git: Git) -> None:
-    """Make Model.pt a directory pointer naming the object ``digest`` of ``size`` bytes
-    (a sparse file: no disk, no time), committed with plain git."""
+def _point_at(reg: Path, digest: str, git: Git) -> None:
+    """Make Model.pt a directory pointer naming the object ``digest``, with plain git."""
     pointer = json.loads((reg / POINTER).read_text(encoding="utf-8"))
     pointer.update(directory=True, files=1, sha256=digest)
     (reg / POINTER).write_bytes(canonical.encode(pointer))
     git("commit", "-qam", "hostile pointer", cwd=reg)
+
+
+def _sparse_object(store: Path, digest: str, size: int) -> None:
+    """Put ``size`` bytes under the key of ``digest`` in a folder store (a sparse file: no
+    disk, no time), as a hostile co-user of the store can."""
     obj = store / "sha256" / digest[:2] / digest[2:]
     obj.parent.mkdir(parents=True, exist_ok=True)
     with obj.open("wb") as f:
@@ -283,7 +289,8 @@ def _point_at(reg: Path, store: Path, digest: str, size: int, git: Git) -> None:
 def test_a_300_mb_object_named_as_a_listing_is_refused_with_little_memory(
     reg: Path, tmp_path: Path, git: Git
 ) -> None:
-    _point_at(reg, tmp_path / "store", "ab" * 32, 300 << 20, git)
+    _point_at(reg, "ab" * 32, git)
+    _sparse_object(tmp_path / "store", "ab" * 32, 300 << 20)
     before = fingerprint(*roots(tmp_path))
     # A child Python runs the real command and reports its peak memory alone.
     probe = (
@@ -304,12 +311,47 @@ def test_a_300_mb_object_named_as_a_listing_is_refused_with_little_memory(
     assert fingerprint(*roots(tmp_path)) == before
 
 
+def test_an_oversized_listing_on_s3_is_refused_after_its_cap(
+    tmp_path: Path, run: Run, git: Git, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on S3, where the listing is read by ranged GETs that stop after the cap."""
+    s3_server.create_bucket("inputs")
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    reg, prefix = tmp_path / "reg", f"inputs/{uuid.uuid4().hex}"
+    (tmp_path / "weights.bin").write_bytes(b"weights")
+    assert run("init", reg, "--store", f"s3://{prefix}").code == 0
+    for argv in (("model", "create", "m"), ("version", "create", "m", "v1"),
+                 ("artifact", "add", "m@v1", tmp_path / "weights.bin", "--as", "Model.pt")):
+        assert run("--repo", reg, *argv).code == 0
+    digest = "cd" * 32
+    _point_at(reg, digest, git)
+    fs = s3_server.client()
+    fs.pipe(f"{prefix}/sha256/{digest[:2]}/{digest[2:]}", bytes(limits.CAPS["directory"] + 1))
+    keys = sorted(fs.find(prefix))
+    before = fingerprint(*roots(tmp_path))
+    result = run("--repo", reg, "get", "m@v1", "-o", tmp_path / "out")
+    assert_refused(result.code, result.err, f"sha256:{digest}", "larger than the 64 MiB")
+    assert fingerprint(*roots(tmp_path)) == before
+    assert sorted(fs.find(prefix)) == keys
+
+
 def test_a_listing_of_100000_files_fits_its_cap() -> None:
     files = [{"path": f"shards/part-{i:06d}/model-{i:06d}-of-100000.safetensors",
               "sha256": f"{i:064x}", "size": i * 4096} for i in range(100_000)]
     data = canonical.encode({"kind": "directory", "files": files})
     assert len(data) < limits.CAPS["directory"] // 2
     assert len(parse(DirectoryManifest, "sha256:x", data).files) == 100_000
+
+
+def test_a_long_training_run_fits_the_metrics_cap() -> None:
+    """2,000,000 points of one key (a long run logged every step) stay under the cap."""
+    from modelbox.manifests import MetricPoint, MetricSeries
+
+    points = [MetricPoint(step=1_000_000 + i, wallclock=1.7e9 + i * 0.123456, value=0.123456789)
+              for i in range(1000)]
+    per_point = len(MetricSeries(series={"loss": points}).to_bytes()) / 1000
+    assert per_point * 2_000_000 < limits.CAPS["metrics"]
 
 
 # -- case collisions already in a registry -----------------------------------------------------
