@@ -104,7 +104,7 @@ def _check_name(snapshot: Snapshot, target_dir: str, path: str) -> None:
     problem = limits.path_problem(pointer)
     if problem:
         raise InvalidValueError(
-            f"invalid artifact name {limits.shown(path)!r}: {problem}; choose a shorter name "
+            f"invalid artifact name {limits.shown(path)!r}: {problem}; choose another name "
             "with --as"
         )
     refuse_case_twin(snapshot, "artifact", pointer)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.audit import Change
 from modelbox.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from modelbox.frameworks import MLFramework
@@ -50,6 +50,11 @@ class Event:
     def record(self) -> EventRecord:
         if not self.name or any(ord(c) < 32 for c in self.name):
             raise InvalidValueError(f"invalid event name {self.name!r}: it must be non-empty text")
+        for label, text in (("name", self.name), ("source", self.source)):
+            try:
+                limits.check_value(text)
+            except limits.LimitError as exc:
+                raise InvalidValueError(f"invalid event {label} {text!r}: it {exc}") from None
         when = time.time() if self.wallclock is None else float(self.wallclock)
         return EventRecord(name=self.name, source=self.source, wallclock=when,
                            metadata=json_metadata(self.metadata))

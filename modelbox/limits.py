@@ -177,8 +177,13 @@ def _check_text(text: Any) -> None:
 
 
 def path_problem(path: str) -> str | None:
-    """Why the registry path ``path`` is too long to write everywhere, or None."""
-    size = len(path.encode("utf-8"))
+    """Why the registry path ``path`` cannot be written everywhere (too long, or not
+    UTF-8), or None."""
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        bad = path[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+        return f"its path holds text that is not valid UTF-8 ({bad})"
     if size > MAX_PATH_BYTES:
         return (f"its path in the registry would be {size} bytes long; at most "
                 f"{MAX_PATH_BYTES} are allowed")

@@ -267,6 +267,14 @@ class Registry:
             batch.original.setdefault(change.path, change.old_sha)
         parents = [batch.head] if batch.head else []
         message = txn.change.message()
+        try:  # names, keys and values reach the message: the last guard before a commit
+            message.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = message[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise InvalidValueError(
+                f"{txn.change.target}: a name or key holds text that is not valid UTF-8 "
+                f"({bad}); give it in UTF-8"
+            ) from None
         sha = self.repo.write_commit(
             tree=new_tree, parents=parents, message=message, author=self.repo.identity()
         )
@@ -1010,6 +1018,10 @@ def _check_tag(tag: str) -> None:
 def _check_key(key: str) -> None:
     if not key or any(ord(c) < 32 for c in key):
         raise InvalidValueError(f"invalid metadata key {key!r}: it must be non-empty text")
+    try:
+        limits.check_value(key)
+    except limits.LimitError as exc:
+        raise InvalidValueError(f"invalid key {key!r}: it {exc}") from None
 
 
 def framework_of(value: MLFramework | str) -> MLFramework:

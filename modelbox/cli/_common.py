@@ -93,7 +93,7 @@ def _loads(key: str | None, value: str) -> Any:
         limits.scan(value, "", depth=limits.MAX_VALUE_DEPTH)
         return json.loads(value)
     except limits.LimitError as exc:
-        what = "the value" if key is None else f"metadata {key!r}"
+        what = "the value" if key is None else f"the value of {key!r}"
         raise InvalidValueError(f"{what} {exc}; give a smaller value") from None
 
 
