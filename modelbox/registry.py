@@ -96,12 +96,21 @@ class Transaction:
         if problem:
             raise InvalidNameError("path", limits.shown(path, 80), problem)
         try:
-            self.writes[path] = document.to_bytes()
+            data = document.to_bytes()
         except UnicodeEncodeError as exc:
             bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode("ascii")
             raise InvalidValueError(
                 f"{path}: holds text that is not valid UTF-8 ({bad}); give the value in UTF-8"
             ) from None
+        kind = str(getattr(document, "kind", ""))
+        cap = limits.CAPS.get(kind)
+        if cap is not None and len(data) > cap:  # a document no reader would accept
+            raise InvalidValueError(
+                f"{path}: the {kind} document would be {len(data)} bytes, more than the "
+                f"{cap // (1024 * 1024) or 1} MiB every reader accepts; keep large data in "
+                "artifacts, not in metadata"
+            )
+        self.writes[path] = data
 
     def delete(self, path: str) -> None:
         self.writes[path] = None

@@ -22,7 +22,7 @@ from hostile import MODELBOX, assert_refused, fingerprint, modelbox
 from modelbox import canonical, limits
 from modelbox.errors import InvalidValueError
 from modelbox.manifests import DirectoryManifest, parse
-from modelbox.names import parse_model
+from modelbox.names import parse_model, parse_reference
 from modelbox.registry import Registry
 
 if TYPE_CHECKING:
@@ -175,6 +175,18 @@ def test_bad_metadata_through_the_python_api_is_refused(
             registry.create_model(parse_model("x"), metadata=API_METADATA[case])
         with pytest.raises(InvalidValueError, match="metadata"):
             registry.create_version(parse_model("m"), "v2", metadata=API_METADATA[case])
+    finally:
+        registry.close()
+    assert fingerprint(*roots(tmp_path)) == before
+
+
+def test_metadata_too_large_for_any_reader_is_refused(reg: Path, tmp_path: Path) -> None:
+    """A manifest over its cap would be refused by every later read: never write one."""
+    before = fingerprint(*roots(tmp_path))
+    registry = Registry.open(reg)
+    try:
+        with pytest.raises(InvalidValueError, match="more than the 16 MiB every reader"):
+            registry.set_metadata(parse_reference("m@v1"), "blob", "x" * (16 << 20))
     finally:
         registry.close()
     assert fingerprint(*roots(tmp_path)) == before
