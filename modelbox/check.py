@@ -130,6 +130,9 @@ def locate(path: str) -> Location:
 
 # -- one document ----------------------------------------------------------------------------
 def not_json(path: str, data: bytes, exc: Exception) -> Problem:
+    if getattr(exc, "limit", False):  # within JSON, beyond what a document may be
+        return Problem(path, f"(document): {exc} (docs/design.md, Limits); fix or restore "
+                             "the file with git")
     conflict = b"\n<<<<<<< " in b"\n" + data
     hint = " — a merge conflict left in the file" if conflict else ""
     return Problem(path, f"(document): not valid JSON{hint} ({exc}); fix the syntax or "

@@ -30,7 +30,10 @@ __all__ = ["NotJSONError", "jpath", "load", "schema_messages"]
 
 
 class NotJSONError(ValueError):
-    """The bytes are not strict JSON."""
+    """The bytes are not strict JSON, or not within the limits of a document
+    (:mod:`modelbox.limits`: then ``limit`` is True)."""
+
+    limit = False
 
 
 class _Repeated(dict[str, Any]):
@@ -66,8 +69,12 @@ def load(data: bytes, kind: str = "") -> tuple[Any, list[list[str | int]]]:
     before = next(_objects_with_repeats)
     try:
         document = limits.loads(data, kind, lambda raw: _DECODER.decode(raw.decode("utf-8-sig")))
-    except (UnicodeDecodeError, json.JSONDecodeError, limits.LimitError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NotJSONError(str(exc)) from None
+    except limits.LimitError as exc:
+        error = NotJSONError(str(exc))
+        error.limit = True
+        raise error from None
     if next(_objects_with_repeats) == before + 1:
         return document, []
     found: list[list[str | int]] = []

@@ -272,6 +272,7 @@ def test_check_reports_hostile_documents(name: str, reg: Path, run: Run, git: Gi
     assert result.code == 1
     assert "Traceback" not in result.err
     assert DOCUMENTS[name][0] in result.err
+    assert "(docs/design.md, Limits)" in result.err
 
 
 def test_a_pulled_manifest_nested_100000_deep_is_refused(
