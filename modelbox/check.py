@@ -297,6 +297,7 @@ class Checker:
         self.tag_maps: set[str] = set()  # model folders whose _tags.json was checked
         self._docs: dict[str, Any] = {}
         self._bytes: dict[str, bytes | None] = {}
+        self._folders_seen: set[str] = set()  # folders checked for names differing by case
 
     def read(self, path: str) -> bytes | None:
         if path not in self._bytes:
@@ -327,6 +328,7 @@ class Checker:
 
     def run(self, paths: Iterable[str], deleted: Iterable[str] = ()) -> list[Problem]:
         """Check ``paths`` (a missing one counts as deleted) and what they affect."""
+        paths = list(paths)
         owners: set[tuple[str, str]] = set()
         children: set[tuple[str, str, str]] = set()
         changed_versions: dict[str, set[str]] = {}
@@ -359,7 +361,31 @@ class Checker:
                 if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
         if gone:  # a deleted version some link still names
             self._check_links_into(gone)
+        self._check_case(paths)
         return list(dict.fromkeys(self.problems))
+
+    def _check_case(self, paths: list[str]) -> None:
+        """Names that differ only in case (or Unicode normalization) side by side, in any
+        folder on these paths or among the tags of a tag map among them. A macOS or Windows
+        clone holds one of each pair (and one ref); registries from before the rule, or a
+        plain git commit, may have them."""
+        for path in paths:
+            self._check_case_of(path)
+
+    def _check_case_of(self, path: str) -> None:
+        parts = path.split("/")
+        if parts[0] not in _TREES:
+            return
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in self._folders_seen:
+                self._folders_seen.add(folder)
+                names = [name for name, _ in self.files.listdir(folder)]
+                self.problems += _twins(folder, names, "(folder)", "entries")
+        if parts[-1] == layout.TAGS_FILE:
+            tags = (self.peek(path) or {}).get("tags")
+            if isinstance(tags, dict):
+                self.problems += _twins(path, list(tags), "tags", "tags")
 
     def _check_link(self, path: str, loc: Location, doc: dict[str, Any]) -> None:
         """A collection's versions are links, only a collection's, to versions that exist."""
@@ -521,37 +547,6 @@ class Checker:
                          if is_dir and not name.startswith("_"))
 
 
-# -- `modelbox check` ------------------------------------------------------------------------
-def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
-    """Every problem on the registry branch, plus tag-ref drift (``fixable``).
-
-    ``schema=True`` runs every document through its JSON Schema too, not only those the
-    pydantic models refuse (slower: ~0.2 ms a document).
-    """
-    snap = registry.snapshot()
-    checker = Checker(snap, schema=schema)
-    problems = checker.run(checker.all_paths())
-    return problems + case_collisions(checker) + _check_refs(registry, snap, checker)
-
-
-def case_collisions(checker: Checker) -> list[Problem]:
-    """Names that differ only in case (or Unicode normalization) side by side: folders and
-    files of the object trees, and the tags of one model. A macOS or Windows clone holds
-    one of each pair (and one ref); registries from before the rule may have them."""
-    problems = []
-    stack = sorted(TREE_ROOTS, reverse=True)
-    while stack:
-        folder = stack.pop()
-        entries = checker.files.listdir(folder)
-        problems += _twins(folder, [name for name, _ in entries], "(folder)", "entries")
-        stack.extend(f"{folder}/{name}" for name, is_dir in reversed(entries) if is_dir)
-        if any(name == layout.TAGS_FILE for name, _ in entries):
-            tags = (checker.peek(f"{folder}/{layout.TAGS_FILE}") or {}).get("tags")
-            if isinstance(tags, dict):
-                problems += _twins(f"{folder}/{layout.TAGS_FILE}", list(tags), "tags", "tags")
-    return problems
-
-
 def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
     groups: dict[str, list[str]] = {}
     for name in names:
@@ -562,6 +557,19 @@ def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
                 "them; rename all but one with `git mv` (or untag) and run `modelbox check`")
         for group in groups.values() if len(group) > 1
     ]
+
+
+# -- `modelbox check` ------------------------------------------------------------------------
+def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
+    """Every problem on the registry branch, plus tag-ref drift (``fixable``).
+
+    ``schema=True`` runs every document through its JSON Schema too, not only those the
+    pydantic models refuse (slower: ~0.2 ms a document).
+    """
+    snap = registry.snapshot()
+    checker = Checker(snap, schema=schema)
+    problems = checker.run(checker.all_paths())
+    return problems + _check_refs(registry, snap, checker)
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:

@@ -383,8 +383,8 @@ def test_a_long_training_run_fits_the_metrics_cap() -> None:
 
 
 # -- case collisions already in a registry -----------------------------------------------------
-def test_check_reports_names_that_differ_only_in_case(reg: Path, run: Run, git: Git) -> None:
-    """An older registry (or a plain git commit) may hold m beside M and prod beside Prod."""
+def _stage_twins(reg: Path, git: Git) -> None:
+    """What an older registry or a plain git edit may hold: m beside M, prod beside Prod."""
     twin = reg / "models/default/M/_model.json"
     twin.parent.mkdir()
     twin.write_text((reg / "models/default/m/_model.json").read_text(encoding="utf-8")
@@ -393,8 +393,29 @@ def test_check_reports_names_that_differ_only_in_case(reg: Path, run: Run, git: 
     tags["tags"]["Prod"] = "v1"
     (reg / TAGS).write_bytes(canonical.encode(tags))
     git("add", "-A", cwd=reg)
+
+
+TWIN_MESSAGES = ("models/default: (folder): the entries M, m differ only in case",
+                 f"{TAGS}: tags: the tags Prod, prod differ only in case")
+
+
+def test_check_reports_names_that_differ_only_in_case(reg: Path, run: Run, git: Git) -> None:
+    _stage_twins(reg, git)
     git("commit", "-qm", "twins", cwd=reg)
     result = run("--repo", reg, "check")
     assert result.code == 1
-    assert "models/default: (folder): the entries M, m differ only in case" in result.err
-    assert f"{TAGS}: tags: the tags Prod, prod differ only in case" in result.err
+    for message in TWIN_MESSAGES:
+        assert message in result.err
+
+
+def test_the_validate_hook_refuses_staged_names_that_differ_only_in_case(
+    reg: Path, git: Git
+) -> None:
+    """The pre-commit hook runs the same rule over the files being committed."""
+    _stage_twins(reg, git)
+    staged = ["models/default/M/_model.json", TAGS]
+    proc = subprocess.run([str(Path(sys.executable).with_name("modelbox-hook-validate")),
+                           *staged], cwd=reg, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for message in TWIN_MESSAGES:
+        assert message in proc.stdout
