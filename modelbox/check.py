@@ -298,6 +298,7 @@ class Checker:
         self._docs: dict[str, Any] = {}
         self._bytes: dict[str, bytes | None] = {}
         self._folders_seen: set[str] = set()  # folders checked for names differing by case
+        self._listings: dict[str, list[tuple[str, bool]]] = {}
 
     def read(self, path: str) -> bytes | None:
         if path not in self._bytes:
@@ -316,12 +317,19 @@ class Checker:
             self._docs[path] = doc
         return doc if isinstance(doc, dict) else None
 
+    def _listdir(self, folder: str) -> list[tuple[str, bool]]:
+        """``files.listdir``, once per folder (the case rule reads what all_paths read)."""
+        entries = self._listings.get(folder)
+        if entries is None:
+            entries = self._listings[folder] = self.files.listdir(folder)
+        return entries
+
     def all_paths(self) -> list[str]:
         """The settings file and every file of the object trees, in a stable order."""
         out, stack = [layout.SETTINGS], sorted(TREE_ROOTS, reverse=True)
         while stack:
             folder = stack.pop()
-            entries = self.files.listdir(folder)
+            entries = self._listdir(folder)
             out.extend(f"{folder}/{name}" for name, is_dir in entries if not is_dir)
             stack.extend(f"{folder}/{name}" for name, is_dir in reversed(entries) if is_dir)
         return out
@@ -380,7 +388,7 @@ class Checker:
             folder = "/".join(parts[:depth])
             if folder not in self._folders_seen:
                 self._folders_seen.add(folder)
-                names = [name for name, _ in self.files.listdir(folder)]
+                names = [name for name, _ in self._listdir(folder)]
                 self.problems += _twins(folder, names, "(folder)", "entries")
         if parts[-1] == layout.TAGS_FILE:
             tags = (self.peek(path) or {}).get("tags")
@@ -548,6 +556,8 @@ class Checker:
 
 
 def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
+    if len(names) < 2 or len({fold(name) for name in names}) == len(names):
+        return []  # the usual case, at set speed
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(fold(name), []).append(name)
