@@ -93,8 +93,8 @@ _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[{]}"')
 
 def scan(data: bytes | str, kind: str, *, depth: int = MAX_DOCUMENT_DEPTH) -> None:
     """Raise :class:`LimitError` if the JSON text ``data`` of ``kind`` (a key of
-    :data:`CAPS`, or None for no size cap) is too large, nests deeper than ``depth`` or
-    holds a number of more than :data:`MAX_NUMBER_DIGITS` digits.
+    :data:`CAPS`; any other kind, such as ``""``, has no size cap) is too large, nests
+    deeper than ``depth`` or holds a number of more than :data:`MAX_NUMBER_DIGITS` digits.
 
     Cheap where it can be: two C-speed counts settle small, flat documents; only a document
     with more openers than ``depth`` is stripped of its strings and measured.
@@ -156,13 +156,13 @@ def check_value(value: Any, *, depth: int = MAX_VALUE_DEPTH) -> None:
                 stack.extend((child, level + 1) for child in item)
         elif isinstance(item, str):
             _check_text(item)
-        # bit_length, not str(): converting a huge int to text is what costs (and what
+        # Compared, not converted: turning a huge int into text is what costs (and what
         # Python 3.11+ refuses past 4,300 digits).
-        elif isinstance(item, int) and item.bit_length() > _MAX_BITS:
+        elif isinstance(item, int) and not -_MAX_INT <= item <= _MAX_INT:
             raise LimitError(f"holds a number of more than {MAX_NUMBER_DIGITS} digits")
 
 
-_MAX_BITS = int("9" * MAX_NUMBER_DIGITS).bit_length()
+_MAX_INT = 10**MAX_NUMBER_DIGITS - 1
 
 
 def _check_text(text: Any) -> None:

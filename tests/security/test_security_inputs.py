@@ -158,6 +158,7 @@ def _nested(depth: int) -> list[Any]:
 
 API_METADATA: dict[str, dict[str, Any]] = {
     "int-5000-digits": {"k": 10**5000},
+    "int-101-digits": {"k": -(10**100)},
     "list-5000-deep": {"k": _nested(5000)},
     "lone-surrogate-key": {"\ud800": 1},
     "lone-surrogate-value": {"k": {"x": "\udcff"}},
@@ -196,6 +197,11 @@ def test_values_at_the_limits_are_accepted(reg: Path, run: Run) -> None:
     deepest = "[" * limits.MAX_VALUE_DEPTH + "]" * limits.MAX_VALUE_DEPTH
     assert run("--repo", reg, "meta", "set", "m", "deep", deepest).code == 0
     assert run("--repo", reg, "meta", "set", "m", "big", "9" * 100).code == 0
+    registry = Registry.open(reg)
+    try:
+        registry.set_metadata(parse_reference("m"), "api", -(10**100 - 1))
+    finally:
+        registry.close()
     longest = "/".join(["n" * 100, "n" * 100, "n" * 110])  # 312 bytes
     assert run("--repo", reg, "model", "create", longest).code == 0
     assert run("--repo", reg, "version", "create", longest, "v" * 128).code == 0
