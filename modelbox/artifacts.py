@@ -17,6 +17,7 @@ from pathlib import Path
 
 from modelbox import layout, limits
 from modelbox.audit import Change
+from modelbox.collisions import refuse_case_twin
 from modelbox.directories import Folder, placements
 from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
 from modelbox.filetypes import FileType, mime_type, sniff
@@ -26,7 +27,7 @@ from modelbox.names import Reference, fold
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store
 from modelbox.objects.packs import Slot
 from modelbox.refs import Snapshot
-from modelbox.registry import Registry, refuse_case_twin
+from modelbox.registry import Registry
 
 ARTIFACTS_DIR = layout.ARTIFACTS_DIR
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from modelbox import layout, limits
 from modelbox.audit import Change
+from modelbox.collisions import check_full_name, refuse_case_twin
 from modelbox.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from modelbox.frameworks import MLFramework
 from modelbox.manifests import (
@@ -28,14 +29,7 @@ from modelbox.manifests import (
     parse,
 )
 from modelbox.names import ModelName, Reference, check_segment
-from modelbox.registry import (
-    Registry,
-    check_full_name,
-    framework_of,
-    json_metadata,
-    manifest_paths,
-    refuse_case_twin,
-)
+from modelbox.registry import Registry, framework_of, json_metadata, manifest_paths
 
 
 @dataclass(frozen=True)

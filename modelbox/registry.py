@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import audit, layout, limits
+from modelbox import audit, collisions, layout, limits
 from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
@@ -456,7 +456,7 @@ class Registry:
         """Create a model (or a collection of links); raise ModelExistsError if it exists."""
         from modelbox.manifests import ModelManifest, now
 
-        check_full_name("model", model)
+        collisions.check_full_name("model", model)
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
             description=description, metadata=json_metadata(metadata), datasets=datasets or [],
@@ -468,7 +468,7 @@ class Registry:
             if txn.snapshot.read(layout.experiment_file(model)) is not None:
                 raise AlreadyExistsError(f"{model} is an experiment; choose another model name")
             self._check_ref_collision(txn.snapshot, model)
-            refuse_case_twin(txn.snapshot, "model", layout.model_dir(model))
+            collisions.refuse_case_twin(txn.snapshot, "model", layout.model_dir(model))
             txn.put(layout.model_file(model), manifest)
             kind = "collection" if collection else "model"
             txn.change = Change(f"{kind}.create", str(model), f"{kind} create {model}")
@@ -532,7 +532,7 @@ class Registry:
                 )
             if snap.is_dir(layout.version_dir(model, version)):
                 raise VersionExistsError(str(model), version)
-            refuse_case_twin(snap, "version", layout.version_dir(model, version))
+            collisions.refuse_case_twin(snap, "version", layout.version_dir(model, version))
             manifest = VersionManifest(
                 model=str(model), version=version,
                 name=parent.name if name is None else name, description=description,
@@ -547,7 +547,7 @@ class Registry:
                 for tag in dict.fromkeys(tags):
                     if tag in current:
                         raise TagConflictError(str(model), tag, current[tag])
-                    _refuse_tag_twin(model, tag, current)
+                    collisions.refuse_tag_twin(model, tag, current)
                     self._check_tag_collision(snap, model, tag)
                     current[tag] = version
                     txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
@@ -638,7 +638,7 @@ class Registry:
             before = current.get(tag)
             if before == version:
                 return before
-            _refuse_tag_twin(model, tag, current)
+            collisions.refuse_tag_twin(model, tag, current)
             self._check_tag_collision(txn.snapshot, model, tag)
             current[tag] = version
             self._put_tags(txn, model, current)
@@ -666,7 +666,7 @@ class Registry:
         # Any model at or below MODEL/TAG has refs under refs/modelbox/tags/MODEL/TAG/
         # (or, on a case-insensitive file system, below MODEL/Tag/).
         below = layout.model_dir(ModelName(str(model), tag))
-        if snap.is_dir(below) or case_twin(snap, below) is not None:
+        if snap.is_dir(below) or collisions.case_twin(snap, below) is not None:
             raise InvalidNameError(
                 "tag", tag, f"its Git ref would collide with the models under {model}/{tag}"
             )
@@ -954,68 +954,6 @@ def metric_points(
             step=step, wallclock=when, value=float(value) if isinstance(value, int) else value,
         )))
     return points
-
-
-def case_twin(snap: Snapshot, path: str) -> str | None:
-    """The existing folder or file that ``path`` (of a new name) would meet on a
-    case-insensitive file system: the first segment, from the registry root, that does not
-    exist as written but does under another case (or Unicode normalization). None if none."""
-    parent = ""
-    for segment in path.split("/"):
-        names = [name for name, _ in snap.listdir(parent)] if snap.is_dir(parent) else []
-        if segment not in names:
-            twin = next((n for n in names if fold(n) == fold(segment)), None)
-            return None if twin is None else f"{parent}/{twin}".lstrip("/")
-        parent = f"{parent}/{segment}".lstrip("/")
-    return None
-
-
-def refuse_case_twin(snap: Snapshot, kind: str, path: str) -> None:
-    """Raise InvalidNameError if the folder ``path`` of a new ``kind`` differs only in case
-    from an existing one at any segment (namespace prefixes included), naming it."""
-    twin = case_twin(snap, path)
-    if twin is not None:
-        mine = "/".join(path.split("/")[: twin.count("/") + 1])
-        which = "it" if mine == path else display_path(mine)
-        raise InvalidNameError(
-            kind, limits.shown(display_path(path)),
-            f"{which} differs only in case from the existing "
-            f"{display_path(twin)}, and a case-insensitive file system (macOS, Windows) "
-            "cannot hold both; use the existing spelling or another name",
-        )
-
-
-def display_path(path: str) -> str:
-    """A registry folder as users name it: ``team``, ``default/m``, ``default/m@v1``."""
-    rest = path.partition("/")[2] or path
-    for folder in (layout.VERSIONS_DIR, layout.CHECKPOINTS_DIR):
-        rest = rest.replace(f"/{folder}/", "@")
-    owner, sep, artifact = rest.partition(f"/{layout.ARTIFACTS_DIR}/")
-    if sep:
-        return f"artifact {artifact.removesuffix('.json')} of {owner}"
-    return rest
-
-
-def _refuse_tag_twin(model: ModelName, tag: str, current: dict[str, str]) -> None:
-    for existing in current:
-        if existing != tag and fold(existing) == fold(tag):
-            raise InvalidNameError(
-                "tag", tag,
-                f"it differs only in case from the existing tag {model}:{existing}, and their "
-                "refs collide on a case-insensitive file system (macOS, Windows); use "
-                f"{existing} or another name",
-            )
-
-
-def check_full_name(kind: str, name: ModelName) -> None:
-    """Refuse a model (or experiment) name too long for every clone to hold its files."""
-    size = len(str(name).encode("utf-8"))
-    if size > limits.MAX_MODEL_BYTES:
-        raise InvalidNameError(
-            kind, limits.shown(str(name)),
-            f"its full name is {size} bytes long; with its namespace it may be at most "
-            f"{limits.MAX_MODEL_BYTES} bytes, so that its files fit in every clone",
-        )
 
 
 def _check_tag(tag: str) -> None:
