@@ -15,14 +15,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.audit import Change
+from modelbox.collisions import refuse_case_twin
 from modelbox.directories import Folder, placements
 from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
 from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.filetypes import file_type as type_of
 from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
-from modelbox.names import Reference
+from modelbox.names import Reference, fold
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store, schemes
 from modelbox.objects.packs import Slot
 from modelbox.objects.schemes import check_remote_url
@@ -123,6 +124,20 @@ def _pointer_path(target_dir: str, path: str) -> str:
     return f"{target_dir}/{ARTIFACTS_DIR}/{path}.json"
 
 
+def _check_name(snapshot: Snapshot, target_dir: str, path: str) -> None:
+    """Refuse, before anything is hashed or uploaded, an artifact whose pointer could not be
+    written: too long a path, or one a case-insensitive clone would take for another's.
+    (:func:`_commit` checks the case again under the lock.)"""
+    pointer = _pointer_path(target_dir, path)
+    problem = limits.path_problem(pointer)
+    if problem:
+        raise InvalidValueError(
+            f"invalid artifact name {limits.shown(path)!r}: {problem}; choose another name "
+            "with --as"
+        )
+    refuse_case_twin(snapshot, "artifact", pointer)
+
+
 def _target_dir(
     registry: Registry, ref: Reference, snapshot: Snapshot | None = None
 ) -> tuple[str, str]:
@@ -175,6 +190,7 @@ def add(
     try:
         for source in _sources(paths):
             artifact_path = name or source.name
+            _check_name(snapshot, target_dir, artifact_path)
             if source.is_dir():
                 files = _walk(source)
                 folder = Folder.scan(source, files, cache)
@@ -266,12 +282,14 @@ def track(registry: Registry, ref: Reference, uris: list[str]) -> list[Artifact]
     """Record external files by URI, with their size and ETag (one commit)."""
     from modelbox.objects.external import describe
 
-    target_dir, target = _target_dir(registry, ref)
+    snapshot = registry.snapshot()
+    target_dir, target = _target_dir(registry, ref, snapshot)
     pointers = []
     allowed = allowed_schemes(registry)
     for uri in uris:
-        info = describe(uri, allowed=allowed)
         name = uri.rstrip("/").rsplit("/", 1)[-1]
+        _check_name(snapshot, target_dir, name)
+        info = describe(uri, allowed=allowed)
         mime = mime_type(name)
         kind = type_of(name, mime)
         pointers.append(_pointer(name, kind, mime, info.size, uri=uri, etag=info.etag))
@@ -283,7 +301,7 @@ def _commit(
     pointers: list[ArtifactPointer], operation: str,
 ) -> list[Artifact]:
     names = [p.path for p in pointers]
-    if len(set(names)) != len(names):
+    if len({fold(name) for name in names}) != len(names):  # a clone on macOS: one file
         raise InvalidValueError(f"two artifacts would both be called {names}; use --as")
     with registry.transaction() as txn:
         registry.target(txn.snapshot, ref)  # still there, under the lock
@@ -297,6 +315,8 @@ def _commit(
                     pointer.sha256, pointer.uri, pointer.size
                 ):
                     continue
+            else:
+                refuse_case_twin(txn.snapshot, "artifact", path)
             txn.put(path, pointer)
             changed.append(pointer)
         if changed:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelbox import layout
 from modelbox.errors import InvalidValueError, ManifestError, ModelboxError
 from modelbox.explain import NotJSONError, jpath, load, schema_messages
-from modelbox.names import RESERVED_TAGS, parse_model
+from modelbox.names import RESERVED_TAGS, fold, parse_model
 from modelbox.registry import Registry, ref_collisions
 
 if TYPE_CHECKING:
@@ -143,6 +143,9 @@ def locate(path: str) -> Location:
 
 # -- one document ----------------------------------------------------------------------------
 def not_json(path: str, data: bytes, exc: Exception) -> Problem:
+    if getattr(exc, "limit", False):  # within JSON, beyond what a document may be
+        return Problem(path, f"(document): {exc} (docs/design.md, Limits); fix or restore "
+                             "the file with git")
     conflict = b"\n<<<<<<< " in b"\n" + data
     hint = " — a merge conflict left in the file" if conflict else ""
     return Problem(path, f"(document): not valid JSON{hint} ({exc}); fix the syntax or "
@@ -175,7 +178,7 @@ def _check_document(
     if kind not in KINDS:
         raise ValueError(f"{path} holds no modelbox document")
     try:
-        document, repeated = load(data)
+        document, repeated = load(data, kind)
     except NotJSONError as exc:
         return None, [not_json(path, data, exc)]
     problems = [Problem(path, f"{jpath(where)}: the key appears twice (a merge gone wrong?); "
@@ -324,6 +327,8 @@ class Checker:
         self.tag_maps: set[str] = set()  # model folders whose _tags.json was checked
         self._docs: dict[str, Any] = {}
         self._bytes: dict[str, bytes | None] = {}
+        self._folders_seen: set[str] = set()  # folders checked for names differing by case
+        self._listings: dict[str, list[tuple[str, bool]]] = {}
 
     def read(self, path: str) -> bytes | None:
         if path not in self._bytes:
@@ -336,24 +341,32 @@ class Checker:
         if doc is _UNREAD:
             data = self.read(path)
             try:
-                doc = load(data)[0] if data is not None else None
+                doc = load(data, locate(path).kind or "")[0] if data is not None else None
             except NotJSONError:
                 doc = None
             self._docs[path] = doc
         return doc if isinstance(doc, dict) else None
+
+    def _listdir(self, folder: str) -> list[tuple[str, bool]]:
+        """``files.listdir``, once per folder (the case rule reads what all_paths read)."""
+        entries = self._listings.get(folder)
+        if entries is None:
+            entries = self._listings[folder] = self.files.listdir(folder)
+        return entries
 
     def all_paths(self) -> list[str]:
         """The settings file and every file of the object trees, in a stable order."""
         out, stack = [layout.SETTINGS], sorted(TREE_ROOTS, reverse=True)
         while stack:
             folder = stack.pop()
-            entries = self.files.listdir(folder)
+            entries = self._listdir(folder)
             out.extend(f"{folder}/{name}" for name, is_dir in entries if not is_dir)
             stack.extend(f"{folder}/{name}" for name, is_dir in reversed(entries) if is_dir)
         return out
 
     def run(self, paths: Iterable[str], deleted: Iterable[str] = ()) -> list[Problem]:
         """Check ``paths`` (a missing one counts as deleted) and what they affect."""
+        paths = list(paths)
         owners: set[tuple[str, str]] = set()
         children: set[tuple[str, str, str]] = set()
         changed_versions: dict[str, set[str]] = {}
@@ -386,7 +399,31 @@ class Checker:
                 if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
         if gone:  # a deleted version some link still names
             self._check_links_into(gone)
+        self._check_case(paths)
         return list(dict.fromkeys(self.problems))
+
+    def _check_case(self, paths: list[str]) -> None:
+        """Names that differ only in case (or Unicode normalization) side by side, in any
+        folder on these paths or among the tags of a tag map among them. A macOS or Windows
+        clone holds one of each pair (and one ref); registries from before the rule, or a
+        plain git commit, may have them."""
+        for path in paths:
+            self._check_case_of(path)
+
+    def _check_case_of(self, path: str) -> None:
+        parts = path.split("/")
+        if parts[0] not in _TREES:
+            return
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in self._folders_seen:
+                self._folders_seen.add(folder)
+                names = [name for name, _ in self._listdir(folder)]
+                self.problems += _twins(folder, names, "(folder)", "entries")
+        if parts[-1] == layout.TAGS_FILE:
+            tags = (self.peek(path) or {}).get("tags")
+            if isinstance(tags, dict):
+                self.problems += _twins(path, list(tags), "tags", "tags")
 
     def _check_link(self, path: str, loc: Location, doc: dict[str, Any]) -> None:
         """A collection's versions are links, only a collection's, to versions that exist."""
@@ -546,6 +583,20 @@ class Checker:
                 yield current[len(layout.MODELS) + 1 :]
             stack.extend(f"{current}/{name}" for name, is_dir in self.files.listdir(current)
                          if is_dir and not name.startswith("_"))
+
+
+def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
+    if len(names) < 2 or len({fold(name) for name in names}) == len(names):
+        return []  # the usual case, at set speed
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(fold(name), []).append(name)
+    return [
+        Problem(where, f"{at}: the {what} {', '.join(sorted(group))} differ only in "
+                "case: a case-insensitive file system (macOS, Windows) holds only one of "
+                "them; rename all but one with `git mv` (or untag) and run `modelbox check`")
+        for group in groups.values() if len(group) > 1
+    ]
 
 
 # -- `modelbox check` ------------------------------------------------------------------------

@@ -10,12 +10,11 @@ Links are verified when made; a link may name another link, and readers follow t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.audit import Change, TagMove
 from modelbox.errors import (
     InvalidValueError,
@@ -77,7 +76,7 @@ def _read_version(snap: Snapshot, model: ModelName, version: str) -> dict[str, A
     if data is None:
         return None
     try:
-        doc = json.loads(data)
+        doc = limits.loads(data, "version")
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
@@ -139,7 +138,7 @@ def iter_links(files: Files) -> Iterator[tuple[str, str, bool]]:
     snap = files
     for path in _model_files(files):
         try:
-            if json.loads(snap.read(path) or b"{}").get("collection") is not True:
+            if limits.loads(snap.read(path) or b"{}", "model").get("collection") is not True:
                 continue
         except (ValueError, AttributeError):
             continue
@@ -148,7 +147,7 @@ def iter_links(files: Files) -> Iterator[tuple[str, str, bool]]:
         for name, is_dir in snap.listdir(f"{folder}/{layout.VERSIONS_DIR}"):
             data = snap.read(f"{folder}/{layout.VERSIONS_DIR}/{name}/{layout.VERSION_FILE}")
             try:
-                doc = json.loads(data or b"{}")
+                doc = limits.loads(data or b"{}", "version")
                 source = doc.get("link")
             except (ValueError, AttributeError):
                 continue

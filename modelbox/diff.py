@@ -8,12 +8,11 @@ full ref name, ``HEAD``, a full commit sha, any of them followed by ``~N`` / ``^
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.errors import InvalidValueError, ModelboxError
 from modelbox.names import parse_model
 from modelbox.refs import GitRepo, Snapshot
@@ -153,7 +152,7 @@ def _doc(snap: Snapshot, path: str) -> dict[str, Any] | None:
     if data is None:
         return None
     try:
-        doc = json.loads(data)
+        doc = limits.loads(data, "")
     except ValueError:
         return None  # `modelbox check` reports a broken document; a diff shows what it can
     return doc if isinstance(doc, dict) else None

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modelbox import limits
 from modelbox.errors import InvalidNameError, ManifestError, RegistryFormatError
 from modelbox.names import check_branch
 
@@ -27,11 +28,13 @@ class Settings:
     format: int = 1
 
 
-def _load(path: str, data: bytes) -> dict[str, Any]:
+def _load(path: str, data: bytes, kind: str) -> dict[str, Any]:
     try:
-        raw = json.loads(data)
+        raw = limits.loads(data, kind)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(path, f"not valid JSON ({exc}); fix or restore the file") from None
+    except limits.LimitError as exc:
+        raise ManifestError(path, f"(document): {exc}; fix or restore the file") from None
     if not isinstance(raw, dict):
         raise ManifestError(path, "(document): must be a JSON object")
     return raw
@@ -43,7 +46,7 @@ def _bad(path: str, field: str, problem: str) -> ManifestError:
 
 def parse_settings(path: str, data: bytes) -> Settings:
     """Parse ``.modelbox/registry.json``; raise ManifestError / RegistryFormatError."""
-    raw = _load(path, data)
+    raw = _load(path, data, "registry")
     fmt = raw.get("format")
     if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt != 1:
         raise RegistryFormatError(
@@ -72,7 +75,7 @@ def parse_settings(path: str, data: bytes) -> Settings:
 
 def parse_tags(path: str, data: bytes) -> dict[str, str]:
     """Parse a model's ``_tags.json`` into tag -> version; raise ManifestError."""
-    raw = _load(path, data)
+    raw = _load(path, data, "tags")
     unknown = sorted(set(raw) - {"kind", "tags"})
     if unknown:
         raise _bad(path, unknown[0], "unknown field")

@@ -30,7 +30,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
         ├── StoreAccessError      missing or refused credentials, no permission
         ├── StoreUnreachableError the store's endpoint cannot be reached
         ├── ObjectMissingError    an object a pointer needs is not in the store
-        └── ObjectCorruptError    an object's bytes do not match its checksum
+        ├── ObjectCorruptError    an object's bytes do not match its checksum
+        └── ObjectTooLargeError   an object read as a document is larger than its cap
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "NotFoundError",
     "ObjectCorruptError",
     "ObjectMissingError",
+    "ObjectTooLargeError",
     "PushRejectedError",
     "RegistryFormatError",
     "RegistryNotFoundError",
@@ -266,4 +268,17 @@ class ObjectCorruptError(StoreError):
         super().__init__(
             f"object sha256:{digest} at {where} is corrupt (its content hashes to "
             f"sha256:{actual}); delete it and upload it again"
+        )
+
+
+class ObjectTooLargeError(StoreError):
+    """A pointer names an object as a document (a directory listing) that is too large to be
+    one; it was refused after reading at most ``limit + 1`` bytes."""
+
+    def __init__(self, digest: str, where: str, what: str, limit: int) -> None:
+        self.digest, self.where, self.what, self.limit = digest, where, what, limit
+        super().__init__(
+            f"object sha256:{digest} at {where} is larger than the {limit // (1024 * 1024)} "
+            f"MiB a {what} may have, so it is not one; the pointer naming it is wrong: "
+            "restore it with git or add the artifact again"
         )

@@ -19,6 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from modelbox import limits
 from modelbox.errors import InvalidNameError
 from modelbox.names import check_segment, parse_namespace
 
@@ -29,7 +30,10 @@ __all__ = ["NotJSONError", "jpath", "load", "schema_messages"]
 
 
 class NotJSONError(ValueError):
-    """The bytes are not strict JSON."""
+    """The bytes are not strict JSON, or not within the limits of a document
+    (:mod:`modelbox.limits`: then ``limit`` is True)."""
+
+    limit = False
 
 
 class _Repeated(dict[str, Any]):
@@ -59,13 +63,18 @@ def _constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
 
 
-def load(data: bytes) -> tuple[Any, list[list[str | int]]]:
-    """Parse strict JSON (no NaN); also return the JSON paths of keys an object repeats."""
+def load(data: bytes, kind: str = "") -> tuple[Any, list[list[str | int]]]:
+    """Parse strict JSON (no NaN) within the limits of a ``kind`` document
+    (:mod:`modelbox.limits`); also return the JSON paths of keys an object repeats."""
     before = next(_objects_with_repeats)
     try:
-        document = _DECODER.decode(data.decode("utf-8-sig"))
+        document = limits.loads(data, kind, lambda raw: _DECODER.decode(raw.decode("utf-8-sig")))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NotJSONError(str(exc)) from None
+    except limits.LimitError as exc:
+        error = NotJSONError(str(exc))
+        error.limit = True
+        raise error from None
     if next(_objects_with_repeats) == before + 1:
         return document, []
     found: list[list[str | int]] = []

@@ -19,11 +19,10 @@ artifacts gone.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.errors import ModelboxError
 from modelbox.manifests import DirectoryManifest, VersionManifest, parse
 from modelbox.names import parse_model
@@ -177,7 +176,7 @@ def _archived(repo: GitRepo, entries: list[tuple[str, bool, str]]) -> bool:
         if name == layout.VERSION_FILE and not is_dir:
             raw = repo.object(sha).as_raw_string()
             try:
-                return bool(json.loads(raw).get("archived"))
+                return bool(limits.loads(raw, "").get("archived"))
             except (ValueError, AttributeError):
                 return False
     return False
@@ -185,7 +184,7 @@ def _archived(repo: GitRepo, entries: list[tuple[str, bool, str]]) -> bool:
 
 def _collect(data: bytes, digests: set[str], directories: set[str]) -> None:
     try:
-        pointer = json.loads(data)
+        pointer = limits.loads(data, "")  # no size cap: gc keeps what it cannot rule out
     except ValueError:
         return  # not a pointer; `modelbox check` reports it
     sha = pointer.get("sha256") if isinstance(pointer, dict) else None

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.audit import Change
+from modelbox.collisions import check_full_name, refuse_case_twin
 from modelbox.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from modelbox.frameworks import MLFramework
 from modelbox.manifests import (
@@ -43,6 +44,11 @@ class Event:
     def record(self) -> EventRecord:
         if not self.name or any(ord(c) < 32 for c in self.name):
             raise InvalidValueError(f"invalid event name {self.name!r}: it must be non-empty text")
+        for label, text in (("name", self.name), ("source", self.source)):
+            try:
+                limits.check_value(text)
+            except limits.LimitError as exc:
+                raise InvalidValueError(f"invalid event {label} {text!r}: it {exc}") from None
         when = time.time() if self.wallclock is None else float(self.wallclock)
         return EventRecord(name=self.name, source=self.source, wallclock=when,
                            metadata=json_metadata(self.metadata))
@@ -63,6 +69,7 @@ def create_experiment(
     metadata: dict[str, Any] | None = None,
 ) -> ExperimentManifest:
     """Create an experiment, or return the existing one of that name."""
+    check_full_name("experiment", experiment)
     path = layout.experiment_file(experiment)
     with registry.transaction() as txn:
         data = txn.snapshot.read(path)
@@ -70,6 +77,7 @@ def create_experiment(
             return parse(ExperimentManifest, path, data)
         if txn.snapshot.read(layout.model_file(experiment)) is not None:
             raise AlreadyExistsError(f"{experiment} is a model; choose another experiment name")
+        refuse_case_twin(txn.snapshot, "experiment", layout.experiment_dir(experiment))
         manifest = ExperimentManifest(
             namespace=experiment.namespace, name=experiment.name, owner=owner, task=task,
             framework=framework_of(framework), external_id=external_id,
@@ -120,6 +128,7 @@ def create_checkpoint(
         data = txn.snapshot.read(path)
         if data is not None:
             return parse(CheckpointManifest, path, data)
+        refuse_case_twin(txn.snapshot, "checkpoint", layout.checkpoint_dir(experiment, checkpoint))
         manifest = CheckpointManifest(
             experiment=str(experiment), checkpoint=checkpoint, epoch=epoch, step=step,
             metadata=json_metadata(metadata), created_at=now(),

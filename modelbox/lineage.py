@@ -9,11 +9,10 @@ experiment. Each step is a :class:`Node`; a step whose document is gone is marke
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelbox import layout
+from modelbox import layout, limits
 from modelbox.collections import follow
 from modelbox.errors import InvalidValueError, ModelboxError
 from modelbox.names import Reference, parse_model
@@ -37,7 +36,7 @@ class Node:
 
 def _doc(data: bytes | None) -> dict[str, Any] | None:
     try:
-        doc = json.loads(data) if data is not None else None
+        doc = limits.loads(data, "") if data is not None else None
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None

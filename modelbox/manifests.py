@@ -21,7 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
-from modelbox import canonical
+from modelbox import canonical, limits
 from modelbox.errors import ManifestError
 from modelbox.filetypes import FileType
 from modelbox.frameworks import MLFramework
@@ -304,10 +304,13 @@ D = TypeVar("D", bound=Document)
 
 def parse(cls: type[D], path: str, data: bytes) -> D:
     """Parse ``data`` read from ``path``; raise ManifestError naming the file and field."""
+    kind = cls.model_fields["kind"].default if "kind" in cls.model_fields else ""
     try:
-        json.loads(data)
+        limits.loads(data, str(kind))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(path, f"not valid JSON ({exc}); fix or restore the file") from None
+    except limits.LimitError as exc:
+        raise ManifestError(path, f"(document): {exc}; fix or restore the file") from None
     try:
         return cls.model_validate_json(data)
     except ValidationError as exc:

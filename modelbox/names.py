@@ -11,6 +11,7 @@ never appear inside a name, which keeps references unambiguous.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from modelbox.errors import InvalidNameError
@@ -22,6 +23,7 @@ __all__ = [
     "Reference",
     "check_branch",
     "check_segment",
+    "fold",
     "parse_model",
     "parse_namespace",
     "parse_reference",
@@ -82,6 +84,12 @@ def _broken_rule(value: str) -> str | None:
             "'.', '_' and '-'"
         )
     return None
+
+
+def fold(name: str) -> str:
+    """``name`` as a case-insensitive file system compares it (macOS, Windows): two names
+    with the same fold cannot sit side by side in one folder of a clone there, nor as refs."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 @dataclass(frozen=True, order=True)

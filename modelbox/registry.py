@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import audit, layout
+from modelbox import audit, collisions, layout, limits
 from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
@@ -42,6 +42,7 @@ from modelbox.names import (
     Reference,
     check_branch,
     check_segment,
+    fold,
     parse_model,
     parse_namespace,
 )
@@ -89,8 +90,30 @@ class Transaction:
     change: Change | None = None
 
     def put(self, path: str, document: Any) -> None:
-        """Stage a document (anything with ``to_bytes()``) to be written at ``path``."""
-        self.writes[path] = document.to_bytes()
+        """Stage a document (anything with ``to_bytes()``) to be written at ``path``.
+
+        The last guard before a commit: a path no clone could write (too long) or text
+        that is not valid Unicode is refused here, before anything is written.
+        """
+        problem = limits.path_problem(path)
+        if problem:
+            raise InvalidNameError("path", limits.shown(path, 80), problem)
+        try:
+            data = document.to_bytes()
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise InvalidValueError(
+                f"{path}: holds text that is not valid UTF-8 ({bad}); give the value in UTF-8"
+            ) from None
+        kind = str(getattr(document, "kind", ""))
+        cap = limits.CAPS.get(kind)
+        if cap is not None and len(data) > cap:  # a document no reader would accept
+            raise InvalidValueError(
+                f"{path}: the {kind} document would be {len(data)} bytes, more than the "
+                f"{cap // (1024 * 1024) or 1} MiB every reader accepts; keep large data in "
+                "artifacts, not in metadata"
+            )
+        self.writes[path] = data
 
     def delete(self, path: str) -> None:
         self.writes[path] = None
@@ -263,6 +286,14 @@ class Registry:
             batch.original.setdefault(change.path, change.old_sha)
         parents = [batch.head] if batch.head else []
         message = txn.change.message()
+        try:  # names, keys and values reach the message: the last guard before a commit
+            message.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = message[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise InvalidValueError(
+                f"{txn.change.target}: a name or key holds text that is not valid UTF-8 "
+                f"({bad}); give it in UTF-8"
+            ) from None
         sha = self.repo.write_commit(
             tree=new_tree, parents=parents, message=message, author=self.repo.identity()
         )
@@ -453,6 +484,7 @@ class Registry:
         """Create a model (or a collection of links); raise ModelExistsError if it exists."""
         from modelbox.manifests import ModelManifest, now
 
+        collisions.check_full_name("model", model)
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
             description=description, metadata=json_metadata(metadata), datasets=datasets or [],
@@ -464,6 +496,7 @@ class Registry:
             if txn.snapshot.read(layout.experiment_file(model)) is not None:
                 raise AlreadyExistsError(f"{model} is an experiment; choose another model name")
             self._check_ref_collision(txn.snapshot, model)
+            collisions.refuse_case_twin(txn.snapshot, "model", layout.model_dir(model))
             txn.put(layout.model_file(model), manifest)
             kind = "collection" if collection else "model"
             txn.change = Change(f"{kind}.create", str(model), f"{kind} create {model}")
@@ -492,11 +525,12 @@ class Registry:
         parts = model.parts
         for i in range(2, len(parts)):
             parent = ModelName("/".join(parts[: i - 1]), parts[i - 1])
-            if parts[i] in self._tags(snap, parent):
-                raise InvalidNameError(
-                    "model", str(model),
-                    f"its tag refs would collide with the tag {parent}:{parts[i]}",
-                )
+            for tag in self._tags(snap, parent):  # refs differing in case collide too
+                if fold(tag) == fold(parts[i]):
+                    raise InvalidNameError(
+                        "model", str(model),
+                        f"its tag refs would collide with the tag {parent}:{tag}",
+                    )
 
     # -- versions ------------------------------------------------------------------------
     def create_version(
@@ -526,6 +560,7 @@ class Registry:
                 )
             if snap.is_dir(layout.version_dir(model, version)):
                 raise VersionExistsError(str(model), version)
+            collisions.refuse_case_twin(snap, "version", layout.version_dir(model, version))
             manifest = VersionManifest(
                 model=str(model), version=version,
                 name=parent.name if name is None else name, description=description,
@@ -540,6 +575,7 @@ class Registry:
                 for tag in dict.fromkeys(tags):
                     if tag in current:
                         raise TagConflictError(str(model), tag, current[tag])
+                    collisions.refuse_tag_twin(model, tag, current)
                     self._check_tag_collision(snap, model, tag)
                     current[tag] = version
                     txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
@@ -630,6 +666,7 @@ class Registry:
             before = current.get(tag)
             if before == version:
                 return before
+            collisions.refuse_tag_twin(model, tag, current)
             self._check_tag_collision(txn.snapshot, model, tag)
             current[tag] = version
             self._put_tags(txn, model, current)
@@ -654,8 +691,10 @@ class Registry:
         return before
 
     def _check_tag_collision(self, snap: Snapshot, model: ModelName, tag: str) -> None:
-        # Any model at or below MODEL/TAG has refs under refs/modelbox/tags/MODEL/TAG/.
-        if snap.is_dir(layout.model_dir(ModelName(str(model), tag))):
+        # Any model at or below MODEL/TAG has refs under refs/modelbox/tags/MODEL/TAG/
+        # (or, on a case-insensitive file system, below MODEL/Tag/).
+        below = layout.model_dir(ModelName(str(model), tag))
+        if snap.is_dir(below) or collisions.case_twin(snap, below) is not None:
             raise InvalidNameError(
                 "tag", tag, f"its Git ref would collide with the models under {model}/{tag}"
             )
@@ -954,6 +993,10 @@ def _check_tag(tag: str) -> None:
 def _check_key(key: str) -> None:
     if not key or any(ord(c) < 32 for c in key):
         raise InvalidValueError(f"invalid metadata key {key!r}: it must be non-empty text")
+    try:
+        limits.check_value(key)
+    except limits.LimitError as exc:
+        raise InvalidValueError(f"invalid key {key!r}: it {exc}") from None
 
 
 def framework_of(value: MLFramework | str) -> MLFramework:
@@ -968,10 +1011,19 @@ def json_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Metadata must be JSON: check it round-trips and forbid NaN/Infinity."""
     if not metadata:
         return {}
+    for key, value in metadata.items():
+        try:
+            limits.check_value(key)
+            limits.check_value(value, depth=limits.MAX_VALUE_DEPTH)
+        except limits.LimitError as exc:
+            raise InvalidValueError(
+                f"metadata {limits.shown(str(key))!r} {exc}; give a smaller value, in UTF-8"
+            ) from None
     try:
         return dict(json.loads(json.dumps(metadata, allow_nan=False)))
     except (TypeError, ValueError) as exc:
         raise InvalidValueError(f"metadata must be JSON-encodable: {exc}") from None
+
 
 
 def _json(value: Any) -> str:

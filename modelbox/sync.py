@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import canonical, layout
+from modelbox import canonical, layout, limits
 from modelbox.documents import parse_settings
 from modelbox.errors import (
     AlreadyExistsError,
@@ -114,7 +114,7 @@ def _blob_needs(repo: GitRepo, blobs: Iterable[str]) -> list[_Need]:
     out: dict[str, _Need] = {}
     for blob in blobs:
         try:
-            doc = json.loads(repo.object(blob).as_raw_string())
+            doc = limits.loads(repo.object(blob).as_raw_string(), "pointer")
         except ValueError:
             continue  # `modelbox check` reports a broken pointer; it names no object
         if isinstance(doc, dict) and isinstance(doc.get("sha256"), str):
@@ -604,7 +604,7 @@ def _merge_values(base: Any, ours: Any, theirs: Any) -> Any:
 
 def _merge_file(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
     """The merged content of a JSON document changed on both sides (None: deleted)."""
-    docs = [_ABSENT if data is None else json.loads(data) for data in (base, ours, theirs)]
+    docs = [_ABSENT if data is None else limits.loads(data, "") for data in (base, ours, theirs)]
     merged = _merge_values(*docs)
     return None if merged is _ABSENT else canonical.encode(merged)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from modelbox import limits
 from modelbox.errors import InvalidValueError
 from modelbox.names import ModelName, Reference, parse_model, parse_reference
 from modelbox.redact import redact, safe_text
@@ -89,7 +90,7 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key:
             raise InvalidValueError(f"--meta wants KEY=VALUE, got {pair!r}")
         try:
-            out[key] = json.loads(value)
+            out[key] = _loads(key, value)
         except json.JSONDecodeError:
             out[key] = value
     return out
@@ -97,11 +98,26 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def parse_json_value(value: str) -> Any:
     try:
-        return json.loads(value)
+        return _loads(None, value)
     except json.JSONDecodeError as exc:
         raise InvalidValueError(
-            f"{value!r} is not JSON ({exc.msg}); quote strings, e.g. '\"coco-2017\"'"
+            f"{_short(value)} is not JSON ({exc.msg}); quote strings, e.g. '\"coco-2017\"'"
         ) from None
+
+
+def _loads(key: str | None, value: str) -> Any:
+    """A JSON value from the command line, within the limits of a metadata value."""
+    try:
+        limits.check_value(value)  # undecodable bytes in argv arrive as lone surrogates
+        limits.scan(value, "", depth=limits.MAX_VALUE_DEPTH)
+        return json.loads(value)
+    except limits.LimitError as exc:
+        what = "the value" if key is None else f"the value of {key!r}"
+        raise InvalidValueError(f"{what} {exc}; give a smaller value") from None
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
 def hoist_option(group: click.Group, args: list[str], name: str) -> list[str]:

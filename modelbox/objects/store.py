@@ -8,7 +8,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from modelbox.errors import InvalidValueError, ObjectCorruptError, ObjectMissingError
+from modelbox.errors import (
+    InvalidValueError,
+    ObjectCorruptError,
+    ObjectMissingError,
+    ObjectTooLargeError,
+)
+from modelbox.limits import CAPS
 from modelbox.objects import transfer
 from modelbox.objects._backend import Backend
 from modelbox.objects._errors import names_missing_bucket
@@ -191,23 +197,44 @@ class ObjectStore:
                 slots=slots,
             )
 
-    def open_bytes(self, digest: str) -> bytes:
-        """The content of a small object, verified.
+    def open_bytes(
+        self, digest: str, *, limit: int = CAPS["directory"], what: str = "directory listing"
+    ) -> bytes:
+        """The content of a small object (a ``what``: so far always a directory listing),
+        verified.
+
+        At most ``limit + 1`` bytes are read: a pointer may name any object, and a large
+        one must be refused before it fills memory (docs/store.md).
 
         Raises:
             InvalidValueError: ``digest`` is malformed.
             ObjectMissingError: the store has no such object.
+            ObjectTooLargeError: it is larger than ``limit`` bytes.
             ObjectCorruptError: its content does not hash to ``digest``.
             StoreError: the store failed.
         """
         key = relative_key(digest)
+        chunks: list[bytes] = []
+        size = 0
         with self._backend.errors():
             try:
-                data = self._backend.read_bytes(key)
+                reader = self._backend.open_read(key)
             except FileNotFoundError as error:
                 if names_missing_bucket(error):
                     raise
                 raise ObjectMissingError(digest, self.url) from error
+            try:
+                while size <= limit:
+                    chunk = reader.read(min(self._backend.read_size, limit + 1 - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            finally:
+                reader.close()
+        if size > limit:
+            raise ObjectTooLargeError(digest, self.key(digest), what, limit)
+        data = b"".join(chunks)
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise ObjectCorruptError(digest, self.key(digest), actual)
