@@ -8,7 +8,8 @@ from modelbox.cli._common import Context, emit_json, json_option, pass_ctx
 
 
 @click.command("check")
-@click.option("--fix", is_flag=True, help="Rebuild drifted tag refs, then check again.")
+@click.option("--fix", is_flag=True,
+              help="Finish an interrupted write, rebuild drifted tag refs, then check again.")
 @click.option("--schema", is_flag=True,
               help="Also run every document through its JSON Schema (slower; hooks do this).")
 @json_option
@@ -18,6 +19,7 @@ def check(ctx: Context, fix: bool, schema: bool, as_json: bool) -> None:
     from modelbox.check import check as run_check
 
     if fix:
+        ctx.registry.recover()  # a write cut short: work tree, index, tag refs
         ctx.registry.sync_refs()
     problems = run_check(ctx.registry, schema=schema)
     if as_json:

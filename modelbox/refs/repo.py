@@ -296,6 +296,23 @@ class GitRepo:
                 f"{name} moved while this command ran; run the command again"
             )
 
+    def reflog(self, name: str) -> list[tuple[str | None, str, str]]:
+        """The reflog of ``name``, newest first: (old sha or None, new sha, message)."""
+        path = Path(self._repo.commondir()) / "logs" / name
+        try:
+            lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return []
+        out: list[tuple[str | None, str, str]] = []
+        for line in reversed(lines):
+            head, _, message = line.partition("\t")
+            fields = head.split(" ", 2)
+            if len(fields) < 3:
+                continue
+            old = None if fields[0].strip("0") == "" else fields[0]
+            out.append((old, fields[1], message))
+        return out
+
     def set_ref(self, name: str, sha: str) -> None:
         self._repo.refs[_ref(name)] = _oid(sha)
 
