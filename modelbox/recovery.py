@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelbox.faults import fault
 from modelbox.refs import Worktree
+from modelbox.refs.lock import process_alive
 
 if TYPE_CHECKING:
     from modelbox.refs import GitRepo, PathChange
@@ -149,19 +150,44 @@ def recover(registry: Registry) -> list[str]:
             logger.warning("modelbox: warning: %s is unreadable and was removed", path)
             path.unlink(missing_ok=True)
             continue
-        skipped += finish(registry, move)
-        path.unlink(missing_ok=True)
+        if not process_alive(move.pid):
+            _clear_ref_locks(git_dir, move, path)
+        left, done = finish(registry, move)
+        skipped += left
+        if done:
+            path.unlink(missing_ok=True)  # else kept: the next write tries the refs again
     return skipped
 
 
-def finish(registry: Registry, move: BranchMove) -> list[str]:
-    """Make the work tree, index and tag refs follow ``move`` (idempotent)."""
+def _clear_ref_locks(git_dir: Path, move: BranchMove, journal: Path) -> None:
+    """Remove the ref locks the dead writer of ``journal`` left behind (``kill -9`` while
+    dulwich held ``<ref>.lock``): git and modelbox would refuse the ref until someone
+    deleted it. Under ``refs/modelbox/`` every lock is ours (modelbox writes those refs
+    only under the repository lock, which the caller holds); the branch's lock only if it
+    was made within a second after the journal, i.e. by the move the journal announced.
+    """
+    for lock in (git_dir / "refs" / "modelbox").rglob("*.lock"):
+        lock.unlink(missing_ok=True)
+    branch_lock = git_dir / f"{move.ref}.lock"
+    try:
+        made, announced = branch_lock.stat().st_mtime_ns, journal.stat().st_mtime_ns
+    except OSError:
+        return
+    if 0 <= made - announced <= 1_000_000_000:
+        branch_lock.unlink(missing_ok=True)
+
+
+def finish(registry: Registry, move: BranchMove) -> tuple[list[str], bool]:
+    """Make the work tree, index and tag refs follow ``move`` (idempotent).
+
+    Returns the paths left alone (hand edits) and whether the tag refs followed (a ref
+    lock held by someone else stops them: warned, and left for the next write)."""
     repo = registry.repo
     current = repo.ref(move.ref)
     if current != move.new:
         # Not moved (killed before the compare-and-swap: the new objects are unreferenced,
         # harmless) or moved on since by something else: nothing of ours to finish.
-        return []
+        return [], True
     skipped: list[str] = []
     worktree = _worktree(repo, move.ref)
     if worktree is not None:
@@ -174,9 +200,10 @@ def finish(registry: Registry, move: BranchMove) -> list[str]:
                 skipped[0] if len(skipped) == 1 else f"{len(skipped)} files ({skipped[0]}...)",
                 skipped[0],
             )
+    done = True
     if move.ref == f"refs/heads/{registry.branch}":
-        registry.follow_tag_refs(move.tag_refs)
-    return skipped
+        done = registry.follow_tag_refs(move.tag_refs)
+    return skipped, done
 
 
 def _worktree(repo: GitRepo, ref: str) -> Worktree | None:

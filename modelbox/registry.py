@@ -312,8 +312,7 @@ class Registry:
                                "`modelbox check --fix`)", exc)
         self.history.remember(batch.records)
         fault("before-tag-refs")
-        self.follow_tag_refs(models)
-        if followed:
+        if self.follow_tag_refs(models) and followed:
             recovery.clear(git_dir)
 
     def recover(self) -> list[str]:
@@ -323,21 +322,28 @@ class Registry:
             skipped = recovery.recover(self)
             lag = recovery.lagging(self)
             if lag is not None:
-                skipped += recovery.finish(self, lag)
+                skipped += recovery.finish(self, lag)[0]
         return skipped
 
-    def follow_tag_refs(self, models: Iterable[str] | str) -> None:
+    def follow_tag_refs(self, models: Iterable[str] | str) -> bool:
         """Rebuild the tag refs of ``models`` (or all, ``recovery.ALL``) from the registry
-        branch; the caller holds the lock."""
-        if models == recovery.ALL:
-            # A collision of two tags' ref paths is for `check` to report, not a reason
-            # to refuse every write until it is fixed.
-            with contextlib.suppress(InvalidValueError):
-                self._sync_all_refs()
-            return
-        snapshot = self.repo.snapshot(self.registry_head())
-        for model in models:
-            self._sync_model_refs(snapshot, parse_model(model))
+        branch; the caller holds the lock. False (and a warning) if a ref is locked by
+        another process: the change has landed, the refs wait for the next write."""
+        try:
+            if models == recovery.ALL:
+                # A collision of two tags' ref paths is for `check` to report, not a
+                # reason to refuse every write until it is fixed.
+                with contextlib.suppress(InvalidValueError):
+                    self._sync_all_refs()
+                return True
+            snapshot = self.repo.snapshot(self.registry_head())
+            for model in models:
+                self._sync_model_refs(snapshot, parse_model(model))
+        except GitError as exc:
+            logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
+                           "by the next modelbox write (or `modelbox check --fix`)", exc)
+            return False
+        return True
 
     # -- reading -------------------------------------------------------------------------
     def _model(self, snap: Snapshot, model: ModelName) -> ModelManifest:

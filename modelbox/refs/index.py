@@ -20,6 +20,7 @@ from pathlib import Path
 
 from modelbox.errors import GitError, IndexLockedError
 from modelbox.faults import fault
+from modelbox.refs.lock import process_alive
 
 _HEADER = struct.Struct(">4sII")
 _ENTRY = struct.Struct(">10I20sH")  # stat fields, sha, flags
@@ -230,7 +231,7 @@ def clear_stale_lock(lock: Path) -> bool:
         ino = int(fields[1]) if len(fields) > 1 else None
     except (OSError, ValueError, IndexError):
         return False
-    if _alive(pid):
+    if process_alive(pid):
         return False
     try:
         st = lock.stat()
@@ -243,19 +244,3 @@ def clear_stale_lock(lock: Path) -> bool:
         lock.unlink(missing_ok=True)
     owner.unlink(missing_ok=True)
     return ours
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) holds its pid but nothing else
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0:1] != ["Z"]

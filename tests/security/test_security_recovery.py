@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from hostile import MODELBOX, modelbox
+from hostile import MODELBOX, Proc, assert_refused, modelbox
 from kill9 import SCENARIOS, git, kill_loop
 
 from modelbox.cli import main
@@ -31,11 +31,16 @@ def in_process(argv: Sequence[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def mb(repo: Path, *argv: str) -> Proc:
+    """An ordinary command, in-process (the killed or watched ones are real processes)."""
+    return Proc(*in_process(["--repo", str(repo), *argv]))
+
+
 def _init(path: Path) -> Path:
-    assert modelbox("init", path).code == 0
+    assert in_process(["init", str(path)])[0] == 0
     for argv in (("model", "create", "m"), ("model", "create", "bystander"),
                  ("version", "create", "m", "v0", "--tag", "prod")):
-        assert modelbox("--repo", path, *argv).code == 0
+        assert mb(path, *argv).code == 0
     return path
 
 
@@ -59,10 +64,10 @@ def test_version_create_killed_at_step_is_finished_by_the_next_write(
     code, _, err = in_process(["--repo", str(repo), "check"])
     assert code == 1 and "interrupted" in err, err
     # The next write, about something else, finishes the job.
-    assert modelbox("--repo", repo, "meta", "set", "bystander", "k", "1").code == 0
+    assert mb(repo, "meta", "set", "bystander", "k", "1").code == 0
     _clean(repo)
-    versions = modelbox("--repo", repo, "version", "list", "m").out
-    tagged = modelbox("--repo", repo, "resolve", "m:staging")
+    versions = mb(repo, "version", "list", "m").out
+    tagged = mb(repo, "resolve", "m:staging")
     assert ("v1" in versions) == (tagged.code == 0)
     assert landed
     if step != "after-journal":
@@ -76,11 +81,11 @@ def test_check_fix_finishes_an_interrupted_write(tmp_path: Path, step: str) -> N
     repo = _init(tmp_path / "r")
     assert modelbox("--repo", repo, "tag", "m@v0", "staging",
                     env={"MODELBOX_FAULT": step}).code == 137
-    proc = modelbox("--repo", repo, "check", "--fix")
+    proc = mb(repo, "check", "--fix")
     assert proc.code == 0, proc.err
     _clean(repo)
     assert not (repo / ".git" / "index.lock").exists()
-    assert modelbox("--repo", repo, "resolve", "m:staging").out.strip() == "v0"
+    assert mb(repo, "resolve", "m:staging").out.strip() == "v0"
 
 
 def test_the_advice_to_commit_cannot_revert_the_new_version(tmp_path: Path) -> None:
@@ -90,9 +95,9 @@ def test_the_advice_to_commit_cannot_revert_the_new_version(tmp_path: Path) -> N
     assert modelbox("--repo", repo, "version", "create", "m", "v1", "--tag", "rc",
                     env={"MODELBOX_FAULT": "after-ref-move"}).code == 137
     assert git("status", "--porcelain", cwd=repo) != ""  # what the kill left
-    assert modelbox("--repo", repo, "model", "create", "other").code == 0
+    assert mb(repo, "model", "create", "other").code == 0
     assert git("diff", "--cached", "--name-only", cwd=repo) == ""
-    assert modelbox("--repo", repo, "resolve", "m:rc").out.strip() == "v1"
+    assert mb(repo, "resolve", "m:rc").out.strip() == "v1"
 
 
 def test_an_index_left_behind_without_a_journal_is_reported_and_finished(
@@ -107,7 +112,7 @@ def test_an_index_left_behind_without_a_journal_is_reported_and_finished(
     code, _, err = in_process(["--repo", str(repo), "check"])
     assert code == 1 and ".git/index" in err and "older commit" in err, err
     # A write on the very files the lag holds: formerly "uncommitted changes ... commit them".
-    proc = modelbox("--repo", repo, "tag", "m@v0", "dev")
+    proc = mb(repo, "tag", "m@v0", "dev")
     assert proc.code == 0, proc.err
     _clean(repo)
 
@@ -135,15 +140,15 @@ def test_a_stale_index_lock_of_a_live_git_is_not_removed(tmp_path: Path) -> None
         assert "next modelbox write" in warnings[0]
         assert lock.exists()  # the live holder's lock is untouched
         # The change landed, tag ref included; `check` says the index still has to follow.
-        assert modelbox("--repo", repo, "resolve", "m:rc").out.strip() == "v1"
+        assert mb(repo, "resolve", "m:rc").out.strip() == "v1"
         assert "refs/modelbox/tags/default/m/rc" in git("for-each-ref", cwd=repo)
-        assert "interrupted" in modelbox("--repo", repo, "check").err
+        assert "interrupted" in mb(repo, "check").err
     finally:
         assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait()
         holder.stdout.close()
-    assert modelbox("--repo", repo, "model", "create", "other").code == 0
+    assert mb(repo, "model", "create", "other").code == 0
     _clean(repo)
 
 
@@ -177,7 +182,7 @@ def test_version_create_beside_a_git_status_loop_never_fails(tmp_path: Path) -> 
     assert [r.code for r in results] == [0] * len(results), [r.err for r in results]
     refs = git("for-each-ref", "--format=%(refname)", "refs/modelbox/tags", cwd=repo)
     assert all(f"refs/modelbox/tags/default/m/rc{n}\n" in refs for n in range(20))
-    assert modelbox("--repo", repo, "model", "create", "other").code == 0
+    assert mb(repo, "model", "create", "other").code == 0
     _clean(repo)
 
 
@@ -189,3 +194,40 @@ def test_kill_9_at_random_points_costs_nothing(tmp_path: Path, command: str) -> 
     outcome = kill_loop(scenario, tries=20, seed=13)
     assert outcome.failures == [], outcome.failures
     assert outcome.recovered == outcome.tries == 20
+
+
+def test_ref_locks_left_by_a_killed_writer_are_cleared(tmp_path: Path) -> None:
+    """Killed while dulwich held a tag ref's lock (seen in the stress runs of `pull`):
+    `<ref>.lock` stays, and every later sync of that ref failed with a traceback."""
+    repo = _init(tmp_path / "r")
+    assert modelbox("--repo", repo, "tag", "m@v0", "staging",
+                    env={"MODELBOX_FAULT": "before-tag-refs"}).code == 137
+    tags = repo / ".git" / "refs" / "modelbox" / "tags" / "default" / "m"
+    (tags / "staging.lock").write_text("")  # what the kill inside set_ref leaves
+    (tags / "prod.lock").write_text("")
+    proc = mb(repo, "model", "create", "other")
+    assert proc.code == 0, proc.err
+    assert not list(tags.glob("*.lock"))
+    _clean(repo)
+    assert "refs/modelbox/tags/default/m/staging" in git("for-each-ref", cwd=repo)
+
+
+def test_a_ref_lock_of_someone_else_is_waited_out_not_a_failure(tmp_path: Path) -> None:
+    """No journal names a dead writer: a ref lock is someone else's and is left alone. The
+    commit has landed, so the command says so (one warning line, exit 0); the refs follow
+    with the next write once the lock is gone."""
+    repo = _init(tmp_path / "r")
+    lock = repo / ".git" / "refs" / "modelbox" / "tags" / "default" / "m" / "staging.lock"
+    lock.write_text("")
+    proc = modelbox("--repo", repo, "tag", "m@v0", "staging")
+    assert proc.code == 0, proc.err
+    lines = proc.err.strip().splitlines()
+    assert len(lines) == 1 and "staging.lock exists" in lines[0], proc.err
+    assert lock.exists()
+    assert mb(repo, "resolve", "m:staging").out.strip() == "v0"
+    proc = mb(repo, "refs", "sync")
+    assert_refused(proc.code, proc.err, "staging.lock exists")
+    assert "interrupted" in mb(repo, "check").err
+    lock.unlink()  # the other process is done
+    assert mb(repo, "model", "create", "other").code == 0
+    _clean(repo)
