@@ -231,3 +231,26 @@ def test_a_ref_lock_of_someone_else_is_waited_out_not_a_failure(tmp_path: Path) 
     lock.unlink()  # the other process is done
     assert mb(repo, "model", "create", "other").code == 0
     _clean(repo)
+
+
+def test_an_index_lock_whose_owner_lives_is_never_taken(tmp_path: Path) -> None:
+    """The owner record names a process that still runs: its lock is not stale, whatever
+    the record says; a dead owner's lock (same record, same inode) is removed."""
+    from modelbox.refs.index import clear_stale_lock
+
+    repo = _init(tmp_path / "r")
+    lock = repo / ".git" / "index.lock"
+    owner = repo / ".git" / "index.lock.modelbox-owner"
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    try:
+        lock.write_bytes(b"")
+        owner.write_text(f"{live.pid} {lock.stat().st_ino}\n")
+        assert not clear_stale_lock(lock)
+        assert lock.exists()
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        live.wait()
+    assert clear_stale_lock(lock)  # the same record, now of a dead process
+    assert not lock.exists() and not owner.exists()
