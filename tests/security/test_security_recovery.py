@@ -55,25 +55,43 @@ def _clean(path: Path) -> None:
 def test_version_create_killed_at_step_is_finished_by_the_next_write(
         tmp_path: Path, step: str) -> None:
     repo = _init(tmp_path / "r")
+    before = git("rev-parse", "HEAD", cwd=repo)
     proc = modelbox("--repo", repo, "version", "create", "m", "v1", "--tag", "staging",
                     env={"MODELBOX_FAULT": step})
     assert proc.code == 137
-    landed = git("rev-parse", "HEAD", cwd=repo) != git("rev-parse", "HEAD~1", cwd=repo)
-    # `check` sees the interrupted write, whichever step it died at (but the first, which
-    # left only unreferenced objects and a journal naming a move that never happened).
+    moved = git("rev-parse", "HEAD", cwd=repo) != before
+    assert moved == (step != "after-journal")  # before the swap: only unreferenced objects
+    # `check` sees the interrupted write, whichever step it died at.
     code, _, err = in_process(["--repo", str(repo), "check"])
     assert code == 1 and "interrupted" in err, err
     # The next write, about something else, finishes the job.
     assert mb(repo, "meta", "set", "bystander", "k", "1").code == 0
     _clean(repo)
-    versions = mb(repo, "version", "list", "m").out
     tagged = mb(repo, "resolve", "m:staging")
-    assert ("v1" in versions) == (tagged.code == 0)
-    assert landed
-    if step != "after-journal":
+    refs = git("for-each-ref", "--format=%(refname)", "refs/modelbox/tags", cwd=repo)
+    if moved:
         assert tagged.out.strip() == "v1"
-        ref = git("for-each-ref", "--format=%(refname)", "refs/modelbox/tags", cwd=repo)
-        assert "refs/modelbox/tags/default/m/staging" in ref
+        assert "refs/modelbox/tags/default/m/staging" in refs
+    else:
+        assert tagged.code == 1 and "v1" not in mb(repo, "version", "list", "m").out
+        assert "staging" not in refs
+
+
+@pytest.mark.parametrize("step", ["after-journal", "after-ref-move", "index-locked"])
+def test_pull_killed_at_step_is_finished_by_the_next_write(tmp_path: Path, step: str) -> None:
+    origin = _init(tmp_path / "origin")
+    clone = tmp_path / "clone"
+    assert in_process(["clone", str(origin), str(clone)])[0] == 0
+    for n in range(5):
+        assert mb(origin, "version", "create", "m", f"p{n}", "--tag", f"t{n}").code == 0
+    assert modelbox("--repo", clone, "pull", env={"MODELBOX_FAULT": step}).code == 137
+    assert mb(clone, "model", "create", "other").code == 0
+    _clean(clone)
+    if step != "after-journal":
+        refs = git("for-each-ref", "--format=%(refname)", "refs/modelbox/tags", cwd=clone)
+        assert all(f"refs/modelbox/tags/default/m/t{n}\n" in refs for n in range(5))
+    assert mb(clone, "pull").code == 0
+    _clean(clone)
 
 
 @pytest.mark.parametrize("step", ["after-ref-move", "index-locked", "before-tag-refs"])
