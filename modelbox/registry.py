@@ -3,7 +3,9 @@
 Reads come from the registry branch's committed tree (the source of truth), never from the
 work tree. Every write takes the repository lock, reads the branch head, builds one commit
 and moves the branch with compare-and-swap; then the work tree, the index and the derived
-tag refs follow. A write that fails before the branch moves leaves nothing behind.
+tag refs follow. A write that fails before the branch moves leaves nothing behind; one cut
+short after it (``kill -9``) is finished by the next write (the journal of
+:mod:`modelbox.recovery`, written before the branch moves).
 """
 
 from __future__ import annotations
