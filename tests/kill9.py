@@ -235,7 +235,7 @@ class Pull(Scenario):
 class ArtifactAdd(Scenario):
     command = "artifact add"
 
-    def __init__(self, root: Path, modelbox: str, cli: Cli, size: int = 8 << 20) -> None:
+    def __init__(self, root: Path, modelbox: str, cli: Cli, size: int = 4 << 20) -> None:
         super().__init__(root, modelbox, cli)
         self.size = size
         self.files = root / "files"

@@ -188,6 +188,7 @@ def _git_status_loop(repo: Path) -> Iterator[None]:
             time.sleep(0.01)
 
 
+@pytest.mark.stress
 def test_version_create_beside_a_git_status_loop_never_fails(tmp_path: Path) -> None:
     """Issue: 18 of 60 `version create` exited 1 ("index.lock exists") although their
     commit had landed, and their tag refs were not synced."""
