@@ -36,6 +36,7 @@ from modelbox.documents import parse_settings
 from modelbox.errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
+    GitError,
     IndexLockedError,
     InvalidValueError,
     MergeConflictError,
@@ -480,7 +481,15 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
         result.objects = _fetch_objects(registry, remote, ours, result.after)
     _join_audit(repo, fetched.get(AUDIT_REF), remote.url)
     if result.after != ours or not git_remote.has_refs_under(repo, layout.TAG_REF_PREFIX):
-        result.refs, _ = _sync_refs(registry)
+        try:
+            result.refs, _ = _sync_refs(registry)
+        except GitError as exc:
+            if result.after == ours:
+                raise
+            # The pull has landed; a ref locked by another process waits for the next write.
+            followed = False
+            logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
+                           "by the next modelbox write (or `modelbox check --fix`)", exc)
     if followed:
         assert result.after is not None
         _settled(registry, result.after)

@@ -273,3 +273,25 @@ def test_an_index_lock_whose_owner_lives_is_never_taken(tmp_path: Path) -> None:
         live.wait()
     assert clear_stale_lock(lock)  # the same record, now of a dead process
     assert not lock.exists() and not owner.exists()
+
+
+def test_a_pull_whose_tag_ref_is_locked_reports_success(tmp_path: Path) -> None:
+    """The branch moved and the files followed; one ref held by another process must not
+    turn the pull into "failed": one warning, exit 0, the next write finishes the refs."""
+    origin = _init(tmp_path / "origin")
+    clone = tmp_path / "clone"
+    assert in_process(["clone", str(origin), str(clone)])[0] == 0
+    assert mb(origin, "version", "create", "m", "v1", "--tag", "rc").code == 0
+    lock = clone / ".git" / "refs" / "modelbox" / "tags" / "default" / "m" / "rc.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)  # a clone's refs may all be packed
+    lock.write_text("")
+    proc = modelbox("--repo", clone, "pull")
+    assert proc.code == 0, proc.err
+    assert [line for line in proc.err.splitlines() if "warning" in line] == [
+        line for line in proc.err.splitlines() if line.strip()], proc.err
+    assert "rc.lock exists" in proc.err
+    assert git("status", "--porcelain", cwd=clone) == ""
+    lock.unlink()
+    assert mb(clone, "model", "create", "other").code == 0
+    _clean(clone)
+    assert "refs/modelbox/tags/default/m/rc" in git("for-each-ref", cwd=clone)
