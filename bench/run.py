@@ -31,6 +31,7 @@ from benchkit.memory import memory
 from benchkit.sharing import sharing
 from benchkit.transfers import big_file, folder, noop
 from benchkit.versus_gto import versus_gto
+from stress import stress
 
 Scenario = Callable[[Bench], list[Row]]
 SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function, needs peers)
@@ -42,6 +43,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "6": ("registry", big_registry, False),
     "7": ("sharing", sharing, False),
     "8": ("memory", memory, False),
+    "9": ("stress", stress, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

@@ -610,7 +610,30 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     checker = Checker(snap, schema=schema)
     problems = checker.run(checker.all_paths())
     problems += _check_refs(registry, snap, checker)
-    return problems + outside_moves(registry, registry.history.walk(registry.head()))
+    return (_check_interrupted(registry) + problems
+            + outside_moves(registry, registry.history.walk(registry.head())))
+
+
+def _check_interrupted(registry: Registry) -> list[Problem]:
+    """A write cut short (a pending journal), or an index lagging the branch without one."""
+    from modelbox import recovery
+
+    fix = ("run `modelbox check --fix` (or any modelbox write) to finish it; do not commit "
+           "what `git status` shows staged: it would revert the newer commits")
+    problems = [
+        Problem(f".git/{recovery.JOURNAL_DIR}/{kind}.json",
+                f"a modelbox command was interrupted before the work tree, the index and the "
+                f"tag refs followed the branch; {fix}", fixable=True)
+        for kind in recovery.pending(registry.repo.git_dir)
+    ]
+    if not problems:
+        lag = recovery.lagging(registry)
+        if lag is not None:
+            problems.append(Problem(
+                ".git/index", f"the index and work tree still hold {(lag.old or '')[:12]}, an "
+                f"older commit of the branch, not its head {lag.new[:12]}; {fix}",
+                fixable=True))
+    return problems
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:

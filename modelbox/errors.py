@@ -21,6 +21,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ├── WorktreeDirtyError        uncommitted edits stand where a command must write
     ├── ConcurrentUpdateError     another writer held the registry or moved the branch
     ├── GitError                  the Git repository itself could not be read or written
+    │   ├── IndexLockedError      another process held .git/index.lock past the wait
     │   ├── MergeConflictError    a pull found both sides changing the same part of a file
     │   └── RemoteError           another repository could not be reached, read or written
     │       ├── RemoteMovedError  the remote has commits this clone lacks (pull first)
@@ -46,6 +47,7 @@ __all__ = [
     "ConcurrentUpdateError",
     "DanglingTagError",
     "GitError",
+    "IndexLockedError",
     "InvalidNameError",
     "InvalidValueError",
     "ManifestError",
@@ -200,6 +202,17 @@ class ConcurrentUpdateError(ModelboxError):
 
 class GitError(ModelboxError):
     """The Git repository could not be read or written."""
+
+
+class IndexLockedError(GitError):
+    """Another process (a plain ``git status``, an IDE) held ``index.lock`` past the wait."""
+
+    def __init__(self, lock: str, seconds: float) -> None:
+        self.lock, self.seconds = lock, seconds
+        super().__init__(
+            f"{lock} was held by another process for {seconds:g} s; if no git command is "
+            "running, delete it"
+        )
 
 
 class RemoteError(GitError):

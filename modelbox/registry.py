@@ -3,13 +3,16 @@
 Reads come from the registry branch's committed tree (the source of truth), never from the
 work tree. Every write takes the repository lock, reads the branch head, builds one commit
 and moves the branch with compare-and-swap; then the work tree, the index and the derived
-tag refs follow. A write that fails before the branch moves leaves nothing behind.
+tag refs follow. A write that fails before the branch moves leaves nothing behind; one cut
+short after it (``kill -9``) is finished by the next write (the journal of
+:mod:`modelbox.recovery`, written before the branch moves).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,13 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import audit, collisions, layout, limits
+from modelbox import audit, collisions, layout, limits, recovery
 from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
     AlreadyExistsError,
     DanglingTagError,
     GitError,
+    IndexLockedError,
     InvalidNameError,
     InvalidValueError,
     ModelExistsError,
@@ -34,7 +38,9 @@ from modelbox.errors import (
     TagNotFoundError,
     VersionExistsError,
     VersionNotFoundError,
+    WorktreeDirtyError,
 )
+from modelbox.faults import fault
 from modelbox.frameworks import MLFramework
 from modelbox.names import (
     RESERVED_TAGS,
@@ -65,6 +71,8 @@ if TYPE_CHECKING:
 __all__ = ["AUDIT_REF", "Registry", "Transaction"]
 
 AUDIT_REF = "refs/modelbox/audit"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -245,6 +253,7 @@ class Registry:
             yield
             return
         with locked(self.repo.git_dir):
+            recovery.recover(self)  # finish a write that was cut short before starting one
             self._batch = _Batch(base=self.head(), ref_old=self.repo.ref(self.branch_ref))
             self._batch.head = self._batch.base
             self.repo.hold_objects()
@@ -278,10 +287,19 @@ class Registry:
         worktree = self.worktree()
         if worktree is not None:
             # What the work tree holds is the batch's base, not the previous staged commit.
-            worktree.check_clean(
-                PathChange(c.path, batch.original.get(c.path, c.old_sha), c.new_sha)
-                for c in changes
-            )
+            moves = [PathChange(c.path, batch.original.get(c.path, c.old_sha), c.new_sha)
+                     for c in changes]
+            try:
+                worktree.check_clean(moves)
+            except WorktreeDirtyError:
+                # Not a hand edit but an index left behind by a write cut short (an older
+                # modelbox kept no journal): finish it, then look again.
+                lag = recovery.lagging(self)
+                if lag is None or batch.head != batch.base:
+                    raise
+                lag.tag_refs = []  # the staged commits are not published: refs wait
+                recovery.finish(self, lag)
+                worktree.check_clean(moves)
         for change in changes:
             batch.original.setdefault(change.path, change.old_sha)
         parents = [batch.head] if batch.head else []
@@ -318,16 +336,57 @@ class Registry:
         self.repo.flush_pending()
         count = len(batch.records)
         what = batch.subject if count == 1 else f"{count} changes"
+        models = [] if self._target is not None else sorted(map(str, batch.models))
+        git_dir = self.repo.git_dir
+        recovery.begin(git_dir, recovery.BranchMove(
+            self.branch_ref, batch.ref_old, batch.head, tag_refs=models))
         self.repo.update_ref(self.branch_ref, batch.ref_old, batch.head, f"modelbox: {what}")
+        fault("after-ref-move")
         worktree = self.worktree()
+        followed = True
         if worktree is not None:
-            worktree.apply(self.repo.changed_paths(base_tree, head_tree))
+            try:
+                worktree.apply(self.repo.changed_paths(base_tree, head_tree))
+            except IndexLockedError as exc:
+                # The change has landed: say so, and leave the journal for the next write.
+                followed = False
+                logger.warning("modelbox: warning: %s; the index and work tree will be "
+                               "brought up to date by the next modelbox write (or "
+                               "`modelbox check --fix`)", exc)
         self.history.remember(batch.records)
-        if self._target is not None:
-            return  # tag refs mirror the registry branch only
-        snapshot = self.repo.snapshot(batch.head)
-        for model in batch.models:
-            self._sync_model_refs(snapshot, model)
+        fault("before-tag-refs")
+        if self.follow_tag_refs(models) and followed:
+            recovery.clear(git_dir)
+
+    def recover(self) -> list[str]:
+        """Finish a write that was cut short (``check --fix``): a pending journal, or an
+        index that lags the branch without one. Returns paths left alone (hand edits)."""
+        with locked(self.repo.git_dir):
+            skipped = recovery.recover(self)
+            lag = recovery.lagging(self)
+            if lag is not None:
+                skipped += recovery.finish(self, lag)[0]
+        return skipped
+
+    def follow_tag_refs(self, models: Iterable[str] | str) -> bool:
+        """Rebuild the tag refs of ``models`` (or all, ``recovery.ALL``) from the registry
+        branch; the caller holds the lock. False (and a warning) if a ref is locked by
+        another process: the change has landed, the refs wait for the next write."""
+        try:
+            if models == recovery.ALL:
+                # A collision of two tags' ref paths is for `check` to report, not a
+                # reason to refuse every write until it is fixed.
+                with contextlib.suppress(InvalidValueError):
+                    self._sync_all_refs()
+                return True
+            snapshot = self.repo.snapshot(self.registry_head())
+            for model in models:
+                self._sync_model_refs(snapshot, parse_model(model))
+        except GitError as exc:
+            logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
+                           "by the next modelbox write (or `modelbox check --fix`)", exc)
+            return False
+        return True
 
     # -- reading -------------------------------------------------------------------------
     def _model(self, snap: Snapshot, model: ModelName) -> ModelManifest:
@@ -888,22 +947,25 @@ class Registry:
         if self._batch is not None:
             raise GitError("internal error: refs are synced after a batch, not inside one")
         with locked(self.repo.git_dir):
-            desired = self.all_desired_refs()
-            for short, long in ref_collisions(desired):
-                raise InvalidValueError(
-                    f"cannot mirror the tags as refs: {short} and {long} need the same Git "
-                    f"ref path; untag {short} or rename the model"
-                )
-            actual = self.repo.refs_under(layout.TAG_REF_PREFIX)
-            changed: dict[str, tuple[str | None, str | None]] = {}
-            # Deletions first: a stale ref a/b/x would block a new ref a/b/x/y/prod.
-            for name in sorted(actual.keys() - desired.keys(), reverse=True):
-                self.repo.delete_ref(name)
-                changed[name] = (actual[name], None)
-            for name, sha in sorted(desired.items()):
-                if actual.get(name) != sha:
-                    self.repo.set_ref(name, sha)
-                    changed[name] = (actual.get(name), sha)
+            return self._sync_all_refs()
+
+    def _sync_all_refs(self) -> dict[str, tuple[str | None, str | None]]:
+        desired = self.all_desired_refs()
+        for short, long in ref_collisions(desired):
+            raise InvalidValueError(
+                f"cannot mirror the tags as refs: {short} and {long} need the same Git "
+                f"ref path; untag {short} or rename the model"
+            )
+        actual = self.repo.refs_under(layout.TAG_REF_PREFIX)
+        changed: dict[str, tuple[str | None, str | None]] = {}
+        # Deletions first: a stale ref a/b/x would block a new ref a/b/x/y/prod.
+        for name in sorted(actual.keys() - desired.keys(), reverse=True):
+            self.repo.delete_ref(name)
+            changed[name] = (actual[name], None)
+        for name, sha in sorted(desired.items()):
+            if actual.get(name) != sha:
+                self.repo.set_ref(name, sha)
+                changed[name] = (actual.get(name), sha)
         return changed
 
 

@@ -24,17 +24,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import canonical, layout, limits
+from modelbox import canonical, layout, limits, recovery
 from modelbox.documents import parse_settings
 from modelbox.errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
+    GitError,
+    IndexLockedError,
     InvalidValueError,
     ManifestError,
     MergeConflictError,
@@ -45,6 +48,7 @@ from modelbox.errors import (
     RemoteMovedError,
     StoreError,
 )
+from modelbox.faults import fault
 from modelbox.refs import GitRepo, Snapshot, locked
 from modelbox.refs import remote as git_remote
 from modelbox.refs.remote import Remote
@@ -65,6 +69,7 @@ __all__ = [
 ]
 
 DEFAULT_REMOTE = "origin"
+logger = logging.getLogger(__name__)
 _ARTIFACTS = f"/{layout.ARTIFACTS_DIR}/"
 
 
@@ -315,8 +320,7 @@ def _restore(registry: Registry, head: str | None, audit: str | None) -> None:
     """Undo the merges of earlier push attempts: branch, work tree, audit chain, tag refs."""
     repo = registry.repo
     now = registry.head()
-    if head is not None and now != head:
-        _advance(registry, now, head)
+    followed = head is not None and now != head and _advance(registry, now, head)
     current = repo.ref(AUDIT_REF)
     if current != audit:
         with locked(repo.git_dir):
@@ -325,6 +329,9 @@ def _restore(registry: Registry, head: str | None, audit: str | None) -> None:
             else:
                 repo.set_ref(AUDIT_REF, audit)
     _sync_refs(registry)
+    if followed:
+        assert head is not None
+        _settled(registry, head)
 
 
 def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
@@ -475,6 +482,9 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
         RemoteError: the remote cannot be reached.
     """
     repo = registry.repo
+    if recovery.pending(repo.git_dir):  # a write cut short: finish it before pulling
+        with locked(repo.git_dir):
+            recovery.recover(registry)
     name, remote = _remote(registry, remote_name)
     branch_ref = registry.branch_ref
     fetched, _ = remote.fetch(
@@ -490,14 +500,26 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
         elif not git_remote.is_ancestor(repo, theirs, ours):
             result.after = _merge(registry, ours, theirs, remote.url)
             result.how = "merge"
+    followed = False
     if result.after != ours:
         assert result.after is not None
         _check_settings(repo, result.after, remote.url)
-        _advance(registry, ours, result.after)
+        followed = _advance(registry, ours, result.after)
         result.objects = _fetch_objects(registry, remote, ours, result.after)
     _join_audit(repo, fetched.get(AUDIT_REF), remote.url)
     if result.after != ours or not git_remote.has_refs_under(repo, layout.TAG_REF_PREFIX):
-        result.refs, _ = _sync_refs(registry)
+        try:
+            result.refs, _ = _sync_refs(registry)
+        except GitError as exc:
+            if result.after == ours:
+                raise
+            # The pull has landed; a ref locked by another process waits for the next write.
+            followed = False
+            logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
+                           "by the next modelbox write (or `modelbox check --fix`)", exc)
+    if followed:
+        assert result.after is not None
+        _settled(registry, result.after)
     return result
 
 
@@ -519,10 +541,16 @@ def _check_settings(repo: GitRepo, commit: str, url: str) -> None:
         raise RemoteError(f"refusing to pull from {url}, nothing was pulled: {exc}") from None
 
 
-def _advance(registry: Registry, old: str | None, new: str) -> None:
-    """Move the registry branch from ``old`` to ``new``; the work tree and index follow."""
+def _advance(registry: Registry, old: str | None, new: str) -> bool:
+    """Move the registry branch from ``old`` to ``new``; the work tree and index follow.
+
+    The move is journaled first (:mod:`modelbox.recovery`): the caller rebuilds the tag
+    refs, then calls :func:`_settled`. False if the index was locked by another process
+    (the journal then stays, and the next write finishes the work tree and index).
+    """
     repo = registry.repo
     with locked(repo.git_dir):
+        recovery.recover(registry)
         if registry.head() != old:
             raise ConcurrentUpdateError(
                 f"{registry.branch} moved while pulling; run `modelbox pull` again"
@@ -532,9 +560,26 @@ def _advance(registry: Registry, old: str | None, new: str) -> None:
         worktree = registry.worktree()
         if worktree is not None:
             worktree.check_clean(changes)
+        tag_refs: list[str] | str = recovery.ALL if registry.target_branch is None else []
+        recovery.begin(repo.git_dir, recovery.BranchMove(registry.branch_ref, old, new,
+                                                         tag_refs=tag_refs))
         repo.update_ref(registry.branch_ref, old, new, "modelbox: pull")
+        fault("after-ref-move")
         if worktree is not None:
-            worktree.apply(changes)
+            try:
+                worktree.apply(changes)
+            except IndexLockedError as exc:
+                logger.warning("modelbox: warning: %s; the index and work tree will be "
+                               "brought up to date by the next modelbox write (or "
+                               "`modelbox check --fix`)", exc)
+                return False
+    return True
+
+
+def _settled(registry: Registry, new: str) -> None:
+    """The work tree, index and tag refs have followed the move to ``new``: drop its journal."""
+    with locked(registry.repo.git_dir):
+        recovery.clear(registry.repo.git_dir, new=new)
 
 
 def _fetch_objects(registry: Registry, remote: Remote, old: str | None, new: str) -> int:

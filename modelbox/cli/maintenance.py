@@ -8,7 +8,8 @@ from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx
 
 
 @click.command("check")
-@click.option("--fix", is_flag=True, help="Rebuild drifted tag refs, then check again.")
+@click.option("--fix", is_flag=True,
+              help="Finish an interrupted write, rebuild drifted tag refs, then check again.")
 @click.option("--schema", is_flag=True,
               help="Also run every document through its JSON Schema (slower; hooks do this).")
 @click.option("--since", metavar="REV",
@@ -29,6 +30,7 @@ def check(ctx: Context, fix: bool, schema: bool, since: str | None, strict: bool
     from modelbox.check import check_range
 
     if fix:
+        ctx.registry.recover()  # a write cut short: work tree, index, tag refs
         ctx.registry.sync_refs()
     if since is not None:
         from modelbox.diff import resolve_revision

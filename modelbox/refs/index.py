@@ -14,10 +14,13 @@ import bisect
 import hashlib
 import os
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox.errors import GitError
+from modelbox.errors import GitError, IndexLockedError
+from modelbox.faults import fault
+from modelbox.refs.lock import process_alive
 
 _HEADER = struct.Struct(">4sII")
 _ENTRY = struct.Struct(">10I20sH")  # stat fields, sha, flags
@@ -151,20 +154,93 @@ class GitIndex:
                 del self._keys[bisect.bisect_left(self._keys, (name, stage))]
 
     def write(self) -> None:
-        """Write the index through ``index.lock`` and rename, as git does."""
+        """Write the index through ``index.lock`` and rename, as git does.
+
+        A lock held by another process (a ``git status`` loop, an IDE) is waited for, with
+        backoff, up to ``MODELBOX_INDEX_LOCK_TIMEOUT`` seconds (default 3); then
+        IndexLockedError. A lock left by a modelbox process that died holding it is removed
+        first (see :func:`clear_stale_lock`).
+        """
         body = _HEADER.pack(b"DIRC", self.version, len(self._keys)) + b"".join(
             map(self._raw.__getitem__, self._keys)
         )
         body += hashlib.sha1(body).digest()
         lock = self.path.with_name(self.path.name + ".lock")
+        fd = _acquire(lock)
+        try:
+            fault("index-locked")
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            os.replace(lock, self.path)
+        except OSError:
+            lock.unlink(missing_ok=True)
+            raise
+        finally:
+            _owner_file(lock).unlink(missing_ok=True)
+        st = self.path.stat()
+        self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+# -- index.lock: waiting for it, and telling our own dead lock from a live git's ------------
+_BACKOFF_START, _BACKOFF_MAX = 0.005, 0.1
+_RACE_NS = 100_000_000  # an owner record without an inode names a lock made within 0.1 s
+
+
+def _owner_file(lock: Path) -> Path:
+    """``index.lock.modelbox-owner``: "PID [INODE]" of the modelbox process holding the lock.
+
+    Written before the lock is created (PID only) and again once it exists (with the lock's
+    inode), removed after the rename; git ignores the file.
+    """
+    return lock.with_name(lock.name + ".modelbox-owner")
+
+
+def _acquire(lock: Path) -> int:
+    timeout = float(os.environ.get("MODELBOX_INDEX_LOCK_TIMEOUT", "3"))
+    owner = _owner_file(lock)
+    deadline = time.monotonic() + timeout
+    delay = _BACKOFF_START
+    while True:
+        clear_stale_lock(lock)
+        owner.write_text(f"{os.getpid()}\n")
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            raise GitError(
-                f"{lock} exists: another git process is running; if none is, delete it"
-            ) from None
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        os.replace(lock, self.path)
-        st = self.path.stat()
-        self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            owner.unlink(missing_ok=True)
+            if time.monotonic() >= deadline:
+                raise IndexLockedError(str(lock), timeout) from None
+            time.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
+            continue
+        owner.write_text(f"{os.getpid()} {os.fstat(fd).st_ino}\n")
+        return fd
+
+
+def clear_stale_lock(lock: Path) -> bool:
+    """Remove ``lock`` if a modelbox process that is gone (``kill -9``) left it; True if so.
+
+    The lock is ours only if the owner record names a dead process and either the lock's
+    inode (recorded once the lock existed) or, when the process died before recording it,
+    a creation time within 0.1 s of the record. A lock of a live git is never touched.
+    """
+    owner = _owner_file(lock)
+    try:
+        fields = owner.read_text().split()
+        recorded = owner.stat().st_mtime_ns
+        pid = int(fields[0])
+        ino = int(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError, IndexError):
+        return False
+    if process_alive(pid):
+        return False
+    try:
+        st = lock.stat()
+    except FileNotFoundError:
+        st = None
+    ours = st is not None and (
+        st.st_ino == ino if ino is not None else abs(st.st_ctime_ns - recorded) < _RACE_NS
+    )
+    if ours:
+        lock.unlink(missing_ok=True)
+    owner.unlink(missing_ok=True)
+    return ours

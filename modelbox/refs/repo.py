@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from dulwich.errors import NotGitRepository
+from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo, get_user_identity
@@ -285,22 +286,49 @@ class GitRepo:
     def update_ref(self, name: str, old: str | None, new: str, message: str) -> None:
         """Move ``name`` from ``old`` to ``new``; raise ConcurrentUpdateError if it moved."""
         refs, who = self._repo.refs, self.identity().encode()
-        if old is None:
-            done = refs.add_if_new(_ref(name), _oid(new), committer=who, message=message.encode())
-        else:
-            done = refs.set_if_equals(
-                _ref(name), _oid(old), _oid(new), committer=who, message=message.encode()
-            )
+        try:
+            if old is None:
+                done = refs.add_if_new(_ref(name), _oid(new), committer=who,
+                                       message=message.encode())
+            else:
+                done = refs.set_if_equals(
+                    _ref(name), _oid(old), _oid(new), committer=who, message=message.encode()
+                )
+        except FileLocked as exc:
+            raise _ref_locked(name, exc) from None
         if not done:
             raise ConcurrentUpdateError(
                 f"{name} moved while this command ran; run the command again"
             )
 
+    def reflog(self, name: str) -> list[tuple[str | None, str, str]]:
+        """The reflog of ``name``, newest first: (old sha or None, new sha, message)."""
+        path = Path(self._repo.commondir()) / "logs" / name
+        try:
+            lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return []
+        out: list[tuple[str | None, str, str]] = []
+        for line in reversed(lines):
+            head, _, message = line.partition("\t")
+            fields = head.split(" ", 2)
+            if len(fields) < 3:
+                continue
+            old = None if fields[0].strip("0") == "" else fields[0]
+            out.append((old, fields[1], message))
+        return out
+
     def set_ref(self, name: str, sha: str) -> None:
-        self._repo.refs[_ref(name)] = _oid(sha)
+        try:
+            self._repo.refs[_ref(name)] = _oid(sha)
+        except FileLocked as exc:
+            raise _ref_locked(name, exc) from None
 
     def delete_ref(self, name: str) -> None:
-        self._repo.refs.remove_if_equals(_ref(name), None)
+        try:
+            self._repo.refs.remove_if_equals(_ref(name), None)
+        except FileLocked as exc:
+            raise _ref_locked(name, exc) from None
 
     # -- writing -------------------------------------------------------------------------
     def config_value(self, section: str, key: str) -> str | None:
@@ -431,6 +459,12 @@ class GitRepo:
             e.path.decode(): (e.mode, e.sha.decode())
             for e in cast(Tree, self.object(tree)).iteritems()
         }
+
+def _ref_locked(name: str, exc: FileLocked) -> GitError:
+    lock = os.fsdecode(exc.lockfilename)
+    return GitError(f"cannot update {name}: {lock} exists (another git process is "
+                    "updating it); if none is running, delete it")
+
 
 def _local_offset(now: int) -> int:
     local = time.localtime(now)

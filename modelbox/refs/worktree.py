@@ -9,6 +9,7 @@ old and new commit must match the old commit in both the index and the work tree
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,6 +84,51 @@ class Worktree:
             os.replace(tmp, file)
             index.set(change.path, change.new_sha, file.lstat())
         index.write()
+
+    def follow(self, changes: Iterable[PathChange]) -> list[str]:
+        """Finish an :meth:`apply` that was cut short (``kill -9``, a busy ``index.lock``).
+
+        Each path is brought from its old content to its new one, whichever of the two the
+        file and the index hold now (a file may be new while the index is still old); a
+        path that holds neither (a hand edit since) is left alone and returned.
+        """
+        index = self.index
+        pending: list[PathChange] = []
+        skipped: list[str] = []
+        for change in changes:
+            file = self.root / change.path
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                file.with_name(f".{file.name}.modelbox-tmp").unlink()
+            if self._matches(change.path, change.new_sha):
+                continue
+            if self._matches(change.path, change.old_sha):
+                pending.append(change)
+                continue
+            entry = index.get(change.path)
+            staged = None if entry is None else entry.sha
+            if index.is_conflicted(change.path) or staged not in (change.old_sha,
+                                                                  change.new_sha):
+                skipped.append(change.path)
+            elif _file_sha(file) == change.new_sha:  # written; the index did not follow
+                if change.new_sha is None:
+                    index.remove(change.path)
+                else:
+                    index.set(change.path, change.new_sha, file.lstat())
+            elif _file_sha(file) == change.old_sha:
+                pending.append(change)
+            else:
+                skipped.append(change.path)
+        self.apply(pending)  # writes the index, also when only entries changed above
+        return skipped
+
+
+def _file_sha(file: Path) -> str | None:
+    """The blob sha of a regular file, None if absent, "" for anything else."""
+    if not os.path.lexists(file):
+        return None
+    if file.is_symlink() or not file.is_file():
+        return ""
+    return blob_sha(file.read_bytes())
 
 
 def _prune_empty_dirs(directory: Path, root: Path) -> None:
