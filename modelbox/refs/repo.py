@@ -142,6 +142,11 @@ class GitRepo:
         self._repo.close()
 
     @property
+    def common_dir(self) -> Path:
+        """The git directory shared by every worktree of this repository."""
+        return Path(self._repo.commondir())
+
+    @property
     def raw(self) -> Repo:
         """The dulwich repository underneath (for the other ``modelbox.refs`` modules)."""
         return self._repo
