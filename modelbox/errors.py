@@ -29,7 +29,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
         ├── StoreAccessError      missing or refused credentials, no permission
         ├── StoreUnreachableError the store's endpoint cannot be reached
         ├── ObjectMissingError    an object a pointer needs is not in the store
-        └── ObjectCorruptError    an object's bytes do not match its checksum
+        ├── ObjectCorruptError    an object's bytes do not match its checksum
+        └── StoreSharedError      gc refused: another registry writes to the same store
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "RemoteMovedError",
     "StoreAccessError",
     "StoreError",
+    "StoreSharedError",
     "StoreUnreachableError",
     "TagConflictError",
     "TagNotFoundError",
@@ -243,4 +245,17 @@ class ObjectCorruptError(StoreError):
         super().__init__(
             f"object sha256:{digest} at {where} is corrupt (its content hashes to "
             f"sha256:{actual}); delete it and upload it again"
+        )
+
+
+class StoreSharedError(StoreError):
+    """gc refused: another registry writes to the store, so gc cannot see its pointers."""
+
+    def __init__(self, store: str, registry: str, where: str, written: str) -> None:
+        self.store, self.registry, self.where = store, registry, where
+        super().__init__(
+            f"the store {store} is also used by another registry (root commit "
+            f"{registry[:12] or 'unknown'}, clone {where}, last write {written}); gc cannot see "
+            "what that registry references and would delete its objects. Run gc with "
+            "--i-own-this-store only if that registry is gone or uses its own store now"
         )

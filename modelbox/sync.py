@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import canonical, layout
+from modelbox import canonical, claims, layout
 from modelbox.documents import parse_settings
 from modelbox.errors import (
     AlreadyExistsError,
@@ -344,6 +344,7 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
     updates = _ref_updates(registry, theirs_refs, local_tags)
     if not updates:
         return result
+    delivered: tuple[dict[str, int], ObjectStore, list[ObjectStore]] | None = None
     if branch_ref in updates:
         known = [sha for ref, sha in theirs_refs.items() if ref.startswith("refs/heads/")]
         needs = _new_needs(repo, ours, known)
@@ -358,7 +359,14 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
                 )
             objects = _expand(needs, [*stores.copies(), stores.remote])
             result.objects = _deliver(objects, stores.remote, stores.copies())
+            # Claimed for gc in every clone until they have fetched these commits; a gc
+            # racing us is waited for below, then whatever it deleted is put back.
+            claims.claim(stores.remote, claims.identity(repo, ours), objects)
+            delivered = (objects, stores.remote, stores.copies())
     remote.push(updates, {branch_ref: theirs, AUDIT_REF: theirs_refs.get(AUDIT_REF)})
+    if delivered is not None:
+        claims.wait_for_gc(delivered[1])
+        result.objects += _deliver(*delivered)
     result.refs = updates
     _remember(repo, name, {ref: sha for ref, sha in updates.items() if sha is not None})
     return result

@@ -1,0 +1,295 @@
+"""gc never deletes what someone still needs (issue 13, "Data loss"): another registry's
+objects in a shared store, what git itself keeps (plain tags, linked worktrees, reflogs),
+another clone's unpushed commits, and an ``artifact add`` racing gc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from hostile import MODELBOX, assert_refused, fingerprint, modelbox
+
+if TYPE_CHECKING:
+    from conftest import Git, Run
+    from s3server import S3Server
+
+MONTH = 30 * 86400
+
+
+def objects(store: Path) -> set[str]:
+    """The digests in a local store."""
+    return {p.parent.name + p.name for p in (store / "sha256").glob("*/*") if p.is_file()}
+
+
+def backdate(store: Path, seconds: float, *, notes: bool = True) -> None:
+    """Pretend the objects (and, with ``notes``, gc's notes) were written ``seconds`` ago."""
+    then = time.time() - seconds
+    for path in store.rglob("*"):
+        if path.is_file() and (notes or path.relative_to(store).parts[0] == "sha256"):
+            os.utime(path, (then, then))
+
+
+def orphan(store: Path, data: bytes) -> str:
+    """An unreferenced object in ``store`` (an upload whose commit never came)."""
+    from modelbox.objects import open_store
+
+    return open_store(str(store)).put_bytes(data)
+
+
+def registry(run: Run, path: Path, store: Path | None = None) -> Path:
+    """A registry with model ai/m and version v1, on ``store`` if given."""
+    assert run("init", path).code == 0
+    if store is not None:
+        subprocess.run(["git", "-C", str(path), "config", "modelbox.store", str(store)],
+                       check=True)
+    for argv in (("model", "create", "ai/m"), ("version", "create", "ai/m", "v1")):
+        assert run("--repo", path, *argv).code == 0
+    return path
+
+
+def add(run: Run, reg: Path, tmp_path: Path, data: bytes, name: str = "w.pt") -> str:
+    source = tmp_path / f"src-{uuid.uuid4().hex[:8]}" / name
+    source.parent.mkdir()
+    source.write_bytes(data)
+    result = run("--repo", reg, "artifact", "add", "ai/m@v1", source)
+    assert result.code == 0, result.err
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- two registries, one store ------------------------------------------------------------
+def test_gc_refuses_a_store_that_another_registry_writes_to(
+    run: Run, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    ours = registry(run, tmp_path / "ours", store)
+    theirs = registry(run, tmp_path / "theirs", store)
+    their_object = add(run, theirs, tmp_path, b"the other team's weights")
+    add(run, ours, tmp_path, b"our weights")
+    backdate(store, MONTH)  # their claim expired too: only the clone notes tell
+    before = fingerprint(store, ours)
+    for extra in ((), ("--dry-run",)):
+        result = run("--repo", ours, "gc", "--grace", "24", *extra)
+        assert_refused(result.code, result.err, str(store), "another registry",
+                       "--i-own-this-store")
+        assert fingerprint(store, ours) == before
+    assert their_object in objects(store)
+
+
+def test_i_own_this_store_collects_another_registrys_objects_and_says_so(
+    run: Run, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    ours = registry(run, tmp_path / "ours", store)
+    theirs = registry(run, tmp_path / "theirs", store)
+    their_object = add(run, theirs, tmp_path, b"a registry that is gone")
+    kept = add(run, ours, tmp_path, b"our weights")
+    backdate(store, MONTH)
+    result = run("--repo", ours, "gc", "--grace", "24", "--i-own-this-store")
+    assert result.code == 0, result.err
+    assert "another registry" in result.err
+    assert objects(store) == {kept}
+    assert their_object not in objects(store)
+
+
+def test_a_registry_pulled_naming_another_teams_store_cannot_gc_it(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    theirs = registry(run, tmp_path / "theirs", store)
+    their_object = add(run, theirs, tmp_path, b"theirs")
+    monkeypatch.setenv("MODELBOX_STORE", str(store))  # however the store is named
+    ours = registry(run, tmp_path / "ours")
+    backdate(store, MONTH)
+    result = run("--repo", ours, "gc", "--grace", "24")
+    assert_refused(result.code, result.err, "another registry")
+    assert their_object in objects(store)
+
+
+# -- what git keeps -------------------------------------------------------------------------
+def _drop_last_commit(git: Git, reg: Path) -> None:
+    """Move the branch back one commit and forget every reflog entry."""
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    git("reflog", "expire", "--expire=now", "--expire-unreachable=now", "--all", cwd=reg)
+
+
+@pytest.mark.parametrize("annotated", [False, True], ids=["lightweight", "annotated"])
+def test_gc_keeps_what_a_plain_git_tag_reaches(
+    run: Run, git: Git, tmp_path: Path, annotated: bool
+) -> None:
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    digest = add(run, reg, tmp_path, b"release 1 weights")
+    git("tag", *(["-a", "-m", "release"] if annotated else []), "release-1", cwd=reg)
+    _drop_last_commit(git, reg)
+    backdate(store, MONTH)
+    result = run("--repo", reg, "gc", "--grace", "24")
+    assert result.code == 0, result.err
+    assert digest in objects(store)
+
+
+def test_gc_keeps_what_a_linked_worktrees_detached_head_reaches(
+    run: Run, git: Git, tmp_path: Path
+) -> None:
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    digest = add(run, reg, tmp_path, b"checked out elsewhere")
+    git("worktree", "add", "-q", "--detach", tmp_path / "side", "HEAD", cwd=reg)
+    _drop_last_commit(git, reg)
+    backdate(store, MONTH)
+    dry = run("--repo", reg, "gc", "--grace", "24", "--dry-run")
+    assert "1 of linked worktrees" in dry.out
+    assert run("--repo", reg, "gc", "--grace", "24").code == 0
+    assert digest in objects(store)
+
+
+def test_gc_keeps_what_the_reflog_reaches_after_reset_hard(
+    run: Run, git: Git, tmp_path: Path
+) -> None:
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    first = add(run, reg, tmp_path, b"first")
+    second = add(run, reg, tmp_path, b"second")
+    git("reset", "-q", "--hard", "HEAD~2", cwd=reg)  # both adds only in the reflog now
+    backdate(store, MONTH)
+    dry = run("--repo", reg, "gc", "--grace", "24", "--dry-run")
+    assert "reflog" in dry.out and "90 days" in dry.out and "(24 hours)" in dry.out
+    assert run("--repo", reg, "gc", "--grace", "24").code == 0
+    assert {first, second} <= objects(store)
+    git("reset", "-q", "--hard", "HEAD@{1}", cwd=reg)  # what git promises: the undo works
+    out = tmp_path / "out"
+    assert run("--repo", reg, "get", "ai/m@v1", "-o", out).code == 0
+
+
+def test_gc_honours_an_expired_reflog_like_git(run: Run, git: Git, tmp_path: Path) -> None:
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    digest = add(run, reg, tmp_path, b"dropped long ago")
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    git("config", "gc.reflogExpire", "now", cwd=reg)
+    backdate(store, MONTH)
+    assert run("--repo", reg, "gc", "--grace", "24").code == 0
+    assert digest not in objects(store)  # what git gc would drop, modelbox gc drops
+
+
+# -- another clone's unpushed commit --------------------------------------------------------
+@pytest.fixture
+def clones(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """Clones A and B of one bare remote, sharing a folder store: (A, B, store)."""
+    store = tmp_path / "shared-store"
+    monkeypatch.setenv("MODELBOX_STORE", str(store))
+    seed = registry(run, tmp_path / "seed")
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed), str(tmp_path / "remote.git")],
+                   check=True)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for clone in (a, b):
+        assert run("clone", tmp_path / "remote.git", clone).code == 0
+    return a, b, store
+
+
+def test_an_unpushed_commit_in_another_clone_keeps_its_old_object(
+    run: Run, tmp_path: Path, clones: tuple[Path, Path, Path]
+) -> None:
+    a, b, store = clones
+    digest = orphan(store, b"uploaded last month, committed today")
+    backdate(store, MONTH)
+    assert add(run, b, tmp_path, b"uploaded last month, committed today") == digest
+    backdate(store, MONTH, notes=False)  # the object is old; B's claim is today's
+    dry = run("--repo", a, "gc", "--grace", "24", "--dry-run")
+    assert "1 claimed" in dry.out and "other clone" in dry.out
+    assert run("--repo", a, "gc", "--grace", "24").code == 0
+    assert digest in objects(store)
+    pushed = run("--repo", b, "push")
+    assert pushed.code == 0, pushed.err
+
+
+def test_a_pushed_commit_another_clone_has_not_fetched_keeps_its_object(
+    run: Run, tmp_path: Path, clones: tuple[Path, Path, Path]
+) -> None:
+    a, b, store = clones
+    digest = add(run, b, tmp_path, b"added last month, pushed today")
+    backdate(store, MONTH)  # the add's claim expired while B sat on the commit
+    assert run("--repo", b, "push").code == 0  # the push claims it afresh
+    assert run("--repo", a, "gc", "--grace", "24").code == 0  # A has not fetched it
+    assert digest in objects(store)
+    assert run("--repo", a, "pull").code == 0
+    assert run("--repo", a, "get", "ai/m@v1", "-o", tmp_path / "out").code == 0
+
+
+# -- gc racing artifact add -----------------------------------------------------------------
+def _race(reg: Path, tmp_path: Path, env: dict[str, str], offsets: list[float],
+          grace_hours: float, settle: Callable[[], None]) -> list[str]:
+    """Start ``artifact add`` and ``gc`` as two processes ``offset`` seconds apart (add
+    first when positive), once per offset, each time re-adding a different unreferenced
+    object older than the grace period (``settle`` ages them); return the digests the
+    branch names but the store lacks."""
+    import hashlib
+
+    from modelbox.objects import open_store
+
+    store = open_store(env["MODELBOX_STORE"])
+    sources = []
+    for n in range(len(offsets)):
+        data = f"race {n} {uuid.uuid4().hex}".encode()
+        source = tmp_path / f"race-{n}" / f"w{n}.pt"
+        source.parent.mkdir()
+        source.write_bytes(data)
+        assert store.put_bytes(data) == hashlib.sha256(data).hexdigest()
+        sources.append((source, hashlib.sha256(data).hexdigest()))
+    settle()
+    for (source, _), offset in zip(sources, offsets, strict=True):
+        adding = [MODELBOX, "--repo", str(reg), "artifact", "add", "ai/m@v1", str(source)]
+        collecting = [MODELBOX, "--repo", str(reg), "gc", "--grace", str(grace_hours)]
+        first, second = (adding, collecting) if offset >= 0 else (collecting, adding)
+        procs = [subprocess.Popen(first, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)]
+        time.sleep(abs(offset))
+        procs.append(subprocess.Popen(second, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE))
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err.decode()
+    listed = modelbox("--repo", reg, "artifact", "list", "ai/m@v1", env=env)
+    assert listed.code == 0, listed.err
+    named = [digest for _, digest in sources if digest in listed.out]
+    assert len(named) == len(offsets)  # every add committed its pointer
+    return sorted(store.missing(named))
+
+
+OFFSETS = [-0.3, -0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
+
+
+@pytest.mark.stress
+def test_a_committed_pointer_never_names_an_object_a_racing_gc_deleted(
+    run: Run, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    reg = registry(run, tmp_path / "reg", store)
+    env = {**os.environ, "MODELBOX_STORE": str(store)}
+    assert _race(reg, tmp_path, env, OFFSETS, 24, lambda: backdate(store, MONTH)) == []
+
+
+@pytest.mark.stress
+def test_the_race_on_s3_leaves_no_dangling_pointer(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_server.create_bucket("gc-race")
+    for name, value in {**s3_server.env(),
+                        "MODELBOX_STORE": f"s3://gc-race/{uuid.uuid4().hex}"}.items():
+        monkeypatch.setenv(name, value)
+    env = dict(os.environ)
+    reg = tmp_path / "reg"
+    for argv in (("init", reg), ("--repo", reg, "model", "create", "ai/m"),
+                 ("--repo", reg, "version", "create", "ai/m", "v1")):
+        assert modelbox(*argv, env=env).code == 0
+    grace = 5.0  # seconds: S3 has no utime, so the objects age for real
+    offsets = [-0.2, 0.0, 0.15, 0.3]
+    assert _race(reg, tmp_path, env, offsets, grace / 3600,
+                 lambda: time.sleep(grace + 0.5)) == []
