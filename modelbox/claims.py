@@ -8,10 +8,11 @@ reads before it deletes anything (docs/store.md, "Garbage collection").
   pointers to, written after they are in the store and before the commit. gc keeps every
   object a claim younger than the grace period names, in any clone, pushed or not; gc
   deletes claims older than that.
-* ``gc/<clone id>.json`` — a gc deleting objects right now (refreshed as it goes). After
-  committing, a write waits until no such note is fresh, then puts its objects again:
-  whatever a gc deleted between the write's check and its commit is uploaded again, from
-  the files the write still holds.
+* ``gc/<clone id>.json`` — a gc deleting objects right now, rewritten before each batch
+  (which then re-reads the claims). After committing, a write waits until every such note
+  has moved on to a later batch or gone, then puts its objects again: whatever a gc
+  deleted between the write's check and its commit is uploaded again, from the files the
+  write still holds.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from modelbox.refs import GitRepo
 CLONES, CLAIMS, GC = "clones", "claims", "gc"
 GC_STALE_SECONDS = 120.0
 """A gc note older than this belongs to a gc that died: nobody waits for it."""
-GC_WAIT_SECONDS = 600.0
-"""The longest a write waits for gcs that keep refreshing their notes."""
+GC_WAIT_SECONDS = 120.0
+"""The longest a write waits for a gc to finish one batch."""
 _POLL_SECONDS = 0.1
 _IDENTITY = "modelbox/clone.json"  # below the git common dir
 
@@ -105,21 +106,30 @@ def claim(store: ObjectStore, clone: Clone, digests: Iterable[str]) -> None:
 
 
 def wait_for_gc(store: ObjectStore) -> None:
-    """Return once no gc is deleting from ``store`` (no fresh ``gc/`` note), or after
-    :data:`GC_WAIT_SECONDS`.
+    """Return once every gc deleting from ``store`` right now has finished the batch it is
+    in (its ``gc/`` note was rewritten for the next batch, or removed), or after
+    :data:`GC_WAIT_SECONDS`. Each later batch re-reads the claims, so it sees ours.
 
     Raises:
         StoreError: the store failed.
     """
     deadline = time.monotonic() + GC_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if not _fresh(store.notes(GC), time.time() - GC_STALE_SECONDS):
-            return
+    running = _running(store)
+    while running and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
+        now = _running(store)
+        running = {name: note for name, note in running.items() if now.get(name) == note}
 
 
-def _fresh(notes: dict[str, float], cutoff: float) -> list[str]:
-    return [name for name, written in notes.items() if written > cutoff]
+def _running(store: ObjectStore) -> dict[str, bytes]:
+    """The fresh ``gc/`` notes -> their content (which names the batch being deleted)."""
+    cutoff = time.time() - GC_STALE_SECONDS
+    out = {}
+    for name, written in store.notes(GC).items():
+        note = store.read_note(GC, name) if written > cutoff else None
+        if note is not None:  # None: that gc has just finished
+            out[name] = note
+    return out
 
 
 def writers(store: ObjectStore) -> list[Writer]:
@@ -179,23 +189,25 @@ class Claims:
 
 
 class Deleting:
-    """The ``gc/`` note of a gc while it deletes: written on entry, refreshed by
-    :meth:`tick`, removed on exit."""
+    """The ``gc/`` note of a gc while it deletes: written on entry, rewritten with the
+    number of each batch by :meth:`next_batch` before that batch re-reads the claims,
+    removed on exit."""
 
     def __init__(self, store: ObjectStore, clone: Clone) -> None:
         self._store, self._name = store, f"{clone.id}.json"
-        self._note = json.dumps({"clone": clone.where, "pid": os.getpid()}).encode()
-        self._last = 0.0
+        self._note = {"clone": clone.where, "pid": os.getpid(), "batch": 0}
 
     def __enter__(self) -> Deleting:
-        self.tick(force=True)
+        self._write()
         return self
 
-    def tick(self, *, force: bool = False) -> None:
-        if force or time.monotonic() - self._last > GC_STALE_SECONDS / 4:
-            self._store.put_note(GC, self._name, self._note)
-            self._last = time.monotonic()
+    def next_batch(self) -> None:
+        assert isinstance(self._note["batch"], int)
+        self._note["batch"] += 1
+        self._write()
+
+    def _write(self) -> None:
+        self._store.put_note(GC, self._name, json.dumps(self._note).encode())
 
     def __exit__(self, *exc: object) -> None:
         self._store.delete_notes(GC, [self._name])
-

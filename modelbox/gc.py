@@ -289,7 +289,7 @@ def run(registry: Registry, store: ObjectStore, gc_plan: GcPlan) -> None:
     me = claims.identity(registry.repo, registry.head(), keep=False)
     with claims.Deleting(store, me) as note:
         for start in range(0, len(gc_plan.delete), _BATCH):
-            note.tick()
+            note.next_batch()  # a write that saw the previous batch's note waits for this
             held = found.refresh()
             batch = [d for d in gc_plan.delete[start : start + _BATCH] if d not in held]
             store.delete(batch)

@@ -334,3 +334,47 @@ def test_add_and_gc_queued_behind_another_writer_leave_no_dangling_pointer(
     assert all(digest in listed for _, digest in sources)
     assert store.missing([digest for _, digest in sources]) == set()
     assert hashlib.sha256(sources[0][0].read_bytes()).hexdigest() == sources[0][1]
+
+
+def test_an_add_waits_for_the_gc_batch_in_flight_and_puts_back_what_it_deleted(
+    run: Run, tmp_path: Path
+) -> None:
+    """The other half of the race: a gc batch that read the claims just before the add
+    wrote its own deletes the object right after the add committed. The add sees that
+    batch's ``gc/`` note, waits for the batch to end, and uploads the object again."""
+    import threading
+
+    from modelbox import claims
+    from modelbox.objects import open_store
+    from modelbox.refs import GitRepo
+
+    store_path = tmp_path / "store"
+    reg = registry(run, tmp_path / "reg", store_path)
+    store = open_store(str(store_path))
+    data = b"deleted by a batch in flight"
+    digest = orphan(store_path, data)
+    backdate(store_path, MONTH)
+    repo = GitRepo.open(reg)
+    head = repo.ref("refs/heads/main")
+    gc_clone = claims.Clone("0" * 32, "", "elsewhere:/gc")
+    done = threading.Event()
+
+    def batch_in_flight() -> None:
+        with claims.Deleting(store, gc_clone) as note:
+            note.next_batch()  # its claims were read: the add's claim is not among them
+            deadline = time.monotonic() + 60
+            while GitRepo.open(reg).ref("refs/heads/main") == head:  # the add committed
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            time.sleep(0.3)  # a slow batch: the add is done with its commit by now
+            store.delete([digest])
+        done.set()
+
+    gc_side = threading.Thread(target=batch_in_flight)
+    gc_side.start()
+    try:
+        assert add(run, reg, tmp_path, data) == digest
+    finally:
+        gc_side.join(timeout=60)
+    assert done.is_set()
+    assert digest in objects(store_path)
