@@ -106,7 +106,7 @@ def referenced_digests(
     # without history (which must look inside version folders), walk in Python.
     roots = roots or gc_roots(repo, time.time())
     starts = roots.all() if history else set(roots.refs.values())
-    fast = repo.reachable_blobs(starts, layout.ARTIFACTS_DIR) if history else None
+    fast = repo.reachable_blobs(starts, layout.ARTIFACTS_DIR, index=True) if history else None
     for sha in fast or ():
         _collect(repo.object(sha).as_raw_string(), digests, directories)
     trees = [] if fast is not None else _root_trees(repo, starts, history=history)

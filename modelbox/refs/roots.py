@@ -44,7 +44,8 @@ class Roots:
         return (f"kept what git keeps: {len(self.refs) - heads} ref(s) in every namespace "
                 f"(branches, tags, remote-tracking, refs/modelbox), {heads} HEAD(s) "
                 f"({worktrees} of linked worktrees), {self.reflog_entries} reflog "
-                f"entr{'y' if self.reflog_entries == 1 else 'ies'} ({expire})")
+                f"entr{'y' if self.reflog_entries == 1 else 'ies'} ({expire}), and what "
+                "every worktree's index stages (with the git CLI)")
 
 
 def _days(seconds: float) -> str:

@@ -183,6 +183,22 @@ def test_gc_honours_an_expired_reflog_like_git(run: Run, git: Git, tmp_path: Pat
     assert digest not in objects(store)  # what git gc would drop, modelbox gc drops
 
 
+def test_gc_keeps_what_a_staged_pointer_names(run: Run, git: Git, tmp_path: Path) -> None:
+    """git gc keeps the blobs of the index: a pointer staged by hand for a plain git commit
+    (here, one restored from an old commit) keeps its object too."""
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    digest = add(run, reg, tmp_path, b"restored by hand")
+    pointer = "models/ai/m/_versions/v1/_artifacts/w.pt.json"
+    assert (reg / pointer).is_file()
+    _drop_last_commit(git, reg)
+    git("checkout", "ORIG_HEAD", "--", pointer, cwd=reg)  # staged, not committed yet
+    git("reflog", "expire", "--expire=now", "--all", cwd=reg)
+    backdate(store, MONTH)
+    assert run("--repo", reg, "gc", "--grace", "24").code == 0
+    assert digest in objects(store)
+
+
 # -- another clone's unpushed commit --------------------------------------------------------
 @pytest.fixture
 def clones(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
