@@ -74,12 +74,13 @@ def test_gc_refuses_a_store_that_another_registry_writes_to(
     their_object = add(run, theirs, tmp_path, b"the other team's weights")
     add(run, ours, tmp_path, b"our weights")
     backdate(store, MONTH)  # their claim expired too: only the clone notes tell
-    before = fingerprint(store, ours)
+    cache = tmp_path / "cache"
+    before = fingerprint(store, ours, cache)
     for extra in ((), ("--dry-run",)):
         result = run("--repo", ours, "gc", "--grace", "24", *extra)
         assert_refused(result.code, result.err, str(store), "another registry",
                        "--i-own-this-store")
-        assert fingerprint(store, ours) == before
+        assert fingerprint(store, ours, cache) == before
     assert their_object in objects(store)
 
 
@@ -111,6 +112,35 @@ def test_a_registry_pulled_naming_another_teams_store_cannot_gc_it(
     result = run("--repo", ours, "gc", "--grace", "24")
     assert_refused(result.code, result.err, "another registry")
     assert their_object in objects(store)
+
+
+@pytest.mark.parametrize("folder", ["claims", "clones"])
+def test_a_damaged_note_in_the_store_makes_gc_refuse_rather_than_guess(
+    run: Run, tmp_path: Path, folder: str
+) -> None:
+    store = tmp_path / "store"
+    reg = registry(run, tmp_path / "reg", store)
+    add(run, reg, tmp_path, b"weights")
+    orphan(store, b"an old orphan")
+    backdate(store, MONTH)
+    (store / folder).mkdir(exist_ok=True)
+    (store / folder / "x.json").write_bytes(b"\x1b]0;not json\x07")  # young, unreadable
+    before = fingerprint(store, reg)
+    result = run("--repo", reg, "gc", "--grace", "24")
+    assert_refused(result.code, result.err, f"{folder}/x.json", "delete the file")
+    assert fingerprint(store, reg) == before
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("90.days.ago", 90 * 86400), ("2 weeks", 14 * 86400), ("1.hour", 3600), ("now", 0.0),
+    ("never", None), ("false", None), ("yesterday", None), ("", None),
+])
+def test_reflog_expiry_is_read_like_git_and_anything_unclear_keeps_everything(
+    value: str, seconds: float | None
+) -> None:
+    from modelbox.refs.roots import parse_expiry
+
+    assert parse_expiry(value) == seconds
 
 
 # -- what git keeps -------------------------------------------------------------------------
