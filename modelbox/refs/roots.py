@@ -17,7 +17,7 @@ from modelbox.refs.repo import GitRepo
 
 _ZERO = "0" * 40
 _SHA = re.compile(r"[0-9a-f]{40}")
-DEFAULT_REFLOG_EXPIRE = 90 * 86400
+DEFAULT_REFLOG_EXPIRE = 90.0 * 86400
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
           "month": 30 * 86400, "year": 365 * 86400}
 _AGE = re.compile(r"(\d+)[ .]*([a-z]+?)s?([ .]+ago)?")
@@ -40,7 +40,7 @@ class Roots:
         worktrees = sum(1 for name in self.refs if name.startswith("worktree "))
         heads = sum(1 for name in self.refs if name == "HEAD" or name.endswith(" HEAD"))
         expire = ("never expire" if self.reflog_expire is None
-                  else f"newer than gc.reflogExpire, {_days(self.reflog_expire)}")
+                  else f"newer than {_days(self.reflog_expire)}, gc.reflogExpire*")
         return (f"kept what git keeps: {len(self.refs) - heads} ref(s) in every namespace "
                 f"(branches, tags, remote-tracking, refs/modelbox), {heads} HEAD(s) "
                 f"({worktrees} of linked worktrees), {self.reflog_entries} reflog "
@@ -119,14 +119,27 @@ def _read_reflog(log: Path, cutoff: float | None, roots: Roots) -> None:
 
 
 def reflog_expire(repo: GitRepo) -> float | None:
-    """``gc.reflogExpire`` in seconds (None: never), read the way git reads it; a value we
-    cannot parse counts as ``never``."""
-    config = repo.raw.get_config_stack()
-    try:
-        value = config.get((b"gc",), b"reflogExpire")
-    except KeyError:
-        return DEFAULT_REFLOG_EXPIRE
-    return parse_expiry(value.decode("utf-8", "replace"))
+    """How old a reflog entry git may expire, in seconds (None: never): the longest of
+    ``gc.reflogExpire`` (90 days unless set) and its per-ref ``gc.<pattern>.reflogExpire``
+    forms, read from every config file git reads. (``gc.reflogExpireUnreachable`` only
+    expires entries sooner.) A value we cannot parse counts as ``never``."""
+    main: float | None = DEFAULT_REFLOG_EXPIRE
+    patterns: list[float | None] = []
+    # dulwich lists the repository's own file first; git reads it last, and the last wins.
+    for backend in reversed(repo.raw.get_config_stack().backends):
+        for section in backend.sections():
+            if not section or section[0].lower() != b"gc":
+                continue
+            for key, value in backend.items(section):
+                if key.lower() != b"reflogexpire":
+                    continue
+                seconds = parse_expiry(value.decode("utf-8", "replace"))
+                if len(section) == 1:
+                    main = seconds
+                else:
+                    patterns.append(seconds)
+    values = [main, *patterns]
+    return None if any(v is None for v in values) else max(v for v in values if v is not None)
 
 
 def parse_expiry(text: str) -> float | None:

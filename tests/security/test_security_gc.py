@@ -131,6 +131,39 @@ def test_a_damaged_note_in_the_store_makes_gc_refuse_rather_than_guess(
     assert fingerprint(store, reg) == before
 
 
+@pytest.mark.parametrize("setting", [
+    ("gc.reflogExpire", "1.year"),
+    ("gc.refs/heads/main.reflogExpire", "1.year"),  # git keeps main's log, not HEAD's
+    ("gc.reflogExpire", "in a while"),  # unreadable: keep everything
+])
+def test_gc_keeps_a_reflog_entry_git_would_keep_under_any_expiry_setting(
+    run: Run, git: Git, tmp_path: Path, setting: tuple[str, str]
+) -> None:
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    digest = add(run, reg, tmp_path, b"dropped 100 days ago")
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    git("config", "gc.reflogExpire", "now", cwd=reg)
+    git("config", *setting, cwd=reg)
+    _age_reflogs(reg, 100 * 86400)  # older than git's default 90 days
+    backdate(store, MONTH)
+    assert run("--repo", reg, "gc", "--grace", "24").code == 0
+    assert digest in objects(store)
+
+
+def _age_reflogs(reg: Path, seconds: float) -> None:
+    """Rewrite every reflog entry's time ``seconds`` earlier."""
+    for log in (reg / ".git" / "logs").rglob("*"):
+        if log.is_file():
+            lines = []
+            for line in log.read_text().splitlines():
+                head, tab, message = line.partition("\t")
+                parts = head.split(" ")
+                parts[-2] = str(int(parts[-2]) - int(seconds))
+                lines.append(" ".join(parts) + tab + message)
+            log.write_text("\n".join(lines) + "\n")
+
+
 @pytest.mark.parametrize(("value", "seconds"), [
     ("90.days.ago", 90 * 86400), ("2 weeks", 14 * 86400), ("1.hour", 3600), ("now", 0.0),
     ("never", None), ("false", None), ("yesterday", None), ("", None),
