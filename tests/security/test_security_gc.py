@@ -217,6 +217,22 @@ def test_gc_keeps_what_a_linked_worktrees_detached_head_reaches(
     assert digest in objects(store)
 
 
+def test_gc_without_history_still_keeps_the_tips_of_plain_tags_and_worktrees(
+    run: Run, git: Git, tmp_path: Path
+) -> None:
+    reg = registry(run, tmp_path / "reg")
+    store = reg / ".git" / "modelbox" / "store"
+    tagged = add(run, reg, tmp_path, b"tagged", "t.pt")
+    git("tag", "release-1", cwd=reg)
+    _drop_last_commit(git, reg)
+    checked_out = add(run, reg, tmp_path, b"checked out", "c.pt")
+    git("worktree", "add", "-q", "--detach", tmp_path / "side", "HEAD", cwd=reg)
+    _drop_last_commit(git, reg)
+    backdate(store, MONTH)
+    assert run("--repo", reg, "gc", "--grace", "24", "--no-history").code == 0
+    assert {tagged, checked_out} <= objects(store)
+
+
 def test_gc_keeps_what_the_reflog_reaches_after_reset_hard(
     run: Run, git: Git, tmp_path: Path
 ) -> None:
