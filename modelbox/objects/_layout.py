@@ -31,6 +31,11 @@ def relative_key(digest: str) -> str:
     return f"{PREFIX}/{digest[:2]}/{digest[2:]}"
 
 
+def is_note(name: str) -> bool:
+    """Whether ``name`` can be a note's name (a writer's temp file cannot)."""
+    return _NOTE.fullmatch(name) is not None
+
+
 def note_key(folder: str, name: str) -> str:
     """The key of the note ``name`` in ``folder`` (one of :data:`NOTES`).
 

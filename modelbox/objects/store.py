@@ -12,7 +12,7 @@ from modelbox.errors import InvalidValueError, ObjectCorruptError, ObjectMissing
 from modelbox.objects import transfer
 from modelbox.objects._backend import Backend
 from modelbox.objects._errors import names_missing_bucket
-from modelbox.objects._layout import digest_of, note_key, relative_key
+from modelbox.objects._layout import digest_of, is_note, note_key, relative_key
 from modelbox.objects._local import LocalBackend
 from modelbox.objects._progress import Progress, wanted
 from modelbox.objects.cache import HashCache, ObjectCache, default_cache_dir
@@ -271,7 +271,7 @@ class ObjectStore:
         with self._backend.errors():
             for key, modified in self._backend.list_ages(folder):
                 name = key[len(folder) + 1 :]
-                if "/" not in name:
+                if is_note(name):  # not a local writer's temp file (.mbtmp-...)
                     out[name] = modified
         return out
 
