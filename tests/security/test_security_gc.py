@@ -380,7 +380,7 @@ def _race(reg: Path, tmp_path: Path, env: dict[str, str], offsets: list[float],
     return sorted(store.missing(named))
 
 
-OFFSETS = [round(-0.15 + 0.025 * n, 3) for n in range(21)]  # where the window was seen
+OFFSETS = [round(-0.1 + 0.025 * n, 3) for n in range(12)]  # where the window was seen
 
 
 @pytest.mark.stress
