@@ -181,8 +181,9 @@ def add(
         # gc in any clone keeps what a fresh claim names, however old the object is.
         claims.claim(store, claims.identity(registry.repo, registry.head()), digests)
         added = _commit(registry, ref, target_dir, target, pointers, "artifact.add")
-        # A gc that read the claims just before ours may have deleted an object we found
-        # present: once no gc is deleting, put again what is missing (we hold the files).
+        # A gc batch that read the claims just before ours may have deleted an object we
+        # found present: once that batch is over, put again what is missing (we hold the
+        # files). See docs/store.md, "gc racing a write".
         claims.wait_for_gc(store)
         _put(store, uploads, folders, list(pointers), cache, False)
         return added

@@ -216,8 +216,10 @@ def _stores(registry: Registry, remote: Remote) -> _Stores:
     return _Stores(local, other, shared=False)
 
 
-def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectStore]) -> int:
-    """Copy into ``dest`` each object it lacks from a local folder; return how many."""
+def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectStore],
+             *, pushed: bool = False) -> int:
+    """Copy into ``dest`` each object it lacks from a local folder; return how many
+    (``pushed``: the refs are sent already, and an error must say so)."""
     from modelbox.objects import FileDigest
 
     absent = dest.missing(objects)
@@ -233,8 +235,9 @@ def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectSto
     if lost:
         raise StoreError(
             f"{len(lost)} object(s) that pointers need are neither in {dest.url} nor on this "
-            f"machine (sha256:{lost[0]}...); nothing was pushed. Add the files again with "
-            "`modelbox artifact add`"
+            f"machine (sha256:{lost[0]}...); "
+            f"{'the refs were pushed, but a gc deleted them' if pushed else 'nothing was pushed'}"
+            ". Add the files again with `modelbox artifact add`"
         )
     return dest.put_files(items)
 
@@ -366,7 +369,7 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
     remote.push(updates, {branch_ref: theirs, AUDIT_REF: theirs_refs.get(AUDIT_REF)})
     if delivered is not None:
         claims.wait_for_gc(delivered[1])
-        result.objects += _deliver(*delivered)
+        result.objects += _deliver(*delivered, pushed=True)
     result.refs = updates
     _remember(repo, name, {ref: sha for ref, sha in updates.items() if sha is not None})
     return result
