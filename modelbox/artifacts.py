@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import layout, limits
+from modelbox import claims, layout, limits
 from modelbox.audit import Change
 from modelbox.collisions import refuse_case_twin
 from modelbox.directories import Folder, placements
@@ -217,16 +217,40 @@ def add(
                 if not _recorded(snapshot, target_dir, pointer):
                     uploads.append((source, digest))
                 pointers.append(pointer)
-        if uploads or folders:
-            store = open_registry_store(registry)
-            store.put_files(uploads, progress=progress)
-            for position, folder, draft in folders:
-                listing = folder.store_packs(store, cache, progress=progress).to_bytes()
-                store.put_bytes(listing)
-                pointers[position] = _named(draft, listing)
+        if not uploads and not folders:
+            return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+        store = open_registry_store(registry)
+        digests = _put(store, uploads, folders, pointers, cache, progress)
+        # gc in any clone keeps what a fresh claim names, however old the object is.
+        claims.claim(store, claims.identity(registry.repo, registry.head()), digests)
+        added = _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+        # A gc batch that read the claims just before ours may have deleted an object we
+        # found present: once that batch is over, put again what is missing (we hold the
+        # files). See docs/store.md, "gc racing a write".
+        claims.wait_for_gc(store)
+        _put(store, uploads, folders, list(pointers), cache, False)
+        return added
     finally:
         cache.close()
-    return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+
+
+def _put(
+    store: ObjectStore, uploads: list[tuple[Path, FileDigest]],
+    folders: list[tuple[int, Folder, ArtifactPointer]], pointers: list[ArtifactPointer],
+    cache: HashCache, progress: bool | None,
+) -> set[str]:
+    """Store what the store lacks of ``uploads`` and ``folders`` (naming each folder's
+    pointer in ``pointers``); return every digest the pointers will need."""
+    store.put_files(uploads, progress=progress)
+    digests = {digest.sha256 for _, digest in uploads}
+    for position, folder, draft in folders:
+        manifest = folder.store_packs(store, cache, progress=progress)
+        listing = manifest.to_bytes()
+        store.put_bytes(listing)
+        pointers[position] = _named(draft, listing)
+        digests.update(manifest.objects())
+        digests.add(_sha256(listing))
+    return digests
 
 
 def _named(draft: ArtifactPointer, listing: bytes) -> ArtifactPointer:

@@ -32,7 +32,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
         ├── StoreUnreachableError the store's endpoint cannot be reached
         ├── ObjectMissingError    an object a pointer needs is not in the store
         ├── ObjectCorruptError    an object's bytes do not match its checksum
-        └── ObjectTooLargeError   an object read as a document is larger than its cap
+        ├── ObjectTooLargeError   an object read as a document is larger than its cap
+        └── StoreSharedError      gc refused: another registry writes to the same store
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ __all__ = [
     "RemoteMovedError",
     "StoreAccessError",
     "StoreError",
+    "StoreSharedError",
     "StoreUnreachableError",
     "TagConflictError",
     "TagNotFoundError",
@@ -294,4 +296,17 @@ class ObjectTooLargeError(StoreError):
             f"object sha256:{digest} at {where} is larger than the {limit // (1024 * 1024)} "
             f"MiB a {what} may have, so it is not one; the pointer naming it is wrong: "
             "restore it with git or add the artifact again"
+        )
+
+
+class StoreSharedError(StoreError):
+    """gc refused: another registry writes to the store, so gc cannot see its pointers."""
+
+    def __init__(self, store: str, registry: str, where: str, written: str) -> None:
+        self.store, self.registry, self.where = store, registry, where
+        super().__init__(
+            f"the store {store} is also used by another registry (root commit "
+            f"{registry[:12] or 'unknown'}, clone {where}, last write {written}); gc cannot see "
+            "what that registry references and would delete its objects. Run gc with "
+            "--i-own-this-store only if that registry is gone or uses its own store now"
         )

@@ -3,35 +3,47 @@
 1. For every model with a retention policy, the versions it drops (beyond the newest
    ``keep_last``; tagged ones kept unless ``keep_tagged`` is false) are archived — one
    commit each, naming the policy. Archived versions keep their history and pointers.
-2. An object is *referenced* if a pointer in any commit reachable from any branch, any
-   remote-tracking branch, HEAD, or any tag ref names it (directly, or through a directory
-   manifest). Everything else in the store is garbage, except objects younger than the
-   grace period (default 24 h): another clone may have uploaded them for a commit it has
-   not pushed yet. So a pushed commit never loses an object, and neither does one about to
-   be pushed within the grace period.
+2. An object is *referenced* if a pointer in any commit reachable from what ``git gc``
+   keeps names it (directly, or through a directory manifest): every ref in every
+   namespace, HEAD and every linked worktree's HEAD, and the reflog entries newer than
+   ``gc.reflogExpire`` (:mod:`modelbox.refs.roots`). Everything else in the store is
+   garbage, except objects younger than the grace period (default 14 days, git's
+   ``gc.pruneExpire``) and objects a write in any clone claimed within it
+   (:mod:`modelbox.claims`): another clone may have committed pointers to them that it has
+   not pushed yet.
+3. A store another registry also writes to is refused (``StoreSharedError``) unless the
+   caller says it owns the store: gc cannot see that registry's pointers.
+
+Deleting re-reads the claims before each batch, under a ``gc/`` note that makes a
+concurrent write wait and then put its objects again — so a committed pointer never names
+an object gc deleted.
 
 ``--dry-run`` reports both steps and changes nothing. ``--no-history`` is the one way to
 free the storage of archived versions and of old history: it counts only pointers at the
-tips of the refs, outside archived versions that no live collection link reaches — objects
-only old commits need are deleted, so checking out such a commit later will find its
-artifacts gone.
+tips of the refs (no reflog), outside archived versions that no live collection link
+reaches — objects only old commits need are deleted, so checking out such a commit later
+will find its artifacts gone.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
-from modelbox import layout, limits
-from modelbox.errors import ModelboxError
+from modelbox import claims, layout, limits
+from modelbox.errors import GitError, ModelboxError, StoreSharedError
 from modelbox.manifests import DirectoryManifest, VersionManifest, parse
 from modelbox.names import parse_model
 from modelbox.objects import ObjectStore
 from modelbox.policies import read_policy
 from modelbox.refs import GitRepo
+from modelbox.refs.roots import Roots, gc_roots
 from modelbox.registry import Registry
 
-DEFAULT_GRACE_SECONDS = 24 * 3600
+DEFAULT_GRACE_SECONDS = 14 * 86400  # git's gc.pruneExpire
+_BATCH = 100  # objects deleted per re-read of the claims
+_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -41,11 +53,22 @@ class GcPlan:
     referenced: int = 0
     young: int = 0  # unreferenced but inside the grace period
     unreadable: list[str] = field(default_factory=list)  # directory manifests we could not read
+    claimed: int = 0  # unreferenced here, but a write in some clone claimed it lately
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    roots: str = ""  # which roots kept objects alive, for the dry run
+    others: list[claims.Writer] = field(default_factory=list)  # other clones writing here
+    foreign: list[claims.Writer] = field(default_factory=list)  # other registries (overridden)
+    _claims: claims.Claims | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
             "archive": [f"{m}@{v}" for m, v in self.archive], "delete": self.delete,
             "referenced": self.referenced, "young": self.young, "unreadable": self.unreadable,
+            "claimed": self.claimed, "grace_hours": self.grace_seconds / 3600,
+            "roots": self.roots,
+            "other_clones": [{"clone": w.where, "written": w.written} for w in self.others],
+            "other_registries": [{"registry": w.registry, "clone": w.where,
+                                  "written": w.written} for w in self.foreign],
         }
 
 
@@ -69,7 +92,8 @@ def retention_drops(registry: Registry) -> list[tuple[str, str]]:
 
 
 def referenced_digests(
-    registry: Registry, store: ObjectStore, plan: GcPlan, *, history: bool = True
+    registry: Registry, store: ObjectStore, plan: GcPlan, *, history: bool = True,
+    roots: Roots | None = None,
 ) -> set[str]:
     """Every digest a pointer in any reachable commit (or, without ``history``, at the tip
     of any ref and outside archived versions) or tag ref names."""
@@ -79,10 +103,12 @@ def referenced_digests(
     # With history, the walk covers every tree ever committed (~7 per commit); git's own
     # rev-list does it in C, ~10x faster than reading each tree here. Without git, or
     # without history (which must look inside version folders), walk in Python.
-    fast = repo.reachable_blobs(_roots(repo), layout.ARTIFACTS_DIR) if history else None
+    roots = roots or gc_roots(repo, time.time())
+    starts = roots.all() if history else set(roots.refs.values())
+    fast = repo.reachable_blobs(starts, layout.ARTIFACTS_DIR, index=True) if history else None
     for sha in fast or ():
         _collect(repo.object(sha).as_raw_string(), digests, directories)
-    trees = [] if fast is not None else _root_trees(repo, history=history)
+    trees = [] if fast is not None else _root_trees(repo, starts, history=history)
     linked = set() if history else _linked_trees(registry)
     seen_trees: set[str] = set()
     seen_blobs: set[str] = set()
@@ -112,33 +138,31 @@ def referenced_digests(
     return digests | directories
 
 
-def _roots(repo: GitRepo) -> set[str]:
-    """What gc keeps alive: every branch, remote-tracking branch, tag ref and HEAD."""
-    roots: set[str] = set()
-    for prefix in ("refs/heads/", "refs/remotes/", layout.TAG_REF_PREFIX):
-        roots.update(repo.refs_under(prefix).values())
-    head = repo.ref("HEAD")
-    if head:
-        roots.add(head)
-    return roots
-
-
-def _root_trees(repo: GitRepo, *, history: bool) -> list[str]:
-    """The trees of every commit reachable from every ref (only the tips without
-    ``history``), and the version-folder trees the tag refs point at."""
+def _root_trees(repo: GitRepo, starts: set[str], *, history: bool) -> list[str]:
+    """The trees of every commit reachable from ``starts`` (only the starts themselves
+    without ``history``), and the trees tag objects point at (modelbox's tag refs name a
+    version folder's tree; a plain annotated tag names a commit)."""
     trees: list[str] = []
     seen: set[str] = set()
-    stack = list(_roots(repo))
+    stack = sorted(starts)
     while stack:
         sha = stack.pop()
         if sha in seen:
             continue
         seen.add(sha)
         tagged = repo.tag_target(sha)
-        if tagged is not None:  # a tag ref: its target is a version folder's tree
-            trees.append(tagged[0])
+        if tagged is not None:  # a tag object: peel it
+            stack.append(tagged[0])
             continue
-        commit = repo.commit_info(sha)
+        try:
+            commit = repo.commit_info(sha)
+        except GitError:  # a tree (or a blob, which holds no pointer)
+            try:
+                repo.tree_entries(sha)
+            except GitError:
+                continue
+            trees.append(sha)
+            continue
         trees.append(commit.tree.decode())
         if history:
             stack.extend(p.decode() for p in commit.parents)
@@ -193,18 +217,34 @@ def _collect(data: bytes, digests: set[str], directories: set[str]) -> None:
 
 
 def plan(
-    registry: Registry, store: ObjectStore, grace_seconds: float, *, history: bool = True
+    registry: Registry, store: ObjectStore, grace_seconds: float, *, history: bool = True,
+    own_store: bool = False,
 ) -> GcPlan:
-    """What gc would do, changing nothing."""
-    result = GcPlan(archive=retention_drops(registry))
-    referenced = referenced_digests(registry, store, result, history=history)
+    """What gc would do, changing nothing.
+
+    Raises:
+        StoreSharedError: another registry writes to ``store`` and ``own_store`` is false.
+        StoreError: the store failed.
+    """
+    now = time.time()
+    result = GcPlan(archive=retention_drops(registry), grace_seconds=grace_seconds)
+    _writers(registry, store, result, own_store=own_store)
+    roots = gc_roots(registry.repo, now)
+    result.roots = roots.describe() if history else (
+        f"kept the tips of {len(roots.refs)} ref(s) and HEAD(s) only (--no-history: no "
+        "reflog, no older commits)")
+    referenced = referenced_digests(registry, store, result, history=history, roots=roots)
     result.referenced = len(referenced)
-    cutoff = time.time() - grace_seconds
+    cutoff = now - grace_seconds
+    result._claims = claims.Claims(store, cutoff)
+    claimed = result._claims.refresh()
     for digest, modified in store.iter_ages():
         if digest in referenced:
             continue
         if modified > cutoff:
             result.young += 1
+        elif digest in claimed:
+            result.claimed += 1
         else:
             result.delete.append(digest)
     if result.unreadable:
@@ -213,12 +253,46 @@ def plan(
     return result
 
 
+def _writers(registry: Registry, store: ObjectStore, result: GcPlan, *, own_store: bool) -> None:
+    """Sort the clones that wrote to ``store`` into this registry's others and foreign
+    registries; refuse a foreign one unless ``own_store``."""
+    repo = registry.repo
+    me = claims.identity(repo, registry.head(), keep=False)
+    for writer in claims.writers(store):
+        if writer.id == me.id:
+            continue
+        ours = writer.registry == me.registry or (
+            _SHA1.fullmatch(writer.registry) is not None and repo.has_object(writer.registry))
+        (result.others if ours else result.foreign).append(writer)
+    if result.foreign and not own_store:
+        first = result.foreign[0]
+        written = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(first.written))
+        raise StoreSharedError(store.url, first.registry, first.where, written)
+
+
 def run(registry: Registry, store: ObjectStore, gc_plan: GcPlan) -> None:
-    """Archive what retention drops (one commit each), then delete garbage objects."""
+    """Archive what retention drops (one commit each), then delete garbage objects: in
+    batches, each after re-reading the claims (a write may have claimed an object since
+    the plan), under a ``gc/`` note that concurrent writes wait for. ``gc_plan.delete``
+    ends as what was deleted."""
     with registry.batch():
         for model, version in gc_plan.archive:
             with registry.transaction() as txn:
                 registry.archive_in(txn, parse_model(model), version)
                 assert txn.change is not None
                 txn.change.policy = "retention"
-    store.delete(gc_plan.delete)
+    found = gc_plan._claims or claims.Claims(store, time.time() - gc_plan.grace_seconds)
+    if not gc_plan.delete and not found.stale:
+        return
+    deleted: list[str] = []
+    me = claims.identity(registry.repo, registry.head(), keep=False)
+    with claims.Deleting(store, me) as note:
+        for start in range(0, len(gc_plan.delete), _BATCH):
+            note.next_batch()  # a write that saw the previous batch's note waits for this
+            held = found.refresh()
+            batch = [d for d in gc_plan.delete[start : start + _BATCH] if d not in held]
+            store.delete(batch)
+            deleted.extend(batch)
+        store.delete_notes(claims.CLAIMS, found.stale)
+    gc_plan.claimed += len(gc_plan.delete) - len(deleted)
+    gc_plan.delete = deleted

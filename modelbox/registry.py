@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -181,7 +182,10 @@ class Registry:
         registry = cls(repo, Settings(branch=branch, store=store))
         with registry.transaction() as txn:
             txn.put(layout.SETTINGS, RegistrySettings(branch=branch, store=store))
-            txn.change = Change("registry.init", ".", "init modelbox registry")
+            # A random id makes every registry's root commit unique, even two inits by
+            # one identity in one second: gc tells registries sharing a store apart by it.
+            txn.change = Change("registry.init", ".", "init modelbox registry",
+                                after=f"registry {uuid.uuid4().hex}")
         return registry
 
     def close(self) -> None:

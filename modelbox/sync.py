@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import canonical, layout, limits, recovery
+from modelbox import canonical, claims, layout, limits, recovery
 from modelbox.documents import parse_settings
 from modelbox.errors import (
     AlreadyExistsError,
@@ -222,8 +222,10 @@ def _stores(registry: Registry, remote: Remote) -> _Stores:
     return _Stores(local, other, shared=False)
 
 
-def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectStore]) -> int:
-    """Copy into ``dest`` each object it lacks from a local folder; return how many."""
+def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectStore],
+             *, pushed: bool = False) -> int:
+    """Copy into ``dest`` each object it lacks from a local folder; return how many
+    (``pushed``: the refs are sent already, and an error must say so)."""
     from modelbox.objects import FileDigest
 
     absent = dest.missing(objects)
@@ -239,8 +241,9 @@ def _deliver(objects: dict[str, int], dest: ObjectStore, sources: list[ObjectSto
     if lost:
         raise StoreError(
             f"{len(lost)} object(s) that pointers need are neither in {dest.url} nor on this "
-            f"machine (sha256:{lost[0]}...); nothing was pushed. Add the files again with "
-            "`modelbox artifact add`"
+            f"machine (sha256:{lost[0]}...); "
+            f"{'the refs were pushed, but a gc deleted them' if pushed else 'nothing was pushed'}"
+            ". Add the files again with `modelbox artifact add`"
         )
     return dest.put_files(items)
 
@@ -355,6 +358,7 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
     updates = _ref_updates(registry, theirs_refs, local_tags)
     if not updates:
         return result
+    delivered: tuple[dict[str, int], ObjectStore, list[ObjectStore]] | None = None
     if branch_ref in updates:
         known = [sha for ref, sha in theirs_refs.items() if ref.startswith("refs/heads/")]
         _check_pushed(registry, theirs, ours, known)
@@ -370,7 +374,14 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
                 )
             objects = _expand(needs, [*stores.copies(), stores.remote])
             result.objects = _deliver(objects, stores.remote, stores.copies())
+            # Claimed for gc in every clone until they have fetched these commits; a gc
+            # racing us is waited for below, then whatever it deleted is put back.
+            claims.claim(stores.remote, claims.identity(repo, ours), objects)
+            delivered = (objects, stores.remote, stores.copies())
     remote.push(updates, {branch_ref: theirs, AUDIT_REF: theirs_refs.get(AUDIT_REF)})
+    if delivered is not None:
+        claims.wait_for_gc(delivered[1])
+        result.objects += _deliver(*delivered, pushed=True)
     result.refs = updates
     _remember(repo, name, {ref: sha for ref, sha in updates.items() if sha is not None})
     return result

@@ -291,20 +291,31 @@ def policy_clear(ctx: Context, model: str) -> None:
 
 
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
-@click.option("--grace", type=click.FloatRange(min=0), default=24.0, show_default=True,
-              help="Hours an unreferenced object is kept (another clone may need it soon).")
+@click.option("--dry-run", is_flag=True, help="Report what would go and what keeps the rest; "
+              "change nothing.")
+@click.option("--grace", type=click.FloatRange(min=0), default=336.0, show_default=True,
+              help="Hours an unreferenced object is kept after it was written or claimed "
+              "(14 days, like git's gc.pruneExpire): other clones' unpushed commits need it.")
 @click.option("--history/--no-history", default=True, show_default=True,
-              help="Keep objects old commits and archived versions need.")
+              help="Keep objects old commits, reflogs and archived versions need.")
+@click.option("--i-own-this-store", "own_store", is_flag=True,
+              help="Collect even though another registry wrote to this store (its objects "
+              "are then deleted): only when that registry is gone or moved to its own store.")
 @json_option
 @pass_ctx
-def gc(ctx: Context, dry_run: bool, grace: float, history: bool, as_json: bool) -> None:
-    """Apply retention policies, then delete store objects nothing references."""
+def gc(ctx: Context, dry_run: bool, grace: float, history: bool, own_store: bool,
+       as_json: bool) -> None:
+    """Apply retention policies, then delete store objects nothing references.
+
+    Kept: what any ref, HEAD, worktree HEAD or recent reflog entry reaches (what git gc
+    keeps), and every object written or claimed by any clone within --grace hours.
+    """
     from modelbox import gc as collector
     from modelbox.artifacts import open_registry_store
 
     store = open_registry_store(ctx.registry)
-    plan = collector.plan(ctx.registry, store, grace * 3600, history=history)
+    plan = collector.plan(ctx.registry, store, grace * 3600, history=history,
+                          own_store=own_store)
     if not dry_run:
         collector.run(ctx.registry, store, plan)
     if as_json:
@@ -317,8 +328,19 @@ def gc(ctx: Context, dry_run: bool, grace: float, history: bool, as_json: bool) 
         echo(f"{verb} delete sha256:{digest}")
     for digest in plan.unreadable:
         echo(f"kept everything: cannot read directory manifest sha256:{digest}", err=True)
+    for writer in plan.foreign:
+        echo(f"warning: another registry ({writer.registry[:12] or 'unknown'}, clone "
+                   f"{writer.where}) writes to this store; --i-own-this-store ignored it",
+                   err=True)
+    echo(plan.roots)
+    echo(f"kept objects written or claimed within the grace period ({grace:g} hours): "
+               f"{plan.young} written, {plan.claimed} claimed by a write in some clone")
+    if plan.others:
+        echo(f"{len(plan.others)} other clone(s) of this registry write to this store "
+                   "(their commits not pushed yet are safe within the grace period): "
+                   + ", ".join(w.where for w in plan.others))
     echo(f"{len(plan.archive)} version(s) archived, {len(plan.delete)} object(s) deleted,"
-               f" {plan.referenced} referenced, {plan.young} too young"
+               f" {plan.referenced} referenced, {plan.young} too young, {plan.claimed} claimed"
                + (" (dry run)" if dry_run else ""))
 
 

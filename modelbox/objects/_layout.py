@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import re
 
+from modelbox.errors import InvalidValueError
 from modelbox.objects.hashing import check_digest
 
 FORMAT = 1
 PREFIX = "sha256"
+NOTES = ("clones", "claims", "gc")
+"""Folders of small JSON notes beside the objects, which gc reads (docs/store.md, "Garbage
+collection"): ``clones/<id>.json`` who writes here, ``claims/<id>-<n>.json`` which objects
+a write is about to reference, ``gc/<id>.json`` a gc deleting right now."""
+_NOTE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
 _KEY = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{62})")
 
 
@@ -23,6 +29,22 @@ def relative_key(digest: str) -> str:
     """
     check_digest(digest)
     return f"{PREFIX}/{digest[:2]}/{digest[2:]}"
+
+
+def is_note(name: str) -> bool:
+    """Whether ``name`` can be a note's name (a writer's temp file cannot)."""
+    return _NOTE.fullmatch(name) is not None
+
+
+def note_key(folder: str, name: str) -> str:
+    """The key of the note ``name`` in ``folder`` (one of :data:`NOTES`).
+
+    Raises:
+        InvalidValueError: not a note folder, or ``name`` is not a plain file name.
+    """
+    if folder not in NOTES or not _NOTE.fullmatch(name):
+        raise InvalidValueError(f"{folder}/{name} is not the name of a store note")
+    return f"{folder}/{name}"
 
 
 def digest_of(key: str) -> str | None:

@@ -18,7 +18,7 @@ from modelbox.limits import CAPS
 from modelbox.objects import transfer
 from modelbox.objects._backend import Backend
 from modelbox.objects._errors import names_missing_bucket
-from modelbox.objects._layout import digest_of, relative_key
+from modelbox.objects._layout import digest_of, is_note, note_key, relative_key
 from modelbox.objects._local import LocalBackend
 from modelbox.objects._progress import Progress, wanted
 from modelbox.objects.cache import HashCache, ObjectCache, default_cache_dir
@@ -272,6 +272,58 @@ class ObjectStore:
             StoreError: the store failed.
         """
         keys = [relative_key(digest) for digest in digests]
+        with self._backend.errors():
+            self._backend.delete(keys)
+
+    # -- notes: small documents gc reads beside the objects ------------------------------
+    def put_note(self, folder: str, name: str, data: bytes) -> None:
+        """Write (or rewrite, which refreshes its time) the note ``folder/name``.
+
+        Raises:
+            InvalidValueError: not a note's name.
+            StoreError: the store failed.
+        """
+        key = note_key(folder, name)
+        with self._backend.errors():
+            self._backend.write_bytes(key, data)
+
+    def notes(self, folder: str) -> dict[str, float]:
+        """Every note in ``folder`` -> when it was last written (seconds since the epoch).
+
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+        note_key(folder, "x")
+        out = {}
+        with self._backend.errors():
+            for key, modified in self._backend.list_ages(folder):
+                name = key[len(folder) + 1 :]
+                if is_note(name):  # not a local writer's temp file (.mbtmp-...)
+                    out[name] = modified
+        return out
+
+    def read_note(self, folder: str, name: str) -> bytes | None:
+        """The note ``folder/name``, or None if it is gone.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        key = note_key(folder, name)
+        with self._backend.errors():
+            try:
+                return self._backend.read_bytes(key)
+            except FileNotFoundError as error:
+                if names_missing_bucket(error):
+                    raise
+                return None
+
+    def delete_notes(self, folder: str, names: Iterable[str]) -> None:
+        """Delete notes; those already gone are ignored.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        keys = [note_key(folder, name) for name in names]
         with self._backend.errors():
             self._backend.delete(keys)
 

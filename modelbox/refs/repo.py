@@ -143,6 +143,11 @@ class GitRepo:
         self._repo.close()
 
     @property
+    def common_dir(self) -> Path:
+        """The git directory shared by every worktree of this repository."""
+        return Path(self._repo.commondir())
+
+    @property
     def raw(self) -> Repo:
         """The dulwich repository underneath (for the other ``modelbox.refs`` modules)."""
         return self._repo
@@ -216,10 +221,13 @@ class GitRepo:
             raise GitError(f"{tree} is not a tree")
         return [(e.path.decode(), e.mode == _DIR_MODE, e.sha.decode()) for e in obj.iteritems()]
 
-    def reachable_blobs(self, roots: Iterable[str], folder: str) -> set[str] | None:
+    def reachable_blobs(
+        self, roots: Iterable[str], folder: str, *, index: bool = False
+    ) -> set[str] | None:
         """Ids of the ``*.json`` blobs below a ``folder`` path segment (``_artifacts``) in
-        every tree reachable from ``roots`` (commits or tags), walked by ``git rev-list``
-        in C — or None when the git CLI is not installed (callers then walk in Python).
+        every tree reachable from ``roots`` (commits or tags), and with ``index`` in the
+        index of every worktree, walked by ``git rev-list`` in C — or None when the git
+        CLI is not installed (callers then walk in Python).
 
         rev-list names each object by the first path it meets it at; a pointer blob is only
         ever stored under ``_artifacts/``, so no pointer can hide behind another path.
@@ -228,7 +236,8 @@ class GitRepo:
         if git is None:
             return None
         proc = subprocess.run(
-            [git, "--git-dir", str(self.git_dir), "rev-list", "--objects", "--stdin"],
+            [git, "--git-dir", str(self.git_dir), "rev-list", "--objects", "--stdin",
+             *(["--indexed-objects"] if index else [])],
             input="\n".join(roots) + "\n", capture_output=True, text=True, check=False,
             env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
         )
