@@ -17,6 +17,10 @@ from typing import NamedTuple
 
 MODELBOX = str(Path(sys.executable).with_name("modelbox"))
 
+# Caches that read commands fill (history records): derived data, not registry state, so a
+# refused command may still have written them.
+READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl")
+
 
 class Proc(NamedTuple):
     """What one real ``modelbox`` process returned."""
@@ -51,7 +55,8 @@ def assert_refused(code: int, err: str, *needles: str) -> None:
 def fingerprint(*roots: Path, ignore: Iterable[str] = ()) -> dict[str, str]:
     """Every entry under ``roots`` (``.git`` included, symlinks not followed) with its kind,
     mode and content digest: equal fingerprints mean nothing was written, moved or removed.
-    Entries whose path relative to their root starts with one of ``ignore`` are skipped."""
+    Entries whose path relative to their root starts with one of ``ignore`` are skipped, and
+    so are the history caches of :data:`READ_CACHES` wherever they are."""
     skip = tuple(ignore)
     seen: dict[str, str] = {}
     for root in roots:
@@ -63,7 +68,7 @@ def fingerprint(*roots: Path, ignore: Iterable[str] = ()) -> dict[str, str]:
             for name in [*dirs, *sorted(files)]:
                 path = Path(folder, name)
                 rel = str(path.relative_to(root))
-                if skip and rel.startswith(skip):
+                if (skip and rel.startswith(skip)) or rel.endswith(READ_CACHES):
                     continue
                 st = path.lstat()
                 key = f"{root}/{rel}"
