@@ -1,0 +1,347 @@
+"""No store operation hangs: a silent, full or frozen endpoint ends in one line, in time.
+
+Each hostile server is real and on loopback: a socket that accepts connections and never
+answers, a socket whose backlog is full (connections are never accepted), a SeaweedFS
+frozen with SIGSTOP in the middle of an upload, and a throttling proxy in front of
+SeaweedFS that is slow but never silent (which must not time out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from hostile import assert_refused, fingerprint, modelbox
+from s3server import S3Server, running_s3_server
+
+from modelbox.errors import InvalidValueError, StoreError, StoreTimeoutError
+from modelbox.objects import open_store
+
+if TYPE_CHECKING:
+    from conftest import Run
+
+BUCKET = "modelbox-timeouts"
+MODEL = "ai/timeouts"
+TIGHT = {  # small enough for a test, as a user would set them
+    "MODELBOX_STORE_CONNECT_TIMEOUT": "1",
+    "MODELBOX_STORE_READ_TIMEOUT": "1",
+    "MODELBOX_STORE_ATTEMPTS": "2",
+}
+BOUND_S = 20.0
+"""2 attempts of 1 s, botocore's backoff, and a CLI process starting: far less than this."""
+
+
+# Hostile servers
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts every connection and never sends a byte."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    over = threading.Event()
+
+    def accept() -> None:
+        while not over.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        over.set()
+        thread.join(5)
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+@pytest.fixture
+def full_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full: new connections are never completed."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    try:
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+class Throttle:
+    """A TCP proxy to ``target`` that moves at most ``rate`` bytes/s each way, 64 KiB at a
+    time: slow, never silent for long."""
+
+    def __init__(self, target: tuple[str, int], rate: float) -> None:
+        self.target, self.rate = target, rate
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port: int = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+                server = socket.create_connection(self.target)
+            except OSError:
+                return
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(64 << 10):
+                time.sleep(len(data) / self.rate)
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        self.listener.close()
+        for connection in self.sockets:
+            connection.close()
+
+
+# A registry on S3
+
+
+def s3_env(endpoint: str, server: S3Server | None = None) -> dict[str, str]:
+    """The variables of a CLI process whose store is a prefix of BUCKET at ``endpoint``."""
+    env = {
+        "AWS_ACCESS_KEY_ID": server.access_key if server else "key",
+        "AWS_SECRET_ACCESS_KEY": server.secret_key if server else "secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "MODELBOX_STORE": f"s3://{BUCKET}/{uuid.uuid4().hex}",
+    }
+    return env
+
+
+def new_registry(path: Path, run: Run) -> Path:
+    """A registry with MODEL@v1, made in-process (no store is contacted to make it)."""
+    for argv in (("init", path), ("--repo", path, "model", "create", MODEL),
+                 ("--repo", path, "version", "create", MODEL, "v1")):
+        assert run(*argv).code == 0
+    return path
+
+
+def artifact(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def assert_timed_out(code: int, err: str, port: int, what: str, started: float) -> None:
+    assert time.monotonic() - started < BOUND_S, err
+    assert_refused(code, err, f"http://127.0.0.1:{port}", f"did not {what} within 1 s",
+                   "(2 attempts)", "MODELBOX_STORE_READ_TIMEOUT")
+
+
+# 1. An endpoint that accepts and never answers; one that never accepts
+
+
+@pytest.mark.parametrize("size", [100_000, 9 << 20], ids=["single-put", "multipart"])
+def test_add_to_a_silent_endpoint_ends_in_one_line(
+    tmp_path: Path, run: Run, silent_port: int, size: int
+) -> None:
+    env = {**s3_env(f"http://127.0.0.1:{silent_port}"), **TIGHT}
+    reg = new_registry(tmp_path / "reg", run)
+    source = artifact(tmp_path / "model.bin", size)
+    objects = Path(os.environ["MODELBOX_CACHE_DIR"]) / "objects"
+    before = fingerprint(reg, objects)
+    started = time.monotonic()
+    code, _, err = modelbox("--repo", reg, "artifact", "add", f"{MODEL}@v1", source, env=env)
+    assert_timed_out(code, err, silent_port, "answer", started)
+    assert fingerprint(reg, objects) == before
+
+
+def test_add_to_an_endpoint_that_never_accepts_ends_in_one_line(
+    tmp_path: Path, run: Run, full_port: int
+) -> None:
+    env = {**s3_env(f"http://127.0.0.1:{full_port}"), **TIGHT}
+    reg = new_registry(tmp_path / "reg", run)
+    source = artifact(tmp_path / "model.bin", 100_000)
+    before = fingerprint(reg)
+    started = time.monotonic()
+    code, _, err = modelbox("--repo", reg, "artifact", "add", f"{MODEL}@v1", source, env=env)
+    assert_timed_out(code, err, full_port, "accept a connection", started)
+    assert fingerprint(reg) == before
+
+
+@pytest.mark.parametrize("size", [100_000, 20 << 20], ids=["single-get", "ranged-gets"])
+def test_get_from_a_silent_endpoint_ends_in_one_line(
+    tmp_path: Path, run: Run, s3_server: S3Server, silent_port: int, size: int
+) -> None:
+    s3_server.create_bucket(BUCKET)
+    env = s3_env(s3_server.endpoint, s3_server)
+    reg = new_registry(tmp_path / "reg", run)
+    source = artifact(tmp_path / "model.bin", size)
+    code, _, err = modelbox("--repo", reg, "artifact", "add", f"{MODEL}@v1", source, env=env)
+    assert code == 0, err
+    # The same store, now behind an endpoint that never answers; a cache that lacks it.
+    cache = tmp_path / "fresh-cache"
+    env |= {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent_port}",
+            "MODELBOX_CACHE_DIR": str(cache), **TIGHT}
+    out = tmp_path / "out"
+    before = fingerprint(reg, out)
+    started = time.monotonic()
+    code, _, err = modelbox("--repo", reg, "get", f"{MODEL}@v1", "-o", out, env=env)
+    assert_timed_out(code, err, silent_port, "answer", started)
+    assert fingerprint(reg, out) == before
+    assert not [path for path in cache.rglob("*") if not path.is_dir()]
+
+
+def test_an_explicit_fsspec_configuration_wins_over_the_defaults(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_env(f"http://127.0.0.1:{silent_port}").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MODELBOX_STORE_READ_TIMEOUT", "600")
+    monkeypatch.setenv(
+        "FSSPEC_S3",
+        '{"config_kwargs": {"read_timeout": 1, "retries": {"total_max_attempts": 1}}}',
+    )
+    started = time.monotonic()
+    with pytest.raises(StoreTimeoutError, match=r"within 1 s \(1 attempt\)"):
+        open_store(os.environ["MODELBOX_STORE"]).missing(["0" * 64])
+    assert time.monotonic() - started < 10
+
+
+def test_an_http_store_that_never_answers_ends_in_time(
+    tmp_path: Path, silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELBOX_STORE_READ_TIMEOUT", "1")
+    store = open_store(f"http://127.0.0.1:{silent_port}/store")
+    started = time.monotonic()
+    # fsspec's HTTP filesystem reports what it could not read as missing: a StoreError.
+    with pytest.raises(StoreError):
+        store.get_files([("0" * 64, 10, tmp_path / "out" / "x")])
+    assert time.monotonic() - started < BOUND_S
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MODELBOX_STORE_READ_TIMEOUT", "soon"),
+        ("MODELBOX_STORE_READ_TIMEOUT", "0"),
+        ("MODELBOX_STORE_CONNECT_TIMEOUT", "-1"),
+        ("MODELBOX_STORE_CONNECT_TIMEOUT", "nan"),
+        ("MODELBOX_STORE_READ_TIMEOUT", "inf"),
+        ("MODELBOX_STORE_ATTEMPTS", "0"),
+        ("MODELBOX_STORE_ATTEMPTS", "2.5"),
+        ("MODELBOX_STORE_ATTEMPTS", "1000000"),
+    ],
+)
+def test_a_malformed_timeout_setting_is_named(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidValueError, match=name):
+        open_store("s3://bucket/prefix")
+
+
+# 2. A real server frozen (SIGSTOP) in the middle of an upload
+
+
+def _upload_started(server: S3Server) -> bool:
+    with contextlib.suppress(OSError):
+        answer = server.client().call_s3("list_multipart_uploads", Bucket=BUCKET)
+        return bool(answer.get("Uploads"))
+    return False
+
+
+@pytest.mark.stress
+def test_a_server_frozen_during_an_upload_ends_in_one_line_and_a_rerun_succeeds(
+    tmp_path: Path, run: Run
+) -> None:
+    with running_s3_server(tmp_path / "frozen-s3") as server:
+        server.create_bucket(BUCKET)
+        env = {**s3_env(server.endpoint, server), **TIGHT, "MODELBOX_STORE_READ_TIMEOUT": "2"}
+        reg = new_registry(tmp_path / "reg", run)
+        source = artifact(tmp_path / "model.bin", 48 << 20)
+        before = fingerprint(reg)
+        command: list[str | Path] = ["--repo", reg, "artifact", "add", f"{MODEL}@v1", source]
+        thread_result: list[tuple[int, str, str]] = []
+        adder = threading.Thread(
+            target=lambda: thread_result.append(modelbox(*command, env=env)), daemon=True
+        )
+        adder.start()
+        deadline = time.monotonic() + 60
+        while not _upload_started(server) and adder.is_alive():
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.01)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            frozen = time.monotonic()
+            adder.join(BOUND_S + 10)
+            assert not adder.is_alive(), "artifact add hangs on a frozen server"
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        code, _, err = thread_result[0]
+        assert time.monotonic() - frozen < BOUND_S + 2, err
+        assert_refused(code, err, server.endpoint, "did not answer within 2 s", "(2 attempts)")
+        assert fingerprint(reg) == before
+        # Nothing under a final key; the re-run sends the whole file and records it.
+        store = server.client()
+        assert not store.find(f"{BUCKET}/{env['MODELBOX_STORE'].split('/')[-1]}/sha256")
+        code, out, err = modelbox(*command, env=env)
+        assert code == 0, err
+        assert "Added" in out
+
+
+# 3. A slow server that keeps sending is not a stall
+
+
+def test_a_slow_server_that_keeps_sending_is_not_timed_out(
+    tmp_path: Path, run: Run, s3_server: S3Server
+) -> None:
+    s3_server.create_bucket(BUCKET)
+    host, port = s3_server.endpoint.removeprefix("http://").split(":")
+    proxy = Throttle((host, int(port)), rate=6 << 20)
+    try:
+        env = {**s3_env(f"http://127.0.0.1:{proxy.port}", s3_server), **TIGHT}
+        reg = new_registry(tmp_path / "reg", run)
+        source = artifact(tmp_path / "model.bin", 12 << 20)  # two parts, each > 1 s
+        started = time.monotonic()
+        code, _, err = modelbox("--repo", reg, "artifact", "add", f"{MODEL}@v1", source,
+                                env=env)
+        assert code == 0, err
+        assert time.monotonic() - started > 2  # slower than a read timeout, all the same
+        env["MODELBOX_CACHE_DIR"] = str(tmp_path / "fresh-cache")
+        code, _, err = modelbox("--repo", reg, "get", f"{MODEL}@v1", "-o", tmp_path / "out",
+                                env=env)
+        assert code == 0, err
+        assert (tmp_path / "out" / "model.bin").read_bytes() == source.read_bytes()
+    finally:
+        proxy.close()
