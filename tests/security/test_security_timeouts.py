@@ -271,6 +271,23 @@ def test_a_malformed_timeout_setting_is_named(
         open_store("s3://bucket/prefix")
 
 
+def test_a_changed_timeout_setting_takes_effect_in_a_long_lived_process(
+    tmp_path: Path, run: Run, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_server.create_bucket(BUCKET)
+    for name, value in s3_env(s3_server.endpoint, s3_server).items():
+        monkeypatch.setenv(name, value)
+    reg = new_registry(tmp_path / "reg", run)
+    first = artifact(tmp_path / "first.bin", 1000)
+    assert run("--repo", reg, "artifact", "add", f"{MODEL}@v1", first).code == 0
+    # The same process (an API client, a notebook) opens the store again: its client,
+    # cached per environment, must not keep the old policy.
+    monkeypatch.setenv("MODELBOX_STORE_READ_TIMEOUT", "soon")
+    second = artifact(tmp_path / "second.bin", 1000)
+    code, _, err = run("--repo", reg, "artifact", "add", f"{MODEL}@v1", second)
+    assert_refused(code, err, "MODELBOX_STORE_READ_TIMEOUT='soon'")
+
+
 # 2. A real server frozen (SIGSTOP) in the middle of an upload
 
 
