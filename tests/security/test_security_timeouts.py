@@ -15,12 +15,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from hostile import assert_refused, fingerprint, modelbox
+from hostile import Proc, assert_refused, fingerprint, modelbox
 from s3server import S3Server, running_s3_server
 
 from modelbox.errors import InvalidValueError, StoreError, StoreTimeoutError
@@ -288,7 +288,15 @@ def test_a_changed_timeout_setting_takes_effect_in_a_long_lived_process(
     assert_refused(code, err, "MODELBOX_STORE_READ_TIMEOUT='soon'")
 
 
-# 2. A real server frozen (SIGSTOP) in the middle of an upload
+# 2. A real server frozen (SIGSTOP) in the middle of an upload or a download
+
+
+@pytest.fixture(scope="module")
+def own_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A SeaweedFS of this module's own, to freeze: never the session's shared one."""
+    with running_s3_server(tmp_path_factory.mktemp("frozen-s3")) as server:
+        server.create_bucket(BUCKET)
+        yield server
 
 
 def _upload_started(server: S3Server) -> bool:
@@ -298,43 +306,76 @@ def _upload_started(server: S3Server) -> bool:
     return False
 
 
+def _download_started(cache: Path) -> bool:
+    return any(path.name.startswith(".mbtmp-") for path in cache.rglob("*"))
+
+
+def _freeze_once(server: S3Server, argv: list[str | Path], env: dict[str, str],
+                 started: Callable[[], bool]) -> tuple[Proc, float]:
+    """Run the CLI, SIGSTOP the server as soon as ``started()``; SIGCONT it once the CLI
+    has ended. Returns what the CLI returned and how long it took after the freeze."""
+    result: list[Proc] = []
+    worker = threading.Thread(target=lambda: result.append(modelbox(*argv, env=env)),
+                              daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not started() and worker.is_alive():
+        assert time.monotonic() < deadline, "the transfer never started"
+        time.sleep(0.01)
+    os.kill(server.process.pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        worker.join(BOUND_S + 10)
+        assert not worker.is_alive(), f"{argv} hangs on a frozen server"
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    return result[0], time.monotonic() - frozen
+
+
 @pytest.mark.stress
 def test_a_server_frozen_during_an_upload_ends_in_one_line_and_a_rerun_succeeds(
-    tmp_path: Path, run: Run
+    tmp_path: Path, run: Run, own_s3: S3Server
 ) -> None:
-    with running_s3_server(tmp_path / "frozen-s3") as server:
-        server.create_bucket(BUCKET)
-        env = {**s3_env(server.endpoint, server), **TIGHT, "MODELBOX_STORE_READ_TIMEOUT": "2"}
-        reg = new_registry(tmp_path / "reg", run)
-        source = artifact(tmp_path / "model.bin", 48 << 20)
-        before = fingerprint(reg)
-        command: list[str | Path] = ["--repo", reg, "artifact", "add", f"{MODEL}@v1", source]
-        thread_result: list[tuple[int, str, str]] = []
-        adder = threading.Thread(
-            target=lambda: thread_result.append(modelbox(*command, env=env)), daemon=True
-        )
-        adder.start()
-        deadline = time.monotonic() + 60
-        while not _upload_started(server) and adder.is_alive():
-            assert time.monotonic() < deadline, "the upload never started"
-            time.sleep(0.01)
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
-            frozen = time.monotonic()
-            adder.join(BOUND_S + 10)
-            assert not adder.is_alive(), "artifact add hangs on a frozen server"
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
-        code, _, err = thread_result[0]
-        assert time.monotonic() - frozen < BOUND_S + 2, err
-        assert_refused(code, err, server.endpoint, "did not answer within 2 s", "(2 attempts)")
-        assert fingerprint(reg) == before
-        # Nothing under a final key; the re-run sends the whole file and records it.
-        store = server.client()
-        assert not store.find(f"{BUCKET}/{env['MODELBOX_STORE'].split('/')[-1]}/sha256")
-        code, out, err = modelbox(*command, env=env)
-        assert code == 0, err
-        assert "Added" in out
+    env = {**s3_env(own_s3.endpoint, own_s3), **TIGHT, "MODELBOX_STORE_READ_TIMEOUT": "2"}
+    reg = new_registry(tmp_path / "reg", run)
+    source = artifact(tmp_path / "model.bin", 48 << 20)
+    before = fingerprint(reg)
+    argv: list[str | Path] = ["--repo", reg, "artifact", "add", f"{MODEL}@v1", source]
+    (code, _, err), took = _freeze_once(own_s3, argv, env, lambda: _upload_started(own_s3))
+    assert took < BOUND_S, err
+    assert_refused(code, err, own_s3.endpoint, "did not answer within 2 s", "(2 attempts)")
+    assert fingerprint(reg) == before
+    # Nothing under a final key; the re-run sends the whole file and records it.
+    prefix = env["MODELBOX_STORE"].removeprefix("s3://")
+    assert not own_s3.client().find(f"{prefix}/sha256")
+    code, out, err = modelbox(*argv, env=env)
+    assert code == 0, err
+    assert "Added" in out
+
+
+@pytest.mark.stress
+def test_a_server_frozen_during_a_download_ends_in_one_line_and_a_rerun_succeeds(
+    tmp_path: Path, run: Run, own_s3: S3Server
+) -> None:
+    env = {**s3_env(own_s3.endpoint, own_s3), **TIGHT, "MODELBOX_STORE_READ_TIMEOUT": "2"}
+    reg = new_registry(tmp_path / "reg", run)
+    source = artifact(tmp_path / "model.bin", 48 << 20)
+    code, _, err = modelbox("--repo", reg, "artifact", "add", f"{MODEL}@v1", source, env=env)
+    assert code == 0, err
+    cache = tmp_path / "fresh-cache"
+    cache.mkdir()
+    env["MODELBOX_CACHE_DIR"] = str(cache)
+    out = tmp_path / "out"
+    before = fingerprint(reg, out)
+    argv: list[str | Path] = ["--repo", reg, "get", f"{MODEL}@v1", "-o", out]
+    (code, _, err), took = _freeze_once(own_s3, argv, env, lambda: _download_started(cache))
+    assert took < BOUND_S, err
+    assert_refused(code, err, own_s3.endpoint, "did not answer within 2 s", "(2 attempts)")
+    assert fingerprint(reg, out) == before
+    assert not [path for path in cache.rglob("*") if not path.is_dir()]
+    code, _, err = modelbox(*argv, env=env)
+    assert code == 0, err
+    assert (out / "model.bin").read_bytes() == source.read_bytes()
 
 
 # 3. A slow server that keeps sending is not a stall
