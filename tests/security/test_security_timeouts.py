@@ -299,11 +299,16 @@ def own_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
 
 
-def _upload_started(server: S3Server) -> bool:
-    with contextlib.suppress(OSError):
-        answer = server.client().call_s3("list_multipart_uploads", Bucket=BUCKET)
-        return bool(answer.get("Uploads"))
-    return False
+def _upload_started(server: S3Server) -> Callable[[], bool]:
+    client = server.client()  # once: a new client costs more than a poll's interval
+
+    def started() -> bool:
+        with contextlib.suppress(OSError):
+            answer = client.call_s3("list_multipart_uploads", Bucket=BUCKET)
+            return bool(answer.get("Uploads"))
+        return False
+
+    return started
 
 
 def _download_started(cache: Path) -> bool:
@@ -319,7 +324,8 @@ def _freeze_once(server: S3Server, argv: list[str | Path], env: dict[str, str],
                               daemon=True)
     worker.start()
     deadline = time.monotonic() + 60
-    while not started() and worker.is_alive():
+    while not started():
+        assert worker.is_alive(), f"the transfer ended before it could be frozen: {result}"
         assert time.monotonic() < deadline, "the transfer never started"
         time.sleep(0.01)
     os.kill(server.process.pid, signal.SIGSTOP)
@@ -341,7 +347,7 @@ def test_a_server_frozen_during_an_upload_ends_in_one_line_and_a_rerun_succeeds(
     source = artifact(tmp_path / "model.bin", 48 << 20)
     before = fingerprint(reg)
     argv: list[str | Path] = ["--repo", reg, "artifact", "add", f"{MODEL}@v1", source]
-    (code, _, err), took = _freeze_once(own_s3, argv, env, lambda: _upload_started(own_s3))
+    (code, _, err), took = _freeze_once(own_s3, argv, env, _upload_started(own_s3))
     assert took < BOUND_S, err
     assert_refused(code, err, own_s3.endpoint, "did not answer within 2 s", "(2 attempts)")
     assert fingerprint(reg) == before
