@@ -221,6 +221,19 @@ def test_get_from_a_silent_endpoint_ends_in_one_line(
     assert not [path for path in cache.rglob("*") if not path.is_dir()]
 
 
+def test_tracking_a_file_behind_a_silent_endpoint_ends_in_one_line(
+    tmp_path: Path, run: Run, silent_port: int
+) -> None:
+    env = {**s3_env(f"http://127.0.0.1:{silent_port}"), **TIGHT}
+    reg = new_registry(tmp_path / "reg", run)
+    before = fingerprint(reg)
+    started = time.monotonic()
+    code, _, err = modelbox("--repo", reg, "artifact", "track", f"{MODEL}@v1",
+                            f"s3://{BUCKET}/elsewhere/report.html", env=env)
+    assert_timed_out(code, err, silent_port, "answer", started)
+    assert fingerprint(reg) == before
+
+
 def test_an_explicit_fsspec_configuration_wins_over_the_defaults(
     silent_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
