@@ -170,7 +170,7 @@ def assert_timed_out(code: int, err: str, port: int, what: str, started: float) 
 # 1. An endpoint that accepts and never answers; one that never accepts
 
 
-@pytest.mark.parametrize("size", [100_000, 9 << 20], ids=["single-put", "multipart"])
+@pytest.mark.parametrize("size", [100_000, 9 << 20], ids=["small-file", "large-file"])
 def test_add_to_a_silent_endpoint_ends_in_one_line(
     tmp_path: Path, run: Run, silent_port: int, size: int
 ) -> None:
@@ -198,7 +198,7 @@ def test_add_to_an_endpoint_that_never_accepts_ends_in_one_line(
     assert fingerprint(reg) == before
 
 
-@pytest.mark.parametrize("size", [100_000, 20 << 20], ids=["single-get", "ranged-gets"])
+@pytest.mark.parametrize("size", [100_000, 20 << 20], ids=["small-file", "large-file"])
 def test_get_from_a_silent_endpoint_ends_in_one_line(
     tmp_path: Path, run: Run, s3_server: S3Server, silent_port: int, size: int
 ) -> None:
