@@ -47,8 +47,8 @@ class WatchedSession(AIOHTTPSession):  # type: ignore[misc]  # its base is untyp
         body = request.body
         stall = self._timeout.sock_read
         # botocore hands a PUT's content over as a BytesIO (rewound before each attempt).
-        if not isinstance(body, (io.BytesIO, bytes, bytearray)) or not stall:
-            return await super().send(request)
+        if not isinstance(body, (io.BytesIO, bytes, bytearray)) or not body or not stall:
+            return await super().send(request)  # (a BytesIO is truthy even when empty)
         flow = _Flow(body)
         request.body = flow.slices()
         try:
