@@ -109,7 +109,8 @@ def open_registry_store(registry: Registry) -> ObjectStore:
     """The registry's store, opened once per process for the same URL and environment:
     a new S3 client costs ~0.1-0.2 s, more than re-adding an unchanged file should."""
     settings = tuple(sorted(
-        (k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "FSSPEC_"))
+        (k, v) for k, v in os.environ.items()
+        if k.startswith(("AWS_", "FSSPEC_", "MODELBOX_STORE_"))  # _STORE_: its timeouts
     ))
     return _open_store(store_url(registry), settings)
 

@@ -30,6 +30,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     └── StoreError                the object store failed
         ├── StoreAccessError      missing or refused credentials, no permission
         ├── StoreUnreachableError the store's endpoint cannot be reached
+        │   └── StoreTimeoutError  it did not answer in time, retries included
         ├── ObjectMissingError    an object a pointer needs is not in the store
         ├── ObjectCorruptError    an object's bytes do not match its checksum
         ├── ObjectTooLargeError   an object read as a document is larger than its cap
@@ -68,6 +69,7 @@ __all__ = [
     "StoreAccessError",
     "StoreError",
     "StoreSharedError",
+    "StoreTimeoutError",
     "StoreUnreachableError",
     "TagConflictError",
     "TagNotFoundError",
@@ -269,6 +271,21 @@ class StoreAccessError(StoreError):
 
 class StoreUnreachableError(StoreError):
     """The store's endpoint could not be reached."""
+
+
+class StoreTimeoutError(StoreUnreachableError):
+    """The store's endpoint accepted no connection, or sent nothing, within the timeout, on
+    every attempt."""
+
+    def __init__(self, endpoint: str, what: str, seconds: float, attempts: int) -> None:
+        self.endpoint, self.seconds, self.attempts = endpoint, seconds, attempts
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        super().__init__(
+            f"the store at {endpoint} did not {what} within {seconds:g} s ({tries}); "
+            "check that the endpoint is up and reachable (AWS_ENDPOINT_URL for S3), or "
+            "raise MODELBOX_STORE_CONNECT_TIMEOUT, MODELBOX_STORE_READ_TIMEOUT or "
+            "MODELBOX_STORE_ATTEMPTS"
+        )
 
 
 class ObjectMissingError(StoreError):

@@ -11,7 +11,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from modelbox.errors import StoreAccessError, StoreError, StoreUnreachableError
+from modelbox.errors import (
+    StoreAccessError,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnreachableError,
+)
+from modelbox.objects._timeouts import Timeouts
 
 _CREDENTIAL_HINTS = {
     "s3": "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
@@ -40,11 +46,16 @@ def local_errors(what: str) -> Iterator[None]:
 
 
 @contextmanager
-def fsspec_errors(url: str, protocol: str, endpoint: str | None = None) -> Iterator[None]:
+def fsspec_errors(
+    url: str, protocol: str, endpoint: str | None = None, timeouts: Timeouts | None = None
+) -> Iterator[None]:
     """Turn errors of fsspec, s3fs, botocore and aiohttp about the store at ``url`` into ours.
+
+    ``timeouts`` is the policy the store's client was given, to say what ran out.
 
     Raises:
         StoreAccessError: credentials are missing or refused, or permission is denied.
+        StoreTimeoutError: the endpoint did not connect or answer in time, on every attempt.
         StoreUnreachableError: the endpoint cannot be connected to or does not answer in time.
         StoreError: anything else the store refused, such as a bucket that does not exist.
     """
@@ -54,8 +65,15 @@ def fsspec_errors(url: str, protocol: str, endpoint: str | None = None) -> Itera
         f"(FSSPEC_{protocol.upper()}_* variables or ~/.config/fsspec)",
     )
     where = f"{url} at {endpoint}" if endpoint else url
+    policy = timeouts or Timeouts()
     try:
         yield
+    except _connect_timeouts() as error:
+        raise StoreTimeoutError(
+            endpoint or url, "accept a connection", policy.connect, policy.attempts
+        ) from error
+    except _read_timeouts() as error:
+        raise StoreTimeoutError(endpoint or url, "answer", policy.read, policy.attempts) from error
     except PermissionError as error:
         raise StoreAccessError(f"access to {url} was refused ({_reason(error)}): {hint}") from error
     except FileNotFoundError as error:
@@ -103,6 +121,31 @@ def _credential_errors() -> tuple[type[BaseException], ...]:
     return tuple(getattr(exceptions, name) for name in names if hasattr(exceptions, name))
 
 
+def _connect_timeouts() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = []
+    exceptions = sys.modules.get("botocore.exceptions")
+    if exceptions is not None:
+        found.append(exceptions.ConnectTimeoutError)
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and hasattr(aiohttp, "ConnectionTimeoutError"):  # aiohttp >= 3.10
+        found.append(aiohttp.ConnectionTimeoutError)
+    return tuple(found)
+
+
+def _read_timeouts() -> tuple[type[BaseException], ...]:
+    # botocore's ReadTimeoutError (aiobotocore's too, raised while a body streams), aiohttp's
+    # timeouts (fsspec's HTTP), asyncio's and fsspec's: each is a TimeoutError or one of
+    # botocore's. A plain OS-level ETIMEDOUT is a TimeoutError as well, and means the same.
+    found: list[type[BaseException]] = [TimeoutError]
+    exceptions = sys.modules.get("botocore.exceptions")
+    if exceptions is not None:
+        found.append(exceptions.ReadTimeoutError)
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        found.append(asyncio.TimeoutError)
+    return tuple(found)
+
+
 def _connection_errors() -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = []
     exceptions = sys.modules.get("botocore.exceptions")
@@ -139,6 +182,11 @@ def _reason(error: OSError) -> str:
     if code.isdigit() or code == message:
         return f"{code} {message}" if code != message else code
     return code
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether ``error`` says that the store did not connect or answer in time."""
+    return isinstance(error, (*_connect_timeouts(), *_read_timeouts()))
 
 
 def cleanup_errors() -> tuple[type[BaseException], ...]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from modelbox.errors import InvalidValueError
 from modelbox.objects._backend import Bulk, Reader
-from modelbox.objects._errors import cleanup_errors, fsspec_errors
+from modelbox.objects._errors import cleanup_errors, fsspec_errors, timed_out
 from modelbox.objects._layout import digest_of
 from modelbox.objects._malloc import pin_mmap_threshold
 from modelbox.objects._s3 import (
@@ -30,9 +30,11 @@ from modelbox.objects._s3 import (
     S3Bulk,
     checksum,
     client_options,
+    effective_timeouts,
     part_size,
 )
 from modelbox.objects._s3check import check_s3_options
+from modelbox.objects._timeouts import Timeouts, from_environment
 from modelbox.objects.hashing import FileDigest, read_verified
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 _FEW = 32
 """Up to this many keys, ``existing`` asks about each; above, it lists the store once."""
 _EXISTS_JOBS = 8
+_HTTP = frozenset({"http", "https"})
 _BUFFER_BUDGET = UPLOAD_BUDGET
 """Bytes of object content held in memory at once by all transfers of one store.
 
@@ -63,7 +66,8 @@ def open_remote(url: str) -> FsspecBackend:
     except (ValueError, ImportError) as error:
         raise InvalidValueError(f"cannot use the store {url}: {error}") from error
     protocols = cls.protocol if isinstance(cls.protocol, (tuple, list)) else (cls.protocol,)
-    options = _default_options(protocols)
+    timeouts = from_environment()
+    options = _default_options(protocols, timeouts)
     configured = _fsspec_config(protocols)
     ours, theirs = options.get("client_kwargs"), configured.get("client_kwargs")
     if isinstance(ours, dict) and isinstance(theirs, dict):
@@ -75,12 +79,19 @@ def open_remote(url: str) -> FsspecBackend:
     endpoint = options.get("endpoint_url") or client_kwargs.get("endpoint_url")
     try:
         if "s3" in protocols:
-            options = client_options(options)
+            options = client_options(options, timeouts)
+            timeouts = effective_timeouts(options, timeouts)
+        elif not _HTTP.isdisjoint(protocols):
+            timeouts = Timeouts(timeouts.connect, timeouts.read, 1)  # fsspec's HTTP: no retries
         fs, root = fsspec.core.url_to_fs(url, **options)
     except (ValueError, TypeError) as error:
         raise InvalidValueError(f"cannot use the store {url}: {error}") from error
+    if "s3" in protocols:
+        # s3fs retries a timed-out request 5 times on top of botocore's own attempts (25
+        # tries of a silent endpoint, 15 s each by default): botocore's attempts suffice.
+        fs.retries = 1
     pin_mmap_threshold()
-    return FsspecBackend(fs, url.rstrip("/"), root.rstrip("/"), protocol, endpoint)
+    return FsspecBackend(fs, url.rstrip("/"), root.rstrip("/"), protocol, endpoint, timeouts)
 
 
 def _fsspec_config(protocols: Iterable[str]) -> dict[str, Any]:
@@ -101,8 +112,18 @@ def _fsspec_config(protocols: Iterable[str]) -> dict[str, Any]:
     return merged
 
 
-def _default_options(protocols: Iterable[str]) -> dict[str, Any]:
+def _default_options(protocols: Iterable[str], timeouts: Timeouts) -> dict[str, Any]:
     options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
+    if not _HTTP.isdisjoint(protocols):
+        import aiohttp
+
+        # fsspec's HTTP filesystem hands client_kwargs to aiohttp.ClientSession, whose
+        # default (5 minutes in all, no read timeout) would let a silent server hold a
+        # transfer for minutes or, through a slow trickle, forever.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+        options["client_kwargs"] = {"timeout": timeout}
     if "s3" not in protocols:
         return options
     options.update(
@@ -128,15 +149,19 @@ def _default_options(protocols: Iterable[str]) -> dict[str, Any]:
 class FsspecBackend:
     """Objects in an fsspec filesystem under ``root`` (the URL without its protocol)."""
 
-    def __init__(self, fs: Any, url: str, root: str, protocol: str, endpoint: str | None) -> None:
+    def __init__(
+        self, fs: Any, url: str, root: str, protocol: str, endpoint: str | None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
         self.fs = fs
         self.url = url
         self.root = root
         self.protocol = protocol
         self.endpoint = endpoint
+        self.timeouts = timeouts or Timeouts()
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self._is_s3 = "s3" in protocols
-        self.bulk: Bulk | None = S3Bulk(fs, url, root) if self._is_s3 else None
+        self.bulk: Bulk | None = S3Bulk(fs, url, root, self.timeouts) if self._is_s3 else None
         self.read_size = PART_SIZE
         self._budget = _ByteBudget(_BUFFER_BUDGET)
 
@@ -147,7 +172,7 @@ class FsspecBackend:
         return f"{self.url}/{key}"
 
     def errors(self) -> AbstractContextManager[None]:
-        return fsspec_errors(self.url, self.protocol, self.endpoint)
+        return fsspec_errors(self.url, self.protocol, self.endpoint, self.timeouts)
 
     def existing(self, keys: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(keys))
@@ -244,7 +269,9 @@ class FsspecBackend:
             self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=name, UploadId=upload_id)
         except cleanup_errors() as error:
             # The parts stay invisible; a bucket lifecycle rule (docs/store.md) reaps them.
-            logger.warning("could not abort the multipart upload of %s/%s: %s", bucket, name, error)
+            # A store that timed out was already reported as such: say it once.
+            report = logger.debug if timed_out(error) else logger.warning
+            report("could not abort the multipart upload of %s/%s: %s", bucket, name, error)
 
     def _upload_via_temp(
         self, chunks: Iterator[bytes], key: str, advance: Callable[[int], None]

@@ -39,9 +39,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelbox.errors import ObjectMissingError, StoreError
 from modelbox.objects import _aio, packs
-from modelbox.objects._errors import cleanup_errors, local_errors, names_missing_bucket
+from modelbox.objects._errors import (
+    cleanup_errors,
+    local_errors,
+    names_missing_bucket,
+    timed_out,
+)
 from modelbox.objects._files import AtomicFile
 from modelbox.objects._layout import relative_key
+from modelbox.objects._timeouts import Timeouts
 from modelbox.objects.cache import check_received
 from modelbox.objects.hashing import FileDigest, read_verified
 
@@ -89,8 +95,12 @@ _SESSION_OPTIONS = ("profile", "session_vars", "event_hooks", "include_builtin_h
 """The options s3fs hands to the botocore session it creates when it is given none."""
 
 
-def client_options(options: dict[str, Any]) -> dict[str, Any]:
+def client_options(options: dict[str, Any], timeouts: Timeouts) -> dict[str, Any]:
     """modelbox's defaults for an ``S3FileSystem``, on top of ``options`` (the user's win).
+
+    - Connect and read timeouts and a bounded number of attempts (botocore's "standard"
+      retry mode, unless ``AWS_RETRY_MODE`` names another) from ``timeouts``, and a stall
+      watchdog on request bodies (:mod:`modelbox.objects._stall`).
 
     - botocore's own CRC32 of every body (the default since botocore 1.36) is turned off
       where S3 does not require it: modelbox checks the SHA-256 of everything it sends and
@@ -111,6 +121,16 @@ def client_options(options: dict[str, Any]) -> dict[str, Any]:
         if name in Config.OPTION_DEFAULTS  # botocore < 1.36 has neither option
     }
     config["s3"] = {"payload_signing_enabled": False}
+    config["connect_timeout"] = timeouts.connect
+    config["read_timeout"] = timeouts.read
+    retries: dict[str, Any] = {"total_max_attempts": timeouts.attempts}
+    if not os.environ.get("AWS_RETRY_MODE"):
+        retries["mode"] = "standard"
+    config["retries"] = retries
+    if _has_session_classes():
+        from modelbox.objects._stall import WatchedSession
+
+        config["http_session_cls"] = WatchedSession
     theirs = options.get("config_kwargs")
     if isinstance(theirs, dict):
         config.update(theirs)
@@ -131,6 +151,38 @@ def client_options(options: dict[str, Any]) -> dict[str, Any]:
         factory.set_parser_defaults(timestamp_parser=_parse_timestamp)
         merged["session"] = session
     return merged
+
+
+def _has_session_classes() -> bool:
+    """Whether aiobotocore takes ``http_session_cls`` in its config (2.15 and later)."""
+    from aiobotocore import endpoint  # type: ignore[import-untyped]  # no stubs
+
+    return hasattr(endpoint, "DEFAULT_HTTP_SESSION_CLS")
+
+
+def effective_timeouts(options: dict[str, Any], timeouts: Timeouts) -> Timeouts:
+    """The timeouts an ``S3FileSystem`` made from ``options`` (see :func:`client_options`)
+    really uses: a user's ``config_kwargs`` may have replaced modelbox's."""
+    config = options.get("config_kwargs")
+    if not isinstance(config, dict):
+        return timeouts
+    retries = config.get("retries")
+    attempts = timeouts.attempts
+    if isinstance(retries, dict):
+        total, extra = retries.get("total_max_attempts"), retries.get("max_attempts")
+        if isinstance(total, int):
+            attempts = total
+        elif isinstance(extra, int):
+            attempts = extra + 1  # botocore's max_attempts counts the retries only
+    return Timeouts(
+        connect=_number(config.get("connect_timeout"), timeouts.connect),
+        read=_number(config.get("read_timeout"), timeouts.read),
+        attempts=attempts,
+    )
+
+
+def _number(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, (int, float)) else default
 
 
 def _parse_timestamp(value: Any) -> datetime.datetime:
@@ -156,10 +208,11 @@ class _WrongSize(Exception):  # noqa: N818 -- a signal inside this module, never
 class S3Bulk:
     """Bulk transfers for the S3 store at ``url`` (``root`` is ``bucket/prefix``)."""
 
-    def __init__(self, fs: Any, url: str, root: str) -> None:
+    def __init__(self, fs: Any, url: str, root: str, timeouts: Timeouts | None = None) -> None:
         self.fs = fs
         self.url = url
         self.root = root
+        self.timeouts = timeouts or Timeouts()
         self._bucket: str | None = None
         self._prefix = ""
 
@@ -649,13 +702,21 @@ class _Run:
             self.budget.release(taken)
 
     async def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+        # One attempt's worth of time: after a store that stopped answering, cleaning up
+        # must not double the wait (botocore would retry the abort as often again).
+        bound = self.s3.timeouts.connect + self.s3.timeouts.read
         try:
-            await self.s3.call(
-                "abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id
+            await asyncio.wait_for(
+                self.s3.call(
+                    "abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id
+                ),
+                bound,
             )
         except cleanup_errors() as error:
             # The parts stay invisible; a bucket lifecycle rule (docs/store.md) reaps them.
-            logger.warning("could not abort the multipart upload of %s/%s: %s", bucket, key, error)
+            # A store that timed out was already reported as such: say it once.
+            report = logger.debug if timed_out(error) else logger.warning
+            report("could not abort the multipart upload of %s/%s: %s", bucket, key, error)
 
 
 class _Range:
@@ -748,7 +809,7 @@ def _read_whole(path: Path, digest: FileDigest) -> bytes:
 
 
 def _retryable() -> tuple[type[BaseException], ...]:
-    """Errors after which a GET is worth resuming: the stream broke or stalled."""
+    """Errors after which a GET is worth resuming: the stream broke."""
     from botocore import exceptions  # type: ignore[import-untyped]  # botocore has no stubs
     from s3fs.core import S3_RETRYABLE_ERRORS
 
@@ -756,7 +817,9 @@ def _retryable() -> tuple[type[BaseException], ...]:
 
 
 async def _backoff(attempt: int, error: BaseException) -> None:
-    if attempt >= _RETRIES:
+    if attempt >= _RETRIES or timed_out(error):
+        # A timeout is not a broken stream: the store stopped answering, and botocore has
+        # already retried the request itself as often as the policy allows.
         raise error
     logger.debug("resuming a download after %s", error)
     await asyncio.sleep(0.1 * 2**attempt)
