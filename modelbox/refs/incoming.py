@@ -1,0 +1,158 @@
+"""Checking commits that came from another repository before any of them moves a ref or
+reaches the disk.
+
+A fetched commit is untrusted: its trees may name ``..``, ``.git``, a symbolic link...
+(:mod:`modelbox.pathcheck`). :func:`check_commits` looks at every commit of the incoming
+range, not only the tip: a path added by an intermediate commit and removed by the next
+would otherwise still be written by a command that walks the range, and it is all the
+history a later ``git checkout`` may write. Only what is new is read: each new commit's
+entries that differ from its parents (one ``git diff-tree`` with git; with dulwich, the
+trees that differ), since every other path of a commit is in a parent, and the parents
+outside the range are ours, checked when they arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import cast
+
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.walk import Walker
+
+from modelbox import pathcheck
+from modelbox.errors import UnsafePathError
+from modelbox.refs import gitcli
+from modelbox.refs.repo import GitRepo
+
+__all__ = ["Quarantine", "check_commits", "check_tree"]
+
+
+class Quarantine:
+    """A temporary object folder that a fetch writes into instead of the repository's own
+    (which it still reads, as an alternate): what git's receive-pack does with a push.
+    :meth:`admit` moves the objects in once they are checked; :meth:`close` throws away
+    whatever is still there, so a refused fetch leaves no trace."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.main = repo.git_dir / "objects"
+        # Inside the object folder: the moves in admit() stay on one file system. git
+        # names its own quarantines tmp_objdir-* (and its prune knows to skip them).
+        self.path = Path(tempfile.mkdtemp(prefix="tmp_objdir-modelbox-", dir=self.main))
+        DiskObjectStore.init(self.path).close()
+        self.store = DiskObjectStore(self.path, alternates=[self.main])
+
+    def env(self) -> dict[str, str]:
+        """What points a git process at the quarantine (reading the repository's too)."""
+        return {"GIT_OBJECT_DIRECTORY": str(self.path),
+                "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self.main)}
+
+    def has(self, sha: str) -> bool:
+        return _oid(sha) in self.store
+
+    def admit(self) -> None:
+        """Move every object into the repository: loose ones, then packs, each pack's
+        index last (a pack counts once its index is there)."""
+        for folder in sorted(self.path.iterdir()):
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue
+            (self.main / folder.name).mkdir(exist_ok=True)
+            for loose in folder.iterdir():
+                os.replace(loose, self.main / folder.name / loose.name)
+        packs = self.path / "pack"
+        order = {".idx": 2, ".keep": 3}  # .pack, .rev, ... first
+        for path in sorted(packs.glob("pack-*"), key=lambda p: (order.get(p.suffix, 1), p.name)):
+            if path.suffix != ".keep":
+                os.replace(path, self.main / "pack" / path.name)
+
+    def close(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def check_commits(repo: GitRepo, heads: Iterable[str], known: Iterable[str], source: str,
+                  quarantine: Quarantine | None = None) -> None:
+    """Refuse the commits reachable from ``heads`` and from none of ``known`` if one of
+    them holds a path or mode that may not be written (``source`` names the remote);
+    ``quarantine``: where the new objects wait.
+
+    Raises:
+        UnsafePathError: naming the first such path and its commit.
+    """
+    heads = list(heads)
+    exclude = [sha for sha in known if repo.has_object(sha)]
+    git = gitcli.git_program()
+    store = quarantine.store if quarantine is not None else repo.raw.object_store
+    entries = (gitcli.new_entries(git, repo.git_dir, heads, exclude,
+                                  quarantine.env() if quarantine is not None else None)
+               if git is not None else _new_entries(store, heads, exclude))
+    for commit, mode, path in entries:
+        reason = pathcheck.unsafe_path(path) or (pathcheck.unsafe_mode(mode) if mode else None)
+        if reason is not None:
+            raise UnsafePathError(f"commit {commit[:10]} from {source}", path, reason)
+
+
+def check_tree(repo: GitRepo, commit: str, source: str) -> None:
+    """Refuse ``commit`` if any path of its tree may not be written (a whole checkout)."""
+    git = gitcli.git_program()
+    store = repo.raw.object_store
+    entries = (gitcli.tree_entries(git, repo.git_dir, commit) if git is not None
+               else _tree_diff(store, None, _commit(store, commit).tree.decode()))
+    for mode, path in entries:
+        pathcheck.check_path(path, f"commit {commit[:10]} from {source}", mode)
+
+
+def _new_entries(store: BaseObjectStore, heads: list[str], exclude: list[str],
+                 ) -> Iterator[tuple[str, int, str]]:
+    """:func:`gitcli.new_entries` by a walk in Python (no git program)."""
+    walker = Walker(store, include=[_oid(sha) for sha in heads],
+                    exclude=[_oid(sha) for sha in exclude])
+    for entry in walker:
+        commit = entry.commit
+        tree = commit.tree.decode()
+        parents = [_commit(store, p.decode()).tree.decode() for p in commit.parents]
+        for old in parents or [None]:
+            for mode, path in _tree_diff(store, old, tree):
+                yield commit.id.decode(), mode, path
+
+
+def _tree_diff(store: BaseObjectStore, old: str | None, new: str) -> Iterator[tuple[int, str]]:
+    """``(mode, path)`` of every entry of ``new`` that ``old`` lacks or holds otherwise,
+    folders included; equal subtrees are not read. A stack, not recursion: a hostile
+    tree may nest deeper than Python's recursion limit."""
+    stack: list[tuple[str | None, str, str]] = [(old, new, "")]
+    while stack:
+        before, after, prefix = stack.pop()
+        if before == after:
+            continue
+        olds = _entries(store, before)
+        for name, (mode, sha) in _entries(store, after).items():
+            previous = olds.get(name)
+            if previous == (mode, sha):
+                continue
+            path = f"{prefix}{name}"
+            yield mode, path
+            if mode == pathcheck.DIRECTORY_MODE:
+                was = (previous[1] if previous and previous[0] == pathcheck.DIRECTORY_MODE
+                       else None)
+                stack.append((was, sha, f"{path}/"))
+
+
+def _entries(store: BaseObjectStore, tree: str | None) -> dict[str, tuple[int, str]]:
+    if tree is None:
+        return {}
+    # surrogateescape: a name that is not UTF-8 reaches pathcheck, which refuses it.
+    return {e.path.decode("utf-8", "surrogateescape"): (e.mode, e.sha.decode())
+            for e in cast(Tree, store[_oid(tree)]).iteritems()}
+
+
+def _commit(store: BaseObjectStore, sha: str) -> Commit:
+    return cast(Commit, store[_oid(sha)])
+
+
+def _oid(sha: str) -> ObjectID:
+    return ObjectID(sha.encode("ascii"))
