@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import layout
+from modelbox import layout, pathcheck
 from modelbox.audit import Change
 from modelbox.directories import Folder, placements
 from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
@@ -309,10 +309,12 @@ def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
 
 
 def safe_destination(root: Path, relative: str) -> Path:
-    """``root / relative``, refusing anything that would land outside ``root``."""
+    """``root / relative``, refusing anything that would land outside ``root`` or in a
+    ``.git`` folder below it (:mod:`modelbox.pathcheck`), or pass a symbolic link."""
     parts = relative.split("/")
-    if relative.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in relative:
-        raise ArtifactError(f"refusing to write {relative!r}: it would leave {root}")
+    reason = pathcheck.unsafe_path(relative)
+    if reason is not None:
+        raise ArtifactError(f"refusing to write {relative!r} into {root}: {reason}")
     current = root
     for part in parts:
         current = current / part
