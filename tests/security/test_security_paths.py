@@ -1,0 +1,247 @@
+"""Hostile trees and listings: nothing pulled from a remote or read from a store is ever
+written outside its folder, or into a ``.git`` folder.
+
+Each attack is a commit built with the real git CLI (``git mktree``, ``git hash-object``,
+``git commit-tree``, ``git update-ref``) in the shared bare remote that a clone pulls from,
+or a folder listing placed in the store; each must end in one error line, exit 1, with the
+clone, HOME and the folder around them unchanged (a refused clone leaves no folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import Run
+from hostile import assert_refused, fingerprint, modelbox
+
+
+def git_out(cwd: Path, *args: str, stdin: bytes | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
+                          check=False)
+    assert proc.returncode == 0, (args, proc.stderr)
+    return proc.stdout.decode().strip()
+
+
+@pytest.fixture(params=["git", "dulwich"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MODELBOX_GIT_TRANSPORT", str(request.param))
+    return str(request.param)
+
+
+@pytest.fixture
+def remote(tmp_path: Path, run: Run) -> Path:
+    """A bare remote holding a registry with one model and version."""
+    reg, bare = tmp_path / "origin-work", tmp_path / "remote.git"
+    git_out(tmp_path, "init", "--quiet", "--bare", str(bare))
+    for argv in (("init", reg), ("--repo", reg, "model", "create", "team/m"),
+                 ("--repo", reg, "version", "create", "team/m", "v1", "--tag", "prod")):
+        assert run(*argv).code == 0
+    git_out(reg, "remote", "add", "origin", str(bare))
+    assert run("--repo", reg, "push").code == 0, "push"
+    return bare
+
+
+# -- building hostile commits in the remote ---------------------------------------------
+Entry = tuple[str, str, str, str]  # mode, type, sha, name
+
+
+def blob(bare: Path, data: bytes) -> str:
+    return git_out(bare, "hash-object", "-w", "--stdin", stdin=data)
+
+
+def tree(bare: Path, entries: list[Entry]) -> str:
+    text = "".join(f"{mode} {kind} {sha}\t{name}\n" for mode, kind, sha, name in entries)
+    return git_out(bare, "mktree", stdin=text.encode())
+
+
+def raw_tree(bare: Path, entries: list[tuple[str, str, str]]) -> str:
+    """A tree object written byte by byte (``git mktree`` refuses a name holding '/')."""
+    data = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(sha)
+                    for mode, sha, name in sorted(entries, key=lambda e: e[2]))
+    return git_out(bare, "hash-object", "-w", "--literally", "-t", "tree", "--stdin",
+                   stdin=data)
+
+
+def head_entries(bare: Path, commit: str = "main") -> list[Entry]:
+    out = git_out(bare, "ls-tree", commit)
+    return [(meta.split()[0], meta.split()[1], meta.split()[2], name)
+            for meta, _, name in (line.partition("\t") for line in out.splitlines())]
+
+
+def commit(bare: Path, top: str, parent: str, message: str = "evil") -> str:
+    return git_out(bare, "commit-tree", top, "-p", parent, "-m", message)
+
+
+def move_main(bare: Path, sha: str) -> None:
+    git_out(bare, "update-ref", "refs/heads/main", sha)
+
+
+def escape_tree(bare: Path) -> str:
+    """``{pwned: blob, config: a core.fsmonitor command}``: what a `..` or `.git` entry
+    would carry out of the clone."""
+    payload = blob(bare, b"[core]\n\tfsmonitor = touch /tmp/modelbox-pwned\n")
+    return tree(bare, [("100644", "blob", blob(bare, b"pwned\n"), "pwned"),
+                       ("100644", "blob", payload, "config")])
+
+
+def add_top_entry(bare: Path, name: str, mode: str = "040000", sha: str | None = None,
+                  kind: str = "tree") -> str:
+    """A commit on main whose top tree gains one entry ``name`` (default: a folder)."""
+    entries = [*head_entries(bare), (mode, kind, sha or escape_tree(bare), name)]
+    return commit(bare, tree(bare, entries), git_out(bare, "rev-parse", "main"))
+
+
+HOSTILE_NAMES = {
+    "dotdot": "..",
+    "dotgit": ".git",
+    "dotgit-upper": ".GIT",
+    "ntfs-trailing-space": ".git ",
+    "ntfs-trailing-dots": ".git..",
+    "ntfs-stream": ".git::$INDEX_ALLOCATION",
+    "ntfs-short-name": "git~1",
+    "hfs-zero-width": ".g\u200cit",
+    "hfs-bom": "\ufeff.gIt",
+    "backslash": "..\\x",
+}
+
+
+def hostile_head(bare: Path, case: str) -> str:
+    """Make main of ``bare`` a commit holding the attack ``case``; return its sha."""
+    main = git_out(bare, "rev-parse", "main")
+    if case in HOSTILE_NAMES:
+        sha = add_top_entry(bare, HOSTILE_NAMES[case])
+    elif case == "nested-dotgit":  # models/.git/config: .git at any depth
+        inner = tree(bare, [("040000", "tree", escape_tree(bare), ".git")])
+        sha = add_top_entry(bare, "extra", sha=inner)
+    elif case == "absolute":  # an entry named "/tmp/..." (mktree refuses it; raw bytes)
+        top = raw_tree(bare, [(m, s, n) for m, _, s, n in head_entries(bare)]
+                       + [("100644", blob(bare, b"pwned\n"), str(bare.parent / "abs-pwned"))])
+        sha = commit(bare, top, main)
+    elif case == "slash-in-name":  # one entry "../pwned": both components in one name
+        top = raw_tree(bare, [(m, s, n) for m, _, s, n in head_entries(bare)]
+                       + [("100644", blob(bare, b"pwned\n"), "../pwned")])
+        sha = commit(bare, top, main)
+    elif case == "symlink":
+        sha = add_top_entry(bare, "link", "120000", blob(bare, b"../.."), "blob")
+    elif case == "gitlink":
+        sha = add_top_entry(bare, "sub", "160000", main, "commit")
+    elif case == "intermediate":  # `..` in one commit, gone again in the next
+        evil = add_top_entry(bare, "..")
+        sha = commit(bare, git_out(bare, "rev-parse", "main^{tree}"), evil, "undo")
+    else:
+        raise AssertionError(case)
+    move_main(bare, sha)
+    return sha
+
+
+PULL_CASES = [*HOSTILE_NAMES, "nested-dotgit", "absolute", "slash-in-name", "symlink",
+              "gitlink", "intermediate"]
+
+
+@pytest.mark.parametrize("case", PULL_CASES)
+def test_a_pull_of_a_hostile_tree_is_refused_and_writes_nothing(
+    tmp_path: Path, run: Run, transport: str, remote: Path, case: str,
+) -> None:
+    victim = tmp_path / "victim"
+    assert run("clone", remote, victim).code == 0
+    hostile_head(remote, case)
+    home = tmp_path / "home"
+    before = fingerprint(victim, home, tmp_path, ignore=("remote.git",))
+
+    code, _, err = modelbox("--repo", victim, "pull")
+
+    assert_refused(code, err, "refusing commit", "may not be written", "nothing was changed")
+    assert fingerprint(victim, home, tmp_path, ignore=("remote.git",)) == before
+    assert not (tmp_path / "abs-pwned").exists()
+    if case == "dotgit":  # still a working clone: once the commit is gone, pulls work
+        move_main(remote, git_out(victim, "rev-parse", "main"))
+        assert run("--repo", victim, "pull").code == 0
+
+
+@pytest.mark.parametrize("case", ["dotdot", "dotgit", "symlink", "intermediate"])
+def test_a_clone_of_a_hostile_remote_is_refused_and_leaves_no_folder(
+    tmp_path: Path, transport: str, remote: Path, case: str,
+) -> None:
+    hostile_head(remote, case)
+    home = tmp_path / "home"
+    before = fingerprint(home, tmp_path, ignore=("remote.git",))
+
+    code, _, err = modelbox("clone", remote, tmp_path / "victim")
+
+    assert_refused(code, err, "refusing commit", "may not be written")
+    assert fingerprint(home, tmp_path, ignore=("remote.git",)) == before
+    assert not (tmp_path / "victim").exists()
+
+
+def test_a_merge_with_a_hostile_branch_is_refused_before_anything_moves(
+    tmp_path: Path, run: Run, remote: Path,
+) -> None:
+    """The diverged case: a local commit, then the remote's hostile one; no merge commit."""
+    victim = tmp_path / "victim"
+    assert run("clone", remote, victim).code == 0
+    assert run("--repo", victim, "version", "create", "team/m", "v2").code == 0
+    hostile_head(remote, "dotgit")
+    before = fingerprint(victim, tmp_path / "home")
+
+    code, _, err = modelbox("--repo", victim, "pull")
+
+    assert_refused(code, err, ".git")
+    assert fingerprint(victim, tmp_path / "home") == before
+
+
+# -- folder listings for `get` -----------------------------------------------------------
+def _store_object(store: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    path = store / "sha256" / digest[:2] / digest[2:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+    return digest
+
+
+LISTINGS: dict[str, list[tuple[str, bytes]]] = {
+    "dotdot-member": [("../x", b"pwned\n")],
+    "dotgit-member": [(".git/config", b"[core]\n\tfsmonitor = touch /tmp/pwned\n"),
+                      (".git/HEAD", b"ref: refs/heads/main\n")],
+    "nested-dotgit-member": [("a/.GIT/config", b"[core]\n")],
+    "duplicate-path": [("weights.bin", b"good\n"), ("weights.bin", b"evil\n")],
+    "file-and-folder": [("a", b"file\n"), ("a/b", b"below a file\n")],
+}
+
+
+@pytest.mark.parametrize("case", list(LISTINGS))
+def test_get_refuses_a_hostile_folder_listing_and_places_nothing(
+    tmp_path: Path, run: Run, case: str,
+) -> None:
+    reg = tmp_path / "reg"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok\n")
+    for argv in (("init", reg), ("--repo", reg, "model", "create", "m"),
+                 ("--repo", reg, "version", "create", "m", "v1"),
+                 ("--repo", reg, "artifact", "add", "m@v1", folder)):
+        assert run(*argv).code == 0, argv
+    # A co-user of the store writes a listing of their own, and a commit naming it.
+    store = reg / ".git" / "modelbox" / "store"
+    files = [{"path": path, "sha256": _store_object(store, data), "size": len(data)}
+             for path, data in LISTINGS[case]]
+    listing = json.dumps({"files": files, "kind": "directory"}, indent=2).encode()
+    pointer = reg / "models/default/m/_versions/v1/_artifacts/folder.json"
+    doc = json.loads(pointer.read_text())
+    doc.update(sha256=_store_object(store, listing), files=len(files),
+               size=sum(f["size"] for f in files))  # type: ignore[misc]  # int values
+    pointer.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    git_out(reg, "commit", "--quiet", "-am", "a hostile listing")
+    out = tmp_path / "out"
+    out.mkdir()
+    before = fingerprint(reg, out, tmp_path / "home", tmp_path / "cache")
+
+    code, _, err = modelbox("--repo", reg, "get", "m@v1", "-o", out)
+
+    assert_refused(code, err)
+    assert fingerprint(reg, out, tmp_path / "home", tmp_path / "cache") == before
+    assert not (tmp_path / "x").exists()
