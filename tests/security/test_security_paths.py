@@ -245,3 +245,34 @@ def test_get_refuses_a_hostile_folder_listing_and_places_nothing(
     assert_refused(code, err)
     assert fingerprint(reg, out, tmp_path / "home", tmp_path / "cache") == before
     assert not (tmp_path / "x").exists()
+
+
+# -- tag refs from folder names -----------------------------------------------------------
+@pytest.mark.parametrize("folder", ["x.lock", "a..b", "x@{1}", "a b"])
+def test_a_pulled_model_folder_no_ref_can_name_makes_no_ref_and_blocks_no_other(
+    tmp_path: Path, run: Run, remote: Path, folder: str,
+) -> None:
+    """refs are built from folder paths: a folder that is not a model name gets no ref
+    (git would refuse it, or read it as a revision expression), and the others still sync."""
+    victim = tmp_path / "victim"
+    assert run("clone", remote, victim).code == 0
+    work = tmp_path / "origin-work"
+    source = work / "models" / "team" / "m"
+    target = work / "models" / "team" / folder
+    for path in sorted(source.rglob("*.json")):
+        (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        (target / path.relative_to(source)).write_bytes(path.read_bytes())
+    git_out(work, "add", "-A")
+    git_out(work, "commit", "--quiet", "-m", "a model folder by hand")
+    assert run("--repo", work, "tag", "team/m@v1", "staging").code == 0  # a ref to make
+    git_out(work, "push", "--quiet", "--no-verify", "origin", "main")
+
+    pulled = modelbox("--repo", victim, "pull")
+    synced = modelbox("--repo", victim, "refs", "sync")
+
+    assert pulled.code == 0 and synced.code == 0, (pulled, synced)
+    refs = git_out(victim, "for-each-ref", "--format=%(refname)", "refs/modelbox/tags")
+    assert refs.splitlines() == ["refs/modelbox/tags/team/m/prod",
+                                 "refs/modelbox/tags/team/m/staging"]
+    checked = modelbox("--repo", victim, "check")
+    assert checked.code == 1 and folder in checked.out + checked.err
