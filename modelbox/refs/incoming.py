@@ -13,9 +13,11 @@ outside the range are ours, checked when they arrived.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
@@ -40,9 +42,10 @@ class Quarantine:
 
     def __init__(self, repo: GitRepo) -> None:
         self.main = repo.git_dir / "objects"
+        _remove_stale(self.main)
         # Inside the object folder: the moves in admit() stay on one file system. git
-        # names its own quarantines tmp_objdir-* (and its prune knows to skip them).
-        self.path = Path(tempfile.mkdtemp(prefix="tmp_objdir-modelbox-", dir=self.main))
+        # names its own quarantines tmp_objdir-*.
+        self.path = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=self.main))
         DiskObjectStore.init(self.path).close()
         self.store = DiskObjectStore(self.path, alternates=[self.main])
 
@@ -72,6 +75,20 @@ class Quarantine:
     def close(self) -> None:
         self.store.close()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+_PREFIX = "tmp_objdir-modelbox-"
+_STALE = 24 * 3600  # seconds: no fetch takes that long; a younger one may still be running
+
+
+def _remove_stale(objects: Path) -> None:
+    """Remove the quarantines a killed modelbox left (a day old: another pull may be
+    filling a younger one)."""
+    now = time.time()
+    for folder in objects.glob(f"{_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if now - folder.stat().st_mtime > _STALE:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_commits(repo: GitRepo, heads: Iterable[str], known: Iterable[str], source: str,

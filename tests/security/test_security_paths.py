@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -276,3 +277,74 @@ def test_a_pulled_model_folder_no_ref_can_name_makes_no_ref_and_blocks_no_other(
                                  "refs/modelbox/tags/team/m/staging"]
     checked = modelbox("--repo", victim, "check")
     assert checked.code == 1 and folder in checked.out + checked.err
+
+
+# -- the rules themselves (git's verify_path, with its NTFS and HFS+ protections) -----------
+REFUSED_PATHS = [
+    "", "/etc/passwd", "C:/x", "c:x", "a//b", "a/", "./a", "a/./b", "..", "a/../../b",
+    ".git", "a/.git/hooks/x", ".GIT/config", ".Git", ".git.", ".git ", ".git . .",
+    ".git::$INDEX_ALLOCATION/x", ".git:stream", "git~1", "GIT~1/config", "a/git~1. ",
+    ".g\u200cit", "\u200d.git", ".git\ufeff", ".G\u206ait", "a\\b", "..\\x", "a\0b",
+    "bad\udcffname", "bad\ufffdname", "x" * 256, "a/" * 2100 + "b",
+]
+ALLOWED_PATHS = [
+    "models/team/m/_model.json", ".modelbox/registry.json", ".gitmodules", ".gitignore",
+    ".github/workflows/ci.yml", "...", "a..b", "git~2", "git~10", "gitx", ".gitx", "x.git",
+    "sub/.git-credentials-backup", "caf\u00e9/\u00fcber.json", "x" * 255, "a b/c d",
+]
+
+
+@pytest.mark.parametrize("path", REFUSED_PATHS, ids=ascii)
+def test_a_path_git_would_not_check_out_is_refused(path: str) -> None:
+    from modelbox.errors import UnsafePathError
+    from modelbox.pathcheck import check_path, unsafe_path
+
+    assert unsafe_path(path) is not None
+    with pytest.raises(UnsafePathError, match="may not be written"):
+        check_path(path, "a test")
+
+
+@pytest.mark.parametrize("path", ALLOWED_PATHS, ids=ascii)
+def test_a_path_git_checks_out_is_allowed(path: str) -> None:
+    from modelbox.pathcheck import unsafe_path
+
+    assert unsafe_path(path) is None
+
+
+@pytest.mark.parametrize("mode", [0o120000, 0o160000, 0o100600, 0o644])
+def test_tree_entries_other_than_files_and_folders_are_refused(mode: int) -> None:
+    from modelbox.pathcheck import unsafe_mode
+
+    assert unsafe_mode(mode) is not None
+    assert unsafe_mode(0o100644) is None and unsafe_mode(0o100755) is None
+
+
+# -- the quarantine lets good objects in, and cleans up after a kill ------------------------
+@pytest.mark.parametrize("unpack_limit", ["1", "1000"], ids=["pack", "loose"])
+def test_a_good_pull_admits_every_object_the_quarantine_held(
+    tmp_path: Path, run: Run, transport: str, remote: Path, unpack_limit: str,
+) -> None:
+    victim = tmp_path / "victim"
+    assert run("clone", remote, victim).code == 0
+    git_out(victim, "config", "fetch.unpackLimit", unpack_limit)
+    work = tmp_path / "origin-work"
+    for version in ("v2", "v3"):
+        assert run("--repo", work, "version", "create", "team/m", version).code == 0
+    assert run("--repo", work, "push").code == 0
+    stale, young = (victim / ".git" / "objects" / f"tmp_objdir-modelbox-{n}"
+                    for n in ("stale", "young"))
+    stale.mkdir()
+    young.mkdir()
+    os.utime(stale, (1, 1))
+    packs = set((victim / ".git" / "objects" / "pack").glob("*.idx"))
+
+    assert modelbox("--repo", victim, "pull").code == 0
+
+    if unpack_limit == "1" or transport == "dulwich":  # the new objects came as a pack
+        assert set((victim / ".git" / "objects" / "pack").glob("*.idx")) > packs
+
+    assert git_out(victim, "rev-parse", "main") == git_out(remote, "rev-parse", "main")
+    git_out(victim, "fsck", "--no-dangling", "--connectivity-only")
+    assert git_out(victim, "status", "--porcelain") == ""
+    assert sorted(p.name for p in (victim / ".git" / "objects").glob("tmp_objdir-*")) == [
+        young.name]
