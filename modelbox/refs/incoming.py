@@ -27,7 +27,7 @@ from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.walk import Walker
 
 from modelbox import pathcheck
-from modelbox.errors import UnsafePathError
+from modelbox.errors import GitError, UnsafePathError
 from modelbox.refs import gitcli
 from modelbox.refs.repo import GitRepo
 
@@ -59,7 +59,18 @@ class Quarantine:
 
     def admit(self) -> None:
         """Move every object into the repository: loose ones, then packs, each pack's
-        index last (a pack counts once its index is there)."""
+        index last (a pack counts once its index is there).
+
+        Raises:
+            GitError: an object could not be moved (the quarantine is left to close()).
+        """
+        try:
+            self._admit()
+        except OSError as exc:
+            raise GitError(f"cannot move fetched objects into {self.main}: {exc}; run the "
+                           "command again") from None
+
+    def _admit(self) -> None:
         for folder in sorted(self.path.iterdir()):
             if len(folder.name) != 2 or not folder.is_dir():
                 continue
