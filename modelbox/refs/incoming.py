@@ -22,12 +22,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
+from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.walk import Walker
 
 from modelbox import pathcheck
-from modelbox.errors import GitError, UnsafePathError
+from modelbox.errors import GitError, RemoteError, UnsafePathError
 from modelbox.refs import gitcli
 from modelbox.refs.repo import GitRepo
 
@@ -118,10 +119,14 @@ def check_commits(repo: GitRepo, heads: Iterable[str], known: Iterable[str], sou
     entries = (gitcli.new_entries(git, repo.git_dir, heads, exclude,
                                   quarantine.env() if quarantine is not None else None)
                if git is not None else _new_entries(store, heads, exclude))
-    for commit, mode, path in entries:
-        reason = pathcheck.unsafe_path(path) or (pathcheck.unsafe_mode(mode) if mode else None)
-        if reason is not None:
-            raise UnsafePathError(f"commit {commit[:10]} from {source}", path, reason)
+    try:
+        for commit, mode, path in entries:
+            reason = pathcheck.unsafe_path(path) or (pathcheck.unsafe_mode(mode) if mode
+                                                     else None)
+            if reason is not None:
+                raise UnsafePathError(f"commit {commit[:10]} from {source}", path, reason)
+    except ObjectFormatException as exc:  # dulwich: git's diff-tree fails with a GitError
+        raise _malformed(source, exc) from None
 
 
 def check_tree(repo: GitRepo, commit: str, source: str) -> None:
@@ -130,8 +135,16 @@ def check_tree(repo: GitRepo, commit: str, source: str) -> None:
     store = repo.raw.object_store
     entries = (gitcli.tree_entries(git, repo.git_dir, commit) if git is not None
                else _tree_diff(store, None, _commit(store, commit).tree.decode()))
-    for mode, path in entries:
-        pathcheck.check_path(path, f"commit {commit[:10]} from {source}", mode)
+    try:
+        for mode, path in entries:
+            pathcheck.check_path(path, f"commit {commit[:10]} from {source}", mode)
+    except ObjectFormatException as exc:
+        raise _malformed(source, exc) from None
+
+
+def _malformed(source: str, exc: Exception) -> RemoteError:
+    return RemoteError(f"refusing the commits of {source}: an object is malformed ({exc}); "
+                       "nothing was changed. Ask whoever wrote it to run `git fsck`")
 
 
 def _new_entries(store: BaseObjectStore, heads: list[str], exclude: list[str],

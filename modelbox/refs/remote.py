@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.errors import (
+    GitProtocolError,
+    HangupException,
+    NotGitRepository,
+    ObjectFormatException,
+)
 from dulwich.objects import ZERO_SHA, ObjectID
 from dulwich.refs import Ref
 
@@ -74,6 +79,9 @@ def _transport_errors(url: str) -> Iterator[None]:
         raise
     except NotGitRepository:
         raise RemoteError(f"{url} is not a Git repository") from None
+    except ObjectFormatException as exc:  # read in this process from a local remote
+        raise RemoteError(f"{url} holds a malformed object ({exc}); nothing was changed. "
+                          "Ask whoever wrote it to run `git fsck`") from None
     except HTTPUnauthorized:
         raise RemoteError(
             f"{url} refused the credentials; configure a Git credential helper or token"

@@ -178,6 +178,35 @@ def test_a_clone_of_a_hostile_remote_is_refused_and_leaves_no_folder(
     assert not (tmp_path / "victim").exists()
 
 
+def malformed_head(bare: Path) -> None:
+    """Make main of ``bare`` a commit whose tree's last entry has a truncated object id."""
+    data = b"".join(f"{m} {n}".encode() + b"\0" + bytes.fromhex(s)
+                    for m, _, s, n in head_entries(bare))
+    data += b"100644 zzz\0" + bytes.fromhex(blob(bare, b"x\n"))[:10]
+    top = git_out(bare, "hash-object", "-w", "--literally", "-t", "tree", "--stdin",
+                  stdin=data)
+    move_main(bare, commit(bare, top, git_out(bare, "rev-parse", "main")))
+
+
+@pytest.mark.parametrize("command", ["pull", "clone"])
+def test_a_malformed_tree_from_a_remote_is_one_error_line(
+    tmp_path: Path, run: Run, transport: str, remote: Path, command: str,
+) -> None:
+    victim = tmp_path / "victim"
+    if command == "pull":
+        assert run("clone", remote, victim).code == 0
+    malformed_head(remote)
+    before = fingerprint(tmp_path / "home", tmp_path, ignore=("remote.git",))
+
+    code, _, err = (modelbox("--repo", victim, "pull") if command == "pull"
+                    else modelbox("clone", remote, victim))
+
+    # git's upload-pack cannot pack the object: its own one line; otherwise dulwich's words.
+    assert_refused(code, err, *([] if (transport, command) == ("git", "pull")
+                                else ["malformed", "SHA truncated"]))
+    assert fingerprint(tmp_path / "home", tmp_path, ignore=("remote.git",)) == before
+
+
 def test_a_merge_with_a_hostile_branch_is_refused_before_anything_moves(
     tmp_path: Path, run: Run, remote: Path,
 ) -> None:
