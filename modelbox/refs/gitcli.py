@@ -341,7 +341,7 @@ _FETCH_ATTEMPTS = 3
 
 def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
           have: Callable[[str], bool], *, batch_ssh: bool = True,
-          progress: bool = False, env: Mapping[str, str] | None = None,
+          progress: bool = False, env: Callable[[], Mapping[str, str]] | None = None,
           ) -> tuple[dict[str, str], str | None]:
     """Bring the objects of every ref of ``url`` that ``wanted`` accepts; local refs do
     not move. Returns those refs (name -> sha) and the branch the remote's HEAD names.
@@ -350,7 +350,8 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
     Otherwise ``git fetch`` brings the refs by name, into no local ref at all (what
     ``git clone`` writes as one packed-refs file would be hundreds of ref files here);
     if a ref moved between the listing and the fetch, so that what was listed did not
-    arrive, both run again. ``env`` sends the objects into a quarantine.
+    arrive, both run again. ``env``, called only when something is fetched, gives the
+    variables that send the objects into a quarantine.
     """
     for _ in range(_FETCH_ATTEMPTS):
         refs, head = ls_remote(git, git_dir, url, batch_ssh=batch_ssh)
@@ -363,7 +364,7 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
             "--recurse-submodules=no", "--progress" if progress else "--quiet", "--stdin",
             *_remote_args(url),
         ], stdin="".join(f"{name}\n" for name in missing), batch_ssh=batch_ssh,
-            show_progress=progress, env=env)
+            show_progress=progress, env=env() if env is not None else None)
         if res.code != 0:
             raise remote_error(url, res.err)
         # An object that arrived came with everything it reaches (git checks that).

@@ -39,20 +39,44 @@ class Quarantine:
     """A temporary object folder that a fetch writes into instead of the repository's own
     (which it still reads, as an alternate): what git's receive-pack does with a push.
     :meth:`admit` moves the objects in once they are checked; :meth:`close` throws away
-    whatever is still there, so a refused fetch leaves no trace."""
+    whatever is still there, so a refused fetch leaves no trace. The folder is made when
+    a fetch first needs it (:meth:`prepare`): a pull with nothing new makes none."""
 
     def __init__(self, repo: GitRepo) -> None:
-        self.main = repo.git_dir / "objects"
-        _remove_stale(self.main)
-        # Inside the object folder: the moves in admit() stay on one file system. git
-        # names its own quarantines tmp_objdir-*.
-        self.path = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=self.main))
-        DiskObjectStore.init(self.path).close()
-        self.store = DiskObjectStore(self.path, alternates=[self.main])
+        self.repo, self.main = repo, repo.git_dir / "objects"
+        self._path: Path | None = None
+        self._store: DiskObjectStore | None = None
+
+    def prepare(self) -> dict[str, str]:
+        """Make the folder if need be; what points a git process that writes objects at it."""
+        if self._path is None:
+            _remove_stale(self.main)
+            # Inside the object folder: the moves in admit() stay on one file system.
+            # git names its own quarantines tmp_objdir-*.
+            self._path = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=self.main))
+            DiskObjectStore.init(self._path).close()
+        return self.env()
+
+    @property
+    def store(self) -> BaseObjectStore:
+        """The objects as a reader sees them: the quarantine's, then the repository's."""
+        if self._path is None:
+            return self.repo.raw.object_store
+        if self._store is None:
+            self._store = DiskObjectStore(self._path, alternates=[self.main])
+        return self._store
+
+    def writable_store(self) -> BaseObjectStore:
+        """The store a dulwich fetch writes into (the folder is made now)."""
+        self.prepare()
+        return self.store
 
     def env(self) -> dict[str, str]:
-        """What points a git process at the quarantine (reading the repository's too)."""
-        return {"GIT_OBJECT_DIRECTORY": str(self.path),
+        """What points a git process at the quarantine, reading the repository's objects
+        too (nothing when no folder was made)."""
+        if self._path is None:
+            return {}
+        return {"GIT_OBJECT_DIRECTORY": str(self._path),
                 "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(self.main)}
 
     def has(self, sha: str) -> bool:
@@ -72,21 +96,25 @@ class Quarantine:
                            "command again") from None
 
     def _admit(self) -> None:
-        for folder in sorted(self.path.iterdir()):
+        if self._path is None:
+            return
+        for folder in sorted(self._path.iterdir()):
             if len(folder.name) != 2 or not folder.is_dir():
                 continue
             (self.main / folder.name).mkdir(exist_ok=True)
             for loose in folder.iterdir():
                 os.replace(loose, self.main / folder.name / loose.name)
-        packs = self.path / "pack"
+        packs = self._path / "pack"
         order = {".idx": 2, ".keep": 3}  # .pack, .rev, ... first
         for path in sorted(packs.glob("pack-*"), key=lambda p: (order.get(p.suffix, 1), p.name)):
             if path.suffix != ".keep":
                 os.replace(path, self.main / "pack" / path.name)
 
     def close(self) -> None:
-        self.store.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self._store is not None:
+            self._store.close()
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
 
 
 _PREFIX = "tmp_objdir-modelbox-"

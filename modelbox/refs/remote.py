@@ -243,7 +243,7 @@ class Remote:
             return gitcli.fetch(self._git, self.repo.git_dir, self.url, wanted,
                                 quarantine.has if quarantine else self.repo.has_object,
                                 batch_ssh=self._batch_ssh(), progress=_on_terminal(),
-                                env=quarantine.env() if quarantine else None)
+                                env=quarantine.prepare if quarantine else None)
         client, path = self._connect()
         chosen: dict[str, str] = {}
         store = self.repo.raw.object_store
@@ -336,7 +336,7 @@ class _Target:
 
     def __init__(self, repo: GitRepo, quarantine: incoming.Quarantine) -> None:
         self._raw = repo.raw
-        self.object_store = quarantine.store
+        self.object_store = quarantine.writable_store()
         self.object_format = repo.raw.object_format
 
     def get_graph_walker(self) -> Any:
