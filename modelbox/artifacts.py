@@ -347,6 +347,12 @@ def get(
             slots.update(found)
         else:
             items.append((artifact.checksum, artifact.size, place))
+    # A listing (or two artifacts, `d` holding `x` and `d/x`) may name one destination
+    # twice: refused before anything is placed.
+    pathcheck.check_distinct(
+        [p.relative_to(dest).as_posix() for p in [*(i[2] for i in items),
+                                                   *(t[1] for t in tracked)]],
+        f"the artifacts of {ref}")
     store.get_files(items, progress=progress, verify=verify, slots=slots)
     for artifact, place in tracked:
         fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox.errors import ArtifactError, InvalidValueError
+from modelbox.errors import InvalidValueError
 from modelbox.manifests import ENTRY_PATH_MAX, ENTRY_PATH_PATTERN, DirectoryManifest
 from modelbox.objects import FileDigest, HashCache, ObjectStore
 from modelbox.objects.packs import Layout, Packed, Slot, lay_out, measure
@@ -118,11 +118,8 @@ def placements(
     ``(digest, size, destination(path))``, and where each packed file sits in its pack.
 
     Raises:
-        ArtifactError: ``destination`` refuses a path (one that would leave the folder),
-            or the listing names a path twice, or as a file and as a folder.
+        ArtifactError: ``destination`` refuses a path (one that would leave the folder).
     """
-    _check_unique([e.path for e in listing.files]
-                  + [e.path for pack in listing.packs for e in pack.files])
     items = [(e.sha256, e.size, destination(e.path)) for e in listing.files]
     slots: dict[str, Slot] = {}
     for pack in listing.packs:
@@ -132,22 +129,3 @@ def placements(
             slots.setdefault(entry.sha256, Slot(pack.sha256, offset, pack.size))
             offset += entry.size
     return items, slots
-
-
-def _check_unique(paths: list[str]) -> None:
-    """Refuse a listing that names one path twice (which copy would be placed?) or a path
-    both as a file and as a folder of other files: a listing modelbox writes never does."""
-    seen: set[str] = set()
-    for path in paths:
-        if path in seen:
-            raise ArtifactError(f"the folder listing names {path!r} twice; it cannot be "
-                                "placed. Add the folder again with `modelbox artifact add`")
-        seen.add(path)
-    for path in paths:
-        parent = path.rpartition("/")[0]
-        while parent:
-            if parent in seen:
-                raise ArtifactError(
-                    f"the folder listing names {parent!r} both as a file and as a folder; "
-                    "it cannot be placed. Add the folder again with `modelbox artifact add`")
-            parent = parent.rpartition("/")[0]

@@ -29,8 +29,8 @@ import re
 
 from modelbox.errors import UnsafePathError
 
-__all__ = ["MAX_COMPONENT", "MAX_PATH", "check_path", "unsafe_component", "unsafe_mode",
-           "unsafe_path"]
+__all__ = ["MAX_COMPONENT", "MAX_PATH", "check_distinct", "check_path", "unsafe_component",
+           "unsafe_mode", "unsafe_path"]
 
 MAX_COMPONENT = 255
 MAX_PATH = 4096
@@ -121,3 +121,24 @@ def check_path(path: str, source: str, mode: int | None = None) -> None:
     reason = unsafe_path(path) or (None if mode is None else unsafe_mode(mode))
     if reason is not None:
         raise UnsafePathError(source, path, reason)
+
+
+def check_distinct(paths: list[str], source: str) -> None:
+    """Refuse ``paths`` (to be written into one folder) if one is named twice (which copy
+    would stay?) or is both a file and a folder of others (``a`` and ``a/b``).
+
+    Raises:
+        UnsafePathError: naming the first such path.
+    """
+    seen: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise UnsafePathError(source, path, "it is named twice")
+        seen.add(path)
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent:
+            if parent in seen:
+                raise UnsafePathError(source, parent, "it is named both as a file and as a "
+                                      "folder of other files")
+            parent = parent.rpartition("/")[0]

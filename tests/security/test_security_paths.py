@@ -377,3 +377,24 @@ def test_a_good_pull_admits_every_object_the_quarantine_held(
     assert git_out(victim, "status", "--porcelain") == ""
     assert sorted(p.name for p in (victim / ".git" / "objects").glob("tmp_objdir-*")) == [
         young.name]
+
+
+def test_get_refuses_two_artifacts_that_name_one_file(tmp_path: Path, run: Run) -> None:
+    """A folder artifact `d` holding `x`, and a file artifact added as `d/x`: which bytes
+    would `get` leave at d/x? Neither: one line, nothing placed."""
+    reg, folder, other = tmp_path / "reg", tmp_path / "d", tmp_path / "y"
+    folder.mkdir()
+    (folder / "x").write_text("good\n")
+    other.write_text("evil\n")
+    for argv in (("init", reg), ("--repo", reg, "model", "create", "m"),
+                 ("--repo", reg, "version", "create", "m", "v1"),
+                 ("--repo", reg, "artifact", "add", "m@v1", folder),
+                 ("--repo", reg, "artifact", "add", "m@v1", other, "--as", "d/x")):
+        assert run(*argv).code == 0, argv
+    out = tmp_path / "out"
+    before = fingerprint(reg, out, tmp_path / "home")
+
+    code, _, err = modelbox("--repo", reg, "get", "m@v1", "-o", out)
+
+    assert_refused(code, err, "'d/x'", "named twice")
+    assert fingerprint(reg, out, tmp_path / "home") == before
