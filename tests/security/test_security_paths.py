@@ -223,6 +223,24 @@ def test_a_merge_with_a_hostile_branch_is_refused_before_anything_moves(
     assert fingerprint(victim, tmp_path / "home") == before
 
 
+def test_a_push_that_must_pull_a_hostile_commit_first_is_refused(
+    tmp_path: Path, run: Run, transport: str, remote: Path,
+) -> None:
+    """push retries through pull when the remote moved: the same check, nothing sent."""
+    victim = tmp_path / "victim"
+    assert run("clone", remote, victim).code == 0
+    assert run("--repo", victim, "version", "create", "team/m", "v2").code == 0
+    hostile = hostile_head(remote, "dotdot")
+    marker = (".git/modelbox/tag-refs-synced",)  # a cache of push's own: may be refreshed
+    before = fingerprint(victim, tmp_path / "home", ignore=marker)
+
+    code, _, err = modelbox("--repo", victim, "push")
+
+    assert_refused(code, err, "'..'")
+    assert fingerprint(victim, tmp_path / "home", ignore=marker) == before
+    assert git_out(remote, "rev-parse", "main") == hostile
+
+
 # -- folder listings for `get` -----------------------------------------------------------
 def _store_object(store: Path, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
