@@ -61,8 +61,8 @@ def tree(bare: Path, entries: list[Entry]) -> str:
 
 def raw_tree(bare: Path, entries: list[tuple[str, str, str]]) -> str:
     """A tree object written byte by byte (``git mktree`` refuses a name holding '/')."""
-    data = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(sha)
-                    for mode, sha, name in sorted(entries, key=lambda e: e[2]))
+    data = b"".join(f"{mode} {name}".encode("utf-8", "surrogateescape") + b"\0"
+                    + bytes.fromhex(sha) for mode, sha, name in sorted(entries, key=lambda e: e[2]))
     return git_out(bare, "hash-object", "-w", "--literally", "-t", "tree", "--stdin",
                    stdin=data)
 
@@ -126,6 +126,15 @@ def hostile_head(bare: Path, case: str) -> str:
         top = raw_tree(bare, [(m, s, n) for m, _, s, n in head_entries(bare)]
                        + [("100644", blob(bare, b"pwned\n"), "../pwned")])
         sha = commit(bare, top, main)
+    elif case == "not-utf8":  # bytes no file name modelbox writes can hold
+        top = raw_tree(bare, [(m, s, n) for m, _, s, n in head_entries(bare)]
+                       + [("100644", blob(bare, b"x\n"), "bad\udcff\udcfename")])
+        sha = commit(bare, top, main)
+    elif case == "too-deep":  # a path longer than PATH_MAX, 2,100 folders deep
+        script = (f"commit refs/heads/main\ncommitter E <e@x> 0 +0000\ndata 4\ndeep\n"
+                  f"from {main}\nM 100644 inline {'a/' * 2100}f\ndata 2\nx\n\n")
+        git_out(bare, "fast-import", "--quiet", stdin=script.encode())
+        sha = git_out(bare, "rev-parse", "main")
     elif case == "symlink":
         sha = add_top_entry(bare, "link", "120000", blob(bare, b"../.."), "blob")
     elif case == "gitlink":
@@ -139,8 +148,8 @@ def hostile_head(bare: Path, case: str) -> str:
     return sha
 
 
-PULL_CASES = [*HOSTILE_NAMES, "nested-dotgit", "absolute", "slash-in-name", "symlink",
-              "gitlink", "intermediate"]
+PULL_CASES = [*HOSTILE_NAMES, "nested-dotgit", "absolute", "slash-in-name", "not-utf8",
+              "too-deep", "symlink", "gitlink", "intermediate"]
 
 
 @pytest.mark.parametrize("case", PULL_CASES)
