@@ -172,7 +172,8 @@ def test_a_pull_of_a_hostile_tree_is_refused_and_writes_nothing(
         assert run("--repo", victim, "pull").code == 0
 
 
-@pytest.mark.parametrize("case", ["dotdot", "dotgit", "symlink", "intermediate"])
+@pytest.mark.parametrize("case", ["dotdot", "dotgit", "absolute", "not-utf8", "symlink",
+                                  "intermediate"])
 def test_a_clone_of_a_hostile_remote_is_refused_and_leaves_no_folder(
     tmp_path: Path, transport: str, remote: Path, case: str,
 ) -> None:
