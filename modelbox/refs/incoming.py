@@ -24,7 +24,7 @@ from typing import cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
-from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.objects import Commit, ObjectID, Tree, parse_tree
 from dulwich.walk import Walker
 
 from modelbox import pathcheck
@@ -162,7 +162,7 @@ def check_tree(repo: GitRepo, commit: str, source: str) -> None:
     git = gitcli.git_program()
     store = repo.raw.object_store
     entries = (gitcli.tree_entries(git, repo.git_dir, commit) if git is not None
-               else _tree_diff(store, None, _commit(store, commit).tree.decode()))
+               else _tree_diff(_Trees(store), None, _commit(store, commit).tree.decode()))
     try:
         for mode, path in entries:
             pathcheck.check_path(path, f"commit {commit[:10]} from {source}", mode)
@@ -180,16 +180,17 @@ def _new_entries(store: BaseObjectStore, heads: list[str], exclude: list[str],
     """:func:`gitcli.new_entries` by a walk in Python (no git program)."""
     walker = Walker(store, include=[_oid(sha) for sha in heads],
                     exclude=[_oid(sha) for sha in exclude])
+    trees = _Trees(store)  # a commit's trees are its child's "before": each read once
     for entry in walker:
         commit = entry.commit
         tree = commit.tree.decode()
         parents = [_commit(store, p.decode()).tree.decode() for p in commit.parents]
         for old in parents or [None]:
-            for mode, path in _tree_diff(store, old, tree):
+            for mode, path in _tree_diff(trees, old, tree):
                 yield commit.id.decode(), mode, path
 
 
-def _tree_diff(store: BaseObjectStore, old: str | None, new: str) -> Iterator[tuple[int, str]]:
+def _tree_diff(trees: _Trees, old: str | None, new: str) -> Iterator[tuple[int, str]]:
     """``(mode, path)`` of every entry of ``new`` that ``old`` lacks or holds otherwise,
     folders included; equal subtrees are not read. A stack, not recursion: a hostile
     tree may nest deeper than Python's recursion limit."""
@@ -198,8 +199,8 @@ def _tree_diff(store: BaseObjectStore, old: str | None, new: str) -> Iterator[tu
         before, after, prefix = stack.pop()
         if before == after:
             continue
-        olds = _entries(store, before)
-        for name, (mode, sha) in _entries(store, after).items():
+        olds = trees.entries(before)
+        for name, (mode, sha) in trees.entries(after).items():
             previous = olds.get(name)
             if previous == (mode, sha):
                 continue
@@ -211,12 +212,33 @@ def _tree_diff(store: BaseObjectStore, old: str | None, new: str) -> Iterator[tu
                 stack.append((was, sha, f"{path}/"))
 
 
-def _entries(store: BaseObjectStore, tree: str | None) -> dict[str, tuple[int, str]]:
-    if tree is None:
-        return {}
-    # surrogateescape: a name that is not UTF-8 reaches pathcheck, which refuses it.
-    return {e.path.decode("utf-8", "surrogateescape"): (e.mode, e.sha.decode())
-            for e in cast(Tree, store[_oid(tree)]).iteritems()}
+class _Trees:
+    """Trees' entries by id, the last few thousand kept: a walk reads most trees twice."""
+
+    _KEEP = 8192
+
+    def __init__(self, store: BaseObjectStore) -> None:
+        self.store = store
+        self._seen: dict[str, dict[str, tuple[int, str]]] = {}
+
+    def entries(self, tree: str | None) -> dict[str, tuple[int, str]]:
+        if tree is None:
+            return {}
+        found = self._seen.get(tree)
+        if found is None:
+            # surrogateescape: a name that is not UTF-8 reaches pathcheck, which refuses it.
+            kind, raw = self.store.get_raw(_oid(tree))  # no object built, no sorting
+            if kind != Tree.type_num:
+                raise ObjectFormatException(f"{tree} is not a tree")
+            try:
+                found = {name.decode("utf-8", "surrogateescape"): (mode, sha.decode())
+                         for name, mode, sha in parse_tree(raw, len(tree) // 2)}
+            except ValueError as exc:  # dulwich's Python parser: a missing separator
+                raise ObjectFormatException(f"tree {tree}: {exc}") from None
+            if len(self._seen) >= self._KEEP:
+                del self._seen[next(iter(self._seen))]
+            self._seen[tree] = found
+        return found
 
 
 def _commit(store: BaseObjectStore, sha: str) -> Commit:
