@@ -527,8 +527,22 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     """
     snap = registry.snapshot()
     checker = Checker(snap, schema=schema)
-    problems = checker.run(checker.all_paths())
+    problems = _unsafe_paths(registry, snap)
+    problems += checker.run(checker.all_paths())
     return problems + _check_refs(registry, snap, checker)
+
+
+def _unsafe_paths(registry: Registry, snap: Snapshot) -> list[Problem]:
+    """Paths git would not check out (``..``, ``.git``, a symbolic link...), in a registry
+    that took them before pull checked them (:mod:`modelbox.pathcheck`)."""
+    from modelbox.refs import incoming
+
+    if snap.commit is None:
+        return []
+    return [Problem(path.encode("unicode_escape").decode("ascii"),
+                    f"(file): may not be written ({why}); remove it from the branch with git, "
+                    "then commit")
+            for path, why in incoming.unsafe_paths(registry.repo, snap.commit)]
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:

@@ -32,7 +32,7 @@ from modelbox.errors import GitError, RemoteError, UnsafePathError
 from modelbox.refs import gitcli
 from modelbox.refs.repo import GitRepo
 
-__all__ = ["Quarantine", "check_commits", "check_tree"]
+__all__ = ["Quarantine", "check_commits", "check_tree", "unsafe_paths"]
 
 
 class Quarantine:
@@ -168,6 +168,30 @@ def check_tree(repo: GitRepo, commit: str, source: str) -> None:
             pathcheck.check_path(path, f"commit {commit[:10]} from {source}", mode)
     except ObjectFormatException as exc:
         raise _malformed(source, exc) from None
+
+
+def unsafe_paths(repo: GitRepo, commit: str) -> list[tuple[str, str]]:
+    """``(path, why)`` of every path of ``commit``'s tree that may not be written: what
+    ``modelbox check`` reports of a registry that took such a commit before these checks.
+
+    Raises:
+        GitError: the tree cannot be read (a malformed object).
+    """
+    git = gitcli.git_program()
+    store = repo.raw.object_store
+    try:
+        entries = list(gitcli.tree_entries(git, repo.git_dir, commit) if git is not None
+                       else _tree_diff(_Trees(store), None,
+                                       _commit(store, commit).tree.decode()))
+    except ObjectFormatException as exc:
+        raise GitError(f"cannot read the tree of {commit} in {repo.git_dir}: {exc}; run "
+                       "`git fsck`") from None
+    out = []
+    for mode, path in entries:
+        reason = pathcheck.unsafe_path(path) or pathcheck.unsafe_mode(mode)
+        if reason is not None:
+            out.append((path, reason))
+    return out
 
 
 def _malformed(source: str, exc: Exception) -> RemoteError:

@@ -426,3 +426,21 @@ def test_get_refuses_two_artifacts_that_name_one_file(tmp_path: Path, run: Run) 
 
     assert_refused(code, err, "'d/x'", "named twice")
     assert fingerprint(reg, out, tmp_path / "home") == before
+
+
+@pytest.mark.parametrize("case", ["dotdot", "symlink"])
+def test_check_reports_a_path_that_entered_before_the_checks(
+    tmp_path: Path, run: Run, transport: str, case: str,
+) -> None:
+    """A registry that took such a commit earlier (an older modelbox, plain git): `check`
+    names the path instead of saying ok."""
+    reg = tmp_path / "reg"
+    assert run("init", reg).code == 0
+    assert run("--repo", reg, "model", "create", "m").code == 0
+    hostile_head(reg, case)
+
+    code, out, err = modelbox("--repo", reg, "check")
+
+    assert code == 1, (out, err)
+    assert "may not be written" in out + err
+    assert ("'..'" if case == "dotdot" else "symbolic link") in out + err
