@@ -116,9 +116,13 @@ def _sources(paths: list[Path]) -> list[Path]:
 
 
 def _walk(root: Path) -> list[Path]:
-    """Every file below ``root``, refusing links (they could point anywhere)."""
+    """Every file below ``root``, refusing links (they could point anywhere). A ``.git``
+    folder (a clone's own repository, as in a model cloned from a hub) is left out, as
+    git and DVC leave it out: `get` would not place it."""
     files: list[Path] = []
-    for folder, dirs, names in os.walk(root):
+    for folder, dirs, found in os.walk(root):
+        dirs[:] = [name for name in dirs if name != ".git"]
+        names = [name for name in found if name != ".git"]
         for name in dirs + names:
             entry = Path(folder, name)
             if entry.is_symlink():

@@ -444,3 +444,40 @@ def test_check_reports_a_path_that_entered_before_the_checks(
     assert code == 1, (out, err)
     assert "may not be written" in out + err
     assert ("'..'" if case == "dotdot" else "symbolic link") in out + err
+
+
+# -- what `artifact add` puts in a listing ----------------------------------------------------
+def test_adding_a_cloned_model_folder_leaves_its_git_folder_out(
+    tmp_path: Path, run: Run,
+) -> None:
+    """A model cloned from a hub holds `.git`: as git and DVC do, it is not part of the
+    folder (`get` would refuse to place it)."""
+    reg, folder, out = tmp_path / "reg", tmp_path / "model", tmp_path / "out"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"weights\n")
+    git_out(folder, "init", "--quiet")
+    for argv in (("init", reg), ("--repo", reg, "model", "create", "m"),
+                 ("--repo", reg, "version", "create", "m", "v1"),
+                 ("--repo", reg, "artifact", "add", "m@v1", folder),
+                 ("--repo", reg, "get", "m@v1", "-o", out)):
+        assert run(*argv).code == 0, argv
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["w.bin"]
+
+
+@pytest.mark.parametrize("name", [".GIT", "git~1", ".git."])
+def test_adding_a_folder_holding_a_git_alias_is_refused(
+    tmp_path: Path, run: Run, name: str,
+) -> None:
+    reg, folder = tmp_path / "reg", tmp_path / "model"
+    (folder / name).mkdir(parents=True)
+    (folder / name / "config").write_text("[core]\n\tfsmonitor = touch /tmp/pwned\n")
+    (folder / "w.bin").write_bytes(b"weights\n")
+    for argv in (("init", reg), ("--repo", reg, "model", "create", "m"),
+                 ("--repo", reg, "version", "create", "m", "v1")):
+        assert run(*argv).code == 0, argv
+    before = fingerprint(reg, tmp_path / "home", tmp_path / "cache")
+
+    code, _, err = modelbox("--repo", reg, "artifact", "add", "m@v1", folder)
+
+    assert_refused(code, err, name, "get` would not place")
+    assert fingerprint(reg, tmp_path / "home", tmp_path / "cache") == before
