@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import claims, layout, limits
+from modelbox import claims, layout, limits, pathcheck
 from modelbox.audit import Change
 from modelbox.collisions import refuse_case_twin
 from modelbox.directories import Folder, placements
@@ -159,9 +159,13 @@ def _sources(paths: list[Path]) -> list[Path]:
 
 
 def _walk(root: Path) -> list[Path]:
-    """Every file below ``root``, refusing links (they could point anywhere)."""
+    """Every file below ``root``, refusing links (they could point anywhere). A ``.git``
+    folder (a clone's own repository, as in a model cloned from a hub) is left out, as
+    git and DVC leave it out: `get` would not place it."""
     files: list[Path] = []
-    for folder, dirs, names in os.walk(root):
+    for folder, dirs, found in os.walk(root):
+        dirs[:] = [name for name in dirs if name != ".git"]
+        names = [name for name in found if name != ".git"]
         for name in dirs + names:
             entry = Path(folder, name)
             if entry.is_symlink():
@@ -386,10 +390,12 @@ def _pointer_name(artifact: Artifact) -> str:
 
 
 def safe_destination(root: Path, relative: str) -> Path:
-    """``root / relative``, refusing anything that would land outside ``root``."""
+    """``root / relative``, refusing anything that would land outside ``root`` or in a
+    ``.git`` folder below it (:mod:`modelbox.pathcheck`), or pass a symbolic link."""
     parts = relative.split("/")
-    if relative.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in relative:
-        raise ArtifactError(f"refusing to write {relative!r}: it would leave {root}")
+    reason = pathcheck.unsafe_path(relative)
+    if reason is not None:
+        raise ArtifactError(f"refusing to write {relative!r} into {root}: {reason}")
     current = root
     for part in parts:
         current = current / part
@@ -424,6 +430,12 @@ def get(
             slots.update(found)
         else:
             items.append((artifact.checksum, artifact.size, place))
+    # A listing (or two artifacts, `d` holding `x` and `d/x`) may name one destination
+    # twice: refused before anything is placed.
+    pathcheck.check_distinct(
+        [p.relative_to(dest).as_posix() for p in [*(i[2] for i in items),
+                                                   *(t[1] for t in tracked)]],
+        f"the artifacts of {ref}")
     store.get_files(items, progress=progress, verify=verify, slots=slots)
     for artifact, place in tracked:
         fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag,

@@ -608,7 +608,8 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     """
     snap = registry.snapshot()
     checker = Checker(snap, schema=schema)
-    problems = checker.run(checker.all_paths())
+    problems = _unsafe_paths(registry, snap)
+    problems += checker.run(checker.all_paths())
     problems += _check_refs(registry, snap, checker)
     return (_check_interrupted(registry) + problems
             + outside_moves(registry, registry.history.walk(registry.head())))
@@ -634,6 +635,19 @@ def _check_interrupted(registry: Registry) -> list[Problem]:
                 f"older commit of the branch, not its head {lag.new[:12]}; {fix}",
                 fixable=True))
     return problems
+
+
+def _unsafe_paths(registry: Registry, snap: Snapshot) -> list[Problem]:
+    """Paths git would not check out (``..``, ``.git``, a symbolic link...), in a registry
+    that took them before pull checked them (:mod:`modelbox.pathcheck`)."""
+    from modelbox.refs import incoming
+
+    if snap.commit is None:
+        return []
+    return [Problem(path.encode("unicode_escape").decode("ascii"),
+                    f"(file): may not be written ({why}); remove it from the branch with git, "
+                    "then commit")
+            for path, why in incoming.unsafe_paths(registry.repo, snap.commit)]
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:

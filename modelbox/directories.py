@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelbox import pathcheck
 from modelbox.errors import InvalidValueError
 from modelbox.manifests import ENTRY_PATH_MAX, ENTRY_PATH_PATTERN, DirectoryManifest
 from modelbox.objects import FileDigest, HashCache, ObjectStore
@@ -49,6 +50,13 @@ class Folder:
                 raise InvalidValueError(
                     f"cannot store {str(root / name)!r}: a name inside a folder artifact may not "
                     "hold a backslash or a control character; rename the file"
+                )
+            # What `get` would refuse to place (a .git folder: a clone's own repository).
+            reason = pathcheck.unsafe_path(name)
+            if reason is not None:
+                raise InvalidValueError(
+                    f"cannot store {str(root / name)!r}: {reason}, which `get` would not "
+                    "place; add a copy of the folder without it"
                 )
         layout = lay_out(paths, names, cache)
         return cls(paths, names, layout, layout.recalled())

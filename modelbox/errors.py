@@ -27,6 +27,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     │       ├── RemoteMovedError  the remote has commits this clone lacks (pull first)
     │       └── PushRejectedError the server refused some refs of a push
     ├── ArtifactError             an artifact path is missing, unsafe or unreadable
+    ├── UnsafePathError           a pulled tree or a listing names a path git would not write
     └── StoreError                the object store failed
         ├── StoreAccessError      missing or refused credentials, no permission
         ├── StoreUnreachableError the store's endpoint cannot be reached
@@ -73,6 +74,7 @@ __all__ = [
     "StoreUnreachableError",
     "TagConflictError",
     "TagNotFoundError",
+    "UnsafePathError",
     "VersionExistsError",
     "VersionNotFoundError",
     "WorktreeDirtyError",
@@ -259,6 +261,20 @@ class MergeConflictError(GitError):
 
 class ArtifactError(ModelboxError):
     """An artifact path is missing, unreadable, or would escape its destination."""
+
+
+class UnsafePathError(ModelboxError):
+    """A tree from a remote or a folder listing names a path that may not be written
+    (``..``, ``.git``, absolute, a symbolic link...): the rules of :mod:`modelbox.pathcheck`."""
+
+    def __init__(self, source: str, path: str, reason: str) -> None:
+        self.source, self.path, self.reason = source, path, reason
+        shown = path.encode("unicode_escape").decode("ascii")
+        shown = shown if len(shown) <= 200 else f"{shown[:200]}..."
+        super().__init__(
+            f"refusing {source}: the path '{shown}' may not be written ({reason}); "
+            "nothing was changed. Ask whoever wrote it to remove it"
+        )
 
 
 class StoreError(ModelboxError):

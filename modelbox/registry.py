@@ -942,7 +942,12 @@ class Registry:
         # ~1 s at 1,000 models), which every clone and the first push after a write paid.
         start = len(layout.MODELS) + 1
         for path in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE):
-            model = parse_model(path[start : -len(layout.MODEL_FILE) - 1])
+            try:
+                model = parse_model(path[start : -len(layout.MODEL_FILE) - 1])
+            except InvalidNameError:
+                # A folder no model can have (pulled, or made by hand): no ref can mirror
+                # it, and it must not stop the others' refs; `check` reports it.
+                continue
             out.update(self.desired_refs(snap, model))
         return out
 

@@ -49,7 +49,7 @@ from modelbox.errors import (
     StoreError,
 )
 from modelbox.faults import fault
-from modelbox.refs import GitRepo, Snapshot, locked
+from modelbox.refs import GitRepo, Snapshot, incoming, locked
 from modelbox.refs import remote as git_remote
 from modelbox.refs.remote import Remote
 from modelbox.registry import AUDIT_REF, Registry
@@ -498,12 +498,16 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
             recovery.recover(registry)
     name, remote = _remote(registry, remote_name)
     branch_ref = registry.branch_ref
+    ours = registry.head()
+    # The branch's new commits are checked before their objects enter the repository
+    # (all of them, not only the tip): a path that may not be written stops the pull.
     fetched, _ = remote.fetch(
         lambda ref: ref in (branch_ref, AUDIT_REF)
-        or (name is not None and ref.startswith("refs/heads/"))
+        or (name is not None and ref.startswith("refs/heads/")),
+        check={branch_ref: ours},
     )
     _remember(repo, name, fetched)
-    ours, theirs = registry.head(), fetched.get(branch_ref)
+    theirs = fetched.get(branch_ref)
     result = PullResult(remote.url, registry.branch, ours, ours, "up to date")
     if theirs is not None and ours != theirs:
         if ours is None or git_remote.is_ancestor(repo, ours, theirs):
@@ -744,6 +748,7 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
     try:
         with git_remote.cloning(url, dest, name) as (repo, branches, head):
             commit = _settle_branch(repo, url, name, branches, head)
+            incoming.check_tree(repo, commit, url)  # before a file is written
             registry = Registry.open(dest)
             try:
                 # With git, three things at once: the history behind the commits the
@@ -754,10 +759,21 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
                     _clone_objects(registry, url)
             finally:
                 registry.close()
+        _check_history(dest, commit, url)
     except (ModelboxError, KeyboardInterrupt):
         git_remote.discard_clone(dest, existed=existed)
         raise
     return dest
+
+
+def _check_history(dest: Path, commit: str, url: str) -> None:
+    """Refuse a clone whose history (complete only now, with git) holds a path that may
+    not be written: a later checkout of an older commit would write it."""
+    repo = GitRepo.open(dest)
+    try:
+        incoming.check_commits(repo, [commit], [], url)
+    finally:
+        repo.close()
 
 
 def _settle_branch(repo: GitRepo, url: str, name: str, branches: dict[str, str],

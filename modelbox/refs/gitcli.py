@@ -52,11 +52,13 @@ __all__ = [
     "ls_remote",
     "merge_base",
     "messages",
+    "new_entries",
     "push",
     "refs_under",
     "remote_error",
     "rev_list",
     "run",
+    "tree_entries",
     "tree_files",
     "unshallow",
     "update_refs",
@@ -134,9 +136,11 @@ class Output:
 
 
 def run(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: str | None = None,
-        batch_ssh: bool = True, show_progress: bool = False) -> Output:
+        batch_ssh: bool = True, show_progress: bool = False,
+        env: Mapping[str, str] | None = None) -> Output:
     """Run ``git --git-dir GIT_DIR ARGS`` (no ``--git-dir`` when None: ``git clone``); the
-    caller reads the exit code.
+    caller reads the exit code. ``env`` adds to git's environment (a quarantine's object
+    folders: :class:`modelbox.refs.incoming.Quarantine`).
 
     With ``show_progress``, git's progress meters (and only those) are copied to stderr
     as they come, for the long transfers a person watches on a terminal. If this is
@@ -150,7 +154,8 @@ def run(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: str | Non
         with held_interrupts():
             proc = _start(git, git_dir, args,
                           stdin=subprocess.PIPE if stdin is not None else None,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, batch_ssh=batch_ssh)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, batch_ssh=batch_ssh,
+                          env=env)
         assert proc.stdout is not None and proc.stderr is not None
         err: list[bytes] = []
         # stderr and stdin in threads, stdout here: no pipe can fill up and block git.
@@ -195,7 +200,8 @@ def held_interrupts() -> Iterator[None]:
 
 
 def _start(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: Any,
-           stdout: Any, stderr: Any, batch_ssh: bool) -> subprocess.Popen[bytes]:
+           stdout: Any, stderr: Any, batch_ssh: bool, env: Mapping[str, str] | None = None,
+           ) -> subprocess.Popen[bytes]:
     """Start ``git --git-dir GIT_DIR ARGS`` in a session of its own: a Ctrl-C reaches
     modelbox only, which then kills git's whole process group (:func:`_kill`), the
     index-pack or remote helper git started included. Killing git alone would leave those
@@ -204,7 +210,7 @@ def _start(git: str, git_dir: Path | None, args: Sequence[str], *, stdin: Any,
     try:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else stdin,
                                 stdout=stdout, stderr=stderr, start_new_session=True,
-                                env=environment(batch_ssh=batch_ssh))
+                                env={**environment(batch_ssh=batch_ssh), **(env or {})})
     except OSError as exc:
         raise GitError(f"cannot run {git} {_command(args)}: {exc}") from None
 
@@ -335,7 +341,8 @@ _FETCH_ATTEMPTS = 3
 
 def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
           have: Callable[[str], bool], *, batch_ssh: bool = True,
-          progress: bool = False) -> tuple[dict[str, str], str | None]:
+          progress: bool = False, env: Callable[[], Mapping[str, str]] | None = None,
+          ) -> tuple[dict[str, str], str | None]:
     """Bring the objects of every ref of ``url`` that ``wanted`` accepts; local refs do
     not move. Returns those refs (name -> sha) and the branch the remote's HEAD names.
 
@@ -343,7 +350,8 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
     Otherwise ``git fetch`` brings the refs by name, into no local ref at all (what
     ``git clone`` writes as one packed-refs file would be hundreds of ref files here);
     if a ref moved between the listing and the fetch, so that what was listed did not
-    arrive, both run again.
+    arrive, both run again. ``env``, called only when something is fetched, gives the
+    variables that send the objects into a quarantine.
     """
     for _ in range(_FETCH_ATTEMPTS):
         refs, head = ls_remote(git, git_dir, url, batch_ssh=batch_ssh)
@@ -356,7 +364,7 @@ def fetch(git: str, git_dir: Path, url: str, wanted: Callable[[str], bool],
             "--recurse-submodules=no", "--progress" if progress else "--quiet", "--stdin",
             *_remote_args(url),
         ], stdin="".join(f"{name}\n" for name in missing), batch_ssh=batch_ssh,
-            show_progress=progress)
+            show_progress=progress, env=env() if env is not None else None)
         if res.code != 0:
             raise remote_error(url, res.err)
         # An object that arrived came with everything it reaches (git checks that).
@@ -481,18 +489,20 @@ def _push_batch(git: str, git_dir: Path, url: str, args: list[str], specs: list[
 
 
 # -- local history ---------------------------------------------------------------------
-def _local(git: str, git_dir: Path, args: list[str], stdin: str | None = None) -> Output:
-    res = run(git, git_dir, args, stdin=stdin)
+def _local(git: str, git_dir: Path, args: list[str], stdin: str | None = None,
+           env: Mapping[str, str] | None = None) -> Output:
+    res = run(git, git_dir, args, stdin=stdin, env=env)
     if res.code not in (0, 1):
         raise GitError(f"git {args[0]} failed in {git_dir}: {res.err.strip()}")
     return res
 
 
 def rev_list(git: str, git_dir: Path, include: Iterable[str], exclude: Iterable[str],
-             ) -> list[str]:
+             env: Mapping[str, str] | None = None) -> list[str]:
     """Commits reachable from ``include`` and from none of ``exclude``, newest first."""
     lines = [*include, *(f"^{sha}" for sha in exclude)]
-    res = _local(git, git_dir, ["rev-list", "--stdin"], "".join(f"{x}\n" for x in lines))
+    res = _local(git, git_dir, ["rev-list", "--stdin"], "".join(f"{x}\n" for x in lines),
+                 env)
     if res.code != 0:
         raise GitError(f"git rev-list failed in {git_dir}: {res.err.strip()}")
     return res.out.split()
@@ -538,6 +548,34 @@ def changed_files(git: str, git_dir: Path, commits: Iterable[str]) -> list[tuple
     return out
 
 
+def new_entries(git: str, git_dir: Path, include: Iterable[str], exclude: Iterable[str],
+                env: Mapping[str, str] | None = None) -> Iterator[tuple[str, int, str]]:
+    """``(commit, mode, path)`` of every file (symbolic links and gitlinks included) that a
+    commit reachable from ``include`` and from none of ``exclude`` adds, changes or
+    removes (mode 0) against each of its parents (against nothing for a root commit).
+    One ``git rev-list`` and one ``git diff-tree -r``: every path of every new commit is
+    there or in a parent. (~0.5 s for the 11,000 commits of the 1,000 x 10 registry.)"""
+    commits = rev_list(git, git_dir, include, exclude, env)
+    if not commits:
+        return
+    res = _local(git, git_dir, ["diff-tree", "--stdin", "-r", "-m", "--root", "--no-renames",
+                                "-z"], "".join(f"{sha}\n" for sha in commits), env)
+    if res.code != 0:
+        raise GitError(f"git diff-tree failed in {git_dir}: {res.err.strip()}")
+    commit = ""
+    for found in _RAW_ENTRY.finditer(res.out):
+        if found[1]:
+            commit = found[1]
+        else:
+            yield commit, int(found[2], 8), found[3]
+
+
+# With -z: "SHA\0" before each commit's entries, then ":OLD NEW OLDSHA NEWSHA STATUS\0PATH\0".
+_RAW_ENTRY = re.compile(
+    r"([0-9a-f]{40,64})\0|:\d{6} (\d{6}) [0-9a-f]+ [0-9a-f]+ [A-Z]\d*\0([^\0]*)\0"
+)
+
+
 def is_ancestor(git: str, git_dir: Path, ancestor: str, descendant: str) -> bool:
     return _local(git, git_dir, ["merge-base", "--is-ancestor", ancestor, descendant]).code == 0
 
@@ -559,6 +597,18 @@ def tree_files(git: str, git_dir: Path, commit: str) -> list[tuple[str, str]]:
         if tab and len(parts) == 3 and parts[1] == "blob":
             out.append((path, parts[2]))
     return out
+
+
+def tree_entries(git: str, git_dir: Path, commit: str) -> Iterator[tuple[int, str]]:
+    """``(mode, path)`` of every file (symbolic links and gitlinks included) of
+    ``commit``'s tree, by one ``git ls-tree -r``."""
+    res = _local(git, git_dir, ["ls-tree", "-r", "-z", "--full-tree", commit])
+    if res.code != 0:
+        raise GitError(f"git ls-tree failed in {git_dir}: {res.err.strip()}")
+    for entry in res.out.split("\0"):
+        meta, tab, path = entry.partition("\t")
+        if tab:
+            yield int(meta.split()[0], 8), path
 
 
 def update_refs(git: str, git_dir: Path, refs: Mapping[str, str]) -> None:

@@ -31,13 +31,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.errors import (
+    GitProtocolError,
+    HangupException,
+    NotGitRepository,
+    ObjectFormatException,
+)
 from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA, ObjectID
 from dulwich.refs import Ref
 
 from modelbox.errors import GitError, PushRejectedError, RemoteError, RemoteMovedError
-from modelbox.refs import gitcli
+from modelbox.refs import gitcli, incoming
 
 if TYPE_CHECKING:
     from dulwich.client import GitClient
@@ -75,6 +80,9 @@ def _transport_errors(url: str) -> Iterator[None]:
         raise
     except NotGitRepository:
         raise RemoteError(f"{url} is not a Git repository") from None
+    except ObjectFormatException as exc:  # read in this process from a local remote
+        raise RemoteError(f"{url} holds a malformed object ({exc}); nothing was changed. "
+                          "Ask whoever wrote it to run `git fsck`") from None
     except HTTPUnauthorized:
         raise RemoteError(
             f"{url} refused the credentials; configure a Git credential helper or token"
@@ -200,16 +208,43 @@ class Remote:
         }
         return refs, _head_branch(result.symrefs)
 
-    def fetch(self, wanted: Callable[[str], bool]) -> tuple[dict[str, str], str | None]:
+    def fetch(self, wanted: Callable[[str], bool], check: Mapping[str, str | None] | None = None,
+              ) -> tuple[dict[str, str], str | None]:
         """Bring the objects of every remote ref ``wanted(name)`` accepts.
 
         Returns those refs (name -> sha) and the branch the remote's HEAD names. Local refs
         do not move: the caller decides where each fetched ref goes.
+
+        With ``check`` (ref name -> the local commit its new commits start from, or None),
+        the objects wait in a :class:`~modelbox.refs.incoming.Quarantine` until the commits
+        each of those refs brings are known to hold only paths that may be written; if
+        one does not, none of them enters the repository.
+
+        Raises:
+            UnsafePathError: a checked ref brings a path that may not be written.
         """
+        if not check:
+            return self._fetch(wanted, None)
+        quarantine = incoming.Quarantine(self.repo)
+        try:
+            fetched, head = self._fetch(wanted, quarantine)
+            for ref, known in check.items():
+                sha = fetched.get(ref)
+                if sha is not None and sha != known:
+                    incoming.check_commits(self.repo, [sha], [known] if known else [],
+                                           self.url, quarantine)
+            quarantine.admit()
+        finally:
+            quarantine.close()
+        return fetched, head
+
+    def _fetch(self, wanted: Callable[[str], bool], quarantine: incoming.Quarantine | None,
+               ) -> tuple[dict[str, str], str | None]:
         if self._git is not None:
             return gitcli.fetch(self._git, self.repo.git_dir, self.url, wanted,
-                                self.repo.has_object, batch_ssh=self._batch_ssh(),
-                                progress=_on_terminal())
+                                quarantine.has if quarantine else self.repo.has_object,
+                                batch_ssh=self._batch_ssh(), progress=_on_terminal(),
+                                env=quarantine.prepare if quarantine else None)
         client, path = self._connect()
         chosen: dict[str, str] = {}
         store = self.repo.raw.object_store
@@ -226,8 +261,9 @@ class Remote:
                     out.append(sha)
             return out
 
+        target: Any = self.repo.raw if quarantine is None else _Target(self.repo, quarantine)
         with _transport_errors(self.url):
-            result = client.fetch(path.encode(), self.repo.raw, determine_wants=determine_wants)
+            result = client.fetch(path.encode(), target, determine_wants=determine_wants)
         return chosen, _head_branch(result.symrefs)
 
     def push(self, updates: Mapping[str, str | None], expected: Mapping[str, str | None]) -> None:
@@ -327,6 +363,22 @@ def lost_race(statuses: Mapping[str, str]) -> bool:
     by a hook or a permission."""
     return bool(statuses) and all(any(word in why for word in _LOST_RACE)
                                   for why in statuses.values())
+
+
+class _Target:
+    """What dulwich's ``GitClient.fetch`` needs of the repository it fetches into: the
+    repository's refs to negotiate with, the quarantine's objects to write into."""
+
+    def __init__(self, repo: GitRepo, quarantine: incoming.Quarantine) -> None:
+        self._raw = repo.raw
+        self.object_store = quarantine.writable_store()
+        self.object_format = repo.raw.object_format
+
+    def get_graph_walker(self) -> Any:
+        return self._raw.get_graph_walker()
+
+    def update_shallow(self, new_shallow: Any, new_unshallow: Any) -> None:
+        self._raw.update_shallow(new_shallow, new_unshallow)
 
 
 # How git reports a ref that moved on the remote: a lease that failed, or a rejection

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref
@@ -38,6 +38,10 @@ def _oid(sha: str) -> ObjectID:
 
 def _ref(name: str) -> Ref:
     return Ref(name.encode())
+
+
+def _malformed(sha: str, git_dir: Path, exc: Exception) -> GitError:
+    return GitError(f"object {sha} in {git_dir} is malformed ({exc}); run `git fsck`")
 
 
 def blob_sha(data: bytes) -> str:
@@ -165,6 +169,8 @@ class GitRepo:
             obj = self._repo.object_store[_oid(sha)]
         except KeyError:
             raise GitError(f"object {sha} is missing from {self.git_dir}; run `git fsck`") from None
+        except ObjectFormatException as exc:  # a hostile or damaged object
+            raise _malformed(sha, self.git_dir, exc) from None
         self._remember(sha, obj)
         return obj
 
@@ -231,6 +237,8 @@ class GitRepo:
             type_num, raw = self._repo.object_store.get_raw(_oid(sha))
         except KeyError:
             raise GitError(f"commit {sha} is missing from {self.git_dir}; run `git fsck`") from None
+        except ObjectFormatException as exc:
+            raise _malformed(sha, self.git_dir, exc) from None
         if type_num != Commit.type_num:
             raise GitError(f"{sha} is not a commit")
         return raw

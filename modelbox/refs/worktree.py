@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from modelbox import pathcheck
 from modelbox.errors import WorktreeDirtyError
 from modelbox.refs.index import GitIndex
 from modelbox.refs.repo import GitRepo, PathChange, blob_sha
@@ -58,7 +59,9 @@ class Worktree:
         return blob_sha(file.read_bytes()) == sha
 
     def check_clean(self, changes: Iterable[PathChange]) -> None:
-        """Raise WorktreeDirtyError if a path about to change carries a hand edit."""
+        """Raise WorktreeDirtyError if a path about to change carries a hand edit, and
+        UnsafePathError if one may not be written at all (:mod:`modelbox.pathcheck`)."""
+        changes = _checked(changes)
         for change in changes:
             if self._matches(change.path, change.old_sha):
                 continue
@@ -68,7 +71,12 @@ class Worktree:
             raise WorktreeDirtyError(change.path)
 
     def apply(self, changes: Iterable[PathChange]) -> None:
-        """Write the new content of each changed path and record it in the index."""
+        """Write the new content of each changed path and record it in the index.
+
+        Raises:
+            UnsafePathError: a path may not be written (nothing is written then).
+        """
+        changes = _checked(changes)
         index = self.index
         for change in changes:
             file = self.root / change.path
@@ -129,6 +137,15 @@ def _file_sha(file: Path) -> str | None:
     if file.is_symlink() or not file.is_file():
         return ""
     return blob_sha(file.read_bytes())
+
+
+def _checked(changes: Iterable[PathChange]) -> list[PathChange]:
+    """``changes``, once every path is known to be one git would write (the commits were
+    checked where they entered; this holds the line for every other caller)."""
+    changes = list(changes)
+    for change in changes:
+        pathcheck.check_path(change.path, "the work tree update")
+    return changes
 
 
 def _prune_empty_dirs(directory: Path, root: Path) -> None:
