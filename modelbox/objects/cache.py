@@ -19,11 +19,14 @@ from modelbox.objects.hashing import CHUNK_SIZE
 
 logger = logging.getLogger(__name__)
 
+# Table `files`, not `hashes` (keyed without ctime_ns, by modelbox before 0.x): an older
+# modelbox sharing this cache keeps its own table and never reads these rows.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes (
+CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     device INTEGER NOT NULL,
     sha256 TEXT NOT NULL
@@ -133,7 +136,10 @@ def _hash(path: Path) -> str:
 
 
 class HashCache:
-    """SHA-256 of files keyed by (absolute path, size, mtime_ns, inode, device).
+    """SHA-256 of files keyed by (absolute path, size, mtime_ns, ctime_ns, inode, device).
+
+    ctime is in the key as in git's index: an in-place edit that puts the size and mtime
+    back (``touch -r``) still moves the ctime, which no user call can set.
 
     Backed by an SQLite database in WAL mode, so several processes can read and write it at
     once. The cache is only an optimisation: when the database cannot be opened or written,
@@ -154,12 +160,12 @@ class HashCache:
     def lookup(self, path: Path, stat: os.stat_result) -> str | None:
         """The cached digest of ``path`` if it was hashed with exactly this ``stat``."""
         row = self._fetch(
-            "SELECT size, mtime_ns, inode, device, sha256 FROM hashes WHERE path = ?",
+            "SELECT size, mtime_ns, ctime_ns, inode, device, sha256 FROM files WHERE path = ?",
             (str(path),),
         )
-        if row is None or tuple(row[:4]) != _key(stat):
+        if row is None or tuple(row[:5]) != _key(stat):
             return None
-        return str(row[4])
+        return str(row[5])
 
     def store(self, path: Path, stat: os.stat_result, sha256: str) -> None:
         """Remember that ``path`` with this ``stat`` hashes to ``sha256``."""
@@ -169,7 +175,7 @@ class HashCache:
         """:meth:`store` for many files at once, in one transaction (a transaction per
         file cost more than reading a 64 KiB file)."""
         self._write(
-            "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(str(path), *_key(stat), sha256) for path, stat, sha256 in entries],
         )
 
@@ -262,9 +268,10 @@ class HashCache:
         return connection
 
 
-def _key(stat: os.stat_result) -> tuple[int, int, int, int]:
+def _key(stat: os.stat_result) -> tuple[int, int, int, int, int]:
     # SQLite integers are signed 64-bit; inode numbers may use the full unsigned range.
-    return (stat.st_size, stat.st_mtime_ns, _signed(stat.st_ino), _signed(stat.st_dev))
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, _signed(stat.st_ino),
+            _signed(stat.st_dev))
 
 
 def _signed(value: int) -> int:
