@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -15,7 +16,7 @@ from modelbox.errors import InvalidValueError, ObjectCorruptError
 from modelbox.objects._errors import local_errors
 from modelbox.objects._files import remove_stale_temps, write_whole
 from modelbox.objects._layout import relative_key
-from modelbox.objects.hashing import CHUNK_SIZE
+from modelbox.objects.hashing import CHUNK_SIZE, stat_changed
 
 logger = logging.getLogger(__name__)
 
@@ -58,35 +59,109 @@ def default_cache_dir() -> Path:
 class ObjectCache:
     """The machine-wide cache of verified objects, in the store layout under ``root``.
 
-    Cached objects are read-only, so a file hardlinked from here cannot be edited in place
-    by accident (except by root).
+    Cached objects are read-only, and a placed file is usually a hardlink to its entry: the
+    same inode. Root ignores the mode, and so may an owner after a ``chmod``, so an entry
+    is trusted without reading it only while it is exactly as modelbox last left it: its
+    ``stat`` (size, mtime, ctime, inode), recorded in the hash cache ``hashes`` once this
+    transfer's own links are made (:meth:`settle`; a link moves the ctime). Any other entry
+    is hashed again before use, and a bad one evicted and fetched again. An in-place edit
+    moves the ctime even when the mtime is put back, so an edited download never reaches
+    another registry.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, hashes: HashCache | None = None) -> None:
         self.root = root
+        self.hashes = hashes if hashes is not None else HashCache(root.parent / "hashes.sqlite")
         self._swept: set[Path] = set()
         self._lock = threading.Lock()
+        self._good: dict[str, os.stat_result] = {}
+        """Entries known good in this transfer, with their ``stat`` when they were."""
 
     def path(self, digest: str) -> Path:
         return self.root / relative_key(digest)
 
-    def holds(self, digest: str, size: int, *, verify: bool) -> bool:
-        """Whether a good copy is cached: right size, and right hash when ``verify``.
-
-        A bad copy is deleted.
+    def known(self, digest: str, size: int) -> bool | None:
+        """Whether the entry of ``digest`` can be used without reading it: True if it is
+        recorded (by :meth:`settle`) exactly as it is now; False if there is none (an entry
+        of the wrong size is deleted); None if it must be hashed first (:meth:`holds`).
+        One ``stat`` and one hash-cache lookup.
         """
         path = self.path(digest)
         with local_errors(str(self.root)):
             try:
-                if path.stat().st_size != size:
-                    path.unlink()
-                    return False
+                now = path.stat()
             except FileNotFoundError:
                 return False
-            if verify and _hash(path) != digest:
-                path.unlink()
+            if now.st_size != size:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
                 return False
+        if self.hashes.lookup(path, now) != digest:
+            return None
+        self._good[digest] = now
         return True
+
+    def holds(self, digest: str, size: int, *, verify: bool) -> bool:
+        """Whether a good copy is cached: right size, and either known as it is now (see
+        :meth:`known`; not with ``verify``) or hashing right.
+
+        A bad copy is deleted: a bit flip, an edit through a hardlink... is never placed,
+        the files linked to it keep their inode, and the cache gets a fresh copy.
+        """
+        if not verify:
+            known = self.known(digest, size)
+            if known is not None:
+                return known
+        path = self.path(digest)
+        with local_errors(str(self.root)):
+            try:
+                before = path.stat()
+            except FileNotFoundError:
+                return False
+            if (
+                before.st_size == size
+                and _hash(path) == digest
+                and not stat_changed(before, path.stat())
+            ):
+                self._good[digest] = before
+                return True
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return False
+
+    def confirm(self, digest: str) -> None:
+        """Note that the entry of ``digest``, just written from verified bytes (or found
+        good by :meth:`holds`), is good as it is now, for :meth:`settle`.
+
+        Raises:
+            StoreError: the entry cannot be read.
+        """
+        if digest not in self._good:
+            with local_errors(str(self.root)):
+                self._good[digest] = self.path(digest).stat()
+
+    def settle(self) -> None:
+        """Record every entry found or made good in this transfer as it is now, after the
+        transfer's own links and renames moved its ctime, so the next transfer trusts it
+        without reading it; then close the hash cache.
+
+        An entry whose size, mtime or inode changed since it was known good is not
+        recorded (it will be hashed again). Never raises: a missing record costs a hash.
+        """
+        good, self._good = self._good, {}
+        records = []
+        for digest, then in good.items():
+            path = self.path(digest)
+            try:
+                now = path.stat()
+            except OSError:
+                continue
+            if (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
+                then.st_size, then.st_mtime_ns, then.st_ino, then.st_dev
+            ):
+                records.append((path, now, digest))
+        self.hashes.store_many(records)
+        self.hashes.close()
 
     def add(self, digest: str, content: bytes | memoryview) -> Path:
         """Cache ``content``, already verified to hash to ``digest``; return its path.
