@@ -116,17 +116,16 @@ class ObjectCache:
         with local_errors(str(self.root)):
             try:
                 before = path.stat()
-            except FileNotFoundError:
-                return False
-            if (
-                before.st_size == size
-                and _hash(path) == digest
-                and not stat_changed(before, path.stat())
-            ):
-                self._good[digest] = before
-                return True
-            with contextlib.suppress(FileNotFoundError):
+                if (
+                    before.st_size == size
+                    and _hash(path) == digest
+                    and not stat_changed(before, path.stat())
+                ):
+                    self._good[digest] = before
+                    return True
                 path.unlink()
+            except FileNotFoundError:  # evicted meanwhile, by another transfer
+                pass
         return False
 
     def confirm(self, digest: str) -> None:
