@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT NOT NULL
 ) WITHOUT ROWID
 """
+_QUERY_SIZE = 500
+"""Paths per query of :meth:`HashCache.lookup_many` (SQLite allows 999 parameters)."""
 _PACKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
     members TEXT PRIMARY KEY,
@@ -76,30 +78,45 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._good: dict[str, os.stat_result] = {}
         """Entries known good in this transfer, with their ``stat`` when they were."""
+        self._paths: dict[str, Path] = {}
 
     def path(self, digest: str) -> Path:
-        return self.root / relative_key(digest)
+        path = self._paths.get(digest)
+        if path is None:
+            path = self._paths[digest] = self.root / relative_key(digest)
+        return path
 
     def known(self, digest: str, size: int) -> bool | None:
         """Whether the entry of ``digest`` can be used without reading it: True if it is
         recorded (by :meth:`settle`) exactly as it is now; False if there is none (an entry
         of the wrong size is deleted); None if it must be hashed first (:meth:`holds`).
-        One ``stat`` and one hash-cache lookup.
         """
-        path = self.path(digest)
+        return self.known_all([(digest, size)])[0]
+
+    def known_all(self, wanted: Sequence[tuple[str, int]]) -> list[bool | None]:
+        """:meth:`known` of each ``(digest, size)``: one ``stat`` each, one query in all."""
+        found: list[bool | None] = [False] * len(wanted)
+        present: list[tuple[int, Path, os.stat_result]] = []
         with local_errors(str(self.root)):
-            try:
-                now = path.stat()
-            except FileNotFoundError:
-                return False
-            if now.st_size != size:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                return False
-        if self.hashes.lookup(path, now) != digest:
-            return None
-        self._good[digest] = now
-        return True
+            for index, (digest, size) in enumerate(wanted):
+                path = self.path(digest)
+                try:
+                    now = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                if now.st_size != size:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                    continue
+                present.append((index, path, now))
+        recorded = self.hashes.lookup_many([(path, now) for _, path, now in present])
+        for (index, _, now), record in zip(present, recorded, strict=True):
+            if record == wanted[index][0]:
+                found[index] = True
+                self._good[record] = now
+            else:
+                found[index] = None
+        return found
 
     def holds(self, digest: str, size: int, *, verify: bool) -> bool:
         """Whether a good copy is cached: right size, and either known as it is now (see
@@ -137,7 +154,7 @@ class ObjectCache:
         """
         if digest not in self._good:
             with local_errors(str(self.root)):
-                self._good[digest] = self.path(digest).stat()
+                self._good[digest] = os.stat(self.path(digest))
 
     def settle(self) -> None:
         """Record every entry found or made good in this transfer as it is now, after the
@@ -152,7 +169,7 @@ class ObjectCache:
         for digest, then in good.items():
             path = self.path(digest)
             try:
-                now = path.stat()
+                now = os.stat(path)
             except OSError:
                 continue
             if (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
@@ -241,6 +258,25 @@ class HashCache:
             return None
         return str(row[5])
 
+    def lookup_many(self, files: Sequence[tuple[Path, os.stat_result]]) -> list[str | None]:
+        """:meth:`lookup` of each ``(path, stat)``, in a few queries."""
+        names = [str(path) for path, _ in files]
+        rows: dict[str, tuple[object, ...]] = {}
+        for start in range(0, len(names), _QUERY_SIZE):
+            chunk = names[start : start + _QUERY_SIZE]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._fetch_all(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, device, sha256 FROM files "
+                f"WHERE path IN ({marks})",  # only placeholders are formatted in
+                tuple(chunk),
+            ):
+                rows[str(row[0])] = row
+        out: list[str | None] = []
+        for name, (_, stat) in zip(names, files, strict=True):
+            known = rows.get(name)
+            out.append(str(known[6]) if known is not None and known[1:6] == _key(stat) else None)
+        return out
+
     def store(self, path: Path, stat: os.stat_result, sha256: str) -> None:
         """Remember that ``path`` with this ``stat`` hashes to ``sha256``."""
         self.store_many([(path, stat, sha256)])
@@ -277,6 +313,18 @@ class HashCache:
                 logger.debug("hash cache %s unreadable: %s", self.path, error)
                 return None
         return row
+
+    def _fetch_all(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with self._lock:
+            connection = self._connect()
+            if connection is None:
+                return []
+            try:
+                rows: list[tuple[object, ...]] = connection.execute(sql, parameters).fetchall()
+            except sqlite3.Error as error:
+                logger.debug("hash cache %s unreadable: %s", self.path, error)
+                return []
+        return rows
 
     def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
         if not rows:

@@ -60,7 +60,9 @@ class Staging:
     def path(self, final: Path) -> Path:
         """Where to place the file meant for ``final`` (a path under ``root``)."""
         # Strings, not pathlib: a folder artifact stages thousands of files.
-        absolute = os.path.abspath(final)
+        absolute = str(final)  # a Path is normalised already, but for ".."
+        if ".." in absolute or not os.path.isabs(absolute):
+            absolute = os.path.abspath(absolute)
         if not absolute.startswith(self._prefix):
             raise ValueError(f"{final} is not under {self.root}")  # a caller's bug
         staged = os.path.join(self._folder, absolute[len(self._prefix) :])

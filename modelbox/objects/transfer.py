@@ -187,9 +187,9 @@ def download_all(
 
     needed: list[tuple[str, int]] = []
     unsure: list[tuple[str, int, Sequence[Path]]] = []
-    for item in items:
-        # One stat and one lookup each: threads would cost more than they save.
-        known = None if verify else cache.known(item[0], item[1])
+    # One stat each and one query: threads would cost more than they save.
+    knowns = [None] * len(items) if verify else cache.known_all([i[:2] for i in items])
+    for item, known in zip(items, knowns, strict=True):
         if known:
             transfer.advance(item[1])
             place_all(item[0])
