@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,12 +103,11 @@ class ObjectCache:
             for index, (digest, size) in enumerate(wanted):
                 path = self.path(digest)
                 try:
-                    now = os.stat(path)
+                    now = os.lstat(path)
                 except FileNotFoundError:
                     continue
-                if now.st_size != size:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+                if now.st_size != size or not stat.S_ISREG(now.st_mode):
+                    _evict(path)  # a symlink, a FIFO, a folder: never read, never placed
                     continue
                 present.append((index, path, now))
         recorded = self.hashes.lookup_many([(path, now) for _, path, now in present])
@@ -132,17 +133,18 @@ class ObjectCache:
         path = self.path(digest)
         with local_errors(str(self.root)):
             try:
-                before = path.stat()
+                before = os.lstat(path)
                 if (
-                    before.st_size == size
+                    stat.S_ISREG(before.st_mode)
+                    and before.st_size == size
                     and _hash(path) == digest
-                    and not stat_changed(before, path.stat())
+                    and not stat_changed(before, os.lstat(path))
                 ):
                     self._good[digest] = before
                     return True
-                path.unlink()
             except FileNotFoundError:  # evicted meanwhile, by another transfer
-                pass
+                return False
+            _evict(path)
         return False
 
     def confirm(self, digest: str) -> None:
@@ -216,11 +218,31 @@ def check_received(digest: str, size: int, received: int, actual: str, where: st
         )
 
 
-def _hash(path: Path) -> str:
+def _evict(path: Path) -> None:
+    """Remove a cache entry that is not what its name says, whatever it is."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _hash(path: Path) -> str | None:
+    """The SHA-256 of a cache entry; None if it is not a regular file (a FIFO or a link
+    swapped in after it was checked must not hang or redirect the read)."""
     hasher = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        return None  # ELOOP: a symbolic link
+    with open(descriptor, "rb", buffering=0) as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
         while count := stream.readinto(buffer):
             hasher.update(view[:count])
     return hasher.hexdigest()
@@ -272,9 +294,9 @@ class HashCache:
             ):
                 rows[str(row[0])] = row
         out: list[str | None] = []
-        for name, (_, stat) in zip(names, files, strict=True):
+        for name, (_, now) in zip(names, files, strict=True):
             known = rows.get(name)
-            out.append(str(known[6]) if known is not None and known[1:6] == _key(stat) else None)
+            out.append(str(known[6]) if known is not None and known[1:6] == _key(now) else None)
         return out
 
     def store(self, path: Path, stat: os.stat_result, sha256: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from hostile import MODELBOX, assert_refused, fingerprint
+from hostile import MODELBOX, assert_refused, fingerprint, modelbox
 
 from modelbox.objects import default_cache_dir
 
@@ -365,3 +365,30 @@ def _bytes_read() -> int:
         pytest.skip("needs Linux's /proc/self/io")
     fields = dict(line.split(": ") for line in io.read_text().splitlines())
     return int(fields["rchar"])
+
+
+@pytest.mark.parametrize("impostor", ["fifo", "symlink", "folder"])
+def test_a_cache_entry_that_is_not_a_file_is_replaced_not_read(
+    tmp_path: Path, run: Run, impostor: str
+) -> None:
+    # An empty file's entry has size 0, as a FIFO does: reading one would hang the get.
+    repo = _registry(tmp_path / "reg", run, "v1")
+    assert run(*repo, "artifact", "add", f"{MODEL}@v1", _old_file(tmp_path / "e.txt", b""),
+               "-q").code == 0
+    assert run(*repo, "get", f"{MODEL}@v1", "-o", tmp_path / "first", "-q").code == 0
+    entry = _entry(b"")
+    entry.unlink()
+    if impostor == "fifo":
+        os.mkfifo(entry)
+    elif impostor == "symlink":
+        secret = _old_file(tmp_path / "secret", b"")
+        entry.symlink_to(secret)
+    else:
+        entry.mkdir()
+
+    result = modelbox(*repo, "get", f"{MODEL}@v1", "-o", tmp_path / "out", "-q", timeout=30)
+
+    assert result.code == 0, result.err
+    placed = tmp_path / "out" / "e.txt"
+    assert placed.read_bytes() == b"" and not placed.is_symlink()
+    assert entry.is_file() and not entry.is_symlink()
