@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -251,7 +252,8 @@ def test_a_killed_get_leaves_everything_or_nothing(tmp_path: Path, run: Run) -> 
     argv = [MODELBOX, *repo, "get", f"{MODEL}@v1", "-q"]
 
     def cold_get(attempt: int, dest: Path) -> subprocess.Popen[bytes]:
-        env["MODELBOX_CACHE_DIR"] = str(tmp_path / f"cold-cache-{attempt}")
+        shutil.rmtree(tmp_path / "cold-cache", ignore_errors=True)  # a real download each time
+        env["MODELBOX_CACHE_DIR"] = str(tmp_path / "cold-cache")
         return subprocess.Popen(
             [*argv, "-o", str(dest)], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
