@@ -394,3 +394,30 @@ def test_a_cache_entry_that_is_not_a_file_is_replaced_not_read(
     placed = tmp_path / "out" / "e.txt"
     assert placed.read_bytes() == b"" and not placed.is_symlink()
     assert entry.is_file() and not entry.is_symlink()
+
+
+def test_a_rename_that_fails_midway_says_what_was_placed(tmp_path: Path, run: Run) -> None:
+    # Every check passes (files where files go) but the kernel refuses one rename: an
+    # immutable file (chattr +i, which binds root too) cannot be replaced.
+    repo = _registry(tmp_path / "reg", run, "v1")
+    for name in ("a.bin", "z.bin"):
+        _old_file(tmp_path / "src" / name, os.urandom(10_000))
+    assert run(*repo, "artifact", "add", f"{MODEL}@v1", tmp_path / "src" / "a.bin",
+               tmp_path / "src" / "z.bin", "-q").code == 0
+    dest = tmp_path / "out"
+    dest.mkdir()
+    for name in ("a.bin", "z.bin"):
+        (dest / name).write_bytes(b"older")
+    if subprocess.run(["chattr", "+i", dest / "z.bin"], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        result = run(*repo, "get", f"{MODEL}@v1", "-o", dest, "-q")
+    finally:
+        subprocess.run(["chattr", "-i", dest / "z.bin"], check=True)
+
+    assert_refused(result.code, result.err, str(dest / "z.bin"),
+                   f"placed before that: {dest / 'a.bin'}")
+    assert (dest / "a.bin").read_bytes() == (tmp_path / "src" / "a.bin").read_bytes()
+    assert (dest / "z.bin").read_bytes() == b"older"
+    assert [p.name for p in dest.iterdir() if p.name.startswith(".mbtmp-")] == []
