@@ -156,7 +156,7 @@ class ObjectCache:
         """
         if digest not in self._good:
             with local_errors(str(self.root)):
-                self._good[digest] = os.stat(self.path(digest))
+                self._good[digest] = os.lstat(self.path(digest))
 
     def settle(self) -> None:
         """Record every entry found or made good in this transfer as it is now, after the
@@ -171,12 +171,13 @@ class ObjectCache:
         for digest, then in good.items():
             path = self.path(digest)
             try:
-                now = os.stat(path)
+                now = os.lstat(path)
             except OSError:
                 continue
-            if (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
+            same = (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
                 then.st_size, then.st_mtime_ns, then.st_ino, then.st_dev
-            ):
+            )
+            if same and stat.S_ISREG(now.st_mode):
                 records.append((path, now, digest))
         self.hashes.store_many(records)
         self.hashes.close()
