@@ -27,6 +27,7 @@ from modelbox.names import Reference, fold
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store, schemes
 from modelbox.objects.packs import Slot
 from modelbox.objects.schemes import check_remote_url
+from modelbox.objects.staging import Staging
 from modelbox.refs import Snapshot
 from modelbox.registry import Registry
 
@@ -408,7 +409,11 @@ def get(
     registry: Registry, ref: Reference, dest: Path, *, progress: bool | None = None,
     verify: bool = False,
 ) -> list[Path]:
-    """Download every artifact of a model or version into ``dest``; return what was placed."""
+    """Download every artifact of a model or version into ``dest``; return what was placed.
+
+    All of it or nothing: every file is downloaded, verified and placed in a hidden folder
+    beside the destination, then moved into place (see :mod:`modelbox.objects.staging`).
+    """
     from modelbox.objects.external import fetch
 
     artifacts = list_artifacts(registry, ref)
@@ -436,10 +441,14 @@ def get(
         [p.relative_to(dest).as_posix() for p in [*(i[2] for i in items),
                                                    *(t[1] for t in tracked)]],
         f"the artifacts of {ref}")
-    store.get_files(items, progress=progress, verify=verify, slots=slots)
-    for artifact, place in tracked:
-        fetch(artifact.uri or "", place, size=artifact.size, etag=artifact.etag,
-              allowed=allowed, what=_pointer_name(artifact))
+    # Everything is downloaded and verified beside the destination first, and moved into
+    # place only when all of it is: a failed get places nothing.
+    with Staging(dest) as stage:
+        store.get_files(items, progress=progress, verify=verify, slots=slots, stage=stage)
+        for artifact, place in tracked:
+            fetch(artifact.uri or "", stage.path(place), size=artifact.size,
+                  etag=artifact.etag, allowed=allowed, what=_pointer_name(artifact))
+        stage.publish()
     target = artifacts[0].parent if artifacts else str(ref)
     registry.record_event(Change(
         "artifact.download", target, f"download {target} to {dest}",

@@ -42,7 +42,8 @@ def temp_path(final: Path) -> Path:
 
 
 def remove_stale_temps(directory: Path) -> None:
-    """Delete temp files in ``directory`` whose writer is gone; ignore every other file."""
+    """Delete temp files (and staging folders) in ``directory`` whose writer is gone;
+    ignore every other file."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -58,7 +59,11 @@ def remove_stale_temps(directory: Path) -> None:
         except OSError:
             continue
         dead = match["host"] == host and not _alive(int(match["pid"]))
-        if old or dead:
+        if not (old or dead):
+            continue
+        if entry.is_dir(follow_symlinks=False):  # a staging folder (objects/staging.py)
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,20 +18,25 @@ from modelbox.errors import InvalidValueError, ObjectCorruptError
 from modelbox.objects._errors import local_errors
 from modelbox.objects._files import remove_stale_temps, write_whole
 from modelbox.objects._layout import relative_key
-from modelbox.objects.hashing import CHUNK_SIZE
+from modelbox.objects.hashing import CHUNK_SIZE, stat_changed
 
 logger = logging.getLogger(__name__)
 
+# Table `files`, not `hashes` (keyed without ctime_ns, by modelbox before 0.x): an older
+# modelbox sharing this cache keeps its own table and never reads these rows.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes (
+CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     device INTEGER NOT NULL,
     sha256 TEXT NOT NULL
 ) WITHOUT ROWID
 """
+_QUERY_SIZE = 500
+"""Paths per query of :meth:`HashCache.lookup_many` (SQLite allows 999 parameters)."""
 _PACKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
     members TEXT PRIMARY KEY,
@@ -55,35 +63,124 @@ def default_cache_dir() -> Path:
 class ObjectCache:
     """The machine-wide cache of verified objects, in the store layout under ``root``.
 
-    Cached objects are read-only, so a file hardlinked from here cannot be edited in place
-    by accident (except by root).
+    Cached objects are read-only, and a placed file is usually a hardlink to its entry: the
+    same inode. Root ignores the mode, and so may an owner after a ``chmod``, so an entry
+    is trusted without reading it only while it is exactly as modelbox last left it: its
+    ``stat`` (size, mtime, ctime, inode), recorded in the hash cache ``hashes`` once this
+    transfer's own links are made (:meth:`settle`; a link moves the ctime). Any other entry
+    is hashed again before use, and a bad one evicted and fetched again. An in-place edit
+    moves the ctime even when the mtime is put back, so an edited download never reaches
+    another registry.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, hashes: HashCache | None = None) -> None:
         self.root = root
+        self.hashes = hashes if hashes is not None else HashCache(root.parent / "hashes.sqlite")
         self._swept: set[Path] = set()
         self._lock = threading.Lock()
+        self._good: dict[str, os.stat_result] = {}
+        """Entries known good in this transfer, with their ``stat`` when they were."""
+        self._paths: dict[str, Path] = {}
 
     def path(self, digest: str) -> Path:
-        return self.root / relative_key(digest)
+        path = self._paths.get(digest)
+        if path is None:
+            path = self._paths[digest] = self.root / relative_key(digest)
+        return path
+
+    def known(self, digest: str, size: int) -> bool | None:
+        """Whether the entry of ``digest`` can be used without reading it: True if it is
+        recorded (by :meth:`settle`) exactly as it is now; False if there is none (an entry
+        of the wrong size is deleted); None if it must be hashed first (:meth:`holds`).
+        """
+        return self.known_all([(digest, size)])[0]
+
+    def known_all(self, wanted: Sequence[tuple[str, int]]) -> list[bool | None]:
+        """:meth:`known` of each ``(digest, size)``: one ``stat`` each, one query in all."""
+        found: list[bool | None] = [False] * len(wanted)
+        present: list[tuple[int, Path, os.stat_result]] = []
+        with local_errors(str(self.root)):
+            for index, (digest, size) in enumerate(wanted):
+                path = self.path(digest)
+                try:
+                    now = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                if now.st_size != size or not stat.S_ISREG(now.st_mode):
+                    _evict(path)  # a symlink, a FIFO, a folder: never read, never placed
+                    continue
+                present.append((index, path, now))
+        recorded = self.hashes.lookup_many([(path, now) for _, path, now in present])
+        for (index, _, now), record in zip(present, recorded, strict=True):
+            if record == wanted[index][0]:
+                found[index] = True
+                self._good[record] = now
+            else:
+                found[index] = None
+        return found
 
     def holds(self, digest: str, size: int, *, verify: bool) -> bool:
-        """Whether a good copy is cached: right size, and right hash when ``verify``.
+        """Whether a good copy is cached: right size, and either known as it is now (see
+        :meth:`known`; not with ``verify``) or hashing right.
 
-        A bad copy is deleted.
+        A bad copy is deleted: a bit flip, an edit through a hardlink... is never placed,
+        the files linked to it keep their inode, and the cache gets a fresh copy.
         """
+        if not verify:
+            known = self.known(digest, size)
+            if known is not None:
+                return known
         path = self.path(digest)
         with local_errors(str(self.root)):
             try:
-                if path.stat().st_size != size:
-                    path.unlink()
-                    return False
-            except FileNotFoundError:
+                before = os.lstat(path)
+                if (
+                    stat.S_ISREG(before.st_mode)
+                    and before.st_size == size
+                    and _hash(path) == digest
+                    and not stat_changed(before, os.lstat(path))
+                ):
+                    self._good[digest] = before
+                    return True
+            except FileNotFoundError:  # evicted meanwhile, by another transfer
                 return False
-            if verify and _hash(path) != digest:
-                path.unlink()
-                return False
-        return True
+            _evict(path)
+        return False
+
+    def confirm(self, digest: str) -> None:
+        """Note that the entry of ``digest``, just written from verified bytes (or found
+        good by :meth:`holds`), is good as it is now, for :meth:`settle`.
+
+        Raises:
+            StoreError: the entry cannot be read.
+        """
+        if digest not in self._good:
+            with local_errors(str(self.root)):
+                self._good[digest] = os.lstat(self.path(digest))
+
+    def settle(self) -> None:
+        """Record every entry found or made good in this transfer as it is now, after the
+        transfer's own links and renames moved its ctime, so the next transfer trusts it
+        without reading it; then close the hash cache.
+
+        An entry whose size, mtime or inode changed since it was known good is not
+        recorded (it will be hashed again). Never raises: a missing record costs a hash.
+        """
+        good, self._good = self._good, {}
+        records = []
+        for digest, then in good.items():
+            path = self.path(digest)
+            try:
+                now = os.lstat(path)
+            except OSError:
+                continue
+            same = (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
+                then.st_size, then.st_mtime_ns, then.st_ino, then.st_dev
+            )
+            if same and stat.S_ISREG(now.st_mode):
+                records.append((path, now, digest))
+        self.hashes.store_many(records)
+        self.hashes.close()
 
     def add(self, digest: str, content: bytes | memoryview) -> Path:
         """Cache ``content``, already verified to hash to ``digest``; return its path.
@@ -122,18 +219,41 @@ def check_received(digest: str, size: int, received: int, actual: str, where: st
         )
 
 
-def _hash(path: Path) -> str:
+def _evict(path: Path) -> None:
+    """Remove a cache entry that is not what its name says, whatever it is."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _hash(path: Path) -> str | None:
+    """The SHA-256 of a cache entry; None if it is not a regular file (a FIFO or a link
+    swapped in after it was checked must not hang or redirect the read)."""
     hasher = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        return None  # ELOOP: a symbolic link
+    with open(descriptor, "rb", buffering=0) as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
         while count := stream.readinto(buffer):
             hasher.update(view[:count])
     return hasher.hexdigest()
 
 
 class HashCache:
-    """SHA-256 of files keyed by (absolute path, size, mtime_ns, inode, device).
+    """SHA-256 of files keyed by (absolute path, size, mtime_ns, ctime_ns, inode, device).
+
+    ctime is in the key as in git's index: an in-place edit that puts the size and mtime
+    back (``touch -r``) still moves the ctime, which no user call can set.
 
     Backed by an SQLite database in WAL mode, so several processes can read and write it at
     once. The cache is only an optimisation: when the database cannot be opened or written,
@@ -154,12 +274,31 @@ class HashCache:
     def lookup(self, path: Path, stat: os.stat_result) -> str | None:
         """The cached digest of ``path`` if it was hashed with exactly this ``stat``."""
         row = self._fetch(
-            "SELECT size, mtime_ns, inode, device, sha256 FROM hashes WHERE path = ?",
+            "SELECT size, mtime_ns, ctime_ns, inode, device, sha256 FROM files WHERE path = ?",
             (str(path),),
         )
-        if row is None or tuple(row[:4]) != _key(stat):
+        if row is None or tuple(row[:5]) != _key(stat):
             return None
-        return str(row[4])
+        return str(row[5])
+
+    def lookup_many(self, files: Sequence[tuple[Path, os.stat_result]]) -> list[str | None]:
+        """:meth:`lookup` of each ``(path, stat)``, in a few queries."""
+        names = [str(path) for path, _ in files]
+        rows: dict[str, tuple[object, ...]] = {}
+        for start in range(0, len(names), _QUERY_SIZE):
+            chunk = names[start : start + _QUERY_SIZE]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._fetch_all(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, device, sha256 FROM files "
+                f"WHERE path IN ({marks})",  # only placeholders are formatted in
+                tuple(chunk),
+            ):
+                rows[str(row[0])] = row
+        out: list[str | None] = []
+        for name, (_, now) in zip(names, files, strict=True):
+            known = rows.get(name)
+            out.append(str(known[6]) if known is not None and known[1:6] == _key(now) else None)
+        return out
 
     def store(self, path: Path, stat: os.stat_result, sha256: str) -> None:
         """Remember that ``path`` with this ``stat`` hashes to ``sha256``."""
@@ -169,7 +308,7 @@ class HashCache:
         """:meth:`store` for many files at once, in one transaction (a transaction per
         file cost more than reading a 64 KiB file)."""
         self._write(
-            "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(str(path), *_key(stat), sha256) for path, stat, sha256 in entries],
         )
 
@@ -197,6 +336,18 @@ class HashCache:
                 logger.debug("hash cache %s unreadable: %s", self.path, error)
                 return None
         return row
+
+    def _fetch_all(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with self._lock:
+            connection = self._connect()
+            if connection is None:
+                return []
+            try:
+                rows: list[tuple[object, ...]] = connection.execute(sql, parameters).fetchall()
+            except sqlite3.Error as error:
+                logger.debug("hash cache %s unreadable: %s", self.path, error)
+                return []
+        return rows
 
     def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
         if not rows:
@@ -262,9 +413,10 @@ class HashCache:
         return connection
 
 
-def _key(stat: os.stat_result) -> tuple[int, int, int, int]:
+def _key(stat: os.stat_result) -> tuple[int, int, int, int, int]:
     # SQLite integers are signed 64-bit; inode numbers may use the full unsigned range.
-    return (stat.st_size, stat.st_mtime_ns, _signed(stat.st_ino), _signed(stat.st_dev))
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, _signed(stat.st_ino),
+            _signed(stat.st_dev))
 
 
 def _signed(value: int) -> int:

@@ -23,7 +23,8 @@ CHUNK_SIZE = 1 << 20
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 _RACY_NS = 2_000_000_000
-"""A file modified this recently may change again within the same mtime tick: don't cache it."""
+"""A file modified this recently may change again within the same mtime tick: don't cache
+its digest (git's "racily clean" entries)."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ def check_digest(digest: str) -> str:
 def hash_file(path: Path, *, cache: HashCache | None = None) -> FileDigest:
     """Hash the content of ``path`` without reading it into memory at once.
 
-    With a ``cache``, an unchanged file (same size, mtime, inode and device as when it was
-    last hashed) costs one ``stat`` and is not read.
+    With a ``cache``, an unchanged file (same size, mtime, ctime, inode and device as when
+    it was last hashed) costs one ``stat`` and is not read.
 
     Raises:
         ArtifactError: the file is missing, unreadable, not a regular file, or changed while
@@ -78,7 +79,7 @@ def hash_file(path: Path, *, cache: HashCache | None = None) -> FileDigest:
             "and try again"
         )
     digest = FileDigest(hasher.hexdigest(), after.st_size)
-    if cache is not None and started_ns - after.st_mtime_ns > _RACY_NS:
+    if cache is not None and not racy(after, started_ns):
         cache.store(path, after, digest.sha256)
     return digest
 
@@ -160,7 +161,18 @@ def read_small(
                 "and add it again"
             )
         return digest, None
-    return digest, (after if started_ns - after.st_mtime_ns > _RACY_NS else None)
+    return digest, (None if racy(after, started_ns) else after)
+
+
+def racy(stat: os.stat_result, started_ns: int) -> bool:
+    """Whether a file hashed from ``started_ns`` on, whose ``stat`` after the read this is,
+    was modified too recently for a hash cache to remember its digest by that ``stat``.
+
+    As git, on the mtime only: a ``touch -r`` after an edit moves the ctime, which is in
+    the cache's key (and the kernel's multigrain timestamps give a changed inode a ctime
+    finer than the last one anybody read).
+    """
+    return started_ns - stat.st_mtime_ns <= _RACY_NS
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -174,13 +186,11 @@ def _stat(path: Path) -> os.stat_result:
 
 
 def stat_changed(before: os.stat_result, after: os.stat_result) -> bool:
-    """Whether two ``stat`` results of one path tell of different content."""
-    return (before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev) != (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ino,
-        after.st_dev,
-    )
+    """Whether two ``stat`` results of one path tell of different content (ctime too: an
+    edit that puts the mtime back still moves it)."""
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino,
+            before.st_dev) != (after.st_size, after.st_mtime_ns, after.st_ctime_ns,
+                               after.st_ino, after.st_dev)
 
 
 def read_verified(path: Path, expected: FileDigest, chunk_size: int) -> Generator[bytes]:

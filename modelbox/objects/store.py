@@ -24,6 +24,7 @@ from modelbox.objects._progress import Progress, wanted
 from modelbox.objects.cache import HashCache, ObjectCache, default_cache_dir
 from modelbox.objects.hashing import FileDigest, check_digest
 from modelbox.objects.packs import Packed, PackJob, Slot
+from modelbox.objects.staging import Staging
 
 
 def open_store(url: str, *, cache_dir: Path | None = None) -> ObjectStore:
@@ -165,16 +166,19 @@ class ObjectStore:
         progress: bool | None = None,
         verify: bool = False,
         slots: Mapping[str, Slot] | None = None,
+        stage: Staging | None = None,
     ) -> None:
         """Place each object ``(digest, size, dest)`` at ``dest``, through the local cache.
 
         An object missing from the cache is downloaded into it, its SHA-256 checked while it
         streams; one with a place in ``slots`` is taken out of that pack, with the pack's
-        other wanted members, in one request. A cached copy is trusted if its size is
-        right, or with ``verify`` only if its content hashes right (a bad copy is fetched
-        again). ``dest`` is then a hardlink
-        to the cached copy where possible (read-only, like the cache), else a reflink or a
-        copy; it appears only whole, and its parent folders are created.
+        other wanted members, in one request. A cached copy is trusted without reading it
+        only if it is exactly as modelbox last left it (size, mtime, ctime, inode), and
+        never with ``verify``; any other is hashed first, and a bad copy fetched again.
+        ``dest`` is then a hardlink to the cached copy where possible (read-only, like the
+        cache), else a reflink or a copy; it appears only whole, and its parent folders
+        are created. With a ``stage``, every file is placed at ``stage.path(dest)``
+        instead, for the caller to publish all together.
 
         Raises:
             InvalidValueError: a digest is malformed.
@@ -189,13 +193,24 @@ class ObjectStore:
             check_digest(digest)
             grouped.setdefault(digest, (size, []))[1].append(Path(dest))
         todo = [(digest, size, dests) for digest, (size, dests) in grouped.items()]
+        if stage is not None:
+            todo = [(digest, size, [stage.path(d) for d in dests]) for digest, size, dests in todo]
         cache = ObjectCache(self._objects_dir())
         total = sum(size for _, size, _ in todo)
-        with Progress("download", total, len(items), enabled=wanted(progress)) as bar:
-            transfer.download_all(
-                self._backend, cache, transfer.Transfer(bar), todo, jobs=jobs, verify=verify,
-                slots=slots,
-            )
+        try:
+            with Progress("download", total, len(items), enabled=wanted(progress)) as bar:
+                transfer.download_all(
+                    self._backend, cache, transfer.Transfer(bar), todo, jobs=jobs,
+                    verify=verify, slots=slots,
+                )
+        finally:
+            # Record the entries as they are once this transfer's links are all made: a
+            # staged file is renamed (and its staging folder deleted) later, and both move
+            # the entry's ctime.
+            if stage is None:
+                cache.settle()
+            else:
+                stage.on_close(cache.settle)
 
     def open_bytes(
         self, digest: str, *, limit: int = CAPS["directory"], what: str = "directory listing"

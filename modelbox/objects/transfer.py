@@ -163,7 +163,7 @@ def download_all(
 ) -> None:
     """Make sure each object ``(digest, size, destinations)`` is cached, then place it.
 
-    Objects already cached (and, with ``verify``, hashing right) are placed first; the
+    Objects already cached (known as they are, or hashing right) are placed first; the
     others are downloaded, verified while they stream, and placed as each one lands. An
     object with a place in ``slots`` is taken out of its pack, fetched with the pack's
     other wanted members in one request.
@@ -178,6 +178,7 @@ def download_all(
     destinations = {digest: dests for digest, _, dests in items}
 
     def place_all(digest: str) -> None:
+        cache.confirm(digest)
         source = cache.path(digest)
         for destination in destinations[digest]:
             cache.sweep(destination.parent)
@@ -185,17 +186,27 @@ def download_all(
             transfer.progress.file_done()
 
     needed: list[tuple[str, int]] = []
+    unsure: list[tuple[str, int, Sequence[Path]]] = []
+    # One stat each and one query: threads would cost more than they save.
+    knowns = [None] * len(items) if verify else cache.known_all([i[:2] for i in items])
+    for item, known in zip(items, knowns, strict=True):
+        if known:
+            transfer.advance(item[1])
+            place_all(item[0])
+        elif known is None:
+            unsure.append(item)
+        else:
+            needed.append((item[0], item[1]))
 
     def use_cached(item: tuple[str, int, Sequence[Path]]) -> None:
         digest, size, _ = item
-        if cache.holds(digest, size, verify=verify):
+        if cache.holds(digest, size, verify=True):  # hashed: an entry not known as it is
             transfer.advance(size)
             place_all(digest)
         else:
             needed.append((digest, size))
 
-    # Without verify a cache check is one stat: threads would cost more than they save.
-    run_parallel(transfer, use_cached, items, jobs if verify else 1)
+    run_parallel(transfer, use_cached, unsure, jobs)
     if slots:
         in_packs = [item for item in needed if item[0] in slots]
         needed = [item for item in needed if item[0] not in slots]

@@ -20,7 +20,14 @@ from modelbox.errors import (
     ObjectCorruptError,
     ObjectMissingError,
 )
-from modelbox.objects import FileDigest, ObjectStore, default_cache_dir, hash_file, open_store
+from modelbox.objects import (
+    FileDigest,
+    HashCache,
+    ObjectStore,
+    default_cache_dir,
+    hash_file,
+    open_store,
+)
 from modelbox.objects._files import TEMP_PREFIX
 
 Overwrite = Callable[[str, bytes], None]
@@ -241,14 +248,33 @@ def test_a_killed_download_is_completed_by_the_next_run(tmp_path: Path) -> None:
     assert not list(temps.glob(f"{TEMP_PREFIX}*"))
 
 
-def test_verify_replaces_a_corrupted_cached_copy(store: ObjectStore, tmp_path: Path) -> None:
+def test_a_corrupted_cached_copy_is_replaced(store: ObjectStore, tmp_path: Path) -> None:
     path, digest = artifact(tmp_path / "x.bin", b"good bytes")
     store.put_files([(path, digest)])
     store.get_files([(digest.sha256, digest.size, tmp_path / "first.bin")])
     in_cache = cached(tmp_path, digest.sha256)
     (tmp_path / "first.bin").unlink()
     in_cache.chmod(0o644)
-    in_cache.write_bytes(b"evil bytes")  # same size: only a full check can tell
+    in_cache.write_bytes(b"evil bytes")  # same size: the changed ctime gives it away
+
+    store.get_files([(digest.sha256, digest.size, tmp_path / "checked.bin")])
+    assert (tmp_path / "checked.bin").read_bytes() == b"good bytes"
+    assert in_cache.read_bytes() == b"good bytes"
+
+
+def test_verify_hashes_even_a_cached_copy_recorded_as_good(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    path, digest = artifact(tmp_path / "x.bin", b"good bytes")
+    store.put_files([(path, digest)])
+    store.get_files([(digest.sha256, digest.size, tmp_path / "first.bin")])
+    in_cache = cached(tmp_path, digest.sha256)
+    (tmp_path / "first.bin").unlink()
+    in_cache.chmod(0o644)
+    in_cache.write_bytes(b"evil bytes")
+    # A record saying the entry is good as it is now: only a full check can tell.
+    with HashCache(default_cache_dir() / "hashes.sqlite") as hashes:
+        hashes.store(in_cache, in_cache.stat(), digest.sha256)
 
     store.get_files([(digest.sha256, digest.size, tmp_path / "trusting.bin")])
     assert (tmp_path / "trusting.bin").read_bytes() == b"evil bytes"
