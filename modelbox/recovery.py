@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,24 @@ def _clear_ref_locks(git_dir: Path, move: BranchMove, journal: Path) -> None:
         return
     if 0 <= made - announced <= 1_000_000_000:
         branch_lock.unlink(missing_ok=True)
+
+
+def clear_stale_ref_lock(git_dir: Path, ref: str, *, wait: float = 2.0) -> None:
+    """Before writing a ``refs/modelbox/`` ref that no journal covers (the download audit
+    chain), under the repository lock: a ``<ref>.lock`` left by a writer killed inside
+    dulwich would refuse every later write. Git holds a ref lock for milliseconds, so a lock
+    older than ``wait`` seconds is stale; a younger one is waited for, then removed."""
+    lock = git_dir / f"{ref}.lock"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if age >= wait or time.monotonic() >= deadline:
+            lock.unlink(missing_ok=True)
+            return
+        time.sleep(0.05)
 
 
 def finish(registry: Registry, move: BranchMove) -> tuple[list[str], bool]:

@@ -501,6 +501,7 @@ class Registry:
         empty tree each), which pushes and pulls like any ``refs/modelbox/*`` ref.
         """
         with locked(self.repo.git_dir):
+            recovery.clear_stale_ref_lock(self.repo.git_dir, AUDIT_REF)
             head = self.repo.ref(AUDIT_REF)
             sha = self.repo.write_commit(
                 tree=self.repo.build_tree(None, {}), parents=[head] if head else [],

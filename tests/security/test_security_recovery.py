@@ -320,3 +320,27 @@ def test_an_object_lock_left_by_a_killed_writer_blocks_no_later_write(
     shown = subprocess.run(["git", "cat-file", "-p", sha], cwd=registry_path,
                            capture_output=True, check=True).stdout
     assert shown == b"weights, as a killed writer left them\n"
+
+
+def test_an_audit_ref_lock_left_by_a_killed_get_blocks_no_later_get(
+    registry_path: Path, tmp_path: Path,
+) -> None:
+    # Found by the get kill loop: a get killed while writing its download audit event
+    # leaves `refs/modelbox/audit.lock`, and every later get failed on it.
+    import os
+
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(b"w" * 1000)
+    repo = ("--repo", str(registry_path))
+    assert main([*repo, "model", "create", "m"]) == 0
+    assert main([*repo, "version", "create", "m", "v1"]) == 0
+    assert main([*repo, "artifact", "add", "m@v1", str(weights)]) == 0
+    lock = registry_path / ".git" / "refs" / "modelbox" / "audit.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_bytes(b"")
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    result = modelbox(*repo, "get", "m@v1", "-o", tmp_path / "out")
+    assert result.code == 0, result.err
+    assert (tmp_path / "out" / "model.pt").read_bytes() == b"w" * 1000
+    assert not lock.exists()
+    assert "artifact.download" in modelbox(*repo, "log").out
