@@ -170,21 +170,35 @@ def _latest(snap: Snapshot, model: ModelName) -> str | None:
     """The newest non-archived version by creation time (then by name), or None."""
     best: tuple[datetime, str] | None = None
     for name, is_dir in snap.listdir(layout.versions_dir(model)):
-        if not is_dir:
+        path = layout.version_file(model, name)
+        data = snap.read(path) if is_dir else None
+        if data is None:
+            continue  # no version here (`check` reports a stray folder)
+        doc = _doc(data, "version")
+        when = None if doc is None else _when(doc.get("created_at"))
+        if doc is None or when is None:
+            # Not plain: let the full parser read it, or say what is wrong with it.
+            from modelbox.manifests import VersionManifest, parse
+
+            manifest = parse(VersionManifest, path, data)
+            doc, when = {"archived": manifest.archived}, manifest.created_at
+        if doc.get("archived") is True:
             continue
-        doc = _doc(snap.read(layout.version_file(model, name)), "version")
-        if doc is None or doc.get("archived") is True:
-            continue
-        created = doc.get("created_at")
-        try:
-            when = datetime.fromisoformat(created) if isinstance(created, str) else None
-        except ValueError:
-            when = None
-        if when is None or when.tzinfo is None:
-            continue  # a broken manifest: `check` reports it
         if best is None or (when, name) > best:
             best = (when, name)
     return None if best is None else best[1]
+
+
+def _when(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    if value.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read "Z"
+        value = value[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def _experiment(snap: Snapshot, ref: Reference, version_needed: bool) -> Target:
