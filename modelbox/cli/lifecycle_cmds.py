@@ -119,12 +119,15 @@ def checkpoint_promote(
     ctx: Context, source: str, dest: str, tags: tuple[str, ...], as_json: bool
 ) -> None:
     """Make a model version from a checkpoint (same stored objects, no upload)."""
-    from modelbox import lifecycle
+    from modelbox import lifecycle, resolver
 
     src, dst = ref_arg(source), ref_arg(dest)
-    if src.version is None or dst.version is None:
-        raise InvalidValueError("give EXPERIMENT@CHECKPOINT and MODEL@VERSION")
-    made = lifecycle.promote(ctx.registry, src.model, src.version, dst.model, dst.version,
+    found = resolver.resolve(ctx.registry.snapshot(), src, version_needed=True)
+    if not found.experiment or found.version is None:
+        raise InvalidValueError(f"{source} is no checkpoint; give EXPERIMENT@CHECKPOINT")
+    if dst.version is None:
+        raise InvalidValueError(f"{dest}: give the new version as MODEL@VERSION")
+    made = lifecycle.promote(ctx.registry, found.model, found.version, dst.model, dst.version,
                              tags=list(tags))
     done(as_json, {**made.model_dump(mode="json"), "tags": list(dict.fromkeys(tags))},
          f"Promoted {source} to {made.model}@{made.version}")

@@ -233,6 +233,9 @@ WRONG = [
     (("artifact", "list", "e:latest"), f"{E}:latest: experiments have no tags"),
     (("metrics", "show", "e:best"), f"name a checkpoint as {E}@CHECKPOINT"),
     (("get", "e@ck9"), f"checkpoint {E}@ck9 does not exist"),
+    (("checkpoint", "promote", "e:best", "m@v9"), f"{E}:best: experiments have no tags"),
+    (("checkpoint", "promote", "m@v1", "m@v9"), "m@v1 is no checkpoint"),
+    (("checkpoint", "promote", "e@ck1", "m:new"), "m:new: give the new version as MODEL@"),
 ]
 
 
@@ -253,6 +256,7 @@ BARE = [
     ("resolve", "m"), ("get", "m"), ("tag", "m", "gold"), ("version", "show", "m"),
     ("version", "archive", "m"), ("version", "delete", "m"), ("link", "m", "c2"),
     ("unlink", "c"), ("lineage", "m"), ("resolve", "c"), ("get", "c"),
+    ("checkpoint", "promote", "m", "m@v9"),
 ]
 
 
@@ -270,10 +274,14 @@ def test_a_bare_model_where_a_version_is_needed_is_a_usage_error(
     assert fingerprint(reg, tmp_path / "out") == before
 
 
-def test_get_of_a_bare_experiment_asks_for_a_checkpoint(reg: Path, run: Run) -> None:
-    result = run("--repo", reg, "get", "e")
+@pytest.mark.parametrize("argv", [("get", "e"), ("checkpoint", "promote", "e", "m@v9")])
+def test_a_bare_experiment_where_a_checkpoint_is_needed_asks_for_one(
+    reg: Path, run: Run, argv: tuple[str, ...]
+) -> None:
+    result = run("--repo", reg, *argv)
     assert result.code == 2
-    assert f"a checkpoint is needed: {E}@CHECKPOINT" in result.err
+    assert result.err == (f"modelbox: error: a checkpoint is needed: {E}@CHECKPOINT "
+                          f"(`modelbox checkpoint list {E}` shows them)\n")
 
 
 def test_the_real_process_exits_2_and_resolve_never_imports_pydantic(reg: Path) -> None:
