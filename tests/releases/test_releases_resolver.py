@@ -21,6 +21,7 @@ from hostile import fingerprint, modelbox
 
 from modelbox.cli import cli
 from modelbox.client import ModelBoxClient
+from modelbox.errors import TagNotFoundError, VersionNeededError, VersionNotFoundError
 
 if TYPE_CHECKING:
     from conftest import Git, Run
@@ -206,8 +207,13 @@ def test_the_python_api_resolves_through_the_same_function(reg: Path) -> None:
         assert client.resolve("c:v1") == "v1"
         assert client.model_version("c:latest").version == "v1"
         assert [a.parent for a in client.model_version("c:ship").artifacts()] == [f"{M}@v1"]
-        with pytest.raises(Exception, match=r"did you mean default/m@v1\?"):
+        with pytest.raises(TagNotFoundError, match=r"did you mean default/m@v1\?"):
             client.model_version("m:v1")
+        with pytest.raises(VersionNotFoundError, match=r"did you mean default/m:prod\?"):
+            client.model("m").version("prod")
+        with pytest.raises(VersionNeededError, match="a version is needed"):
+            client.model_version("m")
+        assert client.model("m").version("v2").version == "v2"
 
 
 # -- did you mean, bare models, experiments ------------------------------------------------
