@@ -100,9 +100,15 @@ def resolve(
     where one fits) if it names nothing."""
     model_doc = snap.read(layout.model_file(ref.model))
     if model_doc is None:
-        if experiments and snap.read(layout.experiment_file(ref.model)) is not None:
-            return _experiment(snap, ref, version_needed)
-        raise ModelNotFoundError(str(ref.model))
+        if snap.read(layout.experiment_file(ref.model)) is None:
+            raise ModelNotFoundError(str(ref.model))
+        if not experiments:
+            raise InvalidValueError(
+                f"{ref.model} is an experiment, not a model; make a version of one of its "
+                f"checkpoints with `modelbox checkpoint promote {ref.model}@CHECKPOINT "
+                "MODEL@VERSION`"
+            )
+        return _experiment(snap, ref, version_needed)
     if ref.version is None and ref.tag is None:
         if version_needed:
             need_version(ref)
