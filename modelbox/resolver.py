@@ -56,6 +56,9 @@ class Target:
     model: ModelName
     version: str | None = None
     experiment: bool = False
+    #: the tag the version was found through (``latest``, ``vN`` included), else None:
+    #: where a check that depends on how a version was named (a protected tag) looks
+    tag: str | None = None
 
     @property
     def path(self) -> str:
@@ -119,7 +122,7 @@ def resolve(
                                        hint=_tag_hint(snap, ref.model, ref.version))
         return Target(ref.model, ref.version)
     assert ref.tag is not None
-    return Target(ref.model, _by_tag(snap, ref.model, ref.tag, model_doc))
+    return Target(ref.model, _by_tag(snap, ref.model, ref.tag, model_doc), tag=ref.tag)
 
 
 def _by_tag(snap: Snapshot, model: ModelName, tag: str, model_doc: bytes) -> str:

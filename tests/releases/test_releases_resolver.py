@@ -425,3 +425,22 @@ def test_latest_reads_hand_edited_dates_and_names_a_broken_one(
     assert result.code == 1
     assert result.err.startswith("modelbox: error: ") and result.err.count("\n") == 1
     assert "models/default/m/_versions/v1/_version.json: created_at" in result.err
+
+
+def test_the_target_says_which_tag_named_it(reg: Path) -> None:
+    from modelbox import resolver
+    from modelbox.names import parse_reference
+    from modelbox.registry import Registry
+
+    registry = Registry.open(reg)
+    try:
+        snap = registry.snapshot()
+        found = {ref: resolver.resolve(snap, parse_reference(ref))
+                 for ref in ("m@v1", "m:prod", "m:latest", "c:v1", "m", "e@ck1")}
+    finally:
+        registry.close()
+    assert {ref: (str(t), t.tag, t.experiment) for ref, t in found.items()} == {
+        "m@v1": (f"{M}@v1", None, False), "m:prod": (f"{M}@v1", "prod", False),
+        "m:latest": (f"{M}@v2", "latest", False), "c:v1": (f"{C}@v1", "v1", False),
+        "m": (M, None, False), "e@ck1": (f"{E}@ck1", None, True),
+    }
