@@ -384,7 +384,10 @@ class Model(_Named):
         ]
 
     def version(self, version: str) -> ModelVersion:
-        return ModelVersion(self._client, self._client.registry.get_version(self._ref, version))
+        """The version named ``version`` (``m.version("prod")`` says: did you mean M:prod?)."""
+        registry = self._client.registry
+        resolved = registry.resolve(Reference(self._ref, version=version))
+        return ModelVersion(self._client, registry.get_version(self._ref, resolved))
 
     def tags(self) -> dict[str, str]:
         return self._client.registry.tags(self._ref)

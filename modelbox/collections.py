@@ -181,9 +181,9 @@ def link(
     """
     from modelbox.manifests import VersionManifest, now
     from modelbox.registry import _check_tag
+    from modelbox.resolver import need_version, resolve_version
 
-    if source.version is None and source.tag is None:
-        raise InvalidValueError(f"{source} names a model; link MODEL@VERSION or MODEL:TAG")
+    need_version(source)
     if version is not None:
         check_segment("version", version)
     for tag in tags or []:
@@ -196,7 +196,7 @@ def link(
                 f"{collection} is not a collection; create one with "
                 f"`modelbox collection create NAME` and link into it"
             )
-        resolved = registry.resolve(source)
+        resolved = resolve_version(snap, source)
         origin = f"{source.model}@{resolved}"
         chain = follow(snap, source.model, resolved)
         if any(model == collection for model, _ in chain):
@@ -235,9 +235,11 @@ def unlink(registry: Registry, ref: Reference, *, force: bool = False) -> str:
     """Remove a link from its collection (one commit); return the source it named.
 
     A tagged link, or one another link names, needs ``force`` (its tags go too)."""
+    from modelbox.resolver import resolve_version
+
     with registry.transaction() as txn:
         snap = txn.snapshot
-        version = registry.resolve(ref)
+        version = resolve_version(snap, ref)
         target = f"{ref.model}@{version}"
         if not registry.get_model(ref.model).collection:
             raise InvalidValueError(

@@ -6,6 +6,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ModelboxError
     ├── InvalidNameError          a name, version or tag breaks a naming rule
     ├── InvalidValueError         a metadata value, option or argument is malformed
+    │   └── VersionNeededError    a bare MODEL where a version is needed (exit 2)
     ├── NotFoundError
     │   ├── RegistryNotFoundError no registry at or above the given path
     │   ├── ModelNotFoundError
@@ -76,6 +77,7 @@ __all__ = [
     "TagNotFoundError",
     "UnsafePathError",
     "VersionExistsError",
+    "VersionNeededError",
     "VersionNotFoundError",
     "WorktreeDirtyError",
 ]
@@ -106,6 +108,12 @@ class InvalidValueError(ModelboxError):
     """A value given by the user is malformed (metadata JSON, an option, a reference)."""
 
 
+class VersionNeededError(InvalidValueError):
+    """A bare ``MODEL`` where a command needs a version: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 class NotFoundError(ModelboxError):
     """Something the user named does not exist."""
 
@@ -128,19 +136,24 @@ class ModelNotFoundError(NotFoundError):
 
 
 class VersionNotFoundError(NotFoundError):
-    def __init__(self, model: str, version: str) -> None:
+    """``hint`` replaces the usual next step (a "did you mean" from the resolver)."""
+
+    def __init__(self, model: str, version: str, *, hint: str | None = None) -> None:
         self.model, self.version = model, version
         super().__init__(
             f"version {model}@{version} does not exist; "
-            f"`modelbox version list {model}` shows its versions"
+            + (hint or f"`modelbox version list {model}` shows its versions")
         )
 
 
 class TagNotFoundError(NotFoundError):
-    def __init__(self, model: str, tag: str) -> None:
+    """``hint`` replaces the usual next step (a "did you mean" from the resolver)."""
+
+    def __init__(self, model: str, tag: str, *, hint: str | None = None) -> None:
         self.model, self.tag = model, tag
         super().__init__(
-            f"tag {model}:{tag} is not assigned; `modelbox model show {model}` lists its tags"
+            f"tag {model}:{tag} is not assigned; "
+            + (hint or f"`modelbox model show {model}` lists its tags")
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelbox import layout, limits
 from modelbox.collections import follow
-from modelbox.errors import InvalidValueError, ModelboxError
+from modelbox.errors import ModelboxError
 from modelbox.names import Reference, parse_model
 from modelbox.registry import Registry
 
@@ -44,10 +44,10 @@ def _doc(data: bytes | None) -> dict[str, Any] | None:
 
 def lineage(registry: Registry, ref: Reference) -> list[Node]:
     """The steps from ``ref`` (a version) to the experiment it was trained in."""
-    if ref.version is None and ref.tag is None:
-        raise InvalidValueError(f"{ref} names a model; give MODEL@VERSION or MODEL:TAG")
+    from modelbox.resolver import resolve_version
+
     snap = registry.snapshot()
-    start = registry.resolve(ref)
+    start = resolve_version(snap, ref)
     nodes: list[Node] = []
     try:
         chain = follow(snap, ref.model, start)

@@ -129,6 +129,7 @@ def parse_model(value: str, namespace: str | None = None) -> ModelName:
         raise InvalidNameError(
             "model", value, "a model name must not contain '@' or ':' (those name a version)"
         )
+    _refuse_stage_syntax("model", value)
     if not value:
         raise InvalidNameError("model", value, "it must not be empty")
     if value.startswith("/") or value.endswith("/"):
@@ -158,8 +159,17 @@ class Reference:
         return str(self.model)
 
 
+def _refuse_stage_syntax(kind: str, value: str) -> None:
+    """``M#stage`` is GTO's way to name a stage; here a stage is a tag: ``M:stage``."""
+    head, sep, tail = value.partition("#")
+    if sep and head and tail and not any(c in head + tail for c in "#@:"):
+        raise InvalidNameError(kind, value, f"did you mean {head}:{tail}? (a stage is a tag, "
+                               "named MODEL:TAG)")
+
+
 def parse_reference(value: str) -> Reference:
     """Parse ``MODEL``, ``MODEL@VERSION`` or ``MODEL:TAG``; raise InvalidNameError if bad."""
+    _refuse_stage_syntax("reference", value)
     at, colon = value.rfind("@"), value.rfind(":")
     if at >= 0 and colon >= 0:
         raise InvalidNameError(

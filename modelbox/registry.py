@@ -26,14 +26,12 @@ from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
     AlreadyExistsError,
-    DanglingTagError,
     GitError,
     IndexLockedError,
     InvalidNameError,
     InvalidValueError,
     ModelExistsError,
     ModelNotFoundError,
-    NotFoundError,
     RegistryNotFoundError,
     TagConflictError,
     TagNotFoundError,
@@ -454,28 +452,10 @@ class Registry:
         return sorted(out, key=lambda v: (v.created_at, v.version))
 
     def resolve(self, ref: Reference) -> str:
-        """The version a reference names (``MODEL@V`` is checked to exist)."""
-        snap = self.snapshot()
-        if ref.version is not None:
-            self._version(snap, ref.model, ref.version)
-            return ref.version
-        if ref.tag is None:
-            raise InvalidValueError(f"{ref} names a model; give MODEL@VERSION or MODEL:TAG")
-        if ref.tag == "latest":
-            versions = self.list_versions(ref.model)
-            if not versions:
-                raise TagNotFoundError(str(ref.model), ref.tag)
-            return versions[-1].version
-        # Existence only: parsing the model manifest would import pydantic (start-up time).
-        if snap.read(layout.model_file(ref.model)) is None:
-            raise ModelNotFoundError(str(ref.model))
-        version = self._tags(snap, ref.model).get(ref.tag)
-        if version is None:
-            raise TagNotFoundError(str(ref.model), ref.tag)
-        if snap.read(layout.version_file(ref.model, version)) is None:
-            # A hand-edited tag map: never print a version that is not there.
-            raise DanglingTagError(str(ref.model), ref.tag, version)
-        return version
+        """The version a reference names (see :mod:`modelbox.resolver`, the one resolver)."""
+        from modelbox import resolver
+
+        return resolver.resolve_version(self.snapshot(), ref)
 
     def resolve_at(self, ref: Reference, when: datetime) -> str | None:
         """The version that carried ``MODEL:TAG`` at ``when`` (None if no version did)."""
@@ -798,41 +778,28 @@ class Registry:
         self, snap: Snapshot, ref: Reference
     ) -> tuple[str, Manifest, str]:
         """The manifest path, manifest and display name of what ``ref`` names: a model or
-        version, or an experiment or checkpoint (``EXPERIMENT@CHECKPOINT``)."""
-        if snap.read(layout.model_file(ref.model)) is None and snap.read(
-            layout.experiment_file(ref.model)
-        ) is not None:
-            return self._experiment_target(snap, ref)
-        if ref.version is None and ref.tag is None:
-            return layout.model_file(ref.model), self._model(snap, ref.model), str(ref.model)
-        version = ref.version
-        if version is None:
-            assert ref.tag is not None
-            version = self._tags(snap, ref.model).get(ref.tag)
-            if version is None:
-                self._model(snap, ref.model)
-                raise TagNotFoundError(str(ref.model), ref.tag)
-        manifest = self._version(snap, ref.model, version)
-        return layout.version_file(ref.model, version), manifest, f"{ref.model}@{version}"
+        version, or an experiment or checkpoint (``EXPERIMENT@CHECKPOINT``), resolved by
+        :mod:`modelbox.resolver` like every reference."""
+        from modelbox import resolver
+        from modelbox.manifests import (
+            CheckpointManifest,
+            ExperimentManifest,
+            ModelManifest,
+            VersionManifest,
+            parse,
+        )
 
-    def _experiment_target(self, snap: Snapshot, ref: Reference) -> tuple[str, Manifest, str]:
-        from modelbox.manifests import CheckpointManifest, ExperimentManifest, parse
-
-        if ref.tag is not None:
-            raise InvalidValueError(
-                f"{ref}: experiments have no tags; name a checkpoint as EXPERIMENT@CHECKPOINT"
-            )
-        if ref.version is None:
-            path = layout.experiment_file(ref.model)
-            return path, parse(ExperimentManifest, path, snap.read(path) or b""), str(ref.model)
-        path = layout.checkpoint_file(ref.model, ref.version)
-        data = snap.read(path)
-        if data is None:
-            raise NotFoundError(
-                f"checkpoint {ref} does not exist; `modelbox checkpoint list {ref.model}` "
-                "shows its checkpoints"
-            )
-        return path, parse(CheckpointManifest, path, data), str(ref)
+        found = resolver.resolve(snap, ref)
+        path = found.path
+        data = snap.read(path) or b""
+        manifest: Manifest
+        if found.experiment:
+            manifest = (parse(ExperimentManifest, path, data) if found.version is None
+                        else parse(CheckpointManifest, path, data))
+        else:
+            manifest = (parse(ModelManifest, path, data) if found.version is None
+                        else parse(VersionManifest, path, data))
+        return path, manifest, str(found)
 
     # -- metrics -------------------------------------------------------------------------
     def log_metrics(

@@ -140,7 +140,7 @@ def test_every_bad_input_is_one_clear_error_and_changes_nothing(
         (("link", f"{RUN17}@v9", PROD), f"{RUN17}@v9 does not exist"),
         (("link", "ai/nope@v1", PROD), "model ai/nope does not exist"),
         (("link", f"{RUN17}:gone", PROD), "is not assigned"),
-        (("link", RUN17, PROD), "names a model"),
+        (("link", RUN17, PROD), "a version is needed"),
         (("link", f"{RUN21}@v2", RUN17), f"{RUN17} is not a collection"),
         (("link", f"{RUN21}@v2", "prod/nope"), "model prod/nope does not exist"),
         (("link", f"{PROD}@v0", PROD), "it is a version of that collection"),
@@ -160,12 +160,13 @@ def test_every_bad_input_is_one_clear_error_and_changes_nothing(
         (("collection", "create", PROD), f"model {PROD} already exists"),
         (("artifact", "add", f"{PROD}@v0", str(reg / ".modelbox" / "registry.json")), "is a link"),
         (("metrics", "log", f"{PROD}@v0", "acc=1"), "is a link"),
-        (("lineage", PROD), "names a model"),
+        (("lineage", PROD), "a version is needed"),
     ]
     head = git("rev-parse", "HEAD", cwd=reg)
     for argv, message in cases:
         result = run(*repo, *argv)
-        assert result.code == 1, (argv, result.out)
+        # A bare MODEL where a version is needed is a usage error (exit 2).
+        assert result.code == (2 if "version is needed" in message else 1), (argv, result.out)
         assert message in result.err, (argv, result.err)
         assert len(result.err.strip().splitlines()) == 1, result.err
         assert git("rev-parse", "HEAD", cwd=reg) == head, argv

@@ -74,12 +74,47 @@ def emit_json(document: Any) -> None:
     click.echo(text)
 
 
+def done(as_json: bool, document: Any, message: str) -> None:
+    """What a write command did: one JSON document with ``--json`` (the object it created
+    or changed; ``before``/``after`` for a move), else one human line."""
+    if as_json:
+        emit_json(document)
+    else:
+        echo(message)
+
+
+def show_value(value: Any) -> str:
+    """A value in a human ``show`` line: text as it is, anything else as JSON
+    (``{"a": 1}``, ``true``, ``null``), never a Python repr."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def model_arg(value: str) -> ModelName:
     return parse_model(value)
 
 
 def ref_arg(value: str) -> Reference:
     return parse_reference(value)
+
+
+def version_ref_arg(ctx: Context, value: str) -> Reference:
+    """A reference that must name a version or checkpoint: a bare ``M`` is a usage error
+    (exit 2) with a hint, decided by :mod:`modelbox.resolver` like every reference."""
+    ref = parse_reference(value)
+    if ref.version is None and ref.tag is None:
+        from modelbox import resolver
+
+        resolver.resolve(ctx.registry.snapshot(), ref, version_needed=True)
+    return ref
+
+
+def target_name(ctx: Context, ref: Reference) -> str:
+    """What ``ref`` names now (``M@V`` for ``M:TAG``), for a write command's report."""
+    from modelbox import resolver
+
+    return str(resolver.resolve(ctx.registry.snapshot(), ref))
 
 
 def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:

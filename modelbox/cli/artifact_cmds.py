@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx, ref_arg
+from modelbox.cli._common import (
+    Context,
+    echo,
+    emit_json,
+    json_option,
+    pass_ctx,
+    ref_arg,
+    target_name,
+    version_ref_arg,
+)
 from modelbox.filetypes import FileType
 
 _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -28,10 +37,11 @@ def artifact() -> None:
               help="File type (default: detected).")
 @click.option("--as", "name", help="Artifact path in the registry (default: the file name).")
 @_quiet
+@json_option
 @pass_ctx
 def artifact_add(
     ctx: Context, target: str, paths: tuple[Path, ...], file_type: str | None,
-    name: str | None, quiet: bool,
+    name: str | None, quiet: bool, as_json: bool,
 ) -> None:
     """Upload files or folders (a folder becomes one directory artifact)."""
     from modelbox import artifacts
@@ -41,6 +51,9 @@ def artifact_add(
         file_type=FileType(file_type) if file_type else None, name=name,
         progress=_progress(quiet),
     )
+    if as_json:
+        emit_json([a.to_json() for a in added])
+        return
     for a in added:
         echo(f"Added {a.parent}/{a.path} sha256:{a.checksum} ({a.size} bytes)")
 
@@ -48,12 +61,17 @@ def artifact_add(
 @artifact.command("track")
 @click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
 @click.argument("uris", nargs=-1, required=True)
+@json_option
 @pass_ctx
-def artifact_track(ctx: Context, target: str, uris: tuple[str, ...]) -> None:
+def artifact_track(ctx: Context, target: str, uris: tuple[str, ...], as_json: bool) -> None:
     """Record files that stay where they are (s3://, gs://, https://...)."""
     from modelbox import artifacts
 
-    for a in artifacts.track(ctx.registry, ref_arg(target), list(uris)):
+    tracked = artifacts.track(ctx.registry, ref_arg(target), list(uris))
+    if as_json:
+        emit_json([a.to_json() for a in tracked])
+        return
+    for a in tracked:
         echo(f"Tracked {a.uri} ({a.size} bytes, etag {a.etag or '-'})")
 
 
@@ -79,13 +97,18 @@ def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
               show_default=True, help="Folder to place the artifacts in.")
 @click.option("--verify", is_flag=True, help="Re-hash cached objects before using them.")
 @_quiet
+@json_option
 @pass_ctx
-def get(ctx: Context, target: str, out: Path, verify: bool, quiet: bool) -> None:
+def get(ctx: Context, target: str, out: Path, verify: bool, quiet: bool, as_json: bool) -> None:
     """Download a version's artifacts, verified, each file whole or not at all."""
     from modelbox import artifacts
 
-    placed = artifacts.get(ctx.registry, ref_arg(target), out, progress=_progress(quiet),
-                           verify=verify)
+    ref = version_ref_arg(ctx, target)
+    name = target_name(ctx, ref)
+    placed = artifacts.get(ctx.registry, ref, out, progress=_progress(quiet), verify=verify)
+    if as_json:
+        emit_json({"target": name, "out": str(out), "files": [str(p) for p in placed]})
+        return
     echo(f"Placed {len(placed)} file(s) in {out}")
 
 

@@ -6,6 +6,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    done,
     echo,
     emit_json,
     json_option,
@@ -13,6 +14,7 @@ from modelbox.cli._common import (
     parse_meta,
     pass_ctx,
     ref_arg,
+    target_name,
 )
 
 
@@ -26,16 +28,18 @@ def collection() -> None:
 @click.option("--owner", default="", help="Who owns the collection (an email, a team).")
 @click.option("--description", default="")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@json_option
 @pass_ctx
 def collection_create(
-    ctx: Context, name: str, owner: str, description: str, meta: tuple[str, ...]
+    ctx: Context, name: str, owner: str, description: str, meta: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Create collection NAME (addressed like a model: NAMESPACE/NAME)."""
     from modelbox.collections import create_collection
 
     created = create_collection(ctx.registry, model_arg(name), owner=owner,
                                 description=description, metadata=parse_meta(meta))
-    echo(f"Created collection {created.full_name}")
+    done(as_json, created.model_dump(mode="json"), f"Created collection {created.full_name}")
 
 
 @click.command()
@@ -45,29 +49,35 @@ def collection_create(
 @click.option("--tag", "tags", multiple=True, help="A unique tag to give it (repeatable).")
 @click.option("--description", default="")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@json_option
 @pass_ctx
 def link(
     ctx: Context, source: str, target: str, version: str | None, tags: tuple[str, ...],
-    description: str, meta: tuple[str, ...],
+    description: str, meta: tuple[str, ...], as_json: bool,
 ) -> None:
     """Link the version SOURCE into COLLECTION as its next version (no object is copied)."""
     from modelbox.collections import link as make_link
 
     created = make_link(ctx.registry, ref_arg(source), model_arg(target), version=version,
                         tags=list(tags), description=description, metadata=parse_meta(meta))
-    echo(f"Linked {created.link} as {created.model}@{created.version}")
+    done(as_json, {**created.model_dump(mode="json"), "tags": list(dict.fromkeys(tags))},
+         f"Linked {created.link} as {created.model}@{created.version}")
 
 
 @click.command()
 @click.argument("ref", metavar="COLLECTION@VERSION|COLLECTION:TAG")
 @click.option("--force", is_flag=True, help="Unlink even if tagged (the tags go too) or linked.")
+@json_option
 @pass_ctx
-def unlink(ctx: Context, ref: str, force: bool) -> None:
+def unlink(ctx: Context, ref: str, force: bool, as_json: bool) -> None:
     """Remove a link from its collection (Git history keeps it; the source stays)."""
     from modelbox.collections import unlink as remove_link
 
-    source = remove_link(ctx.registry, ref_arg(ref), force=force)
-    echo(f"Unlinked {ref} (was {source})")
+    parsed = ref_arg(ref)
+    name = target_name(ctx, parsed)
+    source = remove_link(ctx.registry, parsed, force=force)
+    done(as_json, {"link": name, "source": source, "removed": True},
+         f"Unlinked {ref} (was {source})")
 
 
 @click.command()

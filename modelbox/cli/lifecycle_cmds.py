@@ -11,6 +11,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    done,
     echo,
     emit_json,
     json_option,
@@ -18,6 +19,7 @@ from modelbox.cli._common import (
     parse_meta,
     pass_ctx,
     ref_arg,
+    target_name,
 )
 from modelbox.errors import InvalidValueError
 
@@ -34,10 +36,11 @@ def experiment() -> None:
 @click.option("--framework", default="unknown")
 @click.option("--external-id", default="", help="The run's id in another tracker.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Hyperparameters.")
+@json_option
 @pass_ctx
 def experiment_create(
     ctx: Context, name: str, owner: str, task: str, framework: str, external_id: str,
-    meta: tuple[str, ...],
+    meta: tuple[str, ...], as_json: bool,
 ) -> None:
     """Create experiment NAME (NAMESPACE/NAME), or show that it exists."""
     from modelbox import lifecycle
@@ -46,7 +49,7 @@ def experiment_create(
         ctx.registry, model_arg(name), owner=owner, task=task, framework=framework,
         external_id=external_id, metadata=parse_meta(meta),
     )
-    echo(f"Experiment {made.full_name}")
+    done(as_json, made.model_dump(mode="json"), f"Experiment {made.full_name}")
 
 
 @experiment.command("list")
@@ -75,16 +78,18 @@ def checkpoint() -> None:
 @click.argument("checkpoint_id", metavar="CHECKPOINT")
 @click.option("--epoch", type=click.IntRange(min=0))
 @click.option("--step", type=click.IntRange(min=0))
+@json_option
 @pass_ctx
 def checkpoint_create(
-    ctx: Context, experiment_name: str, checkpoint_id: str, epoch: int | None, step: int | None
+    ctx: Context, experiment_name: str, checkpoint_id: str, epoch: int | None,
+    step: int | None, as_json: bool,
 ) -> None:
     """Record a checkpoint; attach files with `modelbox artifact add EXPERIMENT@CHECKPOINT`."""
     from modelbox import lifecycle
 
     made = lifecycle.create_checkpoint(ctx.registry, model_arg(experiment_name), checkpoint_id,
                                        epoch=epoch, step=step)
-    echo(f"Checkpoint {made.experiment}@{made.checkpoint}")
+    done(as_json, made.model_dump(mode="json"), f"Checkpoint {made.experiment}@{made.checkpoint}")
 
 
 @checkpoint.command("list")
@@ -108,17 +113,24 @@ def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
 @click.argument("source", metavar="EXPERIMENT@CHECKPOINT")
 @click.argument("dest", metavar="MODEL@VERSION")
 @click.option("--tag", "tags", multiple=True, help="A unique tag for the new version.")
+@json_option
 @pass_ctx
-def checkpoint_promote(ctx: Context, source: str, dest: str, tags: tuple[str, ...]) -> None:
+def checkpoint_promote(
+    ctx: Context, source: str, dest: str, tags: tuple[str, ...], as_json: bool
+) -> None:
     """Make a model version from a checkpoint (same stored objects, no upload)."""
-    from modelbox import lifecycle
+    from modelbox import lifecycle, resolver
 
     src, dst = ref_arg(source), ref_arg(dest)
-    if src.version is None or dst.version is None:
-        raise InvalidValueError("give EXPERIMENT@CHECKPOINT and MODEL@VERSION")
-    made = lifecycle.promote(ctx.registry, src.model, src.version, dst.model, dst.version,
+    found = resolver.resolve(ctx.registry.snapshot(), src, version_needed=True)
+    if not found.experiment or found.version is None:
+        raise InvalidValueError(f"{source} is no checkpoint; give EXPERIMENT@CHECKPOINT")
+    if dst.version is None:
+        raise InvalidValueError(f"{dest}: give the new version as MODEL@VERSION")
+    made = lifecycle.promote(ctx.registry, found.model, found.version, dst.model, dst.version,
                              tags=list(tags))
-    echo(f"Promoted {source} to {made.model}@{made.version}")
+    done(as_json, {**made.model_dump(mode="json"), "tags": list(dict.fromkeys(tags))},
+         f"Promoted {source} to {made.model}@{made.version}")
 
 
 @click.group()
@@ -131,14 +143,18 @@ def metrics() -> None:
 @click.argument("values", nargs=-1, required=True, metavar="KEY=VALUE...")
 @click.option("--step", type=int)
 @click.option("--wallclock", type=float, help="Seconds since the epoch (default: now).")
+@json_option
 @pass_ctx
 def metrics_log(
     ctx: Context, target: str, values: tuple[str, ...], step: int | None,
-    wallclock: float | None,
+    wallclock: float | None, as_json: bool,
 ) -> None:
     """Log one point per KEY (numbers stay numbers, anything else is text)."""
-    ctx.registry.log_metrics(ref_arg(target), parse_meta(values), step=step, wallclock=wallclock)
-    echo(f"Logged {len(values)} metric(s) on {target}")
+    ref, points = ref_arg(target), parse_meta(values)
+    name = target_name(ctx, ref)  # before: a labelling policy may move the tag it names
+    ctx.registry.log_metrics(ref, points, step=step, wallclock=wallclock)
+    done(as_json, {"target": name, "metrics": points, "step": step, "wallclock": wallclock},
+         f"Logged {len(values)} metric(s) on {target}")
 
 
 @metrics.command("show")
@@ -172,18 +188,21 @@ def event() -> None:
 @click.option("--source", default="", help="Who sent it (k8s/prod, ci, ...).")
 @click.option("--wallclock", type=float, help="Seconds since the epoch (default: now).")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE")
+@json_option
 @pass_ctx
 def event_log(
     ctx: Context, target: str, name: str, source: str, wallclock: float | None,
-    meta: tuple[str, ...],
+    meta: tuple[str, ...], as_json: bool,
 ) -> None:
     """Record event NAME on TARGET."""
     from modelbox import lifecycle
 
-    lifecycle.log_events(ctx.registry, ref_arg(target), [
-        lifecycle.Event(name, source, wallclock, parse_meta(meta))
-    ])
-    echo(f"Logged {name} on {target}")
+    ref, metadata = ref_arg(target), parse_meta(meta)
+    resolved = target_name(ctx, ref)
+    lifecycle.log_events(ctx.registry, ref, [lifecycle.Event(name, source, wallclock, metadata)])
+    done(as_json, {"target": resolved, "event": {"name": name, "source": source,
+                   "wallclock": wallclock, "metadata": metadata}},
+         f"Logged {name} on {target}")
 
 
 @event.command("list")
@@ -227,10 +246,11 @@ def policy() -> None:
 @click.option("--keep-last", type=click.IntRange(min=1), help="Retention: newest N versions.")
 @click.option("--keep-tagged/--no-keep-tagged", default=True, show_default=True)
 @click.option("--file", "document", type=click.File("r"), help="The policy as JSON.")
+@json_option
 @pass_ctx
 def policy_set(
     ctx: Context, model: str, labels: tuple[str, ...], keep_last: int | None,
-    keep_tagged: bool, document: TextIO | None,
+    keep_tagged: bool, document: TextIO | None, as_json: bool,
 ) -> None:
     """Replace MODEL's policy (a commit like any other)."""
     from modelbox import policies
@@ -253,8 +273,9 @@ def policy_set(
         if keep_last is not None:
             spec["retention"] = {"keep_last": keep_last, "keep_tagged": keep_tagged}
     made = policies.set_policy(ctx.registry, model_arg(model), spec)
-    echo(f"Policy of {model}: {len(made.labelling)} labelling rule(s), retention "
-               + (f"keep {made.retention.keep_last}" if made.retention else "none"))
+    done(as_json, made.model_dump(mode="json"),
+         f"Policy of {model}: {len(made.labelling)} labelling rule(s), retention "
+         + (f"keep {made.retention.keep_last}" if made.retention else "none"))
 
 
 @policy.command("show")
@@ -281,13 +302,15 @@ def policy_show(ctx: Context, model: str, as_json: bool) -> None:
 
 @policy.command("clear")
 @click.argument("model")
+@json_option
 @pass_ctx
-def policy_clear(ctx: Context, model: str) -> None:
+def policy_clear(ctx: Context, model: str, as_json: bool) -> None:
     """Remove MODEL's policy."""
     from modelbox import policies
 
-    policies.clear_policy(ctx.registry, model_arg(model))
-    echo(f"Removed the policy of {model}")
+    name = model_arg(model)
+    policies.clear_policy(ctx.registry, name)
+    done(as_json, {"model": str(name), "policy": None}, f"Removed the policy of {model}")
 
 
 @click.command()

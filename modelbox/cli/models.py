@@ -8,12 +8,14 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    done,
     echo,
     emit_json,
     json_option,
     model_arg,
     parse_meta,
     pass_ctx,
+    show_value,
 )
 
 
@@ -21,12 +23,14 @@ from modelbox.cli._common import (
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--store", help="Shared object store URL (s3://bucket/prefix, ...).")
 @click.option("--branch", help="Registry branch (default: the current branch, else main).")
-def init(path: Path, store: str | None, branch: str | None) -> None:
+@json_option
+def init(path: Path, store: str | None, branch: str | None, as_json: bool) -> None:
     """Create a registry in PATH (a new folder or an existing Git repository)."""
     from modelbox.registry import Registry
 
     registry = Registry.init(path, store=store, branch=branch)
-    echo(f"Initialized modelbox registry in {path} (branch {registry.branch})")
+    done(as_json, {"registry": str(path), "branch": registry.branch, "store": store},
+         f"Initialized modelbox registry in {path} (branch {registry.branch})")
     registry.close()
 
 
@@ -42,17 +46,18 @@ def model() -> None:
 @click.option("--description", default="")
 @click.option("--dataset", "datasets", multiple=True, help="An evaluation dataset (repeatable).")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@json_option
 @pass_ctx
 def model_create(
     ctx: Context, name: str, owner: str, task: str, description: str,
-    datasets: tuple[str, ...], meta: tuple[str, ...],
+    datasets: tuple[str, ...], meta: tuple[str, ...], as_json: bool,
 ) -> None:
     """Create model NAME (NAMESPACE/NAME; a bare NAME goes to namespace `default`)."""
     created = ctx.registry.create_model(
         model_arg(name), owner=owner, task=task, description=description,
         metadata=parse_meta(meta), datasets=list(datasets),
     )
-    echo(f"Created model {created.full_name}")
+    done(as_json, created.model_dump(mode="json"), f"Created model {created.full_name}")
 
 
 @model.command("update")
@@ -61,17 +66,18 @@ def model_create(
 @click.option("--task")
 @click.option("--description")
 @click.option("--dataset", "datasets", multiple=True, help="Replace the evaluation datasets.")
+@json_option
 @pass_ctx
 def model_update(
     ctx: Context, name: str, owner: str | None, task: str | None, description: str | None,
-    datasets: tuple[str, ...],
+    datasets: tuple[str, ...], as_json: bool,
 ) -> None:
     """Change a model's owner, task, description or evaluation datasets."""
-    ctx.registry.update_model(
+    updated = ctx.registry.update_model(
         model_arg(name), owner=owner, task=task, description=description,
         datasets=list(datasets) or None,
     )
-    echo(f"Updated model {name}")
+    done(as_json, updated.model_dump(mode="json"), f"Updated model {name}")
 
 
 @model.command("list")
@@ -103,7 +109,7 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
         return
     for key, value in manifest.model_dump(mode="json").items():
         if key != "kind":
-            echo(f"{key}: {value}")
+            echo(f"{key}: {show_value(value)}")
     echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")
     echo(f"versions: {', '.join(versions) or '-'}")
 

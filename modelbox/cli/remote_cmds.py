@@ -17,11 +17,15 @@ def _short(sha: str | None) -> str:
 @click.argument("url")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--origin", "-o", default="origin", show_default=True, help="Name of the remote.")
-def clone(url: str, directory: Path | None, origin: str) -> None:
+@json_option
+def clone(url: str, directory: Path | None, origin: str, as_json: bool) -> None:
     """Clone the registry at URL: its branch and refs/modelbox/*, checked out."""
     from modelbox.sync import clone as run_clone
 
     dest = run_clone(url, directory, name=origin)
+    if as_json:
+        emit_json({"url": url, "directory": str(dest), "remote": origin})
+        return
     echo(f"Cloned {url} into {dest}")
 
 

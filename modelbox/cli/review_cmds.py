@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelbox.cli._common import Context, echo, emit_json, pass_ctx
+from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx
 
 
 @click.command("diff")
@@ -33,8 +33,9 @@ def diff(ctx: Context, base: str | None, head: str | None, fmt: str) -> None:
 @click.command("install-hooks")
 @click.option("--force", is_flag=True,
               help="Replace a user hook that cannot be chained (its .local exists too).")
+@json_option
 @pass_ctx
-def install_hooks(ctx: Context, force: bool) -> None:
+def install_hooks(ctx: Context, force: bool, as_json: bool) -> None:
     """Install Git hooks so plain `git push` / `git pull` keep modelbox's guarantees.
 
     pre-push puts the objects pushed pointers need in the remote's store (or stops the
@@ -43,18 +44,27 @@ def install_hooks(ctx: Context, force: bool) -> None:
     """
     from modelbox.githooks import install
 
-    for hook in install(ctx.registry.repo, force=force):
+    installed = install(ctx.registry.repo, force=force)
+    if as_json:
+        emit_json([{"action": h.action, "path": str(h.path)} for h in installed])
+        return
+    for hook in installed:
         echo(f"{hook.action} {hook.path}")
 
 
 @click.command("codeowners")
 @click.option("--write", is_flag=True, help="Commit it as CODEOWNERS instead of printing it.")
+@json_option
 @pass_ctx
-def codeowners(ctx: Context, write: bool) -> None:
+def codeowners(ctx: Context, write: bool, as_json: bool) -> None:
     """A CODEOWNERS file from the models' owners (owners then review promotions)."""
     from modelbox import codeowners as owners
 
-    if not write:
+    if as_json:
+        changed = owners.write(ctx.registry) if write else False
+        emit_json({"path": owners.PATH, "written": changed,
+                   **({} if write else {"content": owners.render(ctx.registry)})})
+    elif not write:
         echo(owners.render(ctx.registry), nl=False)
     elif owners.write(ctx.registry):
         echo(f"Wrote {owners.PATH} on {ctx.registry.branch_ref[len('refs/heads/'):]}")

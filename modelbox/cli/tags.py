@@ -6,20 +6,24 @@ from datetime import datetime, timezone
 
 import click
 
-from modelbox.cli._common import Context, echo, model_arg, pass_ctx, ref_arg
+from modelbox.cli._common import Context, echo, emit_json, json_option, model_arg, pass_ctx, ref_arg
 from modelbox.errors import InvalidValueError
 
 
 @click.command()
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
 @click.argument("tag")
+@json_option
 @pass_ctx
-def tag(ctx: Context, ref: str, tag: str) -> None:
+def tag(ctx: Context, ref: str, tag: str, as_json: bool) -> None:
     """Give the version REF the unique TAG, moving it from any other version."""
     parsed = ref_arg(ref)
     version = ctx.registry.resolve(parsed)
     before = ctx.registry.tag(parsed.model, version, tag)
-    if before == version:
+    if as_json:
+        emit_json({"tag": f"{parsed.model}:{tag}", "before": before, "after": version,
+                   "moved": before != version})
+    elif before == version:
         echo(f"{parsed.model}:{tag} already points to {version}")
     elif before:
         echo(f"Moved {parsed.model}:{tag} from {before} to {version}")
@@ -30,11 +34,16 @@ def tag(ctx: Context, ref: str, tag: str) -> None:
 @click.command()
 @click.argument("model")
 @click.argument("tag")
+@json_option
 @pass_ctx
-def untag(ctx: Context, model: str, tag: str) -> None:
+def untag(ctx: Context, model: str, tag: str, as_json: bool) -> None:
     """Remove the unique TAG from MODEL."""
-    before = ctx.registry.untag(model_arg(model), tag)
-    echo(f"Removed {model}:{tag} (was on {before})")
+    name = model_arg(model)
+    before = ctx.registry.untag(name, tag)
+    if as_json:
+        emit_json({"tag": f"{name}:{tag}", "before": before, "after": None, "moved": True})
+    else:
+        echo(f"Removed {model}:{tag} (was on {before})")
 
 
 @click.command()
@@ -43,18 +52,27 @@ def untag(ctx: Context, model: str, tag: str) -> None:
     "--at", "at", metavar="DATE",
     help="The version the tag pointed to at DATE (ISO 8601, e.g. 2026-11-01T12:00).",
 )
+@json_option
 @pass_ctx
-def resolve(ctx: Context, ref: str, at: str | None) -> None:
+def resolve(ctx: Context, ref: str, at: str | None, as_json: bool) -> None:
     """Print the version REF names (`latest` is the newest version)."""
     parsed = ref_arg(ref)
     if at is None:
-        echo(ctx.registry.resolve(parsed))
+        version = ctx.registry.resolve(parsed)
+        if as_json:
+            emit_json({"ref": str(parsed), "model": str(parsed.model), "version": version})
+        else:
+            echo(version)
         return
     from modelbox.audit import OUTSIDE  # here: --help and resolve load no history code
 
     event = ctx.registry.tag_event_at(parsed, _parse_date(at))
     if event is None or event.after is None:
         raise InvalidValueError(f"{parsed} pointed to no version at {at}")
+    if as_json:
+        emit_json({"ref": str(parsed), "model": str(parsed.model), "version": event.after,
+                   "at": at, "commit": event.commit, "outside": event.operation.endswith(OUTSIDE)})
+        return
     echo(event.after)
     if event.operation.endswith(OUTSIDE):
         echo(f"note: {parsed} ({event.before or '-'} -> {event.after}) was changed "

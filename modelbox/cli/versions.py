@@ -8,6 +8,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    done,
     echo,
     emit_json,
     json_option,
@@ -16,6 +17,8 @@ from modelbox.cli._common import (
     parse_meta,
     pass_ctx,
     ref_arg,
+    show_value,
+    target_name,
 )
 from modelbox.frameworks import MLFramework
 from modelbox.names import Reference
@@ -36,17 +39,19 @@ def version() -> None:
 )
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="A unique tag to give it (repeatable).")
+@json_option
 @pass_ctx
 def version_create(
     ctx: Context, model: str, version_name: str, name: str | None, description: str,
-    framework: str, meta: tuple[str, ...], tags: tuple[str, ...],
+    framework: str, meta: tuple[str, ...], tags: tuple[str, ...], as_json: bool,
 ) -> None:
     """Create VERSION of MODEL."""
     created = ctx.registry.create_version(
         model_arg(model), version_name, name=name, description=description,
         framework=framework, metadata=parse_meta(meta), tags=list(tags),
     )
-    echo(f"Created version {created.model}@{created.version}")
+    done(as_json, {**created.model_dump(mode="json"), "tags": list(dict.fromkeys(tags))},
+         f"Created version {created.model}@{created.version}")
 
 
 @version.command("list")
@@ -91,7 +96,7 @@ def version_show(ctx: Context, ref: str, as_json: bool) -> None:
         return
     for key, value in document.items():
         if key != "kind":
-            echo(f"{key}: {value}")
+            echo(f"{key}: {show_value(value)}")
 
 
 def _version_ref(ctx: Context, ref: str) -> tuple[Reference, str]:
@@ -101,33 +106,41 @@ def _version_ref(ctx: Context, ref: str) -> tuple[Reference, str]:
 
 @version.command("archive")
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@json_option
 @pass_ctx
-def version_archive(ctx: Context, ref: str) -> None:
+def version_archive(ctx: Context, ref: str, as_json: bool) -> None:
     """Archive a version: hidden from lists, its tags removed, kept in history."""
     parsed, resolved = _version_ref(ctx, ref)
+    tags = sorted(t for t, v in ctx.registry.tags(parsed.model).items() if v == resolved)
     ctx.registry.archive_version(parsed.model, resolved)
-    echo(f"Archived {parsed.model}@{resolved}")
+    done(as_json, {"version": f"{parsed.model}@{resolved}", "archived": True,
+                   "tags_removed": tags}, f"Archived {parsed.model}@{resolved}")
 
 
 @version.command("restore")
 @click.argument("ref", metavar="MODEL@VERSION")
+@json_option
 @pass_ctx
-def version_restore(ctx: Context, ref: str) -> None:
+def version_restore(ctx: Context, ref: str, as_json: bool) -> None:
     """Bring an archived version back."""
     parsed, resolved = _version_ref(ctx, ref)
     ctx.registry.archive_version(parsed.model, resolved, archived=False)
-    echo(f"Restored {parsed.model}@{resolved}")
+    done(as_json, {"version": f"{parsed.model}@{resolved}", "archived": False},
+         f"Restored {parsed.model}@{resolved}")
 
 
 @version.command("delete")
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
 @click.option("--force", is_flag=True, help="Delete even if tagged (the tags go too).")
+@json_option
 @pass_ctx
-def version_delete(ctx: Context, ref: str, force: bool) -> None:
+def version_delete(ctx: Context, ref: str, force: bool, as_json: bool) -> None:
     """Remove a version from the registry branch (Git history keeps it)."""
     parsed, resolved = _version_ref(ctx, ref)
+    tags = sorted(t for t, v in ctx.registry.tags(parsed.model).items() if v == resolved)
     ctx.registry.delete_version(parsed.model, resolved, force=force)
-    echo(f"Deleted {parsed.model}@{resolved}")
+    done(as_json, {"version": f"{parsed.model}@{resolved}", "deleted": True,
+                   "tags_removed": tags}, f"Deleted {parsed.model}@{resolved}")
 
 
 @click.group()
@@ -139,21 +152,28 @@ def meta() -> None:
 @click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
 @click.argument("key")
 @click.argument("value", metavar="JSON_VALUE")
+@json_option
 @pass_ctx
-def meta_set(ctx: Context, target: str, key: str, value: str) -> None:
+def meta_set(ctx: Context, target: str, key: str, value: str, as_json: bool) -> None:
     """Set KEY to JSON_VALUE (e.g. 40, true, '"coco-2017"', '{"a": 1}')."""
-    ctx.registry.set_metadata(ref_arg(target), key, parse_json_value(value))
-    echo(f"Set {key} on {target}")
+    ref, parsed = ref_arg(target), parse_json_value(value)
+    name = target_name(ctx, ref)
+    ctx.registry.set_metadata(ref, key, parsed)
+    done(as_json, {"target": name, "key": key, "value": parsed}, f"Set {key} on {target}")
 
 
 @meta.command("unset")
 @click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
 @click.argument("key")
+@json_option
 @pass_ctx
-def meta_unset(ctx: Context, target: str, key: str) -> None:
+def meta_unset(ctx: Context, target: str, key: str, as_json: bool) -> None:
     """Remove KEY."""
-    ctx.registry.unset_metadata(ref_arg(target), key)
-    echo(f"Removed {key} from {target}")
+    ref = ref_arg(target)
+    name = target_name(ctx, ref)
+    ctx.registry.unset_metadata(ref, key)
+    done(as_json, {"target": name, "key": key, "removed": True},
+         f"Removed {key} from {target}")
 
 
 COMMANDS = [version, meta]

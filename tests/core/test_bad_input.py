@@ -81,7 +81,7 @@ BAD_COMMANDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("version", "create", "m", "v3", "--framework", "caffe9"), ("'caffe9'", "pytorch")),
     (("version", "create", "m", "v3", "--meta", "novalue"), ("'novalue'", "KEY=VALUE")),
     (("model", "create", "n", "--meta", "=1"), ("'=1'",)),
-    (("resolve", "m"), ("default/m", "MODEL:TAG")),
+    # `resolve m` (a bare model) is a usage error, exit 2: tests/releases/test_releases_resolver.py
 ]
 
 
