@@ -6,6 +6,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ModelboxError
     ├── InvalidNameError          a name, version or tag breaks a naming rule
     ├── InvalidValueError         a metadata value, option or argument is malformed
+    │   └── InUseError            a destructive command would drop tags or leave links
+    │                             dangling (pass --force)
     ├── NotFoundError
     │   ├── RegistryNotFoundError no registry at or above the given path
     │   ├── ModelNotFoundError
@@ -48,6 +50,7 @@ __all__ = [
     "ConcurrentUpdateError",
     "DanglingTagError",
     "GitError",
+    "InUseError",
     "IndexLockedError",
     "InvalidNameError",
     "InvalidValueError",
@@ -100,6 +103,18 @@ class InvalidNameError(ModelboxError):
 
 class InvalidValueError(ModelboxError):
     """A value given by the user is malformed (metadata JSON, an option, a reference)."""
+
+
+class InUseError(InvalidValueError):
+    """``action`` on ``what`` would remove tags or leave links dangling; the message lists
+    them, and ``--force`` (``force=True``) does it anyway."""
+
+    def __init__(self, action: str, what: str, consequences: list[str]) -> None:
+        self.action, self.what, self.consequences = action, what, consequences
+        super().__init__(
+            f"{action} {what} would {' and '.join(consequences)}; pass --force to {action} "
+            "it anyway"
+        )
 
 
 class NotFoundError(ModelboxError):

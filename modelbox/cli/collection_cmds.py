@@ -14,6 +14,7 @@ from modelbox.cli._common import (
     pass_ctx,
     ref_arg,
 )
+from modelbox.cli._removed import report_removed
 
 
 @click.group()
@@ -36,6 +37,19 @@ def collection_create(
     created = create_collection(ctx.registry, model_arg(name), owner=owner,
                                 description=description, metadata=parse_meta(meta))
     echo(f"Created collection {created.full_name}")
+
+
+@collection.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even if its links are tagged (the tags "
+              "go) or linked from another collection (those links dangle).")
+@pass_ctx
+def collection_delete(ctx: Context, name: str, force: bool) -> None:
+    """Delete collection NAME and its links in one commit (the linked versions stay)."""
+    from modelbox.removal import delete_model
+
+    report_removed("collection", delete_model(ctx.registry, model_arg(name), force=force,
+                                              collection=True))
 
 
 @click.command()

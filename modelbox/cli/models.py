@@ -15,6 +15,7 @@ from modelbox.cli._common import (
     parse_meta,
     pass_ctx,
 )
+from modelbox.cli._removed import report_removed
 
 
 @click.command()
@@ -106,6 +107,18 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
             echo(f"{key}: {value}")
     echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")
     echo(f"versions: {', '.join(versions) or '-'}")
+
+
+@model.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even if versions are tagged (the tags "
+              "go) or linked from a collection (the links dangle).")
+@pass_ctx
+def model_delete(ctx: Context, name: str, force: bool) -> None:
+    """Delete model NAME and all its versions in one commit (Git history keeps them)."""
+    from modelbox.removal import delete_model
+
+    report_removed("model", delete_model(ctx.registry, model_arg(name), force=force))
 
 
 COMMANDS = [init, model]

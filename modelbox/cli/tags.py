@@ -8,6 +8,7 @@ import click
 
 from modelbox.cli._common import Context, echo, model_arg, pass_ctx, ref_arg
 from modelbox.errors import InvalidValueError
+from modelbox.names import ModelName
 
 
 @click.command()
@@ -25,6 +26,17 @@ def tag(ctx: Context, ref: str, tag: str) -> None:
         echo(f"Moved {parsed.model}:{tag} from {before} to {version}")
     else:
         echo(f"Tagged {parsed.model}@{version} as {tag}")
+    _say_pinned(ctx, parsed.model, tag)
+
+
+def _say_pinned(ctx: Context, model: ModelName, tag: str) -> None:
+    """A tag a labelling policy manages is pinned by a move by hand: say so, and how to
+    undo it (policy moves skip it until then)."""
+    from modelbox.policies import pinned
+
+    if tag in pinned(ctx.registry, model):
+        echo(f"{model}:{tag} is pinned against policy moves; `modelbox policy unpin {model} "
+             f"{tag}` lets the labelling policy move it again")
 
 
 @click.command()
@@ -33,8 +45,10 @@ def tag(ctx: Context, ref: str, tag: str) -> None:
 @pass_ctx
 def untag(ctx: Context, model: str, tag: str) -> None:
     """Remove the unique TAG from MODEL."""
-    before = ctx.registry.untag(model_arg(model), tag)
+    name = model_arg(model)
+    before = ctx.registry.untag(name, tag)
     echo(f"Removed {model}:{tag} (was on {before})")
+    _say_pinned(ctx, name, tag)
 
 
 @click.command()

@@ -101,12 +101,17 @@ def _version_ref(ctx: Context, ref: str) -> tuple[Reference, str]:
 
 @version.command("archive")
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.option("--force", is_flag=True, help="Archive even if tagged (the tags are removed).")
 @pass_ctx
-def version_archive(ctx: Context, ref: str) -> None:
-    """Archive a version: hidden from lists, its tags removed, kept in history."""
+def version_archive(ctx: Context, ref: str, force: bool) -> None:
+    """Archive a version: hidden from lists, its tags removed, kept in history.
+
+    A tagged version needs --force; links to it stay valid."""
     parsed, resolved = _version_ref(ctx, ref)
-    ctx.registry.archive_version(parsed.model, resolved)
-    echo(f"Archived {parsed.model}@{resolved}")
+    dropped = ctx.registry.archive_version(parsed.model, resolved, force=force)
+    echo(f"Archived {parsed.model}@{resolved}"
+         + (f"; removed its tags {', '.join(dropped)} (links to it stay valid)"
+            if dropped else ""))
 
 
 @version.command("restore")
@@ -121,13 +126,17 @@ def version_restore(ctx: Context, ref: str) -> None:
 
 @version.command("delete")
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
-@click.option("--force", is_flag=True, help="Delete even if tagged (the tags go too).")
+@click.option("--force", is_flag=True,
+              help="Delete even if tagged (the tags go too) or linked (the links dangle).")
 @pass_ctx
 def version_delete(ctx: Context, ref: str, force: bool) -> None:
     """Remove a version from the registry branch (Git history keeps it)."""
+    from modelbox.registry import in_use
+
     parsed, resolved = _version_ref(ctx, ref)
-    ctx.registry.delete_version(parsed.model, resolved, force=force)
-    echo(f"Deleted {parsed.model}@{resolved}")
+    tags, links = ctx.registry.delete_version(parsed.model, resolved, force=force)
+    done = in_use(tags, links, done=True)
+    echo(f"Deleted {parsed.model}@{resolved}" + ("; " + " and ".join(done) if done else ""))
 
 
 @click.group()
