@@ -156,6 +156,32 @@ def test_the_python_api_and_a_buffered_log_still_apply_the_policy(
     assert tags(run, reg)["production"] == "v3"
 
 
+def test_the_worked_example_of_docs_policies_md_holds(registry_path: Path, run: Run) -> None:
+    r = ("--repo", registry_path)
+    ok(run, *r, "model", "create", M)
+    for v in ("v1", "v2", "v3"):
+        ok(run, *r, "version", "create", M, v)
+    ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.95", "latency_ms=30")
+    ok(run, *r, "policy", "set", M, "--label", "production:acc>=0.9",
+       "--label", "production:latency_ms<=20")
+    steps: list[tuple[tuple[str, ...], str | None]] = [
+        (("metrics", "log", f"{M}@v1", "acc=0.96"), None),
+        (("metrics", "log", f"{M}@v2", "acc=0.92", "latency_ms=15"), "v2"),
+        (("metrics", "log", f"{M}@v3", "acc=0.97", "latency_ms=12"), "v3"),
+        (("metrics", "log", f"{M}@v2", "acc=0.99"), "v3"),
+        (("metrics", "log", f"{M}@v3", "latency_ms=40"), "v2"),
+        (("tag", f"{M}@v1", "production"), "v1"),
+        (("metrics", "log", f"{M}@v3", "latency_ms=10"), "v1"),
+        (("policy", "unpin", M, "production"), "v1"),
+        (("metrics", "log", f"{M}@v3", "latency_ms=9"), "v3"),
+    ]
+    for number, (argv, holder) in enumerate(steps, 1):
+        ok(run, *r, *argv)
+        assert tags(run, registry_path).get("production") == holder, number
+    doc = (Path(__file__).parents[2] / "docs" / "policies.md").read_text()
+    assert "| 8 | `policy unpin ai/m production`, then `metrics log ai/m@v3 latency_ms=9`" in doc
+
+
 # -- who holds a tag ------------------------------------------------------------------------
 def test_a_holder_that_fails_its_rules_or_is_archived_gives_the_tag_to_the_newest_qualifier(
     reg: Path, run: Run
