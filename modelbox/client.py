@@ -402,6 +402,12 @@ class Model(_Named):
             document["retention"] = retention
         policies.set_policy(self._client.registry, self._ref, document)
 
+    def unpin(self, tag: str) -> None:
+        """Let the labelling policy move ``tag`` again (setting it by hand pinned it)."""
+        from modelbox import policies
+
+        policies.unpin(self._client.registry, self._ref, tag)
+
     def delete(self, *, force: bool = False) -> None:
         """Delete the model with every version (one commit; Git history keeps them).
         Tagged versions, or versions a collection links, need ``force``."""

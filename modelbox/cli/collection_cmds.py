@@ -43,13 +43,14 @@ def collection_create(
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Delete even if its links are tagged (the tags "
               "go) or linked from another collection (those links dangle).")
+@json_option
 @pass_ctx
-def collection_delete(ctx: Context, name: str, force: bool) -> None:
+def collection_delete(ctx: Context, name: str, force: bool, as_json: bool) -> None:
     """Delete collection NAME and its links in one commit (the linked versions stay)."""
     from modelbox.removal import delete_model
 
-    report_removed("collection", delete_model(ctx.registry, model_arg(name), force=force,
-                                              collection=True))
+    removed = delete_model(ctx.registry, model_arg(name), force=force, collection=True)
+    report_removed("collection", removed, as_json)
 
 
 @click.command()

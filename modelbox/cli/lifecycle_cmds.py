@@ -71,13 +71,15 @@ def experiment_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Delete even if a checkpoint was promoted to a "
               "model version (that version keeps its artifacts; its source is gone).")
+@json_option
 @pass_ctx
-def experiment_delete(ctx: Context, name: str, force: bool) -> None:
+def experiment_delete(ctx: Context, name: str, force: bool, as_json: bool) -> None:
     """Delete experiment NAME with its checkpoints in one commit (Git history keeps them)."""
     from modelbox.cli._removed import report_removed
     from modelbox.removal import delete_experiment
 
-    report_removed("experiment", delete_experiment(ctx.registry, model_arg(name), force=force))
+    removed = delete_experiment(ctx.registry, model_arg(name), force=force)
+    report_removed("experiment", removed, as_json)
 
 
 @click.group()

@@ -113,12 +113,14 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Delete even if versions are tagged (the tags "
               "go) or linked from a collection (the links dangle).")
+@json_option
 @pass_ctx
-def model_delete(ctx: Context, name: str, force: bool) -> None:
+def model_delete(ctx: Context, name: str, force: bool, as_json: bool) -> None:
     """Delete model NAME and all its versions in one commit (Git history keeps them)."""
     from modelbox.removal import delete_model
 
-    report_removed("model", delete_model(ctx.registry, model_arg(name), force=force))
+    removed = delete_model(ctx.registry, model_arg(name), force=force)
+    report_removed("model", removed, as_json)
 
 
 COMMANDS = [init, model]

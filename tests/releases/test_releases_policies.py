@@ -218,6 +218,11 @@ def test_a_tag_set_by_hand_is_pinned_until_unpinned(reg: Path, run: Run) -> None
     assert policy(run, reg)["pinned"] == ["production"]  # editing keeps the pin
     ok(run, *r, "policy", "set", M, "--clear-label", "production", "--label",
        "production:acc>=0.9")
+    document = reg / "policy.json"
+    document.write_text(json.dumps({"labelling": [
+        {"tag": "production", "metric": "acc", "op": ">=", "value": 0.9}]}))
+    ok(run, *r, "policy", "set", M, "--file", document)
+    assert policy(run, reg)["pinned"] == ["production"]  # a document without pins keeps them
     out = ok(run, *r, "policy", "unpin", M, "production")
     assert "Unpinned" in out and policy(run, reg)["pinned"] == []
     ok(run, *r, "metrics", "log", f"{M}@v3", "acc=0.99")
@@ -262,10 +267,26 @@ def test_a_bad_policy_edit_is_one_line_and_changes_nothing(
     assert fingerprint(reg) == before
 
 
-def test_unpinning_what_is_not_pinned_is_refused(reg: Path, run: Run) -> None:
+BAD_REMOVAL: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("policy", "unpin", M, "production"), (f"{M}:production is not pinned",)),
+    (("policy", "unpin", "ai/none", "production"), ("ai/none does not exist",)),
+    (("model", "delete", "ai/none"), ("ai/none does not exist",)),
+    (("collection", "delete", "ai/none"), ("ai/none does not exist",)),
+    (("experiment", "delete", "ai/none"), ("experiment ai/none does not exist",)),
+    (("experiment", "delete", M), ("experiment ai/m does not exist",)),
+    (("model", "delete", "../x"), ("invalid namespace",)),
+    (("version", "archive", f"{M}@v9"), (f"{M}@v9",)),
+]
+
+
+@pytest.mark.parametrize(("argv", "needles"), BAD_REMOVAL,
+                         ids=[" ".join(a) for a, _ in BAD_REMOVAL])
+def test_removing_what_is_not_there_is_one_line_and_changes_nothing(
+    reg: Path, argv: tuple[str, ...], needles: tuple[str, ...]
+) -> None:
     before = fingerprint(reg)
-    code, _, err = modelbox("--repo", reg, "policy", "unpin", M, "production")
-    assert_refused(code, err, f"{M}:production is not pinned")
+    code, _, err = modelbox("--repo", reg, *argv)
+    assert_refused(code, err, *needles)
     assert fingerprint(reg) == before
 
 
@@ -384,7 +405,9 @@ def test_experiment_delete_needs_force_when_a_checkpoint_was_promoted(
     ok(run, *r, "checkpoint", "promote", "ai/run-1@epoch-2", "ai/prod-model@v1")
     ok(run, *r, "experiment", "create", "ai/run-2")
     count = commits(registry_path)
-    assert "0 checkpoint(s)" in ok(run, *r, "experiment", "delete", "ai/run-2")
+    assert json.loads(ok(run, *r, "experiment", "delete", "ai/run-2", "--json")) == {
+        "deleted": "experiment", "name": "ai/run-2", "versions": [], "tags_removed": [],
+        "dangling": []}
     assert commits(registry_path) == count + 1
     before = fingerprint(registry_path)
     code, _, err = modelbox(*r, "experiment", "delete", "ai/run-1")
