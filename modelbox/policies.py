@@ -134,7 +134,7 @@ def edit_policy(
                              [r.model_dump(mode="json") for r in rules],
                              "retention": retention.model_dump(mode="json") if retention
                              else None}, Policy, f"policy for {model}")
-        if policy != old or txn.snapshot.read(layout.policy_file(model)) is None:
+        if policy != old:  # (no policy reads as the empty one: nothing to write either)
             _commit(registry, txn, model, policy)
     return policy
 
