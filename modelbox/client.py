@@ -405,6 +405,20 @@ class Model(_Named):
             document["retention"] = retention
         policies.set_policy(self._client.registry, self._ref, document)
 
+    def unpin(self, tag: str) -> None:
+        """Let the labelling policy move ``tag`` again (setting it by hand pinned it)."""
+        from modelbox import policies
+
+        policies.unpin(self._client.registry, self._ref, tag)
+
+    def delete(self, *, force: bool = False) -> None:
+        """Delete the model with every version (one commit; Git history keeps them).
+        Tagged versions, or versions a collection links, need ``force``."""
+        from modelbox.removal import delete_model
+
+        delete_model(self._client.registry, self._ref, force=force,
+                     collection=self._manifest.collection)
+
     def policy(self) -> dict[str, Any] | None:
         from modelbox import policies
 
@@ -497,9 +511,12 @@ class ModelVersion(_HasArtifacts):
             raise InvalidValueError(f"{self.id} does not carry the tag {tag!r}")
         self._client.registry.untag(self._model, tag)
 
-    def archive(self) -> None:
-        self._client.registry.archive_version(self._model, self.version)
+    def archive(self, *, force: bool = False) -> list[str]:
+        """Archive this version; return the tags that removed. A tagged version needs
+        ``force`` (InUseError lists its tags); links to it stay valid."""
+        dropped = self._client.registry.archive_version(self._model, self.version, force=force)
         self.refresh()
+        return dropped
 
 
 def _is_registry(path: Path) -> bool:
@@ -547,6 +564,13 @@ class Experiment(_Named):
             if metrics:
                 checkpoint.log_metrics(metrics, step=step if step is not None else number)
         return checkpoint
+
+    def delete(self, *, force: bool = False) -> None:
+        """Delete the experiment with its checkpoints (one commit; Git history keeps them).
+        A checkpoint promoted to a model version needs ``force``."""
+        from modelbox.removal import delete_experiment
+
+        delete_experiment(self._client.registry, self._ref, force=force)
 
     def checkpoints(self) -> list[Checkpoint]:
         from modelbox import lifecycle

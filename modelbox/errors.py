@@ -6,7 +6,9 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ModelboxError
     ├── InvalidNameError          a name, version or tag breaks a naming rule
     ├── InvalidValueError         a metadata value, option or argument is malformed
-    │   └── VersionNeededError    a bare MODEL where a version is needed (exit 2)
+    │   ├── VersionNeededError    a bare MODEL where a version is needed (exit 2)
+    │   └── InUseError            a destructive command would drop tags or leave links
+    │                             dangling (pass --force)
     ├── NotFoundError
     │   ├── RegistryNotFoundError no registry at or above the given path
     │   ├── ModelNotFoundError
@@ -51,6 +53,7 @@ __all__ = [
     "ConcurrentUpdateError",
     "DanglingTagError",
     "GitError",
+    "InUseError",
     "IndexLockedError",
     "InvalidNameError",
     "InvalidValueError",
@@ -112,6 +115,18 @@ class VersionNeededError(InvalidValueError):
     """A bare ``MODEL`` where a command needs a version: a usage error (exit 2)."""
 
     exit_code = 2
+
+
+class InUseError(InvalidValueError):
+    """``action`` on ``what`` would remove tags or leave links dangling; the message lists
+    them, and ``--force`` (``force=True``) does it anyway."""
+
+    def __init__(self, action: str, what: str, consequences: list[str]) -> None:
+        self.action, self.what, self.consequences = action, what, consequences
+        super().__init__(
+            f"{action} {what} would {' and '.join(consequences)}; pass --force to {action} "
+            "it anyway"
+        )
 
 
 class NotFoundError(ModelboxError):

@@ -1,8 +1,9 @@
 """Garbage collection: retention first, then the store's unreferenced objects.
 
 1. For every model with a retention policy, the versions it drops (beyond the newest
-   ``keep_last``; tagged ones kept unless ``keep_tagged`` is false) are archived — one
-   commit each, naming the policy. Archived versions keep their history and pointers.
+   ``keep_last``; tagged ones kept unless ``keep_tagged`` is false, linked ones unless
+   ``keep_linked`` is false) are archived — one commit each, naming the policy. Archived
+   versions keep their history and pointers.
 2. An object is *referenced* if a pointer in any commit reachable from what ``git gc``
    keeps names it (directly, or through a directory manifest): every ref in every
    namespace, HEAD and every linked worktree's HEAD, and the reflog entries newer than
@@ -73,19 +74,28 @@ class GcPlan:
 
 
 def retention_drops(registry: Registry) -> list[tuple[str, str]]:
-    """``(model, version)`` pairs the retention policies would archive."""
+    """``(model, version)`` pairs the retention policies would archive: beyond the newest
+    ``keep_last``, except tagged versions (unless ``keep_tagged`` is false) and versions a
+    collection links (unless ``keep_linked`` is false)."""
+    from modelbox.collections import iter_links
+
     snap = registry.snapshot()
     out = []
+    linked: set[str] | None = None  # every link's source, read once and only if needed
     for manifest in registry.list_models():
         model = parse_model(manifest.full_name)
         policy = read_policy(snap, model)
         if policy is None or policy.retention is None:
             continue
+        keep = policy.retention
+        if keep.keep_linked and linked is None:
+            linked = {source for _, source, archived in iter_links(snap) if not archived}
         versions: list[VersionManifest] = registry.list_versions(model)  # not archived
         tagged = set(registry.tags_in(snap, model).values())
-        keep = {v.version for v in versions[-policy.retention.keep_last :]}
+        newest = {v.version for v in versions[-keep.keep_last :]}
         for v in versions:
-            if v.version in keep or (policy.retention.keep_tagged and v.version in tagged):
+            if (v.version in newest or (keep.keep_tagged and v.version in tagged)
+                    or (keep.keep_linked and f"{model}@{v.version}" in (linked or set()))):
                 continue
             out.append((str(model), v.version))
     return out

@@ -25,6 +25,7 @@ from modelbox import canonical, limits
 from modelbox.errors import ManifestError
 from modelbox.filetypes import FileType
 from modelbox.frameworks import MLFramework
+from modelbox.rules import Rule
 
 FORMAT = 1
 # The naming rule of modelbox.names as one regular expression (Python and ECMA-262 alike).
@@ -183,44 +184,48 @@ class EventLog(Document):
 
 
 class LabellingRule(Document):
-    """Give ``tag`` to the version whose ``metric`` (on ``dataset``) satisfies ``op value``."""
+    """Give ``tag`` to the version whose ``metric`` (on ``dataset``) satisfies ``op value``.
+
+    Several rules for one tag must all hold; the grammar and evaluation are
+    :mod:`modelbox.rules` (documented in ``docs/policies.md``)."""
 
     tag: str = Field(pattern=NAME_PATTERN)
     metric: str = Field(min_length=1)
     dataset: str | None = None
-    op: Literal[">=", ">", "<=", "<"] = ">="
+    op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
     value: float
+
+    def rule(self) -> Rule:
+        return Rule(metric=self.metric, op=self.op, value=self.value, dataset=self.dataset)
 
     @property
     def key(self) -> str:
         """The metric key the rule reads: ``acc``, or ``acc/coco-2017`` with a dataset."""
-        return f"{self.metric}/{self.dataset}" if self.dataset else self.metric
+        return self.rule().key
 
     def describe(self) -> str:
-        return f"{self.tag}: {self.key} {self.op} {self.value:g}"
-
-    def holds(self, value: float | str | None) -> bool:
-        if not isinstance(value, float | int) or isinstance(value, bool):
-            return False
-        return {
-            ">=": value >= self.value, ">": value > self.value,
-            "<=": value <= self.value, "<": value < self.value,
-        }[self.op]
+        return f"{self.tag}: {self.rule().describe()}"
 
 
 class RetentionRule(Document):
-    """Keep the newest ``keep_last`` versions (and tagged ones); ``gc`` archives the rest."""
+    """Keep the newest ``keep_last`` versions (and tagged and linked ones unless told not
+    to); ``gc`` archives the rest."""
 
     keep_last: int = Field(ge=1)
     keep_tagged: bool = True
+    keep_linked: bool = True
 
 
 class Policy(Document):
-    """``models/<namespace>/<name>/_policy.json``: labelling and retention for a model."""
+    """``models/<namespace>/<name>/_policy.json``: labelling and retention for a model.
+
+    ``pinned`` lists the tags a person set by hand (``modelbox tag``): labelling leaves
+    them alone until ``modelbox policy unpin`` removes them from the list."""
 
     kind: Literal["policy"] = "policy"
     labelling: list[LabellingRule] = Field(default_factory=list)
     retention: RetentionRule | None = None
+    pinned: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
 
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"

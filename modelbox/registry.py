@@ -28,6 +28,7 @@ from modelbox.errors import (
     AlreadyExistsError,
     GitError,
     IndexLockedError,
+    InUseError,
     InvalidNameError,
     InvalidValueError,
     ModelExistsError,
@@ -626,59 +627,71 @@ class Registry:
                 self._put_tags(txn, model, current)
         return manifest
 
-    def archive_version(self, model: ModelName, version: str, *, archived: bool = True) -> None:
-        """Archive (hide, untag) or restore a version; history keeps everything."""
+    def archive_version(
+        self, model: ModelName, version: str, *, archived: bool = True, force: bool = False
+    ) -> list[str]:
+        """Archive (hide, untag) or restore a version; history keeps everything.
+
+        Returns the tags archiving removed. A tagged version needs ``force``: without it
+        :class:`InUseError` lists the tags and nothing changes. Links to it stay valid.
+        """
         with self.transaction() as txn:
-            self.archive_in(txn, model, version, archived=archived)
+            if archived and not force:
+                tagged = self._tagged(txn.snapshot, model, version)
+                if tagged:
+                    raise InUseError("archive", f"{model}@{version}", [
+                        f"remove its tags {', '.join(tagged)} (links to it stay valid)"])
+            return self.archive_in(txn, model, version, archived=archived)
 
     def archive_in(
         self, txn: Transaction, model: ModelName, version: str, *, archived: bool = True
-    ) -> None:
-        """Stage archiving (or restoring) a version inside ``txn``."""
+    ) -> list[str]:
+        """Stage archiving (or restoring) a version inside ``txn``; return the tags dropped."""
         old = self._version(txn.snapshot, model, version)
         if old.archived == archived:
-            return
+            return []
         txn.put(layout.version_file(model, version),
                 old.model_copy(update={"archived": archived}))
         op = "version.archive" if archived else "version.restore"
         txn.change = Change(op, f"{model}@{version}", f"{op.replace('.', ' ')} "
                             f"{model}@{version}")
-        if archived:
-            self._drop_tags(txn, model, version)
+        return self._drop_tags(txn, model, version) if archived else []
 
-    def delete_version(self, model: ModelName, version: str, *, force: bool = False) -> None:
-        """Remove a version from the branch (history keeps it); tagged needs ``force``."""
+    def delete_version(
+        self, model: ModelName, version: str, *, force: bool = False
+    ) -> tuple[list[str], list[str]]:
+        """Remove a version from the branch (history keeps it); return the tags removed
+        and the links left dangling. Either needs ``force`` (:class:`InUseError` lists
+        them, and nothing changes, without it)."""
         with self.transaction() as txn:
             self._version(txn.snapshot, model, version)
-            tagged = sorted(t for t, v in self._tags(txn.snapshot, model).items() if v == version)
-            if tagged and not force:
-                raise InvalidValueError(
-                    f"{model}@{version} carries the tags {', '.join(tagged)}; untag it first "
-                    "or pass --force"
-                )
+            tagged = self._tagged(txn.snapshot, model, version)
             from modelbox.collections import links_to
 
             linked = links_to(txn.snapshot, f"{model}@{version}")
-            if linked and not force:
-                raise InvalidValueError(
-                    f"{model}@{version} is linked by {', '.join(linked)}; unlink those first "
-                    "or pass --force (the links then dangle: `modelbox check` reports them)"
-                )
+            if (tagged or linked) and not force:
+                raise InUseError("delete", f"{model}@{version}", in_use(tagged, linked))
             txn.delete(layout.version_dir(model, version))
             txn.change = Change("version.delete", f"{model}@{version}",
-                                f"version delete {model}@{version}")
+                                f"version delete {model}@{version}",
+                                after=f"dangling links: {', '.join(linked)}" if linked else None)
             self._drop_tags(txn, model, version)
+        return tagged, linked
 
-    def _drop_tags(self, txn: Transaction, model: ModelName, version: str) -> None:
+    def _tagged(self, snap: Snapshot, model: ModelName, version: str) -> list[str]:
+        return sorted(t for t, v in self._tags(snap, model).items() if v == version)
+
+    def _drop_tags(self, txn: Transaction, model: ModelName, version: str) -> list[str]:
         assert txn.change is not None
         current = self._tags(txn.snapshot, model)
         dropped = sorted(t for t, v in current.items() if v == version)
         if not dropped:
-            return
+            return []
         for tag in dropped:
             del current[tag]
             txn.change.tag_moves.append(TagMove(f"{model}:{tag}", version, None))
         self._put_tags(txn, model, current)
+        return dropped
 
     def tags_in(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
         """The tag map of ``model`` as ``snap`` has it."""
@@ -718,6 +731,7 @@ class Registry:
             arrow = f"{before} -> {version}" if before else f"-> {version}"
             txn.change = Change(op, f"{model}:{tag}", f"tag {model}:{tag} {arrow}",
                                 before=before, after=version)
+            _pin(txn, model, tag)
         return before
 
     def untag(self, model: ModelName, tag: str) -> str:
@@ -732,6 +746,7 @@ class Registry:
             self._put_tags(txn, model, current)
             txn.change = Change("tag.remove", f"{model}:{tag}",
                                 f"untag {model}:{tag} (was {before})", before=before)
+            _pin(txn, model, tag)
         return before
 
     def _check_tag_collision(self, snap: Snapshot, model: ModelName, tag: str) -> None:
@@ -1021,6 +1036,28 @@ def metric_points(
             step=step, wallclock=when, value=float(value) if isinstance(value, int) else value,
         )))
     return points
+
+
+def _pin(txn: Transaction, model: ModelName, tag: str) -> None:
+    """A tag set or removed by hand is pinned against its labelling policy (a rollback
+    must not be undone by the next metrics log); the commit's subject says so."""
+    from modelbox.policies import pin_by_hand
+
+    assert txn.change is not None
+    if pin_by_hand(txn, model, tag):
+        txn.change.subject += " (pinned against policy moves)"
+
+
+def in_use(tags: list[str], links: list[str], *, done: bool = False) -> list[str]:
+    """What removing something tagged ``tags`` and linked by ``links`` would do (or, with
+    ``done``, did), in words: :class:`InUseError`'s message and the CLI's report."""
+    out = []
+    if tags:
+        out.append(f"{'removed' if done else 'remove'} its tags {', '.join(tags)}")
+    if links:
+        out.append(f"{'left' if done else 'leave'} dangling the links to it (linked by "
+                   f"{', '.join(links)}; `modelbox check` reports them)")
+    return out
 
 
 def _check_tag(tag: str) -> None:

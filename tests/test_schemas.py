@@ -95,6 +95,7 @@ VALID: list[tuple[str, Any]] = [
     ("policy", {"labelling": [{**RULE, "dataset": "coco", "op": "<"}],
                 "retention": {"keep_last": 3, "keep_tagged": False}}),
     ("policy", {}),
+    ("policy", {"labelling": [{**RULE, "op": "!="}], "pinned": ["production"]}),
 ]
 
 INVALID: list[tuple[str, Any]] = [
@@ -180,7 +181,7 @@ INVALID: list[tuple[str, Any]] = [
     ("checkpoint", {**CHECKPOINT, "checkpoint": "a/b"}),
     ("events", {"events": [{"name": "", "wallclock": 1}]}),
     ("events", {"events": [{"name": "x"}]}),
-    ("policy", {"labelling": [{**RULE, "op": "=="}]}),
+    ("policy", {"labelling": [{**RULE, "op": "=~"}]}),
     ("policy", {"labelling": [{**RULE, "tag": "../x"}]}),
     ("policy", {"retention": {"keep_last": 0}}),
     ("policy", {"retain": {"keep_last": 2}}),

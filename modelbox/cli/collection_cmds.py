@@ -16,6 +16,7 @@ from modelbox.cli._common import (
     ref_arg,
     target_name,
 )
+from modelbox.cli._removed import report_removed
 
 
 @click.group()
@@ -40,6 +41,20 @@ def collection_create(
     created = create_collection(ctx.registry, model_arg(name), owner=owner,
                                 description=description, metadata=parse_meta(meta))
     done(as_json, created.model_dump(mode="json"), f"Created collection {created.full_name}")
+
+
+@collection.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even if its links are tagged (the tags "
+              "go) or linked from another collection (those links dangle).")
+@json_option
+@pass_ctx
+def collection_delete(ctx: Context, name: str, force: bool, as_json: bool) -> None:
+    """Delete collection NAME and its links in one commit (the linked versions stay)."""
+    from modelbox.removal import delete_model
+
+    removed = delete_model(ctx.registry, model_arg(name), force=force, collection=True)
+    report_removed("collection", removed, as_json)
 
 
 @click.command()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -22,6 +21,9 @@ from modelbox.cli._common import (
     target_name,
 )
 from modelbox.errors import InvalidValueError
+
+if TYPE_CHECKING:
+    from modelbox.manifests import Policy
 
 
 @click.group()
@@ -66,6 +68,21 @@ def experiment_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
         return
     for e in found:
         echo(f"{e.full_name}\t{e.owner}\t{e.framework.value}\t{e.created_at.isoformat()}")
+
+
+@experiment.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even if a checkpoint was promoted to a "
+              "model version (that version keeps its artifacts; its source is gone).")
+@json_option
+@pass_ctx
+def experiment_delete(ctx: Context, name: str, force: bool, as_json: bool) -> None:
+    """Delete experiment NAME with its checkpoints in one commit (Git history keeps them)."""
+    from modelbox.cli._removed import report_removed
+    from modelbox.removal import delete_experiment
+
+    removed = delete_experiment(ctx.registry, model_arg(name), force=force)
+    report_removed("experiment", removed, as_json)
 
 
 @click.group()
@@ -231,51 +248,72 @@ def event_list(ctx: Context, target: str, since: str | None, as_json: bool) -> N
         echo(f"{when}\t{e.name}\t{e.source}")
 
 
-_LABEL = re.compile(r"^(?P<tag>[^:]+):(?P<metric>[^<>=]+?)(?P<op>>=|<=|>|<)(?P<value>.+)$")
-
-
 @click.group()
 def policy() -> None:
-    """Labelling and retention policies on a model."""
+    """Labelling and retention policies on a model (see docs/policies.md)."""
 
 
 @policy.command("set")
 @click.argument("model")
-@click.option("--label", "labels", multiple=True, metavar="TAG:METRIC>=VALUE",
-              help="Give TAG to the version whose METRIC meets the bound (repeatable).")
+@click.option("--label", "labels", multiple=True, metavar="'TAG:METRIC[/DATASET] OP VALUE'",
+              help="Add a rule: TAG goes to the newest version meeting every rule of TAG "
+              "(OP: >= <= > < == !=; repeatable; rules of one tag are ANDed).")
+@click.option("--clear-label", "clear_labels", multiple=True, metavar="TAG",
+              help="Remove every rule of TAG (before --label adds; repeatable).")
 @click.option("--keep-last", type=click.IntRange(min=1), help="Retention: newest N versions.")
-@click.option("--keep-tagged/--no-keep-tagged", default=True, show_default=True)
-@click.option("--file", "document", type=click.File("r"), help="The policy as JSON.")
+@click.option("--clear-keep-last", is_flag=True, help="Remove the retention rule.")
+@click.option("--keep-tagged/--no-keep-tagged", default=None,
+              help="Retention keeps tagged versions (default when retention is added: yes).")
+@click.option("--keep-linked/--no-keep-linked", default=None,
+              help="Retention keeps versions a collection links (default: yes).")
+@click.option("--file", "document", type=click.File("r"),
+              help="Replace the whole policy with this JSON document.")
 @json_option
 @pass_ctx
 def policy_set(
-    ctx: Context, model: str, labels: tuple[str, ...], keep_last: int | None,
-    keep_tagged: bool, document: TextIO | None, as_json: bool,
+    ctx: Context, model: str, labels: tuple[str, ...], clear_labels: tuple[str, ...],
+    keep_last: int | None, clear_keep_last: bool, keep_tagged: bool | None,
+    keep_linked: bool | None, document: TextIO | None, as_json: bool,
 ) -> None:
-    """Replace MODEL's policy (a commit like any other)."""
+    """Change the named fields of MODEL's policy, keep the rest, print the whole policy.
+
+    With no option it only prints the policy. Each change is one commit."""
     from modelbox import policies
 
+    name = model_arg(model)
+    edits = (labels, clear_labels, keep_last is not None, clear_keep_last,
+             keep_tagged is not None, keep_linked is not None)
     if document is not None:
+        if any(edits):
+            raise InvalidValueError("--file replaces the whole policy; give it alone")
         try:
             spec = json.load(document)
         except ValueError as exc:
             raise InvalidValueError(f"--file is not JSON: {exc}") from None
         if not isinstance(spec, dict):
             raise InvalidValueError("--file must hold a JSON object")
+        made: Policy | None = policies.set_policy(ctx.registry, name, spec)
+    elif any(edits):
+        made = policies.edit_policy(
+            ctx.registry, name, labels=labels, clear_labels=clear_labels, keep_last=keep_last,
+            clear_keep_last=clear_keep_last, keep_tagged=keep_tagged, keep_linked=keep_linked)
     else:
-        rules = []
-        for label in labels:
-            match = _LABEL.match(label)
-            if match is None:
-                raise InvalidValueError(f"--label wants TAG:METRIC>=VALUE, got {label!r}")
-            rules.append({**match.groupdict(), "value": match["value"]})
-        spec = {"labelling": rules}
-        if keep_last is not None:
-            spec["retention"] = {"keep_last": keep_last, "keep_tagged": keep_tagged}
-    made = policies.set_policy(ctx.registry, model_arg(model), spec)
-    done(as_json, made.model_dump(mode="json"),
-         f"Policy of {model}: {len(made.labelling)} labelling rule(s), retention "
-         + (f"keep {made.retention.keep_last}" if made.retention else "none"))
+        made = policies.get_policy(ctx.registry, name)
+    _show_policy(model, made, as_json)
+
+
+def _show_policy(model: str, found: Policy | None, as_json: bool) -> None:
+    from modelbox import policies
+
+    if as_json:
+        emit_json(found.model_dump(mode="json") if found else None)
+        return
+    if found is None:
+        echo(f"{model} has no policy")
+        return
+    echo(f"Policy of {model}:")
+    for line in policies.describe(found):
+        echo(f"  {line}")
 
 
 @policy.command("show")
@@ -286,18 +324,21 @@ def policy_show(ctx: Context, model: str, as_json: bool) -> None:
     """Show MODEL's policy."""
     from modelbox import policies
 
-    found = policies.get_policy(ctx.registry, model_arg(model))
-    if as_json:
-        emit_json(found.model_dump(mode="json") if found else None)
-        return
-    if found is None:
-        echo(f"{model} has no policy")
-        return
-    for rule in found.labelling:
-        echo(f"label {rule.describe()}")
-    if found.retention:
-        echo(f"retention: keep the newest {found.retention.keep_last}"
-                   + (" and tagged versions" if found.retention.keep_tagged else ""))
+    _show_policy(model, policies.get_policy(ctx.registry, model_arg(model)), as_json)
+
+
+@policy.command("unpin")
+@click.argument("model")
+@click.argument("tag")
+@json_option
+@pass_ctx
+def policy_unpin(ctx: Context, model: str, tag: str, as_json: bool) -> None:
+    """Let labelling move TAG again (a manual `modelbox tag` pinned it)."""
+    from modelbox import policies
+
+    policies.unpin(ctx.registry, model_arg(model), tag)
+    done(as_json, {"model": model, "tag": tag, "pinned": False},
+         f"Unpinned {model}:{tag}: labelling may move it again at the next metrics log")
 
 
 @policy.command("clear")

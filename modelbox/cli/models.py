@@ -17,6 +17,7 @@ from modelbox.cli._common import (
     pass_ctx,
     show_value,
 )
+from modelbox.cli._removed import report_removed
 
 
 @click.command()
@@ -112,6 +113,20 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
             echo(f"{key}: {show_value(value)}")
     echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")
     echo(f"versions: {', '.join(versions) or '-'}")
+
+
+@model.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even if versions are tagged (the tags "
+              "go) or linked from a collection (the links dangle).")
+@json_option
+@pass_ctx
+def model_delete(ctx: Context, name: str, force: bool, as_json: bool) -> None:
+    """Delete model NAME and all its versions in one commit (Git history keeps them)."""
+    from modelbox.removal import delete_model
+
+    removed = delete_model(ctx.registry, model_arg(name), force=force)
+    report_removed("model", removed, as_json)
 
 
 COMMANDS = [init, model]

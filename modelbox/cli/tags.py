@@ -8,6 +8,7 @@ import click
 
 from modelbox.cli._common import Context, echo, emit_json, json_option, model_arg, pass_ctx, ref_arg
 from modelbox.errors import InvalidValueError
+from modelbox.names import ModelName
 
 
 @click.command()
@@ -22,13 +23,29 @@ def tag(ctx: Context, ref: str, tag: str, as_json: bool) -> None:
     before = ctx.registry.tag(parsed.model, version, tag)
     if as_json:
         emit_json({"tag": f"{parsed.model}:{tag}", "before": before, "after": version,
-                   "moved": before != version})
-    elif before == version:
+                   "moved": before != version, "pinned": _pinned(ctx, parsed.model, tag)})
+        return
+    if before == version:
         echo(f"{parsed.model}:{tag} already points to {version}")
     elif before:
         echo(f"Moved {parsed.model}:{tag} from {before} to {version}")
     else:
         echo(f"Tagged {parsed.model}@{version} as {tag}")
+    _say_pinned(ctx, parsed.model, tag)
+
+
+def _pinned(ctx: Context, model: ModelName, tag: str) -> bool:
+    from modelbox.policies import pinned
+
+    return tag in pinned(ctx.registry, model)
+
+
+def _say_pinned(ctx: Context, model: ModelName, tag: str) -> None:
+    """A tag a labelling policy manages is pinned by a move by hand: say so, and how to
+    undo it (policy moves skip it until then)."""
+    if _pinned(ctx, model, tag):
+        echo(f"{model}:{tag} is pinned against policy moves; `modelbox policy unpin {model} "
+             f"{tag}` lets the labelling policy move it again")
 
 
 @click.command()
@@ -41,9 +58,11 @@ def untag(ctx: Context, model: str, tag: str, as_json: bool) -> None:
     name = model_arg(model)
     before = ctx.registry.untag(name, tag)
     if as_json:
-        emit_json({"tag": f"{name}:{tag}", "before": before, "after": None, "moved": True})
+        emit_json({"tag": f"{name}:{tag}", "before": before, "after": None, "moved": True,
+                   "pinned": _pinned(ctx, name, tag)})
     else:
         echo(f"Removed {model}:{tag} (was on {before})")
+        _say_pinned(ctx, name, tag)
 
 
 @click.command()

@@ -106,15 +106,20 @@ def _version_ref(ctx: Context, ref: str) -> tuple[Reference, str]:
 
 @version.command("archive")
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.option("--force", is_flag=True, help="Archive even if tagged (the tags are removed).")
 @json_option
 @pass_ctx
-def version_archive(ctx: Context, ref: str, as_json: bool) -> None:
-    """Archive a version: hidden from lists, its tags removed, kept in history."""
+def version_archive(ctx: Context, ref: str, force: bool, as_json: bool) -> None:
+    """Archive a version: hidden from lists, its tags removed, kept in history.
+
+    A tagged version needs --force; links to it stay valid."""
     parsed, resolved = _version_ref(ctx, ref)
-    tags = sorted(t for t, v in ctx.registry.tags(parsed.model).items() if v == resolved)
-    ctx.registry.archive_version(parsed.model, resolved)
+    dropped = ctx.registry.archive_version(parsed.model, resolved, force=force)
     done(as_json, {"version": f"{parsed.model}@{resolved}", "archived": True,
-                   "tags_removed": tags}, f"Archived {parsed.model}@{resolved}")
+                   "tags_removed": list(dropped)},
+         f"Archived {parsed.model}@{resolved}"
+         + (f"; removed its tags {', '.join(dropped)} (links to it stay valid)"
+            if dropped else ""))
 
 
 @version.command("restore")
@@ -131,16 +136,21 @@ def version_restore(ctx: Context, ref: str, as_json: bool) -> None:
 
 @version.command("delete")
 @click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
-@click.option("--force", is_flag=True, help="Delete even if tagged (the tags go too).")
+@click.option("--force", is_flag=True,
+              help="Delete even if tagged (the tags go too) or linked (the links dangle).")
 @json_option
 @pass_ctx
 def version_delete(ctx: Context, ref: str, force: bool, as_json: bool) -> None:
     """Remove a version from the registry branch (Git history keeps it)."""
+    from modelbox.registry import in_use
+
     parsed, resolved = _version_ref(ctx, ref)
-    tags = sorted(t for t, v in ctx.registry.tags(parsed.model).items() if v == resolved)
-    ctx.registry.delete_version(parsed.model, resolved, force=force)
+    tags, links = ctx.registry.delete_version(parsed.model, resolved, force=force)
+    consequences = in_use(tags, links, done=True)
     done(as_json, {"version": f"{parsed.model}@{resolved}", "deleted": True,
-                   "tags_removed": tags}, f"Deleted {parsed.model}@{resolved}")
+                   "tags_removed": list(tags), "links_dangling": list(links)},
+         f"Deleted {parsed.model}@{resolved}"
+         + ("; " + " and ".join(consequences) if consequences else ""))
 
 
 @click.group()

@@ -94,7 +94,7 @@ def test_log_of_a_tag_is_its_history_whichever_command_moved_it(
     registry.tag(M, "v1", "other")
     registry.untag(M, "prod")
     registry.tag(M, "v1", "prod")
-    registry.archive_version(M, "v1")
+    registry.archive_version(M, "v1", force=True)
     events = log_json(run, registry_path, f"{M}:prod")
     assert [(e["operation"], e["before"], e["after"]) for e in events] == [
         ("tag.remove", "v1", None),

@@ -121,7 +121,7 @@ def test_archiving_hides_a_version_and_drops_its_tags(
     registry.create_version(M, "v1", tags=["prod", "staging"])
     registry.create_version(M, "v2")
     repo = ("--repo", str(registry_path))
-    assert run(*repo, "version", "archive", f"{M}:prod").code == 0
+    assert run(*repo, "version", "archive", f"{M}:prod", "--force").code == 0
     assert [v.version for v in registry.list_versions(M)] == ["v2"]
     assert [v.version for v in registry.list_versions(M, archived=True)] == ["v1", "v2"]
     assert registry.tags(M) == {}

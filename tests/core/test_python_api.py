@@ -203,7 +203,7 @@ def test_tag_untag_and_archive_through_versions(client: ModelBoxClient) -> None:
     v2.untag("prod")
     assert model.tags() == {}
     v2.tag("prod")
-    v2.archive()
+    v2.archive(force=True)
     assert v2.archived
     assert model.tags() == {}
     assert [v.version for v in model.versions()] == ["v1"]

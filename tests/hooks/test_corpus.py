@@ -118,7 +118,7 @@ INVALID: list[tuple[str, Any, str]] = [
     (POINTER, with_(POINTER, directory=True), "directory/files"),
     (EVENTS, {"events": [{"name": "", "wallclock": 1}]}, "events.0.name"),
     (EVENTS, {"events": [{"name": "deployed"}]}, "events.0.wallclock"),
-    (POLICY, {"labelling": [{"tag": "c", "metric": "acc", "value": 0.9, "op": "=="}]},
+    (POLICY, {"labelling": [{"tag": "c", "metric": "acc", "value": 0.9, "op": "=~"}]},
      "labelling.0.op"),
     (POLICY, {"retain": {"keep_last": 2}}, "retain"),
     (POLICY, {"retention": {"keep_last": 0}}, "retention.keep_last"),

@@ -151,7 +151,7 @@ def _check_tag(run: Run, reg: Path, ref: str, tmp: Path) -> None:
     moved = json.loads(_ok(run, reg, "tag", ref, "gold", "--json"))
     model = named.rpartition("@")[0]
     assert moved == {"tag": f"{model}:gold", "before": None, "after": _version(named),
-                     "moved": True}
+                     "moved": True, "pinned": False}
 
 
 def _check_event_log(run: Run, reg: Path, ref: str, tmp: Path) -> None:
@@ -195,7 +195,7 @@ def test_a_tag_named_like_a_collection_version_wins_over_the_number(
 
 
 def test_latest_skips_archived_versions_everywhere(reg: Path, run: Run, tmp_path: Path) -> None:
-    _ok(run, reg, "version", "archive", "m@v2")
+    _ok(run, reg, "version", "archive", "m@v2", "--force")
     assert _ok(run, reg, "resolve", "m:latest").strip() == "v1"
     _ok(run, reg, "get", "m:latest", "-o", tmp_path / "out")
     assert (tmp_path / "out" / "w.pt").read_bytes() == ONE
@@ -363,7 +363,7 @@ def test_write_commands_print_what_they_did_as_one_json_document(
             ("tag", "n@v2", "prod"),
             ("untag", "n", "prod"),
             ("tag", "n@v1", "old"),
-            ("version", "archive", "n:old"),
+            ("version", "archive", "n:old", "--force"),
             ("version", "restore", "n@v1"),
             ("version", "delete", "n@v1", "--force"),
             ("collection", "create", "c3"),
@@ -381,10 +381,10 @@ def test_write_commands_print_what_they_did_as_one_json_document(
     assert docs[("artifact", "add", "n@v1", str(weights))][0]["sha256"] == (
         hashlib.sha256(b"x").hexdigest())
     assert docs[("tag", "n@v2", "prod")] == {
-        "tag": "default/n:prod", "before": "v1", "after": "v2", "moved": True}
+        "tag": "default/n:prod", "before": "v1", "after": "v2", "moved": True, "pinned": False}
     assert docs[("untag", "n", "prod")] == {
-        "tag": "default/n:prod", "before": "v2", "after": None, "moved": True}
-    assert docs[("version", "archive", "n:old")] == {
+        "tag": "default/n:prod", "before": "v2", "after": None, "moved": True, "pinned": False}
+    assert docs[("version", "archive", "n:old", "--force")] == {
         "version": "default/n@v1", "archived": True, "tags_removed": ["old"]}
     assert docs[("version", "restore", "n@v1")]["archived"] is False
     assert docs[("version", "delete", "n@v1", "--force")]["deleted"] is True
