@@ -1,4 +1,4 @@
-"""``modelbox artifact add|track|list`` and ``modelbox get``."""
+"""``modelbox artifact add|track|remove|list`` and ``modelbox get``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx
 from modelbox.filetypes import FileType
 
 _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+_replace = click.option("--replace", is_flag=True,
+                        help="Replace an artifact of the same name (audited before -> after).")
 
 
 def _progress(quiet: bool) -> bool | None:
@@ -27,11 +29,12 @@ def artifact() -> None:
 @click.option("--type", "file_type", type=click.Choice([t.value for t in FileType]),
               help="File type (default: detected).")
 @click.option("--as", "name", help="Artifact path in the registry (default: the file name).")
+@_replace
 @_quiet
 @pass_ctx
 def artifact_add(
     ctx: Context, target: str, paths: tuple[Path, ...], file_type: str | None,
-    name: str | None, quiet: bool,
+    name: str | None, replace: bool, quiet: bool,
 ) -> None:
     """Upload files or folders (a folder becomes one directory artifact)."""
     from modelbox import artifacts
@@ -39,7 +42,7 @@ def artifact_add(
     added = artifacts.add(
         ctx.registry, ref_arg(target), list(paths),
         file_type=FileType(file_type) if file_type else None, name=name,
-        progress=_progress(quiet),
+        replace=replace, progress=_progress(quiet),
     )
     for a in added:
         echo(f"Added {a.parent}/{a.path} sha256:{a.checksum} ({a.size} bytes)")
@@ -48,13 +51,43 @@ def artifact_add(
 @artifact.command("track")
 @click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
 @click.argument("uris", nargs=-1, required=True)
+@click.option("--as", "name", help="Artifact path in the registry (default: the URI's file "
+              "name); one URI only.")
+@_replace
+@click.option("--no-check", is_flag=True,
+              help="Record the URI without contacting its store (size and checksum unknown).")
 @pass_ctx
-def artifact_track(ctx: Context, target: str, uris: tuple[str, ...]) -> None:
+def artifact_track(
+    ctx: Context, target: str, uris: tuple[str, ...], name: str | None, replace: bool,
+    no_check: bool,
+) -> None:
     """Record files that stay where they are (s3://, gs://, https://...)."""
     from modelbox import artifacts
+    from modelbox.errors import InvalidValueError
 
-    for a in artifacts.track(ctx.registry, ref_arg(target), list(uris)):
-        echo(f"Tracked {a.uri} ({a.size} bytes, etag {a.etag or '-'})")
+    if name is not None and len(uris) != 1:
+        raise InvalidValueError("--as names one artifact; give a single URI")
+    tracked = artifacts.track(ctx.registry, ref_arg(target), list(uris),
+                              names=None if name is None else [name], replace=replace,
+                              check=not no_check)
+    for a in tracked:
+        if a.verified:
+            echo(f"Tracked {a.uri} as {a.path} ({a.size} bytes, etag {a.etag or '-'})")
+        else:
+            echo(f"Tracked {a.uri} as {a.path} (not checked: size and checksum unknown)")
+
+
+@artifact.command("remove")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def artifact_remove(ctx: Context, target: str, names: tuple[str, ...]) -> None:
+    """Remove artifacts by path (one commit; history and the store keep the content)."""
+    from modelbox import artifacts
+
+    artifacts.remove(ctx.registry, ref_arg(target), list(names))
+    for name in dict.fromkeys(names):
+        echo(f"Removed {target}/{name}")
 
 
 @artifact.command("list")
@@ -84,8 +117,11 @@ def get(ctx: Context, target: str, out: Path, verify: bool, quiet: bool) -> None
     """Download a version's artifacts, verified, each file whole or not at all."""
     from modelbox import artifacts
 
+    notes: list[str] = []
     placed = artifacts.get(ctx.registry, ref_arg(target), out, progress=_progress(quiet),
-                           verify=verify)
+                           verify=verify, notes=notes)
+    for note in notes:
+        echo(note, err=True)
     echo(f"Placed {len(placed)} file(s) in {out}")
 
 
