@@ -425,3 +425,25 @@ def test_email_from_the_environment_is_an_identity_as_for_git(
     assert run("init", tmp_path / "fresh").code == 0
     author = git("log", "-1", "--format=%ae", cwd=tmp_path / "fresh").strip()
     assert author == "trainer@example.com"
+
+
+def test_without_an_identity_a_pull_that_must_merge_refuses_before_anything_moves(
+    reg: Path, weights: Path, tmp_path: Path, run: Run, git: Git,
+    forget_identity: Callable[[], None],
+) -> None:
+    """Both clones recorded downloads: joining the audit chains takes a merge commit, so
+    the pull is refused whole, not after the branch has moved."""
+    assert run("--repo", reg, "artifact", "add", V1, weights / "model.pt").code == 0
+    mine = tmp_path / "mine"
+    assert run("clone", reg, mine).code == 0
+    assert run("--repo", reg, "get", V1, "-o", tmp_path / "a").code == 0
+    assert run("--repo", reg, "model", "create", "ai/other").code == 0
+    assert run("--repo", mine, "get", V1, "-o", tmp_path / "b").code == 0
+    forget_identity()
+    before = fingerprint(mine, ignore=(".git/objects", ".git/FETCH_HEAD", ".git/refs/remotes",
+                                       ".git/logs/refs/remotes", ".git/modelbox/remotes"))
+    result = modelbox("--repo", mine, "pull")
+    assert_refused(result.code, result.err, IDENTITY)
+    after = fingerprint(mine, ignore=(".git/objects", ".git/FETCH_HEAD", ".git/refs/remotes",
+                                      ".git/logs/refs/remotes", ".git/modelbox/remotes"))
+    assert after == before
