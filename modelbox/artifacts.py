@@ -139,6 +139,10 @@ def _check_name(snapshot: Snapshot, target_dir: str, path: str) -> None:
     (:func:`_commit` checks the case again under the lock.)"""
     pointer = _pointer_path(target_dir, path)
     problem = limits.path_problem(pointer)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        # The schema's pattern ends in ``$``, which Python lets match before a final line
+        # break: a name "model.pt\n" would pass it. Refused here, where names enter.
+        problem = "it holds a control character (a line break, a tab...)"
     if problem:
         raise InvalidValueError(
             f"invalid artifact name {limits.shown(path)!r}: {problem}; choose another name "

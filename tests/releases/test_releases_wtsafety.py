@@ -447,3 +447,18 @@ def test_without_an_identity_a_pull_that_must_merge_refuses_before_anything_move
     after = fingerprint(mine, ignore=(".git/objects", ".git/FETCH_HEAD", ".git/refs/remotes",
                                       ".git/logs/refs/remotes", ".git/modelbox/remotes"))
     assert after == before
+
+
+@pytest.mark.parametrize("name", ["../_version", "../../_model", "", "model.pt/", "/etc/passwd",
+                                  ".", "model.pt\n", "a\tb"])
+def test_remove_and_track_as_refuse_names_that_leave_the_artifacts_folder(
+    reg: Path, weights: Path, run: Run, name: str
+) -> None:
+    assert run("--repo", reg, "artifact", "add", V1, weights / "model.pt").code == 0
+    before = fingerprint(reg)
+    for argv in (("artifact", "remove", V1, name),
+                 ("artifact", "track", V1, "s3://offline/x.pt", "--no-check", "--as", name)):
+        result = run("--repo", reg, *argv)
+        assert_refused(result.code, result.err)
+        assert fingerprint(reg) == before, argv
+    assert list(_listed(run, reg)) == ["model.pt"]
