@@ -462,3 +462,21 @@ def test_remove_and_track_as_refuse_names_that_leave_the_artifacts_folder(
         assert_refused(result.code, result.err)
         assert fingerprint(reg) == before, argv
     assert list(_listed(run, reg)) == ["model.pt"]
+
+
+def test_a_changed_folder_needs_replace_and_nothing_is_uploaded_without_it(
+    reg: Path, weights: Path, run: Run
+) -> None:
+    folder = weights / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"layers": 2}\n')
+    assert run("--repo", reg, "artifact", "add", V1, folder).code == 0
+    old = _sha(run, reg, "hf")
+    (folder / "config.json").write_text('{"layers": 3}\n')
+    before = fingerprint(reg)  # the store is .git/modelbox/store: nothing may be sent
+    result = run("--repo", reg, "artifact", "add", V1, folder)
+    assert_refused(result.code, result.err, "already has an artifact hf", "--replace")
+    assert fingerprint(reg) == before
+    assert run("--repo", reg, "artifact", "add", V1, folder, "--replace").code == 0
+    [event, _] = _log(run, reg, "artifact.add")
+    assert event["before"] == f"hf={old}" and event["after"] == f"hf={_sha(run, reg, 'hf')}"
