@@ -250,7 +250,7 @@ def add(
         # gc in any clone keeps what a fresh claim names, however old the object is.
         claims.claim(store, claims.identity(registry.repo, registry.head()), digests)
         added = _commit(registry, ref, target_dir, target, pointers, "artifact.add",
-                           replace=replace)
+                        replace=replace)
         # A gc batch that read the claims just before ours may have deleted an object we
         # found present: once that batch is over, put again what is missing (we hold the
         # files). See docs/store.md, "gc racing a write".
