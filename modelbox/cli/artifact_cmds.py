@@ -103,7 +103,8 @@ def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
         emit_json([a.to_json() for a in found])
         return
     for a in found:
-        echo(f"{a.path}\t{a.checksum or a.uri}\t{a.size}\t{a.file_type}\t{a.mime_type}")
+        size = a.size if a.verified else "?"  # tracked with --no-check: not known
+        echo(f"{a.path}\t{a.checksum or a.uri}\t{size}\t{a.file_type}\t{a.mime_type}")
 
 
 @click.command()

@@ -237,6 +237,7 @@ def test_no_check_records_a_uri_whose_store_cannot_be_reached(
     result = run("--repo", reg, "artifact", "track", V1, uri, "--no-check")
     assert result.code == 0 and "not checked: size and checksum unknown" in result.out
     assert _listed(run, reg)["model.pt"]["verified"] is False
+    assert run("--repo", reg, "artifact", "list", V1).out.split("\t")[:3] == ["model.pt", uri, "?"]
     pointer = json.loads((reg / POINTERS / "model.pt.json").read_text())
     assert (pointer["verified"], pointer["size"], pointer["etag"]) == (False, 0, None)
     assert run("--repo", reg, "check").code == 0
@@ -480,3 +481,18 @@ def test_a_changed_folder_needs_replace_and_nothing_is_uploaded_without_it(
     assert run("--repo", reg, "artifact", "add", V1, folder, "--replace").code == 0
     [event, _] = _log(run, reg, "artifact.add")
     assert event["before"] == f"hf={old}" and event["after"] == f"hf={_sha(run, reg, 'hf')}"
+
+
+def test_the_python_api_download_into_the_work_tree_is_excluded_too(
+    reg: Path, weights: Path, git: Git
+) -> None:
+    client = ModelBoxClient(reg)
+    try:
+        mv = client.model_version(V1)
+        mv.upload_artifact([weights / "model.safetensors"])
+        placed = mv.download_artifacts(reg / "exports")
+    finally:
+        client.close()
+    assert placed == [reg / "exports" / "model.safetensors"]
+    assert "/exports/" in (reg / ".git" / "info" / "exclude").read_text().splitlines()
+    assert _staged(reg, git) == []
