@@ -13,6 +13,14 @@ work=$(mktemp -d)
 cd "$work"
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
+# Every registry change is a commit whose author is you: like git, modelbox refuses to
+# commit without a Git identity. Where none is configured, give this temporary registry one.
+if [ -z "${GIT_AUTHOR_EMAIL:-}${EMAIL:-}" ] && ! git config user.email >/dev/null; then
+    git init -q -b main reg
+    git -C reg config user.name "Quickstart"
+    git -C reg config user.email "quickstart@example.com"
+    printf '(no Git identity configured: this registry commits as Quickstart <quickstart@example.com>)\n'
+fi
 run modelbox init reg
 cd reg
 run modelbox model create ai/vision/yolo --owner ml@example.com --task object_detection \
@@ -31,8 +39,15 @@ head -c 500000 /dev/urandom > "$work/weights/hf-export/model.safetensors"
 run modelbox artifact add ai/vision/yolo@v2 "$work/weights/model.pt" --type MODEL
 run modelbox artifact add ai/vision/yolo@v2 "$work/weights/hf-export"
 run modelbox artifact list ai/vision/yolo@v2
+# A path the version has already is replaced only when asked; the log shows before -> after.
+head -c 2000000 /dev/urandom > "$work/weights/model.pt"
+run modelbox artifact add ai/vision/yolo@v2 "$work/weights/model.pt" --replace
 run modelbox get ai/vision/yolo:staging -o "$work/deploy"
 run find "$work/deploy" -type f
+# Inside the registry (-o . is the default), what get places is listed in .git/info/exclude,
+# so `git add -A` never commits the weights.
+run modelbox get ai/vision/yolo:staging
+run git status --short
 run modelbox log ai/vision/yolo
 run git for-each-ref refs/modelbox
 run git log --oneline

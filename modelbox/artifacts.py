@@ -19,7 +19,13 @@ from modelbox import claims, layout, limits, pathcheck
 from modelbox.audit import Change
 from modelbox.collisions import refuse_case_twin
 from modelbox.directories import Folder, placements
-from modelbox.errors import ArtifactError, InvalidValueError, ManifestError
+from modelbox.errors import (
+    ArtifactError,
+    ArtifactExistsError,
+    InvalidValueError,
+    ManifestError,
+    NotFoundError,
+)
 from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.filetypes import file_type as type_of
 from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
@@ -48,6 +54,7 @@ class Artifact:
     etag: str | None = None
     directory: bool = False
     files: int | None = None
+    verified: bool = True  # False: tracked with --no-check, size and checksum unknown
 
     @property
     def id(self) -> str:
@@ -58,6 +65,7 @@ class Artifact:
         return cls(
             parent, pointer.path, pointer.file_type.value, pointer.mime_type, pointer.size,
             pointer.sha256 or "", pointer.uri, pointer.etag, pointer.directory, pointer.files,
+            pointer.verified,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -65,6 +73,7 @@ class Artifact:
             "parent": self.parent, "path": self.path, "file_type": self.file_type,
             "mime_type": self.mime_type, "size": self.size, "sha256": self.checksum or None,
             "uri": self.uri, "directory": self.directory, "files": self.files,
+            "verified": self.verified,
         }
 
 
@@ -132,6 +141,10 @@ def _check_name(snapshot: Snapshot, target_dir: str, path: str) -> None:
     (:func:`_commit` checks the case again under the lock.)"""
     pointer = _pointer_path(target_dir, path)
     problem = limits.path_problem(pointer)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        # The schema's pattern ends in ``$``, which Python lets match before a final line
+        # break: a name "model.pt\n" would pass it. Refused here, where names enter.
+        problem = "it holds a control character (a line break, a tab...)"
     if problem:
         raise InvalidValueError(
             f"invalid artifact name {limits.shown(path)!r}: {problem}; choose another name "
@@ -182,11 +195,19 @@ def add(
     *,
     file_type: FileType | None = None,
     name: str | None = None,
+    replace: bool = False,
     progress: bool | None = None,
 ) -> list[Artifact]:
-    """Upload files or folders and attach them to a model or version (one commit)."""
+    """Upload files or folders and attach them to a model or version (one commit).
+
+    Raises:
+        ArtifactExistsError: a path is taken by other content and ``replace`` is False
+            (checked before anything is uploaded, and again under the lock).
+        IdentityError: no Git identity to author the commit (checked before any upload).
+    """
     if name is not None and len(paths) != 1:
         raise InvalidValueError("--as names one artifact; give a single PATH")
+    registry.repo.identity()
     snapshot = registry.snapshot()
     target_dir, target = _target_dir(registry, ref, snapshot)
     cache = HashCache.default()
@@ -211,6 +232,8 @@ def add(
                                  folder.size, directory=True, files=len(files))
                 known = folder.listing()
                 pointer = _named(draft, known.to_bytes()) if known is not None else None
+                if not replace:
+                    _refuse_taken(snapshot, target_dir, target, artifact_path, pointer)
                 if pointer is None or not _recorded(snapshot, target_dir, pointer):
                     uploads.extend(folder.uploads())
                     folders.append((len(pointers), folder, draft))
@@ -220,16 +243,20 @@ def add(
                 kind, mime = sniff(source)
                 pointer = _pointer(artifact_path, file_type or kind, mime, digest.size,
                                    sha256=digest.sha256)
+                if not replace:
+                    _refuse_taken(snapshot, target_dir, target, artifact_path, pointer)
                 if not _recorded(snapshot, target_dir, pointer):
                     uploads.append((source, digest))
                 pointers.append(pointer)
         if not uploads and not folders:
-            return _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+            return _commit(registry, ref, target_dir, target, pointers, "artifact.add",
+                           replace=replace)
         store = open_registry_store(registry)
         digests = _put(store, uploads, folders, pointers, cache, progress)
         # gc in any clone keeps what a fresh claim names, however old the object is.
         claims.claim(store, claims.identity(registry.repo, registry.head()), digests)
-        added = _commit(registry, ref, target_dir, target, pointers, "artifact.add")
+        added = _commit(registry, ref, target_dir, target, pointers, "artifact.add",
+                        replace=replace)
         # A gc batch that read the claims just before ours may have deleted an object we
         # found present: once that batch is over, put again what is missing (we hold the
         # files). See docs/store.md, "gc racing a write".
@@ -281,6 +308,36 @@ def _recorded(snapshot: Snapshot, target_dir: str, pointer: ArtifactPointer) -> 
     return (old.sha256, old.size, old.uri) == (pointer.sha256, pointer.size, pointer.uri)
 
 
+def _recorded_as(pointer: ArtifactPointer) -> str:
+    """What a pointer names, for the audit log and messages: ``sha256`` or its URI."""
+    return pointer.sha256 or pointer.uri or "-"
+
+
+def _same(old: ArtifactPointer, new: ArtifactPointer | None) -> bool:
+    """Whether ``new`` records what ``old`` does: the same content, or the same URI that
+    ``old`` recorded without checking (tracking it again fills in what is known)."""
+    if new is None:
+        return False
+    if old.uri is not None and old.uri == new.uri and not old.verified:
+        return True
+    return (old.sha256, old.size, old.uri) == (new.sha256, new.size, new.uri)
+
+
+def _refuse_taken(snapshot: Snapshot, target_dir: str, target: str, path: str,
+                  pointer: ArtifactPointer | None) -> None:
+    """Refuse to put ``pointer`` (None: content not known yet) where another one is."""
+    data = snapshot.read(_pointer_path(target_dir, path))
+    if data is None:
+        return
+    old = parse(ArtifactPointer, _pointer_path(target_dir, path), data)
+    if not _same(old, pointer):
+        raise ArtifactExistsError(target, path, _shown(old))
+
+
+def _shown(pointer: ArtifactPointer) -> str:
+    return f"sha256:{pointer.sha256}" if pointer.sha256 else pointer.uri or "-"
+
+
 def _sha256(data: bytes) -> str:
     import hashlib
 
@@ -308,52 +365,120 @@ def _pointer(path: str, kind: FileType, mime: str, size: int, **extra: object) -
                                 ) from None
 
 
-def track(registry: Registry, ref: Reference, uris: list[str]) -> list[Artifact]:
-    """Record external files by URI, with their size and ETag (one commit)."""
-    from modelbox.objects.external import describe
+def track(
+    registry: Registry, ref: Reference, uris: list[str], *,
+    names: list[str] | None = None, replace: bool = False, check: bool = True,
+) -> list[Artifact]:
+    """Record external files by URI, with their size and ETag (one commit).
 
+    ``names`` gives each URI its artifact path (default: the URI's last segment). With
+    ``check=False`` the URI is recorded without contacting its store (one the machine
+    cannot reach now): its size and ETag are unknown and the pointer says so
+    (``verified: false``); ``get`` fetches it unverified.
+
+    Raises:
+        ArtifactExistsError: a path is taken by other content and ``replace`` is False.
+        IdentityError: no Git identity to author the commit.
+    """
+    from modelbox.objects.external import describe, unchecked
+
+    if names is not None and len(names) != len(uris):
+        raise InvalidValueError(
+            f"{len(names)} name(s) for {len(uris)} URI(s); give one name per URI"
+        )
+    registry.repo.identity()
     snapshot = registry.snapshot()
     target_dir, target = _target_dir(registry, ref, snapshot)
     pointers = []
     allowed = allowed_schemes(registry)
-    for uri in uris:
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
+    for i, uri in enumerate(uris):
+        name = names[i] if names is not None else uri.rstrip("/").rsplit("/", 1)[-1]
         _check_name(snapshot, target_dir, name)
-        info = describe(uri, allowed=allowed)
+        info = describe(uri, allowed=allowed) if check else unchecked(uri, allowed=allowed)
         mime = mime_type(name)
         kind = type_of(name, mime)
-        pointers.append(_pointer(name, kind, mime, info.size, uri=uri, etag=info.etag))
-    return _commit(registry, ref, target_dir, target, pointers, "artifact.track")
+        pointer = _pointer(name, kind, mime, info.size, uri=uri, etag=info.etag,
+                           verified=check)
+        if not replace:
+            _refuse_taken(snapshot, target_dir, target, name, pointer)
+        pointers.append(pointer)
+    return _commit(registry, ref, target_dir, target, pointers, "artifact.track",
+                   replace=replace)
+
+
+def remove(registry: Registry, ref: Reference, names: list[str]) -> list[Artifact]:
+    """Remove artifacts from a model or version by path (one commit; the objects stay in
+    the store until gc, and older commits still name them).
+
+    Raises:
+        NotFoundError: a name is no artifact of the target (nothing is removed).
+        IdentityError: no Git identity to author the commit.
+    """
+    registry.repo.identity()
+    snapshot = registry.snapshot()
+    target_dir, target = _target_dir(registry, ref, snapshot)
+    for name in names:
+        if snapshot.read(_pointer_path(target_dir, name)) is None:
+            raise _no_artifact(target, name)
+    return _commit(registry, ref, target_dir, target, [], "artifact.remove",
+                   removals=list(dict.fromkeys(names)))
+
+
+def _no_artifact(target: str, name: str) -> NotFoundError:
+    return NotFoundError(f"{target} has no artifact {limits.shown(name)!r}; "
+                         f"`modelbox artifact list {target}` lists them")
 
 
 def _commit(
     registry: Registry, ref: Reference, target_dir: str, target: str,
-    pointers: list[ArtifactPointer], operation: str,
+    pointers: list[ArtifactPointer], operation: str, *, replace: bool = False,
+    removals: list[str] | None = None,
 ) -> list[Artifact]:
+    """Write ``pointers`` and delete the artifacts named in ``removals``, as one audited
+    commit whose trailers say what each path named before and after. Every change to an
+    artifact set goes through here."""
     names = [p.path for p in pointers]
     if len({fold(name) for name in names}) != len(names):  # a clone on macOS: one file
         raise InvalidValueError(f"two artifacts would both be called {names}; use --as")
     with registry.transaction() as txn:
         registry.target(txn.snapshot, ref)  # still there, under the lock
-        changed = []
+        before: list[str | None] = []
+        after: list[tuple[str, str | None]] = []
         for pointer in pointers:
             path = _pointer_path(target_dir, pointer.path)
             old = txn.snapshot.read(path)
             if old is not None:
                 previous = parse(ArtifactPointer, path, old)
-                if (previous.sha256, previous.uri, previous.size) == (
-                    pointer.sha256, pointer.uri, pointer.size
+                if previous == pointer or (
+                    _same(previous, pointer) and previous.verified == pointer.verified
                 ):
                     continue
+                if not replace and not _same(previous, pointer):
+                    raise ArtifactExistsError(target, pointer.path, _shown(previous))
+                before.append(_recorded_as(previous))
             else:
                 refuse_case_twin(txn.snapshot, "artifact", path)
+                before.append(None)
             txn.put(path, pointer)
-            changed.append(pointer)
-        if changed:
-            what = ", ".join(p.path for p in changed)
+            after.append((pointer.path, _recorded_as(pointer)))
+        for name in removals or []:
+            path = _pointer_path(target_dir, name)
+            old = txn.snapshot.read(path)
+            if old is None:
+                raise _no_artifact(target, name)
+            before.append(_recorded_as(parse(ArtifactPointer, path, old)))
+            txn.delete(path)
+            after.append((name, None))
+        if after:
+            what = ", ".join(name for name, _ in after)
             txn.change = Change(
                 operation, target, f"{operation.replace('.', ' ')} {target} {what}",
-                after=" ".join(f"{p.path}={p.sha256 or p.uri}" for p in changed),
+                # Before names every changed path (``-``: new) once anything is replaced
+                # or removed, so the two lists pair up; after leaves out what is removed.
+                before=" ".join(f"{name}={old or '-'}"
+                                for (name, _), old in zip(after, before, strict=True))
+                if any(before) else None,
+                after=" ".join(f"{name}={new}" for name, new in after if new) or None,
             )
     return [Artifact.of(target, p) for p in pointers]
 
@@ -407,16 +532,35 @@ def safe_destination(root: Path, relative: str) -> Path:
 
 def get(
     registry: Registry, ref: Reference, dest: Path, *, progress: bool | None = None,
-    verify: bool = False,
+    verify: bool = False, notes: list[str] | None = None,
 ) -> list[Path]:
     """Download every artifact of a model or version into ``dest``; return what was placed.
 
     All of it or nothing: every file is downloaded, verified and placed in a hidden folder
     beside the destination, then moved into place (see :mod:`modelbox.objects.staging`).
+
+    A ``dest`` inside the registry's own work tree is listed in ``.git/info/exclude``
+    first (:mod:`modelbox.exclude`), so ``git add -A`` never stages the weights. What the
+    user should hear about (that exclusion, an unverified tracked file) is appended to
+    ``notes``.
+
+    Raises:
+        IdentityError: no Git identity to record the download with (nothing is placed).
     """
     from modelbox.objects.external import fetch
 
+    registry.repo.identity()  # the download is an audited commit: refuse before placing
     artifacts = list_artifacts(registry, ref)
+    said = notes if notes is not None else []
+    if registry.repo.root is not None and artifacts:
+        from modelbox.exclude import exclude_placed
+
+        exclude = registry.repo.common_dir / "info" / "exclude"
+        added = exclude_placed(registry.repo.root, exclude, dest,
+                               [(a.path, a.directory) for a in artifacts])
+        if added:
+            said.append(f"{dest} is inside the registry's work tree: added {' '.join(added)} "
+                        f"to {exclude} (never committed), so git add -A leaves the weights out")
     store = open_registry_store(registry)
     allowed = allowed_schemes(registry)
     items: list[tuple[str, int, Path]] = []
@@ -447,7 +591,13 @@ def get(
         store.get_files(items, progress=progress, verify=verify, slots=slots, stage=stage)
         for artifact, place in tracked:
             fetch(artifact.uri or "", stage.path(place), size=artifact.size,
-                  etag=artifact.etag, allowed=allowed, what=_pointer_name(artifact))
+                  etag=artifact.etag, allowed=allowed, what=_pointer_name(artifact),
+                  verified=artifact.verified)
+            if not artifact.verified:
+                said.append(f"{artifact.parent}/{artifact.path}: placed unverified (tracked "
+                            f"with --no-check, no size or checksum was recorded); run "
+                            f"`modelbox artifact track {artifact.parent} {artifact.uri} --as "
+                            f"{artifact.path}` to record them")
         stage.publish()
     target = artifacts[0].parent if artifacts else str(ref)
     registry.record_event(Change(
@@ -457,4 +607,4 @@ def get(
     return [p for _, _, p in items] + [p for _, p in tracked]
 
 
-__all__ = ["Artifact", "add", "get", "list_artifacts", "track"]
+__all__ = ["Artifact", "add", "get", "list_artifacts", "remove", "track"]

@@ -225,21 +225,39 @@ class _HasArtifacts:
         raise NotImplementedError  # each subclass names itself
 
     def upload_artifact(
-        self, files: Iterable[str | Path], file_type: str | None = None
+        self, files: Iterable[str | Path], file_type: str | None = None, *,
+        replace: bool = False,
     ) -> list[Artifact]:
-        """Upload local files or folders; objects the store has are not sent again."""
+        """Upload local files or folders; objects the store has are not sent again. A path
+        the target has already needs ``replace=True`` (ArtifactExistsError otherwise)."""
         from modelbox import artifacts
         from modelbox.filetypes import FileType
 
         kind = FileType(file_type) if file_type else None
         return artifacts.add(self._client.registry, self._target, [Path(f) for f in files],
-                             file_type=kind)
+                             file_type=kind, replace=replace)
 
-    def track_artifacts(self, files: Iterable[str]) -> list[Artifact]:
-        """Record external files by URI (s3://, gs://, https://...) without copying them."""
+    def track_artifacts(
+        self, files: Iterable[str], names: Iterable[str] | None = None, *,
+        replace: bool = False, check: bool = True,
+    ) -> list[Artifact]:
+        """Record external files by URI (s3://, gs://, https://...) without copying them.
+
+        ``names`` gives each its artifact path (default: the URI's file name);
+        ``check=False`` records a URI without contacting its store (size and checksum
+        unknown); a path the target has already needs ``replace=True``.
+        """
         from modelbox import artifacts
 
-        return artifacts.track(self._client.registry, self._target, list(files))
+        return artifacts.track(self._client.registry, self._target, list(files),
+                               names=None if names is None else list(names),
+                               replace=replace, check=check)
+
+    def remove_artifacts(self, names: Iterable[str]) -> None:
+        """Remove artifacts by path, in one commit."""
+        from modelbox import artifacts
+
+        artifacts.remove(self._client.registry, self._target, list(names))
 
     def artifacts(self) -> list[Artifact]:
         from modelbox import artifacts

@@ -17,13 +17,15 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     │   └── DanglingTagError      a tag names a version that does not exist
     ├── AlreadyExistsError
     │   ├── ModelExistsError
-    │   └── VersionExistsError
+    │   ├── VersionExistsError
+    │   └── ArtifactExistsError   an artifact path is taken (add --replace to replace it)
     ├── TagConflictError          a unique tag already points to another version
     ├── ManifestError             a file in the registry is not valid JSON or breaks its schema
     ├── RegistryFormatError       the registry was written by an unknown format version
     ├── WorktreeDirtyError        uncommitted edits stand where a command must write
     ├── ConcurrentUpdateError     another writer held the registry or moved the branch
     ├── GitError                  the Git repository itself could not be read or written
+    │   ├── IdentityError         no Git identity to write the audit log's author with
     │   ├── IndexLockedError      another process held .git/index.lock past the wait
     │   ├── MergeConflictError    a pull found both sides changing the same part of a file
     │   └── RemoteError           another repository could not be reached, read or written
@@ -50,9 +52,11 @@ from modelbox.redact import redact
 __all__ = [
     "AlreadyExistsError",
     "ArtifactError",
+    "ArtifactExistsError",
     "ConcurrentUpdateError",
     "DanglingTagError",
     "GitError",
+    "IdentityError",
     "InUseError",
     "IndexLockedError",
     "InvalidNameError",
@@ -200,6 +204,17 @@ class VersionExistsError(AlreadyExistsError):
         super().__init__(f"version {model}@{version} already exists; choose another version")
 
 
+class ArtifactExistsError(AlreadyExistsError):
+    """An artifact path of a model or version is taken by other content."""
+
+    def __init__(self, target: str, path: str, recorded: str, option: str = "--replace") -> None:
+        self.target, self.path, self.recorded = target, path, recorded
+        super().__init__(
+            f"{target} already has an artifact {path} ({recorded}); add {option} to replace "
+            "it, or choose another name with --as"
+        )
+
+
 class TagConflictError(ModelboxError):
     def __init__(self, model: str, tag: str, version: str) -> None:
         self.model, self.tag, self.version = model, tag, version
@@ -236,6 +251,17 @@ class ConcurrentUpdateError(ModelboxError):
 
 class GitError(ModelboxError):
     """The Git repository could not be read or written."""
+
+
+class IdentityError(GitError):
+    """No Git identity (user.email / GIT_AUTHOR_EMAIL / EMAIL): git refuses to commit too."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            'no Git identity: run git config --global user.name "Your Name" and '
+            "git config --global user.email you@example.com (git refuses to commit "
+            "without one too)"
+        )
 
 
 class IndexLockedError(GitError):

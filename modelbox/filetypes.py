@@ -104,6 +104,13 @@ def file_type(name: str, mime: str) -> FileType:
     return FileType.OTHER
 
 
+def is_weights(name: str) -> bool:
+    """Whether ``name`` has the extension of model weights or a checkpoint (``.pt``,
+    ``.safetensors``, ``.ckpt``...): files that belong in the store, never in Git."""
+    suffix = Path(name).suffix.lower()
+    return suffix in _MODEL or suffix in _CHECKPOINT
+
+
 def _looks_like_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")

@@ -254,7 +254,15 @@ class ArtifactPointer(Document):
     files: int | None = Field(default=None, ge=0)
     uri: str | None = None
     etag: str | None = None
+    # False: tracked with --no-check, so ``size`` (0) and ``etag`` are unknown, not recorded.
+    verified: bool = True
     created_at: AwareDatetime
+
+    def to_bytes(self) -> bytes:
+        # Written only when false, so a checked pointer stays byte for byte as it was.
+        return canonical.encode(
+            self.model_dump(mode="json", exclude=None if not self.verified else {"verified"})
+        )
 
 
 class DirectoryEntry(Document):

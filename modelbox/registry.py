@@ -52,7 +52,16 @@ from modelbox.names import (
     parse_model,
     parse_namespace,
 )
-from modelbox.refs import CommitRecord, GitRepo, History, PathChange, Snapshot, Worktree, locked
+from modelbox.refs import (
+    CommitRecord,
+    GitRepo,
+    History,
+    PathChange,
+    Snapshot,
+    Worktree,
+    locked,
+    user_identity,
+)
 
 if TYPE_CHECKING:
     from modelbox.manifests import (
@@ -171,7 +180,10 @@ class Registry:
             store = _store_setting(path, store)
         repo = GitRepo.discover(path) if path.exists() else None
         if repo is None or (repo.root and repo.root.resolve() != path.resolve()):
+            user_identity()  # init commits: no identity, nothing created (git refuses too)
             repo = GitRepo.init(path, branch or "main")
+        else:
+            repo.identity()
         branch = check_branch(branch or repo.head_branch() or "main")
         head = repo.ref(f"refs/heads/{branch}")
         if head and repo.snapshot(head).read(layout.SETTINGS) is not None:
@@ -255,6 +267,7 @@ class Registry:
         if self._batch is not None:
             yield
             return
+        self.repo.identity()  # every write is an audited commit: refuse before any lock
         with locked(self.repo.git_dir):
             recovery.recover(self)  # finish a write that was cut short before starting one
             self._batch = _Batch(base=self.head(), ref_old=self.repo.ref(self.branch_ref))
@@ -481,6 +494,7 @@ class Registry:
         would drown the history people review. They go on their own chain of commits (an
         empty tree each), which pushes and pulls like any ``refs/modelbox/*`` ref.
         """
+        self.repo.identity()
         with locked(self.repo.git_dir):
             recovery.clear_stale_ref_lock(self.repo.git_dir, AUDIT_REF)
             head = self.repo.ref(AUDIT_REF)

@@ -508,6 +508,9 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
     )
     _remember(repo, name, fetched)
     theirs = fetched.get(branch_ref)
+    if _diverged(repo, ours, theirs) or _diverged(repo, repo.ref(AUDIT_REF),
+                                                  fetched.get(AUDIT_REF)):
+        repo.identity()  # a merge commit needs an author: refuse before anything moves
     result = PullResult(remote.url, registry.branch, ours, ours, "up to date")
     if theirs is not None and ours != theirs:
         if ours is None or git_remote.is_ancestor(repo, ours, theirs):
@@ -609,6 +612,13 @@ def _fetch_objects(registry: Registry, remote: Remote, old: str | None, new: str
     objects = _expand(needs, [stores.remote, stores.local])
     present = set(objects) - stores.remote.missing(objects)
     return _deliver({d: objects[d] for d in present}, stores.local, [stores.remote])
+
+
+def _diverged(repo: GitRepo, ours: str | None, theirs: str | None) -> bool:
+    """Whether joining ``theirs`` into ``ours`` takes a merge commit."""
+    return (ours is not None and theirs is not None and ours != theirs
+            and not git_remote.is_ancestor(repo, ours, theirs)
+            and not git_remote.is_ancestor(repo, theirs, ours))
 
 
 def _join_audit(repo: GitRepo, theirs: str | None, url: str) -> None:

@@ -5,7 +5,8 @@
   as git stages it, files the index deletes included; tag-ref drift as warnings;
 * :func:`format_files` — rewrite documents as canonical JSON, in place;
 * :func:`raw_artifacts` — files under ``models/`` or ``experiments/`` that are no modelbox
-  document (a ``model.pt`` committed instead of a pointer), or too big.
+  document (a ``model.pt`` committed instead of a pointer), or too big; anywhere else in the
+  repository, files that look like weights (a weight extension, or too big).
 
 Hooks run inside git (pre-commit requires it), so the index is asked of ``git`` itself:
 that also honours the temporary index of ``git commit -a`` and ``git commit PATH``.
@@ -28,6 +29,7 @@ from modelbox.check import (
     not_json,
 )
 from modelbox.explain import jpath, load
+from modelbox.filetypes import is_weights
 
 __all__ = ["StagedFiles", "format_files", "raw_artifacts", "repository_root", "validate_worktree"]
 
@@ -230,11 +232,17 @@ def format_files(root: Path, paths: Sequence[str]) -> tuple[list[str], list[Prob
 
 
 def raw_artifacts(root: Path, paths: Sequence[str], *, max_kb: int = 1024) -> list[Problem]:
-    """Files of the object trees that are no modelbox document, or bigger than ``max_kb``."""
+    """Files of the object trees that are no modelbox document, or bigger than ``max_kb``;
+    files elsewhere that look like weights: a weight extension, or bigger than ``max_kb``
+    (a ``modelbox get -o .`` at the top of the registry, then ``git add -A``)."""
     problems = []
     for path in _relative(root, paths):
         file, loc = root / path, locate(path)
-        if loc.tree is None or file.is_symlink() or not file.is_file():
+        if file.is_symlink() or not file.is_file():
+            continue
+        if loc.tree is None:
+            if loc.kind is None:
+                problems.extend(_weights(path, file.stat().st_size, max_kb))
             continue
         size, fix = file.stat().st_size, _use_a_pointer(path, loc)
         if loc.kind is None:
@@ -248,6 +256,20 @@ def raw_artifacts(root: Path, paths: Sequence[str], *, max_kb: int = 1024) -> li
             problems.append(Problem(path, f"(file): binary content where a JSON document "
                                           f"belongs; {fix}"))
     return problems
+
+
+def _weights(path: str, size: int, max_kb: int) -> list[Problem]:
+    """A file outside the registry's trees that looks like weights, as a problem."""
+    if is_weights(path):
+        why = f"a weights file ({_size(size)})"
+    elif size > max_kb * 1024:
+        why = f"{_size(size)}, over the {max_kb} KB limit (raise --max-kb if it is meant to be)"
+    else:
+        return []
+    name = path.rsplit("/", 1)[-1]
+    return [Problem(path, f"(file): {why} staged for Git; keep it out: `git rm --cached "
+                          f"{path}` and list it in .gitignore, and store it with `modelbox "
+                          f"artifact add MODEL@VERSION {name}`")]
 
 
 def _size(size: int) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from modelbox import ModelBoxClient
+from modelbox.errors import ArtifactExistsError
 from modelbox.filetypes import FileType, mime_type, sniff
 from modelbox.names import parse_reference
 from modelbox.objects import open_store
@@ -193,7 +194,7 @@ def test_an_unchanged_re_add_needs_no_store_but_new_content_does(
     assert _head(s3_reg) == head
 
 
-def test_adding_new_content_under_the_same_path_replaces_the_pointer(
+def test_adding_new_content_under_the_same_path_replaces_the_pointer_only_when_asked(
     reg: Path, files: Path, run: Run
 ) -> None:
     registry = Registry.open(reg)
@@ -202,11 +203,15 @@ def test_adding_new_content_under_the_same_path_replaces_the_pointer(
     mv = client.model_version("ai/vision/yolo@v1")
     first = mv.upload_artifact([files / "model.pt"])[0].checksum
     (files / "model.pt").write_bytes(b"retrained")
-    second = mv.upload_artifact([files / "model.pt"])[0].checksum
+    with pytest.raises(ArtifactExistsError, match="--replace"):
+        mv.upload_artifact([files / "model.pt"])
+    assert [a.checksum for a in mv.artifacts()] == [first]
+    second = mv.upload_artifact([files / "model.pt"], replace=True)[0].checksum
     assert first != second
     assert [a.checksum for a in mv.artifacts()] == [second]
     events = [e for e in registry.log("ai/vision/yolo@v1") if e.operation == "artifact.add"]
     assert len(events) == 2 and second in (events[0].after or "")
+    assert events[0].before == f"model.pt={first}"
     assert str(ref) == "ai/vision/yolo@v1"
     client.close()
 

@@ -98,7 +98,7 @@ def test_gc_deletes_only_old_objects_that_no_commit_references(
     replaced.write_bytes(b"old weights")
     mv.upload_artifact([replaced])
     replaced.write_bytes(b"new weights")
-    mv.upload_artifact([replaced])  # the old object stays in history
+    mv.upload_artifact([replaced], replace=True)  # the old object stays in history
     client.close()
     from modelbox.objects import open_store
 

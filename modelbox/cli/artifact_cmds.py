@@ -1,4 +1,4 @@
-"""``modelbox artifact add|track|list`` and ``modelbox get``."""
+"""``modelbox artifact add|track|remove|list`` and ``modelbox get``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from modelbox.cli._common import (
     Context,
+    done,
     echo,
     emit_json,
     json_option,
@@ -19,6 +20,8 @@ from modelbox.cli._common import (
 from modelbox.filetypes import FileType
 
 _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+_replace = click.option("--replace", is_flag=True,
+                        help="Replace an artifact of the same name (audited before -> after).")
 
 
 def _progress(quiet: bool) -> bool | None:
@@ -36,12 +39,13 @@ def artifact() -> None:
 @click.option("--type", "file_type", type=click.Choice([t.value for t in FileType]),
               help="File type (default: detected).")
 @click.option("--as", "name", help="Artifact path in the registry (default: the file name).")
+@_replace
 @_quiet
 @json_option
 @pass_ctx
 def artifact_add(
     ctx: Context, target: str, paths: tuple[Path, ...], file_type: str | None,
-    name: str | None, quiet: bool, as_json: bool,
+    name: str | None, replace: bool, quiet: bool, as_json: bool,
 ) -> None:
     """Upload files or folders (a folder becomes one directory artifact)."""
     from modelbox import artifacts
@@ -49,7 +53,7 @@ def artifact_add(
     added = artifacts.add(
         ctx.registry, ref_arg(target), list(paths),
         file_type=FileType(file_type) if file_type else None, name=name,
-        progress=_progress(quiet),
+        replace=replace, progress=_progress(quiet),
     )
     if as_json:
         emit_json([a.to_json() for a in added])
@@ -61,18 +65,49 @@ def artifact_add(
 @artifact.command("track")
 @click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
 @click.argument("uris", nargs=-1, required=True)
+@click.option("--as", "name", help="Artifact path in the registry (default: the URI's file "
+              "name); one URI only.")
+@_replace
+@click.option("--no-check", is_flag=True,
+              help="Record the URI without contacting its store (size and checksum unknown).")
 @json_option
 @pass_ctx
-def artifact_track(ctx: Context, target: str, uris: tuple[str, ...], as_json: bool) -> None:
+def artifact_track(
+    ctx: Context, target: str, uris: tuple[str, ...], name: str | None, replace: bool,
+    no_check: bool, as_json: bool,
+) -> None:
     """Record files that stay where they are (s3://, gs://, https://...)."""
     from modelbox import artifacts
+    from modelbox.errors import InvalidValueError
 
-    tracked = artifacts.track(ctx.registry, ref_arg(target), list(uris))
+    if name is not None and len(uris) != 1:
+        raise InvalidValueError("--as names one artifact; give a single URI")
+    tracked = artifacts.track(ctx.registry, ref_arg(target), list(uris),
+                              names=None if name is None else [name], replace=replace,
+                              check=not no_check)
     if as_json:
         emit_json([a.to_json() for a in tracked])
         return
     for a in tracked:
-        echo(f"Tracked {a.uri} ({a.size} bytes, etag {a.etag or '-'})")
+        if a.verified:
+            echo(f"Tracked {a.uri} as {a.path} ({a.size} bytes, etag {a.etag or '-'})")
+        else:
+            echo(f"Tracked {a.uri} as {a.path} (not checked: size and checksum unknown)")
+
+
+@artifact.command("remove")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("names", nargs=-1, required=True)
+@json_option
+@pass_ctx
+def artifact_remove(ctx: Context, target: str, names: tuple[str, ...], as_json: bool) -> None:
+    """Remove artifacts by path (one commit; history and the store keep the content)."""
+    from modelbox import artifacts
+
+    artifacts.remove(ctx.registry, ref_arg(target), list(names))
+    removed = list(dict.fromkeys(names))
+    done(as_json, {"target": target, "removed": removed},
+         "\n".join(f"Removed {target}/{name}" for name in removed))
 
 
 @artifact.command("list")
@@ -88,7 +123,8 @@ def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
         emit_json([a.to_json() for a in found])
         return
     for a in found:
-        echo(f"{a.path}\t{a.checksum or a.uri}\t{a.size}\t{a.file_type}\t{a.mime_type}")
+        size = a.size if a.verified else "?"  # tracked with --no-check: not known
+        echo(f"{a.path}\t{a.checksum or a.uri}\t{size}\t{a.file_type}\t{a.mime_type}")
 
 
 @click.command()
@@ -105,7 +141,11 @@ def get(ctx: Context, target: str, out: Path, verify: bool, quiet: bool, as_json
 
     ref = version_ref_arg(ctx, target)
     name = target_name(ctx, ref)
-    placed = artifacts.get(ctx.registry, ref, out, progress=_progress(quiet), verify=verify)
+    notes: list[str] = []
+    placed = artifacts.get(ctx.registry, ref, out, progress=_progress(quiet), verify=verify,
+                           notes=notes)
+    for note in notes:
+        echo(note, err=True)
     if as_json:
         emit_json({"target": name, "out": str(out), "files": [str(p) for p in placed]})
         return

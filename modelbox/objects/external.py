@@ -59,9 +59,27 @@ def describe(uri: str, *, allowed: Iterable[str] = REMOTE_SCHEMES,
     return ExternalInfo(uri, int(info.get("size") or 0), etag)
 
 
+def unchecked(uri: str, *, allowed: Iterable[str] = REMOTE_SCHEMES,
+              what: str = "artifact track") -> ExternalInfo:
+    """What ``artifact track --no-check`` records of ``uri`` without contacting its store:
+    nothing but the URI, checked as :func:`describe` checks it (size 0, no ETag).
+
+    Raises:
+        InvalidValueError: as :func:`describe`.
+    """
+    _check_uri(uri)
+    check_remote_url(uri, what, allowed)
+    return ExternalInfo(uri, 0, None)
+
+
 def fetch(uri: str, dest: Path, *, size: int, etag: str | None,
-          allowed: Iterable[str] = REMOTE_SCHEMES, what: str = "pointer") -> None:
+          allowed: Iterable[str] = REMOTE_SCHEMES, what: str = "pointer",
+          verified: bool = True) -> None:
     """Download ``uri`` to ``dest`` (whole or not at all) and check it is what was tracked.
+
+    A pointer tracked with ``--no-check`` (``verified`` False) recorded no size or ETag:
+    the file is checked against what its store says now (size, and a plain-MD5 ETag), which
+    proves the transfer whole but not that the content is the one meant.
 
     Raises:
         InvalidValueError: the scheme of ``uri`` is not in ``allowed`` (see :func:`describe`).
@@ -69,10 +87,13 @@ def fetch(uri: str, dest: Path, *, size: int, etag: str | None,
         StoreError: the store refused or could not be reached.
     """
     current = describe(uri, allowed=allowed, what=what)
+    if not verified:
+        size, etag = current.size, current.etag
     if current.size != size or (etag and current.etag and current.etag != etag):
         raise ArtifactError(
             f"{uri} changed since it was tracked (size {current.size} vs {size}, "
-            f"etag {current.etag} vs {etag}); track it again to accept the new content"
+            f"etag {current.etag} vs {etag}); track it again with --replace to accept the "
+            "new content"
         )
     backend = open_remote(uri)
     received, digest = 0, hashlib.md5(usedforsecurity=False)

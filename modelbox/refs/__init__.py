@@ -2,7 +2,7 @@
 
 from modelbox.refs.history import CommitRecord, History
 from modelbox.refs.lock import locked
-from modelbox.refs.repo import GitRepo, PathChange, Snapshot, blob_sha
+from modelbox.refs.repo import GitRepo, PathChange, Snapshot, blob_sha, user_identity
 from modelbox.refs.worktree import Worktree
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "Worktree",
     "blob_sha",
     "locked",
+    "user_identity",
 ]

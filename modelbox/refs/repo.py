@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from dulwich.config import Config, StackedConfig
 from dulwich.errors import NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo, get_user_identity
 
-from modelbox.errors import ConcurrentUpdateError, GitError
+from modelbox.errors import ConcurrentUpdateError, GitError, IdentityError
 
 _DIR_MODE = 0o040000
 _NONE: tuple[int, str | None] = (0, None)
@@ -106,6 +107,39 @@ class Snapshot:
     def tree_id(self, path: str) -> str | None:
         tree = self._tree(path)
         return tree.id.decode() if tree is not None else None
+
+
+def user_identity(config: Config | None = None) -> str:
+    """``Name <email>`` for a new commit, picked as git picks the author: the name from
+    ``GIT_AUTHOR_NAME``, ``user.name`` or the account; the email from ``GIT_AUTHOR_EMAIL``,
+    ``user.email`` or ``EMAIL``. ``config`` defaults to the global and system files (a
+    repository not created yet).
+
+    Unlike git, the email is never guessed from the host name (as with git's
+    ``user.useConfigOnly``): ``root@host`` names nobody, and the audit log must.
+
+    Raises:
+        IdentityError: no email, or an empty name.
+    """
+    config = config if config is not None else StackedConfig(StackedConfig.default_backends())
+
+    def setting(env: str, key: str) -> str | None:
+        if env in os.environ:
+            return os.environ[env]
+        try:
+            value = config.get(("user",), key)
+        except KeyError:
+            return None
+        return value.decode("utf-8", "replace")
+
+    email = setting("GIT_AUTHOR_EMAIL", "email") or os.environ.get("EMAIL")
+    email = (email or "").strip().removeprefix("<").removesuffix(">")
+    name = setting("GIT_AUTHOR_NAME", "name")
+    if name is None:
+        name = get_user_identity(config).decode("utf-8", "replace").rpartition(" <")[0]
+    if not email or not name.strip():
+        raise IdentityError()
+    return f"{name.strip()} <{email}>"
 
 
 class GitRepo:
@@ -323,7 +357,7 @@ class GitRepo:
 
     def update_ref(self, name: str, old: str | None, new: str, message: str) -> None:
         """Move ``name`` from ``old`` to ``new``; raise ConcurrentUpdateError if it moved."""
-        refs, who = self._repo.refs, self.identity().encode()
+        refs, who = self._repo.refs, self._reflog_identity()
         try:
             if old is None:
                 done = refs.add_if_new(_ref(name), _oid(new), committer=who,
@@ -378,11 +412,22 @@ class GitRepo:
         return value.decode("utf-8", "replace") if value else None
 
     def identity(self) -> str:
-        """``Name <email>`` of the acting user, as git would pick it."""
+        """``Name <email>`` of the acting user, as git would pick it.
+
+        Raises:
+            IdentityError: no email is configured (see :func:`user_identity`).
+        """
         if self._identity is None:
-            config = self._repo.get_config_stack()
-            self._identity = get_user_identity(config, "AUTHOR").decode("utf-8", "replace")
+            self._identity = user_identity(self._repo.get_config_stack())
         return self._identity
+
+    def _reflog_identity(self) -> bytes:
+        """Who a reflog entry names: like git's reflog, it never refuses (a ``refs sync``
+        or a download's ref moves by an unconfigured user still log something)."""
+        try:
+            return self.identity().encode()
+        except IdentityError:
+            return get_user_identity(self._repo.get_config_stack(), "AUTHOR")
 
     def build_tree(self, base_tree: str | None, changes: Mapping[str, bytes | None]) -> str:
         """Store the tree ``base_tree`` + ``changes`` (None deletes a file or directory)."""

@@ -243,3 +243,20 @@ def test_an_installed_hook_stops_git_commit(
     accepted = subprocess.run(["git", "commit", "-qm", "tag v1"], cwd=reg, env=env,
                               capture_output=True, text=True, check=False)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+
+
+def test_weights_got_into_the_registry_root_never_reach_a_commit(
+    reg: Path, pre_commit: PreCommit, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: ``get`` defaults to ``-o .``; at the registry root ``git add -A`` staged the
+    weights and every hook passed (the hook only looked under models/ and experiments/)."""
+    monkeypatch.chdir(reg)
+    assert run("get", f"{MODEL}:staging").code == 0
+    assert (reg / "model.pt").is_file()
+    git(reg, "add", "-A")
+    assert git(reg, "diff", "--cached", "--name-only") == ""  # listed in .git/info/exclude
+    git(reg, "add", "-f", "model.pt")  # forced past the exclusion: the hook still stops it
+    outcome = pre_commit(reg)
+    assert outcome.code == 1
+    assert "model.pt: (file): a weights file (900 bytes) staged for Git; keep it out: " \
+           "`git rm --cached model.pt`" in outcome.output, outcome.output

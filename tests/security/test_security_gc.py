@@ -57,7 +57,8 @@ def add(run: Run, reg: Path, tmp_path: Path, data: bytes, name: str = "w.pt") ->
     source = tmp_path / f"src-{uuid.uuid4().hex[:8]}" / name
     source.parent.mkdir()
     source.write_bytes(data)
-    result = run("--repo", reg, "artifact", "add", "ai/m@v1", source)
+    # --replace: several tests put new bytes under one name on purpose (issue 14 item 2).
+    result = run("--repo", reg, "artifact", "add", "ai/m@v1", source, "--replace")
     assert result.code == 0, result.err
     import hashlib
 
