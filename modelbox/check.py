@@ -394,11 +394,7 @@ class Checker:
             self._check_owner_folder(_TREES[tree], owner)
         for owner in sorted(self.tag_maps | changed_versions.keys()):
             self._check_tags(owner, None if owner in self.tag_maps else changed_versions[owner])
-        gone = {f"{owner[len(layout.MODELS) + 1 :]}@{v}" for owner, versions in
-                changed_versions.items() for v in versions
-                if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
-        if gone:  # a deleted version some link still names
-            self._check_links_into(gone)
+        self._check_versions(changed_versions, [*paths, *deleted])
         self._check_case(paths)
         return list(dict.fromkeys(self.problems))
 
@@ -471,6 +467,30 @@ class Checker:
                        f"{layout.VERSION_FILE}"
                 self.problems.append(Problem(path, f"link: {source} does not exist; restore "
                                              f"it or `modelbox unlink {link}`"))
+
+    def _check_versions(self, changed: dict[str, set[str]], paths: list[str]) -> None:
+        gone = {f"{owner[len(layout.MODELS) + 1 :]}@{v}" for owner, versions in
+                changed.items() for v in versions
+                if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
+        if gone:  # a deleted version some link still names
+            self._check_links_into(gone)
+        for folder in _version_folders(paths):
+            self._check_release(folder)
+
+    def _check_release(self, folder: str) -> None:
+        """A released version's pointers still hash to the digest its release recorded."""
+        from modelbox import releases
+
+        path = f"{folder}/{layout.VERSION_FILE}"
+        recorded = (releases.release_of(self.read(path)) or {}).get("digest")
+        if not isinstance(recorded, str):
+            return
+        actual = releases.digest_of_pointers(self.files, folder)
+        if actual != recorded:
+            self.problems.append(Problem(path, f"released: its artifacts no longer match the "
+                                         f"released digest (recorded {recorded}, now {actual}); "
+                                         "restore its _artifacts with git, or make a new "
+                                         "version with `modelbox version create --from`"))
 
     def _check_settings(self, exists: bool) -> None:
         if exists:
@@ -583,6 +603,18 @@ class Checker:
                 yield current[len(layout.MODELS) + 1 :]
             stack.extend(f"{current}/{name}" for name, is_dir in self.files.listdir(current)
                          if is_dir and not name.startswith("_"))
+
+
+def _version_folders(paths: list[str]) -> list[str]:
+    """The version folders whose manifest or artifacts ``paths`` touch (release digests)."""
+    out = set()
+    for path in paths:
+        loc = locate(path)
+        if loc.tree == layout.MODELS and loc.child is not None and (
+            loc.kind in ("version", "pointer") or f"/{layout.ARTIFACTS_DIR}/" in path
+        ):
+            out.add(f"{loc.owner}/{layout.VERSIONS_DIR}/{loc.child}")
+    return sorted(out)
 
 
 def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
