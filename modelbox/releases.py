@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from modelbox import layout, limits
-from modelbox.errors import DigestMismatchError, ReleasedVersionError
+from modelbox.errors import DigestMismatchError, ModelboxError, ReleasedVersionError
+from modelbox.names import Reference
 
 __all__ = [
     "EMPTY",
@@ -29,6 +30,7 @@ __all__ = [
     "entry",
     "guard",
     "pointer_entries",
+    "refuse_frozen",
     "release_of",
     "verify",
 ]
@@ -144,6 +146,24 @@ def refuse_if_released(files: Files, version_dir: str, target: str) -> None:
     release = release_of(files.read(f"{version_dir}/{layout.VERSION_FILE}"))
     if release is not None:
         raise ReleasedVersionError(target, str(release.get("by") or "a release"))
+
+
+def refuse_frozen(files: Files, ref: Reference) -> None:
+    """Refuse at once a write to the artifacts of the released version ``ref`` names, with
+    no pydantic import and nothing hashed (the write path checks again, completely):
+    a refused ``artifact add`` costs a start-up and two small reads."""
+    from modelbox.documents import parse_tags
+
+    version = ref.version
+    if version is None and ref.tag is not None:
+        path = layout.tags_file(ref.model)
+        try:
+            data = files.read(path)
+            version = parse_tags(path, data).get(ref.tag) if data is not None else None
+        except ModelboxError:
+            return  # the full path reports a broken tag map
+    if version is not None:
+        refuse_if_released(files, layout.version_dir(ref.model, version), f"{ref.model}@{version}")
 
 
 def verify(target: str, entries: Iterable[Entry], recorded: str | None, via: str = "") -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelbox import releases
 from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx, ref_arg
 from modelbox.filetypes import FileType
 
@@ -34,6 +35,7 @@ def artifact_add(
     name: str | None, quiet: bool,
 ) -> None:
     """Upload files or folders (a folder becomes one directory artifact)."""
+    releases.refuse_frozen(ctx.registry.snapshot(), ref_arg(target))  # before any import
     from modelbox import artifacts
 
     added = artifacts.add(
@@ -51,6 +53,7 @@ def artifact_add(
 @pass_ctx
 def artifact_track(ctx: Context, target: str, uris: tuple[str, ...]) -> None:
     """Record files that stay where they are (s3://, gs://, https://...)."""
+    releases.refuse_frozen(ctx.registry.snapshot(), ref_arg(target))
     from modelbox import artifacts
 
     for a in artifacts.track(ctx.registry, ref_arg(target), list(uris)):
