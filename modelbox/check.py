@@ -482,7 +482,10 @@ class Checker:
         from modelbox import releases
 
         path = f"{folder}/{layout.VERSION_FILE}"
+        doc = self.peek(path) or {}
         recorded = (releases.release_of(self.read(path)) or {}).get("digest")
+        if isinstance(doc.get("link"), str) and isinstance(doc.get("digest"), str):
+            self._check_link_digest(path, doc["link"], doc["digest"])
         if not isinstance(recorded, str):
             return
         actual = releases.digest_of_pointers(self.files, folder)
@@ -491,6 +494,27 @@ class Checker:
                                          f"released digest (recorded {recorded}, now {actual}); "
                                          "restore its _artifacts with git, or make a new "
                                          "version with `modelbox version create --from`"))
+
+    def _check_link_digest(self, path: str, source: str, recorded: str) -> None:
+        """A link's source (at the end of its chain) still holds the set the link pinned."""
+        from modelbox import releases
+
+        current = source
+        for _ in range(64):  # loops and dangling links are _check_link's to report
+            model, _, version = current.rpartition("@")
+            folder = f"{layout.MODELS}/{model}/{layout.VERSIONS_DIR}/{version}"
+            following = (self.peek(f"{folder}/{layout.VERSION_FILE}") or {}).get("link")
+            if self.read(f"{folder}/{layout.VERSION_FILE}") is None:
+                return
+            if not isinstance(following, str):
+                actual = releases.digest_of_pointers(self.files, folder)
+                if actual != recorded:
+                    self.problems.append(Problem(path, f"digest: {current} no longer holds "
+                                                 f"the artifacts this link pinned (recorded "
+                                                 f"{recorded}, now {actual}); restore them "
+                                                 "with git, or unlink and link a new version"))
+                return
+            current = following
 
     def _check_settings(self, exists: bool) -> None:
         if exists:

@@ -313,6 +313,25 @@ def test_a_get_through_a_link_checks_the_digest_the_link_recorded(
     assert fingerprint(*roots(reg, tmp_path)) == before
 
 
+def test_a_link_still_pins_its_set_when_the_release_record_is_removed_by_hand(
+    reg: Path, tmp_path: Path, run: Run, git: Git
+) -> None:
+    assert run("--repo", reg, "collection", "create", "ai/shipped").code == 0
+    assert run("--repo", reg, "link", f"{M}@v1", "ai/shipped").code == 0
+    doc = manifest(reg)
+    del doc["released"]  # reopened by hand, then the weights swapped
+    (reg / V1 / "_version.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    hand_edit_pointer(reg, git)
+    result = run("--repo", reg, "check")
+    assert result.code == 1
+    assert (f"models/ai/shipped/_versions/v0/_version.json: digest: {M}@v1 no longer holds "
+            "the artifacts this link pinned") in result.err
+    before = fingerprint(*roots(reg, tmp_path))
+    refused = modelbox("--repo", reg, "get", "ai/shipped@v0", "-o", tmp_path / "out")
+    assert_refused(refused.code, refused.err, "through ai/shipped@v0")
+    assert fingerprint(*roots(reg, tmp_path)) == before
+
+
 # -- a new version from a released one -----------------------------------------------------
 def test_version_create_from_copies_the_pointers_and_uploads_nothing(
     reg: Path, tmp_path: Path, run: Run
@@ -340,6 +359,16 @@ def test_version_create_from_copies_the_pointers_and_uploads_nothing(
     assert (tmp_path / "out" / "model.pt").read_bytes() == WEIGHTS
     # the copy is open: the change that was refused on v1 lands here
     assert run("--repo", reg, "artifact", "add", f"{M}@v3", new_bytes(tmp_path)).code == 0
+
+
+def test_a_copy_tagged_production_at_creation_is_released_with_its_copied_set(
+    reg: Path, run: Run
+) -> None:
+    assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
+    result = run("--repo", reg, "version", "create", M, "v3", "--from", f"{M}@v1",
+                 "--tag", "production")
+    assert result.code == 0, result
+    assert manifest(reg, "v3")["released"]["digest"] == manifest(reg)["released"]["digest"]
 
 
 def test_version_create_from_a_hand_edited_release_copies_nothing(
