@@ -18,7 +18,7 @@ to fix it`` (``(document)``, ``(folder)`` or ``(file)`` where no JSON path appli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -629,6 +629,21 @@ class Checker:
                          if is_dir and not name.startswith("_"))
 
 
+def reopened_releases(paths: Iterable[str], old: Callable[[str], bytes | None],
+                      new: Callable[[str], bytes | None]) -> list[Problem]:
+    """Version manifests among ``paths`` whose release record ``old`` had and ``new`` lost
+    or changed (what only a comparison can see: a hand edit reopening a release)."""
+    from modelbox import releases
+
+    out = []
+    for path in paths:
+        if locate(path).kind == "version":
+            problem = releases.reopened(old(path), new(path))
+            if problem:
+                out.append(Problem(path, problem))
+    return out
+
+
 def _version_folders(paths: list[str]) -> list[str]:
     """The version folders whose manifest or artifacts ``paths`` touch (release digests)."""
     out = set()
@@ -742,8 +757,10 @@ def check_range(registry: Registry, base: str | None, head: str, *,
     if base is None:
         paths = checker.all_paths()
     else:
-        changed = repo.changed_paths(repo.snapshot(base).tree, snap.tree)
+        before = repo.snapshot(base)
+        changed = repo.changed_paths(before.tree, snap.tree)
         paths = [c.path for c in changed if c.path == layout.SETTINGS or locate(c.path).tree]
+        checker.problems += reopened_releases(paths, before.read, snap.read)
     problems = checker.run(paths)
     commits = new_commits(repo, head, [base] if base else [])
     return problems + outside_moves(registry, registry.history.records(commits))

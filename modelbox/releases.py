@@ -32,6 +32,7 @@ __all__ = [
     "pointer_entries",
     "refuse_frozen",
     "release_of",
+    "reopened",
     "verify",
 ]
 
@@ -197,3 +198,16 @@ def check_read(
     if release is not None:
         recorded = release.get("digest")
         verify(target, entries, recorded if isinstance(recorded, str) else None)
+
+
+def reopened(old: bytes | None, new: bytes | None) -> str | None:
+    """What is wrong when a version manifest's release record was removed or changed between
+    ``old`` and ``new`` (a hand edit reopening a released version), else None."""
+    before = release_of(old)
+    if before is None or new is None:
+        return None  # never released, or the whole version deleted (its own rules)
+    if release_of(new) == before:
+        return None
+    return (f"released: the release ({before.get('by')}, {before.get('digest')}) was removed "
+            "or changed; a release is permanent — restore the record with git, or make a new "
+            "version with `modelbox version create M NEW --from M@V`")

@@ -382,6 +382,27 @@ def test_version_create_from_a_hand_edited_release_copies_nothing(
     assert fingerprint(*roots(reg, tmp_path)) == before
 
 
+def test_a_release_removed_by_hand_is_refused_by_the_hook_and_check_since(
+    reg: Path, run: Run, git: Git, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hooks import validate
+
+    assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
+    doc = manifest(reg)
+    del doc["released"]  # reopen v1 by hand
+    (reg / V1 / "_version.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    git("add", "-A", cwd=reg)
+    monkeypatch.chdir(reg)
+    capsys.readouterr()
+    assert validate.main([f"{V1}/_version.json"]) == 1
+    assert "released: the release (version release, sha256:" in capsys.readouterr().out
+    git("commit", "-qm", "reopen", "--no-verify", cwd=reg)
+    since = run("--repo", reg, "check", "--since", "HEAD~1")
+    assert since.code == 1 and "a release is permanent" in since.err
+    assert validate.main([f"{V1}/_version.json"]) == 0  # committed: HEAD is the new base
+
+
 # -- the pre-commit hook -------------------------------------------------------------------
 def test_the_validate_hook_refuses_a_hand_edit_of_a_released_version(
     reg: Path, run: Run, git: Git, capsys: pytest.CaptureFixture[str],
