@@ -28,7 +28,6 @@ run modelbox model create ai/vision/yolo --owner ml@example.com --task object_de
 run modelbox version create ai/vision/yolo v1 --framework pytorch --meta epochs=40 --tag staging
 run modelbox version create ai/vision/yolo v2 --framework pytorch
 run modelbox tag ai/vision/yolo@v2 staging
-run modelbox tag ai/vision/yolo@v1 production
 run modelbox resolve ai/vision/yolo:staging
 run modelbox meta set ai/vision/yolo@v2 dataset '"coco-2017"'
 run modelbox version list ai/vision/yolo
@@ -43,6 +42,10 @@ run modelbox artifact list ai/vision/yolo@v2
 head -c 2000000 /dev/urandom > "$work/weights/model.pt"
 run modelbox artifact add ai/vision/yolo@v2 "$work/weights/model.pt" --replace
 run modelbox get ai/vision/yolo:staging -o "$work/deploy"
+# production is a protected tag: it releases v2 (its artifacts are frozen from now on)
+run modelbox tag ai/vision/yolo@v2 production
+run modelbox get ai/vision/yolo:production -o "$work/production"
+run modelbox version create ai/vision/yolo v3 --from ai/vision/yolo:production
 run find "$work/deploy" -type f
 # Inside the registry (-o . is the default), what get places is listed in .git/info/exclude,
 # so `git add -A` never commits the weights.

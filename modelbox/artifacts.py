@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelbox import claims, layout, limits, pathcheck
+from modelbox import claims, layout, limits, pathcheck, releases
 from modelbox.audit import Change
 from modelbox.collisions import refuse_case_twin
 from modelbox.directories import Folder, placements
@@ -156,10 +156,13 @@ def _check_name(snapshot: Snapshot, target_dir: str, path: str) -> None:
 def _target_dir(
     registry: Registry, ref: Reference, snapshot: Snapshot | None = None
 ) -> tuple[str, str]:
-    path, manifest, target = registry.target(snapshot or registry.snapshot(), ref)
+    snapshot = snapshot or registry.snapshot()
+    path, manifest, target = registry.target(snapshot, ref)
     if getattr(manifest, "link", None):
         raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')}; "
                                 "add artifacts to that version instead")
+    # Before anything is hashed or uploaded (the registry refuses the commit anyway).
+    releases.refuse_if_released(snapshot, path.rsplit("/", 1)[0], target)
     return path.rsplit("/", 1)[0], target
 
 
@@ -487,10 +490,12 @@ def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
     """The artifacts of a model or version, by path."""
     snap = registry.snapshot()
     path, manifest, target = registry.target(snap, ref)
+    via, pinned = "", getattr(manifest, "digest", None)
     if getattr(manifest, "link", None):  # a collection's link: the source's artifacts
         from modelbox.collections import follow
 
         model, version = follow(snap, ref.model, target.rpartition("@")[2])[-1]
+        via = target
         path, target = layout.version_file(model, version), f"{model}@{version}"
     root = f"{path.rsplit('/', 1)[0]}/{ARTIFACTS_DIR}"
     out = []
@@ -508,6 +513,9 @@ def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
                     raise ManifestError(full, f"path: says {pointer.path!r} but sits at "
                                         f"{expected!r}; fix the file")
                 out.append(Artifact.of(target, pointer))
+    # Through a link or onto a released version: the set must be the one released.
+    releases.check_read(snap, path, target, [
+        (a.path, a.checksum or None, a.size, a.uri) for a in out], pinned, via)
     return sorted(out, key=lambda a: a.path)
 
 

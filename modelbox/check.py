@@ -18,7 +18,7 @@ to fix it`` (``(document)``, ``(folder)`` or ``(file)`` where no JSON path appli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -394,11 +394,7 @@ class Checker:
             self._check_owner_folder(_TREES[tree], owner)
         for owner in sorted(self.tag_maps | changed_versions.keys()):
             self._check_tags(owner, None if owner in self.tag_maps else changed_versions[owner])
-        gone = {f"{owner[len(layout.MODELS) + 1 :]}@{v}" for owner, versions in
-                changed_versions.items() for v in versions
-                if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
-        if gone:  # a deleted version some link still names
-            self._check_links_into(gone)
+        self._check_versions(changed_versions, [*paths, *deleted])
         self._check_case(paths)
         return list(dict.fromkeys(self.problems))
 
@@ -471,6 +467,54 @@ class Checker:
                        f"{layout.VERSION_FILE}"
                 self.problems.append(Problem(path, f"link: {source} does not exist; restore "
                                              f"it or `modelbox unlink {link}`"))
+
+    def _check_versions(self, changed: dict[str, set[str]], paths: list[str]) -> None:
+        gone = {f"{owner[len(layout.MODELS) + 1 :]}@{v}" for owner, versions in
+                changed.items() for v in versions
+                if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
+        if gone:  # a deleted version some link still names
+            self._check_links_into(gone)
+        for folder in _version_folders(paths):
+            self._check_release(folder)
+
+    def _check_release(self, folder: str) -> None:
+        """A released version's pointers still hash to the digest its release recorded."""
+        from modelbox import releases
+
+        path = f"{folder}/{layout.VERSION_FILE}"
+        doc = self.peek(path) or {}
+        recorded = (releases.release_of(self.read(path)) or {}).get("digest")
+        if isinstance(doc.get("link"), str) and isinstance(doc.get("digest"), str):
+            self._check_link_digest(path, doc["link"], doc["digest"])
+        if not isinstance(recorded, str):
+            return
+        actual = releases.digest_of_pointers(self.files, folder)
+        if actual != recorded:
+            self.problems.append(Problem(path, f"released: its artifacts no longer match the "
+                                         f"released digest (recorded {recorded}, now {actual}); "
+                                         "restore its _artifacts with git, or make a new "
+                                         "version with `modelbox version create --from`"))
+
+    def _check_link_digest(self, path: str, source: str, recorded: str) -> None:
+        """A link's source (at the end of its chain) still holds the set the link pinned."""
+        from modelbox import releases
+
+        current = source
+        for _ in range(64):  # loops and dangling links are _check_link's to report
+            model, _, version = current.rpartition("@")
+            folder = f"{layout.MODELS}/{model}/{layout.VERSIONS_DIR}/{version}"
+            following = (self.peek(f"{folder}/{layout.VERSION_FILE}") or {}).get("link")
+            if self.read(f"{folder}/{layout.VERSION_FILE}") is None:
+                return
+            if not isinstance(following, str):
+                actual = releases.digest_of_pointers(self.files, folder)
+                if actual != recorded:
+                    self.problems.append(Problem(path, f"digest: {current} no longer holds "
+                                                 f"the artifacts this link pinned (recorded "
+                                                 f"{recorded}, now {actual}); restore them "
+                                                 "with git, or unlink and link a new version"))
+                return
+            current = following
 
     def _check_settings(self, exists: bool) -> None:
         if exists:
@@ -583,6 +627,33 @@ class Checker:
                 yield current[len(layout.MODELS) + 1 :]
             stack.extend(f"{current}/{name}" for name, is_dir in self.files.listdir(current)
                          if is_dir and not name.startswith("_"))
+
+
+def reopened_releases(paths: Iterable[str], old: Callable[[str], bytes | None],
+                      new: Callable[[str], bytes | None]) -> list[Problem]:
+    """Version manifests among ``paths`` whose release record ``old`` had and ``new`` lost
+    or changed (what only a comparison can see: a hand edit reopening a release)."""
+    from modelbox import releases
+
+    out = []
+    for path in paths:
+        if locate(path).kind == "version":
+            problem = releases.reopened(old(path), new(path))
+            if problem:
+                out.append(Problem(path, problem))
+    return out
+
+
+def _version_folders(paths: list[str]) -> list[str]:
+    """The version folders whose manifest or artifacts ``paths`` touch (release digests)."""
+    out = set()
+    for path in paths:
+        loc = locate(path)
+        if loc.tree == layout.MODELS and loc.child is not None and (
+            loc.kind in ("version", "pointer") or f"/{layout.ARTIFACTS_DIR}/" in path
+        ):
+            out.add(f"{loc.owner}/{layout.VERSIONS_DIR}/{loc.child}")
+    return sorted(out)
 
 
 def _twins(where: str, names: list[str], at: str, what: str) -> list[Problem]:
@@ -700,8 +771,10 @@ def check_range(registry: Registry, base: str | None, head: str, *,
     if base is None:
         paths = checker.all_paths()
     else:
-        changed = repo.changed_paths(repo.snapshot(base).tree, snap.tree)
+        before = repo.snapshot(base)
+        changed = repo.changed_paths(before.tree, snap.tree)
         paths = [c.path for c in changed if c.path == layout.SETTINGS or locate(c.path).tree]
+        checker.problems += reopened_releases(paths, before.read, snap.read)
     problems = checker.run(paths)
     commits = new_commits(repo, head, [base] if base else [])
     return problems + outside_moves(registry, registry.history.records(commits))

@@ -523,6 +523,20 @@ class ModelVersion(_HasArtifacts):
 
     def tag(self, tag: str) -> None:
         self._client.registry.tag(self._model, self.version, tag)
+        self.refresh()  # a protected tag releases the version
+
+    def release(self) -> dict[str, Any]:
+        """Release this version: record the digest of its artifacts and freeze them
+        (``modelbox version release``); return ``{at, by, digest}``."""
+        release = self._client.registry.release_version(self._model, self.version)
+        self.refresh()
+        return release.model_dump(mode="json")
+
+    @property
+    def released(self) -> dict[str, Any] | None:
+        """``{at, by, digest}`` once the version is released, else None."""
+        found = self._manifest.released
+        return None if found is None else found.model_dump(mode="json")
 
     def untag(self, tag: str) -> None:
         if tag not in self.unique_tags:

@@ -211,10 +211,16 @@ def link(
         name = version or _next_version(snap, collection)
         if snap.is_dir(layout.version_dir(collection, name)):
             raise VersionExistsError(str(collection), name)
+        # The first link releases the version holding the artifacts (its set is frozen
+        # from now on); the link records the digest of the set it names.
+        holder, held = chain[-1]
+        release = registry.release_in(txn, holder, held, f"link {collection}@{name}",
+                                      empty=True)
         created = VersionManifest(
             model=str(collection), version=name, name=manifest.name,
             description=description, framework=manifest.framework,
             metadata=json_metadata(metadata), link=origin, created_at=now(),
+            digest=release.digest if release is not None else None,
         )
         txn.put(layout.version_file(collection, name), created)
         txn.change = Change("collection.link", f"{collection}@{name}",

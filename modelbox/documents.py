@@ -19,6 +19,10 @@ from modelbox.errors import InvalidNameError, ManifestError, RegistryFormatError
 from modelbox.names import check_branch
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A name segment exactly as the schemas have it (modelbox.manifests.NAME_PATTERN).
+_SEGMENT = re.compile(
+    r"(?!\.)(?![^/]*\.\.)(?![^/]*\.lock(?:/|$))(?![^/]*\.(?:/|$))[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class Settings:
     branch: str = "main"
     store: str | None = None
     format: int = 1
+    #: the tags that release what they name (``protected_tags``; absent: production)
+    protected_tags: tuple[str, ...] = ("production",)
 
 
 def _load(path: str, data: bytes, kind: str) -> dict[str, Any]:
@@ -52,7 +58,7 @@ def parse_settings(path: str, data: bytes) -> Settings:
         raise RegistryFormatError(
             f"this registry uses format {fmt}; this modelbox reads format 1 — upgrade modelbox"
         )
-    unknown = sorted(set(raw) - {"kind", "format", "branch", "store"})
+    unknown = sorted(set(raw) - {"kind", "format", "branch", "store", "protected_tags"})
     if unknown:
         raise _bad(path, unknown[0], "unknown field")
     if raw.get("kind", "registry") != "registry":
@@ -70,7 +76,15 @@ def parse_settings(path: str, data: bytes) -> Settings:
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise _bad(path, "store", "must be a string or null")
-    return Settings(branch=branch, store=store)
+    protected = raw.get("protected_tags")
+    if protected is None:
+        return Settings(branch=branch, store=store)
+    if not isinstance(protected, list) or len(protected) > 64:
+        raise _bad(path, "protected_tags", "must be a list of at most 64 tag names or null")
+    for tag in protected:
+        if not isinstance(tag, str) or not _SEGMENT.fullmatch(tag):
+            raise _bad(path, "protected_tags", f"{str(tag)[:80]!r} is not a valid tag name")
+    return Settings(branch=branch, store=store, protected_tags=tuple(protected))
 
 
 def parse_tags(path: str, data: bytes) -> dict[str, str]:

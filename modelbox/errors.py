@@ -20,6 +20,8 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     │   ├── VersionExistsError
     │   └── ArtifactExistsError   an artifact path is taken (add --replace to replace it)
     ├── TagConflictError          a unique tag already points to another version
+    ├── ReleasedVersionError      a released version's artifact set cannot change
+    ├── DigestMismatchError       a released version's pointers no longer match its digest
     ├── ManifestError             a file in the registry is not valid JSON or breaks its schema
     ├── RegistryFormatError       the registry was written by an unknown format version
     ├── WorktreeDirtyError        uncommitted edits stand where a command must write
@@ -55,6 +57,7 @@ __all__ = [
     "ArtifactExistsError",
     "ConcurrentUpdateError",
     "DanglingTagError",
+    "DigestMismatchError",
     "GitError",
     "IdentityError",
     "InUseError",
@@ -73,6 +76,7 @@ __all__ = [
     "PushRejectedError",
     "RegistryFormatError",
     "RegistryNotFoundError",
+    "ReleasedVersionError",
     "RemoteError",
     "RemoteMovedError",
     "StoreAccessError",
@@ -221,6 +225,31 @@ class TagConflictError(ModelboxError):
         super().__init__(
             f"{model}:{tag} already points to {version}; "
             f"run `modelbox tag {model}@NEW {tag}` to move it"
+        )
+
+
+class ReleasedVersionError(ModelboxError):
+    """A write would change the artifact set of a released (frozen) version."""
+
+    def __init__(self, target: str, by: str) -> None:
+        self.target, self.by = target, by
+        model, _, _ = target.rpartition("@")
+        super().__init__(
+            f"{target} was released by {by}: its artifacts are frozen; make a new version "
+            f"with `modelbox version create {model} NEW --from {target}` and change that"
+        )
+
+
+class DigestMismatchError(ModelboxError):
+    """A released version's pointers no longer hash to the digest its release recorded."""
+
+    def __init__(self, target: str, recorded: str, actual: str, via: str = "") -> None:
+        self.target, self.recorded, self.actual = target, recorded, actual
+        through = f" (through {via})" if via else ""
+        super().__init__(
+            f"{target}{through}: its artifacts no longer match the released digest "
+            f"(recorded {recorded}, now {actual}); refused before anything is placed; restore its "
+            "pointers with git (`modelbox check` lists them)"
         )
 
 

@@ -66,6 +66,13 @@ class RegistrySettings(Document):
     format: Literal[1] = 1
     branch: str = Field(default="main", min_length=1, pattern=BRANCH_PATTERN)
     store: str | None = None
+    # The tags that release what they name (docs/releases.md); absent: ["production"].
+    protected_tags: list[Segment] | None = Field(default=None, max_length=64)
+
+    def to_bytes(self) -> bytes:
+        # Written only when set, so an older registry's settings stay byte for byte as they were.
+        exclude = None if self.protected_tags is not None else {"protected_tags"}
+        return canonical.encode(self.model_dump(mode="json", exclude=exclude))
 
 
 class ModelManifest(Document):
@@ -93,6 +100,17 @@ class ModelManifest(Document):
         )
 
 
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class Release(Document):
+    """A version's release: when, what released it, and the digest of its artifact set."""
+
+    at: AwareDatetime
+    by: str = Field(min_length=1, max_length=300)  # "version release", "tag production", ...
+    digest: str = Field(pattern=DIGEST_PATTERN)
+
+
 class VersionManifest(Document):
     """``models/<namespace>/<name>/_versions/<version>/_version.json``."""
 
@@ -106,13 +124,15 @@ class VersionManifest(Document):
     metrics: dict[str, float | str] = Field(default_factory=dict)
     archived: bool = False
     link: str | None = Field(default=None, pattern=LINK_PATTERN)  # a collection's link
+    # A link: the digest of the artifact set it named when it was made.
+    digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
+    released: Release | None = None  # set once, by `version release`, a link or a tag
     created_at: AwareDatetime
 
     def to_bytes(self) -> bytes:
         # Written only when set, so a plain version's manifest stays byte for byte as it was.
-        return canonical.encode(
-            self.model_dump(mode="json", exclude=None if self.link else {"link"})
-        )
+        exclude = {k for k in ("link", "digest", "released") if getattr(self, k) is None}
+        return canonical.encode(self.model_dump(mode="json", exclude=exclude or None))
 
 
 class TagMap(Document):

@@ -234,6 +234,10 @@ class _Candidate:
     archived: bool
 
 
+def _has_artifacts(snap: Snapshot, model: ModelName, version: str) -> bool:
+    return bool(snap.listdir(f"{layout.version_dir(model, version)}/{layout.ARTIFACTS_DIR}"))
+
+
 def _rules_by_tag(policy: Policy) -> dict[str, list[Rule]]:
     out: dict[str, list[Rule]] = {}
     for rule in policy.labelling:
@@ -298,7 +302,13 @@ def apply_labelling(
             continue  # this version neither holds the tag nor could take it: nothing moves
         if versions is None:  # read every version only when a move is possible
             versions = _candidates(txn.snapshot, model, version, summary)
-        best = choose(rules, versions, holder)
+        pool = versions
+        if tag in registry.settings.protected_tags:
+            # A protected tag releases (freezes) what it names, and a version with no
+            # artifacts cannot be released: such a version does not qualify.
+            pool = {name: c for name, c in versions.items()
+                    if name == holder or _has_artifacts(txn.snapshot, model, name)}
+        best = choose(rules, pool, holder)
         if best is None or best == holder:
             continue
         txn.change.tag_moves.append(TagMove(f"{model}:{tag}", holder, best))

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import audit, collisions, layout, limits, recovery
+from modelbox import audit, collisions, layout, limits, recovery, releases
 from modelbox.audit import AuditEvent, Change, TagMove
 from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         ExperimentManifest,
         MetricPoint,
         ModelManifest,
+        Release,
         VersionManifest,
     )
 
@@ -295,6 +296,7 @@ class Registry:
 
     def _stage_commit(self, batch: _Batch, txn: Transaction) -> None:
         assert txn.change is not None
+        releases.guard(txn.snapshot, txn.writes)  # a released version's artifacts are frozen
         old_tree = txn.snapshot.tree
         new_tree = self.repo.build_tree(old_tree, txn.writes)
         if new_tree == old_tree:
@@ -602,8 +604,14 @@ class Registry:
         framework: MLFramework | str = MLFramework.UNKNOWN,
         metadata: dict[str, Any] | None = None,
         tags: list[str] | None = None,
+        copy_from: Reference | None = None,
     ) -> VersionManifest:
-        """Create a version, optionally with unique tags; raise if it or a tag is taken."""
+        """Create a version, optionally with unique tags; raise if it or a tag is taken.
+
+        ``copy_from`` (``M@V``, ``M:TAG``, a link) copies that version's artifact pointers,
+        directory listings included, into the new version: nothing is uploaded. The new
+        version is open; metadata ``source_version`` records where it came from.
+        """
         from modelbox.manifests import VersionManifest, now
 
         check_segment("version", version)
@@ -620,15 +628,22 @@ class Registry:
             if snap.is_dir(layout.version_dir(model, version)):
                 raise VersionExistsError(str(model), version)
             collisions.refuse_case_twin(snap, "version", layout.version_dir(model, version))
+            metadata = json_metadata(metadata)
+            copied: list[str] = []
+            if copy_from is not None:
+                origin, copied = self._copy_pointers(txn, copy_from, model, version)
+                metadata.setdefault("source_version", origin)
             manifest = VersionManifest(
                 model=str(model), version=version,
                 name=parent.name if name is None else name, description=description,
-                framework=framework_of(framework), metadata=json_metadata(metadata),
+                framework=framework_of(framework), metadata=metadata,
                 created_at=now(),
             )
             txn.put(layout.version_file(model, version), manifest)
             txn.change = Change("version.create", f"{model}@{version}",
-                                f"version create {model}@{version}")
+                                f"version create {model}@{version}"
+                                + (f" --from {metadata['source_version']}" if copy_from else ""),
+                                after=" ".join(copied) or None)
             if tags:
                 current = self._tags(snap, model)
                 for tag in dict.fromkeys(tags):
@@ -640,6 +655,41 @@ class Registry:
                     txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
                 self._put_tags(txn, model, current)
         return manifest
+
+    def _copy_pointers(
+        self, txn: Transaction, source: Reference, model: ModelName, version: str
+    ) -> tuple[str, list[str]]:
+        """Stage copies of the pointers of the version ``source`` names (through links) as
+        ``model@version``'s; return the source's name and ``path=sha256|uri`` per pointer.
+        A released source must still match its digest (a hand edit is not copied)."""
+        from modelbox import resolver
+        from modelbox.collections import follow
+        from modelbox.manifests import ArtifactPointer, parse
+
+        snap = txn.snapshot
+        start = resolver.resolve_version(snap, source)
+        holder, held = follow(snap, source.model, start)[-1]
+        origin = f"{holder}@{held}"
+        source_dir = layout.version_dir(holder, held)
+        entries = releases.pointer_entries(snap, source_dir)
+        release = releases.release_of(snap.read(layout.version_file(holder, held)))
+        if release is not None and isinstance(release.get("digest"), str):
+            releases.verify(origin, entries, release["digest"])
+        root = f"{source_dir}/{layout.ARTIFACTS_DIR}"
+        into = f"{layout.version_dir(model, version)}/{layout.ARTIFACTS_DIR}"
+        copied = []
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            for name, is_dir in snap.listdir(folder):
+                full = f"{folder}/{name}"
+                if is_dir:
+                    stack.append(full)
+                elif name.endswith(".json"):
+                    pointer = parse(ArtifactPointer, full, snap.read(full) or b"")
+                    txn.put(into + full[len(root):], pointer)
+                    copied.append(f"{pointer.path}={pointer.sha256 or pointer.uri}")
+        return origin, sorted(copied)
 
     def archive_version(
         self, model: ModelName, version: str, *, archived: bool = True, force: bool = False
@@ -718,10 +768,112 @@ class Registry:
     def _put_tags(self, txn: Transaction, model: ModelName, tags: dict[str, str]) -> None:
         from modelbox.manifests import TagMap
 
+        protected = self.settings.protected_tags
+        if protected:  # a protected tag releases what it names (the one place tags are set)
+            old = self._tags(txn.snapshot, model)
+            for tag, version in tags.items():
+                if tag in protected and old.get(tag) != version:
+                    self.release_in(txn, model, version, f"tag {tag}")
         if tags:
             txn.put(layout.tags_file(model), TagMap(tags=tags))
         else:
             txn.delete(layout.tags_file(model))
+
+    # -- releases ------------------------------------------------------------------------
+    def release_version(self, model: ModelName, version: str) -> Release:
+        """Release ``model@version`` (``version release``): record the digest of its
+        artifact set and freeze it. Releasing a released version changes nothing.
+
+        Raises:
+            InvalidValueError: the version is a link, or has no artifacts.
+        """
+        with self.transaction() as txn:
+            manifest = self._version(txn.snapshot, model, version)
+            if manifest.link:
+                raise InvalidValueError(
+                    f"{model}@{version} is a link to {manifest.link}: links record the digest "
+                    f"they name; release {manifest.link} itself"
+                )
+            if manifest.released is not None:
+                return manifest.released
+            txn.change = Change("version.release", f"{model}@{version}",
+                                f"version release {model}@{version}")
+            release = self.release_in(txn, model, version, "version release")
+            assert release is not None
+            txn.change.after = release.digest
+        return release
+
+    def release_in(
+        self, txn: Transaction, model: ModelName, version: str, by: str, *, empty: bool = False
+    ) -> Release | None:
+        """Stage the release of ``model@version`` inside ``txn`` (by ``by``: "tag
+        production", "link C@v0"...); return its release (None for a link or a missing
+        version: other rules speak about those). ``empty`` allows an artifact-less one."""
+        from modelbox.manifests import Release, VersionManifest, now, parse
+
+        path = layout.version_file(model, version)
+        data = txn.writes[path] if path in txn.writes else txn.snapshot.read(path)
+        if data is None:
+            return None
+        manifest = parse(VersionManifest, path, data)
+        if manifest.link:
+            return None
+        if manifest.released is not None:
+            return manifest.released
+        folder = layout.version_dir(model, version)
+        found = {e[0]: e for e in releases.pointer_entries(txn.snapshot, folder)}
+        root = f"{folder}/{layout.ARTIFACTS_DIR}/"
+        for written, content in txn.writes.items():  # staged in this very commit
+            if written.startswith(root) and written.endswith(".json"):
+                name = written[len(root) : -len(".json")]
+                if content is None:
+                    found.pop(name, None)
+                else:
+                    found[name] = releases.entry(name, content)
+        entries = list(found.values())
+        if not entries and not empty:
+            raise InvalidValueError(
+                f"{model}@{version} has no artifacts, and {by} would release (freeze) it; "
+                f"add its artifacts first (`modelbox artifact add {model}@{version} FILE`) "
+                "or use an unprotected tag such as staging"
+            )
+        release = Release(at=now(), by=by, digest=releases.digest(entries))
+        txn.put(path, manifest.model_copy(update={"released": release}))
+        return release
+
+    def set_protected_tags(self, tags: list[str]) -> list[str]:
+        """Make ``tags`` the registry's protected tags (one commit); each version one of
+        them names now is released by it. Return the versions released."""
+        from dataclasses import replace
+
+        from modelbox.manifests import RegistrySettings, parse
+
+        tags = list(dict.fromkeys(tags))
+        for tag in tags:
+            _check_tag(tag)
+        if len(tags) > 64:
+            raise InvalidValueError("at most 64 protected tags; protect fewer")
+        released = []
+        with self.transaction() as txn:
+            data = txn.snapshot.read(layout.SETTINGS) or b"{}"
+            current = parse(RegistrySettings, layout.SETTINGS, data)
+            before = list(self.settings.protected_tags)
+            if current.protected_tags == tags:
+                return []
+            txn.put(layout.SETTINGS, current.model_copy(update={"protected_tags": tags}))
+            txn.change = Change("registry.settings", layout.SETTINGS,
+                                f"protected tags {', '.join(tags) or '(none)'}",
+                                before=_json(before), after=_json(tags))
+            start = len(layout.MODELS) + 1
+            for path in manifest_paths(txn.snapshot, layout.MODELS, layout.MODEL_FILE):
+                model = parse_model(path[start : -len(layout.MODEL_FILE) - 1])
+                for tag, version in sorted(self._tags(txn.snapshot, model).items()):
+                    if tag in tags and tag not in before and self.release_in(
+                        txn, model, version, f"tag {tag}"
+                    ) is not None:
+                        released.append(f"{model}@{version}")
+        self.settings = replace(self.settings, protected_tags=tuple(tags))
+        return released
 
     # -- tags ----------------------------------------------------------------------------
     def tag(self, model: ModelName, version: str, tag: str) -> str | None:

@@ -27,6 +27,7 @@ from modelbox.check import (
     Problem,
     locate,
     not_json,
+    reopened_releases,
 )
 from modelbox.explain import jpath, load
 from modelbox.filetypes import is_weights
@@ -115,6 +116,31 @@ def _relative(root: Path, paths: Iterable[str]) -> list[str]:
     return out
 
 
+def _at_head(root: Path, paths: list[str]) -> dict[str, bytes]:
+    """The contents of ``paths`` in HEAD (one ``git cat-file --batch``; absent ones left
+    out)."""
+    request = "".join(f"HEAD:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    try:
+        proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input=request,
+                              capture_output=True, check=False)
+    except OSError:
+        return {}
+    out, data, at = {}, proc.stdout, 0
+    for path in paths:
+        end = data.find(b"\n", at)
+        if end < 0:
+            break
+        header = data[at:end].split()
+        at = end + 1
+        if len(header) == 3 and header[1] == b"blob":
+            size = int(header[2])
+            out[path] = data[at : at + size]
+            at += size + 1
+        elif len(header) == 3:
+            at += int(header[2]) + 1  # not a file (a folder where a file is expected)
+    return out
+
+
 def validate_worktree(root: Path, paths: Sequence[str]) -> list[Problem]:
     """What the ``modelbox-validate`` hook reports for ``paths``.
 
@@ -129,6 +155,9 @@ def validate_worktree(root: Path, paths: Sequence[str]) -> list[Problem]:
                           "--", *_PATHSPEC))
     checker = Checker(files, collisions=True)
     problems = checker.run(wanted, deleted)
+    versions = [p for p in wanted if locate(p).kind == "version"]
+    if versions:  # a release is permanent: compare with the commit being extended
+        problems += reopened_releases(versions, _at_head(root, versions).get, files.read)
     problems += [Problem(p, "(file): a symbolic link; commit the document itself")
                  for p in dict.fromkeys(files.links) if p in wanted]
     touched = {loc.owner for loc in map(locate, [*wanted, *deleted])

@@ -51,7 +51,7 @@ def _make_registry(path: Path, run: Run) -> Path:
     assert run("init", str(path)).code == 0
     repo = ("--repo", str(path))
     assert run(*repo, "model", "create", "ai/vision/yolo").code == 0
-    assert run(*repo, "version", "create", "ai/vision/yolo", "v1", "--tag", "production").code == 0
+    assert run(*repo, "version", "create", "ai/vision/yolo", "v1", "--tag", "staging").code == 0
     return path
 
 
@@ -106,7 +106,7 @@ def test_a_file_and_a_folder_round_trip_through_the_store(
     assert by_path["hf"]["directory"] is True and by_path["hf"]["files"] == 4
 
     out = tmp_path / "deploy"
-    result = run(*repo, "get", "ai/vision/yolo:production", "-o", str(out), "-q")
+    result = run(*repo, "get", "ai/vision/yolo:staging", "-o", str(out), "-q")
     assert result.code == 0, result.err
     for rel in ["model.pt", "hf/config.json", "hf/model.safetensors", "hf/tokenizer/vocab.txt",
                 "hf/.gitattributes"]:

@@ -74,7 +74,7 @@ def test_gc_archives_what_retention_drops_but_keeps_tagged_versions(
 ) -> None:
     model = client.new_model("ai/yolo")
     for i in range(5):
-        model.new_model_version(f"v{i}", unique_tags=["production"] if i == 0 else None)
+        model.new_model_version(f"v{i}", unique_tags=["candidate"] if i == 0 else None)
     client.close()
     assert run("--repo", registry_path, "policy", "set", "ai/yolo", "--keep-last", "2").code == 0
     dry = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)

@@ -127,6 +127,17 @@ class _Modelbox:
         return measure([self.bench.modelbox, "get", f"b/m@{self.version}", "-o", str(out),
                         "-q"], env=self.env, cwd=self.reg)
 
+    def release(self) -> None:
+        """Move the protected tag `production` here: it releases the version (not timed)."""
+        run([self.bench.modelbox, "tag", f"b/m@{self.version}", "production"], env=self.env,
+            cwd=self.reg)
+
+    def get_protected(self, out: Path) -> Sample:
+        """`get b/m:production`: the released digest is checked before anything is placed."""
+        self._cold()
+        return measure([self.bench.modelbox, "get", "b/m:production", "-o", str(out), "-q"],
+                       env=self.env, cwd=self.reg)
+
 
 def _into(samples: list[Sample], step: Callable[..., Sample], *args: Any) -> Callable[[], None]:
     """A step that appends its sample to ``samples`` when run."""
@@ -145,11 +156,12 @@ def _into_each(targets: list[list[Sample]], step: Callable[[], list[Sample]],
 
 def _transfer_rounds(bench: Bench, tag: str, source: Path,
                      s3_put: Callable[[int], Sample], s3_get: Callable[[int, Path], Sample],
-                     ) -> dict[str, list[Sample]]:
-    """Rounds of put/add/push then get/pull, each group in alternating order."""
+                     *, protected: bool = False) -> dict[str, list[Sample]]:
+    """Rounds of put/add/push then get/pull, each group in alternating order; with
+    ``protected``, also `get` through the protected tag `production` (a released version)."""
     got: dict[str, list[Sample]] = {k: [] for k in
                                     ("s3_put", "mb_add", "dvc_add", "dvc_push", "s3_get",
-                                     "mb_get", "dvc_pull")}
+                                     "mb_get", "dvc_pull", "mb_get_tag")}
     for i in range(bench.repeat):
         bench.say(f"{tag}: round {i + 1}/{bench.repeat}")
         mb = _Modelbox(bench, f"{tag}{i}")
@@ -161,6 +173,9 @@ def _transfer_rounds(bench: Bench, tag: str, source: Path,
         out = bench.fresh(f"out-{tag}{i}")
         steps = [_into(got["s3_get"], s3_get, i, out / "plain"),
                  _into(got["mb_get"], mb.get, out / "modelbox")]
+        if protected:
+            mb.release()
+            steps.append(_into(got["mb_get_tag"], mb.get_protected, out / "production"))
         if dvc:
             steps.append(_into(got["dvc_pull"], dvc.pull_in_clone))
         alternate(i, *steps)
@@ -239,7 +254,7 @@ def folder(bench: Bench) -> list[Row]:
                        cwd=bench.work)
 
     prefixes: list[str] = []
-    got = _transfer_rounds(bench, "dir", source, s3_put, s3_get)
+    got = _transfer_rounds(bench, "dir", source, s3_put, s3_get, protected=True)
     dvc_both = [_both(list(p)) for p in zip(got["dvc_add"], got["dvc_push"], strict=True)]
     note = _peer_note(bench)
     return [
@@ -249,6 +264,8 @@ def folder(bench: Bench) -> list[Row]:
         Row.of(f"2. get {what} vs s3fs get (list)", got["mb_get"], got["s3_get"], NO_SLOWER),
         Row.of(f"2. get {what} vs dvc pull (fresh clone)", got["mb_get"], got["dvc_pull"],
                DVC_3X, note=note),
+        Row.of(f"2. get {what} through a protected tag vs dvc pull (fresh clone)",
+               got["mb_get_tag"], got["dvc_pull"], DVC_3X, note=note),
     ]
 
 

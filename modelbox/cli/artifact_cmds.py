@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelbox import releases
 from modelbox.cli._common import (
     Context,
     done,
@@ -48,6 +49,7 @@ def artifact_add(
     name: str | None, replace: bool, quiet: bool, as_json: bool,
 ) -> None:
     """Upload files or folders (a folder becomes one directory artifact)."""
+    releases.refuse_frozen(ctx.registry.snapshot(), ref_arg(target))  # before any import
     from modelbox import artifacts
 
     added = artifacts.add(
@@ -77,6 +79,7 @@ def artifact_track(
     no_check: bool, as_json: bool,
 ) -> None:
     """Record files that stay where they are (s3://, gs://, https://...)."""
+    releases.refuse_frozen(ctx.registry.snapshot(), ref_arg(target))
     from modelbox import artifacts
     from modelbox.errors import InvalidValueError
 
@@ -102,6 +105,7 @@ def artifact_track(
 @pass_ctx
 def artifact_remove(ctx: Context, target: str, names: tuple[str, ...], as_json: bool) -> None:
     """Remove artifacts by path (one commit; history and the store keep the content)."""
+    releases.refuse_frozen(ctx.registry.snapshot(), ref_arg(target))
     from modelbox import artifacts
 
     artifacts.remove(ctx.registry, ref_arg(target), list(names))

@@ -75,4 +75,30 @@ def refs_sync(ctx: Context, as_json: bool) -> None:
     echo(f"{len(changed)} ref(s) changed")
 
 
-COMMANDS = [check, refs]
+@click.group()
+def config() -> None:
+    """Registry settings every clone shares (.modelbox/registry.json)."""
+
+
+@config.command("protected-tags")
+@click.argument("tags", required=False, metavar="[TAG,TAG...]")
+@click.option("--none", "clear", is_flag=True, help="Protect no tag at all.")
+@json_option
+@pass_ctx
+def config_protected_tags(ctx: Context, tags: str | None, clear: bool, as_json: bool) -> None:
+    """Show or set the tags that release (freeze) the version they name."""
+    registry = ctx.registry
+    released: list[str] = []
+    if clear or tags is not None:
+        wanted = [] if clear else [t.strip() for t in (tags or "").split(",") if t.strip()]
+        released = registry.set_protected_tags(wanted)
+    current = list(registry.settings.protected_tags)
+    if as_json:
+        emit_json({"protected_tags": current, "released": released})
+        return
+    for name in released:
+        echo(f"Released {name}")
+    echo(f"Protected tags: {', '.join(current) or '(none)'}")
+
+
+COMMANDS = [check, refs, config]

@@ -39,19 +39,36 @@ def version() -> None:
 )
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="A unique tag to give it (repeatable).")
+@click.option("--from", "source", metavar="MODEL@VERSION",
+              help="Copy that version's artifact pointers (nothing is uploaded).")
 @json_option
 @pass_ctx
 def version_create(
     ctx: Context, model: str, version_name: str, name: str | None, description: str,
-    framework: str, meta: tuple[str, ...], tags: tuple[str, ...], as_json: bool,
+    framework: str, meta: tuple[str, ...], tags: tuple[str, ...], source: str | None,
+    as_json: bool,
 ) -> None:
-    """Create VERSION of MODEL."""
+    """Create VERSION of MODEL (open: artifacts can be added until it is released)."""
     created = ctx.registry.create_version(
         model_arg(model), version_name, name=name, description=description,
         framework=framework, metadata=parse_meta(meta), tags=list(tags),
+        copy_from=ref_arg(source) if source is not None else None,
     )
+    origin = f" from {created.metadata['source_version']}" if source is not None else ""
     done(as_json, {**created.model_dump(mode="json"), "tags": list(dict.fromkeys(tags))},
-         f"Created version {created.model}@{created.version}")
+         f"Created version {created.model}@{created.version}{origin}")
+
+
+@version.command("release")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@json_option
+@pass_ctx
+def version_release(ctx: Context, ref: str, as_json: bool) -> None:
+    """Release a version: record the digest of its artifacts and freeze them."""
+    parsed, resolved = _version_ref(ctx, ref)
+    release = ctx.registry.release_version(parsed.model, resolved)
+    done(as_json, {"version": f"{parsed.model}@{resolved}", **release.model_dump(mode="json")},
+         f"Released {parsed.model}@{resolved} ({release.digest}, by {release.by})")
 
 
 @version.command("list")

@@ -180,16 +180,16 @@ def test_resolve_at_answers_which_version_carried_a_tag_at_a_past_time(
     registry.create_model(M)
     registry.create_version(M, "v1")
     registry.create_version(M, "v2")
-    registry.tag(M, "v1", "production")
+    registry.tag(M, "v1", "candidate")
     next_second()
-    registry.tag(M, "v2", "production")
-    moved, assigned = log_json(run, registry_path, f"{M}:production")
+    registry.tag(M, "v2", "candidate")
+    moved, assigned = log_json(run, registry_path, f"{M}:candidate")
     assert moved["time"] is not None and assigned["time"] is not None
     assert assigned["time"] < moved["time"]
     repo = ("--repo", str(registry_path))
 
     def at(when: str) -> tuple[int, str]:
-        result = run(*repo, "resolve", f"{M}:production", "--at", when)
+        result = run(*repo, "resolve", f"{M}:candidate", "--at", when)
         return result.code, result.out
 
     assert at(assigned["time"]) == (0, "v1\n")
@@ -197,23 +197,23 @@ def test_resolve_at_answers_which_version_carried_a_tag_at_a_past_time(
     later = (datetime.fromisoformat(moved["time"]) + timedelta(days=1)).isoformat()
     assert at(later) == (0, "v2\n")
     earlier = (datetime.fromisoformat(assigned["time"]) - timedelta(seconds=1)).isoformat()
-    assert_error(run(*repo, "resolve", f"{M}:production", "--at", earlier), "pointed to no version")
-    assert_error(run(*repo, "resolve", f"{M}:production", "--at", "yesterday"), "'yesterday'")
+    assert_error(run(*repo, "resolve", f"{M}:candidate", "--at", earlier), "pointed to no version")
+    assert_error(run(*repo, "resolve", f"{M}:candidate", "--at", "yesterday"), "'yesterday'")
     assert_error(run(*repo, "resolve", f"{M}@v1", "--at", moved["time"]), "MODEL:TAG")
 
     when = datetime.fromisoformat(assigned["time"])
-    assert registry.resolve_at(parse_reference(f"{M}:production"), when) == "v1"
+    assert registry.resolve_at(parse_reference(f"{M}:candidate"), when) == "v1"
 
 
 def test_resolve_at_after_an_untag_finds_no_version(
     registry: Registry, registry_path: Path, run: Run
 ) -> None:
     registry.create_model(M)
-    registry.create_version(M, "v1", tags=["production"])
+    registry.create_version(M, "v1", tags=["candidate"])
     next_second()
-    registry.untag(M, "production")
+    registry.untag(M, "candidate")
     now = datetime.now().astimezone().isoformat()
-    result = run("--repo", registry_path, "resolve", f"{M}:production", "--at", now)
+    result = run("--repo", registry_path, "resolve", f"{M}:candidate", "--at", now)
     assert_error(result, "pointed to no version")
 
 

@@ -92,7 +92,7 @@ def test_new_model_and_new_model_version_as_in_seed_003(client: ModelBoxClient) 
     assert mv.unique_tags == ["candidate", "staging"]
     assert model.tags() == {"staging": "v1", "candidate": "v1"}
     assert client.model_version("ai/vision/resnet:staging").version == "v1"
-    mv2 = model.new_model_version("v2", unique_tags=["production"], framework="tensorflow")
+    mv2 = model.new_model_version("v2", unique_tags=["beta"], framework="tensorflow")
     assert mv2.framework is MLFramework.TENSORFLOW
     assert mv2.name == "resnet"  # defaults to the model's name
     assert [v.version for v in model.versions()] == ["v1", "v2"]

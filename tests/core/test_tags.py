@@ -52,9 +52,9 @@ def test_moving_a_tag_removes_it_from_the_old_version(registry: Registry) -> Non
 
 def test_a_model_keeps_its_tags_in_one_map(registry: Registry, registry_path: Path) -> None:
     registry.tag(M, "v1", "staging")
-    registry.tag(M, "v2", "production")
+    registry.tag(M, "v2", "candidate")
     data = (registry_path / "models/ai/vision/yolo/_tags.json").read_text()
-    assert json.loads(data) == {"kind": "tags", "tags": {"production": "v2", "staging": "v1"}}
+    assert json.loads(data) == {"kind": "tags", "tags": {"candidate": "v2", "staging": "v1"}}
     assert data == json.dumps(json.loads(data), indent=2, sort_keys=True) + "\n"
 
 
@@ -70,8 +70,8 @@ def test_tagging_with_the_tag_it_already_carries_changes_nothing(
 
 def test_a_version_can_carry_several_tags(registry: Registry) -> None:
     registry.tag(M, "v1", "staging")
-    registry.tag(M, "v1", "production")
-    assert registry.tags(M) == {"staging": "v1", "production": "v1"}
+    registry.tag(M, "v1", "candidate")
+    assert registry.tags(M) == {"staging": "v1", "candidate": "v1"}
 
 
 def test_creating_a_version_with_a_taken_tag_fails_and_changes_nothing(
@@ -147,16 +147,16 @@ def test_tag_refs_point_to_the_tagged_version_for_plain_git(
     registry: Registry, registry_path: Path
 ) -> None:
     registry.tag(M, "v1", "staging")
-    registry.tag(M, "v3", "production")
+    registry.tag(M, "v3", "candidate")
     listed = git_out(registry_path, "for-each-ref", "--format=%(refname) %(objecttype)",
                      "refs/modelbox")
-    assert listed.splitlines() == [f"{REF_BASE}/production tag", f"{REF_BASE}/staging tag"]
+    assert listed.splitlines() == [f"{REF_BASE}/candidate tag", f"{REF_BASE}/staging tag"]
     shown = git_out(registry_path, "cat-file", "-p", f"{REF_BASE}/staging")
     assert "type tree" in shown
     assert shown.rstrip().endswith("ai/vision/yolo@v1")
     assert tag_ref_target(registry_path, "staging") == version_tree(registry_path, "v1")
     manifest = git_out(
-        registry_path, "cat-file", "-p", f"{REF_BASE}/production^{{tree}}:_version.json"
+        registry_path, "cat-file", "-p", f"{REF_BASE}/candidate^{{tree}}:_version.json"
     )
     assert json.loads(manifest)["version"] == "v3"
 
@@ -178,7 +178,7 @@ def test_a_ref_deleted_by_hand_is_drift_that_check_fix_repairs(
     registry: Registry, registry_path: Path, run: Run
 ) -> None:
     registry.tag(M, "v1", "staging")
-    registry.tag(M, "v2", "production")
+    registry.tag(M, "v2", "candidate")
     expected = git_out(registry_path, "for-each-ref", "refs/modelbox")
     git_out(registry_path, "update-ref", "-d", f"{REF_BASE}/staging")
 
@@ -218,10 +218,10 @@ def test_refs_sync_removes_stray_refs_and_repairs_moved_ones(
 
 def test_packed_tag_refs_are_moved_and_deleted(registry: Registry, registry_path: Path) -> None:
     registry.tag(M, "v1", "staging")
-    registry.tag(M, "v1", "production")
+    registry.tag(M, "v1", "candidate")
     git_out(registry_path, "pack-refs", "--all")
     registry.tag(M, "v2", "staging")
-    registry.untag(M, "production")
+    registry.untag(M, "candidate")
     listed = git_out(registry_path, "for-each-ref", "--format=%(refname)", "refs/modelbox")
     assert listed.split() == [f"{REF_BASE}/staging"]
     assert tag_ref_target(registry_path, "staging") == version_tree(registry_path, "v2")

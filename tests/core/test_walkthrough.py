@@ -33,7 +33,7 @@ def test_issue_2_walkthrough(tmp_path: Path, run: Run, monkeypatch: pytest.Monke
          "--tag", "staging"),
         ("version", "create", MODEL, "v2", "--framework", "pytorch"),
         ("tag", f"{MODEL}@v2", "staging"),
-        ("tag", f"{MODEL}@v1", "production"),
+        ("tag", f"{MODEL}@v1", "candidate"),
     ]
     for argv in changes:
         result = run(*argv)
@@ -42,7 +42,7 @@ def test_issue_2_walkthrough(tmp_path: Path, run: Run, monkeypatch: pytest.Monke
 
     result = run("resolve", f"{MODEL}:staging")
     assert (result.code, result.out) == (0, "v2\n")
-    assert run("resolve", f"{MODEL}:production").out == "v1\n"
+    assert run("resolve", f"{MODEL}:candidate").out == "v1\n"
 
     result = run("model", "list", "--json")
     assert result.code == 0
@@ -57,7 +57,7 @@ def test_issue_2_walkthrough(tmp_path: Path, run: Run, monkeypatch: pytest.Monke
     assert result.code == 0
     versions = {v["version"]: v for v in json.loads(result.out)}
     assert list(versions) == ["v1", "v2"]
-    assert versions["v1"]["tags"] == ["production"]
+    assert versions["v1"]["tags"] == ["candidate"]
     assert versions["v2"]["tags"] == ["staging"]
     assert versions["v1"]["framework"] == "pytorch"
     assert versions["v1"]["metadata"] == {"epochs": 40}
@@ -81,14 +81,14 @@ def test_issue_2_walkthrough(tmp_path: Path, run: Run, monkeypatch: pytest.Monke
 
     refs = git_out(reg, "for-each-ref", "--format=%(refname)", "refs/modelbox")
     assert refs.split() == [
-        f"refs/modelbox/tags/{MODEL}/production",
+        f"refs/modelbox/tags/{MODEL}/candidate",
         f"refs/modelbox/tags/{MODEL}/staging",
     ]
 
     subjects = git_out(reg, "log", "--format=%s").splitlines()
     assert subjects == [
         f"meta set {MODEL}@v2 dataset",
-        f"tag {MODEL}:production -> v1",
+        f"tag {MODEL}:candidate -> v1",
         f"tag {MODEL}:staging v1 -> v2",
         f"version create {MODEL}@v2",
         f"version create {MODEL}@v1",

@@ -72,15 +72,17 @@ def write_config(path: Path, repo: HookRepo, **args: list[str]) -> Path:
 
 
 def make_registry(path: Path, run: Run) -> Path:
-    """A valid registry made with the modelbox CLI: two models, versions, unique tags,
-    metrics, an artifact pointer, tag refs in sync."""
+    """A valid registry made with the modelbox CLI: two models, versions, unique tags
+    (production releases v1), metrics, artifact pointers, tag refs in sync."""
     weights = path.parent / "model.pt"
     weights.write_bytes(b"\x80\x02weights" * 100)
     repo = ("--repo", str(path))
     for argv in (
         ("init", str(path)),
         (*repo, "model", "create", MODEL, "--owner", "ml@example.com"),
-        (*repo, "version", "create", MODEL, "v1", "--tag", "production"),
+        (*repo, "version", "create", MODEL, "v1"),
+        (*repo, "artifact", "add", f"{MODEL}@v1", str(weights)),  # production needs artifacts
+        (*repo, "tag", f"{MODEL}@v1", "production"),
         (*repo, "version", "create", MODEL, "v2", "--tag", "staging"),
         (*repo, "artifact", "add", f"{MODEL}@v2", str(weights)),
         (*repo, "metrics", "log", f"{MODEL}@v2", "acc=0.91", "--step", "3"),

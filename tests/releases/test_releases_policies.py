@@ -46,11 +46,16 @@ def policy(run: Run, reg: Path) -> Any:
 
 @pytest.fixture
 def reg(registry_path: Path, run: Run) -> Path:
-    """ai/m with v1, v2, v3 (created in that order); v1 has acc and latency_ms."""
+    """ai/m with v1, v2, v3 (created in that order), each with one artifact (`production`
+    is protected: it releases what it names, which needs artifacts); v1 has acc and
+    latency_ms."""
     r = ("--repo", registry_path)
     ok(run, *r, "model", "create", M)
+    weights = registry_path.parent / "weights.bin"
     for v in ("v1", "v2", "v3"):
         ok(run, *r, "version", "create", M, v)
+        weights.write_bytes(f"weights of {v}".encode())
+        ok(run, *r, "artifact", "add", f"{M}@{v}", weights)
     ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.5", "latency_ms=10")
     return registry_path
 
@@ -159,8 +164,11 @@ def test_the_python_api_and_a_buffered_log_still_apply_the_policy(
 def test_the_worked_example_of_docs_policies_md_holds(registry_path: Path, run: Run) -> None:
     r = ("--repo", registry_path)
     ok(run, *r, "model", "create", M)
+    weights = registry_path.parent / "weights.bin"
     for v in ("v1", "v2", "v3"):
         ok(run, *r, "version", "create", M, v)
+        weights.write_bytes(f"weights of {v}".encode())
+        ok(run, *r, "artifact", "add", f"{M}@{v}", weights)
     ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.95", "latency_ms=30")
     ok(run, *r, "policy", "set", M, "--label", "production:acc>=0.9",
        "--label", "production:latency_ms<=20")
@@ -436,3 +444,24 @@ def test_retention_keeps_linked_versions_unless_the_policy_says_otherwise(
     ok(run, *r, "policy", "set", M, "--no-keep-linked")
     dry = json.loads(ok(run, *r, "gc", "--dry-run", "--json"))
     assert dry["archive"] == [f"{M}@v1", f"{M}@v2", f"{M}@v3", f"{M}@v4"]
+
+
+def test_a_policy_never_gives_a_protected_tag_to_a_version_without_artifacts(
+    registry_path: Path, run: Run
+) -> None:
+    # `production` releases (freezes) what it names; an empty version cannot be released,
+    # so it does not qualify, and logging its metrics still succeeds.
+    r = ("--repo", registry_path)
+    ok(run, *r, "model", "create", M)
+    ok(run, *r, "version", "create", M, "v1")
+    ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.5")
+    ok(run, *r, "policy", "set", M, "--label", "production:acc>=0.9",
+       "--label", "staging:acc>=0.9")
+    ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.95")
+    assert tags(run, registry_path) == {"staging": "v1"}
+    weights = registry_path.parent / "weights.bin"
+    weights.write_bytes(b"weights")
+    ok(run, *r, "version", "create", M, "v2")
+    ok(run, *r, "artifact", "add", f"{M}@v2", weights)
+    ok(run, *r, "metrics", "log", f"{M}@v2", "acc=0.96")
+    assert tags(run, registry_path) == {"staging": "v2", "production": "v2"}

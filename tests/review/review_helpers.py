@@ -42,11 +42,18 @@ def one_error_line(result: Result, *needles: str) -> None:
 def make_registry(run: Run, path: Path) -> Path:
     """``ai/vision/yolo`` (owner alice): v1 tagged production (acc 0.91), v3 (acc 0.93)."""
     ok(run, "init", path)
+    weights = path.parent / "weights"
+    weights.mkdir(exist_ok=True)
+    (weights / "v1.pt").write_bytes(b"v1 weights")
+    (weights / "v3.pt").write_bytes(b"v3 weights")
     for argv in (
         ("model", "create", MODEL, "--owner", "alice"),
-        ("version", "create", MODEL, "v1", "--tag", "production"),
+        ("version", "create", MODEL, "v1"),
+        ("artifact", "add", f"{MODEL}@v1", weights / "v1.pt"),  # production needs artifacts
+        ("tag", f"{MODEL}@v1", "production"),
         ("metrics", "log", f"{MODEL}@v1", "acc=0.91", "loss=0.3"),
         ("version", "create", MODEL, "v3"),
+        ("artifact", "add", f"{MODEL}@v3", weights / "v3.pt"),
         ("metrics", "log", f"{MODEL}@v3", "acc=0.93", "loss=0.25"),
     ):
         ok(run, "--repo", path, *argv)
