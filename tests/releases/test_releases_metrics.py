@@ -1,0 +1,288 @@
+"""Durable metrics (issue 14, item 6): a logged point survives SIGTERM and SIGKILL.
+
+Every trainer here is a real Python process using the public API; the signals are real
+(``os.kill``). The journal is ``.git/modelbox/journal/metrics-*.jsonl``
+(:mod:`modelbox.recovery`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hostile import modelbox
+
+from modelbox import recovery
+from modelbox.client import ModelBoxClient
+from modelbox.errors import InvalidValueError
+
+MODEL, VERSION = "ai/yolo", "ai/yolo@v1"
+
+PREAMBLE = """
+import os, signal, sys, time
+from modelbox.client import ModelBoxClient
+client = ModelBoxClient(sys.argv[1])
+mv = client.model_version("ai/yolo@v1")
+"""
+
+LOG_50 = """
+for step in range(50):
+    mv.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+print("logged", flush=True)
+"""
+
+
+def _registry(tmp_path: Path) -> Path:
+    path = tmp_path / "registry"
+    with ModelBoxClient(path, create=True) as client:
+        client.new_model(MODEL).new_model_version("v1")
+    return path
+
+
+def _trainer(path: Path, *parts: str) -> subprocess.Popen[str]:
+    """Start a trainer and wait until it printed ``logged`` (its points are logged)."""
+    body = "".join(textwrap.dedent(part) for part in (PREAMBLE, *parts))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", body, str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "logged", (line, proc.stderr.read() if proc.stderr else "")
+    return proc
+
+
+def _signal(proc: subprocess.Popen[str], signum: int) -> tuple[str, str]:
+    """Send a real signal; wait for the process; return what it printed."""
+    os.kill(proc.pid, signum)
+    return proc.communicate(timeout=30)
+
+
+def _head(path: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def _journals(path: Path) -> list[Path]:
+    return sorted((path / ".git" / recovery.JOURNAL_DIR).glob("metrics-*.jsonl"))
+
+
+def _losses(path: Path) -> list[dict[str, object]]:
+    with ModelBoxClient(path) as client:
+        return client.model_version(VERSION).metrics().get("loss", [])
+
+
+def test_sigkill_keeps_every_point_and_the_next_write_commits_them(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, "time.sleep(60)\n")
+    _signal(proc, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    head = _head(path)
+    assert len(_journals(path)) == 1
+
+    # Read commands never commit: the history and the journal stay as they are.
+    shown = modelbox("metrics", "show", VERSION, "--json", cwd=path)
+    assert shown.code == 0 and json.loads(shown.out) == {}, shown
+    assert modelbox("log", cwd=path).code == 0
+    assert _head(path) == head and len(_journals(path)) == 1
+
+    # The next write of the same user commits them, in order, once.
+    assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
+    losses = _losses(path)
+    assert [p["step"] for p in losses] == list(range(50))
+    assert losses[-1]["value"] == pytest.approx(1 / 50)
+    assert _journals(path) == []
+    assert modelbox("meta", "set", VERSION, "owner", "\"you\"", cwd=path).code == 0
+    assert len(_losses(path)) == 50
+    assert modelbox("check", cwd=path).code == 0
+
+
+def test_a_live_writers_journal_is_never_taken(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, "time.sleep(60)\n")
+    try:
+        assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
+        assert _losses(path) == []
+        assert len(_journals(path)) == 1
+    finally:
+        _signal(proc, signal.SIGKILL)
+    assert modelbox("meta", "set", VERSION, "owner", "\"you\"", cwd=path).code == 0
+    assert len(_losses(path)) == 50
+
+
+def test_sigterm_commits_then_runs_the_trainers_handler(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, """
+        def on_term(signum, frame):
+            print("trainer handler", flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, on_term)
+        """ , LOG_50, "time.sleep(60)\n")
+    out, err = _signal(proc, signal.SIGTERM)
+    assert "trainer handler" in out, err
+    assert proc.returncode == 3, err
+    assert len(_losses(path)) == 50  # committed by the process itself
+    assert _journals(path) == []
+
+
+def test_sigterm_with_the_default_handler_commits_and_dies_of_sigterm(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, "time.sleep(60)\n")
+    head = _head(path)
+    _, err = _signal(proc, signal.SIGTERM)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert _head(path) != head  # the process committed before it died
+    assert len(_losses(path)) == 50
+    assert _journals(path) == []
+
+
+def test_a_handler_installed_after_the_first_point_still_loses_nothing(tmp_path: Path) -> None:
+    # Ours is replaced (the trainer did not chain to it): its exit commits at atexit.
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, """
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        print("logged", flush=True)
+        time.sleep(60)
+        """)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "logged"
+    _, err = _signal(proc, signal.SIGTERM)
+    assert proc.returncode == 0, err
+    assert len(_losses(path)) == 50
+
+
+def test_points_are_in_the_journal_before_log_metrics_returns(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    with ModelBoxClient(path) as client:
+        mv = client.model_version(VERSION)
+        mv.log_metrics({"loss": 0.5, "acc": 0.9}, step=1)
+        journal = client._metrics.journal
+        assert journal is not None and journal.exists()
+        line = json.loads(journal.read_text().splitlines()[0])
+        assert line["ref"] == "ai/yolo@v1" and len(line["points"]) == 2
+        head = _head(path)
+    assert _head(path) != head  # close() committed
+    assert _journals(path) == []
+
+
+def test_a_commit_that_landed_before_the_kill_is_not_counted_twice(tmp_path: Path) -> None:
+    # The writer died after its branch moved and before it emptied its journal: the
+    # branch-move record names the lines the commit holds; recovery skips them.
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, """
+        os.environ["MODELBOX_FAULT"] = "before-tag-refs"
+        client.flush()
+        """)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 137, err
+    assert len(_losses(path)) == 50  # committed; the journal still holds the same lines
+    assert len(_journals(path)) == 1
+    assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
+    assert len(_losses(path)) == 50
+    assert _journals(path) == []
+    assert modelbox("check", cwd=path).code == 0
+
+
+def test_a_kill_before_the_branch_moved_commits_everything_once(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, """
+        os.environ["MODELBOX_FAULT"] = "after-journal"
+        client.flush()
+        """)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 137, err
+    assert _losses(path) == []
+    assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
+    assert len(_losses(path)) == 50
+    assert _journals(path) == []
+
+
+def test_points_for_a_deleted_target_are_kept_aside_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, """
+        mv2 = client.model("ai/yolo").new_model_version("v2")
+        mv2.log_metrics({"loss": 1.0}, step=1)
+        """ , LOG_50, "time.sleep(60)\n")
+    _signal(proc, signal.SIGKILL)
+    # Removed by a plain git commit (a modelbox write would commit the points first).
+    for args in (["rm", "-rq", "models/ai/yolo/_versions/v2"], ["commit", "-qm", "drop v2"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    write = modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path)
+    assert write.code == 0, write
+    assert len(_losses(path)) == 50  # v1's points landed
+    assert "ai/yolo@v2" in write.err and ".rejected" in write.err
+    assert _journals(path) == []
+    rejected = list((path / ".git" / recovery.JOURNAL_DIR).glob("*.rejected"))
+    assert len(rejected) == 1 and '"ai/yolo@v2"' in rejected[0].read_text()
+    assert modelbox("meta", "set", VERSION, "owner", "\"you\"", cwd=path).code == 0
+
+
+def test_bytes_values_and_datetime_wallclocks_round_trip(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    raw = bytes(range(256))
+    aware = datetime(2026, 11, 23, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    naive = datetime(2026, 11, 23, 12, 0)  # read as UTC
+    with ModelBoxClient(path) as client:
+        mv = client.model_version(VERSION)
+        mv.log_metrics({"attention": raw, "acc": 0.5}, step=1, wallclock=aware)
+        mv.log_metrics({"acc": 0.6}, step=2, wallclock=naive)
+    with ModelBoxClient(path) as client:
+        mv = client.model_version(VERSION)
+        series = mv.metrics()
+        assert series["attention"][0]["value"] == {"bytes": base64.b64encode(raw).decode()}
+        assert base64.b64decode(series["attention"][0]["value"]["bytes"]) == raw
+        stamp = aware.timestamp()
+        assert [p["wallclock"] for p in series["acc"]] == [stamp, stamp]
+        assert mv.metrics_summary == {"acc": 0.6}  # bytes stay out of summaries
+    assert modelbox("check", cwd=path).code == 0
+    shown = modelbox("metrics", "show", VERSION, "--json", cwd=path)
+    assert json.loads(shown.out)["attention"][0]["value"]["bytes"] == base64.b64encode(
+        raw).decode()
+
+
+@pytest.mark.parametrize(("metrics", "wallclock", "needle"), [
+    ({"x": b"\0" * (1024 * 1024 + 1)}, None, "'x' holds 1048577 bytes"),
+    ({"x": [1]}, None, "'x' must be a number, a string or bytes"),
+    ({"x": 1.0}, "yesterday", "wallclock must be seconds"),
+    ({"x": 1.0}, float("inf"), "wallclock is inf"),
+])
+def test_bad_values_are_refused_before_the_journal(
+    tmp_path: Path, metrics: dict[str, object], wallclock: object, needle: str,
+) -> None:
+    path = _registry(tmp_path)
+    with ModelBoxClient(path) as client:
+        mv = client.model_version(VERSION)
+        with pytest.raises(InvalidValueError, match=needle.replace("(", r"\(")):
+            mv.log_metrics(metrics, wallclock=wallclock)  # type: ignore[arg-type]  # bad on purpose
+        assert client._metrics.journal is None
+    assert _journals(path) == []
+
+
+def test_another_users_journal_is_left_alone(tmp_path: Path) -> None:
+    # Simulated by ownership: a journal file not owned by us is never opened for taking.
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, "time.sleep(60)\n")
+    _signal(proc, signal.SIGKILL)
+    journal = _journals(path)[0]
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    os.chown(journal, 4321, 4321)
+    assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
+    assert _losses(path) == [] and journal.exists()
+
+
+def test_metrics_log_on_the_cli_still_commits_at_once(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    assert modelbox("metrics", "log", VERSION, "acc=0.5", cwd=path).code == 0
+    with ModelBoxClient(path) as client:
+        assert client.model_version(VERSION).metrics_summary == {"acc": 0.5}
+    assert _journals(path) == []
