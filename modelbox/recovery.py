@@ -47,6 +47,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,9 +324,12 @@ def _encode_line(number: int, ref: str, points: list[tuple[str, MetricPoint]]) -
     rows = [[key, p.step, p.wallclock,
              {"bytes": p.value.bytes} if isinstance(p.value, BytesValue) else p.value]
             for key, p in points]
-    line = json.dumps({"kind": MetricsJournal.KIND, "n": number, "ref": ref, "points": rows},
-                      ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    line = _ENCODER.encode({"kind": MetricsJournal.KIND, "n": number, "ref": ref,
+                            "points": rows})
     return (line + "\n").encode("utf-8")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -360,6 +364,7 @@ class MetricsJournal:
         self._pending: list[tuple[Reference, list[tuple[str, MetricPoint]]]] = []
         self.count = 0
         self.since = 0.0
+        _JOURNALS.add(self)
 
     @property
     def path(self) -> Path | None:
@@ -368,11 +373,20 @@ class MetricsJournal:
     def _dir(self) -> Path:
         return self._registry.repo.git_dir / JOURNAL_DIR
 
+    def _forked(self) -> None:
+        """In a forked child (a DataLoader worker): the journal, its lock and its points
+        are the parent's. Close our copy, so the parent's death frees the journal for the
+        next write even while the children run; a point the child logs opens its own."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._pending, self.count = None, [], 0
+        self._pid = os.getpid()
+        self.lock = threading.Lock()  # a lock the parent's other threads held stays held
+
     def _open(self) -> int:
-        if self._fd is not None and self._pid != os.getpid():
-            # A forked child: the journal and its points are the parent's.
-            self._fd, self._pending, self.count = None, [], 0
-            self._pid = os.getpid()
+        if self._pid != os.getpid():
+            self._forked()
         if self._fd is None:
             folder = self._dir()
             folder.mkdir(parents=True, exist_ok=True)
@@ -398,7 +412,7 @@ class MetricsJournal:
             if not self.count:
                 self.since = time.monotonic()
             self._pending.append((ref, points))
-            self.count += sum(1 for _ in points)
+            self.count += len(points)
 
     def flush(self) -> None:
         """Commit the pending points (one batch, one commit per target) and empty the
@@ -440,6 +454,17 @@ class MetricsJournal:
             (self._dir() / self.name).unlink(missing_ok=True)
         os.close(self._fd)  # releases the flock: a later write may take what is left
         self._fd = None
+
+
+_JOURNALS: weakref.WeakSet[MetricsJournal] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for journal in list(_JOURNALS):
+        journal._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 @dataclass

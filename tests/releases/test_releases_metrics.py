@@ -47,11 +47,11 @@ def _registry(tmp_path: Path) -> Path:
     return path
 
 
-def _trainer(path: Path, *parts: str) -> subprocess.Popen[str]:
+def _trainer(path: Path, *parts: str, extra: list[str] | None = None) -> subprocess.Popen[str]:
     """Start a trainer and wait until it printed ``logged`` (its points are logged)."""
     body = "".join(textwrap.dedent(part) for part in (PREAMBLE, *parts))
     proc = subprocess.Popen(
-        [sys.executable, "-c", body, str(path)],
+        [sys.executable, "-c", body, str(path), *(extra or [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -64,6 +64,14 @@ def _signal(proc: subprocess.Popen[str], signum: int) -> tuple[str, str]:
     """Send a real signal; wait for the process; return what it printed."""
     os.kill(proc.pid, signum)
     return proc.communicate(timeout=30)
+
+
+def _running(pid: int) -> bool:
+    """Not yet exited (a zombie has exited: its descriptors and locks are gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _head(path: Path) -> str:
@@ -123,14 +131,16 @@ def test_sigterm_commits_then_runs_the_trainers_handler(tmp_path: Path) -> None:
     proc = _trainer(path, """
         def on_term(signum, frame):
             print("trainer handler", flush=True)
-            sys.exit(3)
+            os._exit(3)  # no atexit: only the commit before the chain saves the points
         signal.signal(signal.SIGTERM, on_term)
         """ , LOG_50, "time.sleep(60)\n")
     out, err = _signal(proc, signal.SIGTERM)
     assert "trainer handler" in out, err
     assert proc.returncode == 3, err
     assert len(_losses(path)) == 50  # committed by the process itself
-    assert _journals(path) == []
+    # Its handler may let it go on: the journal stays open, emptied (the next write
+    # removes it).
+    assert [j.stat().st_size for j in _journals(path)] == [0]
 
 
 def test_sigterm_with_the_default_handler_commits_and_dies_of_sigterm(tmp_path: Path) -> None:
@@ -247,6 +257,8 @@ def test_bytes_values_and_datetime_wallclocks_round_trip(tmp_path: Path) -> None
     shown = modelbox("metrics", "show", VERSION, "--json", cwd=path)
     assert json.loads(shown.out)["attention"][0]["value"]["bytes"] == base64.b64encode(
         raw).decode()
+    table = modelbox("metrics", "show", VERSION, cwd=path)
+    assert "attention\t1 point(s)\tlast=<256 bytes> (step 1)" in table.out, table
 
 
 @pytest.mark.parametrize(("metrics", "wallclock", "needle"), [
@@ -286,3 +298,34 @@ def test_metrics_log_on_the_cli_still_commits_at_once(tmp_path: Path) -> None:
     with ModelBoxClient(path) as client:
         assert client.model_version(VERSION).metrics_summary == {"acc": 0.5}
     assert _journals(path) == []
+
+
+def test_a_forked_worker_does_not_keep_its_dead_parents_journal(tmp_path: Path) -> None:
+    # A DataLoader-style worker forked after logging inherits the journal's descriptor;
+    # the parent's death must still free the journal for the next write.
+    path = _registry(tmp_path)
+    child_pid = tmp_path / "child.pid"
+    proc = _trainer(path, """
+        for step in range(50):
+            mv.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        child = os.fork()
+        if child == 0:
+            open(sys.argv[2], "w").write(str(os.getpid()))
+            time.sleep(60)
+            os._exit(0)
+        while not os.path.exists(sys.argv[2]) or not open(sys.argv[2]).read():
+            time.sleep(0.01)
+        print("logged", flush=True)
+        time.sleep(60)
+        """, extra=[str(child_pid)])
+    worker = int(child_pid.read_text())
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)  # (its pipes stay open while the child lives)
+        assert _running(worker)
+        assert modelbox("meta", "set", VERSION, "owner", '"me"', cwd=path).code == 0
+        assert len(_losses(path)) == 50
+        assert _journals(path) == []
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        proc.communicate(timeout=10)
