@@ -73,6 +73,7 @@ __all__ = [
     "pending",
     "recover",
     "take_metrics",
+    "waiting_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -590,6 +591,29 @@ def take_metrics(registry: Registry) -> list[TakenJournal]:
                                sum(len(i.get("points", [])) for i in items), ref,
                                str(exc).splitlines()[0], path.name + REJECTED_SUFFIX)
     return taken
+
+
+def waiting_metrics(git_dir: Path) -> tuple[list[tuple[Path, int]], list[Path]]:
+    """For ``check`` (reads only, commits nothing): the journals of ended writers with the
+    number of points they still hold, and the ``*.rejected`` files."""
+    waiting: list[tuple[Path, int]] = []
+    for path in _metrics_journals(git_dir):
+        fd = _lock_dead(path)
+        if fd is None:
+            continue
+        try:
+            _, _, lines = _read_journal(fd, path)
+        finally:
+            os.close(fd)
+        count = sum(len(line.get("points", [])) for line in lines)
+        if count:
+            waiting.append((path, count))
+    try:
+        rejected = sorted(p for p in (git_dir / JOURNAL_DIR).iterdir()
+                          if p.name.endswith(METRICS_SUFFIX + REJECTED_SUFFIX))
+    except OSError:
+        rejected = []
+    return waiting, rejected
 
 
 @contextlib.contextmanager

@@ -100,6 +100,9 @@ def test_sigkill_keeps_every_point_and_the_next_write_commits_them(tmp_path: Pat
     shown = modelbox("metrics", "show", VERSION, "--json", cwd=path)
     assert shown.code == 0 and json.loads(shown.out) == {}, shown
     assert modelbox("log", cwd=path).code == 0
+    checked = modelbox("check", cwd=path)  # reports them, commits nothing
+    assert checked.code == 0 and "50 metric point(s) logged by a process that ended" in (
+        checked.out + checked.err), checked
     assert _head(path) == head and len(_journals(path)) == 1
 
     # The next write of the same user commits them, in order, once.
@@ -233,6 +236,8 @@ def test_points_for_a_deleted_target_are_kept_aside_not_retried_forever(
     assert _journals(path) == []
     rejected = list((path / ".git" / recovery.JOURNAL_DIR).glob("*.rejected"))
     assert len(rejected) == 1 and '"ai/yolo@v2"' in rejected[0].read_text()
+    checked = modelbox("check", cwd=path)
+    assert checked.code == 0 and rejected[0].name in checked.out + checked.err, checked
     assert modelbox("meta", "set", VERSION, "owner", "\"you\"", cwd=path).code == 0
 
 
