@@ -61,12 +61,13 @@ class ModelBoxClient:
 
     @property
     def registry(self) -> Registry:
-        """The registry, with any buffered metric points committed first."""
+        """The registry, with the metric points this client logged committed first."""
         self._metrics.flush()
         return self._registry
 
     def flush(self) -> None:
-        """Commit buffered metric points now (also done on close, on reads, and at exit)."""
+        """Commit the logged metric points now (also done on close, on reads, at exit, on
+        SIGTERM, and every 50,000 points or 30 s); until then they are in the journal."""
         self._metrics.flush()
 
     def __enter__(self) -> ModelBoxClient:
@@ -477,7 +478,7 @@ class ModelVersion(_HasArtifacts):
 
     @property
     def metrics_summary(self) -> dict[str, float | str]:
-        """The latest value of each metric (buffered points included)."""
+        """The latest value of each numeric or text metric (logged points included)."""
         self.refresh()
         return dict(self._manifest.metrics)
 

@@ -867,10 +867,12 @@ class Registry:
     ) -> None:
         """Append one point per key to the target's series and update its summary.
 
-        Values are numbers or strings (a serialized tensor); NaN and infinities are refused
-        because JSON cannot hold them. The version manifest's ``metrics`` keeps the latest
-        value of each key (the summary ``diff`` and listings show). One commit per call: a
-        training loop should buffer (the Python client's experiments do).
+        Values are numbers, strings (a serialized tensor) or bytes; NaN and infinities are
+        refused because JSON cannot hold them. The version manifest's ``metrics`` keeps the
+        latest number or string of each key (the summary ``diff`` and listings show). One
+        commit per call: a
+        training loop should use the Python client, which journals points and commits them in
+        batches (docs/design.md, "Durable metrics").
         """
         self.append_metrics(ref, metric_points(metrics, step=step, wallclock=wallclock))
 

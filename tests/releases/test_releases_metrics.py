@@ -334,3 +334,19 @@ def test_a_forked_worker_does_not_keep_its_dead_parents_journal(tmp_path: Path) 
     finally:
         os.kill(worker, signal.SIGKILL)
         proc.communicate(timeout=10)
+
+
+def test_a_write_killed_after_committing_a_dead_journal_does_not_commit_it_twice(
+    tmp_path: Path,
+) -> None:
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, "time.sleep(60)\n")
+    _signal(proc, signal.SIGKILL)
+    killed = modelbox("meta", "set", VERSION, "owner", '"me"', cwd=path,
+                      env={"MODELBOX_FAULT": "before-tag-refs"})
+    assert killed.code == 137, killed
+    assert len(_losses(path)) == 50 and len(_journals(path)) == 1
+    assert modelbox("meta", "set", VERSION, "owner", '"you"', cwd=path).code == 0
+    assert len(_losses(path)) == 50
+    assert _journals(path) == []
+    assert modelbox("check", cwd=path).code == 0
