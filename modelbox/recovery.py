@@ -33,9 +33,10 @@ The writer holds an ``flock`` on its file for its whole life; a write takes a jo
 (:func:`take_metrics`) only when it gets that lock, so never while the process that wrote it
 (or a child it forked) lives, and only a journal of the same user. Exactly once: lines are
 numbered; the commit that absorbs a journal names the last line it holds in its
-``branch-move`` record (``absorbs``), written before the branch moves. If the process dies
-after the branch moved but before it emptied the journal, :func:`recover` sees the move
-landed and appends ``{"absorbed": N}`` to the journal, and the lines up to N are skipped.
+``branch-move`` record (``absorbs``), written before the branch moves. Right after the
+branch moved, the write appends ``{"absorbed": N}`` to the journal (fsynced); if it dies
+before that, :func:`recover` sees the move landed and appends it. Lines up to N are
+skipped by whoever takes the journal later.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ __all__ = [
     "begin",
     "clear",
     "lagging",
+    "mark_absorbed",
     "pending",
     "recover",
     "take_metrics",
@@ -148,10 +150,16 @@ def clear(git_dir: Path, kind: str = BranchMove.KIND, *, new: str | None = None)
 
 
 def landed(repo: GitRepo, move: BranchMove) -> bool:
-    """Whether the branch moved to ``move.new`` (it may have moved on since)."""
-    if repo.ref(move.ref) == move.new:
-        return True
-    return any(new == move.new for _, new, _ in repo.reflog(move.ref)[:50])
+    """Whether the branch moved to ``move.new`` (it may have moved on since, by hand).
+
+    Not from the reflog: dulwich appends the reflog line before the ref itself moves, so
+    a kill in between leaves a reflog that names a move that never happened."""
+    from modelbox.refs.remote import is_ancestor
+
+    current = repo.ref(move.ref)
+    if current is None:
+        return False
+    return current == move.new or is_ancestor(repo, move.new, current)
 
 
 def absorbed(registry: Registry, name: str) -> int | None:
@@ -197,6 +205,7 @@ def recover(registry: Registry) -> list[str]:
     """
     skipped: list[str] = []
     git_dir = registry.repo.git_dir
+    _clear_temporaries(git_dir)
     for kind in pending(git_dir):
         path = _path(git_dir, kind)
         data = _read(path)
@@ -216,12 +225,24 @@ def recover(registry: Registry) -> list[str]:
         if not process_alive(move.pid):
             _clear_ref_locks(git_dir, move, path)
         if move.absorbs and landed(registry.repo, move):
-            _mark_absorbed(git_dir, move.absorbs)
+            mark_absorbed(git_dir, move.absorbs)
         left, done = finish(registry, move)
         skipped += left
         if done:
             path.unlink(missing_ok=True)  # else kept: the next write tries the refs again
     return skipped
+
+
+def _clear_temporaries(git_dir: Path) -> None:
+    """Remove the ``<file>.<pid>.tmp`` a killed writer left before its rename."""
+    try:
+        names = os.listdir(git_dir / JOURNAL_DIR)
+    except OSError:
+        return
+    for name in names:
+        pid = name.rsplit(".", 2)[1] if name.endswith(".tmp") and name.count(".") >= 2 else ""
+        if pid.isdigit() and not process_alive(int(pid)):
+            (git_dir / JOURNAL_DIR / name).unlink(missing_ok=True)
 
 
 def _clear_ref_locks(git_dir: Path, move: BranchMove, journal: Path) -> None:
@@ -394,7 +415,7 @@ class MetricsJournal:
             name = f"{METRICS_PREFIX}{self._pid}-{_start_ticks()}-{id(self):x}{METRICS_SUFFIX}"
             # Locked under a temporary name, then renamed: a write that lists the folder
             # never sees the journal before its writer holds the lock.
-            tmp = folder / f".{name}.tmp"
+            tmp = folder / f".{name}.{self._pid}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
                          | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -627,8 +648,10 @@ def metrics_taken(registry: Registry) -> Iterator[list[TakenJournal]]:
             journal.release()
 
 
-def _mark_absorbed(git_dir: Path, absorbs: dict[str, int]) -> None:
-    """Record in each journal that its lines up to N are committed (a landed move)."""
+def mark_absorbed(git_dir: Path, absorbs: dict[str, int]) -> None:
+    """Record in each journal that its lines up to N are committed (a landed move): by the
+    write right after its branch moved, and again by :func:`recover` if it was killed
+    before, since the ``branch-move`` record that names them is removed at the end."""
     for name, last in absorbs.items():
         path = git_dir / JOURNAL_DIR / name
         if not (name.startswith(METRICS_PREFIX) and name.endswith(METRICS_SUFFIX)

@@ -368,6 +368,8 @@ class Registry:
             self.branch_ref, batch.ref_old, batch.head, tag_refs=models,
             absorbs=batch.absorbs))
         self.repo.update_ref(self.branch_ref, batch.ref_old, batch.head, f"modelbox: {what}")
+        # Landed: the metrics journals it absorbs say so themselves before the record goes.
+        recovery.mark_absorbed(git_dir, batch.absorbs)
         fault("after-ref-move")
         worktree = self.worktree()
         followed = True
