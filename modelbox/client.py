@@ -684,10 +684,12 @@ def _watch_sigterm(buffer: _MetricBuffer) -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     previous = _PREVIOUS_SIGTERM
-    for buffer in list(_BUFFERS):
-        buffer.flush_on_signal(dying=previous in (signal.SIG_DFL, None))
-    if callable(previous):
-        previous(signum, frame)
-    elif previous != signal.SIG_IGN:  # the default (or a handler not set from Python): die
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        for buffer in list(_BUFFERS):
+            buffer.flush_on_signal(dying=previous in (signal.SIG_DFL, None))
+    finally:  # whatever the commit did (a full disk), the signal does what it did before
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # the default (or one not set from Python): die
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)

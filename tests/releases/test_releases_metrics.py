@@ -411,3 +411,20 @@ def test_an_object_lock_left_by_a_killed_write_does_not_block_the_same_object(
         registry.close()
     assert subprocess.run(["git", "cat-file", "-p", sha], cwd=path, capture_output=True,
                           check=True).stdout == content
+
+
+def test_sigterm_while_another_writer_holds_the_lock_still_dies_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    from modelbox.refs import locked
+
+    path = _registry(tmp_path)
+    proc = _trainer(path, 'os.environ["MODELBOX_LOCK_TIMEOUT"] = "0.3"\n', LOG_50,
+                    "time.sleep(60)\n")
+    with locked(path / ".git"):
+        _, err = _signal(proc, signal.SIGTERM)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "not committed on SIGTERM" in err and "next modelbox write" in err
+    assert _losses(path) == []
+    assert modelbox("meta", "set", VERSION, "owner", '"me"', cwd=path).code == 0
+    assert len(_losses(path)) == 50
