@@ -428,3 +428,20 @@ def test_sigterm_while_another_writer_holds_the_lock_still_dies_and_loses_nothin
     assert _losses(path) == []
     assert modelbox("meta", "set", VERSION, "owner", '"me"', cwd=path).code == 0
     assert len(_losses(path)) == 50
+
+
+def test_the_journal_is_committed_by_size_and_by_age(tmp_path: Path) -> None:
+    path = _registry(tmp_path)
+    with ModelBoxClient(path) as client:
+        client._metrics.MAX_POINTS, client._metrics.MAX_AGE = 3, 0.2
+        mv = client.model_version(VERSION)
+        head = _head(path)
+        mv.log_metrics({"a": 1.0, "b": 2.0}, step=1)
+        assert _head(path) == head
+        mv.log_metrics({"a": 1.5}, step=2)  # the third point: committed by size
+        assert _head(path) != head and client._metrics.pending == 0
+        head = _head(path)
+        mv.log_metrics({"a": 2.0}, step=3)
+        time.sleep(0.25)
+        mv.log_metrics({"a": 3.0}, step=4)  # the oldest point is 0.25 s old: by age
+        assert _head(path) != head and client._metrics.pending == 0
