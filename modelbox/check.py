@@ -705,6 +705,18 @@ def _check_interrupted(registry: Registry) -> list[Problem]:
                 ".git/index", f"the index and work tree still hold {(lag.old or '')[:12]}, an "
                 f"older commit of the branch, not its head {lag.new[:12]}; {fix}",
                 fixable=True))
+    waiting, rejected = recovery.waiting_metrics(registry.repo.git_dir)
+    problems += [
+        Problem(f".git/{recovery.JOURNAL_DIR}/{path.name}",
+                f"{count} metric point(s) logged by a process that ended are waiting here; "
+                "the next modelbox write commits them", warning=True)
+        for path, count in waiting
+    ] + [
+        Problem(f".git/{recovery.JOURNAL_DIR}/{path.name}",
+                "metric points whose target was gone when they were committed; log them "
+                "again where they belong, then delete the file", warning=True)
+        for path in rejected
+    ]
     return problems
 
 

@@ -13,15 +13,19 @@ Every mutating call is one commit on the registry branch.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
+from modelbox import recovery
 from modelbox.artifacts import Artifact
 from modelbox.audit import AuditEvent
 from modelbox.errors import InvalidValueError, ModelboxError
@@ -35,7 +39,7 @@ from modelbox.manifests import (
     VersionManifest,
 )
 from modelbox.names import ModelName, Reference, parse_model, parse_reference
-from modelbox.registry import Registry, metric_points
+from modelbox.registry import MetricValue, Registry, metric_points
 
 __all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion"]
 
@@ -57,12 +61,13 @@ class ModelBoxClient:
 
     @property
     def registry(self) -> Registry:
-        """The registry, with any buffered metric points committed first."""
+        """The registry, with the metric points this client logged committed first."""
         self._metrics.flush()
         return self._registry
 
     def flush(self) -> None:
-        """Commit buffered metric points now (also done on close, on reads, and at exit)."""
+        """Commit the logged metric points now (also done on close, on reads, at exit, on
+        SIGTERM, and every 50,000 points or 30 s); until then they are in the journal."""
         self._metrics.flush()
 
     def __enter__(self) -> ModelBoxClient:
@@ -75,7 +80,8 @@ class ModelBoxClient:
         self.close()
 
     def close(self) -> None:
-        self._metrics.flush()
+        """Commit the logged metric points and release the registry."""
+        self._metrics.close()
         self._finalizer.detach()
         self._registry.close()
 
@@ -271,10 +277,14 @@ class _HasArtifacts:
         return artifacts.get(self._client.registry, self._target, Path(dest))
 
     def log_metrics(
-        self, metrics: dict[str, float | int | str], step: int | None = None,
-        wallclock: float | None = None,
+        self, metrics: dict[str, MetricValue], step: int | None = None,
+        wallclock: float | datetime | None = None,
     ) -> None:
-        """Record metric values; cheap: points are buffered and committed in batches."""
+        """Record metric values: numbers, strings or bytes; ``wallclock`` in seconds since
+        the epoch or a ``datetime`` (naive means UTC), now when omitted.
+
+        Cheap and durable: the points are in this process's journal (on disk, past a
+        ``kill -9``) when the call returns, and committed in batches (see the client)."""
         self._client._metrics.add(
             self._target, metric_points(metrics, step=step, wallclock=wallclock)
         )
@@ -503,7 +513,7 @@ class ModelVersion(_HasArtifacts):
 
     @property
     def metrics_summary(self) -> dict[str, float | str]:
-        """The latest value of each metric (buffered points included)."""
+        """The latest value of each numeric or text metric (logged points included)."""
         self.refresh()
         return dict(self._manifest.metrics)
 
@@ -572,7 +582,7 @@ class Experiment(_Named):
     def new_checkpoint(
         self,
         epoch: int | str,
-        metrics: dict[str, float | int | str] | None = None,
+        metrics: dict[str, MetricValue] | None = None,
         files: Iterable[str | Path] | None = None,
         *,
         step: int | None = None,
@@ -647,42 +657,98 @@ class Checkpoint(_HasArtifacts):
 
 
 class _MetricBuffer:
-    """Metric points waiting to be committed: a training loop's ``log_metrics`` calls cost
-    microseconds, and become one commit per object when the buffer is flushed — on reads,
-    on ``close()``/``flush()``, at exit, or when it holds ``MAX_POINTS`` or ``MAX_AGE``."""
+    """Metric points logged and not committed yet. Each ``log_metrics`` call is written to
+    this process's journal (:class:`modelbox.recovery.MetricsJournal`) before it returns,
+    so a kill loses nothing; the journal becomes one commit per object on reads, on
+    ``close()``/``flush()``, at exit, on SIGTERM, or when it holds ``MAX_POINTS`` or is
+    ``MAX_AGE`` seconds old (checked when a point is logged)."""
 
     MAX_POINTS = 50_000
     MAX_AGE = 30.0
 
     def __init__(self, registry: Registry) -> None:
-        self._registry = registry
-        self._pending: dict[str, tuple[Reference, list[tuple[str, MetricPoint]]]] = {}
-        self._count = 0
-        self._since = 0.0
+        self._journal = recovery.MetricsJournal(registry)
 
     @property
     def pending(self) -> int:
-        return self._count
+        return self._journal.count
+
+    @property
+    def journal(self) -> Path | None:
+        """The journal file while it is open (tests and ``check`` look at it)."""
+        return self._journal.path
 
     def add(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
-        if not self._count:
-            self._since = time.monotonic()
-        self._pending.setdefault(str(ref), (ref, []))[1].extend(points)
-        self._count += len(points)
-        if self._count >= self.MAX_POINTS or time.monotonic() - self._since >= self.MAX_AGE:
+        journal = self._journal
+        journal.append(ref, points)
+        _watch_sigterm(self)
+        if journal.count >= self.MAX_POINTS or time.monotonic() - journal.since >= self.MAX_AGE:
             self.flush()
 
     def flush(self) -> None:
-        if not self._count:
-            return
-        pending, self._pending, self._count = self._pending, {}, 0
-        with self._registry.batch():
-            for ref, points in pending.values():
-                self._registry.append_metrics(ref, points)
+        with self._journal.lock:
+            self._journal.flush()
+
+    def close(self) -> None:
+        with self._journal.lock:
+            try:
+                self._journal.flush()
+            finally:
+                self._journal.close()
 
     def flush_quietly(self) -> None:
         """At interpreter exit: commit what is left, saying so if it cannot."""
         try:
-            self.flush()
+            self.close()
         except ModelboxError as exc:
-            print(f"modelbox: buffered metrics were not saved: {exc}", file=sys.stderr)
+            print(f"modelbox: logged metrics were not committed ({exc}); they are kept in "
+                  "the journal and the next modelbox write commits them", file=sys.stderr)
+
+    def flush_on_signal(self, *, dying: bool) -> None:
+        """From the SIGTERM handler (main thread, between two bytecodes): commit unless this
+        thread or another is inside a journal write or a batch, which the signal may have
+        interrupted. Then the journal keeps the points for the next write. ``dying``: the
+        process ends next (default action), so an emptied journal is removed."""
+        journal = self._journal
+        if not journal.lock.acquire(blocking=False):
+            return
+        try:
+            journal.flush()
+            if dying and not journal.count:
+                journal.close()
+        except ModelboxError as exc:
+            print(f"modelbox: logged metrics were not committed on SIGTERM ({exc}); the "
+                  "next modelbox write commits them", file=sys.stderr)
+        finally:
+            journal.lock.release()
+
+
+_BUFFERS: weakref.WeakSet[_MetricBuffer] = weakref.WeakSet()
+_SIGTERM_INSTALLED = False
+_PREVIOUS_SIGTERM: Any = None
+
+
+def _watch_sigterm(buffer: _MetricBuffer) -> None:
+    """At the first ``log_metrics``: commit the journals on SIGTERM (a preempted job), then
+    do what the handler installed before did. Only the main thread can install a handler;
+    from another thread the journal alone keeps the points (the next write commits them)."""
+    global _SIGTERM_INSTALLED, _PREVIOUS_SIGTERM
+    _BUFFERS.add(buffer)
+    if _SIGTERM_INSTALLED or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _PREVIOUS_SIGTERM, _SIGTERM_INSTALLED = previous, True
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    previous = _PREVIOUS_SIGTERM
+    try:
+        for buffer in list(_BUFFERS):
+            buffer.flush_on_signal(dying=previous in (signal.SIG_DFL, None))
+    finally:  # whatever the commit did (a full disk), the signal does what it did before
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # the default (or one not set from Python): die
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -7,6 +7,8 @@ two accept and refuse the same documents. Documents are written canonically (see
 
 from __future__ import annotations
 
+import base64
+import builtins
 import json
 from datetime import datetime, timezone
 from typing import Annotated, Literal, TypeVar
@@ -142,10 +144,28 @@ class TagMap(Document):
     tags: dict[Segment, Segment] = Field(default_factory=dict)
 
 
+#: Standard base64 (RFC 4648 section 4, padded), as a JSON Schema pattern too.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+class BytesValue(Document):
+    """A metric value that is raw bytes (seed 003: "float, string or bytes"), as
+    ``{"bytes": "<base64>"}`` so that JSON holds it faithfully."""
+
+    bytes: Annotated[str, StringConstraints(pattern=BASE64_PATTERN)]
+
+    @classmethod
+    def of(cls, data: builtins.bytes) -> BytesValue:
+        return cls(bytes=base64.b64encode(data).decode("ascii"))
+
+    def decode(self) -> builtins.bytes:
+        return base64.b64decode(self.bytes)
+
+
 class MetricPoint(Document):
     step: int | None = None
     wallclock: float
-    value: float | str
+    value: float | str | BytesValue
 
 
 class MetricSeries(Document):

@@ -14,22 +14,42 @@ whole). ``modelbox check`` reports a pending journal, and an index that lags the
 without one (:func:`lagging`: a run by an older modelbox); ``check --fix`` finishes both.
 
 Record kinds: the ``kind`` field names the record type, and the file is named after it.
-``branch-move`` is the only one so far::
+
+``branch-move``::
 
     {"kind": "branch-move", "format": 1, "pid": 4242, "ref": "refs/heads/main",
-     "old": "<sha>|null", "new": "<sha>", "tag_refs": ["ai/yolo"] | "all" | []}
+     "old": "<sha>|null", "new": "<sha>", "tag_refs": ["ai/yolo"] | "all" | [],
+     "absorbs": {"metrics-4242-81.jsonl": 17}}
 
-A new kind (the durable metrics journal of the releases work) adds a class with ``KIND``,
-``to_json``/``from_json`` and a branch in :func:`recover`; :func:`pending` and the file
-handling here serve every kind.
+``metrics`` (:class:`MetricsJournal`): one append-only file per writer process,
+``metrics-<pid>-<start>.jsonl``, one line per ``log_metrics`` call, written with one
+``os.write`` to an ``O_APPEND`` descriptor before the call returns (so ``kill -9`` loses
+nothing; fsync happens at commit)::
+
+    {"kind": "metrics", "n": 17, "ref": "ai/vision/yolo@v1",
+     "points": [["acc", 3, 1795443494.36, 0.91], ["raw", 3, 1795443494.36, {"bytes": "AA=="}]]}
+
+The writer holds an ``flock`` on its file for its whole life; a write takes a journal
+(:func:`take_metrics`) only when it gets that lock, so never while the process that wrote it
+(or a child it forked) lives, and only a journal of the same user. Exactly once: lines are
+numbered; the commit that absorbs a journal names the last line it holds in its
+``branch-move`` record (``absorbs``), written before the branch moves. Right after the
+branch moved, the write appends ``{"absorbed": N}`` to the journal (fsynced); if it dies
+before that, :func:`recover` sees the move landed and appends it. Lines up to N are
+skipped by whoever takes the journal later.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import threading
 import time
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,10 +59,24 @@ from modelbox.refs import Worktree
 from modelbox.refs.lock import process_alive
 
 if TYPE_CHECKING:
+    from modelbox.manifests import MetricPoint
+    from modelbox.names import Reference
     from modelbox.refs import GitRepo, PathChange
     from modelbox.registry import Registry
 
-__all__ = ["BranchMove", "begin", "clear", "lagging", "pending", "recover"]
+__all__ = [
+    "BranchMove",
+    "MetricsJournal",
+    "TakenJournal",
+    "begin",
+    "clear",
+    "lagging",
+    "mark_absorbed",
+    "pending",
+    "recover",
+    "take_metrics",
+    "waiting_metrics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +97,24 @@ class BranchMove:
     new: str
     tag_refs: list[str] | str = field(default_factory=list)  # model names, or ALL
     pid: int = field(default_factory=os.getpid)
+    # metrics journal file name -> the last line number the new commits hold
+    absorbs: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "format": FORMAT, "pid": self.pid, "ref": self.ref,
-                "old": self.old, "new": self.new, "tag_refs": self.tag_refs}
+        out = {"kind": self.KIND, "format": FORMAT, "pid": self.pid, "ref": self.ref,
+               "old": self.old, "new": self.new, "tag_refs": self.tag_refs}
+        if self.absorbs:
+            out["absorbs"] = self.absorbs
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BranchMove:
         tag_refs = data.get("tag_refs", [])
+        absorbs = data.get("absorbs", {})
         return cls(ref=str(data["ref"]), old=data.get("old"), new=str(data["new"]),
                    tag_refs=tag_refs if tag_refs == ALL else [str(m) for m in tag_refs],
-                   pid=int(data.get("pid", 0)))
+                   pid=int(data.get("pid", 0)),
+                   absorbs={str(k): int(v) for k, v in absorbs.items()})
 
 
 def _path(git_dir: Path, kind: str) -> Path:
@@ -108,6 +149,35 @@ def clear(git_dir: Path, kind: str = BranchMove.KIND, *, new: str | None = None)
     path.unlink(missing_ok=True)
 
 
+def landed(repo: GitRepo, move: BranchMove) -> bool:
+    """Whether the branch moved to ``move.new`` (it may have moved on since, by hand).
+
+    Not from the reflog: dulwich appends the reflog line before the ref itself moves, so
+    a kill in between leaves a reflog that names a move that never happened."""
+    from modelbox.refs.remote import is_ancestor
+
+    current = repo.ref(move.ref)
+    if current is None:
+        return False
+    return current == move.new or is_ancestor(repo, move.new, current)
+
+
+def absorbed(registry: Registry, name: str) -> int | None:
+    """The last line of the metrics journal ``name`` that a landed branch move holds,
+    according to a ``branch-move`` record still pending (a write that raised after its
+    branch moved), else None."""
+    data = _read(_path(registry.repo.git_dir, BranchMove.KIND))
+    if not data or data.get("kind") != BranchMove.KIND:
+        return None
+    try:
+        move = BranchMove.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if name not in move.absorbs or not landed(registry.repo, move):
+        return None
+    return move.absorbs[name]
+
+
 def pending(git_dir: Path) -> list[str]:
     """The kinds with a journal waiting to be finished (one directory listing)."""
     try:
@@ -135,6 +205,7 @@ def recover(registry: Registry) -> list[str]:
     """
     skipped: list[str] = []
     git_dir = registry.repo.git_dir
+    _clear_temporaries(git_dir)
     for kind in pending(git_dir):
         path = _path(git_dir, kind)
         data = _read(path)
@@ -153,11 +224,25 @@ def recover(registry: Registry) -> list[str]:
             continue
         if not process_alive(move.pid):
             _clear_ref_locks(git_dir, move, path)
+        if move.absorbs and landed(registry.repo, move):
+            mark_absorbed(git_dir, move.absorbs)
         left, done = finish(registry, move)
         skipped += left
         if done:
             path.unlink(missing_ok=True)  # else kept: the next write tries the refs again
     return skipped
+
+
+def _clear_temporaries(git_dir: Path) -> None:
+    """Remove the ``<file>.<pid>.tmp`` a killed writer left before its rename."""
+    try:
+        names = os.listdir(git_dir / JOURNAL_DIR)
+    except OSError:
+        return
+    for name in names:
+        pid = name.rsplit(".", 2)[1] if name.endswith(".tmp") and name.count(".") >= 2 else ""
+        if pid.isdigit() and not process_alive(int(pid)):
+            (git_dir / JOURNAL_DIR / name).unlink(missing_ok=True)
 
 
 def _clear_ref_locks(git_dir: Path, move: BranchMove, journal: Path) -> None:
@@ -264,3 +349,338 @@ def lagging(registry: Registry, *, depth: int = 20) -> BranchMove | None:
     if lag is None:
         return None
     return BranchMove(ref=ref, old=lag, new=head, tag_refs=ALL)
+
+
+# -- the metrics journal -------------------------------------------------------------------
+METRICS_PREFIX = "metrics-"
+METRICS_SUFFIX = ".jsonl"
+#: Where points that could not be committed are kept (their target was deleted meanwhile).
+REJECTED_SUFFIX = ".rejected"
+
+
+def _encode_line(number: int, ref: str, points: list[tuple[str, MetricPoint]]) -> bytes:
+    from modelbox.manifests import BytesValue
+
+    rows = [[key, p.step, p.wallclock,
+             {"bytes": p.value.bytes} if isinstance(p.value, BytesValue) else p.value]
+            for key, p in points]
+    line = _ENCODER.encode({"kind": MetricsJournal.KIND, "n": number, "ref": ref,
+                            "points": rows})
+    return (line + "\n").encode("utf-8")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _start_ticks() -> str:
+    """This process's start time (``/proc/self/stat`` field 22), so a recycled pid never
+    names an old journal; a clock reading where there is no ``/proc``."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        return stat.rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return str(time.time_ns())
+
+
+class MetricsJournal:
+    """The points one process logged and has not committed yet, on disk before
+    :meth:`append` returns. Thread-safe; one per client. :meth:`flush` commits them."""
+
+    KIND = "metrics"
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self.lock = threading.Lock()
+        self._pid = os.getpid()
+        self._fd: int | None = None
+        self.name = ""
+        self._number = 0
+        self._pending: list[tuple[Reference, list[tuple[str, MetricPoint]]]] = []
+        self.count = 0
+        self.since = 0.0
+        _JOURNALS.add(self)
+
+    @property
+    def path(self) -> Path | None:
+        return None if self._fd is None else self._dir() / self.name
+
+    def _dir(self) -> Path:
+        return self._registry.repo.git_dir / JOURNAL_DIR
+
+    def _forked(self) -> None:
+        """In a forked child (a DataLoader worker): the journal, its lock and its points
+        are the parent's. Close our copy, so the parent's death frees the journal for the
+        next write even while the children run; a point the child logs opens its own."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._pending, self.count = None, [], 0
+        self._pid = os.getpid()
+        self.lock = threading.Lock()  # a lock the parent's other threads held stays held
+
+    def _open(self) -> int:
+        if self._pid != os.getpid():
+            self._forked()
+        if self._fd is None:
+            folder = self._dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{METRICS_PREFIX}{self._pid}-{_start_ticks()}-{id(self):x}{METRICS_SUFFIX}"
+            # Locked under a temporary name, then renamed: a write that lists the folder
+            # never sees the journal before its writer holds the lock.
+            tmp = folder / f".{name}.{self._pid}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+                         | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.replace(tmp, folder / name)
+            self._fd, self.name = fd, name
+        return self._fd
+
+    def append(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
+        """Write one line for ``points`` (flushed to the OS, not fsynced) and keep them."""
+        if not points:
+            return
+        with self.lock:
+            fd = self._open()
+            self._number += 1
+            _write_all(fd, _encode_line(self._number, str(ref), points))
+            if not self.count:
+                self.since = time.monotonic()
+            self._pending.append((ref, points))
+            self.count += len(points)
+
+    def flush(self) -> None:
+        """Commit the pending points (one batch, one commit per target) and empty the
+        journal; the caller holds :attr:`lock`. Deferred inside a batch of this process
+        (which may still fail): the points wait in the journal for the next flush."""
+        if not self.count or self._fd is None or self._pid != os.getpid():
+            return
+        registry = self._registry
+        if registry.in_batch:
+            return
+        os.fsync(self._fd)
+        last = self._number
+        grouped: dict[str, tuple[Reference, list[tuple[str, MetricPoint]]]] = {}
+        for ref, points in self._pending:
+            grouped.setdefault(str(ref), (ref, []))[1].extend(points)
+        try:
+            with registry.batch():
+                registry.absorb_journal(self.name, last)
+                for ref, points in grouped.values():
+                    registry.append_metrics(ref, points)
+        except BaseException:
+            if absorbed(registry, self.name) != last:
+                raise
+            self._emptied()  # the commit landed; what failed came after it
+            raise
+        self._emptied()
+
+    def _emptied(self) -> None:
+        self._pending, self.count = [], 0
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        """Release the journal: removed when empty, else left for the next write."""
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = None
+            return
+        if not self.count:
+            (self._dir() / self.name).unlink(missing_ok=True)
+        os.close(self._fd)  # releases the flock: a later write may take what is left
+        self._fd = None
+
+
+_JOURNALS: weakref.WeakSet[MetricsJournal] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for journal in list(_JOURNALS):
+        journal._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+@dataclass
+class TakenJournal:
+    """The journal of a process that ended, locked by the write committing it."""
+
+    path: Path
+    fd: int
+    last: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def remove(self) -> None:
+        """After the batch was published: keep what was rejected, drop the journal."""
+        if self.rejected:
+            with open(self.path.with_name(self.path.name + REJECTED_SUFFIX), "a",
+                      encoding="utf-8") as f:
+                f.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in self.rejected)
+        self.path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def _metrics_journals(git_dir: Path) -> list[Path]:
+    try:
+        names = os.listdir(git_dir / JOURNAL_DIR)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [git_dir / JOURNAL_DIR / n for n in sorted(names)
+            if n.startswith(METRICS_PREFIX) and n.endswith(METRICS_SUFFIX)]
+
+
+def _lock_dead(path: Path) -> int | None:
+    """An fd holding the flock of ``path`` if its writer has ended and it is ours."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            raise BlockingIOError  # another user's journal: theirs to commit
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The writer may have removed it between our open and our lock (a clean close).
+        if os.fstat(fd).st_nlink == 0 or os.stat(path).st_ino != info.st_ino:
+            raise BlockingIOError
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_journal(fd: int, path: Path) -> tuple[int, int, list[dict[str, Any]]]:
+    """(last line number, absorbed line number, lines not yet absorbed) of a journal."""
+    with os.fdopen(os.dup(fd), "rb") as f:
+        raw = f.read()
+    lines: list[dict[str, Any]] = []
+    done = 0
+    last = 0
+    for number, text in enumerate(raw.splitlines(), 1):
+        try:
+            item = json.loads(text)
+            if not isinstance(item, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            # Only the very end can be torn (a power cut before the fsync); say so.
+            logger.warning("modelbox: warning: %s line %d is unreadable and was skipped",
+                           path, number)
+            continue
+        if "absorbed" in item:
+            done = max(done, int(item["absorbed"]))
+        elif isinstance(item.get("n"), int):
+            last = max(last, item["n"])
+            lines.append(item)
+    return last, done, [line for line in lines if line["n"] > done]
+
+
+def _points(item: dict[str, Any]) -> list[tuple[str, MetricPoint]]:
+    from modelbox.manifests import MetricPoint
+
+    return [(str(key), MetricPoint.model_validate(
+        {"step": step, "wallclock": wallclock, "value": value}))
+        for key, step, wallclock, value in item["points"]]
+
+
+def take_metrics(registry: Registry) -> list[TakenJournal]:
+    """Commit, into the current batch, the metrics journals of processes that ended.
+
+    The caller publishes the batch, then removes the returned journals, and releases them
+    in any case. Points whose target cannot take them any more (deleted meanwhile) are
+    kept beside the journal as ``*.rejected`` with a warning, never retried forever.
+    """
+    from pydantic import ValidationError
+
+    from modelbox.errors import ModelboxError
+    from modelbox.names import parse_reference
+
+    taken: list[TakenJournal] = []
+    git_dir = registry.repo.git_dir
+    for path in _metrics_journals(git_dir):
+        fd = _lock_dead(path)
+        if fd is None:
+            continue
+        journal = TakenJournal(path, fd, 0)
+        taken.append(journal)
+        last, _, lines = _read_journal(fd, path)
+        journal.last = last
+        if not lines:
+            continue
+        registry.absorb_journal(path.name, last)
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for item in lines:
+            grouped.setdefault(str(item.get("ref")), []).append(item)
+        rejected = journal.rejected
+        for ref, items in grouped.items():
+            try:
+                points = [p for item in items for p in _points(item)]
+                registry.append_metrics(parse_reference(ref), points)
+            except (ModelboxError, ValidationError, KeyError, TypeError, ValueError) as exc:
+                rejected += items
+                logger.warning("modelbox: warning: %d metric point(s) for %s left by an "
+                               "ended process were not committed (%s); kept in %s",
+                               sum(len(i.get("points", [])) for i in items), ref,
+                               str(exc).splitlines()[0], path.name + REJECTED_SUFFIX)
+    return taken
+
+
+def waiting_metrics(git_dir: Path) -> tuple[list[tuple[Path, int]], list[Path]]:
+    """For ``check`` (reads only, commits nothing): the journals of ended writers with the
+    number of points they still hold, and the ``*.rejected`` files."""
+    waiting: list[tuple[Path, int]] = []
+    for path in _metrics_journals(git_dir):
+        fd = _lock_dead(path)
+        if fd is None:
+            continue
+        try:
+            _, _, lines = _read_journal(fd, path)
+        finally:
+            os.close(fd)
+        count = sum(len(line.get("points", [])) for line in lines)
+        if count:
+            waiting.append((path, count))
+    try:
+        rejected = sorted(p for p in (git_dir / JOURNAL_DIR).iterdir()
+                          if p.name.endswith(METRICS_SUFFIX + REJECTED_SUFFIX))
+    except OSError:
+        rejected = []
+    return waiting, rejected
+
+
+@contextlib.contextmanager
+def metrics_taken(registry: Registry) -> Iterator[list[TakenJournal]]:
+    """:func:`take_metrics` for a batch: the journals are released when the block ends."""
+    taken = take_metrics(registry)
+    try:
+        yield taken
+    finally:
+        for journal in taken:
+            journal.release()
+
+
+def mark_absorbed(git_dir: Path, absorbs: dict[str, int]) -> None:
+    """Record in each journal that its lines up to N are committed (a landed move): by the
+    write right after its branch moved, and again by :func:`recover` if it was killed
+    before, since the ``branch-move`` record that names them is removed at the end."""
+    for name, last in absorbs.items():
+        path = git_dir / JOURNAL_DIR / name
+        if not (name.startswith(METRICS_PREFIX) and name.endswith(METRICS_SUFFIX)
+                and "/" not in name and path.exists()):
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError:
+            continue  # removed meanwhile by its writer: nothing left to skip
+        try:
+            _write_all(fd, (json.dumps({"absorbed": last}) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)

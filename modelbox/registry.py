@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,8 @@ class _Batch:
     models: set[ModelName] = field(default_factory=set)
     # path -> its content sha at the batch's base (what the work tree still holds)
     original: dict[str, str | None] = field(default_factory=dict)
+    # metrics journal -> the last line its commits hold (recorded in the branch-move record)
+    absorbs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,11 +277,31 @@ class Registry:
             self._batch.head = self._batch.base
             self.repo.hold_objects()
             try:
-                yield
-                self._publish(self._batch)
+                # Metric points a process that ended left in its journal go in first
+                # (registry branch only; a proposal branch is not where they were logged).
+                taking: contextlib.AbstractContextManager[list[recovery.TakenJournal]] = (
+                    recovery.metrics_taken(self) if self._target is None
+                    else contextlib.nullcontext([]))
+                with taking as taken:
+                    yield
+                    self._publish(self._batch)
+                    for journal in taken:
+                        journal.remove()
             finally:
                 self._batch = None
                 self.repo.discard_pending()
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether this process is inside a batch of this registry (not yet published)."""
+        return self._batch is not None
+
+    def absorb_journal(self, name: str, last: int) -> None:
+        """Record that the current batch commits the metrics journal ``name`` up to line
+        ``last`` (written into the branch-move record, see :mod:`modelbox.recovery`)."""
+        if self._batch is None:
+            raise GitError("internal error: a journal is absorbed inside a batch")
+        self._batch.absorbs[name] = last
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -357,8 +379,11 @@ class Registry:
         models = [] if self._target is not None else sorted(map(str, batch.models))
         git_dir = self.repo.git_dir
         recovery.begin(git_dir, recovery.BranchMove(
-            self.branch_ref, batch.ref_old, batch.head, tag_refs=models))
+            self.branch_ref, batch.ref_old, batch.head, tag_refs=models,
+            absorbs=batch.absorbs))
         self.repo.update_ref(self.branch_ref, batch.ref_old, batch.head, f"modelbox: {what}")
+        # Landed: the metrics journals it absorbs say so themselves before the record goes.
+        recovery.mark_absorbed(git_dir, batch.absorbs)
         fault("after-ref-move")
         worktree = self.worktree()
         followed = True
@@ -986,23 +1011,25 @@ class Registry:
     def log_metrics(
         self,
         ref: Reference,
-        metrics: dict[str, float | int | str],
+        metrics: dict[str, MetricValue],
         *,
         step: int | None = None,
-        wallclock: float | None = None,
+        wallclock: float | datetime | None = None,
     ) -> None:
         """Append one point per key to the target's series and update its summary.
 
-        Values are numbers or strings (a serialized tensor); NaN and infinities are refused
-        because JSON cannot hold them. The version manifest's ``metrics`` keeps the latest
-        value of each key (the summary ``diff`` and listings show). One commit per call: a
-        training loop should buffer (the Python client's experiments do).
+        Values are numbers, strings (a serialized tensor) or bytes; NaN and infinities are
+        refused because JSON cannot hold them. The version manifest's ``metrics`` keeps the
+        latest number or string of each key (the summary ``diff`` and listings show). One
+        commit per call: a
+        training loop should use the Python client, which journals points and commits them in
+        batches (docs/design.md, "Durable metrics").
         """
         self.append_metrics(ref, metric_points(metrics, step=step, wallclock=wallclock))
 
     def append_metrics(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
         """Append many validated points (see :func:`metric_points`) in one commit."""
-        from modelbox.manifests import MetricSeries, parse
+        from modelbox.manifests import BytesValue, MetricSeries, parse
 
         if not points:
             return
@@ -1018,16 +1045,17 @@ class Registry:
             latest: dict[str, float | str] = {}
             for key, point in points:
                 series.setdefault(key, []).append(point)
-                latest[key] = point.value
+                if not isinstance(point.value, BytesValue):  # bytes stay out of summaries
+                    latest[key] = point.value
+            shown = ", ".join(sorted({key for key, _ in points}))
             txn.put(series_path, MetricSeries(series=series))
             summary: dict[str, float | str] = {}
             if hasattr(manifest, "metrics"):  # versions and checkpoints keep a summary
                 summary = {**manifest.metrics, **latest}
                 txn.put(path, manifest.model_copy(update={"metrics": summary}))
-            shown = ", ".join(sorted(latest))
             txn.change = Change(
                 "metrics.log", target, f"metrics log {target} {shown}"
-                + (f" ({len(points)} points)" if len(points) > len(latest) else ""),
+                + (f" ({len(points)} points)" if len(points) > shown.count(",") + 1 else ""),
                 after=_json(latest),
             )
             if manifest.kind == "version":
@@ -1179,28 +1207,49 @@ def manifest_paths(
                 yield f"{directory}/{name}"
 
 
+#: The largest bytes value one metric point holds (1 MiB; a larger blob is an artifact).
+MAX_METRIC_BYTES = 1024 * 1024
+
+MetricValue = float | int | str | bytes
+"""What ``log_metrics`` takes per key: a finite number, a string (a serialized tensor) or
+bytes (kept as ``{"bytes": "<base64>"}``)."""
+
+
 def metric_points(
-    metrics: dict[str, float | int | str], *, step: int | None, wallclock: float | None
+    metrics: dict[str, MetricValue], *, step: int | None,
+    wallclock: float | datetime | None,
 ) -> list[tuple[str, MetricPoint]]:
-    """Validate one ``log_metrics`` call into points; raise InvalidValueError naming the key."""
+    """Validate one ``log_metrics`` call into points; raise InvalidValueError naming the key.
+
+    ``wallclock`` is seconds since the epoch or a ``datetime``; a naive ``datetime`` is
+    read as UTC (``datetime.utcnow()`` style), not local time.
+    """
     import math
     import time
 
-    from modelbox.manifests import MetricPoint
+    from modelbox.manifests import BytesValue, MetricPoint
 
     if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
         raise InvalidValueError(f"step must be an integer, got {step!r}")
-    when = time.time() if wallclock is None else float(wallclock)
+    when = time.time() if wallclock is None else _seconds(wallclock)
     points = []
     for key, value in metrics.items():
         _check_key(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise InvalidValueError(f"metric {key!r} must be a number or a string")
-        if isinstance(value, float) and not math.isfinite(value):
+        stored: float | str | BytesValue
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            if len(raw) > MAX_METRIC_BYTES:
+                raise InvalidValueError(
+                    f"metric {key!r} holds {len(raw)} bytes; at most {MAX_METRIC_BYTES}"
+                    " per value: store larger blobs as an artifact")
+            stored = BytesValue.of(raw)
+        elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InvalidValueError(f"metric {key!r} must be a number, a string or bytes")
+        elif isinstance(value, float) and not math.isfinite(value):
             raise InvalidValueError(f"metric {key!r} is {value}; only finite numbers")
-        points.append((key, MetricPoint(
-            step=step, wallclock=when, value=float(value) if isinstance(value, int) else value,
-        )))
+        else:
+            stored = float(value) if isinstance(value, int) else value
+        points.append((key, MetricPoint(step=step, wallclock=when, value=stored)))
     return points
 
 
@@ -1224,6 +1273,21 @@ def in_use(tags: list[str], links: list[str], *, done: bool = False) -> list[str
         out.append(f"{'left' if done else 'leave'} dangling the links to it (linked by "
                    f"{', '.join(links)}; `modelbox check` reports them)")
     return out
+
+
+def _seconds(wallclock: float | datetime) -> float:
+    import math
+
+    if isinstance(wallclock, datetime):
+        if wallclock.tzinfo is None:
+            wallclock = wallclock.replace(tzinfo=timezone.utc)
+        return wallclock.timestamp()
+    if isinstance(wallclock, bool) or not isinstance(wallclock, (int, float)):
+        raise InvalidValueError(
+            f"wallclock must be seconds since the epoch or a datetime, got {wallclock!r}")
+    if not math.isfinite(wallclock):
+        raise InvalidValueError(f"wallclock is {wallclock}; only finite numbers")
+    return float(wallclock)
 
 
 def _check_tag(tag: str) -> None:

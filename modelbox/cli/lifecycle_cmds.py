@@ -190,8 +190,10 @@ def metrics_show(ctx: Context, target: str, plot: str | None, as_json: bool) -> 
         emit_json(series)
         return
     for key, points in sorted(series.items()):
-        last = points[-1]
-        echo(f"{key}\t{len(points)} point(s)\tlast={last['value']} (step {last['step']})")
+        last, value = points[-1], points[-1]["value"]
+        if isinstance(value, dict):  # {"bytes": base64}: the size, not the text
+            value = f"<{len(value['bytes']) * 3 // 4 - value['bytes'][-2:].count('=')} bytes>"
+        echo(f"{key}\t{len(points)} point(s)\tlast={value} (step {last['step']})")
 
 
 @click.group()

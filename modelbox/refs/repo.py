@@ -218,30 +218,31 @@ class GitRepo:
         if self._pending is not None:
             self._pending[sha] = obj
         else:
-            self._write_loose(obj)
+            self._add_loose(obj)
         self._remember(sha, obj)
         return sha
 
-    def _write_loose(self, obj: ShaFile) -> None:
-        """Write one loose object. dulwich writes ``<object>.lock`` first; a writer killed
-        there leaves the lock behind and every later writer of the same object (tag objects
-        are deterministic) would fail. Objects are immutable and named by their content, so
-        such a write goes git's way instead: a temporary file renamed into place."""
+    def _add_loose(self, obj: ShaFile) -> None:
+        """Write one loose object. dulwich writes it through ``<object>.lock``; one that a
+        process killed mid-write left behind would refuse the same object forever (a
+        recovery re-commits identical content). The object is content-addressed, so it is
+        then written through a temporary file of our own and renamed into place, which
+        leaves a concurrent writer of the same object undisturbed."""
         store = self._repo.object_store
         try:
             store.add_object(obj)
         except FileLocked:
             sha = obj.id.decode()
-            folder = Path(self._repo.object_store.path, sha[:2])
-            final = folder / sha[2:]
-            if final.exists():
+            path = Path(os.fsdecode(store.path)) / sha[:2] / sha[2:]
+            if path.exists():
                 return
-            tmp = folder / f"tmp_obj_modelbox_{os.getpid()}_{sha[2:10]}"
-            with open(tmp, "wb") as out:
-                for chunk in obj.as_legacy_object_chunks():
-                    out.write(chunk)
+            tmp = path.with_name(f"tmp_obj_modelbox_{os.getpid()}_{sha[2:10]}")
+            with open(tmp, "wb") as f:
+                f.write(obj.as_legacy_object())
+                f.flush()
+                os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
+            os.replace(tmp, path)
 
     def hold_objects(self) -> None:
         """Keep new objects in memory until :meth:`flush_pending` (or discard them)."""
@@ -255,7 +256,7 @@ class GitRepo:
             store.add_objects([(obj, None) for obj in pending.values()])
         else:
             for obj in pending.values():
-                self._write_loose(obj)
+                self._add_loose(obj)
 
     def discard_pending(self) -> None:
         for sha in self._pending or {}:

@@ -297,31 +297,6 @@ def test_a_pull_whose_tag_ref_is_locked_reports_success(tmp_path: Path) -> None:
     assert "refs/modelbox/tags/default/m/rc" in git("for-each-ref", cwd=clone)
 
 
-def test_an_object_lock_left_by_a_killed_writer_blocks_no_later_write(
-    registry_path: Path,
-) -> None:
-    # Found by the kill loop: a writer killed inside dulwich's loose-object write leaves
-    # `<object>.lock`; tag objects are deterministic, so the next writer of the same
-    # object failed with a FileLocked traceback.
-    from dulwich.objects import Blob
-
-    from modelbox.refs.repo import GitRepo
-
-    blob = Blob.from_string(b"weights, as a killed writer left them\n")
-    sha = blob.id.decode()
-    folder = registry_path / ".git" / "objects" / sha[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{sha[2:]}.lock").write_bytes(b"")
-    repo = GitRepo.open(registry_path)
-    try:
-        assert repo._add(blob) == sha
-    finally:
-        repo.close()
-    shown = subprocess.run(["git", "cat-file", "-p", sha], cwd=registry_path,
-                           capture_output=True, check=True).stdout
-    assert shown == b"weights, as a killed writer left them\n"
-
-
 def test_an_audit_ref_lock_left_by_a_killed_get_blocks_no_later_get(
     registry_path: Path, tmp_path: Path,
 ) -> None:
