@@ -499,20 +499,13 @@ def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
         path, target = layout.version_file(model, version), f"{model}@{version}"
     root = f"{path.rsplit('/', 1)[0]}/{ARTIFACTS_DIR}"
     out = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        for name, is_dir in snap.listdir(folder):
-            full = f"{folder}/{name}"
-            if is_dir:
-                stack.append(full)
-            elif name.endswith(".json"):
-                pointer = parse(ArtifactPointer, full, snap.read(full) or b"")
-                expected = full[len(root) + 1 : -len(".json")]
-                if pointer.path != expected:
-                    raise ManifestError(full, f"path: says {pointer.path!r} but sits at "
-                                        f"{expected!r}; fix the file")
-                out.append(Artifact.of(target, pointer))
+    for full in releases.pointer_paths(snap, root):
+        pointer = parse(ArtifactPointer, full, snap.read(full) or b"")
+        expected = full[len(root) + 1 : -len(".json")]
+        if pointer.path != expected:
+            raise ManifestError(full, f"path: says {pointer.path!r} but sits at "
+                                f"{expected!r}; fix the file")
+        out.append(Artifact.of(target, pointer))
     # Through a link or onto a released version: the set must be the one released.
     releases.check_read(snap, path, target, [
         (a.path, a.checksum or None, a.size, a.uri) for a in out], pinned, via)

@@ -55,8 +55,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelbox.faults import fault
+from modelbox.processes import process_alive
 from modelbox.refs import Worktree
-from modelbox.refs.lock import process_alive
 
 if TYPE_CHECKING:
     from modelbox.manifests import MetricPoint

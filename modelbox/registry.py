@@ -703,17 +703,10 @@ class Registry:
         root = f"{source_dir}/{layout.ARTIFACTS_DIR}"
         into = f"{layout.version_dir(model, version)}/{layout.ARTIFACTS_DIR}"
         copied = []
-        stack = [root]
-        while stack:
-            folder = stack.pop()
-            for name, is_dir in snap.listdir(folder):
-                full = f"{folder}/{name}"
-                if is_dir:
-                    stack.append(full)
-                elif name.endswith(".json"):
-                    pointer = parse(ArtifactPointer, full, snap.read(full) or b"")
-                    txn.put(into + full[len(root):], pointer)
-                    copied.append(f"{pointer.path}={pointer.sha256 or pointer.uri}")
+        for full in releases.pointer_paths(snap, root):
+            pointer = parse(ArtifactPointer, full, snap.read(full) or b"")
+            txn.put(into + full[len(root):], pointer)
+            copied.append(f"{pointer.path}={pointer.sha256 or pointer.uri}")
         return origin, sorted(copied)
 
     def archive_version(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from modelbox import layout, limits
@@ -64,7 +64,13 @@ def pointer_entries(files: Files, version_dir: str) -> list[Entry]:
     A pointer that is not a JSON object counts with its path and nothing else, so that a
     broken hand edit changes the digest (and ``check`` reports the file itself too)."""
     root = f"{version_dir}/{layout.ARTIFACTS_DIR}"
-    out: list[Entry] = []
+    return [entry(full[len(root) + 1 : -len(".json")], files.read(full))
+            for full in pointer_paths(files, root)]
+
+
+def pointer_paths(files: Files, root: str) -> Iterator[str]:
+    """The path of every pointer file (``*.json``) in the ``_artifacts`` folder ``root``,
+    nested folders included (an artifact's path may hold ``/``)."""
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -73,8 +79,7 @@ def pointer_entries(files: Files, version_dir: str) -> list[Entry]:
             if is_dir:
                 stack.append(full)
             elif name.endswith(".json"):
-                out.append(entry(full[len(root) + 1 : -len(".json")], files.read(full)))
-    return out
+                yield full
 
 
 def entry(path: str, data: bytes | None) -> Entry:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelbox.errors import ArtifactError
+from modelbox.processes import process_alive
 
 TEMP_PREFIX = ".mbtmp-"
 _STALE_AFTER_S = 24 * 3600
@@ -58,7 +59,7 @@ def remove_stale_temps(directory: Path) -> None:
             old = now - entry.stat(follow_symlinks=False).st_mtime > _STALE_AFTER_S
         except OSError:
             continue
-        dead = match["host"] == host and not _alive(int(match["pid"]))
+        dead = match["host"] == host and not process_alive(int(match["pid"]))
         if not (old or dead):
             continue
         if entry.is_dir(follow_symlinks=False):  # a staging folder (objects/staging.py)
@@ -66,21 +67,6 @@ def remove_stale_temps(directory: Path) -> None:
         else:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if sys.platform == "win32":
-        # os.kill would terminate the process there; rely on the age of the file instead.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fsync_dir(directory: Path) -> None:

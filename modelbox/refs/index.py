@@ -20,7 +20,7 @@ from pathlib import Path
 
 from modelbox.errors import GitError, IndexLockedError
 from modelbox.faults import fault
-from modelbox.refs.lock import process_alive
+from modelbox.processes import process_alive
 
 _HEADER = struct.Struct(">4sII")
 _ENTRY = struct.Struct(">10I20sH")  # stat fields, sha, flags

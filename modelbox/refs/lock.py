@@ -43,20 +43,3 @@ def locked(git_dir: Path, timeout: float | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (this one counts as running; a zombie does not)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) holds its pid but nothing else
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0:1] != ["Z"]

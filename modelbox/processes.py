@@ -1,0 +1,26 @@
+"""Whether a process that left a lock, a temporary file or a journal is still running."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this host) still runs: this one counts as running, a
+    zombie (killed, not yet reaped) does not. Where that cannot be told without harm
+    (Windows, where ``os.kill`` terminates), every process counts as running."""
+    if pid == os.getpid() or sys.platform == "win32":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie holds its pid but nothing else
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0:1] != ["Z"]
