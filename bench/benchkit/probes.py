@@ -74,6 +74,9 @@ def build_registry(path: str, models: int, versions: int) -> dict[str, float]:
     from modelbox import MLFramework, ModelBoxClient
 
     client = ModelBoxClient(path, create=True)
+    # Metadata only, no artifacts: `production` is an ordinary tag here (a protected tag
+    # releases what it names, and a version with no artifacts cannot be released).
+    client.registry.set_protected_tags([])
     with client.batch():
         handles = [client.new_model(f"m{i:04d}", "bench@example.com", f"team{i % 10}", "t")
                    for i in range(models)]
