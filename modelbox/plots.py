@@ -1,4 +1,5 @@
-"""Metric series as a picture (matplotlib, an optional extra: ``pip install modelbox[plot]``)."""
+"""Metric series as a picture (matplotlib, an optional extra:
+``pip install 'modelbox-registry[plot]'``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def plot_series(series: dict[str, list[dict[str, Any]]], path: str, *, title: st
         import matplotlib.pyplot as plt
     except ImportError:
         raise InvalidValueError(
-            "--plot needs matplotlib: pip install 'modelbox[plot]'; the table works without it"
+            "--plot needs matplotlib: pip install 'modelbox-registry[plot]'; "
+            "the table works without it"
         ) from None
     numeric = {
         key: points for key, points in series.items()

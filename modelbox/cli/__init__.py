@@ -17,6 +17,7 @@ import click
 from modelbox.cli import (
     artifact_cmds,
     collection_cmds,
+    completion,
     history,
     lifecycle_cmds,
     maintenance,
@@ -47,7 +48,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="modelbox")
+@click.version_option(package_name="modelbox-registry")
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
@@ -68,7 +69,7 @@ def cli(ctx: click.Context, repo: Path | None, branch: str | None) -> None:
 
 for module in (
     models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds,
-    review_cmds, collection_cmds,
+    review_cmds, collection_cmds, completion,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

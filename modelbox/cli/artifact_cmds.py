@@ -18,6 +18,7 @@ from modelbox.cli._common import (
     target_name,
     version_ref_arg,
 )
+from modelbox.cli.completion import complete_ref
 from modelbox.filetypes import FileType
 
 _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -35,7 +36,7 @@ def artifact() -> None:
 
 
 @artifact.command("add")
-@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--type", "file_type", type=click.Choice([t.value for t in FileType]),
               help="File type (default: detected).")
@@ -65,7 +66,7 @@ def artifact_add(
 
 
 @artifact.command("track")
-@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.argument("uris", nargs=-1, required=True)
 @click.option("--as", "name", help="Artifact path in the registry (default: the URI's file "
               "name); one URI only.")
@@ -99,7 +100,7 @@ def artifact_track(
 
 
 @artifact.command("remove")
-@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.argument("names", nargs=-1, required=True)
 @json_option
 @pass_ctx
@@ -115,7 +116,7 @@ def artifact_remove(ctx: Context, target: str, names: tuple[str, ...], as_json: 
 
 
 @artifact.command("list")
-@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @json_option
 @pass_ctx
 def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
@@ -132,7 +133,7 @@ def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("target", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, help="Folder to place the artifacts in.")
 @click.option("--verify", is_flag=True, help="Re-hash cached objects before using them.")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import click
 
 from modelbox.cli._common import Context, echo, emit_json, json_option, pass_ctx, ref_arg
+from modelbox.cli.completion import complete_ref
 
 
 @click.command()
-@click.argument("target", required=False, metavar="[MODEL|MODEL@VERSION|MODEL:TAG]")
+@click.argument(
+    "target", required=False, metavar="[MODEL|MODEL@VERSION|MODEL:TAG]", shell_complete=complete_ref
+)
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most N events.")
 @json_option
 @pass_ctx

@@ -20,6 +20,7 @@ from modelbox.cli._common import (
     ref_arg,
     target_name,
 )
+from modelbox.cli.completion import complete_model, complete_ref
 from modelbox.errors import InvalidValueError
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
 
 @checkpoint.command("promote")
 @click.argument("source", metavar="EXPERIMENT@CHECKPOINT")
-@click.argument("dest", metavar="MODEL@VERSION")
+@click.argument("dest", metavar="MODEL@VERSION", shell_complete=complete_ref)
 @click.option("--tag", "tags", multiple=True, help="A unique tag for the new version.")
 @json_option
 @pass_ctx
@@ -256,7 +257,7 @@ def policy() -> None:
 
 
 @policy.command("set")
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @click.option("--label", "labels", multiple=True, metavar="'TAG:METRIC[/DATASET] OP VALUE'",
               help="Add a rule: TAG goes to the newest version meeting every rule of TAG "
               "(OP: >= <= > < == !=; repeatable; rules of one tag are ANDed).")
@@ -319,7 +320,7 @@ def _show_policy(model: str, found: Policy | None, as_json: bool) -> None:
 
 
 @policy.command("show")
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @json_option
 @pass_ctx
 def policy_show(ctx: Context, model: str, as_json: bool) -> None:
@@ -330,7 +331,7 @@ def policy_show(ctx: Context, model: str, as_json: bool) -> None:
 
 
 @policy.command("unpin")
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @click.argument("tag")
 @json_option
 @pass_ctx
@@ -344,7 +345,7 @@ def policy_unpin(ctx: Context, model: str, tag: str, as_json: bool) -> None:
 
 
 @policy.command("clear")
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @json_option
 @pass_ctx
 def policy_clear(ctx: Context, model: str, as_json: bool) -> None:

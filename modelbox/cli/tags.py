@@ -7,12 +7,13 @@ from datetime import datetime, timezone
 import click
 
 from modelbox.cli._common import Context, echo, emit_json, json_option, model_arg, pass_ctx, ref_arg
+from modelbox.cli.completion import complete_model, complete_ref
 from modelbox.errors import InvalidValueError
 from modelbox.names import ModelName
 
 
 @click.command()
-@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.argument("tag")
 @json_option
 @pass_ctx
@@ -49,7 +50,7 @@ def _say_pinned(ctx: Context, model: ModelName, tag: str) -> None:
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @click.argument("tag")
 @json_option
 @pass_ctx
@@ -66,7 +67,7 @@ def untag(ctx: Context, model: str, tag: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("ref", metavar="MODEL:TAG|MODEL@VERSION")
+@click.argument("ref", metavar="MODEL:TAG|MODEL@VERSION", shell_complete=complete_ref)
 @click.option(
     "--at", "at", metavar="DATE",
     help="The version the tag pointed to at DATE (ISO 8601, e.g. 2026-11-01T12:00).",

@@ -20,6 +20,7 @@ from modelbox.cli._common import (
     show_value,
     target_name,
 )
+from modelbox.cli.completion import complete_model, complete_ref
 from modelbox.frameworks import MLFramework
 from modelbox.names import Reference
 
@@ -30,7 +31,7 @@ def version() -> None:
 
 
 @version.command("create")
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @click.argument("version_name", metavar="VERSION")
 @click.option("--name", help="Display name (default: the model's name).")
 @click.option("--description", default="")
@@ -60,7 +61,7 @@ def version_create(
 
 
 @version.command("release")
-@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @json_option
 @pass_ctx
 def version_release(ctx: Context, ref: str, as_json: bool) -> None:
@@ -72,7 +73,7 @@ def version_release(ctx: Context, ref: str, as_json: bool) -> None:
 
 
 @version.command("list")
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @click.option("--all", "archived", is_flag=True, help="Include archived versions.")
 @json_option
 @pass_ctx
@@ -102,7 +103,7 @@ def _show(ctx: Context, ref: Reference) -> dict[str, Any]:
 
 
 @version.command("show")
-@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @json_option
 @pass_ctx
 def version_show(ctx: Context, ref: str, as_json: bool) -> None:
@@ -122,7 +123,7 @@ def _version_ref(ctx: Context, ref: str) -> tuple[Reference, str]:
 
 
 @version.command("archive")
-@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.option("--force", is_flag=True, help="Archive even if tagged (the tags are removed).")
 @json_option
 @pass_ctx
@@ -140,7 +141,7 @@ def version_archive(ctx: Context, ref: str, force: bool, as_json: bool) -> None:
 
 
 @version.command("restore")
-@click.argument("ref", metavar="MODEL@VERSION")
+@click.argument("ref", metavar="MODEL@VERSION", shell_complete=complete_ref)
 @json_option
 @pass_ctx
 def version_restore(ctx: Context, ref: str, as_json: bool) -> None:
@@ -152,7 +153,7 @@ def version_restore(ctx: Context, ref: str, as_json: bool) -> None:
 
 
 @version.command("delete")
-@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.option("--force", is_flag=True,
               help="Delete even if tagged (the tags go too) or linked (the links dangle).")
 @json_option
@@ -176,7 +177,7 @@ def meta() -> None:
 
 
 @meta.command("set")
-@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.argument("key")
 @click.argument("value", metavar="JSON_VALUE")
 @json_option
@@ -190,7 +191,7 @@ def meta_set(ctx: Context, target: str, key: str, value: str, as_json: bool) -> 
 
 
 @meta.command("unset")
-@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG")
+@click.argument("target", metavar="MODEL|MODEL@VERSION|MODEL:TAG", shell_complete=complete_ref)
 @click.argument("key")
 @json_option
 @pass_ctx
