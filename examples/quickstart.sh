@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
+# The distribution was called `modelbox` before it became `modelbox-registry` (that name
+# on PyPI is another project): an older checkout's venv must not keep both.
+.venv/bin/python -m pip uninstall --quiet --yes modelbox >/dev/null 2>&1 || true
 .venv/bin/python -m pip install --quiet -e .
 export PATH="$PWD/.venv/bin:$PATH"
 
