@@ -225,6 +225,7 @@ class _HasArtifacts:
     and versions (seed 003: the same API on every object)."""
 
     _client: ModelBoxClient
+    _manifest: Any  # each kind's manifest; every one has created_at and metadata
 
     @property
     def _target(self) -> Reference:
@@ -242,6 +243,38 @@ class _HasArtifacts:
         kind = FileType(file_type) if file_type else None
         return artifacts.add(self._client.registry, self._target, [Path(f) for f in files],
                              file_type=kind, replace=replace)
+
+    def upload_artifacts(
+        self, files: Iterable[str | Path], file_type: str | None = None, *,
+        replace: bool = False,
+    ) -> list[Artifact]:
+        """:meth:`upload_artifact` under the plural name seed 003's prose uses."""
+        return self.upload_artifact(files, file_type, replace=replace)
+
+    def update_metadata(self, key: str, value: Any) -> None:
+        """Set metadata ``key`` to a JSON value (one audited commit); every kind of object
+        has it (models, versions, experiments, checkpoints)."""
+        self._client.registry.set_metadata(self._target, key, value)
+        self._reload()
+
+    def _reload(self) -> None:
+        """Read the manifest again after a change."""
+        registry = self._client.registry
+        self._manifest = registry.target(registry.snapshot(), self._target)[1]
+
+    @property
+    def created_at(self) -> datetime:
+        """When the object was created (its manifest's ``created_at``)."""
+        created: datetime = self._manifest.created_at
+        return created
+
+    @property
+    def updated_at(self) -> datetime:
+        """When the object last changed on the branch: the newest audited change to it
+        (metadata, artifacts, tags...), else its creation. Read from history on each call."""
+        from modelbox.changed import updated_at
+
+        return updated_at(self._client.registry, str(self._target), self.created_at)
 
     def track_artifacts(
         self, files: Iterable[str], names: Iterable[str] | None = None, *,
@@ -453,10 +486,6 @@ class Model(_Named):
         found = policies.get_policy(self._client.registry, self._ref)
         return found.model_dump(mode="json") if found else None
 
-    def update_metadata(self, key: str, value: Any) -> None:
-        self._client.registry.set_metadata(Reference(self._ref), key, value)
-        self.refresh()
-
 
 
 class ModelVersion(_HasArtifacts):
@@ -525,10 +554,6 @@ class ModelVersion(_HasArtifacts):
     def refresh(self) -> ModelVersion:
         self._manifest = self._client.registry.get_version(self._model, self.version)
         return self
-
-    def update_metadata(self, key: str, value: Any) -> None:
-        self._client.registry.set_metadata(self._ref, key, value)
-        self.refresh()
 
 
     def tag(self, tag: str) -> None:
@@ -641,6 +666,10 @@ class Checkpoint(_HasArtifacts):
 
     epoch = property(lambda self: self._manifest.epoch)
     step = property(lambda self: self._manifest.step)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._manifest.metadata)
 
     def promote(
         self, model: Model | str, version: str, unique_tags: Iterable[str] | None = None

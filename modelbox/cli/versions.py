@@ -98,7 +98,10 @@ def _show(ctx: Context, ref: Reference) -> dict[str, Any]:
     resolved = registry.resolve(ref)
     manifest = registry.get_version(ref.model, resolved)
     tags = sorted(t for t, v in registry.tags(ref.model).items() if v == resolved)
-    return {**manifest.model_dump(mode="json"), "tags": tags}
+    from modelbox.changed import updated_at
+
+    changed = updated_at(registry, f"{ref.model}@{resolved}", manifest.created_at)
+    return {**manifest.model_dump(mode="json"), "updated_at": changed.isoformat(), "tags": tags}
 
 
 @version.command("show")
