@@ -323,7 +323,8 @@ class _HasArtifacts:
         )
 
     def metrics(self) -> dict[str, list[dict[str, Any]]]:
-        """Every series: key -> points (step, wallclock, value), in logging order."""
+        """Every series: key -> points (step, wallclock, value), by step when every point
+        has one, else by wallclock (seed 003's order)."""
         return self._client.registry.metrics(self._target)
 
     def log_event(self, event: Event) -> None:

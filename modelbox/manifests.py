@@ -169,7 +169,8 @@ class MetricPoint(Document):
 
 
 class MetricSeries(Document):
-    """``_metrics.json`` beside a model or version: key -> points in logging order."""
+    """``_metrics.json`` beside a model or version: key -> points, by step when all have
+    one, else by wallclock (:mod:`modelbox.metric_order`)."""
 
     kind: Literal["metrics"] = "metrics"
     series: dict[str, list[MetricPoint]] = Field(default_factory=dict)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Run
-from hostile import assert_refused
+from hostile import assert_refused, fingerprint
 
 import modelbox
 from modelbox import Artifact, ArtifactMime, FileType, ModelBoxClient
@@ -102,3 +102,71 @@ def test_a_wrong_metadata_key_is_one_line(run: Run, registry_path: Path,
     assert_refused(result.code, result.err, "epoch-9")
     with pytest.raises(modelbox.ModelboxError, match="JSON"):
         experiment.update_metadata("k", object())
+
+
+# -- metrics: seed 003's order, and tensors as strings on the CLI -------------------------
+
+def test_points_without_step_are_ordered_by_wallclock(
+    client: ModelBoxClient, run: Run, registry_path: Path
+) -> None:
+    version = client.new_model("m", "me", "ns").new_model_version("v1")
+    version.log_metrics({"loss": 0.2}, wallclock=2000.0)
+    version.log_metrics({"loss": 0.9}, wallclock=1000.0)  # logged late, measured earlier
+    client.flush()
+    assert [p["value"] for p in version.metrics()["loss"]] == [0.9, 0.2]
+    assert version.metrics_summary["loss"] == 0.2  # the newest wallclock, not the last call
+    shown = run("--repo", registry_path, "version", "show", "ns/m@v1", "--json")
+    assert json.loads(shown.out)["metrics"]["loss"] == 0.2
+    result = run("--repo", registry_path, "metrics", "log", "ns/m@v1", "loss=0.5",
+                 "--wallclock", "1500")
+    assert result.code == 0, result.err
+    series = json.loads(run("--repo", registry_path, "metrics", "show", "ns/m@v1",
+                            "--json").out)["loss"]
+    assert [p["wallclock"] for p in series] == [1000.0, 1500.0, 2000.0]
+    assert json.loads(run("--repo", registry_path, "version", "show", "ns/m@v1",
+                          "--json").out)["metrics"]["loss"] == 0.2
+
+
+def test_points_with_steps_are_ordered_by_step(client: ModelBoxClient) -> None:
+    version = client.new_model("m", "me", "ns").new_model_version("v1")
+    version.log_metrics({"acc": 0.8}, step=2, wallclock=1000.0)
+    version.log_metrics({"acc": 0.6}, step=1, wallclock=2000.0)  # a replayed earlier step
+    client.flush()
+    assert [p["step"] for p in version.metrics()["acc"]] == [1, 2]
+    assert version.metrics_summary["acc"] == 0.8
+
+
+def test_mixed_steps_fall_back_to_wallclock(client: ModelBoxClient) -> None:
+    version = client.new_model("m", "me", "ns").new_model_version("v1")
+    version.log_metrics({"acc": 0.7}, step=5, wallclock=3000.0)
+    version.log_metrics({"acc": 0.5}, wallclock=1000.0)
+    client.flush()
+    assert [p["value"] for p in version.metrics()["acc"]] == [0.5, 0.7]
+    assert version.metrics_summary["acc"] == 0.7
+
+
+def test_the_cli_logs_a_tensor_as_a_string(
+    client: ModelBoxClient, run: Run, registry_path: Path
+) -> None:
+    client.new_model("m", "me", "ns").new_model_version("v1")
+    result = run("--repo", registry_path, "metrics", "log", "ns/m@v1", "cm=[[1,0],[0,1]]",
+                 "acc=0.5", "flag=true", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["metrics"] == {"cm": "[[1,0],[0,1]]", "acc": 0.5,
+                                                 "flag": "true"}
+    summary = client.model_version("ns/m@v1").metrics_summary
+    assert summary == {"cm": "[[1,0],[0,1]]", "acc": 0.5, "flag": "true"}
+
+
+@pytest.mark.parametrize("pair, needle", [
+    ("acc=NaN", "finite"), ("acc=Infinity", "finite"), ("=1", "KEY=VALUE"),
+    ("acc", "KEY=VALUE"),
+])
+def test_a_wrong_metric_is_one_line(
+    client: ModelBoxClient, run: Run, registry_path: Path, pair: str, needle: str
+) -> None:
+    client.new_model("m", "me", "ns").new_model_version("v1")
+    before = fingerprint(registry_path)
+    result = run("--repo", registry_path, "metrics", "log", "ns/m@v1", pair)
+    assert_refused(result.code, result.err, needle)
+    assert fingerprint(registry_path) == before
