@@ -155,7 +155,13 @@ class ModelBoxClient:
     get_model = model
 
     def models(self, namespace: str | None = None) -> list[Model]:
-        return [Model(self, m) for m in self.registry.list_models(namespace)]
+        """The models (collections are listed by :meth:`collections`)."""
+        return [Model(self, m) for m in self.registry.list_models(namespace)
+                if not m.collection]
+
+    def collections(self, namespace: str | None = None) -> list[Model]:
+        """The collections, or those in ``namespace`` and below it."""
+        return [Model(self, m) for m in self.registry.list_models(namespace) if m.collection]
 
     # -- versions ------------------------------------------------------------------------
     def create_model_version(
@@ -533,6 +539,13 @@ class ModelVersion(_HasArtifacts):
         from modelbox.lineage import lineage
 
         return [node.to_json() for node in lineage(self._client.registry, self._ref)]
+
+    def collections(self) -> list[str]:
+        """Every link (``COLLECTION@VERSION``) that names this version, archived ones too;
+        reads every collection's versions (a walk of the models, not a hot path)."""
+        from modelbox.collections import links_to
+
+        return links_to(self._client.registry.snapshot(), self.id)
 
     def unlink(self, *, force: bool = False) -> str:
         """Remove this link from its collection; return the source it named. A tagged link,

@@ -1,4 +1,4 @@
-"""``modelbox collection create``, ``link``, ``unlink`` and ``lineage``."""
+"""``modelbox collection create``, ``list``, ``delete``, ``link``, ``unlink``, ``lineage``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,24 @@ def collection_create(
     created = create_collection(ctx.registry, model_arg(name), owner=owner,
                                 description=description, metadata=parse_meta(meta))
     done(as_json, created.model_dump(mode="json"), f"Created collection {created.full_name}")
+
+
+@collection.command("list")
+@click.option("--namespace", help="Only this namespace and those below it.")
+@json_option
+@pass_ctx
+def collection_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
+    """List collections, with how many links each holds."""
+    from modelbox.collections import links_in
+
+    found = [m for m in ctx.registry.list_models(namespace) if m.collection]
+    snap = ctx.registry.snapshot()
+    counts = {m.full_name: len(links_in(snap, model_arg(m.full_name))) for m in found}
+    if as_json:
+        emit_json([{**m.model_dump(mode="json"), "links": counts[m.full_name]} for m in found])
+        return
+    for m in found:
+        echo(f"{m.full_name}\t{m.owner}\t{counts[m.full_name]} link(s)\t{m.description}")
 
 
 @collection.command("delete")

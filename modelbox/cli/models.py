@@ -86,8 +86,8 @@ def model_update(
 @json_option
 @pass_ctx
 def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
-    """List models."""
-    models = ctx.registry.list_models(namespace)
+    """List models (collections: `modelbox collection list`)."""
+    models = [m for m in ctx.registry.list_models(namespace) if not m.collection]
     if as_json:
         emit_json([m.model_dump(mode="json") for m in models])
         return

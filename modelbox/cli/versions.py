@@ -99,9 +99,12 @@ def _show(ctx: Context, ref: Reference) -> dict[str, Any]:
     manifest = registry.get_version(ref.model, resolved)
     tags = sorted(t for t, v in registry.tags(ref.model).items() if v == resolved)
     from modelbox.changed import updated_at
+    from modelbox.collections import links_to
 
-    changed = updated_at(registry, f"{ref.model}@{resolved}", manifest.created_at)
-    return {**manifest.model_dump(mode="json"), "updated_at": changed.isoformat(), "tags": tags}
+    target = f"{ref.model}@{resolved}"
+    changed = updated_at(registry, target, manifest.created_at)
+    return {**manifest.model_dump(mode="json"), "updated_at": changed.isoformat(), "tags": tags,
+            "collections": links_to(registry.snapshot(), target)}
 
 
 @version.command("show")
