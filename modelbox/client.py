@@ -137,14 +137,16 @@ class ModelBoxClient:
         namespace: str = "",
         description: str = "",
         metadata: dict[str, Any] | None = None,
+        display_name: str = "",
     ) -> Model:
         """Create a collection: a model whose versions are links to versions of other models
-        (``Model.link``), with its own unique tags (``docs/collections.md``)."""
+        (``Model.link``), with its own unique tags (``docs/collections.md``);
+        ``display_name`` is its name for people, spaces allowed."""
         from modelbox.collections import create_collection
 
         manifest = create_collection(
             self.registry, parse_model(name, namespace), owner=owner, description=description,
-            metadata=metadata,
+            metadata=metadata, display=display_name,
         )
         return Model(self, manifest)
 
@@ -395,6 +397,8 @@ class Model(_Named):
 
     description = property(lambda self: self._manifest.description)
     datasets = property(lambda self: list(self._manifest.datasets))
+    display_name = property(lambda self: self._manifest.display_name or self._manifest.name)
+    """A collection's name for people ("MNIST Grayscale 28x28"), else its name."""
 
     def refresh(self) -> Model:
         self._manifest = self._client.registry.get_model(self._ref)

@@ -35,6 +35,7 @@ __all__ = [
     "Files",
     "LinkLoopError",
     "create_collection",
+    "display_name",
     "follow",
     "iter_links",
     "link",
@@ -74,13 +75,29 @@ class AlreadyLinkedError(InvalidValueError):
         )
 
 
+def display_name(value: str) -> str:
+    """A collection's display name as given, checked where it enters: printable text
+    (spaces allowed), no control characters, at most 200 characters."""
+    from modelbox.manifests import DISPLAY_NAME_MAX
+
+    if len(value) > DISPLAY_NAME_MAX:
+        raise InvalidValueError(f"display name {limits.shown(value)!r} has {len(value)} "
+                                f"characters; at most {DISPLAY_NAME_MAX}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidValueError(f"display name {value!r} holds a control character (a line "
+                                "break, a tab...); use plain text")
+    return value
+
+
 def create_collection(
     registry: Registry, name: ModelName, *, owner: str = "", description: str = "",
-    metadata: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None, display: str = "",
 ) -> ModelManifest:
-    """Create an empty collection (one ``collection.create`` commit)."""
+    """Create an empty collection (one ``collection.create`` commit); ``display`` is its
+    name for people ("MNIST Grayscale 28x28"), beside the ref-safe ``name``."""
     return registry.create_model(
-        name, owner=owner, description=description, metadata=metadata, collection=True
+        name, owner=owner, description=description, metadata=metadata, collection=True,
+        display_name=display_name(display),
     )
 
 

@@ -566,15 +566,17 @@ class Registry:
         metadata: dict[str, Any] | None = None,
         datasets: list[str] | None = None,
         collection: bool = False,
+        display_name: str = "",
     ) -> ModelManifest:
-        """Create a model (or a collection of links); raise ModelExistsError if it exists."""
+        """Create a model (or a collection of links); raise ModelExistsError if it exists.
+        ``display_name`` is checked by the caller (:func:`modelbox.collections.display_name`)."""
         from modelbox.manifests import ModelManifest, now
 
         collisions.check_full_name("model", model)
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
             description=description, metadata=json_metadata(metadata), datasets=datasets or [],
-            collection=collection, created_at=now(),
+            collection=collection, display_name=display_name, created_at=now(),
         )
         with self.transaction() as txn:
             if txn.snapshot.read(layout.model_file(model)) is not None:

@@ -32,7 +32,7 @@ def test_collection_list_is_apart_from_model_list(
     assert [(c["namespace"], c["name"], c["links"]) for c in json.loads(listed.out)] == [
         ("ai", "mnist", 0), ("ai", "prod", 1)]
     text = run("--repo", registry_path, "collection", "list", "--namespace", "ai")
-    assert "ai/prod\t\t1 link(s)\tbest ones" in text.out
+    assert "ai/prod\t\t\t1 link(s)\tbest ones" in text.out
     models = json.loads(run("--repo", registry_path, "model", "list", "--json").out)
     assert [m["name"] for m in models] == ["detector"]
     assert [m.id for m in client.models()] == ["ai/detector"]
@@ -87,3 +87,42 @@ def test_collection_list_of_a_bad_namespace_is_one_line(
 ) -> None:
     result = run("--repo", registry_path, "collection", "list", "--namespace", "../x")
     assert_refused(result.code, result.err, "..")
+
+
+def test_a_collection_carries_a_display_name_with_spaces(
+    client: ModelBoxClient, run: Run, registry_path: Path
+) -> None:
+    made = client.new_collection("mnist-gray", namespace="ai",
+                                 display_name="MNIST Grayscale 28x28")
+    assert made.display_name == "MNIST Grayscale 28x28"
+    assert client.model("ai/prod").display_name == "prod"  # none given: its name
+    created = run("--repo", registry_path, "collection", "create", "ai/cifar",
+                  "--display-name", "CIFAR 10 (colour)", "--json")
+    assert created.code == 0, created.err
+    assert json.loads(created.out)["display_name"] == "CIFAR 10 (colour)"
+    listed = {c["name"]: c for c in json.loads(
+        run("--repo", registry_path, "collection", "list", "--json").out)}
+    assert listed["mnist-gray"]["display_name"] == "MNIST Grayscale 28x28"
+    assert "ai/cifar\tCIFAR 10 (colour)\t" in run("--repo", registry_path, "collection",
+                                                    "list").out
+    shown = json.loads(run("--repo", registry_path, "model", "show", "ai/cifar", "--json").out)
+    assert shown["display_name"] == "CIFAR 10 (colour)"
+    # Written only when set: a plain model's manifest keeps its bytes.
+    plain = registry_path / "models/ai/detector/_model.json"
+    assert "display_name" not in plain.read_text()
+
+
+@pytest.mark.parametrize("display, needle", [
+    ("line\nbreak", "control character"), ("tab\there", "control character"),
+    ("x" * 201, "at most 200"),
+])
+def test_a_bad_display_name_is_one_line(
+    client: ModelBoxClient, run: Run, registry_path: Path, display: str, needle: str
+) -> None:
+    before = fingerprint(registry_path)
+    result = run("--repo", registry_path, "collection", "create", "ai/bad",
+                 "--display-name", display)
+    assert_refused(result.code, result.err, needle)
+    assert fingerprint(registry_path) == before
+    with pytest.raises(ModelboxError, match=needle):
+        client.new_collection("bad", namespace="ai", display_name=display)
