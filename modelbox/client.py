@@ -248,6 +248,10 @@ class _HasArtifacts:
         from modelbox import artifacts
         from modelbox.filetypes import FileType
 
+        kinds = {t.value for t in FileType}
+        if file_type and file_type not in kinds:
+            raise InvalidValueError(
+                f"file_type {file_type!r} is none of {', '.join(sorted(kinds))}")
         kind = FileType(file_type) if file_type else None
         return artifacts.add(self._client.registry, self._target, [Path(f) for f in files],
                              file_type=kind, replace=replace)

@@ -170,3 +170,13 @@ def test_a_wrong_metric_is_one_line(
     result = run("--repo", registry_path, "metrics", "log", "ns/m@v1", pair)
     assert_refused(result.code, result.err, needle)
     assert fingerprint(registry_path) == before
+
+
+def test_a_wrong_file_type_is_a_modelbox_error(client: ModelBoxClient, tmp_path: Path) -> None:
+    version = client.new_model("m", "me", "ns").new_model_version("v1")
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    with pytest.raises(modelbox.ModelboxError, match=r"'weights' is none of .*UNDEFINED"):
+        version.upload_artifacts([weights], "weights")
+    assert version.artifacts() == []
+    assert version.upload_artifacts([weights], "UNDEFINED")[0].file_type is FileType.UNDEFINED
