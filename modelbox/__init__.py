@@ -9,17 +9,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelbox.artifacts import Artifact
     from modelbox.audit import AuditEvent
     from modelbox.client import Checkpoint, Experiment, Model, ModelBoxClient, ModelVersion
     from modelbox.errors import ModelboxError
+    from modelbox.filetypes import ArtifactMime, FileType
     from modelbox.frameworks import MLFramework
     from modelbox.lifecycle import Event
 
 __all__ = [
+    "Artifact",
+    "ArtifactMime",
     "AuditEvent",
     "Checkpoint",
     "Event",
     "Experiment",
+    "FileType",
     "MLFramework",
     "Model",
     "ModelBoxClient",
@@ -29,6 +34,9 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Artifact": "modelbox.artifacts",
+    "ArtifactMime": "modelbox.filetypes",
+    "FileType": "modelbox.filetypes",
     "AuditEvent": "modelbox.audit",
     "Checkpoint": "modelbox.client",
     "Event": "modelbox.lifecycle",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from modelbox import claims, layout, limits, pathcheck, releases
@@ -26,7 +27,7 @@ from modelbox.errors import (
     ManifestError,
     NotFoundError,
 )
-from modelbox.filetypes import FileType, mime_type, sniff
+from modelbox.filetypes import ArtifactMime, FileType, as_mime, mime_type, sniff
 from modelbox.filetypes import file_type as type_of
 from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
 from modelbox.names import Reference, fold
@@ -42,38 +43,49 @@ ARTIFACTS_DIR = layout.ARTIFACTS_DIR
 
 @dataclass(frozen=True)
 class Artifact:
-    """One artifact as the seed API shows it (``parent``, ``path``, ``mime_type``, ...)."""
+    """One artifact as seed 003 defines it: ``Artifact(parent, path, mime_type, checksum,
+    id)``, with what modelbox records besides (file type, size, a tracked file's URI...).
+
+    ``id`` defaults to the checksum (else the URI, else the path); ``updated_at`` is when
+    the pointer was last written (adding or replacing the artifact)."""
 
     parent: str
     path: str
-    file_type: str
-    mime_type: str
-    size: int
-    checksum: str
+    mime_type: ArtifactMime | str = ArtifactMime.Unknown
+    checksum: str = ""
+    id: str = ""
+    file_type: FileType = FileType.UNDEFINED
+    size: int = 0
     uri: str | None = None
     etag: str | None = None
     directory: bool = False
     files: int | None = None
     verified: bool = True  # False: tracked with --no-check, size and checksum unknown
+    updated_at: datetime | None = None
 
-    @property
-    def id(self) -> str:
-        return self.checksum or self.uri or self.path
+    def __post_init__(self) -> None:
+        # Frozen: the seed's defaults filled the one way a frozen dataclass allows.
+        object.__setattr__(self, "mime_type", as_mime(self.mime_type))
+        if not self.id:
+            object.__setattr__(self, "id", self.checksum or self.uri or self.path)
 
     @classmethod
     def of(cls, parent: str, pointer: ArtifactPointer) -> Artifact:
         return cls(
-            parent, pointer.path, pointer.file_type.value, pointer.mime_type, pointer.size,
-            pointer.sha256 or "", pointer.uri, pointer.etag, pointer.directory, pointer.files,
-            pointer.verified,
+            parent, pointer.path, pointer.mime_type, pointer.sha256 or "",
+            file_type=pointer.file_type, size=pointer.size, uri=pointer.uri,
+            etag=pointer.etag, directory=pointer.directory, files=pointer.files,
+            verified=pointer.verified, updated_at=pointer.created_at,
         )
 
     def to_json(self) -> dict[str, object]:
         return {
-            "parent": self.parent, "path": self.path, "file_type": self.file_type,
-            "mime_type": self.mime_type, "size": self.size, "sha256": self.checksum or None,
+            "parent": self.parent, "path": self.path, "file_type": self.file_type.value,
+            "mime_type": str(getattr(self.mime_type, "value", self.mime_type)),
+            "size": self.size, "sha256": self.checksum or None,
             "uri": self.uri, "directory": self.directory, "files": self.files,
             "verified": self.verified,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
 
 

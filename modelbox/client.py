@@ -137,14 +137,16 @@ class ModelBoxClient:
         namespace: str = "",
         description: str = "",
         metadata: dict[str, Any] | None = None,
+        display_name: str = "",
     ) -> Model:
         """Create a collection: a model whose versions are links to versions of other models
-        (``Model.link``), with its own unique tags (``docs/collections.md``)."""
+        (``Model.link``), with its own unique tags (``docs/collections.md``);
+        ``display_name`` is its name for people, spaces allowed."""
         from modelbox.collections import create_collection
 
         manifest = create_collection(
             self.registry, parse_model(name, namespace), owner=owner, description=description,
-            metadata=metadata,
+            metadata=metadata, display=display_name,
         )
         return Model(self, manifest)
 
@@ -155,7 +157,13 @@ class ModelBoxClient:
     get_model = model
 
     def models(self, namespace: str | None = None) -> list[Model]:
-        return [Model(self, m) for m in self.registry.list_models(namespace)]
+        """The models (collections are listed by :meth:`collections`)."""
+        return [Model(self, m) for m in self.registry.list_models(namespace)
+                if not m.collection]
+
+    def collections(self, namespace: str | None = None) -> list[Model]:
+        """The collections, or those in ``namespace`` and below it."""
+        return [Model(self, m) for m in self.registry.list_models(namespace) if m.collection]
 
     # -- versions ------------------------------------------------------------------------
     def create_model_version(
@@ -225,6 +233,7 @@ class _HasArtifacts:
     and versions (seed 003: the same API on every object)."""
 
     _client: ModelBoxClient
+    _manifest: Any  # each kind's manifest; every one has created_at and metadata
 
     @property
     def _target(self) -> Reference:
@@ -239,9 +248,45 @@ class _HasArtifacts:
         from modelbox import artifacts
         from modelbox.filetypes import FileType
 
+        kinds = {t.value for t in FileType}
+        if file_type and file_type not in kinds:
+            raise InvalidValueError(
+                f"file_type {file_type!r} is none of {', '.join(sorted(kinds))}")
         kind = FileType(file_type) if file_type else None
         return artifacts.add(self._client.registry, self._target, [Path(f) for f in files],
                              file_type=kind, replace=replace)
+
+    def upload_artifacts(
+        self, files: Iterable[str | Path], file_type: str | None = None, *,
+        replace: bool = False,
+    ) -> list[Artifact]:
+        """:meth:`upload_artifact` under the plural name seed 003's prose uses."""
+        return self.upload_artifact(files, file_type, replace=replace)
+
+    def update_metadata(self, key: str, value: Any) -> None:
+        """Set metadata ``key`` to a JSON value (one audited commit); every kind of object
+        has it (models, versions, experiments, checkpoints)."""
+        self._client.registry.set_metadata(self._target, key, value)
+        self._reload()
+
+    def _reload(self) -> None:
+        """Read the manifest again after a change."""
+        registry = self._client.registry
+        self._manifest = registry.target(registry.snapshot(), self._target)[1]
+
+    @property
+    def created_at(self) -> datetime:
+        """When the object was created (its manifest's ``created_at``)."""
+        created: datetime = self._manifest.created_at
+        return created
+
+    @property
+    def updated_at(self) -> datetime:
+        """When the object last changed on the branch: the newest audited change to it
+        (metadata, artifacts, tags...), else its creation. Read from history on each call."""
+        from modelbox.changed import updated_at
+
+        return updated_at(self._client.registry, str(self._target), self.created_at)
 
     def track_artifacts(
         self, files: Iterable[str], names: Iterable[str] | None = None, *,
@@ -290,7 +335,8 @@ class _HasArtifacts:
         )
 
     def metrics(self) -> dict[str, list[dict[str, Any]]]:
-        """Every series: key -> points (step, wallclock, value), in logging order."""
+        """Every series: key -> points (step, wallclock, value), by step when every point
+        has one, else by wallclock (seed 003's order)."""
         return self._client.registry.metrics(self._target)
 
     def log_event(self, event: Event) -> None:
@@ -355,6 +401,8 @@ class Model(_Named):
 
     description = property(lambda self: self._manifest.description)
     datasets = property(lambda self: list(self._manifest.datasets))
+    display_name = property(lambda self: self._manifest.display_name or self._manifest.name)
+    """A collection's name for people ("MNIST Grayscale 28x28"), else its name."""
 
     def refresh(self) -> Model:
         self._manifest = self._client.registry.get_model(self._ref)
@@ -453,10 +501,6 @@ class Model(_Named):
         found = policies.get_policy(self._client.registry, self._ref)
         return found.model_dump(mode="json") if found else None
 
-    def update_metadata(self, key: str, value: Any) -> None:
-        self._client.registry.set_metadata(Reference(self._ref), key, value)
-        self.refresh()
-
 
 
 class ModelVersion(_HasArtifacts):
@@ -504,6 +548,13 @@ class ModelVersion(_HasArtifacts):
 
         return [node.to_json() for node in lineage(self._client.registry, self._ref)]
 
+    def collections(self) -> list[str]:
+        """Every link (``COLLECTION@VERSION``) that names this version, archived ones too;
+        reads every collection's versions (a walk of the models, not a hot path)."""
+        from modelbox.collections import links_to
+
+        return links_to(self._client.registry.snapshot(), self.id)
+
     def unlink(self, *, force: bool = False) -> str:
         """Remove this link from its collection; return the source it named. A tagged link,
         or one another link names, needs ``force``."""
@@ -525,10 +576,6 @@ class ModelVersion(_HasArtifacts):
     def refresh(self) -> ModelVersion:
         self._manifest = self._client.registry.get_version(self._model, self.version)
         return self
-
-    def update_metadata(self, key: str, value: Any) -> None:
-        self._client.registry.set_metadata(self._ref, key, value)
-        self.refresh()
 
 
     def tag(self, tag: str) -> None:
@@ -641,6 +688,10 @@ class Checkpoint(_HasArtifacts):
 
     epoch = property(lambda self: self._manifest.epoch)
     step = property(lambda self: self._manifest.step)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._manifest.metadata)
 
     def promote(
         self, model: Model | str, version: str, unique_tags: Iterable[str] | None = None

@@ -30,13 +30,16 @@ if TYPE_CHECKING:
     from modelbox.refs import Snapshot
 
 __all__ = [
+    "AlreadyLinkedError",
     "DanglingLinkError",
     "Files",
     "LinkLoopError",
     "create_collection",
+    "display_name",
     "follow",
     "iter_links",
     "link",
+    "links_in",
     "links_to",
     "unlink",
 ]
@@ -61,13 +64,40 @@ class LinkLoopError(InvalidValueError):
     """Following links would come back where it started."""
 
 
+class AlreadyLinkedError(InvalidValueError):
+    """The version is linked into that collection already (one link per source)."""
+
+    def __init__(self, origin: str, existing: str) -> None:
+        self.origin, self.existing = origin, existing
+        super().__init__(
+            f"{origin} is linked into {existing.rpartition('@')[0]} already, as {existing}; "
+            f"tag that link, or `modelbox unlink {existing}` first"
+        )
+
+
+def display_name(value: str) -> str:
+    """A collection's display name as given, checked where it enters: printable text
+    (spaces allowed), no control characters, at most 200 characters."""
+    from modelbox.manifests import DISPLAY_NAME_MAX
+
+    if len(value) > DISPLAY_NAME_MAX:
+        raise InvalidValueError(f"display name {limits.shown(value)!r} has {len(value)} "
+                                f"characters; at most {DISPLAY_NAME_MAX}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidValueError(f"display name {value!r} holds a control character (a line "
+                                "break, a tab...); use plain text")
+    return value
+
+
 def create_collection(
     registry: Registry, name: ModelName, *, owner: str = "", description: str = "",
-    metadata: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None, display: str = "",
 ) -> ModelManifest:
-    """Create an empty collection (one ``collection.create`` commit)."""
+    """Create an empty collection (one ``collection.create`` commit); ``display`` is its
+    name for people ("MNIST Grayscale 28x28"), beside the ref-safe ``name``."""
     return registry.create_model(
-        name, owner=owner, description=description, metadata=metadata, collection=True
+        name, owner=owner, description=description, metadata=metadata, collection=True,
+        display_name=display_name(display),
     )
 
 
@@ -160,6 +190,16 @@ def links_to(snap: Snapshot, target: str) -> list[str]:
     return sorted(link for link, source, _ in iter_links(snap) if source == target)
 
 
+def links_in(snap: Snapshot, collection: ModelName) -> dict[str, str]:
+    """The links of one collection: version -> the source it names (archived ones too)."""
+    out = {}
+    for name, is_dir in snap.listdir(layout.versions_dir(collection)):
+        doc = _read_version(snap, collection, name) if is_dir else None
+        if doc is not None and isinstance(doc.get("link"), str):
+            out[name] = doc["link"]
+    return out
+
+
 def _next_version(snap: Snapshot, collection: ModelName) -> str:
     numbers = [
         int(m.group(1)) for name, _ in snap.listdir(layout.versions_dir(collection))
@@ -177,7 +217,8 @@ def link(
 
     ``source`` is ``MODEL@VERSION`` or ``MODEL:TAG`` (resolved to the version it names now).
     Raises if the source is missing or archived, the target is no collection, the link would
-    make a loop, the version exists, or a tag is taken (:class:`TagConflictError`).
+    make a loop, the source is linked there already (:class:`AlreadyLinkedError`), the
+    version exists, or a tag is taken (:class:`TagConflictError`).
     """
     from modelbox.manifests import VersionManifest, now
     from modelbox.registry import _check_tag
@@ -208,6 +249,9 @@ def link(
         manifest = registry.get_version(source.model, resolved)
         if manifest.archived:
             raise InvalidValueError(f"{origin} is archived; restore it before linking it")
+        for existing, linked in sorted(links_in(snap, collection).items()):
+            if linked == origin:  # a second link would be a silent duplicate
+                raise AlreadyLinkedError(origin, f"{collection}@{existing}")
         name = version or _next_version(snap, collection)
         if snap.is_dir(layout.version_dir(collection, name)):
             raise VersionExistsError(str(collection), name)

@@ -21,6 +21,54 @@ class FileType(str, Enum):
     VIDEO = "VIDEO"
     DATASET = "DATASET"
     OTHER = "OTHER"
+    UNDEFINED = "UNDEFINED"  # seed 003's enum value 0: a type nobody gave
+
+
+class ArtifactMime(str, Enum):
+    """The MIME types modelbox records (seed 003's ``ArtifactMime``). A str enum: an
+    artifact's ``mime_type`` still equals its string. A type outside it stays a plain str
+    (:func:`as_mime`)."""
+
+    Unknown = "application/octet-stream"
+    Safetensors = "application/vnd.safetensors"
+    Onnx = "application/onnx"
+    PyTorch = "application/x-pytorch"
+    Checkpoint = "application/x-checkpoint"
+    Parquet = "application/vnd.apache.parquet"
+    Arrow = "application/vnd.apache.arrow.file"
+    Jsonl = "application/jsonl"
+    Npy = "application/x-npy"
+    Npz = "application/x-npz"
+    Hdf5 = "application/x-hdf5"
+    Pickle = "application/x-pickle"
+    Yaml = "application/yaml"
+    Gguf = "application/x-gguf"
+    Json = "application/json"
+    Zip = "application/zip"
+    Gzip = "application/gzip"
+    Pdf = "application/pdf"
+    Text = "text/plain"
+    Markdown = "text/markdown"
+    Png = "image/png"
+    Jpeg = "image/jpeg"
+    Gif = "image/gif"
+    Wav = "audio/wav"
+    Mpeg = "audio/mpeg"
+    Flac = "audio/flac"
+    Ogg = "audio/ogg"
+    Mp4 = "video/mp4"
+    Webm = "video/webm"
+    Directory = "inode/directory"
+
+
+_MIMES = {member.value: member for member in ArtifactMime}
+
+
+def as_mime(value: ArtifactMime | str) -> ArtifactMime | str:
+    """``value`` as an :class:`ArtifactMime` member when it is one, else the plain str."""
+    if isinstance(value, ArtifactMime):
+        return value
+    return _MIMES.get(value, value)
 
 
 _MODEL = {".pt", ".pth", ".bin", ".safetensors", ".onnx", ".h5", ".keras", ".pb", ".pkl",

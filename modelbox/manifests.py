@@ -77,6 +77,11 @@ class RegistrySettings(Document):
         return canonical.encode(self.model_dump(mode="json", exclude=exclude))
 
 
+#: A display name: printable text, spaces allowed, no control characters, at most 200.
+DISPLAY_NAME_MAX = 200
+DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+
 class ModelManifest(Document):
     """``models/<namespace>/<name>/_model.json``."""
 
@@ -89,6 +94,9 @@ class ModelManifest(Document):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     datasets: list[str] = Field(default_factory=list)
     collection: bool = False  # its versions are links to versions of other models
+    # A collection's name for people ("MNIST Grayscale 28x28") beside its ref-safe name.
+    display_name: str = Field(default="", max_length=DISPLAY_NAME_MAX,
+                              pattern=DISPLAY_NAME_PATTERN)
     created_at: AwareDatetime
 
     @property
@@ -97,9 +105,8 @@ class ModelManifest(Document):
 
     def to_bytes(self) -> bytes:
         # Written only when set, so a plain model's manifest stays byte for byte as it was.
-        return canonical.encode(
-            self.model_dump(mode="json", exclude=None if self.collection else {"collection"})
-        )
+        exclude = {k for k in ("collection", "display_name") if not getattr(self, k)}
+        return canonical.encode(self.model_dump(mode="json", exclude=exclude or None))
 
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
@@ -169,7 +176,8 @@ class MetricPoint(Document):
 
 
 class MetricSeries(Document):
-    """``_metrics.json`` beside a model or version: key -> points in logging order."""
+    """``_metrics.json`` beside a model or version: key -> points, by step when all have
+    one, else by wallclock (:mod:`modelbox.metric_order`)."""
 
     kind: Literal["metrics"] = "metrics"
     series: dict[str, list[MetricPoint]] = Field(default_factory=dict)

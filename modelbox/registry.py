@@ -566,15 +566,17 @@ class Registry:
         metadata: dict[str, Any] | None = None,
         datasets: list[str] | None = None,
         collection: bool = False,
+        display_name: str = "",
     ) -> ModelManifest:
-        """Create a model (or a collection of links); raise ModelExistsError if it exists."""
+        """Create a model (or a collection of links); raise ModelExistsError if it exists.
+        ``display_name`` is checked by the caller (:func:`modelbox.collections.display_name`)."""
         from modelbox.manifests import ModelManifest, now
 
         collisions.check_full_name("model", model)
         manifest = ModelManifest(
             namespace=model.namespace, name=model.name, owner=owner, task=task,
             description=description, metadata=json_metadata(metadata), datasets=datasets or [],
-            collection=collection, created_at=now(),
+            collection=collection, display_name=display_name, created_at=now(),
         )
         with self.transaction() as txn:
             if txn.snapshot.read(layout.model_file(model)) is not None:
@@ -1022,7 +1024,8 @@ class Registry:
 
     def append_metrics(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
         """Append many validated points (see :func:`metric_points`) in one commit."""
-        from modelbox.manifests import BytesValue, MetricSeries, parse
+        from modelbox import metric_order
+        from modelbox.manifests import MetricSeries, parse
 
         if not points:
             return
@@ -1035,11 +1038,15 @@ class Registry:
             data = txn.snapshot.read(series_path)
             current = parse(MetricSeries, series_path, data) if data else MetricSeries()
             series = {k: list(v) for k, v in current.series.items()}
-            latest: dict[str, float | str] = {}
             for key, point in points:
                 series.setdefault(key, []).append(point)
-                if not isinstance(point.value, BytesValue):  # bytes stay out of summaries
-                    latest[key] = point.value
+            latest: dict[str, float | str] = {}
+            for key in dict.fromkeys(key for key, _ in points):
+                # Seed 003's order: by step, else by wallclock (modelbox/metric_order.py).
+                series[key] = metric_order.ordered(series[key])
+                value = metric_order.latest(series[key])
+                if value is not None:
+                    latest[key] = value
             shown = ", ".join(sorted({key for key, _ in points}))
             txn.put(series_path, MetricSeries(series=series))
             summary: dict[str, float | str] = {}

@@ -129,7 +129,8 @@ def artifact_list(ctx: Context, target: str, as_json: bool) -> None:
         return
     for a in found:
         size = a.size if a.verified else "?"  # tracked with --no-check: not known
-        echo(f"{a.path}\t{a.checksum or a.uri}\t{size}\t{a.file_type}\t{a.mime_type}")
+        mime = getattr(a.mime_type, "value", a.mime_type)
+        echo(f"{a.path}\t{a.checksum or a.uri}\t{size}\t{a.file_type.value}\t{mime}")
 
 
 @click.command()

@@ -1,4 +1,4 @@
-"""``modelbox collection create``, ``link``, ``unlink`` and ``lineage``."""
+"""``modelbox collection create``, ``list``, ``delete``, ``link``, ``unlink``, ``lineage``."""
 
 from __future__ import annotations
 
@@ -28,19 +28,41 @@ def collection() -> None:
 @click.argument("name")
 @click.option("--owner", default="", help="Who owns the collection (an email, a team).")
 @click.option("--description", default="")
+@click.option("--display-name", "display", default="",
+              help='Its name for people, spaces allowed ("MNIST Grayscale 28x28").')
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
 @json_option
 @pass_ctx
 def collection_create(
-    ctx: Context, name: str, owner: str, description: str, meta: tuple[str, ...],
-    as_json: bool,
+    ctx: Context, name: str, owner: str, description: str, display: str,
+    meta: tuple[str, ...], as_json: bool,
 ) -> None:
     """Create collection NAME (addressed like a model: NAMESPACE/NAME)."""
     from modelbox.collections import create_collection
 
     created = create_collection(ctx.registry, model_arg(name), owner=owner,
-                                description=description, metadata=parse_meta(meta))
+                                description=description, metadata=parse_meta(meta),
+                                display=display)
     done(as_json, created.model_dump(mode="json"), f"Created collection {created.full_name}")
+
+
+@collection.command("list")
+@click.option("--namespace", help="Only this namespace and those below it.")
+@json_option
+@pass_ctx
+def collection_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
+    """List collections, with how many links each holds."""
+    from modelbox.collections import links_in
+
+    found = [m for m in ctx.registry.list_models(namespace) if m.collection]
+    snap = ctx.registry.snapshot()
+    counts = {m.full_name: len(links_in(snap, model_arg(m.full_name))) for m in found}
+    if as_json:
+        emit_json([{**m.model_dump(mode="json"), "links": counts[m.full_name]} for m in found])
+        return
+    for m in found:
+        echo(f"{m.full_name}\t{m.display_name}\t{m.owner}\t{counts[m.full_name]} link(s)"
+             f"\t{m.description}")
 
 
 @collection.command("delete")

@@ -25,6 +25,7 @@ from modelbox.errors import InvalidValueError
 
 if TYPE_CHECKING:
     from modelbox.manifests import Policy
+    from modelbox.registry import MetricValue
 
 
 @click.group()
@@ -156,6 +157,20 @@ def metrics() -> None:
     """Metric series of a model, version, experiment or checkpoint."""
 
 
+def _metric_values(pairs: tuple[str, ...]) -> dict[str, MetricValue]:
+    """``KEY=VALUE`` pairs for ``metrics log``, read as ``--meta`` reads them (same limits);
+    a VALUE that is a number stays one (NaN too, so the registry refuses it by name);
+    anything else is the text as typed -- a tensor ``[[1,0],[0,1]]``, ``true`` -- never
+    decoded."""
+    decoded = parse_meta(pairs)
+    raw = dict(pair.partition("=")[::2] for pair in pairs)
+    return {
+        key: value if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else raw[key]
+        for key, value in decoded.items()
+    }
+
+
 @metrics.command("log")
 @click.argument("target", metavar="TARGET")
 @click.argument("values", nargs=-1, required=True, metavar="KEY=VALUE...")
@@ -167,8 +182,9 @@ def metrics_log(
     ctx: Context, target: str, values: tuple[str, ...], step: int | None,
     wallclock: float | None, as_json: bool,
 ) -> None:
-    """Log one point per KEY (numbers stay numbers, anything else is text)."""
-    ref, points = ref_arg(target), parse_meta(values)
+    """Log one point per KEY (numbers stay numbers, anything else is text, e.g. a tensor
+    as a string: cm='[[1,0],[0,1]]')."""
+    ref, points = ref_arg(target), _metric_values(values)
     name = target_name(ctx, ref)  # before: a labelling policy may move the tag it names
     ctx.registry.log_metrics(ref, points, step=step, wallclock=wallclock)
     done(as_json, {"target": name, "metrics": points, "step": step, "wallclock": wallclock},

@@ -86,8 +86,8 @@ def model_update(
 @json_option
 @pass_ctx
 def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
-    """List models."""
-    models = ctx.registry.list_models(namespace)
+    """List models (collections: `modelbox collection list`)."""
+    models = [m for m in ctx.registry.list_models(namespace) if not m.collection]
     if as_json:
         emit_json([m.model_dump(mode="json") for m in models])
         return
@@ -105,10 +105,14 @@ def model_show(ctx: Context, name: str, as_json: bool) -> None:
     manifest = registry.get_model(ref)
     tags = registry.tags(ref)
     versions = [v.version for v in registry.list_versions(ref)]
+    from modelbox.changed import updated_at
+
+    document = {**manifest.model_dump(mode="json"),
+                "updated_at": updated_at(registry, str(ref), manifest.created_at).isoformat()}
     if as_json:
-        emit_json({**manifest.model_dump(mode="json"), "tags": tags, "versions": versions})
+        emit_json({**document, "tags": tags, "versions": versions})
         return
-    for key, value in manifest.model_dump(mode="json").items():
+    for key, value in document.items():
         if key != "kind":
             echo(f"{key}: {show_value(value)}")
     echo(f"tags: {', '.join(f'{t} -> {v}' for t, v in sorted(tags.items())) or '-'}")

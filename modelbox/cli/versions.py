@@ -99,7 +99,13 @@ def _show(ctx: Context, ref: Reference) -> dict[str, Any]:
     resolved = registry.resolve(ref)
     manifest = registry.get_version(ref.model, resolved)
     tags = sorted(t for t, v in registry.tags(ref.model).items() if v == resolved)
-    return {**manifest.model_dump(mode="json"), "tags": tags}
+    from modelbox.changed import updated_at
+    from modelbox.collections import links_to
+
+    target = f"{ref.model}@{resolved}"
+    changed = updated_at(registry, target, manifest.created_at)
+    return {**manifest.model_dump(mode="json"), "updated_at": changed.isoformat(), "tags": tags,
+            "collections": links_to(registry.snapshot(), target)}
 
 
 @version.command("show")

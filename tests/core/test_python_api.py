@@ -21,8 +21,9 @@ from modelbox.errors import (
     VersionExistsError,
 )
 
-PUBLIC_API = {"AuditEvent", "Checkpoint", "Event", "Experiment", "MLFramework", "Model",
-              "ModelBoxClient", "ModelVersion", "ModelboxError"}
+PUBLIC_API = {"Artifact", "ArtifactMime", "AuditEvent", "Checkpoint", "Event", "Experiment",
+              "FileType", "MLFramework", "Model", "ModelBoxClient", "ModelVersion",
+              "ModelboxError"}
 
 
 @pytest.fixture

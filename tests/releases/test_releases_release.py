@@ -142,7 +142,9 @@ def test_the_first_link_releases_the_source_and_the_link_records_its_digest(
     released = manifest(reg)["released"]
     assert released["by"] == "link ai/shipped@v0"
     assert manifest(reg, "v0", "ai/shipped")["digest"] == released["digest"]
-    assert run("--repo", reg, "link", f"{M}@v1", "ai/shipped").code == 0  # a second link
+    # A second link (into another collection: one collection links a source once)
+    assert run("--repo", reg, "collection", "create", "ai/other").code == 0
+    assert run("--repo", reg, "link", f"{M}@v1", "ai/other").code == 0
     assert manifest(reg)["released"] == released
     refused = run("--repo", reg, "artifact", "add", f"{M}@v1", new_bytes(tmp_path))
     assert_refused(refused.code, refused.err, "released by link ai/shipped@v0")
