@@ -44,18 +44,22 @@ def policy(run: Run, reg: Path) -> Any:
     return json.loads(ok(run, "--repo", reg, "policy", "show", M, "--json"))
 
 
+def three_versions(run: Run, registry_path: Path) -> None:
+    """ai/m with v1, v2, v3 (created in that order), each with one artifact (`production`
+    is protected: it releases what it names, which needs artifacts)."""
+    weights = registry_path.parent / "weights.bin"
+    ok(run, "--repo", registry_path, "model", "create", M)
+    for v in ("v1", "v2", "v3"):
+        ok(run, "--repo", registry_path, "version", "create", M, v)
+        weights.write_bytes(f"weights of {v}".encode())
+        ok(run, "--repo", registry_path, "artifact", "add", f"{M}@{v}", weights)
+
+
 @pytest.fixture
 def reg(registry_path: Path, run: Run) -> Path:
-    """ai/m with v1, v2, v3 (created in that order), each with one artifact (`production`
-    is protected: it releases what it names, which needs artifacts); v1 has acc and
-    latency_ms."""
+    """:func:`three_versions`; v1 has acc and latency_ms."""
     r = ("--repo", registry_path)
-    ok(run, *r, "model", "create", M)
-    weights = registry_path.parent / "weights.bin"
-    for v in ("v1", "v2", "v3"):
-        ok(run, *r, "version", "create", M, v)
-        weights.write_bytes(f"weights of {v}".encode())
-        ok(run, *r, "artifact", "add", f"{M}@{v}", weights)
+    three_versions(run, registry_path)
     ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.5", "latency_ms=10")
     return registry_path
 
@@ -163,12 +167,7 @@ def test_the_python_api_and_a_buffered_log_still_apply_the_policy(
 
 def test_the_worked_example_of_docs_policies_md_holds(registry_path: Path, run: Run) -> None:
     r = ("--repo", registry_path)
-    ok(run, *r, "model", "create", M)
-    weights = registry_path.parent / "weights.bin"
-    for v in ("v1", "v2", "v3"):
-        ok(run, *r, "version", "create", M, v)
-        weights.write_bytes(f"weights of {v}".encode())
-        ok(run, *r, "artifact", "add", f"{M}@{v}", weights)
+    three_versions(run, registry_path)
     ok(run, *r, "metrics", "log", f"{M}@v1", "acc=0.95", "latency_ms=30")
     ok(run, *r, "policy", "set", M, "--label", "production:acc>=0.9",
        "--label", "production:latency_ms<=20")
