@@ -413,18 +413,18 @@ def gc(ctx: Context, dry_run: bool, grace: float, history: bool, own_store: bool
         echo(f"kept everything: cannot read directory manifest sha256:{digest}", err=True)
     for writer in plan.foreign:
         echo(f"warning: another registry ({writer.registry[:12] or 'unknown'}, clone "
-                   f"{writer.where}) writes to this store; --i-own-this-store ignored it",
-                   err=True)
+             f"{writer.where}) writes to this store; --i-own-this-store ignored it",
+             err=True)
     echo(plan.roots)
     echo(f"kept objects written or claimed within the grace period ({grace:g} hours): "
-               f"{plan.young} written, {plan.claimed} claimed by a write in some clone")
+         f"{plan.young} written, {plan.claimed} claimed by a write in some clone")
     if plan.others:
         echo(f"{len(plan.others)} other clone(s) of this registry write to this store "
-                   "(their commits not pushed yet are safe within the grace period): "
-                   + ", ".join(w.where for w in plan.others))
+             "(their commits not pushed yet are safe within the grace period): "
+             + ", ".join(w.where for w in plan.others))
     echo(f"{len(plan.archive)} version(s) archived, {len(plan.delete)} object(s) deleted,"
-               f" {plan.referenced} referenced, {plan.young} too young, {plan.claimed} claimed"
-               + (" (dry run)" if dry_run else ""))
+         f" {plan.referenced} referenced, {plan.young} too young, {plan.claimed} claimed"
+         + (" (dry run)" if dry_run else ""))
 
 
 COMMANDS = [experiment, checkpoint, metrics, event, policy, gc]
