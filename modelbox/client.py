@@ -177,7 +177,8 @@ class ModelBoxClient:
         framework: MLFramework | str = MLFramework.UNKNOWN,
         unique_tags: Iterable[str] | None = None,
     ) -> ModelVersion:
-        """Seed 002's spelling: the model's id first, then name, version, ..."""
+        """Seed 002's spelling: the model's id first, then name, version, ... (no
+        ``version``: the next ``vN``)."""
         return self.model(model_id).new_model_version(
             version, name, description, artifacts, metadata, unique_tags, framework
         )
@@ -410,7 +411,7 @@ class Model(_Named):
 
     def new_model_version(
         self,
-        version: str,
+        version: str | None = None,
         name: str | None = None,
         description: str = "",
         artifacts: Iterable[str] | None = None,
@@ -420,11 +421,13 @@ class Model(_Named):
     ) -> ModelVersion:
         """Create a version of this model; ``unique_tags`` must not be taken.
 
-        ``artifacts`` are tracked (URIs) or uploaded (local paths) in the same batch.
+        With no ``version`` (None or ``""``) it is named ``vN``, one more than the highest
+        ``vN`` the model has (``v0`` first), as W&B numbers versions. ``artifacts`` are
+        tracked (URIs) or uploaded (local paths) in the same batch.
         """
         with self._client.registry.batch():
             manifest = self._client.registry.create_version(
-                self._ref, version, name=name, description=description, framework=framework,
+                self._ref, version or None, name=name, description=description, framework=framework,
                 metadata=metadata, tags=list(unique_tags or []),
             )
             created = ModelVersion(self._client, manifest)

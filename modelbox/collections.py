@@ -10,7 +10,6 @@ Links are verified when made; a link may name another link, and readers follow t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +22,7 @@ from modelbox.errors import (
     VersionExistsError,
 )
 from modelbox.names import ModelName, Reference, check_segment, parse_model
+from modelbox.numbering import next_version
 from modelbox.registry import Registry, json_metadata
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ __all__ = [
 
 #: How many links a chain may have before it counts as a loop (a hand-edited registry).
 MAX_CHAIN = 64
-_NUMBERED = re.compile(r"v(\d+)")
 
 
 class DanglingLinkError(NotFoundError):
@@ -200,14 +199,6 @@ def links_in(snap: Snapshot, collection: ModelName) -> dict[str, str]:
     return out
 
 
-def _next_version(snap: Snapshot, collection: ModelName) -> str:
-    numbers = [
-        int(m.group(1)) for name, _ in snap.listdir(layout.versions_dir(collection))
-        if (m := _NUMBERED.fullmatch(name))
-    ]
-    return f"v{max(numbers) + 1 if numbers else 0}"
-
-
 def link(
     registry: Registry, source: Reference, collection: ModelName, *,
     version: str | None = None, tags: list[str] | None = None, description: str = "",
@@ -252,7 +243,7 @@ def link(
         for existing, linked in sorted(links_in(snap, collection).items()):
             if linked == origin:  # a second link would be a silent duplicate
                 raise AlreadyLinkedError(origin, f"{collection}@{existing}")
-        name = version or _next_version(snap, collection)
+        name = version or next_version(snap, collection)
         if snap.is_dir(layout.version_dir(collection, name)):
             raise VersionExistsError(str(collection), name)
         # The first link releases the version holding the artifacts (its set is frozen

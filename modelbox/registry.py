@@ -624,7 +624,7 @@ class Registry:
     def create_version(
         self,
         model: ModelName,
-        version: str,
+        version: str | None,
         *,
         name: str | None = None,
         description: str = "",
@@ -635,13 +635,17 @@ class Registry:
     ) -> VersionManifest:
         """Create a version, optionally with unique tags; raise if it or a tag is taken.
 
+        ``version`` None names it ``vN``, one more than the highest ``vN`` the model has
+        (:mod:`modelbox.numbering`, W&B's numbering), taken under the lock.
+
         ``copy_from`` (``M@V``, ``M:TAG``, a link) copies that version's artifact pointers,
         directory listings included, into the new version: nothing is uploaded. The new
         version is open; metadata ``source_version`` records where it came from.
         """
         from modelbox.manifests import VersionManifest, now
 
-        check_segment("version", version)
+        if version is not None:
+            check_segment("version", version)
         for tag in tags or []:
             _check_tag(tag)
         with self.transaction() as txn:
@@ -652,6 +656,10 @@ class Registry:
                     f"{model} is a collection: its versions are links; "
                     f"run `modelbox link MODEL@VERSION {model}`"
                 )
+            if version is None:
+                from modelbox.numbering import next_version
+
+                version = next_version(snap, model)
             if snap.is_dir(layout.version_dir(model, version)):
                 raise VersionExistsError(str(model), version)
             collisions.refuse_case_twin(snap, "version", layout.version_dir(model, version))

@@ -32,7 +32,7 @@ def version() -> None:
 
 @version.command("create")
 @click.argument("model", shell_complete=complete_model)
-@click.argument("version_name", metavar="VERSION")
+@click.argument("version_name", metavar="[VERSION]", required=False)
 @click.option("--name", help="Display name (default: the model's name).")
 @click.option("--description", default="")
 @click.option(
@@ -45,11 +45,13 @@ def version() -> None:
 @json_option
 @pass_ctx
 def version_create(
-    ctx: Context, model: str, version_name: str, name: str | None, description: str,
+    ctx: Context, model: str, version_name: str | None, name: str | None, description: str,
     framework: str, meta: tuple[str, ...], tags: tuple[str, ...], source: str | None,
     as_json: bool,
 ) -> None:
-    """Create VERSION of MODEL (open: artifacts can be added until it is released)."""
+    """Create VERSION of MODEL (open: artifacts can be added until it is released).
+
+    With no VERSION it is named vN, one more than the highest vN of MODEL (v0 first)."""
     created = ctx.registry.create_version(
         model_arg(model), version_name, name=name, description=description,
         framework=framework, metadata=parse_meta(meta), tags=list(tags),
@@ -74,11 +76,15 @@ def version_release(ctx: Context, ref: str, as_json: bool) -> None:
 
 @version.command("list")
 @click.argument("model", shell_complete=complete_model)
-@click.option("--all", "archived", is_flag=True, help="Include archived versions.")
+@click.option("--all", "archived", is_flag=True,
+              help="Include archived versions (marked `archived` in a fifth column).")
 @json_option
 @pass_ctx
 def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> None:
-    """List the versions of MODEL, oldest first, with their tags."""
+    """List the versions of MODEL, oldest first, with their tags.
+
+    Columns: version, framework, created, tags; with --all a fifth says `archived` or `-`
+    (--json: every entry has "archived")."""
     registry, name = ctx.registry, model_arg(model)
     versions = registry.list_versions(name, archived=archived)
     by_version: dict[str, list[str]] = {}
@@ -91,7 +97,8 @@ def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> Non
         return
     for v in versions:
         tags = ",".join(by_version.get(v.version, []))
-        echo(f"{v.version}\t{v.framework.value}\t{v.created_at.isoformat()}\t{tags}")
+        state = ("\tarchived" if v.archived else "\t-") if archived else ""
+        echo(f"{v.version}\t{v.framework.value}\t{v.created_at.isoformat()}\t{tags}{state}")
 
 
 def _show(ctx: Context, ref: Reference) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def test_a_registry_of_an_unknown_format_is_refused(populated: Path, run: Run) -
 
 USAGE_ERRORS = [
     ("model", "create"),
-    ("version", "create", "m"),
+    ("version", "create"),  # `version create m` names it vN (seed 004), no usage error
     ("tag", "m@v1"),
     ("model", "create", "x", "--bogus"),
     ("frobnicate",),
