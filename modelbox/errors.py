@@ -30,6 +30,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     │   ├── IdentityError         no Git identity to write the audit log's author with
     │   ├── IndexLockedError      another process held .git/index.lock past the wait
     │   ├── MergeConflictError    a pull found both sides changing the same part of a file
+    │   │   └── VersionCollisionError  both sides created the same version (a vN, mostly)
     │   └── RemoteError           another repository could not be reached, read or written
     │       ├── RemoteMovedError  the remote has commits this clone lacks (pull first)
     │       └── PushRejectedError the server refused some refs of a push
@@ -87,6 +88,7 @@ __all__ = [
     "TagConflictError",
     "TagNotFoundError",
     "UnsafePathError",
+    "VersionCollisionError",
     "VersionExistsError",
     "VersionNeededError",
     "VersionNotFoundError",
@@ -339,6 +341,21 @@ class MergeConflictError(GitError):
             f"cannot merge {branch} from {url}: both sides changed {', '.join(paths)}; "
             f"nothing was changed here. Merge by hand with `git pull`, then run "
             f"`modelbox check --fix`"
+        )
+
+
+class VersionCollisionError(MergeConflictError):
+    """Both sides created the same version: ``vN`` numbers are taken per clone, so two
+    clones that each ran ``version create M`` meet here (``docs/collaboration.md``)."""
+
+    def __init__(self, url: str, branch: str, paths: list[str], versions: list[str],
+                 remedy: str) -> None:
+        self.url, self.branch, self.paths, self.versions = url, branch, paths, versions
+        GitError.__init__(
+            self,
+            f"cannot merge {branch} from {url}: {', '.join(versions)} was created both here "
+            f"and there (version numbers are taken per clone and never renumbered); nothing "
+            f"was changed here. {remedy}",
         )
 
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +48,11 @@ from modelbox.errors import (
     RemoteError,
     RemoteMovedError,
     StoreError,
+    VersionCollisionError,
 )
 from modelbox.faults import fault
-from modelbox.refs import GitRepo, Snapshot, incoming, locked
+from modelbox.names import ModelName, parse_model
+from modelbox.refs import GitRepo, PathChange, Snapshot, incoming, locked
 from modelbox.refs import remote as git_remote
 from modelbox.refs.remote import Remote
 from modelbox.registry import AUDIT_REF, Registry
@@ -687,6 +690,7 @@ def _merge(registry: Registry, ours: str, theirs: str, url: str) -> str:
                                        repo.snapshot(theirs))
     mine = {c.path: c for c in repo.changed_paths(base_snap.tree, our_snap.tree)}
     other = {c.path: c for c in repo.changed_paths(base_snap.tree, their_snap.tree)}
+    _refuse_twin_versions(registry, mine, other, our_snap, their_snap, url)
     writes: dict[str, bytes | None] = {}
     conflicts = []
     for path, change in other.items():
@@ -706,6 +710,57 @@ def _merge(registry: Registry, ours: str, theirs: str, url: str) -> str:
         tree=tree, parents=[ours, theirs], author=repo.identity(),
         message=f"Merge {registry.branch} of {url}\n",
     )
+
+
+_VERSION_PATH = re.compile(
+    rf"{layout.MODELS}/(.+)/{layout.VERSIONS_DIR}/([^/]+)/{re.escape(layout.VERSION_FILE)}")
+
+
+def _refuse_twin_versions(registry: Registry, mine: dict[str, PathChange],
+                          other: dict[str, PathChange], our_snap: Snapshot,
+                          their_snap: Snapshot, url: str) -> None:
+    """Refuse a merge where both sides created the same version (two clones that each took
+    the next ``vN``), before any file of it is merged: one line naming the version and a
+    way to keep ours, instead of a list of conflicting paths."""
+    twins = sorted(
+        (match.group(1), match.group(2), path) for path, change in other.items()
+        if change.old_sha is None and change.new_sha is not None
+        and (match := _VERSION_PATH.fullmatch(path))
+        and path in mine and mine[path].old_sha is None and mine[path].new_sha is not None
+        and mine[path].new_sha != change.new_sha
+    )
+    if not twins:
+        return
+    from modelbox.numbering import next_version
+
+    model, version, _ = twins[0]
+    name = parse_model(model)
+    first = f"{model}@{version}"
+    free = max((next_version(our_snap, name), next_version(their_snap, name)),
+               key=lambda v: int(v[1:]))
+    if _is_collection(our_snap, name):
+        link = _doc(our_snap, twins[0][2]).get("link") or "SOURCE"
+        remedy = (f"Link yours again after a pull: `modelbox unlink {first} --force`, "
+                  f"`modelbox pull`, then `modelbox link {link} {model}`")
+    else:
+        remedy = (f"Keep yours under a free number: `modelbox version create {model} {free} "
+                  f"--from {first}`, then `modelbox version delete {first} --force`, and push "
+                  f"again")
+    raise VersionCollisionError(url, registry.branch, [t[2] for t in twins],
+                                [f"{m}@{v}" for m, v, _ in twins], remedy)
+
+
+def _doc(snap: Snapshot, path: str) -> dict[str, Any]:
+    """A document as plain JSON, ``{}`` when missing or broken (``check`` reports those)."""
+    try:
+        doc = limits.loads(snap.read(path) or b"{}", "")
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _is_collection(snap: Snapshot, model: ModelName) -> bool:
+    return _doc(snap, layout.model_file(model)).get("collection") is True
 
 
 def _check_tags(repo: GitRepo, tree: str, paths: Iterable[str], url: str, branch: str) -> None:
