@@ -95,7 +95,7 @@ KINDS = {
     "tags": "TagMap", "metrics": "MetricSeries", "events": "EventLog",
     "pointer": "ArtifactPointer", "directory": "DirectoryManifest",
     "experiment": "ExperimentManifest", "checkpoint": "CheckpointManifest",
-    "policy": "Policy",
+    "policy": "Policy", "namespace": "NamespaceManifest",
 }
 TREE_ROOTS = tuple(_TREES)
 
@@ -127,6 +127,8 @@ def locate(path: str) -> Location:
     owned = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
     if owned is None:
         return Location(None, tree.root)  # a file among namespace and object folders
+    if tree.kind == "model" and owned >= 2 and parts[owned:] == [layout.NAMESPACE_FILE]:
+        return Location("namespace", tree.root)  # a namespace's, not a model's: no owner
     owner, rest, child = "/".join(parts[:owned]), parts[owned:], None
     names = {tree.file: tree.kind, **_BESIDE_ANY}
     if tree.kind == "model":
@@ -230,6 +232,12 @@ def _placement(kind: str, path: str, doc: dict[str, Any], loc: Location) -> list
         except InvalidValueError as exc:
             return [Problem(path, f"{exc}; fix the file (credentials belong in the "
                                   "environment) or restore it with git")]
+    if kind == "namespace":
+        folder = path[len(layout.MODELS) + 1 : -len(layout.NAMESPACE_FILE) - 1]
+        if doc["namespace"] != folder:
+            return [Problem(path, f"namespace: names {doc['namespace']} but sits in the folder "
+                                  f"of {folder}; fix the field or move the file")]
+        return []
     if loc.tree is None:
         return []
     tree = _TREES[loc.tree]

@@ -8,6 +8,7 @@
     .../_artifacts/<path>.json                       one pointer per artifact
     .../_events.json                                 events beside any object
     models/<namespace...>/<name>/_policy.json        labelling and retention rules
+    models/<namespace...>/_namespace.json            a namespace's owners (optional)
     experiments/<namespace...>/<name>/_experiment.json            a training run
     experiments/<namespace...>/<name>/_checkpoints/<id>/_checkpoint.json
 
@@ -29,6 +30,7 @@ METRICS_FILE = "_metrics.json"
 ARTIFACTS_DIR = "_artifacts"
 EVENTS_FILE = "_events.json"
 POLICY_FILE = "_policy.json"
+NAMESPACE_FILE = "_namespace.json"
 EXPERIMENTS = "experiments"
 EXPERIMENT_FILE = "_experiment.json"
 CHECKPOINTS_DIR = "_checkpoints"
@@ -82,3 +84,12 @@ def checkpoint_file(experiment: ModelName, checkpoint: str) -> str:
 
 def policy_file(model: ModelName) -> str:
     return f"{model_dir(model)}/{POLICY_FILE}"
+
+
+def namespace_dir(namespace: str) -> str:
+    return f"{MODELS}/{namespace}"
+
+
+def namespace_file(namespace: str) -> str:
+    """Where a namespace's optional manifest lives (``models/ai/vision/_namespace.json``)."""
+    return f"{namespace_dir(namespace)}/{NAMESPACE_FILE}"

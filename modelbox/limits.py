@@ -62,6 +62,7 @@ _KIB, _MIB = 1024, 1024 * 1024
 CAPS: dict[str, int] = {
     "registry": 64 * _KIB,
     "pointer": 64 * _KIB,
+    "namespace": 64 * _KIB,
     "tags": 4 * _MIB,
     "policy": 4 * _MIB,
     "model": 16 * _MIB,

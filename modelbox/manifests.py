@@ -27,6 +27,7 @@ from modelbox import canonical, limits
 from modelbox.errors import ManifestError
 from modelbox.filetypes import FileType
 from modelbox.frameworks import MLFramework
+from modelbox.owners import OWNER_PATTERN
 from modelbox.rules import Rule
 
 FORMAT = 1
@@ -107,6 +108,16 @@ class ModelManifest(Document):
         # Written only when set, so a plain model's manifest stays byte for byte as it was.
         exclude = {k for k in ("collection", "display_name") if not getattr(self, k)}
         return canonical.encode(self.model_dump(mode="json", exclude=exclude or None))
+
+
+class NamespaceManifest(Document):
+    """``models/<namespace...>/_namespace.json``: a namespace's owners. Optional: a namespace
+    without one exists implicitly, as soon as a model lives in it (SPEC)."""
+
+    kind: Literal["namespace"] = "namespace"
+    namespace: str = Field(pattern=NAMESPACE_PATTERN)
+    owners: list[Annotated[str, Field(pattern=OWNER_PATTERN, max_length=320)]] = Field(
+        default_factory=list, max_length=64)
 
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"

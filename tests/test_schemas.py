@@ -25,6 +25,7 @@ from modelbox.manifests import (
     ExperimentManifest,
     MetricSeries,
     ModelManifest,
+    NamespaceManifest,
     Policy,
     RegistrySettings,
     TagMap,
@@ -45,6 +46,7 @@ MODELS: dict[str, type[Document]] = {
     "checkpoint": CheckpointManifest,
     "events": EventLog,
     "policy": Policy,
+    "namespace": NamespaceManifest,
 }
 T = "2026-11-23T14:00:00Z"
 EXPERIMENT = {"kind": "experiment", "namespace": "ai", "name": "run-1", "created_at": T}
@@ -104,6 +106,9 @@ VALID: list[tuple[str, Any]] = [
                 "retention": {"keep_last": 3, "keep_tagged": False}}),
     ("policy", {}),
     ("policy", {"labelling": [{**RULE, "op": "!="}], "pinned": ["production"]}),
+    ("namespace", {"kind": "namespace", "namespace": "ai/vision", "owners": ["@acme/ml"]}),
+    ("namespace", {"namespace": "default", "owners": ["@alice", "ml-lead@example.com"]}),
+    ("namespace", {"namespace": "team0"}),
 ]
 
 INVALID: list[tuple[str, Any]] = [
@@ -208,6 +213,16 @@ INVALID: list[tuple[str, Any]] = [
     ("policy", {"labelling": [{**RULE, "tag": "../x"}]}),
     ("policy", {"retention": {"keep_last": 0}}),
     ("policy", {"retain": {"keep_last": 2}}),
+    ("namespace", {"owners": ["@alice"]}),
+    ("namespace", {"namespace": "ai/../x"}),
+    ("namespace", {"namespace": "/ai"}),
+    ("namespace", {"namespace": "ai", "owners": ["alice"]}),
+    ("namespace", {"namespace": "ai", "owners": ["@a b"]}),
+    ("namespace", {"namespace": "ai", "owners": ["a@example.com\n"]}),
+    ("namespace", {"namespace": "ai", "owners": ["@alice\n* @mallory"]}),
+    ("namespace", {"namespace": "ai", "owners": "@alice"}),
+    ("namespace", {"namespace": "ai", "owner": "@alice"}),
+    ("namespace", {"kind": "model", "namespace": "ai"}),
 ]
 
 

@@ -30,6 +30,7 @@ TAGS = f"{Y}/_tags.json"
 METRICS = f"{Y}/_versions/v1/_metrics.json"
 EVENTS = f"{Y}/_events.json"
 POLICY = f"{Y}/_policy.json"
+NAMESPACE = "models/ai/vision/_namespace.json"
 POINTER = f"{Y}/_versions/v1/_artifacts/model.pt.json"
 RUN = "experiments/ai/vision/run1"
 EXPERIMENT = f"{RUN}/_experiment.json"
@@ -122,6 +123,10 @@ INVALID: list[tuple[str, Any, str]] = [
      "labelling.0.op"),
     (POLICY, {"retain": {"keep_last": 2}}, "retain"),
     (POLICY, {"retention": {"keep_last": 0}}, "retention.keep_last"),
+    (NAMESPACE, {"namespace": "ai/vision", "owners": ["Jane Doe"]}, "owners.0"),
+    (NAMESPACE, {"namespace": "ai/vision", "owners": ["@a\n* @b"]}, "owners.0"),
+    (NAMESPACE, {"namespace": "ai", "owners": ["@a"]}, "namespace"),
+    (NAMESPACE, {"owners": ["@a"]}, "namespace"),
     (EXPERIMENT, with_(EXPERIMENT, name=".x"), "name"),
     (EXPERIMENT, with_(EXPERIMENT, framework="caffe"), "framework"),
     (CHECKPOINT, with_(CHECKPOINT, epoch=-1), "epoch"),
@@ -190,6 +195,7 @@ def _place(kind: str, example: dict[str, Any]) -> str | None:
         "version": f"models/{example.get('model')}/_versions/{example.get('version')}/"
                    "_version.json",
         "pointer": f"{Y}/_versions/v1/_artifacts/{example.get('path')}.json",
+        "namespace": f"models/{example.get('namespace')}/_namespace.json",
         "experiment": f"experiments/{example.get('namespace')}/{example.get('name')}/"
                       "_experiment.json",
         "checkpoint": f"experiments/{example.get('experiment')}/_checkpoints/"
