@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelbox.artifacts import Artifact
     from modelbox.audit import AuditEvent
-    from modelbox.client import Checkpoint, Experiment, Model, ModelBoxClient, ModelVersion
+    from modelbox.client import (
+        Checkpoint,
+        Experiment,
+        Model,
+        ModelBoxClient,
+        ModelVersion,
+        Namespace,
+    )
     from modelbox.errors import ModelboxError
     from modelbox.filetypes import ArtifactMime, FileType
     from modelbox.frameworks import MLFramework
@@ -30,6 +37,7 @@ __all__ = [
     "ModelBoxClient",
     "ModelVersion",
     "ModelboxError",
+    "Namespace",
 ]
 __version__ = "0.1.0"
 
@@ -46,6 +54,7 @@ _LAZY = {
     "ModelVersion": "modelbox.client",
     "MLFramework": "modelbox.frameworks",
     "ModelboxError": "modelbox.errors",
+    "Namespace": "modelbox.client",
 }
 
 

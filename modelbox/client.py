@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelbox import recovery
 from modelbox.artifacts import Artifact
 from modelbox.audit import AuditEvent
-from modelbox.errors import InvalidValueError, ModelboxError
+from modelbox.errors import InvalidValueError, ModelboxError, NotFoundError
 from modelbox.frameworks import MLFramework
 from modelbox.lifecycle import Event
 from modelbox.manifests import (
@@ -38,10 +38,13 @@ from modelbox.manifests import (
     ModelManifest,
     VersionManifest,
 )
-from modelbox.names import ModelName, Reference, parse_model, parse_reference
+from modelbox.names import ModelName, Reference, parse_model, parse_namespace, parse_reference
 from modelbox.registry import MetricValue, Registry, metric_points
 
-__all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion"]
+if TYPE_CHECKING:
+    from modelbox.namespaces import NamespaceInfo
+
+__all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion", "Namespace"]
 
 
 class ModelBoxClient:
@@ -156,10 +159,39 @@ class ModelBoxClient:
 
     get_model = model
 
-    def models(self, namespace: str | None = None) -> list[Model]:
-        """The models (collections are listed by :meth:`collections`)."""
-        return [Model(self, m) for m in self.registry.list_models(namespace)
-                if not m.collection]
+    def models(self, namespace: str | None = None, *, exact: bool = False) -> list[Model]:
+        """The models (collections are listed by :meth:`collections`): all, or those in
+        ``namespace`` and the namespaces below it, or with ``exact`` only those directly in
+        it (seed 003's ``ListModels(namespace)``)."""
+        if exact and namespace is None:
+            raise InvalidValueError("exact=True needs a namespace")
+        found = [m for m in self.registry.list_models(namespace) if not m.collection]
+        if exact:
+            wanted = parse_namespace(namespace or "")
+            found = [m for m in found if m.namespace == wanted]
+        return [Model(self, m) for m in found]
+
+    # -- namespaces ----------------------------------------------------------------------
+    def namespaces(self) -> list[Namespace]:
+        """Every namespace (those holding a model or owners, and those above them)."""
+        from modelbox.namespaces import list_namespaces
+
+        return [Namespace(self, info) for info in list_namespaces(self.registry.snapshot())]
+
+    def namespace(self, name: str) -> Namespace:
+        """The namespace ``name`` (``ai/vision``); raise NamespaceNotFoundError if nothing
+        lives in or below it and it has no owners."""
+        from modelbox.namespaces import show
+
+        return Namespace(self, show(self.registry.snapshot(), name))
+
+    def set_namespace_owner(self, name: str, *owners: str) -> Namespace:
+        """Give namespace ``name`` these owners (``@user``, ``@org/team``, emails), which it
+        need not hold a model for; none removes them. One commit (:meth:`Namespace.set_owner`)."""
+        from modelbox.namespaces import set_owners
+
+        set_owners(self.registry, name, owners)
+        return self.namespace(name)
 
     def collections(self, namespace: str | None = None) -> list[Model]:
         """The collections, or those in ``namespace`` and below it."""
@@ -393,6 +425,88 @@ class _Named(_HasArtifacts):
     @property
     def metadata(self) -> dict[str, Any]:
         return dict(self._manifest.metadata)
+
+
+class Namespace:
+    """A namespace (seeds 000-003): models organised together, and who owns them.
+
+    A snapshot when fetched (:meth:`refresh` reads it again). ``owners`` are its own,
+    ``effective_owners`` those that apply (its own, else the nearest enclosing namespace's,
+    named by ``owners_from``); counts are of what lives directly in it."""
+
+    def __init__(self, client: ModelBoxClient, info: NamespaceInfo) -> None:
+        self._client, self._info = client, info
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r})"
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    id = name
+
+    @property
+    def owners(self) -> list[str]:
+        return list(self._info.owners)
+
+    @property
+    def effective_owners(self) -> list[str]:
+        return list(self._info.effective_owners)
+
+    @property
+    def owners_from(self) -> str | None:
+        return self._info.owners_from
+
+    @property
+    def model_count(self) -> int:
+        return len(self._info.models)
+
+    @property
+    def version_count(self) -> int:
+        """Versions of the models directly in it, archived ones included."""
+        return self._info.versions
+
+    @property
+    def namespaces(self) -> list[str]:
+        """The namespaces directly below it."""
+        return list(self._info.namespaces)
+
+    def models(self) -> list[Model]:
+        """The models directly in it (``ListModels(namespace)``)."""
+        return self._client.models(self.name, exact=True)
+
+    def collections(self) -> list[Model]:
+        return [c for c in self._client.collections(self.name)
+                if c.id.rpartition("/")[0] == self.name]
+
+    def set_owner(self, *owners: str) -> Namespace:
+        """Set its owners (``@user``, ``@org/team``, emails; CODEOWNERS' forms, checked):
+        one ``namespace.owner`` commit in its manifest. Nested namespaces inherit them, a
+        model's own owner overrides them (``modelbox codeowners``)."""
+        from modelbox.namespaces import set_owners
+
+        if not owners:
+            raise InvalidValueError("set_owner needs at least one owner; clear_owner() "
+                                    "removes them")
+        set_owners(self._client.registry, self.name, owners)
+        return self.refresh()
+
+    def clear_owner(self) -> Namespace:
+        """Remove its owners (and its manifest): it inherits its parent's again."""
+        from modelbox.namespaces import set_owners
+
+        set_owners(self._client.registry, self.name, ())
+        return self.refresh()
+
+    def refresh(self) -> Namespace:
+        from modelbox.namespaces import NamespaceInfo, show
+
+        try:
+            self._info = show(self._client.registry.snapshot(), self.name)
+        except NotFoundError:  # nothing lives in it any more and it has no owners
+            self._info = NamespaceInfo(self.name, (), None, (), (), (), 0, (), False)
+        return self
 
 
 class Model(_Named):

@@ -12,6 +12,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ├── NotFoundError
     │   ├── RegistryNotFoundError no registry at or above the given path
     │   ├── ModelNotFoundError
+    │   ├── NamespaceNotFoundError no model in or below it, and no manifest
     │   ├── VersionNotFoundError
     │   ├── TagNotFoundError
     │   └── DanglingTagError      a tag names a version that does not exist
@@ -70,6 +71,7 @@ __all__ = [
     "ModelExistsError",
     "ModelNotFoundError",
     "ModelboxError",
+    "NamespaceNotFoundError",
     "NotFoundError",
     "ObjectCorruptError",
     "ObjectMissingError",
@@ -157,6 +159,15 @@ class ModelNotFoundError(NotFoundError):
         self.model = model
         super().__init__(
             f"model {model} does not exist; `modelbox model list` shows the models there are"
+        )
+
+
+class NamespaceNotFoundError(NotFoundError):
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        super().__init__(
+            f"namespace {namespace} does not exist (no model in it or below it, and no owner "
+            "set); `modelbox namespace list` shows the namespaces there are"
         )
 
 

@@ -22,6 +22,7 @@ from modelbox.cli import (
     lifecycle_cmds,
     maintenance,
     models,
+    namespace_cmds,
     remote_cmds,
     review_cmds,
     tags,
@@ -69,7 +70,7 @@ def cli(ctx: click.Context, repo: Path | None, branch: str | None) -> None:
 
 for module in (
     models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds,
-    review_cmds, collection_cmds, completion,
+    review_cmds, collection_cmds, namespace_cmds, completion,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -83,11 +83,19 @@ def model_update(
 
 @model.command("list")
 @click.option("--namespace", help="Only this namespace and those below it.")
+@click.option("--exact", is_flag=True,
+              help="With --namespace: only the models directly in it (seed 003's ListModels).")
 @json_option
 @pass_ctx
-def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
+def model_list(ctx: Context, namespace: str | None, exact: bool, as_json: bool) -> None:
     """List models (collections: `modelbox collection list`)."""
+    if exact and namespace is None:
+        raise click.UsageError("--exact needs --namespace NS")
     models = [m for m in ctx.registry.list_models(namespace) if not m.collection]
+    if exact:
+        from modelbox.names import parse_namespace
+
+        models = [m for m in models if m.namespace == parse_namespace(namespace or "")]
     if as_json:
         emit_json([m.model_dump(mode="json") for m in models])
         return

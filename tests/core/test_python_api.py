@@ -23,7 +23,7 @@ from modelbox.errors import (
 
 PUBLIC_API = {"Artifact", "ArtifactMime", "AuditEvent", "Checkpoint", "Event", "Experiment",
               "FileType", "MLFramework", "Model", "ModelBoxClient", "ModelVersion",
-              "ModelboxError"}
+              "ModelboxError", "Namespace"}
 
 
 @pytest.fixture
