@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,20 @@ def test_the_same_version_made_on_both_sides_of_a_collection_is_refused_too(
     pushed = run("--repo", second, "push")
     assert_refused(pushed.code, pushed.err, "ai/prod@v0",
                    "modelbox link ai/det@v0 ai/prod")
+
+
+def test_writers_of_one_clone_at_once_never_take_the_same_number(
+    registry_path: Path, run: Run
+) -> None:
+    _ok(run, "--repo", registry_path, "model", "create", "det")
+    cli = "import sys; from modelbox.cli import main; sys.exit(main())"
+    argv = [sys.executable, "-c", cli, "--repo", str(registry_path), "version", "create",
+            "det", "--json"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    made = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        made.append(json.loads(out)["version"])
+    assert sorted(made) == ["v0", "v1", "v2", "v3"]
