@@ -103,11 +103,13 @@ class RegistryDiff:
     versions: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     other_files: list[str] = field(default_factory=list)
+    # namespace owners set, changed or removed: who reviews what from now on
+    namespaces: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (self.models or self.tags or self.versions or self.artifacts
-                    or self.other_files)
+                    or self.other_files or self.namespaces)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +117,7 @@ class RegistryDiff:
             "head": {"rev": self.head[0], "commit": self.head[1]},
             "models": self.models, "tags": self.tags, "versions": self.versions,
             "artifacts": self.artifacts, "other_files": self.other_files,
+            "namespaces": self.namespaces,
         }
 
 
@@ -137,7 +140,9 @@ def diff(registry: Registry, base: str | None = None, head: str | None = None) -
             out.other_files.append(path)
             continue
         model = path[len(layout.MODELS) + 1 :].split("/_", 1)[0]
-        if _ARTIFACTS in f"/{path}" and path.endswith(".json"):
+        if path == layout.namespace_file(model):
+            out.namespaces.append(_owner_change(old, new, model, path))
+        elif _ARTIFACTS in f"/{path}" and path.endswith(".json"):
             out.artifacts.append(_artifact(old, new, path))
         else:
             models.setdefault(model, set()).add(path)
@@ -156,6 +161,14 @@ def _doc(snap: Snapshot, path: str) -> dict[str, Any] | None:
     except ValueError:
         return None  # `modelbox check` reports a broken document; a diff shows what it can
     return doc if isinstance(doc, dict) else None
+
+
+def _owner_change(old: Snapshot, new: Snapshot, namespace: str, path: str) -> dict[str, Any]:
+    def owners(snap: Snapshot) -> list[str]:
+        found = (_doc(snap, path) or {}).get("owners")
+        return [str(o) for o in found] if isinstance(found, list) else []
+
+    return {"namespace": namespace, "before": owners(old), "after": owners(new)}
 
 
 def _model_changes(
@@ -271,6 +284,13 @@ def to_markdown(result: RegistryDiff) -> str:
             metrics = "<br>".join(_metric_line(m) for m in tag["metrics"]) or ""
             lines.append(f"| `{tag['model']}` | `{tag['tag']}` | {_opt(tag['before'])} "
                          f"| {_opt(tag['after'])} | {metrics} |")
+        lines.append("")
+    if result.namespaces:
+        lines += ["#### Namespace owners", "", "| Namespace | Before | After |",
+                  "| --- | --- | --- |"]
+        lines += [f"| `{space['namespace']}` | {_cell(' '.join(space['before'])) or '—'} "
+                  f"| {_cell(' '.join(space['after'])) or '—'} |"
+                  for space in result.namespaces]
         lines.append("")
     if result.models or result.versions:
         lines += ["#### Models and versions", ""]

@@ -258,3 +258,17 @@ def test_the_pre_commit_validate_hook_checks_namespace_manifests(
     capsys.readouterr()
     assert validate.main([path]) == 1
     assert path in capsys.readouterr().out
+
+
+def test_a_proposed_owner_change_shows_in_the_review_diff(reg: Path, run: Run) -> None:
+    _ok(run, "--repo", reg, "namespace", "set-owner", "ai", "@acme/ml")
+    _ok(run, "--repo", reg, "--branch", "propose", "namespace", "set-owner", "ai", "@acme/ml",
+        "@security")
+    _ok(run, "--repo", reg, "--branch", "propose", "namespace", "set-owner", "ai/nlp", "@nlp")
+    shown = json.loads(_ok(run, "--repo", reg, "diff", "main", "propose", "--format", "json"))
+    assert shown["namespaces"] == [
+        {"namespace": "ai", "before": ["@acme/ml"], "after": ["@acme/ml", "@security"]},
+        {"namespace": "ai/nlp", "before": [], "after": ["@nlp"]}]
+    markdown = _ok(run, "--repo", reg, "diff", "main", "propose")
+    assert "| `ai` | @acme/ml | @acme/ml @security |" in markdown
+    assert "| `ai/nlp` | — | @nlp |" in markdown
