@@ -575,8 +575,9 @@ class Checker:
                                          "the folder"))
 
     def _check_owner_folder(self, tree: _Tree, owner: str) -> None:
-        if self.read(f"{owner}/{tree.file}") is None and any(
-            name.startswith("_") for name, _ in self.files.listdir(owner)
+        if self.read(f"{owner}/{tree.file}") is None and any(  # a namespace's is not its
+            name.startswith("_") and name != layout.NAMESPACE_FILE
+            for name, _ in self.files.listdir(owner)
         ):
             self.problems.append(Problem(owner, f"(folder): has modelbox files but no "
                                          f"{tree.file}; restore it with git"))

@@ -36,7 +36,9 @@ class Removed:
 
 def _own_files(txn: Transaction, folder: str) -> None:
     for name, _ in txn.snapshot.listdir(folder):
-        if name.startswith("_"):
+        # The namespace of the same path keeps its manifest (ai/vision the model and the
+        # namespace share a folder): deleting a model never changes who owns a namespace.
+        if name.startswith("_") and name != layout.NAMESPACE_FILE:
             txn.delete(f"{folder}/{name}")
 
 

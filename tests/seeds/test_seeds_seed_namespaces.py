@@ -272,3 +272,20 @@ def test_a_proposed_owner_change_shows_in_the_review_diff(reg: Path, run: Run) -
     markdown = _ok(run, "--repo", reg, "diff", "main", "propose")
     assert "| `ai` | @acme/ml | @acme/ml @security |" in markdown
     assert "| `ai/nlp` | — | @nlp |" in markdown
+
+
+def test_deleting_a_model_keeps_the_owners_of_the_namespace_sharing_its_folder(
+    reg: Path, run: Run
+) -> None:
+    _ok(run, "--repo", reg, "namespace", "set-owner", "ai/vision", "@vision")
+    before = _git(reg, "rev-parse", "HEAD").strip()
+    _ok(run, "--repo", reg, "model", "delete", "ai/vision")  # the model, not the namespace
+    # What changed is checked as hooks and CI check it: the folder left holds no model, and
+    # is no model's folder missing its manifest.
+    assert _ok(run, "--repo", reg, "check", "--since", before).startswith("ok")
+    assert (reg / "models" / "ai" / "vision" / "_namespace.json").is_file()
+    assert not (reg / "models" / "ai" / "vision" / "_model.json").exists()
+    shown = json.loads(_ok(run, "--repo", reg, "namespace", "show", "ai/vision", "--json"))
+    assert (shown["owners"], shown["models"]) == (["@vision"], ["ai/vision/ssd",
+                                                                "ai/vision/yolo"])
+    assert _ok(run, "--repo", reg, "check").startswith("ok")
