@@ -105,11 +105,10 @@ class GitIndex:
                 "run `git update-index --index-version 2`"
             )
         self.version, self._data = version, data
-        found = self._cached_offsets(data, count)
-        if found is None:
-            found = self._walk(data, count)
-            self._save_offsets(data[-_CHECKSUM:], *found)
-        self._offsets, self._end = found
+        # Offsets are saved only by :meth:`write` (under the repository lock): a read or a
+        # refused command leaves .git as it found it.
+        self._offsets, self._end = (self._cached_offsets(data, count)
+                                    or self._walk(data, count))
         offset = self._end
         while offset < len(data) - _CHECKSUM:
             signature = data[offset : offset + 4]
