@@ -84,10 +84,11 @@ def test_damaged_or_foreign_offsets_are_computed_again(
     raw = path.read_bytes()
     count = int.from_bytes((registry_path / ".git" / "index").read_bytes()[8:12], "big")
     body_at = len(raw) - 4 * count
-    if damage == "shifted":  # every offset 8 bytes off, the header left as it was
+    if damage == "shifted":  # every offset but the first 8 bytes off, the header as it was
         offsets = array.array("I")
         offsets.frombytes(raw[body_at:])
-        path.write_bytes(raw[:body_at] + array.array("I", [o + 8 for o in offsets]).tobytes())
+        shifted = [offsets[0], *(o + 8 for o in offsets[1:])]
+        path.write_bytes(raw[:body_at] + array.array("I", shifted).tobytes())
     elif damage == "truncated":
         path.write_bytes(raw[: body_at + 4])
     elif damage == "garbage":
