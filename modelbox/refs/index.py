@@ -48,6 +48,14 @@ _CACHE_HEAD = struct.Struct(">20sIQ20s")
 Key = tuple[bytes, int]  # (path, stage): git's sort order
 
 
+_ITEM = 8  # bytes per kept offset
+
+
+def _offset_array(values: list[int] | None = None) -> array[int]:
+    """Entry offsets: 8-byte unsigned integers, stored as they are kept in memory."""
+    return array("Q", values or [])
+
+
 @dataclass(frozen=True)
 class IndexEntry:
     sha: str
@@ -65,21 +73,23 @@ class GitIndex:
         self.offsets_path = offsets or path.parent / "modelbox" / "index-offsets"
         self.version = 2
         self._data = b""
-        self._offsets: list[int] = []  # where each entry starts, in git's sort order
+        self._offsets = _offset_array()  # where each entry starts, in git's sort order
         self._end = _HEADER.size  # where the entries end (extensions or checksum follow)
         self._changes: dict[Key, bytes | None] = {}  # entry -> raw bytes (None: removed)
+        self._parts: list[bytes | memoryview] | None = None  # _data, not joined yet
         self._stamp: tuple[int, int, int] | None = None
         self.reload()
 
     def reload(self) -> None:
         """Read the index file again (an absent file is an empty index)."""
-        self._changes = {}
+        self._changes, self._parts = {}, None
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
                 st = os.fstat(f.fileno())
         except FileNotFoundError:
-            self.version, self._data, self._offsets, self._end = 2, b"", [], _HEADER.size
+            self.version, self._data, self._end = 2, b"", _HEADER.size
+            self._offsets = _offset_array()
             self._stamp = None
             return
         self._load(data)
@@ -121,7 +131,7 @@ class GitIndex:
                 )
             offset += 8 + size
 
-    def _walk(self, data: bytes, count: int) -> tuple[list[int], int]:
+    def _walk(self, data: bytes, count: int) -> tuple[array[int], int]:
         """The offset of every entry, and where the entries end: one pass over the file."""
         offsets = [0] * count
         offset = _HEADER.size
@@ -138,9 +148,9 @@ class GitIndex:
             raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it") from None
         if offset > len(data) - _CHECKSUM:
             raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it")
-        return offsets, offset
+        return _offset_array(offsets), offset
 
-    def _cached_offsets(self, data: bytes, count: int) -> tuple[list[int], int] | None:
+    def _cached_offsets(self, data: bytes, count: int) -> tuple[array[int], int] | None:
         """The offsets kept for exactly these bytes, or None (absent, stale or damaged)."""
         try:
             raw = self.offsets_path.read_bytes()
@@ -148,7 +158,7 @@ class GitIndex:
             return None
         head_at = len(_CACHE_MAGIC)
         body_at = head_at + _CACHE_HEAD.size
-        if not raw.startswith(_CACHE_MAGIC) or len(raw) != body_at + 4 * count:
+        if not raw.startswith(_CACHE_MAGIC) or len(raw) != body_at + _ITEM * count:
             return None
         checksum, cached_count, end, digest = _CACHE_HEAD.unpack_from(raw, head_at)
         body = memoryview(raw)[body_at:]
@@ -156,18 +166,16 @@ class GitIndex:
                 or hashlib.sha1(body).digest() != digest
                 or not _HEADER.size <= end <= len(data) - _CHECKSUM):
             return None
-        offsets = array("I")
+        offsets = _offset_array()
         offsets.frombytes(body)
         if count and offsets[0] != _HEADER.size:
             return None
-        return offsets.tolist(), end
+        return offsets, end
 
-    def _save_offsets(self, checksum: bytes, offsets: list[int], end: int) -> None:
+    def _save_offsets(self, checksum: bytes, offsets: array[int], end: int) -> None:
         """Keep the offsets for the next process (temp file + rename; best effort: a
         read-only ``.git`` only means they are computed again)."""
-        if end >= 1 << 32:
-            return
-        body = array("I", offsets).tobytes()
+        body = offsets.tobytes()
         head = _CACHE_HEAD.pack(checksum, len(offsets), end, hashlib.sha1(body).digest())
         tmp = self.offsets_path.with_name(f"{self.offsets_path.name}.{os.getpid()}.tmp")
         with contextlib.suppress(OSError):
@@ -188,6 +196,7 @@ class GitIndex:
 
     def _position(self, key: Key, lo: int = 0) -> tuple[int, bool]:
         """Where ``key`` is (or would go) among the file's entries, and whether it is there."""
+        self._bytes()
         offsets = self._offsets
         at = bisect.bisect_left(offsets, key, lo, key=self._key_at)
         return at, at < len(offsets) and self._key_at(offsets[at]) == key
@@ -199,7 +208,7 @@ class GitIndex:
         if not found:
             return None
         stop = self._offsets[at + 1] if at + 1 < len(self._offsets) else self._end
-        return self._data[self._offsets[at] : stop]
+        return self._bytes()[self._offsets[at] : stop]
 
     def get(self, path: str) -> IndexEntry | None:
         """The stage-0 entry for ``path``, or None (also None when the path is conflicted)."""
@@ -245,12 +254,13 @@ class GitIndex:
         for stage in (0, 1, 2, 3):
             self._changes[(name, stage)] = None
 
-    def _spliced(self) -> tuple[bytes, list[int]]:
-        """The entries with the changes made: runs of unchanged entries are copied as
-        bytes, with their offsets shifted; returns the file without its checksum."""
-        data, offsets, end = memoryview(self._data), self._offsets, self._end
+    def _spliced(self) -> tuple[list[bytes | memoryview], array[int], int]:
+        """The new file but its checksum, as parts: runs of unchanged entries are views of
+        the old bytes (never copied), with their offsets shifted. Returns the parts, the
+        new offsets and where the entries end."""
+        data, offsets, end = memoryview(self._bytes()), self._offsets, self._end
         parts: list[bytes | memoryview] = []
-        new_offsets: list[int] = []
+        new_offsets = _offset_array()
         at = _HEADER.size  # where the next part lands in the new file
         copied = 0  # entries of the old file before this one are placed
         for key in sorted(self._changes):
@@ -262,7 +272,9 @@ class GitIndex:
                 parts.append(data[start:stop])
                 shift = at - start
                 run = offsets[copied:position]
-                new_offsets += run if not shift else [o + shift for o in run]
+                if shift:
+                    run = _offset_array([o + shift for o in run])
+                new_offsets += run
                 at += stop - start
             copied = position + 1 if found else position
             if raw is not None:
@@ -274,9 +286,12 @@ class GitIndex:
             parts.append(data[start:end])
             shift = at - start
             run = offsets[copied:]
-            new_offsets += run if not shift else [o + shift for o in run]
-        head = _HEADER.pack(b"DIRC", self.version, len(new_offsets))
-        return head + b"".join(parts), new_offsets
+            if shift:
+                run = _offset_array([o + shift for o in run])
+            new_offsets += run
+            at += end - start
+        parts.insert(0, _HEADER.pack(b"DIRC", self.version, len(new_offsets)))
+        return parts, new_offsets, at
 
     def write(self) -> None:
         """Write the index through ``index.lock`` and rename, as git does.
@@ -286,15 +301,18 @@ class GitIndex:
         IndexLockedError. A lock left by a modelbox process that died holding it is removed
         first (see :func:`clear_stale_lock`).
         """
-        body, offsets = self._spliced()
-        end = len(body)
-        body += hashlib.sha1(body).digest()
+        parts, offsets, end = self._spliced()
+        digest = hashlib.sha1()
+        for part in parts:
+            digest.update(part)
+        checksum = digest.digest()
+        parts.append(checksum)
         lock = self.path.with_name(self.path.name + ".lock")
         fd = _acquire(lock)
         try:
             fault("index-locked")
             with os.fdopen(fd, "wb") as f:
-                f.write(body)
+                f.writelines(parts)
             os.replace(lock, self.path)
         except OSError:
             lock.unlink(missing_ok=True)
@@ -303,9 +321,16 @@ class GitIndex:
             _owner_file(lock).unlink(missing_ok=True)
         st = self.path.stat()
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        self._data, self._offsets, self._end, self._changes = body, offsets, end, {}
-        self._save_offsets(body[-_CHECKSUM:], offsets, end)
+        # The new bytes are joined only if this process reads the index again (a script
+        # writing in a loop); a command that ends here never copies them.
+        self._data, self._parts = b"", parts
+        self._offsets, self._end, self._changes = offsets, end, {}
+        self._save_offsets(checksum, offsets, end)
 
+    def _bytes(self) -> bytes:
+        if self._parts is not None:
+            self._data, self._parts = b"".join(self._parts), None
+        return self._data
 
 # -- index.lock: waiting for it, and telling our own dead lock from a live git's ------------
 _BACKOFF_START, _BACKOFF_MAX = 0.005, 0.1

@@ -83,12 +83,12 @@ def test_damaged_or_foreign_offsets_are_computed_again(
     path = offsets_file(registry_path)
     raw = path.read_bytes()
     count = int.from_bytes((registry_path / ".git" / "index").read_bytes()[8:12], "big")
-    body_at = len(raw) - 4 * count
+    body_at = len(raw) - 8 * count
     if damage == "shifted":  # every offset but the first 8 bytes off, the header as it was
-        offsets = array.array("I")
+        offsets = array.array("Q")
         offsets.frombytes(raw[body_at:])
         shifted = [offsets[0], *(o + 8 for o in offsets[1:])]
-        path.write_bytes(raw[:body_at] + array.array("I", shifted).tobytes())
+        path.write_bytes(raw[:body_at] + array.array("Q", shifted).tobytes())
     elif damage == "truncated":
         path.write_bytes(raw[: body_at + 4])
     elif damage == "garbage":
