@@ -56,6 +56,22 @@ def _offset_array(values: list[int] | None = None) -> array[int]:
     return array("Q", values or [])
 
 
+def _shifted(run: array[int], shift: int) -> array[int]:
+    """``run`` with ``shift`` added to every offset, without a Python loop over them: the
+    offsets, read as one big integer of 8-byte lanes, plus ``shift`` in every lane.
+    No lane carries or borrows into the next: every offset after a change stays a valid
+    file position, between 0 and 2**64."""
+    if not shift or not run:
+        return run
+    raw, order = run.tobytes(), sys.byteorder
+    lanes = int.from_bytes(abs(shift).to_bytes(_ITEM, order) * len(run), order)
+    value = int.from_bytes(raw, order)
+    value = value + lanes if shift > 0 else value - lanes
+    out = _offset_array()
+    out.frombytes(value.to_bytes(len(raw), order))
+    return out
+
+
 @dataclass(frozen=True)
 class IndexEntry:
     sha: str
@@ -272,9 +288,7 @@ class GitIndex:
                 parts.append(data[start:stop])
                 shift = at - start
                 run = offsets[copied:position]
-                if shift:
-                    run = _offset_array([o + shift for o in run])
-                new_offsets += run
+                new_offsets += _shifted(run, shift)
                 at += stop - start
             copied = position + 1 if found else position
             if raw is not None:
@@ -286,9 +300,7 @@ class GitIndex:
             parts.append(data[start:end])
             shift = at - start
             run = offsets[copied:]
-            if shift:
-                run = _offset_array([o + shift for o in run])
-            new_offsets += run
+            new_offsets += _shifted(run, shift)
             at += end - start
         parts.insert(0, _HEADER.pack(b"DIRC", self.version, len(new_offsets)))
         return parts, new_offsets, at

@@ -150,3 +150,22 @@ def test_a_write_killed_before_the_index_followed_is_finished_by_the_next(
         assert status(git, registry_path) == ""
         assert f"models/team/m/_versions/killed-{step}/_version.json" in git(
             "ls-files", cwd=registry_path)
+
+
+def test_removing_entries_between_others_keeps_the_index_whole(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    for version in ("v3", "v4", "v5"):
+        registry.create_version(M, version, tags=[f"t{version}"])
+    (registry_path / "z.txt").write_text("after every manifest\n")
+    git("add", "z.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "z", cwd=registry_path)
+    registry.delete_version(M, "v3", force=True)  # entries removed with others on both sides
+    assert run("--repo", registry_path, "untag", str(M), "tv4").code == 0
+    registry.create_version(M, "v6")
+    assert status(git, registry_path) == ""
+    names = [line.split("\t")[1] for line in tracked(git, registry_path)]
+    assert names == sorted(names) and names[-1] == "z.txt"
+    assert "models/team/m/_versions/v3/_version.json" not in names
+    assert "models/team/m/_versions/v6/_version.json" in names
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
