@@ -149,6 +149,8 @@ class GitIndex:
 
     def _walk(self, data: bytes, count: int) -> tuple[array[int], int]:
         """The offset of every entry, and where the entries end: one pass over the file."""
+        if count * _ENTRY.size > len(data):  # a count no file this size can hold
+            raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it")
         offsets = [0] * count
         offset = _HEADER.size
         try:
