@@ -169,3 +169,28 @@ def test_removing_entries_between_others_keeps_the_index_whole(
     assert "models/team/m/_versions/v3/_version.json" not in names
     assert "models/team/m/_versions/v6/_version.json" in names
     assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+
+
+def test_a_pull_between_writes_leaves_the_index_as_git_sees_it(
+    registry: Registry, registry_path: Path, tmp_path: Path, git: Git, run: Run
+) -> None:
+    clone = tmp_path / "clone"
+    assert run("clone", registry_path, clone).code == 0
+    assert run("--repo", clone, "version", "create", str(M), "mine").code == 0
+    registry.create_version(M, "theirs", tags=["prod"])  # upstream moves on
+    result = run("--repo", clone, "pull")
+    assert result.code == 0, result
+    assert run("--repo", clone, "meta", "set", f"{M}@theirs", "k", "1").code == 0
+    # Upstream renames a file by hand, and the clone takes it with a plain `git pull`: as
+    # many entries as before, every manifest's entry moved.
+    git("mv", "a.txt", "a-file-renamed-with-a-much-longer-name.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "rename", cwd=registry_path)
+    git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main", cwd=clone)
+    assert run("--repo", clone, "tag", f"{M}@mine", "staging").code == 0
+    assert status(git, clone) == ""
+    names = [line.split("\t")[1] for line in tracked(git, clone)]
+    assert names == sorted(names)
+    for version in ("mine", "theirs"):
+        assert f"models/team/m/_versions/{version}/_version.json" in names
+    index = (clone / ".git" / "index").read_bytes()
+    assert index[-20:] in offsets_file(clone).read_bytes()
