@@ -1,0 +1,196 @@
+"""The fixed cost of one write: the shortcuts that keep it O(change) stay correct.
+
+The Git index is read through entry offsets kept in ``.git/modelbox/index-offsets``
+(:mod:`modelbox.refs.index`); these tests change the index behind modelbox's back in every
+way a user or git does and check that the next write leaves exactly git's view.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from hostile import modelbox
+
+from modelbox.names import parse_model, parse_reference
+from modelbox.registry import Registry
+
+if TYPE_CHECKING:
+    from conftest import Git, Run
+
+M = parse_model("team/m")
+
+
+def offsets_file(root: Path) -> Path:
+    return root / ".git" / "modelbox" / "index-offsets"
+
+
+def status(git: Git, root: Path) -> str:
+    return git("status", "--porcelain", "--untracked-files=all", cwd=root)
+
+
+def tracked(git: Git, root: Path) -> list[str]:
+    return git("ls-files", "--stage", cwd=root).splitlines()
+
+
+@pytest.fixture
+def registry(registry_path: Path, git: Git) -> Iterator[Registry]:
+    """A registry with a model, two versions and a file committed by plain git that sorts
+    before every manifest (so renaming it moves every manifest's index entry)."""
+    (registry_path / "a.txt").write_text("notes\n")
+    git("add", "a.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "notes", cwd=registry_path)
+    with closing(Registry.open(registry_path)) as reg:
+        reg.create_model(M)
+        reg.create_version(M, "v1")
+        reg.create_version(M, "v2")
+        yield reg
+
+
+def test_offsets_are_kept_for_the_next_command(registry: Registry, registry_path: Path) -> None:
+    assert offsets_file(registry_path).is_file()
+    index = (registry_path / ".git" / "index").read_bytes()
+    assert index[-20:] in offsets_file(registry_path).read_bytes()  # keyed by the checksum
+
+
+def test_an_index_git_rewrote_with_the_same_entry_count_is_not_read_with_old_offsets(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    # Same number of entries, but every manifest's entry moves: offsets of the old index
+    # would point into the middle of entries.
+    git("mv", "a.txt", "a-file-renamed-with-a-much-longer-name.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "rename", cwd=registry_path)
+    registry.create_version(M, "v3")  # this process read the index before git rewrote it
+    assert status(git, registry_path) == ""
+    assert run("--repo", registry_path, "tag", f"{M}@v3", "prod").code == 0  # a new process
+    assert status(git, registry_path) == ""
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+    names = [line.split("\t")[1] for line in tracked(git, registry_path)]
+    assert names == sorted(names)
+    assert "a-file-renamed-with-a-much-longer-name.txt" in names
+    assert "models/team/m/_versions/v3/_version.json" in names
+
+
+@pytest.mark.parametrize("damage", ["shifted", "truncated", "garbage", "deleted"])
+def test_damaged_or_foreign_offsets_are_computed_again(
+    registry: Registry, registry_path: Path, git: Git, run: Run, damage: str
+) -> None:
+    path = offsets_file(registry_path)
+    raw = path.read_bytes()
+    count = int.from_bytes((registry_path / ".git" / "index").read_bytes()[8:12], "big")
+    body_at = len(raw) - 8 * count
+    if damage == "shifted":  # every offset but the first 8 bytes off, the header as it was
+        offsets = array.array("Q")
+        offsets.frombytes(raw[body_at:])
+        shifted = [offsets[0], *(o + 8 for o in offsets[1:])]
+        path.write_bytes(raw[:body_at] + array.array("Q", shifted).tobytes())
+    elif damage == "truncated":
+        path.write_bytes(raw[: body_at + 4])
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(len(raw)))
+    else:
+        path.unlink()
+    result = run("--repo", registry_path, "version", "create", str(M), "v9", "--tag", "new")
+    assert result.code == 0, result
+    assert status(git, registry_path) == ""
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+    index = (registry_path / ".git" / "index").read_bytes()
+    assert index[-20:] in path.read_bytes()  # recomputed for the index as it is now
+
+
+def test_a_damaged_index_is_refused_even_when_its_offsets_are_known(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    index_path = registry_path / ".git" / "index"
+    data = bytearray(index_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit; the checksum at the end still names the old
+    index_path.write_bytes(bytes(data))
+    head = git("rev-parse", "HEAD", cwd=registry_path)
+    result = run("--repo", registry_path, "version", "create", str(M), "v3")
+    assert result.code == 1
+    assert result.err.startswith("modelbox: error:") and "bad checksum" in result.err
+    assert result.err.count("\n") == 1
+    assert git("rev-parse", "HEAD", cwd=registry_path) == head
+    assert bytes(data) == index_path.read_bytes()
+
+
+def test_checkout_reset_and_hand_staging_between_writes(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    v2 = git("rev-parse", "HEAD", cwd=registry_path).strip()
+    git("reset", "-q", "--hard", "HEAD~1", cwd=registry_path)  # v2 gone from the index
+    assert run("--repo", registry_path, "version", "create", str(M), "v2b").code == 0
+    assert status(git, registry_path) == ""
+    git("checkout", "-q", "-b", "side", v2, cwd=registry_path)
+    git("checkout", "-q", "main", cwd=registry_path)
+    (registry_path / "b.txt").write_text("staged by hand\n")
+    git("add", "b.txt", cwd=registry_path)  # an entry modelbox must keep, staged
+    assert run("--repo", registry_path, "meta", "set", f"{M}@v1", "k", "1").code == 0
+    assert run("--repo", registry_path, "metrics", "log", f"{M}@v1", "acc=0.5").code == 0
+    assert status(git, registry_path) == "A  b.txt\n"
+    names = [line.split("\t")[1] for line in tracked(git, registry_path)]
+    assert "models/team/m/_versions/v2b/_version.json" in names
+    assert "models/team/m/_versions/v2/_version.json" not in names
+
+
+def test_a_write_killed_before_the_index_followed_is_finished_by_the_next(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    for step in ("after-ref-move", "index-locked"):
+        proc = modelbox("--repo", registry_path, "version", "create", str(M),
+                        f"killed-{step}", env={"MODELBOX_FAULT": step})
+        assert proc.code == 137, proc.err
+        assert status(git, registry_path) != ""  # the index lags the branch
+        registry.set_metadata(parse_reference(f"{M}@v1"), "after", step)
+        assert status(git, registry_path) == ""
+        assert f"models/team/m/_versions/killed-{step}/_version.json" in git(
+            "ls-files", cwd=registry_path)
+
+
+def test_removing_entries_between_others_keeps_the_index_whole(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    for version in ("v3", "v4", "v5"):
+        registry.create_version(M, version, tags=[f"t{version}"])
+    (registry_path / "z.txt").write_text("after every manifest\n")
+    git("add", "z.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "z", cwd=registry_path)
+    registry.delete_version(M, "v3", force=True)  # entries removed with others on both sides
+    assert run("--repo", registry_path, "untag", str(M), "tv4").code == 0
+    registry.create_version(M, "v6")
+    assert status(git, registry_path) == ""
+    names = [line.split("\t")[1] for line in tracked(git, registry_path)]
+    assert names == sorted(names) and names[-1] == "z.txt"
+    assert "models/team/m/_versions/v3/_version.json" not in names
+    assert "models/team/m/_versions/v6/_version.json" in names
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+
+
+def test_a_pull_between_writes_leaves_the_index_as_git_sees_it(
+    registry: Registry, registry_path: Path, tmp_path: Path, git: Git, run: Run
+) -> None:
+    clone = tmp_path / "clone"
+    assert run("clone", registry_path, clone).code == 0
+    assert run("--repo", clone, "version", "create", str(M), "mine").code == 0
+    registry.create_version(M, "theirs", tags=["prod"])  # upstream moves on
+    result = run("--repo", clone, "pull")
+    assert result.code == 0, result
+    assert run("--repo", clone, "meta", "set", f"{M}@theirs", "k", "1").code == 0
+    # Upstream renames a file by hand, and the clone takes it with a plain `git pull`: as
+    # many entries as before, every manifest's entry moved.
+    git("mv", "a.txt", "a-file-renamed-with-a-much-longer-name.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "rename", cwd=registry_path)
+    git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main", cwd=clone)
+    assert run("--repo", clone, "tag", f"{M}@mine", "staging").code == 0
+    assert status(git, clone) == ""
+    names = [line.split("\t")[1] for line in tracked(git, clone)]
+    assert names == sorted(names)
+    for version in ("mine", "theirs"):
+        assert f"models/team/m/_versions/{version}/_version.json" in names
+    index = (clone / ".git" / "index").read_bytes()
+    assert index[-20:] in offsets_file(clone).read_bytes()
