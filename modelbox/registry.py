@@ -533,23 +533,33 @@ class Registry:
 
     def log(self, target: str | None = None) -> list[AuditEvent]:
         """Audit events, newest first, optionally about one model, version or tag."""
+        from modelbox.audit_index import AuditIndex, events_of
         from modelbox.outside import OutsideMoves
 
-        out = []
-        records = list(self.history.walk(self.head()))
-        branch = {record.sha for record in records}
-        if self._batch is None and self.repo.ref(AUDIT_REF):
-            # Git times have one-second resolution; within a second a download is taken
-            # to follow the change it downloaded (audit records go first, the sort is stable).
-            records = [*self.history.walk(self.repo.ref(AUDIT_REF)), *records]
-            records.sort(key=lambda r: r.time, reverse=True)
         # Commits modelbox did not write can move tags too (a plain `git commit`).
         outside = OutsideMoves(self.repo)
+        head = self.head()
+        side = self.repo.ref(AUDIT_REF) if self._batch is None else None
+        if target is not None and self._batch is None:
+            # One target: only the commits the audit index lists for its model are read.
+            model = audit.model_of(target)
+            branch = AuditIndex(self.history, self.branch_ref, head, outside).records(
+                model) if head else []
+            downloads = AuditIndex(self.history, AUDIT_REF, side, None).records(
+                model) if side else []
+        else:
+            branch = list(self.history.walk(head))
+            downloads = list(self.history.walk(side))
+        records = branch
+        if side:
+            # Git times have one-second resolution; within a second a download is taken
+            # to follow the change it downloaded (audit records go first, the sort is stable).
+            records = [*downloads, *branch]
+            records.sort(key=lambda r: r.time, reverse=True)
+        on_branch = {record.sha for record in branch}
+        out = []
         for record in records:
-            found = audit.events(record)
-            if not found and record.sha in branch:
-                found = outside.events(record)
-            for event in found:
+            for event in events_of(record, outside if record.sha in on_branch else None):
                 if target is None or audit.concerns(event, target):
                     out.append(event)
         outside.save()

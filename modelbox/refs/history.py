@@ -67,14 +67,15 @@ class History:
         return self._cache
 
     def remember(self, records: list[CommitRecord]) -> None:
-        """Add parsed commits to the cache file."""
+        """Add parsed commits to the cache file (appended: a write never reads the whole
+        cache, which holds every commit of the registry)."""
         if not records:
             return
-        cache = self._load()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             for record in records:
-                cache[record.sha] = record
+                if self._cache is not None:
+                    self._cache[record.sha] = record
                 line = {
                     "sha": record.sha, "parents": record.parents, "author": record.author,
                     "time": record.time, "timezone": record.timezone, "message": record.message,
@@ -96,6 +97,13 @@ class History:
             cache[sha] = record
             fresh.append(record)
         return record
+
+    def record(self, sha: str) -> CommitRecord:
+        """One parsed commit, read from Git unless the cache is loaded already (reading a
+        few commits costs less than loading the cache of them all)."""
+        if self._cache is not None:
+            return self.records([sha])[0]
+        return _parse(sha, self.repo.raw_commit(sha))
 
     def records(self, shas: list[str]) -> list[CommitRecord]:
         """The parsed commits ``shas``, in that order (cached like a walk's)."""

@@ -1,0 +1,213 @@
+"""The read caches of issue 15 ("Scale"): they speed up reads and never change an answer.
+
+``log M`` / ``log M:TAG`` / ``resolve --at`` read one model's commits through the audit
+index (``modelbox/audit_index.py``). Every test here moves the registry in a way the
+cache must notice -- a modelbox write, a hand ``git commit``, ``git reset``, a rewritten
+history, a pull, a merge, another branch, a damaged file -- and checks the cached answer
+equals the one computed from scratch (a full walk, no cache). Each would fail if the cache
+were trusted past what it was built from.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Git, Run
+
+from modelbox import audit
+from modelbox.audit import AuditEvent
+from modelbox.names import parse_model
+from modelbox.registry import Registry
+
+MODEL = "ai/yolo"
+OTHER = "ai/resnet"
+TAGS_FILE = f"models/{MODEL}/_tags.json"
+
+
+def ok(run: Run, *argv: str | Path) -> str:
+    result = run(*argv)
+    assert result.code == 0, result
+    return result.out
+
+
+def make(path: Path) -> Path:
+    """A registry with two models: ai/yolo v1 (tag prod), v2; ai/resnet v1."""
+    registry = Registry.init(path)
+    yolo, resnet = parse_model(MODEL), parse_model(OTHER)
+    registry.create_model(yolo)
+    registry.create_version(yolo, "v1", tags=["prod"])
+    registry.create_version(yolo, "v2")
+    registry.create_model(resnet)
+    registry.create_version(resnet, "v1")
+    registry.close()
+    return path
+
+
+def from_scratch(path: Path, target: str) -> list[AuditEvent]:
+    """The events about ``target`` from a full walk of history (no audit index)."""
+    registry = Registry.open(path)
+    try:
+        return [e for e in registry.log() if audit.concerns(e, target)]
+    finally:
+        registry.close()
+
+
+def indexed(path: Path, target: str) -> list[AuditEvent]:
+    registry = Registry.open(path)
+    try:
+        return registry.log(target)
+    finally:
+        registry.close()
+
+
+def index_files(path: Path) -> list[Path]:
+    return sorted((path / ".git" / "modelbox" / "audit-index").glob("*.json"))
+
+
+def assert_same(path: Path, *targets: str) -> None:
+    for target in targets:
+        assert indexed(path, target) == from_scratch(path, target), target
+
+
+def moves(events: list[AuditEvent]) -> list[tuple[str | None, str | None]]:
+    return [(e.before, e.after) for e in events]
+
+
+# -- the audit index ----------------------------------------------------------------------
+def test_log_of_a_model_reads_a_saved_index_and_follows_new_modelbox_commits(
+    tmp_path: Path, run: Run,
+) -> None:
+    reg = make(tmp_path / "reg")
+    assert [e.operation for e in indexed(reg, MODEL)] == [
+        "version.create", "version.create", "tag.assign", "model.create"]
+    assert len(index_files(reg)) == 1
+    ok(run, "--repo", reg, "tag", f"{MODEL}@v2", "prod")
+    assert moves(indexed(reg, f"{MODEL}:prod")) == [("v1", "v2"), (None, "v1")]
+    assert_same(reg, MODEL, f"{MODEL}:prod", f"{MODEL}@v1", OTHER)
+
+
+def test_a_tag_moved_by_a_plain_git_commit_after_the_index_is_seen(
+    tmp_path: Path, run: Run, git: Git,
+) -> None:
+    reg = make(tmp_path / "reg")
+    indexed(reg, f"{MODEL}:prod")
+    tags = json.loads((reg / TAGS_FILE).read_text())
+    tags["tags"]["prod"] = "v2"
+    (reg / TAGS_FILE).write_text(json.dumps(tags, indent=2, sort_keys=True) + "\n")
+    git("commit", "-q", "-am", "by hand", cwd=reg)
+    events = indexed(reg, f"{MODEL}:prod")
+    assert events[0].operation == "tag.move" + audit.OUTSIDE
+    assert moves(events) == [("v1", "v2"), (None, "v1")]
+    assert ok(run, "--repo", reg, "resolve", f"{MODEL}:prod", "--at", "2999-01-01") == "v2\n"
+    assert_same(reg, MODEL, f"{MODEL}:prod")
+
+
+def test_git_reset_drops_the_undone_events(tmp_path: Path, run: Run, git: Git) -> None:
+    reg = make(tmp_path / "reg")
+    ok(run, "--repo", reg, "tag", f"{MODEL}@v2", "prod")
+    assert moves(indexed(reg, f"{MODEL}:prod")) == [("v1", "v2"), (None, "v1")]
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    assert moves(indexed(reg, f"{MODEL}:prod")) == [(None, "v1")]
+    assert ok(run, "--repo", reg, "resolve", f"{MODEL}:prod", "--at", "2999-01-01") == "v1\n"
+    assert_same(reg, MODEL, f"{MODEL}:prod", f"{MODEL}@v2")
+
+
+def test_a_rewritten_history_is_read_again(tmp_path: Path, run: Run, git: Git) -> None:
+    """The branch is reset and written again: the new head descends from neither the old
+    head nor anything the index saw last."""
+    reg = make(tmp_path / "reg")
+    ok(run, "--repo", reg, "tag", f"{MODEL}@v2", "prod")
+    indexed(reg, MODEL)
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    ok(run, "--repo", reg, "version", "create", MODEL, "v3")
+    ok(run, "--repo", reg, "tag", f"{MODEL}@v3", "prod")
+    assert moves(indexed(reg, f"{MODEL}:prod"))[0] == ("v1", "v3")
+    assert ("v1", "v2") not in moves(indexed(reg, f"{MODEL}:prod"))
+    assert_same(reg, MODEL, f"{MODEL}:prod", f"{MODEL}@v2", f"{MODEL}@v3")
+
+
+def test_pulls_fast_forward_and_merging_are_seen(tmp_path: Path, run: Run, git: Git) -> None:
+    upstream = make(tmp_path / "up")
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote)
+    git("remote", "add", "origin", remote, cwd=upstream)
+    ok(run, "--repo", upstream, "push")
+    clone = tmp_path / "clone"
+    ok(run, "clone", remote, clone)
+    indexed(clone, MODEL)
+    # A fast-forward: a chain on top of what the index covers.
+    ok(run, "--repo", upstream, "tag", f"{MODEL}@v2", "prod")
+    ok(run, "--repo", upstream, "push")
+    ok(run, "--repo", clone, "pull")
+    assert moves(indexed(clone, f"{MODEL}:prod")) == [("v1", "v2"), (None, "v1")]
+    # Both sides write, the pull merges: the other side's commits come in under the merge.
+    ok(run, "--repo", upstream, "version", "create", MODEL, "v3", "--tag", "up")
+    ok(run, "--repo", upstream, "push")
+    ok(run, "--repo", clone, "version", "create", OTHER, "v2", "--tag", "down")
+    indexed(clone, MODEL)
+    ok(run, "--repo", clone, "pull")
+    assert "up" in {e.target.partition(":")[2] for e in indexed(clone, MODEL)}
+    assert_same(clone, MODEL, OTHER, f"{MODEL}:up", f"{OTHER}:down")
+
+
+def test_each_branch_has_its_own_index(tmp_path: Path, run: Run) -> None:
+    reg = make(tmp_path / "reg")
+    ok(run, "--repo", reg, "--branch", "proposal", "tag", f"{MODEL}@v2", "prod")
+    main = moves(indexed(reg, f"{MODEL}:prod"))
+    log = ok(run, "--repo", reg, "--branch", "proposal", "log", f"{MODEL}:prod")
+    assert "v1 -> v2" in log
+    assert moves(indexed(reg, f"{MODEL}:prod")) == main == [(None, "v1")]
+    assert "v1 -> v2" in ok(run, "--repo", reg, "--branch", "proposal", "log", f"{MODEL}:prod")
+    assert len(index_files(reg)) == 2
+
+
+def test_downloads_on_the_audit_ref_are_indexed_too(tmp_path: Path, run: Run) -> None:
+    reg = make(tmp_path / "reg")
+    artifact = tmp_path / "model.pt"
+    artifact.write_bytes(b"weights")
+    ok(run, "--repo", reg, "version", "create", MODEL, "v3")
+    ok(run, "--repo", reg, "artifact", "add", f"{MODEL}@v3", artifact)
+    ok(run, "--repo", reg, "get", f"{MODEL}@v3", "-o", tmp_path / "out")
+    assert_same(reg, MODEL, f"{MODEL}@v3")
+    ok(run, "--repo", reg, "get", f"{MODEL}@v3", "-o", tmp_path / "out2")
+    operations = [e.operation for e in indexed(reg, f"{MODEL}@v3")]
+    assert operations.count("artifact.download") == 2
+    assert_same(reg, MODEL, f"{MODEL}@v3")
+
+
+@pytest.mark.parametrize("damage", ["deleted", "torn", "not json", "another head", "wrong kind"])
+def test_a_damaged_index_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    reg = make(tmp_path / "reg")
+    expected = from_scratch(reg, MODEL)
+    assert indexed(reg, MODEL) == expected
+    (path,) = index_files(reg)
+    text = path.read_text()
+    if damage == "deleted":
+        path.unlink()
+    elif damage == "torn":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "not json":
+        path.write_bytes(b"\xff\x00")
+    elif damage == "another head":
+        # An index of some other history that lists another model's commits.
+        document = json.loads(text)
+        document["models"][MODEL] = document["models"][OTHER]
+        document["head"] = "0" * 40
+        path.write_text(json.dumps(document))
+    else:
+        path.write_text(json.dumps({**json.loads(text), "kind": "something else"}))
+    assert indexed(reg, MODEL) == expected
+
+
+def test_an_index_that_cannot_be_written_still_answers(tmp_path: Path) -> None:
+    reg = make(tmp_path / "reg")
+    expected = from_scratch(reg, MODEL)
+    folder = reg / ".git" / "modelbox" / "audit-index"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.write_text("in the way")  # (root may write anywhere: a file blocks the folder)
+    assert indexed(reg, MODEL) == expected
+    assert indexed(reg, MODEL) == expected
+    assert not list(folder.parent.glob("audit-index*.tmp"))
