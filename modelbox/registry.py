@@ -472,13 +472,9 @@ class Registry:
         return self._list_models(self.snapshot(), namespace)
 
     def _list_models(self, snap: Snapshot, namespace: str | None = None) -> list[ModelManifest]:
-        from modelbox.manifests import ModelManifest, parse
+        from modelbox.listing import model_manifests
 
-        out = [
-            parse(ModelManifest, path, snap.read(path) or b"")
-            for path in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE, namespace)
-        ]
-        return sorted(out, key=lambda m: (m.namespace, m.name))
+        return model_manifests(snap, namespace)
 
     def list_versions(self, model: ModelName, *, archived: bool = False) -> list[VersionManifest]:
         """The model's versions, oldest first; archived ones only when asked."""

@@ -87,12 +87,15 @@ def model_update(
 @pass_ctx
 def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
     """List models (collections: `modelbox collection list`)."""
-    models = [m for m in ctx.registry.list_models(namespace) if not m.collection]
+    from modelbox.listing import model_documents
+
+    models = [m for m in model_documents(ctx.registry.snapshot(), namespace)
+              if not m.get("collection")]
     if as_json:
-        emit_json([m.model_dump(mode="json") for m in models])
+        emit_json(models)
         return
     for m in models:
-        echo(f"{m.full_name}\t{m.owner}\t{m.task}")
+        echo(f"{m['namespace']}/{m['name']}\t{m['owner']}\t{m['task']}")
 
 
 @model.command("show")

@@ -211,3 +211,140 @@ def test_an_index_that_cannot_be_written_still_answers(tmp_path: Path) -> None:
     assert indexed(reg, MODEL) == expected
     assert indexed(reg, MODEL) == expected
     assert not list(folder.parent.glob("audit-index*.tmp"))
+
+
+# -- the model listing cache ----------------------------------------------------------------
+def listed(run: Run, reg: Path, *options: str) -> list[dict[str, object]]:
+    documents: list[dict[str, object]] = json.loads(
+        ok(run, "--repo", reg, "model", "list", "--json", *options))
+    return documents
+
+
+def listed_from_scratch(reg: Path, namespace: str | None = None) -> list[dict[str, object]]:
+    """Every model manifest parsed again from the branch (no cache), as listed."""
+    from modelbox.manifests import ModelManifest, parse
+    from modelbox.registry import manifest_paths
+
+    registry = Registry.open(reg)
+    try:
+        snap = registry.snapshot()
+        found = [parse(ModelManifest, p, snap.read(p) or b"")
+                 for p in manifest_paths(snap, "models", "_model.json", namespace)]
+    finally:
+        registry.close()
+    return [m.model_dump(mode="json")
+            for m in sorted(found, key=lambda m: (m.namespace, m.name)) if not m.collection]
+
+
+def listing_file(reg: Path) -> Path:
+    return reg / ".git" / "modelbox" / "listing.json"
+
+
+def assert_listed(run: Run, reg: Path) -> None:
+    assert listed(run, reg) == listed_from_scratch(reg)
+    assert listed(run, reg, "--namespace", "ai") == listed_from_scratch(reg, "ai")
+
+
+def test_model_list_follows_modelbox_writes(tmp_path: Path, run: Run) -> None:
+    reg = make(tmp_path / "reg")
+    assert [m["name"] for m in listed(run, reg)] == ["resnet", "yolo"]
+    assert listing_file(reg).exists()
+    ok(run, "--repo", reg, "model", "create", "ai/vit", "--owner", "ana")
+    ok(run, "--repo", reg, "model", "update", MODEL, "--owner", "bo")
+    ok(run, "--repo", reg, "model", "create", "other/x")
+    assert [(m["name"], m["owner"]) for m in listed(run, reg)] == [
+        ("resnet", ""), ("vit", "ana"), ("yolo", "bo"), ("x", "")]
+    assert_listed(run, reg)
+    assert ok(run, "--repo", reg, "model", "list").splitlines()[0] == "ai/resnet\t\t"
+
+
+def test_model_list_follows_plain_git_commits_resets_and_branches(
+    tmp_path: Path, run: Run, git: Git,
+) -> None:
+    reg = make(tmp_path / "reg")
+    listed(run, reg)
+    manifest = reg / "models" / MODEL / "_model.json"
+    document = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**document, "owner": "by hand"}, indent=2) + "\n")
+    git("commit", "-q", "-am", "by hand", cwd=reg)
+    assert [m["owner"] for m in listed(run, reg)] == ["", "by hand"]
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    assert [m["owner"] for m in listed(run, reg)] == ["", ""]
+    ok(run, "--repo", reg, "--branch", "proposal", "model", "create", "ai/vit")
+    assert [m["name"] for m in listed(run, reg)] == ["resnet", "yolo"]
+    assert [m["name"] for m in listed(run, reg, "--namespace", "ai")] == ["resnet", "yolo"]
+    assert [m["name"] for m in json.loads(ok(
+        run, "--repo", reg, "--branch", "proposal", "model", "list", "--json"))] == [
+        "resnet", "vit", "yolo"]
+    assert_listed(run, reg)
+
+
+def test_model_list_follows_a_pull(tmp_path: Path, run: Run, git: Git) -> None:
+    upstream = make(tmp_path / "up")
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote)
+    git("remote", "add", "origin", remote, cwd=upstream)
+    ok(run, "--repo", upstream, "push")
+    clone = tmp_path / "clone"
+    ok(run, "clone", remote, clone)
+    listed(run, clone)
+    ok(run, "--repo", upstream, "model", "create", "ai/vit")
+    ok(run, "--repo", upstream, "push")
+    ok(run, "--repo", clone, "pull")
+    assert [m["name"] for m in listed(run, clone)] == ["resnet", "vit", "yolo"]
+    assert_listed(run, clone)
+
+
+def test_a_broken_manifest_is_reported_on_every_listing(
+    tmp_path: Path, run: Run, git: Git,
+) -> None:
+    """A manifest that fails the parser is never cached: each listing says so, in one line."""
+    reg = make(tmp_path / "reg")
+    listed(run, reg)
+    manifest = reg / "models" / MODEL / "_model.json"
+    good = manifest.read_text()
+    manifest.write_text(json.dumps({**json.loads(good), "owner": 7}) + "\n")
+    git("commit", "-q", "-am", "broken by hand", cwd=reg)
+    for argv in (("model", "list"), ("model", "list", "--namespace", "ai"), ("model", "list")):
+        result = run("--repo", reg, *argv)
+        assert result.code == 1 and result.out == ""
+        assert result.err.startswith("modelbox: error: ") and "_model.json" in result.err
+        assert result.err.count("\n") == 1
+    manifest.write_text(good)
+    git("commit", "-q", "-am", "fixed", cwd=reg)
+    assert_listed(run, reg)
+
+
+def test_the_listing_cache_tracks_the_registry_instead_of_growing(
+    tmp_path: Path, run: Run,
+) -> None:
+    reg = make(tmp_path / "reg")
+    listed(run, reg)
+    size = len(json.loads(listing_file(reg).read_text())["trees"])
+    for n in range(5):
+        ok(run, "--repo", reg, "version", "create", MODEL, f"x{n}")
+        listed(run, reg, "--namespace", "ai")
+        listed(run, reg)
+    cache = json.loads(listing_file(reg).read_text())
+    assert len(cache["trees"]) == size == 4  # models/, ai/, ai/yolo/, ai/resnet/
+    assert len(cache["docs"]) == 2
+
+
+@pytest.mark.parametrize("damage", ["deleted", "torn", "bad entries", "other code"])
+def test_a_damaged_listing_cache_is_rebuilt(tmp_path: Path, run: Run, damage: str) -> None:
+    reg = make(tmp_path / "reg")
+    expected = listed(run, reg)
+    path = listing_file(reg)
+    cache = json.loads(path.read_text())
+    if damage == "deleted":
+        path.unlink()
+    elif damage == "torn":
+        path.write_text(path.read_text()[:100])
+    elif damage == "bad entries":
+        path.write_text(json.dumps({**cache, "trees": {t: [1, 2] for t in cache["trees"]}}))
+    else:
+        # Documents another version of the parser made are not trusted.
+        docs = {sha: {**doc, "owner": "stale"} for sha, doc in cache["docs"].items()}
+        path.write_text(json.dumps({**cache, "code": "0.0.0:1:1", "docs": docs}))
+    assert listed(run, reg) == expected
+    assert listed(run, reg) == expected
