@@ -94,8 +94,9 @@ def model_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(models)
         return
-    for m in models:
-        echo(f"{m['namespace']}/{m['name']}\t{m['owner']}\t{m['task']}")
+    if models:  # one write for thousands of lines (echo flushes each call)
+        echo("\n".join(f"{m['namespace']}/{m['name']}\t{m['owner']}\t{m['task']}"
+                        for m in models))
 
 
 @model.command("show")
