@@ -24,19 +24,22 @@ instead of growing with every write.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from modelbox import __version__, derived, layout
-from modelbox.names import parse_namespace
+from modelbox.names import ModelName, parse_namespace
 from modelbox.refs import Snapshot
 
 if TYPE_CHECKING:
     from modelbox.manifests import ModelManifest
+    from modelbox.registry import Registry
 
-__all__ = ["model_documents", "model_manifests"]
+__all__ = ["model_documents", "model_manifests", "version_documents"]
 
 KIND = "model-listing"
+VERSIONS_KIND = "version-listing"
 _DOC_CACHE_MAX = 64 * 1024
 _Entry = tuple[list[Any] | None, list[list[str]]]  # ([sha, is_dir] of _model.json, [[name, tree]])
 
@@ -165,3 +168,32 @@ def _parse(snap: Snapshot, path: str, data: bytes) -> ModelManifest:
     from modelbox.manifests import ModelManifest, parse
 
     return parse(ModelManifest, path, data)
+
+
+def version_documents(registry: Registry, model: ModelName,
+                      ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every version of ``model``, archived ones too, as ``version list --json`` shows it
+    (oldest first), and its tag map; raise as :meth:`Registry.list_versions` does.
+
+    Both depend on the model's folder only, so they are cached by its tree sha (and the
+    parsing code) in ``.git/modelbox/versions/<sha1 of the model>.json``: a write to the
+    model (a version, a tag, metrics) changes that tree and the next listing parses again.
+    """
+    snap = registry.snapshot()
+    tree = snap.tree_id(layout.model_dir(model))
+    name = hashlib.sha1(str(model).encode("utf-8")).hexdigest()
+    path = derived.folder(snap.repo.git_dir) / "versions" / f"{name}.json"
+    cached = derived.load(path, VERSIONS_KIND)
+    if (tree is not None and cached is not None and cached.get("tree") == tree
+            and cached.get("model") == str(model) and cached.get("code") == _code()):
+        versions, tags = cached.get("versions"), cached.get("tags")
+        if (isinstance(versions, list) and all(isinstance(v, dict) for v in versions)
+                and isinstance(tags, dict)):
+            return versions, tags
+    versions = [v.model_dump(mode="json")
+                for v in registry.versions_in(snap, model, archived=True)]
+    tags = registry.tags_in(snap, model)
+    if tree is not None:
+        derived.save(path, VERSIONS_KIND, {"model": str(model), "tree": tree, "code": _code(),
+                                           "versions": versions, "tags": tags})
+    return versions, tags

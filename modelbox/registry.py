@@ -478,7 +478,11 @@ class Registry:
 
     def list_versions(self, model: ModelName, *, archived: bool = False) -> list[VersionManifest]:
         """The model's versions, oldest first; archived ones only when asked."""
-        snap = self.snapshot()
+        return self.versions_in(self.snapshot(), model, archived=archived)
+
+    def versions_in(self, snap: Snapshot, model: ModelName, *, archived: bool = False,
+                    ) -> list[VersionManifest]:
+        """:meth:`list_versions` as ``snap`` has them."""
         self._model(snap, model)
         out = []
         for name, is_dir in snap.listdir(layout.versions_dir(model)):

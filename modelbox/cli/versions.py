@@ -79,19 +79,22 @@ def version_release(ctx: Context, ref: str, as_json: bool) -> None:
 @pass_ctx
 def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> None:
     """List the versions of MODEL, oldest first, with their tags."""
-    registry, name = ctx.registry, model_arg(model)
-    versions = registry.list_versions(name, archived=archived)
+    from datetime import datetime
+
+    from modelbox.listing import version_documents
+
+    every, tag_map = version_documents(ctx.registry, model_arg(model))
+    versions = [v for v in every if archived or not v.get("archived")]
     by_version: dict[str, list[str]] = {}
-    for tag, tagged in sorted(registry.tags(name).items()):
+    for tag, tagged in sorted(tag_map.items()):
         by_version.setdefault(tagged, []).append(tag)
     if as_json:
-        emit_json([
-            {**v.model_dump(mode="json"), "tags": by_version.get(v.version, [])} for v in versions
-        ])
+        emit_json([{**v, "tags": by_version.get(v["version"], [])} for v in versions])
         return
     for v in versions:
-        tags = ",".join(by_version.get(v.version, []))
-        echo(f"{v.version}\t{v.framework.value}\t{v.created_at.isoformat()}\t{tags}")
+        tags = ",".join(by_version.get(v["version"], []))
+        created = datetime.fromisoformat(v["created_at"]).isoformat()
+        echo(f"{v['version']}\t{v['framework']}\t{created}\t{tags}")
 
 
 def _show(ctx: Context, ref: Reference) -> dict[str, Any]:

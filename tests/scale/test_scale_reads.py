@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Git, Run
+from hostile import modelbox
 
 from modelbox import audit
 from modelbox.audit import AuditEvent
@@ -348,3 +349,113 @@ def test_a_damaged_listing_cache_is_rebuilt(tmp_path: Path, run: Run, damage: st
         path.write_text(json.dumps({**cache, "code": "0.0.0:1:1", "docs": docs}))
     assert listed(run, reg) == expected
     assert listed(run, reg) == expected
+
+
+# -- both caches across a write killed halfway ----------------------------------------------
+@pytest.mark.parametrize("step", ["after-ref-move", "before-tag-refs"])
+def test_a_write_killed_after_the_branch_moved_is_read_as_landed(
+    tmp_path: Path, run: Run, step: str,
+) -> None:
+    """``kill -9`` once the branch has moved (the work tree, index and tag refs have not
+    followed): the caches, keyed by the branch, see the new commit like every read."""
+    reg = make(tmp_path / "reg")
+    indexed(reg, MODEL)
+    listed(run, reg)
+    killed = modelbox("--repo", reg, "model", "create", "ai/vit", env={"MODELBOX_FAULT": step})
+    assert killed.code == 137, killed
+    killed = modelbox("--repo", reg, "tag", f"{MODEL}@v2", "prod",
+                      env={"MODELBOX_FAULT": step})
+    assert killed.code == 137, killed
+    assert moves(indexed(reg, f"{MODEL}:prod")) == [("v1", "v2"), (None, "v1")]
+    assert [m["name"] for m in listed(run, reg)] == ["resnet", "vit", "yolo"]
+    assert_same(reg, MODEL, "ai/vit", f"{MODEL}:prod")
+    assert_listed(run, reg)
+
+
+# -- the version listing cache --------------------------------------------------------------
+def versions_listed(run: Run, reg: Path, model: str = MODEL, *options: str,
+                    ) -> list[dict[str, object]]:
+    documents: list[dict[str, object]] = json.loads(
+        ok(run, "--repo", reg, "version", "list", model, "--json", *options))
+    return documents
+
+
+def versions_from_scratch(reg: Path, model: str = MODEL, *, archived: bool = False,
+                          ) -> list[dict[str, object]]:
+    registry = Registry.open(reg)
+    try:
+        name = parse_model(model)
+        by_version: dict[str, list[str]] = {}
+        for tag, version in sorted(registry.tags(name).items()):
+            by_version.setdefault(version, []).append(tag)
+        return [{**v.model_dump(mode="json"), "tags": by_version.get(v.version, [])}
+                for v in registry.list_versions(name, archived=archived)]
+    finally:
+        registry.close()
+
+
+def assert_versions(run: Run, reg: Path) -> None:
+    for model in (MODEL, OTHER):
+        assert versions_listed(run, reg, model) == versions_from_scratch(reg, model)
+        assert versions_listed(run, reg, model, "--all") == versions_from_scratch(
+            reg, model, archived=True)
+
+
+def test_version_list_follows_writes_hand_commits_and_resets(
+    tmp_path: Path, run: Run, git: Git,
+) -> None:
+    reg = make(tmp_path / "reg")
+    assert [v["tags"] for v in versions_listed(run, reg)] == [["prod"], []]
+    ok(run, "--repo", reg, "tag", f"{MODEL}@v2", "prod")
+    assert [v["tags"] for v in versions_listed(run, reg)] == [[], ["prod"]]
+    ok(run, "--repo", reg, "version", "create", MODEL, "v3")
+    ok(run, "--repo", reg, "version", "archive", f"{MODEL}@v1")
+    assert [v["version"] for v in versions_listed(run, reg)] == ["v2", "v3"]
+    assert_versions(run, reg)
+    manifest = reg / "models" / MODEL / "_versions" / "v2" / "_version.json"
+    document = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**document, "description": "by hand"}, indent=2) + "\n")
+    git("commit", "-q", "-am", "by hand", cwd=reg)
+    assert versions_listed(run, reg)[0]["description"] == "by hand"
+    git("reset", "-q", "--hard", "HEAD~3", cwd=reg)
+    assert [v["version"] for v in versions_listed(run, reg)] == ["v1", "v2"]
+    assert ok(run, "--repo", reg, "version", "list", MODEL).splitlines()[0].startswith("v1\t")
+    assert_versions(run, reg)
+    ok(run, "--repo", reg, "--branch", "proposal", "version", "create", MODEL, "v9")
+    assert [v["version"] for v in versions_listed(run, reg)] == ["v1", "v2"]
+    assert [v["version"] for v in json.loads(ok(
+        run, "--repo", reg, "--branch", "proposal", "version", "list", MODEL, "--json"))] == [
+        "v1", "v2", "v9"]
+
+
+def test_a_broken_version_manifest_is_reported_on_every_version_list(
+    tmp_path: Path, run: Run, git: Git,
+) -> None:
+    reg = make(tmp_path / "reg")
+    versions_listed(run, reg)
+    manifest = reg / "models" / MODEL / "_versions" / "v2" / "_version.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "archived": "no"}))
+    git("commit", "-q", "-am", "broken by hand", cwd=reg)
+    for _ in range(2):
+        result = run("--repo", reg, "version", "list", MODEL)
+        assert result.code == 1 and result.out == "" and "_version.json" in result.err
+    assert versions_listed(run, reg, OTHER) == versions_from_scratch(reg, OTHER)
+
+
+@pytest.mark.parametrize("damage", ["torn", "other model", "other code", "bad shape"])
+def test_a_damaged_version_cache_is_rebuilt(tmp_path: Path, run: Run, damage: str) -> None:
+    reg = make(tmp_path / "reg")
+    expected = versions_listed(run, reg)
+    (path,) = (reg / ".git" / "modelbox" / "versions").glob("*.json")
+    cache = json.loads(path.read_text())
+    stale = [{**v, "description": "stale"} for v in cache["versions"]]
+    if damage == "torn":
+        path.write_text(path.read_text()[:50])
+    elif damage == "other model":
+        path.write_text(json.dumps({**cache, "model": OTHER, "versions": stale}))
+    elif damage == "other code":
+        path.write_text(json.dumps({**cache, "code": "0.0.0:1:1", "versions": stale}))
+    else:
+        path.write_text(json.dumps({**cache, "versions": {"v1": 1}}))
+    assert versions_listed(run, reg) == expected
+    assert versions_listed(run, reg) == expected
