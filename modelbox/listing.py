@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from modelbox.manifests import ModelManifest
     from modelbox.registry import Registry
 
-__all__ = ["model_documents", "model_manifests", "version_documents"]
+__all__ = ["model_documents", "model_manifests", "model_names", "version_documents"]
 
 KIND = "model-listing"
 VERSIONS_KIND = "version-listing"
@@ -134,6 +134,16 @@ def _found(cache: _Cache, namespace: str | None) -> list[tuple[str, list[Any]]]:
             out.append((f"{directory}/{layout.MODEL_FILE}", model))
         stack.extend((f"{directory}/{name}", sub) for name, sub in folders)
     return out
+
+
+def model_names(snap: Snapshot) -> list[str]:
+    """The full names of every model (and collection), sorted, from the cached tree walk
+    alone: nothing is parsed (shell completion)."""
+    cache = _Cache(snap)
+    start, end = len(layout.MODELS) + 1, -len(layout.MODEL_FILE) - 1
+    names = sorted(path[start:end] for path, _ in _found(cache, None))
+    cache.save(snap.tree_id(layout.MODELS))
+    return names
 
 
 def model_documents(snap: Snapshot, namespace: str | None = None) -> list[dict[str, Any]]:

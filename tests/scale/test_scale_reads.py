@@ -459,3 +459,22 @@ def test_a_damaged_version_cache_is_rebuilt(tmp_path: Path, run: Run, damage: st
         path.write_text(json.dumps({**cache, "versions": {"v1": 1}}))
     assert versions_listed(run, reg) == expected
     assert versions_listed(run, reg) == expected
+
+
+def test_completion_offers_models_from_the_listing_cache_as_it_changes(
+    tmp_path: Path, run: Run, git: Git,
+) -> None:
+    reg = make(tmp_path / "reg")
+
+    def completed(word: str) -> list[str]:
+        env = {"_MODELBOX_COMPLETE": "bash_complete", "COMP_WORDS": f"modelbox resolve {word}",
+               "COMP_CWORD": "2"}
+        proc = modelbox(cwd=reg, env=env)
+        assert proc.code == 0, proc
+        return [line.partition(",")[2] for line in proc.out.splitlines()]
+
+    assert completed("ai/") == ["ai/resnet", "ai/yolo"]
+    ok(run, "--repo", reg, "model", "create", "ai/vit")
+    assert completed("ai/") == ["ai/resnet", "ai/vit", "ai/yolo"]
+    git("reset", "-q", "--hard", "HEAD~1", cwd=reg)
+    assert completed("ai/") == ["ai/resnet", "ai/yolo"]
