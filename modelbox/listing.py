@@ -45,7 +45,11 @@ _Entry = tuple[list[Any] | None, list[list[str]]]  # ([sha, is_dir] of _model.js
 
 
 def _code() -> str:
-    stat = Path(__file__).with_name("manifests.py").stat()
+    """What parsed the cached documents: modelbox's version and its ``manifests.py``."""
+    try:
+        stat = Path(__file__).with_name("manifests.py").stat()
+    except OSError:  # not a plain folder of sources (a zip): the version alone
+        return __version__
     return f"{__version__}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
