@@ -167,5 +167,10 @@ def concerns(event: AuditEvent, target: str) -> bool:
         )
     if ":" in target:
         return event.operation.startswith("tag.") and event.target == target
-    model = event.target.split("@")[0].split(":")[0]
-    return model == target
+    return model_of(event.target) == target
+
+
+def model_of(target: str) -> str:
+    """The model (or experiment, collection) an event's target is about: every event
+    :func:`concerns` matches to ``M``, ``M@V`` or ``M:TAG`` has a target about ``M``."""
+    return target.partition("@")[0].partition(":")[0]

@@ -49,6 +49,7 @@ class OutsideMoves:
         self.path = repo.git_dir / "modelbox" / "outside-tags.jsonl"
         self._cache: dict[str, list[TagMove]] | None = None
         self._fresh: dict[str, list[TagMove]] = {}
+        self._unknown: set[str] = set()
 
     def events(self, record: CommitRecord) -> list[AuditEvent]:
         """The tag moves of a commit modelbox did not write, as audit events: those the
@@ -72,9 +73,14 @@ class OutsideMoves:
         if found is None:
             found = self._diff(record)
             if found is None:
+                self._unknown.add(record.sha)
                 return []  # cannot tell here (a shallow clone); not cached
             cache[record.sha] = self._fresh[record.sha] = found
         return found
+
+    def unknown(self, record: CommitRecord) -> bool:
+        """Whether the tag moves of ``record`` could not be told (so none were reported)."""
+        return record.sha in self._unknown
 
     def save(self) -> None:
         """Append what was computed since the last save (best effort: a cache)."""

@@ -472,17 +472,17 @@ class Registry:
         return self._list_models(self.snapshot(), namespace)
 
     def _list_models(self, snap: Snapshot, namespace: str | None = None) -> list[ModelManifest]:
-        from modelbox.manifests import ModelManifest, parse
+        from modelbox.listing import model_manifests
 
-        out = [
-            parse(ModelManifest, path, snap.read(path) or b"")
-            for path in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE, namespace)
-        ]
-        return sorted(out, key=lambda m: (m.namespace, m.name))
+        return model_manifests(snap, namespace)
 
     def list_versions(self, model: ModelName, *, archived: bool = False) -> list[VersionManifest]:
         """The model's versions, oldest first; archived ones only when asked."""
-        snap = self.snapshot()
+        return self.versions_in(self.snapshot(), model, archived=archived)
+
+    def versions_in(self, snap: Snapshot, model: ModelName, *, archived: bool = False,
+                    ) -> list[VersionManifest]:
+        """:meth:`list_versions` as ``snap`` has them."""
         self._model(snap, model)
         out = []
         for name, is_dir in snap.listdir(layout.versions_dir(model)):
@@ -533,23 +533,33 @@ class Registry:
 
     def log(self, target: str | None = None) -> list[AuditEvent]:
         """Audit events, newest first, optionally about one model, version or tag."""
+        from modelbox.audit_index import AuditIndex, events_of
         from modelbox.outside import OutsideMoves
 
-        out = []
-        records = list(self.history.walk(self.head()))
-        branch = {record.sha for record in records}
-        if self._batch is None and self.repo.ref(AUDIT_REF):
-            # Git times have one-second resolution; within a second a download is taken
-            # to follow the change it downloaded (audit records go first, the sort is stable).
-            records = [*self.history.walk(self.repo.ref(AUDIT_REF)), *records]
-            records.sort(key=lambda r: r.time, reverse=True)
         # Commits modelbox did not write can move tags too (a plain `git commit`).
         outside = OutsideMoves(self.repo)
+        head = self.head()
+        side = self.repo.ref(AUDIT_REF) if self._batch is None else None
+        if target is not None and self._batch is None:
+            # One target: only the commits the audit index lists for its model are read.
+            model = audit.model_of(target)
+            branch = AuditIndex(self.history, self.branch_ref, head, outside).records(
+                model) if head else []
+            downloads = AuditIndex(self.history, AUDIT_REF, side, None).records(
+                model) if side else []
+        else:
+            branch = list(self.history.walk(head))
+            downloads = list(self.history.walk(side))
+        records = branch
+        if side:
+            # Git times have one-second resolution; within a second a download is taken
+            # to follow the change it downloaded (audit records go first, the sort is stable).
+            records = [*downloads, *branch]
+            records.sort(key=lambda r: r.time, reverse=True)
+        on_branch = {record.sha for record in branch}
+        out = []
         for record in records:
-            found = audit.events(record)
-            if not found and record.sha in branch:
-                found = outside.events(record)
-            for event in found:
+            for event in events_of(record, outside if record.sha in on_branch else None):
                 if target is None or audit.concerns(event, target):
                     out.append(event)
         outside.save()

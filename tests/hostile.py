@@ -19,7 +19,9 @@ MODELBOX = str(Path(sys.executable).with_name("modelbox"))
 
 # Caches that read commands fill (history records): derived data, not registry state, so a
 # refused command may still have written them.
-READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl")
+READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl",
+               ".git/modelbox/listing.json", ".git/modelbox/audit-index",
+               ".git/modelbox/versions")
 
 
 class Proc(NamedTuple):
@@ -68,7 +70,8 @@ def fingerprint(*roots: Path, ignore: Iterable[str] = ()) -> dict[str, str]:
             for name in [*dirs, *sorted(files)]:
                 path = Path(folder, name)
                 rel = str(path.relative_to(root))
-                if (skip and rel.startswith(skip)) or rel.endswith(READ_CACHES):
+                if (skip and rel.startswith(skip)) or rel.endswith(READ_CACHES) or (
+                        os.path.dirname(rel).endswith(READ_CACHES)):
                     continue
                 st = path.lstat()
                 key = f"{root}/{rel}"

@@ -60,10 +60,9 @@ def completion_script(cli: click.Command, shell: str) -> str:
 
 
 def _models(snap: Snapshot) -> list[str]:
-    from modelbox.registry import manifest_paths
+    from modelbox.listing import model_names
 
-    start, end = len(layout.MODELS) + 1, -len(layout.MODEL_FILE) - 1
-    return sorted(p[start:end] for p in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE))
+    return model_names(snap)
 
 
 def _tags(snap: Snapshot, model: ModelName) -> list[str]:

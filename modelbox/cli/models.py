@@ -91,16 +91,20 @@ def model_list(ctx: Context, namespace: str | None, exact: bool, as_json: bool) 
     """List models (collections: `modelbox collection list`)."""
     if exact and namespace is None:
         raise click.UsageError("--exact needs --namespace NS")
-    models = [m for m in ctx.registry.list_models(namespace) if not m.collection]
+    from modelbox.listing import model_documents
+
+    models = [m for m in model_documents(ctx.registry.snapshot(), namespace)
+              if not m.get("collection")]
     if exact:
         from modelbox.names import parse_namespace
 
-        models = [m for m in models if m.namespace == parse_namespace(namespace or "")]
+        models = [m for m in models if m["namespace"] == parse_namespace(namespace or "")]
     if as_json:
-        emit_json([m.model_dump(mode="json") for m in models])
+        emit_json(models)
         return
-    for m in models:
-        echo(f"{m.full_name}\t{m.owner}\t{m.task}")
+    if models:  # one write for thousands of lines (echo flushes each call)
+        echo("\n".join(f"{m['namespace']}/{m['name']}\t{m['owner']}\t{m['task']}"
+                        for m in models))
 
 
 @model.command("show")

@@ -85,20 +85,23 @@ def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> Non
 
     Columns: version, framework, created, tags; with --all a fifth says `archived` or `-`
     (--json: every entry has "archived")."""
-    registry, name = ctx.registry, model_arg(model)
-    versions = registry.list_versions(name, archived=archived)
+    from datetime import datetime
+
+    from modelbox.listing import version_documents
+
+    every, tag_map = version_documents(ctx.registry, model_arg(model))
+    versions = [v for v in every if archived or not v.get("archived")]
     by_version: dict[str, list[str]] = {}
-    for tag, tagged in sorted(registry.tags(name).items()):
+    for tag, tagged in sorted(tag_map.items()):
         by_version.setdefault(tagged, []).append(tag)
     if as_json:
-        emit_json([
-            {**v.model_dump(mode="json"), "tags": by_version.get(v.version, [])} for v in versions
-        ])
+        emit_json([{**v, "tags": by_version.get(v["version"], [])} for v in versions])
         return
     for v in versions:
-        tags = ",".join(by_version.get(v.version, []))
-        state = ("\tarchived" if v.archived else "\t-") if archived else ""
-        echo(f"{v.version}\t{v.framework.value}\t{v.created_at.isoformat()}\t{tags}{state}")
+        tags = ",".join(by_version.get(v["version"], []))
+        created = datetime.fromisoformat(v["created_at"]).isoformat()
+        state = ("\tarchived" if v.get("archived") else "\t-") if archived else ""
+        echo(f"{v['version']}\t{v['framework']}\t{created}\t{tags}{state}")
 
 
 def _show(ctx: Context, ref: Reference) -> dict[str, Any]:

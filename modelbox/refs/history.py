@@ -100,6 +100,13 @@ class History:
             fresh.append(record)
         return record
 
+    def record(self, sha: str) -> CommitRecord:
+        """One parsed commit, read from Git unless the cache is loaded already (reading a
+        few commits costs less than loading the cache of them all)."""
+        if self._cache is not None:
+            return self.records([sha])[0]
+        return _parse(sha, self.repo.raw_commit(sha))
+
     def records(self, shas: list[str]) -> list[CommitRecord]:
         """The parsed commits ``shas``, in that order (cached like a walk's)."""
         fresh: list[CommitRecord] = []

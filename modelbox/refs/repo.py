@@ -278,6 +278,10 @@ class GitRepo:
             raise GitError(f"{sha} is not a commit")
         return raw
 
+    def blob_data(self, sha: str) -> bytes:
+        """The content of the object ``sha`` (a blob), as :meth:`Snapshot.read` gives it."""
+        return self.object(sha).as_raw_string()
+
     def tree_entries(self, tree: str) -> list[tuple[str, bool, str]]:
         """``(name, is_directory, sha)`` of each entry of the tree ``tree``."""
         obj = self.object(tree)

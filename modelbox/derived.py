@@ -1,0 +1,54 @@
+"""Caches derived from Git objects, kept under ``.git/modelbox/`` (never committed).
+
+Each cache is one JSON document that records what it was derived from (a commit or tree
+sha, a blob sha) and this module's format, so a reader checks it before trusting a byte
+of it. A cache is written whole to a temporary file and renamed into place (a reader sees
+the old document or the new one, never half of one); a missing, torn, foreign or
+unreadable one reads as absent and is rebuilt; a git dir that cannot be written (a
+read-only clone) just means the answer is computed again next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: Bumped whenever a cache's content or the code deriving it changes meaning.
+FORMAT = 1
+
+
+def folder(git_dir: Path) -> Path:
+    return git_dir / "modelbox"
+
+
+def load(path: Path, kind: str) -> dict[str, Any] | None:
+    """The cache at ``path`` if it is a ``kind`` cache of this format, else None."""
+    try:
+        with path.open("rb") as f:
+            document = json.loads(f.read())
+    except (OSError, ValueError):  # absent, unreadable, torn or not JSON
+        return None
+    if (
+        not isinstance(document, dict)
+        or document.get("kind") != kind
+        or document.get("format") != FORMAT
+    ):
+        return None
+    return document
+
+
+def save(path: Path, kind: str, document: dict[str, Any]) -> None:
+    """Write ``document`` as the ``kind`` cache at ``path`` (temp file + rename)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump({"kind": kind, "format": FORMAT, **document}, f, ensure_ascii=False,
+                      separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full git dir: compute again next time
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
