@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from modelbox import recovery
 from modelbox.artifacts import Artifact
 from modelbox.audit import AuditEvent
-from modelbox.errors import InvalidValueError, ModelboxError, NotFoundError
+from modelbox.errors import InvalidValueError, ModelboxError, NotFoundError, TagConflictError
 from modelbox.frameworks import MLFramework
 from modelbox.lifecycle import Event
 from modelbox.manifests import (
@@ -537,15 +537,27 @@ class Model(_Named):
 
         With no ``version`` (None or ``""``) it is named ``vN``, one more than the highest
         ``vN`` the model has (``v0`` first), as W&B numbers versions. ``artifacts`` are
-        tracked (URIs) or uploaded (local paths) in the same batch.
+        tracked (URIs) or uploaded (local paths) in the same batch, before the tags are
+        set: a protected tag (``production``) releases the version with its artifacts.
         """
-        with self._client.registry.batch():
-            manifest = self._client.registry.create_version(
+        registry = self._client.registry
+        tags, files = list(unique_tags or []), list(artifacts or [])
+        with registry.batch():
+            later = tags if files else []  # refused now if taken; set once the files are in
+            taken = registry.tags(self._ref) if later else {}
+            for tag in later:
+                if tag in taken:
+                    raise TagConflictError(self.id, tag, taken[tag])
+            manifest = registry.create_version(
                 self._ref, version or None, name=name, description=description, framework=framework,
-                metadata=metadata, tags=list(unique_tags or []),
+                metadata=metadata, tags=[] if later else tags,
             )
             created = ModelVersion(self._client, manifest)
-            created._attach(artifacts)
+            created._attach(files)
+            for tag in dict.fromkeys(later):
+                registry.tag(self._ref, manifest.version, tag)
+            if later:
+                created.refresh()
         return created
 
     @property
