@@ -19,7 +19,8 @@ MODELBOX = str(Path(sys.executable).with_name("modelbox"))
 
 # Caches that read commands fill (history records): derived data, not registry state, so a
 # refused command may still have written them.
-READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl")
+READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl",
+               ".git/modelbox/check-verdicts")
 
 
 class Proc(NamedTuple):
