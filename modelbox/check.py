@@ -741,8 +741,9 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     problems += checker.run(checker.all_paths())
     verdicts.save(only_seen=True)
     problems += _check_refs(registry, snap, checker)
-    return (_check_interrupted(registry) + problems
-            + outside_moves(registry, registry.history.walk(registry.head())))
+    from modelbox.outside_memo import outside_warnings
+
+    return _check_interrupted(registry) + problems + outside_warnings(registry, snap.commit)
 
 
 def _check_interrupted(registry: Registry) -> list[Problem]:

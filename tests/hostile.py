@@ -20,7 +20,7 @@ MODELBOX = str(Path(sys.executable).with_name("modelbox"))
 # Caches that read commands fill (history records): derived data, not registry state, so a
 # refused command may still have written them.
 READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl",
-               ".git/modelbox/check-verdicts")
+               ".git/modelbox/check-verdicts", ".git/modelbox/check-outside.json")
 
 
 class Proc(NamedTuple):

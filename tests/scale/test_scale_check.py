@@ -52,6 +52,13 @@ def _check(run: Run, path: Path, *args: str) -> list[str]:
     return [f"{'warning: ' * p['warning']}{p['path']}: {p['message']}" for p in found]
 
 
+def _move_by_hand(git: Git, run: Run, path: Path, version: str) -> None:
+    """Move the tag ``staging`` with a plain git commit (then sync the refs)."""
+    _edit(path, TAGS, tags={"staging": version})
+    _commit(git, path, f"staging -> {version}")
+    assert run("--repo", path, "refs", "sync").code == 0
+
+
 def _verdict_paths(path: Path) -> set[str]:
     lines = (path / ".git" / "modelbox" / FILE).read_text().splitlines()[1:-1]
     return {line.split(" ", 2)[2] for line in lines}
@@ -215,3 +222,36 @@ def test_the_validate_hook_over_many_files_never_trusts_a_stale_verdict(
     problems = [str(p) for p in validate_worktree(path, files)]
     assert any(p.startswith(f"{V2}: framework: ") for p in problems), problems
 
+
+def test_a_tag_moved_by_hand_after_a_remembered_walk_is_warned(reg: Path, run: Run,
+                                                               git: Git) -> None:
+    _move_by_hand(git, run, reg, "v2")
+    warnings = _check(run, reg)
+    assert [w for w in warnings if "tags.staging: v1 -> v2 changed outside modelbox" in w]
+    _move_by_hand(git, run, reg, "v3")  # a descendant of the remembered head
+    warnings = _check(run, reg)
+    assert [w for w in warnings if "v1 -> v2 changed outside" in w], warnings
+    assert [w for w in warnings if "v2 -> v3 changed outside" in w], warnings
+    assert _check(run, reg) == warnings  # the same head: the same warnings
+
+
+def test_a_branch_reset_to_another_history_is_walked_whole(reg: Path, run: Run,
+                                                           git: Git) -> None:
+    base = git("rev-parse", "HEAD", cwd=reg).strip()
+    _move_by_hand(git, run, reg, "v2")
+    assert [w for w in _check(run, reg) if "v1 -> v2 changed outside" in w]
+    git("reset", "-q", "--hard", base, cwd=reg)
+    _move_by_hand(git, run, reg, "v3")
+    warnings = _check(run, reg)
+    assert [w for w in warnings if "v1 -> v3 changed outside" in w], warnings
+    assert not [w for w in warnings if "v1 -> v2" in w], warnings  # not in this history
+
+
+def test_a_hand_edited_walk_memo_is_not_trusted(reg: Path, run: Run, git: Git) -> None:
+    _move_by_hand(git, run, reg, "v2")
+    warnings = _check(run, reg)
+    memo = reg / ".git" / "modelbox" / "check-outside.json"
+    stored = json.loads(memo.read_text())
+    stored["payload"]["warnings"] = []  # the digest left as it was
+    memo.write_text(json.dumps(stored))
+    assert _check(run, reg) == warnings
