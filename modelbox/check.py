@@ -18,6 +18,7 @@ to fix it`` (``(document)``, ``(folder)`` or ``(file)`` where no JSON path appli
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from modelbox.refs import CommitRecord, Snapshot
+    from modelbox.verdicts import Verdicts
 
 __all__ = [
     "Checker",
@@ -116,6 +118,19 @@ class Location:
         return (self.owner or "")[len(self.tree or "") + 1 :]
 
 
+def _names(tree: _Tree, child: bool) -> dict[str, str]:
+    """File name -> document kind, in an object folder (or, ``child``, in a child's)."""
+    names = {tree.child_file: tree.child_kind} if child else {tree.file: tree.kind}
+    if tree.kind == "model" and not child:
+        names[layout.TAGS_FILE] = "tags"
+        names[layout.POLICY_FILE] = "policy"
+    return {**names, **_BESIDE_ANY}
+
+
+_OWNER_NAMES = {root: _names(tree, False) for root, tree in _TREES.items()}
+_CHILD_NAMES = {root: _names(tree, True) for root, tree in _TREES.items()}
+
+
 def locate(path: str) -> Location:
     """Classify a registry path by the layout (format 1, see :mod:`modelbox.layout`)."""
     if path == layout.SETTINGS:
@@ -130,13 +145,10 @@ def locate(path: str) -> Location:
     if tree.kind == "model" and owned >= 2 and parts[owned:] == [layout.NAMESPACE_FILE]:
         return Location("namespace", tree.root)  # a namespace's, not a model's: no owner
     owner, rest, child = "/".join(parts[:owned]), parts[owned:], None
-    names = {tree.file: tree.kind, **_BESIDE_ANY}
-    if tree.kind == "model":
-        names[layout.TAGS_FILE] = "tags"
-        names[layout.POLICY_FILE] = "policy"
+    names = _OWNER_NAMES[tree.root]
     if rest[0] == tree.children and len(rest) >= 2:
         child, rest = rest[1], rest[2:]
-        names = {tree.child_file: tree.child_kind, **_BESIDE_ANY}
+        names = _CHILD_NAMES[tree.root]
     kind = names.get(rest[0]) if len(rest) == 1 else None
     if len(rest) >= 2 and rest[0] == layout.ARTIFACTS_DIR and path.endswith(".json"):
         kind = "pointer"
@@ -316,6 +328,7 @@ class Files(Protocol):
 
 
 _UNREAD = object()
+_BOM = b"\xef\xbb\xbf"
 
 
 class Checker:
@@ -329,14 +342,28 @@ class Checker:
     manifests (the committed tree checks it on the refs instead).
     """
 
-    def __init__(self, files: Files, *, schema: bool = True, collisions: bool = False) -> None:
+    def __init__(self, files: Files, *, schema: bool = True, collisions: bool = False,
+                 verdicts: Verdicts | None = None) -> None:
         self.files, self.schema, self.collisions = files, schema, collisions
+        self.verdicts = verdicts  # documents found clean before (modelbox.verdicts)
+        from modelbox.refs.listing import ListedSnapshot
+
+        # Blob ids come with a listed tree; other files are hashed (modelbox.refs.blob_sha).
+        self._listed = files if isinstance(files, ListedSnapshot) else None
         self.problems: list[Problem] = []
         self.tag_maps: set[str] = set()  # model folders whose _tags.json was checked
         self._docs: dict[str, Any] = {}
         self._bytes: dict[str, bytes | None] = {}
         self._folders_seen: set[str] = set()  # folders checked for names differing by case
         self._listings: dict[str, list[tuple[str, bool]]] = {}
+        self._located: dict[str, Location] = {}
+
+    def locate(self, path: str) -> Location:
+        """:func:`locate`, once per path."""
+        loc = self._located.get(path)
+        if loc is None:
+            loc = self._located[path] = locate(path)
+        return loc
 
     def read(self, path: str) -> bytes | None:
         if path not in self._bytes:
@@ -349,7 +376,7 @@ class Checker:
         if doc is _UNREAD:
             data = self.read(path)
             try:
-                doc = load(data, locate(path).kind or "")[0] if data is not None else None
+                doc = load(data, self.locate(path).kind or "")[0] if data is not None else None
             except NotJSONError:
                 doc = None
             self._docs[path] = doc
@@ -379,7 +406,7 @@ class Checker:
         children: set[tuple[str, str, str]] = set()
         changed_versions: dict[str, set[str]] = {}
         for path in [*paths, *deleted]:
-            loc = locate(path)
+            loc = self.locate(path)
             exists = self.read(path) is not None
             if loc.kind == "registry":
                 self._check_settings(exists)
@@ -418,7 +445,9 @@ class Checker:
         parts = path.split("/")
         if parts[0] not in _TREES:
             return
-        for depth in range(1, len(parts)):
+        # A folder is marked seen with all its parents: a seen one leaves nothing to do.
+        parent_seen = path.rpartition("/")[0] in self._folders_seen
+        for depth in range(1, 0 if parent_seen else len(parts)):
             folder = "/".join(parts[:depth])
             if folder not in self._folders_seen:
                 self._folders_seen.add(folder)
@@ -482,7 +511,7 @@ class Checker:
                 if self.read(f"{owner}/{layout.VERSIONS_DIR}/{v}/{layout.VERSION_FILE}") is None}
         if gone:  # a deleted version some link still names
             self._check_links_into(gone)
-        for folder in _version_folders(paths):
+        for folder in _version_folders(paths, self.locate):
             self._check_release(folder)
 
     def _check_release(self, folder: str) -> None:
@@ -490,8 +519,11 @@ class Checker:
         from modelbox import releases
 
         path = f"{folder}/{layout.VERSION_FILE}"
-        doc = self.peek(path) or {}
-        recorded = (releases.release_of(self.read(path)) or {}).get("digest")
+        doc = self.peek(path)
+        # A document that is no valid manifest may still hold a release record to honour.
+        record = doc.get("released") if doc is not None else releases.release_of(self.read(path))
+        recorded = record.get("digest") if isinstance(record, dict) else None
+        doc = doc or {}
         if isinstance(doc.get("link"), str) and isinstance(doc.get("digest"), str):
             self._check_link_digest(path, doc["link"], doc["digest"])
         if not isinstance(recorded, str):
@@ -540,12 +572,17 @@ class Checker:
             if path != folder:  # a file where a version folder belongs: the folder rule says so
                 self.problems.append(Problem(path, _stray(path, loc)))
             return
-        doc, problems = _check_document(path, data, loc.kind, loc, schema=self.schema)
-        self.problems += problems
+        doc = self._judged_clean(path, data)
+        placed = doc is not None  # clean before: it sits where it says (its placement rule)
+        if doc is None:
+            doc, problems = _check_document(path, data, loc.kind, loc, schema=self.schema)
+            self.problems += problems
+            if doc is not None and not problems and self.verdicts is not None:
+                self.verdicts.add(path, self._blob_id(path, data), schema=self.schema)
         self._docs[path] = doc
         if doc is None:
             return
-        other = claimed_path(loc.kind, doc)
+        other = None if placed else claimed_path(loc.kind, doc)
         if other is not None and other != path and self.read(other) is not None:
             self.problems.append(Problem(path, f"(document): {other} claims the same identity; "
                                          "two manifests cannot name one object — remove or "
@@ -556,6 +593,23 @@ class Checker:
             self._check_link(path, loc, doc)
         if loc.kind in ("model", "tags") and self.collisions:
             self._check_collisions(loc.owner or "")
+
+    def _blob_id(self, path: str, data: bytes) -> str:
+        """The Git id of ``data``: listed with the tree, else hashed here."""
+        from modelbox.refs import blob_sha
+
+        known = self._listed.blob_id(path) if self._listed is not None else None
+        return known or blob_sha(data)
+
+    def _judged_clean(self, path: str, data: bytes) -> dict[str, Any] | None:
+        """The document at ``path`` if these bytes were found clean there before (it is
+        then parsed plainly: it is strict JSON without a repeated key), else None."""
+        if self.verdicts is None or not self.verdicts.clean(
+            path, self._blob_id(path, data), schema=self.schema
+        ):
+            return None
+        document = json.loads(data[len(_BOM):] if data.startswith(_BOM) else data)
+        return document if isinstance(document, dict) else None
 
     def _check_name_clash(self, loc: Location) -> None:
         """One name is either a model or an experiment, never both."""
@@ -653,11 +707,11 @@ def reopened_releases(paths: Iterable[str], old: Callable[[str], bytes | None],
     return out
 
 
-def _version_folders(paths: list[str]) -> list[str]:
+def _version_folders(paths: list[str], where: Callable[[str], Location] = locate) -> list[str]:
     """The version folders whose manifest or artifacts ``paths`` touch (release digests)."""
     out = set()
     for path in paths:
-        loc = locate(path)
+        loc = where(path)
         if loc.tree == layout.MODELS and loc.child is not None and (
             loc.kind in ("version", "pointer") or f"/{layout.ARTIFACTS_DIR}/" in path
         ):
@@ -686,13 +740,19 @@ def check(registry: Registry, *, schema: bool = False) -> list[Problem]:
     ``schema=True`` runs every document through its JSON Schema too, not only those the
     pydantic models refuse (slower: ~0.2 ms a document).
     """
-    snap = registry.snapshot()
-    checker = Checker(snap, schema=schema)
+    from modelbox.refs.listing import listed_snapshot
+    from modelbox.verdicts import Verdicts
+
+    snap = listed_snapshot(registry.repo, registry.head())
+    verdicts = Verdicts(registry.repo.git_dir)
+    checker = Checker(snap, schema=schema, verdicts=verdicts)
     problems = _unsafe_paths(registry, snap)
     problems += checker.run(checker.all_paths())
+    verdicts.save(only_seen=True)
     problems += _check_refs(registry, snap, checker)
-    return (_check_interrupted(registry) + problems
-            + outside_moves(registry, registry.history.walk(registry.head())))
+    from modelbox.outside_memo import outside_warnings
+
+    return _check_interrupted(registry) + problems + outside_warnings(registry, snap.commit)
 
 
 def _check_interrupted(registry: Registry) -> list[Problem]:
@@ -733,13 +793,15 @@ def _unsafe_paths(registry: Registry, snap: Snapshot) -> list[Problem]:
     """Paths git would not check out (``..``, ``.git``, a symbolic link...), in a registry
     that took them before pull checked them (:mod:`modelbox.pathcheck`)."""
     from modelbox.refs import incoming
+    from modelbox.refs.listing import ListedSnapshot
 
     if snap.commit is None:
         return []
+    listed = snap.entries() if isinstance(snap, ListedSnapshot) else None
     return [Problem(path.encode("unicode_escape").decode("ascii"),
                     f"(file): may not be written ({why}); remove it from the branch with git, "
                     "then commit")
-            for path, why in incoming.unsafe_paths(registry.repo, snap.commit)]
+            for path, why in incoming.unsafe_paths(registry.repo, snap.commit, listed)]
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:
@@ -784,11 +846,18 @@ def check_range(registry: Registry, base: str | None, head: str, *,
     registry. Tag refs are not compared here (a branch is not the refs; see
     :func:`check_pushed_refs`).
     """
+    from modelbox.refs.listing import listed_snapshot
     from modelbox.refs.remote import new_commits
+    from modelbox.verdicts import Verdicts
 
     repo = registry.repo
-    snap = repo.snapshot(head)
-    checker = Checker(snap, schema=schema, collisions=True)
+    verdicts = None
+    if base is None:  # every file: read in bulk, and judged once per blob
+        snap = listed_snapshot(repo, head)
+        verdicts = Verdicts(repo.git_dir)
+    else:
+        snap = repo.snapshot(head)
+    checker = Checker(snap, schema=schema, collisions=True, verdicts=verdicts)
     if base is None:
         paths = checker.all_paths()
     else:
@@ -797,6 +866,8 @@ def check_range(registry: Registry, base: str | None, head: str, *,
         paths = [c.path for c in changed if c.path == layout.SETTINGS or locate(c.path).tree]
         checker.problems += reopened_releases(paths, before.read, snap.read)
     problems = checker.run(paths)
+    if verdicts is not None:
+        verdicts.save()
     commits = new_commits(repo, head, [base] if base else [])
     return problems + outside_moves(registry, registry.history.records(commits))
 

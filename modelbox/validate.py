@@ -14,6 +14,7 @@ that also honours the temporary index of ``git commit -a`` and ``git commit PATH
 
 from __future__ import annotations
 
+import bisect
 import os
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -31,11 +32,13 @@ from modelbox.check import (
 )
 from modelbox.explain import jpath, load
 from modelbox.filetypes import is_weights
+from modelbox.verdicts import Verdicts
 
 __all__ = ["StagedFiles", "format_files", "raw_artifacts", "repository_root", "validate_worktree"]
 
 _PATHSPEC = (*TREE_ROOTS, layout.SETTINGS)
 _MiB = 1024 * 1024
+_REMEMBER = 200  # documents: from there the hook uses .git/modelbox/check-verdicts
 
 
 def _git(root: Path, *args: str) -> bytes | None:
@@ -62,18 +65,21 @@ class StagedFiles:
 
     Under pre-commit the work tree holds what is staged (unstaged edits are stashed away),
     so this is what the commit will contain. Outside Git every file counts.
+
+    The index's paths are kept sorted; a folder is listed by bisecting to its range, so
+    a registry of 100,000 versions costs one ``git ls-files`` and a sort, not a map of
+    every folder.
     """
 
     def __init__(self, root: Path, tracked: Iterable[str] | None) -> None:
         self.root = root
         self.links: list[str] = []
-        self._dirs: dict[str, dict[str, bool]] | None = None
+        self._tracked: list[str] | None = None
+        self._files: set[str] = set()
+        self._listed: dict[str, list[tuple[str, bool]]] = {}
         if tracked is not None:
-            self._dirs = {}
-            for path in tracked:
-                parts = path.split("/")
-                for i in range(1, len(parts)):
-                    self._dirs.setdefault("/".join(parts[:i]), {})[parts[i]] = i < len(parts) - 1
+            self._files = set(tracked)
+            self._tracked = sorted(self._files)
 
     @classmethod
     def open(cls, root: Path) -> StagedFiles:
@@ -81,10 +87,8 @@ class StagedFiles:
         return cls(root, None if listed is None else _paths(listed))
 
     def read(self, path: str) -> bytes | None:
-        if self._dirs is not None:
-            parent, _, name = path.rpartition("/")
-            if self._dirs.get(parent, {}).get(name) is not False:
-                return None
+        if self._tracked is not None and path not in self._files:
+            return None
         file = self.root / path
         if file.is_symlink():  # reading it would check whatever it points to
             self.links.append(path)
@@ -95,12 +99,28 @@ class StagedFiles:
             return None
 
     def listdir(self, path: str) -> list[tuple[str, bool]]:
-        if self._dirs is not None:
-            return sorted(self._dirs.get(path, {}).items())
-        try:
-            return sorted((p.name, p.is_dir()) for p in (self.root / path).iterdir())
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        if self._tracked is None:
+            try:
+                return sorted((p.name, p.is_dir()) for p in (self.root / path).iterdir())
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        found = self._listed.get(path)
+        if found is None:
+            found = self._listed[path] = self._children(self._tracked, f"{path}/")
+        return list(found)
+
+    @staticmethod
+    def _children(tracked: list[str], prefix: str) -> list[tuple[str, bool]]:
+        """``(name, is_dir)`` below ``prefix`` among the sorted ``tracked`` paths."""
+        out: dict[str, bool] = {}
+        at = bisect.bisect_left(tracked, prefix)
+        while at < len(tracked) and tracked[at].startswith(prefix):
+            name, slash, _ = tracked[at][len(prefix) :].partition("/")
+            out[name] = bool(slash)
+            # Past this folder's files: its name followed by "/" then anything sorts
+            # before its name followed by "0" ("/" + 1).
+            at = (bisect.bisect_left(tracked, f"{prefix}{name}0", at) if slash else at + 1)
+        return sorted(out.items())
 
 
 def _relative(root: Path, paths: Iterable[str]) -> list[str]:
@@ -153,8 +173,14 @@ def validate_worktree(root: Path, paths: Sequence[str]) -> list[Problem]:
     wanted = [p for p in _relative(root, paths) if locate(p).tree or p == layout.SETTINGS]
     deleted = _paths(_git(root, "diff", "--cached", "--name-only", "--diff-filter=D", "-z",
                           "--", *_PATHSPEC))
-    checker = Checker(files, collisions=True)
+    # Past a few hundred documents (`pre-commit run --all-files`) remembering what was
+    # found clean pays; for a commit's few files, loading the verdicts would cost more.
+    git_dir = _git(root, "rev-parse", "--absolute-git-dir") if len(wanted) > _REMEMBER else None
+    verdicts = Verdicts(Path(os.fsdecode(git_dir.strip()))) if git_dir else None
+    checker = Checker(files, collisions=True, verdicts=verdicts)
     problems = checker.run(wanted, deleted)
+    if verdicts is not None:
+        verdicts.save()
     versions = [p for p in wanted if locate(p).kind == "version"]
     if versions:  # a release is permanent: compare with the commit being extended
         problems += reopened_releases(versions, _at_head(root, versions).get, files.read)
@@ -180,14 +206,14 @@ def _ref_drift(root: Path, files: StagedFiles, checker: Checker, owners: set[str
         branch = (checker.peek(layout.SETTINGS) or {}).get("branch", "main")
         if repo.head_branch() != branch:
             return []
-        actual = repo.refs_under(layout.TAG_REF_PREFIX)
         repo.hold_objects()  # trees and tags are computed, never written
         problems = []
         for owner in sorted(owners):
             model = owner[len(layout.MODELS) + 1 :]
             prefix = f"{layout.TAG_REF_PREFIX}{model}/"
-            have = {name: sha for name, sha in actual.items()
-                    if name.startswith(prefix) and "/" not in name[len(prefix) :]}
+            # This model's refs only: a registry of 5,000 models has thousands.
+            have = {name: sha for name, sha in repo.refs_under(prefix).items()
+                    if "/" not in name[len(prefix) :]}
             tags_path = f"{owner}/{layout.TAGS_FILE}"
             document = checker.peek(tags_path)
             if document is None and checker.read(tags_path) is not None:

@@ -21,7 +21,8 @@ MODELBOX = str(Path(sys.executable).with_name("modelbox"))
 # refused command may still have written them.
 READ_CACHES = (".git/modelbox/commits.jsonl", ".git/modelbox/outside-tags.jsonl",
                ".git/modelbox/listing.json", ".git/modelbox/audit-index",
-               ".git/modelbox/versions")
+               ".git/modelbox/versions", ".git/modelbox/check-verdicts",
+               ".git/modelbox/check-outside.json")
 
 
 class Proc(NamedTuple):

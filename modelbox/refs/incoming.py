@@ -170,9 +170,12 @@ def check_tree(repo: GitRepo, commit: str, source: str) -> None:
         raise _malformed(source, exc) from None
 
 
-def unsafe_paths(repo: GitRepo, commit: str) -> list[tuple[str, str]]:
+def unsafe_paths(repo: GitRepo, commit: str,
+                 listed: Iterable[tuple[int, str]] | None = None) -> list[tuple[str, str]]:
     """``(path, why)`` of every path of ``commit``'s tree that may not be written: what
     ``modelbox check`` reports of a registry that took such a commit before these checks.
+    ``listed``: the tree's ``(mode, path)`` entries when the caller has them already
+    (:meth:`modelbox.refs.listing.ListedSnapshot.entries`).
 
     Raises:
         GitError: the tree cannot be read (a malformed object).
@@ -180,7 +183,8 @@ def unsafe_paths(repo: GitRepo, commit: str) -> list[tuple[str, str]]:
     git = gitcli.git_program()
     store = repo.raw.object_store
     try:
-        entries = list(gitcli.tree_entries(git, repo.git_dir, commit) if git is not None
+        entries = list(listed if listed is not None
+                       else gitcli.tree_entries(git, repo.git_dir, commit) if git is not None
                        else _tree_diff(_Trees(store), None,
                                        _commit(store, commit).tree.decode()))
     except ObjectFormatException as exc:
