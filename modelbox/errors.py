@@ -25,11 +25,13 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ├── ManifestError             a file in the registry is not valid JSON or breaks its schema
     ├── RegistryFormatError       the registry was written by an unknown format version
     ├── WorktreeDirtyError        uncommitted edits stand where a command must write
+    ├── ReadOnlyRegistryError     a write to a registry read through its URL (clone it)
     ├── ConcurrentUpdateError     another writer held the registry or moved the branch
     ├── GitError                  the Git repository itself could not be read or written
     │   ├── IdentityError         no Git identity to write the audit log's author with
     │   ├── IndexLockedError      another process held .git/index.lock past the wait
     │   ├── MergeConflictError    a pull found both sides changing the same part of a file
+    │   ├── MirrorError           the cached mirror of a registry URL is absent or vanished
     │   └── RemoteError           another repository could not be reached, read or written
     │       ├── RemoteMovedError  the remote has commits this clone lacks (pull first)
     │       └── PushRejectedError the server refused some refs of a push
@@ -66,6 +68,7 @@ __all__ = [
     "InvalidValueError",
     "ManifestError",
     "MergeConflictError",
+    "MirrorError",
     "ModelExistsError",
     "ModelNotFoundError",
     "ModelboxError",
@@ -74,6 +77,7 @@ __all__ = [
     "ObjectMissingError",
     "ObjectTooLargeError",
     "PushRejectedError",
+    "ReadOnlyRegistryError",
     "RegistryFormatError",
     "RegistryNotFoundError",
     "ReleasedVersionError",
@@ -274,6 +278,17 @@ class WorktreeDirtyError(ModelboxError):
         )
 
 
+class ReadOnlyRegistryError(ModelboxError):
+    """A write to a registry opened by URL: it is read through a cached mirror."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"{redact(url)} is opened by URL, which is read-only; to change it, clone it "
+            f"with `modelbox clone {redact(url)} DIR` and work in DIR"
+        )
+
+
 class ConcurrentUpdateError(ModelboxError):
     """Another writer held the registry lock too long or moved the branch underneath us."""
 
@@ -302,6 +317,11 @@ class IndexLockedError(GitError):
             f"{lock} was held by another process for {seconds:g} s; if no git command is "
             "running, delete it"
         )
+
+
+class MirrorError(GitError):
+    """The cached mirror of a registry URL is missing (``--offline``) or was deleted while a
+    command read it."""
 
 
 class RemoteError(GitError):

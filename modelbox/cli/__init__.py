@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from pathlib import Path
 
 import click
 
@@ -28,7 +27,7 @@ from modelbox.cli import (
     versions,
 )
 from modelbox.cli._common import Context, hoist_option
-from modelbox.errors import ModelboxError
+from modelbox.errors import GitError, ModelboxError
 from modelbox.redact import safe_text
 
 
@@ -39,7 +38,14 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (OSError, GitError) as exc:
+                # A URL's cached mirror deleted under a read: say that, not what broke.
+                gone = ctx.obj.vanished() if isinstance(ctx.obj, Context) else None
+                if gone is None:
+                    raise
+                raise gone from exc
         except ModelboxError as exc:
             # One line, whatever it quotes (ssh's stderr ends its lines with CR LF).
             message = re.sub(r"\s*[\r\n]+\s*", " ", str(exc)).strip()
@@ -51,8 +57,10 @@ class _Group(click.Group):
 @click.version_option(package_name="modelbox-registry")
 @click.option(
     "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The registry to use (default: the one enclosing the current directory).",
+    metavar="PATH|URL",
+    help="The registry to use (default: the one enclosing the current directory). A URL "
+    "(file://, git://, http(s)://, ssh://, user@host:path) reads it without a clone, "
+    "through a cached mirror; reads only.",
 )
 @click.option(
     "--branch",
@@ -60,10 +68,17 @@ class _Group(click.Group):
     help="Read and write BRANCH instead of the registry branch, to propose a change for "
     "review (created from the registry branch if absent; tag refs are left alone).",
 )
+@click.option("--refresh", is_flag=True,
+              help="With --repo URL: fetch the registry now, however fresh its mirror.")
+@click.option("--offline", is_flag=True,
+              help="With --repo URL: never fetch; read the cached mirror as it is.")
 @click.pass_context
-def cli(ctx: click.Context, repo: Path | None, branch: str | None) -> None:
+def cli(ctx: click.Context, repo: str | None, branch: str | None, refresh: bool,
+        offline: bool) -> None:
     """A model registry that is a Git repository plus a checksum-addressed store."""
-    ctx.obj = Context(repo, branch)
+    if refresh and offline:
+        raise click.UsageError("--refresh and --offline contradict each other")
+    ctx.obj = Context(repo, branch, refresh=refresh, offline=offline)
     ctx.call_on_close(ctx.obj.close)
 
 
