@@ -159,6 +159,8 @@ class UrlRegistry(Registry):
 
     def store_root(self) -> str | Path:
         root = self._local_root()
+        if self.settings.store and os.path.isabs(self.settings.store):
+            return root or Path("/")  # an absolute folder (a shared mount) is read as it is
         if root is None:
             raise StoreError(
                 f"{self.mirror.shown} names a store folder ({self.settings.store}) on the "
