@@ -331,3 +331,22 @@ def test_get_over_ssh(
     ok(run, "--repo", url, "get", f"{M}:production", "-o", tmp_path / "out")
     assert (tmp_path / "out" / "v2.bin").read_bytes() == b"two\n"
     assert set(ssh_log.read_text().split()) <= {HOST, f"git@{HOST}"}
+
+
+def test_the_default_per_clone_store_is_read_over_file_and_refused_over_the_network(
+    tmp_path: Path, bare_remote: BareRemote, run: Run,
+) -> None:
+    reg = tmp_path / "own-store"
+    ok(run, "init", reg)
+    (tmp_path / "w.bin").write_bytes(b"weights\n")
+    ok(run, "--repo", reg, "model", "create", M)
+    ok(run, "--repo", reg, "version", "create", M, "v1")
+    ok(run, "--repo", reg, "artifact", "add", f"{M}@v1", tmp_path / "w.bin")
+    ok(run, "--repo", reg, "push", bare_remote.urls["file"])  # objects: the remote's store
+
+    ok(run, "--repo", bare_remote.urls["file"], "get", f"{M}@v1", "-o", tmp_path / "a")
+    assert (tmp_path / "a" / "w.bin").read_bytes() == b"weights\n"
+    code, _, err = modelbox("--repo", bare_remote.urls["git"], "get", f"{M}@v1", "-o",
+                            tmp_path / "b")
+    assert_refused(code, err, "cannot be read over the network", "shared store")
+    assert not (tmp_path / "b").exists()
