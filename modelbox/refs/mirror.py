@@ -144,11 +144,16 @@ class Mirror:
             if (state is not None and max_age is not None
                     and time.time() - state.fetched <= max_age and (state.full or not full)):
                 return state  # another reader fetched while we waited for the lock
-            full = full or (state is not None and state.full)
+            # dulwich fetches whole histories only: such a mirror is full from the start.
+            full = full or (state is not None and state.full) or gitcli.git_program() is None
             if state is None:
                 self._first_fetch(full)
             else:
-                self._update(self.open(), full, fresh=False)
+                repo = self.open()
+                try:
+                    self._update(repo, full, fresh=False)
+                finally:
+                    repo.close()
             new = MirrorState(time.time(), full)
             self._write_state(new)
             return new
@@ -178,7 +183,7 @@ class Mirror:
         if full and repo.ref(_AUDIT):
             old[_AUDIT] = repo.ref(_AUDIT) or ""
         git = gitcli.git_program()
-        if git is None:  # dulwich fetches whole histories only
+        if git is None:
             fetched, head = Remote(repo, self.url).fetch(
                 wanted, check={name: old.get(name) for name in self._listed(repo, wanted)})
         else:
@@ -192,7 +197,7 @@ class Mirror:
         if branch is None and fetched:
             branch = next((n[len(_HEADS):] for n in sorted(fetched) if n.startswith(_HEADS)),
                           None)
-        if branch is not None:
+        if branch is not None and repo.head_branch() != branch:
             set_head(repo, branch)
 
     def _listed(self, repo: GitRepo, wanted: Callable[[str], bool]) -> list[str]:

@@ -350,3 +350,18 @@ def test_the_default_per_clone_store_is_read_over_file_and_refused_over_the_netw
                             tmp_path / "b")
     assert_refused(code, err, "cannot be read over the network", "shared store")
     assert not (tmp_path / "b").exists()
+
+
+def test_without_git_dulwich_fetches_the_whole_history_and_checks_it(
+    tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELBOX_GIT_TRANSPORT", "dulwich")
+    url = bare_remote.urls["git"]
+    assert ok(run, "--repo", url, "resolve", f"{M}:production").out == "v2\n"
+    state = json.loads((mirror_of(tmp_path, url) / "state.json").read_text())
+    assert state["full"] is True
+    hostile_head(bare_remote.path, "dotgit")
+    result = run("--repo", url, "--refresh", "resolve", f"{M}:production")
+    assert result.code == 1 and "may not be written" in result.err, result
+    assert ok(run, "--repo", url, "--offline", "resolve", f"{M}:production").out == "v2\n"
