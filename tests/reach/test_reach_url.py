@@ -18,7 +18,7 @@ import pytest
 from collab.collab_helpers import git_out, ok
 from collab.collab_servers import BareRemote, bare_remote, git_servers
 from collab.test_collab_ssh import HOST, ssh_log
-from hostile import assert_refused, fingerprint, modelbox
+from hostile import MODELBOX, assert_refused, fingerprint
 from security.test_security_paths import hostile_head
 
 from modelbox import ModelBoxClient
@@ -68,17 +68,19 @@ def push(run: Run, source: Path, remote: BareRemote) -> None:
 @pytest.mark.parametrize("transport", ["file", "git", "http"])
 def test_get_through_a_url_places_the_tagged_version_and_writes_nothing_in_cwd(
     transport: str, tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = bare_remote.urls[transport]
     work = tmp_path / "cwd"
     work.mkdir()
     out = tmp_path / "out"
 
-    code, _, err = modelbox("--repo", url, "get", f"{M}:production", "-o", out, cwd=work)
+    monkeypatch.chdir(work)
+    code, _, err = run("--repo", url, "get", f"{M}:production", "-o", out)
 
     assert code == 0, err
     assert (out / "v2.bin").read_bytes() == b"two\n"
-    assert modelbox("--repo", url, "resolve", f"{M}:production", cwd=work).out == "v2\n"
+    assert run("--repo", url, "resolve", f"{M}:production").out == "v2\n"
     assert list(work.iterdir()) == []  # reads never write into the current folder
     mirror = mirror_of(tmp_path, url)
     assert git_out(mirror / "repo", "rev-parse", "--is-bare-repository") == "true\n"
@@ -111,7 +113,7 @@ def test_writes_through_a_url_are_refused_in_one_line_and_the_remote_is_unchange
     url = bare_remote.urls["http"]
     before = fingerprint(bare_remote.path)
 
-    code, _, err = modelbox("--repo", url, "tag", f"{M}@v1", "production")
+    code, _, err = run("--repo", url, "tag", f"{M}@v1", "production")
 
     assert_refused(code, err, "read-only", "modelbox clone")
     client = ModelBoxClient(url)
@@ -137,7 +139,7 @@ def test_branch_names_the_remote_branch_to_read(
     assert ok(run, "--repo", url, "--branch", "review", "resolve", f"{M}:production").out \
         == "v1\n"
     assert ok(run, "--repo", url, "resolve", f"{M}:production").out == "v2\n"
-    code, _, err = modelbox("--repo", url, "--branch", "nope", "resolve", f"{M}:production")
+    code, _, err = run("--repo", url, "--branch", "nope", "resolve", f"{M}:production")
     assert_refused(code, err, "has no branch 'nope'")
 
 
@@ -164,7 +166,7 @@ def test_offline_never_fetches_and_says_so_when_there_is_no_mirror(
     tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
 ) -> None:
     url = bare_remote.urls["file"]
-    code, _, err = modelbox("--repo", url, "--offline", "resolve", f"{M}:production")
+    code, _, err = run("--repo", url, "--offline", "resolve", f"{M}:production")
     assert_refused(code, err, "no cached copy", "without --offline")
     assert not (mirror_of(tmp_path, url) / "repo").exists()
 
@@ -172,7 +174,7 @@ def test_offline_never_fetches_and_says_so_when_there_is_no_mirror(
     shutil.rmtree(bare_remote.path)  # the remote is gone: offline reads still answer
     assert ok(run, "--repo", url, "--offline", "resolve", f"{M}:production").out == "v2\n"
     # ...and history was never fetched: offline cannot add it.
-    code, _, err = modelbox("--repo", url, "--offline", "log")
+    code, _, err = run("--repo", url, "--offline", "log")
     assert_refused(code, err, "no cached copy", "history")
 
 
@@ -202,7 +204,7 @@ def test_a_hostile_remote_is_refused_and_the_mirror_keeps_what_it_had(
     before = fingerprint(mirror, tmp_path / "home")
     evil = hostile_head(bare_remote.path, case)
 
-    code, _, err = modelbox("--repo", url, "--refresh", "resolve", f"{M}:production")
+    code, _, err = run("--repo", url, "--refresh", "resolve", f"{M}:production")
 
     assert_refused(code, err, "refusing commit", "may not be written")
     assert fingerprint(mirror, tmp_path / "home") == before  # no object, ref or state moved
@@ -216,17 +218,17 @@ def test_a_hostile_commit_deep_in_history_is_refused_when_history_is_fetched(
 ) -> None:
     hostile_head(bare_remote.path, "intermediate")  # `..` in one commit, gone in the next
     url = bare_remote.urls["file"]
-    code, _, err = modelbox("--repo", url, "log")
+    code, _, err = run("--repo", url, "log")
     assert_refused(code, err, "refusing commit", "may not be written")
     assert not list(cache(tmp_path).glob("*/repo.tmp-*"))
 
 
 def test_a_first_fetch_of_a_hostile_remote_leaves_no_mirror(
-    tmp_path: Path, source: Path, bare_remote: BareRemote,
+    tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
 ) -> None:
     hostile_head(bare_remote.path, "dotgit")
     url = bare_remote.urls["http"]
-    code, _, err = modelbox("--repo", url, "resolve", f"{M}:production")
+    code, _, err = run("--repo", url, "resolve", f"{M}:production")
     assert_refused(code, err, "refusing commit", "may not be written")
     mirror = mirror_of(tmp_path, url)
     assert not (mirror / "repo").exists() and not list(mirror.glob("repo.tmp-*"))
@@ -234,7 +236,7 @@ def test_a_first_fetch_of_a_hostile_remote_leaves_no_mirror(
 
 
 def test_an_unreachable_url_is_one_line_and_leaves_no_mirror(
-    tmp_path: Path, git_servers: object,
+    tmp_path: Path, git_servers: object, run: Run,
 ) -> None:
     import socket
 
@@ -242,13 +244,13 @@ def test_an_unreachable_url_is_one_line_and_leaves_no_mirror(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"git://127.0.0.1:{port}/none.git"
-    code, _, err = modelbox("--repo", url, "resolve", f"{M}:production")
+    code, _, err = run("--repo", url, "resolve", f"{M}:production")
     assert_refused(code, err, "cannot reach")
     assert not (mirror_of(tmp_path, url) / "repo").exists()
 
 
 def test_a_repository_that_is_not_a_registry_is_one_line(
-    tmp_path: Path, bare_remote: BareRemote,
+    tmp_path: Path, bare_remote: BareRemote, run: Run,
 ) -> None:
     plain = tmp_path / "plain"
     git_out(tmp_path, "init", "-q", "-b", "main", str(plain))
@@ -256,9 +258,9 @@ def test_a_repository_that_is_not_a_registry_is_one_line(
     git_out(plain, "add", "README")
     git_out(plain, "commit", "-qm", "code")
     git_out(plain, "push", "-q", bare_remote.urls["file"], "main")
-    code, _, err = modelbox("--repo", bare_remote.urls["git"], "model", "list")
+    code, _, err = run("--repo", bare_remote.urls["git"], "model", "list")
     assert_refused(code, err, "is not a modelbox registry")
-    code, _, err = modelbox("--repo", f"{bare_remote.urls['http']}-missing", "model", "list")
+    code, _, err = run("--repo", f"{bare_remote.urls['http']}-missing", "model", "list")
     assert_refused(code, err, "not a Git repository")
 
 
@@ -293,8 +295,6 @@ def test_concurrent_first_readers_share_one_whole_mirror(
     tmp_path: Path, source: Path, bare_remote: BareRemote,
 ) -> None:
     url = bare_remote.urls["git"]
-    from hostile import MODELBOX
-
     procs = [subprocess.Popen([MODELBOX, "--repo", url, "resolve", f"{M}:production"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
@@ -321,7 +321,7 @@ def test_a_mirror_deleted_between_and_during_reads_is_fetched_anew(
     assert (mirror_of(tmp_path, url) / "repo").is_dir()
 
 
-@pytest.mark.parametrize("form", ["ssh://", "scp"])
+@pytest.mark.parametrize("form", ["scp"])  # ssh:// is tested with push and clone
 def test_get_over_ssh(
     form: str, tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
     ssh_log: Path,
@@ -346,7 +346,7 @@ def test_the_default_per_clone_store_is_read_over_file_and_refused_over_the_netw
 
     ok(run, "--repo", bare_remote.urls["file"], "get", f"{M}@v1", "-o", tmp_path / "a")
     assert (tmp_path / "a" / "w.bin").read_bytes() == b"weights\n"
-    code, _, err = modelbox("--repo", bare_remote.urls["git"], "get", f"{M}@v1", "-o",
+    code, _, err = run("--repo", bare_remote.urls["git"], "get", f"{M}@v1", "-o",
                             tmp_path / "b")
     assert_refused(code, err, "cannot be read over the network", "shared store")
     assert not (tmp_path / "b").exists()
