@@ -138,6 +138,15 @@ class Mirror:
             RemoteError: the URL cannot be reached or read (nothing changed).
             UnsafePathError: a fetched commit holds a path that may not be written.
         """
+        try:
+            return self._fetch(full=full, max_age=max_age)
+        except OSError as exc:  # the cache folder removed or unwritable under the fetch
+            raise MirrorError(
+                f"cannot write the cached mirror of {self.shown} in {self.root} "
+                f"({exc.strerror or exc}); if it was deleted meanwhile, run the command "
+                "again") from None
+
+    def _fetch(self, *, full: bool, max_age: float | None) -> MirrorState:
         self.root.mkdir(parents=True, exist_ok=True)
         with locked(self.root):
             state = self.state()

@@ -365,3 +365,13 @@ def test_without_git_dulwich_fetches_the_whole_history_and_checks_it(
     result = run("--repo", url, "--refresh", "resolve", f"{M}:production")
     assert result.code == 1 and "may not be written" in result.err, result
     assert ok(run, "--repo", url, "--offline", "resolve", f"{M}:production").out == "v2\n"
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
+) -> None:
+    cache(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(cache(tmp_path), ignore_errors=True)
+    cache(tmp_path).write_text("not a folder\n")  # as if replaced mid-way by something else
+    result = run("--repo", bare_remote.urls["file"], "resolve", f"{M}:production")
+    assert_refused(result.code, result.err, "cannot write the cached mirror", "run the command")
