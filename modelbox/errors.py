@@ -281,11 +281,12 @@ class WorktreeDirtyError(ModelboxError):
 class ReadOnlyRegistryError(ModelboxError):
     """A write to a registry opened by URL: it is read through a cached mirror."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, command: str | None = None) -> None:
         self.url = url
+        what = (f"`modelbox {command}` works on a clone, not through a URL;" if command
+                else f"{redact(url)} is opened by URL, which is read-only; to change it,")
         super().__init__(
-            f"{redact(url)} is opened by URL, which is read-only; to change it, clone it "
-            f"with `modelbox clone {redact(url)} DIR` and work in DIR"
+            f"{what} clone it with `modelbox clone {redact(url)} DIR` and work in DIR"
         )
 
 

@@ -27,7 +27,7 @@ from modelbox.cli import (
     versions,
 )
 from modelbox.cli._common import Context, hoist_option
-from modelbox.errors import GitError, ModelboxError
+from modelbox.errors import GitError, ModelboxError, ReadOnlyRegistryError
 from modelbox.redact import safe_text
 
 
@@ -51,6 +51,11 @@ class _Group(click.Group):
             message = re.sub(r"\s*[\r\n]+\s*", " ", str(exc)).strip()
             click.echo(f"modelbox: error: {safe_text(message, newlines=False)}", err=True)
             ctx.exit(exc.exit_code)
+
+
+_CLONE_ONLY = frozenset({"push", "pull", "status", "gc", "install-hooks", "codeowners",
+                         "refs", "check"})
+"""Commands that ``--repo URL`` refuses before opening anything (see cli())."""
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,6 +84,9 @@ def cli(ctx: click.Context, repo: str | None, branch: str | None, refresh: bool,
     if refresh and offline:
         raise click.UsageError("--refresh and --offline contradict each other")
     ctx.obj = Context(repo, branch, refresh=refresh, offline=offline)
+    if ctx.obj.url is not None and ctx.invoked_subcommand in _CLONE_ONLY:
+        # They talk to a remote of their own, write outside any commit, or delete.
+        raise ReadOnlyRegistryError(ctx.obj.url, ctx.invoked_subcommand)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -375,3 +375,13 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line(
     cache(tmp_path).write_text("not a folder\n")  # as if replaced mid-way by something else
     result = run("--repo", bare_remote.urls["file"], "resolve", f"{M}:production")
     assert_refused(result.code, result.err, "cannot write the cached mirror", "run the command")
+
+
+@pytest.mark.parametrize("argv", [("pull",), ("gc", "--dry-run"), ("install-hooks",),
+                                  ("check",), ("refs", "sync")])
+def test_commands_that_need_a_clone_are_refused_through_a_url_before_any_fetch(
+    argv: tuple[str, ...], tmp_path: Path, run: Run,
+) -> None:
+    result = run("--repo", "git://127.0.0.1:1/registry.git", *argv)
+    assert_refused(result.code, result.err, f"`modelbox {argv[0]}` works on a clone")
+    assert not cache(tmp_path).exists()
