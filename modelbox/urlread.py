@@ -89,7 +89,7 @@ def ensure(mirror: Mirror, *, refresh: bool, offline: bool, history: bool) -> No
     lacking = state is None or (history and not state.full)
     if offline:
         if lacking:
-            raise mirror.missing_offline()
+            raise mirror.missing_offline(history=state is not None)
         return
     limit = ttl()
     if refresh or lacking or (state is not None and time.time() - state.fetched > limit):

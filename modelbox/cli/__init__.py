@@ -34,7 +34,11 @@ from modelbox.redact import safe_text
 class _Group(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `modelbox tag M@V T --branch B` works like `modelbox --branch B tag M@V T`.
-        return super().parse_args(ctx, hoist_option(self, args, "--branch"))
+        args = hoist_option(self, args, "--branch")
+        # `modelbox --repo URL get M:T --refresh` works like `modelbox ... --refresh get M:T`.
+        for flag in ("--refresh", "--offline"):
+            args = hoist_option(self, args, flag, flag=True)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:

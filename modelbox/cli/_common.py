@@ -186,8 +186,10 @@ def _short(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
-def hoist_option(group: click.Group, args: list[str], name: str) -> list[str]:
-    """Move the root option ``name`` (``--branch B``) from after the subcommand to before it.
+def hoist_option(group: click.Group, args: list[str], name: str, *,
+                 flag: bool = False) -> list[str]:
+    """Move the root option ``name`` (``--branch B``; a ``flag`` takes no value) from after
+    the subcommand to before it.
 
     ``modelbox tag M@V T --branch B`` then means ``modelbox --branch B tag M@V T``. A
     command that has an option of that name itself (``init --branch``) keeps it.
@@ -218,6 +220,10 @@ def hoist_option(group: click.Group, args: list[str], name: str) -> list[str]:
         if arg == "--":
             rest += tail[i:]
             break
+        if arg == name and flag:
+            moved.append(name)
+            i += 1
+            continue
         if arg == name and i + 1 < len(tail):
             moved += [name, tail[i + 1]]
             i += 2

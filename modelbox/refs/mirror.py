@@ -121,9 +121,11 @@ class Mirror:
         return MirrorError(f"the cached mirror of {self.shown} in {self.root} was deleted "
                            "while modelbox read it; run the command again to fetch it anew")
 
-    def missing_offline(self) -> MirrorError:
-        return MirrorError(f"no cached copy of {self.shown} (with the history this command "
-                           f"needs) in {self.root}; run it once without --offline")
+    def missing_offline(self, *, history: bool = False) -> MirrorError:
+        what = (f"the cached copy of {self.shown} in {self.root} lacks the history this "
+                "command reads" if history else
+                f"there is no cached copy of {self.shown} in {self.root} yet")
+        return MirrorError(f"--offline, and {what}; run the command once without --offline")
 
     # -- fetching --------------------------------------------------------------------------
     def fetch(self, *, full: bool, max_age: float | None) -> MirrorState:

@@ -155,7 +155,7 @@ def test_a_fresh_mirror_is_read_until_its_ttl_then_fetched(
 
     # Within the TTL the mirror is read as it is; --refresh fetches; so does an expired TTL.
     assert ok(run, "--repo", url, "resolve", f"{M}:production").out == "v2\n"
-    assert ok(run, "--repo", url, "--refresh", "resolve", f"{M}:production").out == "v1\n"
+    assert ok(run, "--repo", url, "resolve", f"{M}:production", "--refresh").out == "v1\n"
     ok(run, "--repo", source, "tag", f"{M}@v2", "production")
     push(run, source, bare_remote)
     monkeypatch.setenv("MODELBOX_URL_TTL", "0")
@@ -175,7 +175,7 @@ def test_offline_never_fetches_and_says_so_when_there_is_no_mirror(
     assert ok(run, "--repo", url, "--offline", "resolve", f"{M}:production").out == "v2\n"
     # ...and history was never fetched: offline cannot add it.
     code, _, err = run("--repo", url, "--offline", "log")
-    assert_refused(code, err, "no cached copy", "history")
+    assert_refused(code, err, "lacks the history", "without --offline")
 
 
 def test_a_force_pushed_history_is_followed(
