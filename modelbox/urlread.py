@@ -32,8 +32,9 @@ from modelbox.errors import (
     RegistryNotFoundError,
     StoreError,
 )
+from modelbox.locations import is_url
 from modelbox.refs import GitRepo, History
-from modelbox.refs.mirror import Mirror, is_url
+from modelbox.refs.mirror import Mirror
 from modelbox.registry import Registry
 
 __all__ = ["DEFAULT_TTL", "UrlRegistry", "is_url", "open_url"]

@@ -38,7 +38,7 @@ class Context:
                  refresh: bool = False, offline: bool = False) -> None:
         self.url: str | None = None
         if isinstance(repo, str):
-            from modelbox.refs.mirror import is_url
+            from modelbox.locations import is_url
 
             if is_url(repo):
                 self.url, repo = repo, None

@@ -1,7 +1,8 @@
 """A read-only mirror of a registry URL in the machine cache, kept fresh and checked.
 
-One folder per URL, ``<cache>/registries/<key>`` (``key``: :func:`url_key`, a hash of the
-URL with any credentials removed; the URL itself is never written there):
+One folder per URL, ``<cache>/registries/<key>`` (``key``:
+:func:`modelbox.locations.url_key`, a hash of the URL with any credentials removed; the URL
+itself is never written there):
 
 * ``repo/``: a bare repository holding the remote's branches (and, once a command needed
   history, its audit chain). It appears whole or not at all: the first fetch fills
@@ -20,62 +21,30 @@ rename, so a concurrent reader sees the old commit or the new, both complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
 from modelbox.errors import MirrorError, RemoteError
+from modelbox.locations import strip_credentials, url_key
 from modelbox.redact import redact
 from modelbox.refs import gitcli, incoming
 from modelbox.refs.lock import locked
 from modelbox.refs.remote import Remote, set_head
 from modelbox.refs.repo import GitRepo
 
-__all__ = ["Mirror", "MirrorState", "is_url", "strip_credentials", "url_key"]
+__all__ = ["Mirror", "MirrorState"]
 
 _HEADS = "refs/heads/"
 _AUDIT = "refs/modelbox/audit"
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)")
-_SECRET_PARAM = re.compile(
-    r"(?i)secret|token|passw(?:or)?d|pwd|sig|signature|credential|key|auth|session")
-
-
-def is_url(value: str) -> bool:
-    """Whether ``--repo VALUE`` names a remote registry (``file://``, ``git://``,
-    ``http(s)://``, ``ssh://``, ``user@host:path``) rather than a folder."""
-    return "://" in value or bool(_SCP_LIKE.match(value))
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without user-info (``user:token@``) or secret-looking query parameters.
-
-    An scp-like ``git@host:path`` keeps its user: it names an ssh account, not a secret.
-    """
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    query = "&".join(p for p in parts.query.split("&")
-                     if p and not _SECRET_PARAM.search(p.partition("=")[0]))
-    return urlunsplit((parts.scheme.lower(), host, parts.path, query, parts.fragment))
-
-
-def url_key(url: str) -> str:
-    """The cache folder name of ``url``: a hash of it without credentials, so two spellings
-    with different tokens share one mirror and no token reaches the disk."""
-    return hashlib.sha256(strip_credentials(url).encode("utf-8")).hexdigest()[:32]
-
 
 @dataclass(frozen=True)
 class MirrorState:

@@ -23,7 +23,7 @@ from security.test_security_paths import hostile_head
 
 from modelbox import ModelBoxClient
 from modelbox.errors import ReadOnlyRegistryError
-from modelbox.refs.mirror import strip_credentials, url_key
+from modelbox.locations import strip_credentials, url_key
 
 if TYPE_CHECKING:
     from conftest import Run
