@@ -68,6 +68,12 @@ def open_url(url: str, *, branch: str | None = None, refresh: bool = False,
     """
     mirror = Mirror(cache_root(), url)
     ensure(mirror, refresh=refresh, offline=offline, history=history)
+    # A fetch that brings history swaps the folder in with two renames: wait them out.
+    deadline = time.monotonic() + 2.0
+    while not mirror.repo_path.is_dir():
+        if time.monotonic() > deadline:
+            raise mirror.vanished()
+        time.sleep(0.01)
     try:
         found = Registry.open(mirror.repo_path)
     except RegistryNotFoundError:

@@ -128,6 +128,12 @@ class Mirror:
             full = full or (state is not None and state.full) or gitcli.git_program() is None
             if state is None:
                 self._first_fetch(full)
+            elif full and not state.full:
+                # History for a shallow mirror: a whole fetch into a new folder, swapped in.
+                # `git fetch --unshallow` makes the server walk the history and send what
+                # it cannot delta against the tips (100k versions: a 837 MB pack, against
+                # 273 MB for a whole clone).
+                self._first_fetch(full, replace=True)
             else:
                 repo = self.open()
                 try:
@@ -138,10 +144,13 @@ class Mirror:
             self._write_state(new)
             return new
 
-    def _first_fetch(self, full: bool) -> None:
-        # A mirror a crash or `rm` left without a state file starts over.
-        shutil.rmtree(self.repo_path, ignore_errors=True)
-        for old in self.root.glob("repo.tmp-*"):
+    def _first_fetch(self, full: bool, *, replace: bool = False) -> None:
+        """Fetch into a new folder, then rename it to ``repo``; ``replace``: swap it for
+        the one there (a reader that opened the old one and finds it gone is told to run
+        again; one that opens ``repo`` between the two renames waits for it)."""
+        if not replace:  # a mirror a crash or `rm` left without a state file starts over
+            shutil.rmtree(self.repo_path, ignore_errors=True)
+        for old in [*self.root.glob("repo.tmp-*"), *self.root.glob("repo.old-*")]:
             if time.time() - old.stat().st_mtime > 3600:  # a killed fetch's (ours is locked)
                 shutil.rmtree(old, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix="repo.tmp-", dir=self.root))
@@ -151,7 +160,13 @@ class Mirror:
                 self._update(repo, full, fresh=True)
             finally:
                 repo.close()
-            os.replace(tmp, self.repo_path)
+            if replace:
+                old = Path(tempfile.mkdtemp(prefix="repo.old-", dir=self.root))
+                os.replace(self.repo_path, old)
+                os.replace(tmp, self.repo_path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, self.repo_path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

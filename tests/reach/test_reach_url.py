@@ -385,3 +385,20 @@ def test_commands_that_need_a_clone_are_refused_through_a_url_before_any_fetch(
     result = run("--repo", "git://127.0.0.1:1/registry.git", *argv)
     assert_refused(result.code, result.err, f"`modelbox {argv[0]}` works on a clone")
     assert not cache(tmp_path).exists()
+
+
+def test_history_swaps_a_whole_mirror_in_for_the_shallow_one(
+    tmp_path: Path, source: Path, bare_remote: BareRemote, run: Run,
+) -> None:
+    url = bare_remote.urls["git"]
+    ok(run, "--repo", url, "resolve", f"{M}:production")
+    mirror = mirror_of(tmp_path, url)
+    assert git_out(mirror / "repo", "rev-parse", "--is-shallow-repository") == "true\n"
+
+    assert "tag.assign" in ok(run, "--repo", url, "log", f"{M}:production").out
+
+    assert git_out(mirror / "repo", "rev-parse", "--is-shallow-repository") == "false\n"
+    assert git_out(mirror / "repo", "rev-list", "--count", "main") \
+        == git_out(source, "rev-list", "--count", "main")
+    assert sorted(p.name for p in mirror.iterdir()) == ["modelbox", "repo", "state.json"]
+    assert json.loads((mirror / "state.json").read_text())["full"] is True
