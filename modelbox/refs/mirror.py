@@ -130,9 +130,8 @@ class Mirror:
                 self._first_fetch(full)
             elif full and not state.full:
                 # History for a shallow mirror: a whole fetch into a new folder, swapped in.
-                # `git fetch --unshallow` makes the server walk the history and send what
-                # it cannot delta against the tips (100k versions: a 837 MB pack, against
-                # 273 MB for a whole clone).
+                # `git fetch --unshallow` makes the server walk the history before its
+                # first byte and the client check connectivity (see docs/collaboration.md).
                 self._first_fetch(full, replace=True)
             else:
                 repo = self.open()
