@@ -97,7 +97,7 @@ def store_url(registry: Registry) -> str:
         os.environ.get("MODELBOX_STORE")
         or registry.repo.config_value("modelbox", "store")
         or shared_store(registry)
-        or str(registry.repo.git_dir / "modelbox" / "store")
+        or registry.own_store()
     )
 
 
@@ -122,7 +122,7 @@ def shared_store(registry: Registry) -> str | None:
     schemes.check_store_url(store, f"the store setting of {layout.SETTINGS}",
                             allowed_schemes(registry))
     if schemes.scheme_of(store) is None:
-        root = registry.repo.root or registry.repo.git_dir
+        root = registry.store_root()
         return os.path.normpath(os.path.join(root, store))
     return store
 
@@ -562,7 +562,7 @@ def get(
     """
     from modelbox.objects.external import fetch
 
-    registry.repo.identity()  # the download is an audited commit: refuse before placing
+    registry.check_download_audit()  # refuse before placing what could not be recorded
     artifacts = list_artifacts(registry, ref)
     said = notes if notes is not None else []
     if registry.repo.root is not None and artifacts:
@@ -574,7 +574,10 @@ def get(
         if added:
             said.append(f"{dest} is inside the registry's work tree: added {' '.join(added)} "
                         f"to {exclude} (never committed), so git add -A leaves the weights out")
-    store = open_registry_store(registry)
+    # Opened only when a stored object is wanted: a version with tracked artifacts or none
+    # needs no store (a registry read by URL may have none this machine can reach).
+    store = (open_registry_store(registry) if any(not a.uri for a in artifacts)
+             else None)
     allowed = allowed_schemes(registry)
     items: list[tuple[str, int, Path]] = []
     slots: dict[str, Slot] = {}
@@ -585,6 +588,7 @@ def get(
             check_remote_url(artifact.uri, _pointer_name(artifact), allowed)
             tracked.append((artifact, place))
         elif artifact.directory:
+            assert store is not None
             listing = parse(DirectoryManifest, f"sha256:{artifact.checksum}",
                             store.open_bytes(artifact.checksum))
             files, found = placements(listing, functools.partial(safe_destination, place))
@@ -601,7 +605,9 @@ def get(
     # Everything is downloaded and verified beside the destination first, and moved into
     # place only when all of it is: a failed get places nothing.
     with Staging(dest) as stage:
-        store.get_files(items, progress=progress, verify=verify, slots=slots, stage=stage)
+        if store is not None:
+            store.get_files(items, progress=progress, verify=verify, slots=slots,
+                            stage=stage)
         for artifact, place in tracked:
             fetch(artifact.uri or "", stage.path(place), size=artifact.size,
                   etag=artifact.etag, allowed=allowed, what=_pointer_name(artifact),

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from modelbox import recovery
 from modelbox.artifacts import Artifact
 from modelbox.audit import AuditEvent
-from modelbox.errors import InvalidValueError, ModelboxError, NotFoundError, TagConflictError
+from modelbox.errors import (
+    InvalidValueError,
+    ModelboxError,
+    NotFoundError,
+    ReadOnlyRegistryError,
+    TagConflictError,
+)
 from modelbox.frameworks import MLFramework
 from modelbox.lifecycle import Event
 from modelbox.manifests import (
@@ -48,17 +54,33 @@ __all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion"
 
 
 class ModelBoxClient:
-    """A handle on one registry (a path inside its Git repository)."""
+    """A handle on one registry: a path inside its Git repository, or its URL.
 
-    def __init__(self, path: str | Path = ".", *, create: bool = False) -> None:
-        if isinstance(path, str) and ("://" in path or path.startswith("git@")):
-            raise InvalidValueError(
-                f"{path} is a remote; clone it first with `modelbox clone {path} DIR`"
-            )
-        target = Path(path)
-        self._registry = (
-            Registry.init(target) if create and not _is_registry(target) else Registry.open(target)
-        )
+    A URL (``file://``, ``git://``, ``http(s)://``, ``ssh://``, ``user@host:path``) opens
+    the registry read-only, through a cached mirror (:mod:`modelbox.urlread`): every read
+    works, every write raises :class:`~modelbox.errors.ReadOnlyRegistryError`. ``branch``
+    names the remote branch to read; ``refresh`` fetches now, ``offline`` never.
+    """
+
+    def __init__(self, path: str | Path = ".", *, create: bool = False,
+                 branch: str | None = None, refresh: bool = False,
+                 offline: bool = False) -> None:
+        from modelbox.urlread import is_url, open_url
+
+        self._registry: Registry
+        if isinstance(path, str) and is_url(path):
+            if create:
+                raise InvalidValueError(
+                    f"{path} is a URL; create a registry in a folder (modelbox init DIR) "
+                    "and push it there"
+                )
+            self._registry = open_url(path, branch=branch, refresh=refresh, offline=offline)
+        else:
+            target = Path(path)
+            self._registry = (Registry.init(target) if create and not _is_registry(target)
+                              else Registry.open(target))
+            if branch is not None:
+                self._registry.target_branch = branch
         self._metrics = _MetricBuffer(self._registry)
         self._finalizer = weakref.finalize(self, self._metrics.flush_quietly)
 
@@ -847,6 +869,7 @@ class _MetricBuffer:
     MAX_AGE = 30.0
 
     def __init__(self, registry: Registry) -> None:
+        self._registry = registry
         self._journal = recovery.MetricsJournal(registry)
 
     @property
@@ -859,6 +882,10 @@ class _MetricBuffer:
         return self._journal.path
 
     def add(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
+        from modelbox.urlread import UrlRegistry
+
+        if isinstance(self._registry, UrlRegistry):  # no journal in a cached mirror
+            raise ReadOnlyRegistryError(self._registry.mirror.shown)
         journal = self._journal
         journal.append(ref, points)
         _watch_sigterm(self)

@@ -26,12 +26,14 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ├── ManifestError             a file in the registry is not valid JSON or breaks its schema
     ├── RegistryFormatError       the registry was written by an unknown format version
     ├── WorktreeDirtyError        uncommitted edits stand where a command must write
+    ├── ReadOnlyRegistryError     a write to a registry read through its URL (clone it)
     ├── ConcurrentUpdateError     another writer held the registry or moved the branch
     ├── GitError                  the Git repository itself could not be read or written
     │   ├── IdentityError         no Git identity to write the audit log's author with
     │   ├── IndexLockedError      another process held .git/index.lock past the wait
     │   ├── MergeConflictError    a pull found both sides changing the same part of a file
     │   │   └── VersionCollisionError  both sides created the same version (a vN, mostly)
+    │   ├── MirrorError           the cached mirror of a registry URL is absent or vanished
     │   └── RemoteError           another repository could not be reached, read or written
     │       ├── RemoteMovedError  the remote has commits this clone lacks (pull first)
     │       └── PushRejectedError the server refused some refs of a push
@@ -68,6 +70,7 @@ __all__ = [
     "InvalidValueError",
     "ManifestError",
     "MergeConflictError",
+    "MirrorError",
     "ModelExistsError",
     "ModelNotFoundError",
     "ModelboxError",
@@ -77,6 +80,7 @@ __all__ = [
     "ObjectMissingError",
     "ObjectTooLargeError",
     "PushRejectedError",
+    "ReadOnlyRegistryError",
     "RegistryFormatError",
     "RegistryNotFoundError",
     "ReleasedVersionError",
@@ -287,6 +291,18 @@ class WorktreeDirtyError(ModelboxError):
         )
 
 
+class ReadOnlyRegistryError(ModelboxError):
+    """A write to a registry opened by URL: it is read through a cached mirror."""
+
+    def __init__(self, url: str, command: str | None = None) -> None:
+        self.url = url
+        what = (f"`modelbox {command}` works on a clone, not through a URL;" if command
+                else f"{redact(url)} is opened by URL, which is read-only; to change it,")
+        super().__init__(
+            f"{what} clone it with `modelbox clone {redact(url)} DIR` and work in DIR"
+        )
+
+
 class ConcurrentUpdateError(ModelboxError):
     """Another writer held the registry lock too long or moved the branch underneath us."""
 
@@ -315,6 +331,11 @@ class IndexLockedError(GitError):
             f"{lock} was held by another process for {seconds:g} s; if no git command is "
             "running, delete it"
         )
+
+
+class MirrorError(GitError):
+    """The cached mirror of a registry URL is missing (``--offline``) or was deleted while a
+    command read it."""
 
 
 class RemoteError(GitError):

@@ -531,6 +531,20 @@ class Registry:
             )
             self.repo.update_ref(AUDIT_REF, head, sha, f"modelbox: {change.subject}")
 
+    # -- overridden by a registry read through its URL (modelbox.urlread) ----------------
+    def own_store(self) -> str:
+        """The embedded default store: this clone's ``.git/modelbox/store``."""
+        return str(self.repo.git_dir / "modelbox" / "store")
+
+    def store_root(self) -> str | Path:
+        """What a folder ``store`` setting is relative to: the registry root."""
+        return self.repo.root or self.repo.git_dir
+
+    def check_download_audit(self) -> None:
+        """Refuse a download before anything is placed if it could not be recorded (a
+        download is an audited commit: it needs a Git identity)."""
+        self.repo.identity()
+
     def log(self, target: str | None = None) -> list[AuditEvent]:
         """Audit events, newest first, optionally about one model, version or tag."""
         from modelbox.audit_index import AuditIndex, events_of

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from pathlib import Path
 
 import click
 
@@ -29,18 +28,29 @@ from modelbox.cli import (
     versions,
 )
 from modelbox.cli._common import Context, hoist_option
-from modelbox.errors import ModelboxError
+from modelbox.errors import GitError, ModelboxError, ReadOnlyRegistryError
 from modelbox.redact import safe_text
 
 
 class _Group(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `modelbox tag M@V T --branch B` works like `modelbox --branch B tag M@V T`.
-        return super().parse_args(ctx, hoist_option(self, args, "--branch"))
+        args = hoist_option(self, args, "--branch")
+        # `modelbox --repo URL get M:T --refresh` works like `modelbox ... --refresh get M:T`.
+        for flag in ("--refresh", "--offline"):
+            args = hoist_option(self, args, flag, flag=True)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (OSError, GitError) as exc:
+                # A URL's cached mirror deleted under a read: say that, not what broke.
+                gone = ctx.obj.vanished() if isinstance(ctx.obj, Context) else None
+                if gone is None:
+                    raise
+                raise gone from exc
         except ModelboxError as exc:
             # One line, whatever it quotes (ssh's stderr ends its lines with CR LF).
             message = re.sub(r"\s*[\r\n]+\s*", " ", str(exc)).strip()
@@ -48,12 +58,19 @@ class _Group(click.Group):
             ctx.exit(exc.exit_code)
 
 
+_CLONE_ONLY = frozenset({"push", "pull", "status", "gc", "install-hooks", "codeowners",
+                         "refs", "check"})
+"""Commands that ``--repo URL`` refuses before opening anything (see cli())."""
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelbox-registry")
 @click.option(
     "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The registry to use (default: the one enclosing the current directory).",
+    metavar="PATH|URL",
+    help="The registry to use (default: the one enclosing the current directory). A URL "
+    "(file://, git://, http(s)://, ssh://, user@host:path) reads it without a clone, "
+    "through a cached mirror; reads only.",
 )
 @click.option(
     "--branch",
@@ -61,10 +78,20 @@ class _Group(click.Group):
     help="Read and write BRANCH instead of the registry branch, to propose a change for "
     "review (created from the registry branch if absent; tag refs are left alone).",
 )
+@click.option("--refresh", is_flag=True,
+              help="With --repo URL: fetch the registry now, however fresh its mirror.")
+@click.option("--offline", is_flag=True,
+              help="With --repo URL: never fetch; read the cached mirror as it is.")
 @click.pass_context
-def cli(ctx: click.Context, repo: Path | None, branch: str | None) -> None:
+def cli(ctx: click.Context, repo: str | None, branch: str | None, refresh: bool,
+        offline: bool) -> None:
     """A model registry that is a Git repository plus a checksum-addressed store."""
-    ctx.obj = Context(repo, branch)
+    if refresh and offline:
+        raise click.UsageError("--refresh and --offline contradict each other")
+    ctx.obj = Context(repo, branch, refresh=refresh, offline=offline)
+    if ctx.obj.url is not None and ctx.invoked_subcommand in _CLONE_ONLY:
+        # They talk to a remote of their own, write outside any commit, or delete.
+        raise ReadOnlyRegistryError(ctx.obj.url, ctx.invoked_subcommand)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from modelbox import limits
-from modelbox.errors import InvalidValueError
+from modelbox.errors import InvalidValueError, ModelboxError
 from modelbox.names import ModelName, Reference, parse_model, parse_reference
 from modelbox.redact import redact, safe_text
 
@@ -27,22 +27,53 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    """Per-invocation state: ``--repo``, ``--branch`` and the registry, opened on first use."""
+    """Per-invocation state: ``--repo``, ``--branch`` and the registry, opened on first use.
 
-    def __init__(self, repo: Path | None, branch: str | None = None) -> None:
+    ``--repo`` is a folder or a URL; a URL opens a read-only registry through its cached
+    mirror (:mod:`modelbox.urlread`; ``--refresh`` / ``--offline`` say when to fetch), and
+    ``--branch`` then names the remote branch to read.
+    """
+
+    def __init__(self, repo: Path | str | None, branch: str | None = None, *,
+                 refresh: bool = False, offline: bool = False) -> None:
+        self.url: str | None = None
+        if isinstance(repo, str):
+            from modelbox.locations import is_url
+
+            if is_url(repo):
+                self.url, repo = repo, None
+            else:
+                repo = Path(repo)
         self.repo_path = repo
         self.branch = branch
+        self.refresh, self.offline = refresh, offline
         self._registry: Registry | None = None
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
+            if self.url is not None:
+                from modelbox.urlread import open_url
+
+                self._registry = open_url(self.url, branch=self.branch, refresh=self.refresh,
+                                          offline=self.offline)
+                return self._registry
             # Imported here: it brings dulwich (~40 ms), which `--help` never needs.
             from modelbox.registry import Registry
 
             self._registry = Registry.open(self.repo_path)
             self._registry.target_branch = self.branch
         return self._registry
+
+    def vanished(self) -> ModelboxError | None:
+        """When a URL's cached mirror was deleted while this command read it: the one
+        line to say instead of whatever the read raised."""
+        from modelbox.urlread import UrlRegistry
+
+        registry = self._registry
+        if isinstance(registry, UrlRegistry) and not registry.mirror.repo_path.is_dir():
+            return registry.mirror.vanished()
+        return None
 
     def close(self) -> None:
         if self._registry is not None:
@@ -155,8 +186,10 @@ def _short(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
-def hoist_option(group: click.Group, args: list[str], name: str) -> list[str]:
-    """Move the root option ``name`` (``--branch B``) from after the subcommand to before it.
+def hoist_option(group: click.Group, args: list[str], name: str, *,
+                 flag: bool = False) -> list[str]:
+    """Move the root option ``name`` (``--branch B``; a ``flag`` takes no value) from after
+    the subcommand to before it.
 
     ``modelbox tag M@V T --branch B`` then means ``modelbox --branch B tag M@V T``. A
     command that has an option of that name itself (``init --branch``) keeps it.
@@ -187,6 +220,10 @@ def hoist_option(group: click.Group, args: list[str], name: str) -> list[str]:
         if arg == "--":
             rest += tail[i:]
             break
+        if arg == name and flag:
+            moved.append(name)
+            i += 1
+            continue
         if arg == name and i + 1 < len(tail):
             moved += [name, tail[i + 1]]
             i += 2

@@ -17,6 +17,7 @@ from modelbox.errors import (
     InvalidValueError,
     ModelExistsError,
     RegistryNotFoundError,
+    RemoteError,
     TagConflictError,
     VersionExistsError,
 )
@@ -214,8 +215,12 @@ def test_tag_untag_and_archive_through_versions(client: ModelBoxClient) -> None:
 def test_the_client_refuses_what_is_not_a_local_registry(tmp_path: Path) -> None:
     with pytest.raises(RegistryNotFoundError):
         ModelBoxClient(tmp_path)
-    with pytest.raises(InvalidValueError, match="modelbox clone"):
-        ModelBoxClient("https://example.com/registry.git")
+    # A URL opens a read-only registry (tests/reach/test_reach_url.py); one that nothing
+    # serves is one clear error, and a URL is no place to create a registry.
+    with pytest.raises(RemoteError, match="cannot reach"):
+        ModelBoxClient("git://127.0.0.1:1/registry.git")
+    with pytest.raises(InvalidValueError, match="create a registry in a folder"):
+        ModelBoxClient("git://127.0.0.1:1/registry.git", create=True)
 
 
 def test_the_client_can_create_a_registry(tmp_path: Path) -> None:
