@@ -9,6 +9,7 @@ there is simply nothing to complete.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -75,11 +76,15 @@ def _tags(snap: Snapshot, model: ModelName) -> list[str]:
 
 def _candidates(ctx: click.Context, incomplete: str, *, refs: bool) -> list[str]:
     """``M`` -> models; with ``refs``, ``M@`` -> its versions and ``M:`` -> its tags."""
+    from modelbox.locations import is_url
     from modelbox.registry import Registry
 
     params = ctx.find_root().params
+    repo = params.get("repo")
+    if repo is not None and is_url(repo):
+        return []  # completing never fetches: a keystroke must not wait on the network
     try:
-        registry = Registry.open(params.get("repo"))
+        registry = Registry.open(Path(repo) if repo is not None else None)
         try:
             registry.target_branch = params.get("branch")
             words = _words(registry.snapshot(), incomplete, refs=refs)
