@@ -209,3 +209,36 @@ def test_a_killed_maintenance_leaves_a_usable_repository(reg: Path, tmp_path: Pa
     assert len(_packs(reg)) == 1
     assert model.version("after-kill").id.endswith("after-kill")
     client.close()
+
+
+def test_the_history_check_of_a_long_history_finds_a_bad_commit_in_every_part(
+    tmp_path: Path,
+) -> None:
+    """A history long enough to be diffed in parts (one git diff-tree per core): a symbolic
+    link added by an old commit (the last part, newest first) is still refused."""
+    from modelbox.errors import UnsafePathError
+    from modelbox.refs import GitRepo, incoming
+
+    path = tmp_path / "long.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    lines = []
+    for i in range(10_200):
+        lines += ["commit refs/heads/main", f"mark :{i + 1}",
+                  f"committer T <t@e> {1_700_000_000 + i} +0000", "data 1", "c"]
+        if i:
+            lines.append(f"from :{i}")
+        lines += [f"M 100644 inline models/f{i % 50}.json", f"data {len(str(i))}", str(i)]
+        if i == 10:
+            lines += ["M 120000 inline models/evil", "data 4", "/etc"]
+        if i == 11:
+            lines.append("D models/evil")  # gone from the tip: only the history holds it
+    subprocess.run(["git", "--git-dir", str(path), "fast-import", "--quiet"],
+                   input="\n".join(lines) + "\n", text=True, check=True)
+    repo = GitRepo.open(path)
+    try:
+        head = repo.ref("refs/heads/main")
+        assert head is not None
+        with pytest.raises(UnsafePathError, match="models/evil"):
+            incoming.check_commits(repo, [head], [], "the remote")
+    finally:
+        repo.close()
