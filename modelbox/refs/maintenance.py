@@ -122,8 +122,20 @@ def after_write(repo: GitRepo) -> None:
     """Start the background maintenance if a threshold is passed and none runs yet.
     Called by a write once it has published and let go of the lock; never waits."""
     git_dir = repo.common_dir
-    if due(git_dir, repo.raw.get_config_stack()) is not None and not running(git_dir):
+    if (due(git_dir, repo.raw.get_config_stack()) is not None and not _backing_off(git_dir)
+            and not running(git_dir)):
         start(git_dir)
+
+
+def _backing_off(git_dir: Path) -> bool:
+    """Whether the last maintenance, within the hour, left a threshold still passed (young
+    unreachable loose objects git may not prune yet, a pack git keeps): running it again
+    after every write would repack for nothing. (git's detached gc waits a day then.)"""
+    try:
+        state = json.loads((git_dir / _STATE).read_text(encoding="utf-8"))
+        return bool(state.get("still_due")) and time.time() - float(state["finished"]) < 3600
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def running(git_dir: Path) -> bool:
@@ -261,8 +273,9 @@ def run(git_dir: Path, *, quiet: float = QUIET_SECONDS, lifetime: float = _LIFET
         if not try_lock(marker_fd):
             return "busy"  # another maintenance of this repository lives
         outcome = _run_locked(git_dir, quiet, lifetime)
+        still = due(git_dir, _config(git_dir)) if outcome in ("done", "failed") else None
         _write_state(git_dir, {"outcome": outcome, "finished": time.time(),
-                               "pid": os.getpid()})
+                               "pid": os.getpid(), "still_due": still})
         return outcome
     finally:
         os.close(marker_fd)

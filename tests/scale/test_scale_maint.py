@@ -242,3 +242,29 @@ def test_the_history_check_of_a_long_history_finds_a_bad_commit_in_every_part(
             incoming.check_commits(repo, [head], [], "the remote")
     finally:
         repo.close()
+
+
+def test_a_threshold_gc_cannot_clear_does_not_restart_it_after_every_write(reg: Path) -> None:
+    """Young unreachable loose objects stay loose through git's gc (two weeks' grace):
+    the maintenance that found them says so, and the next writes start no other."""
+    import hashlib
+
+    _config(None, reg, "gc.auto=1", "gc.autoPackLimit=0")
+    made, n = 0, 0
+    while made < 3:  # three unreachable blobs whose ids start with 17
+        data = f"orphan {n}".encode()
+        n += 1
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().startswith("17"):
+            subprocess.run(["git", "-C", str(reg), "hash-object", "-w", "--stdin"],
+                           input=data, check=True, capture_output=True)
+            made += 1
+    client = ModelBoxClient(reg)
+    model = client.model("team/m")
+    model.new_model_version("first")
+    first = _wait_for(reg, "done")
+    assert first["still_due"] == "loose"
+    model.new_model_version("second")
+    model.new_model_version("third")
+    time.sleep(1.0)
+    assert _state(reg) == first  # no maintenance ran again
+    client.close()
