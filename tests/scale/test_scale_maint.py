@@ -268,3 +268,17 @@ def test_a_threshold_gc_cannot_clear_does_not_restart_it_after_every_write(reg: 
     time.sleep(1.0)
     assert _state(reg) == first  # no maintenance ran again
     client.close()
+
+
+def test_without_git_dulwich_joins_the_packs(reg: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _config(None, reg, "gc.autoPackLimit=2")
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # the maintenance inherits it: no git CLI
+    client = ModelBoxClient(reg)
+    _batches(client, 3)
+    _wait_for(reg, "done")
+    assert len(_packs(reg)) == 1
+    assert client.model("team/m").version("v2-9").id.endswith("v2-9")
+    client.close()
