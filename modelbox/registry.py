@@ -60,6 +60,7 @@ from modelbox.refs import (
     Snapshot,
     Worktree,
     locked,
+    maintenance,
     user_identity,
 )
 
@@ -271,6 +272,7 @@ class Registry:
             yield
             return
         self.repo.identity()  # every write is an audited commit: refuse before any lock
+        published = False
         with locked(self.repo.git_dir):
             recovery.recover(self)  # finish a write that was cut short before starting one
             self._batch = _Batch(base=self.head(), ref_old=self.repo.ref(self.branch_ref))
@@ -284,12 +286,14 @@ class Registry:
                     else contextlib.nullcontext([]))
                 with taking as taken:
                     yield
-                    self._publish(self._batch)
+                    published = self._publish(self._batch)
                     for journal in taken:
                         journal.remove()
             finally:
                 self._batch = None
                 self.repo.discard_pending()
+        if published:  # outside the lock: the maintenance it may start needs it
+            maintenance.after_write(self.repo)
 
     @property
     def in_batch(self) -> bool:
@@ -368,9 +372,11 @@ class Registry:
         batch.head = sha
         batch.subject = txn.change.subject
 
-    def _publish(self, batch: _Batch) -> None:
+    def _publish(self, batch: _Batch) -> bool:
+        """Write the batch's objects, move the branch, bring the work tree, index and tag
+        refs along; False if there was nothing to publish."""
         if batch.head == batch.base or batch.head is None:
-            return
+            return False
         base_tree = self.repo.snapshot(batch.base).tree
         head_tree = self.repo.snapshot(batch.head).tree
         self.repo.flush_pending()
@@ -400,6 +406,7 @@ class Registry:
         fault("before-tag-refs")
         if self.follow_tag_refs(models) and followed:
             recovery.clear(git_dir)
+        return True
 
     def recover(self) -> list[str]:
         """Finish a write that was cut short (``check --fix``): a pending journal, or an

@@ -52,7 +52,7 @@ from modelbox.errors import (
 )
 from modelbox.faults import fault
 from modelbox.names import ModelName, parse_model
-from modelbox.refs import GitRepo, PathChange, Snapshot, incoming, locked
+from modelbox.refs import GitRepo, PathChange, Snapshot, incoming, locked, maintenance
 from modelbox.refs import remote as git_remote
 from modelbox.refs.remote import Remote
 from modelbox.registry import AUDIT_REF, Registry
@@ -541,6 +541,8 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
     if followed:
         assert result.after is not None
         _settled(registry, result.after)
+    if result.after != ours:  # fetched packs count toward git's gc thresholds too
+        maintenance.after_write(repo)
     return result
 
 

@@ -200,13 +200,23 @@ class GitRepo:
             self._objects.move_to_end(sha)
             return obj
         try:
-            obj = self._repo.object_store[_oid(sha)]
+            obj = self._read(sha)
         except KeyError:
             raise GitError(f"object {sha} is missing from {self.git_dir}; run `git fsck`") from None
         except ObjectFormatException as exc:  # a hostile or damaged object
             raise _malformed(sha, self.git_dir, exc) from None
         self._remember(sha, obj)
         return obj
+
+    def _read(self, sha: str) -> ShaFile:
+        """Read an object, looking twice: a repack (the background maintenance, or the
+        user's ``git gc``) may have packed a loose object and deleted it between dulwich's
+        look in the packs and its look in the loose folder; the second look finds the new
+        pack, as git's readers do after ``reprepare_packed_git``."""
+        try:
+            return self._repo.object_store[_oid(sha)]
+        except KeyError:
+            return self._repo.object_store[_oid(sha)]
 
     def _remember(self, sha: str, obj: ShaFile) -> None:
         self._objects[sha] = obj
@@ -268,8 +278,12 @@ class GitRepo:
         held = self._objects.get(sha) or (self._pending or {}).get(sha)
         if held is not None:
             return held.as_raw_string()
+        store = self._repo.object_store
         try:
-            type_num, raw = self._repo.object_store.get_raw(_oid(sha))
+            try:
+                type_num, raw = store.get_raw(_oid(sha))
+            except KeyError:  # looked again: see _read
+                type_num, raw = store.get_raw(_oid(sha))
         except KeyError:
             raise GitError(f"commit {sha} is missing from {self.git_dir}; run `git fsck`") from None
         except ObjectFormatException as exc:
