@@ -46,14 +46,14 @@ def committed(git: Git, root: Path) -> list[str]:
 def stat_view(git: Git, root: Path) -> dict[str, tuple[int, int, int]]:
     """Each path's (mtime_ns, size, ino) as git reads them from the index."""
     view: dict[str, tuple[int, int, int]] = {}
-    path, fields = "", {}
+    path, fields = "", dict[str, str]()
     for line in [*git("ls-files", "--debug", cwd=root).splitlines(), ""]:
         if not line.startswith(" "):
             if path:
                 sec, nsec = fields["mtime"].split(":")
                 view[path] = (int(sec) * 10**9 + int(nsec), int(fields["size"]),
                               int(fields["ino"]))
-            path, fields = line, {}
+            path, fields = line, dict[str, str]()
             continue
         for part in line.strip().split("\t"):
             key, _, value = part.partition(": ")
