@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hostile import modelbox
 
-from modelbox.names import parse_model
+from modelbox.names import parse_model, parse_reference
 from modelbox.refs.index import GitIndex
 from modelbox.registry import Registry
 
@@ -241,3 +242,21 @@ def test_a_split_index_whose_shared_index_is_missing_is_refused(
     assert result.err.startswith("modelbox: error: ") and "sharedindex." in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert git("rev-parse", "HEAD", cwd=root) == head
+
+
+@pytest.mark.parametrize("percent", ["0", "100"])
+def test_a_write_killed_holding_index_lock_is_finished_by_the_next(
+    registry: Registry, registry_path: Path, git: Git, percent: str
+) -> None:
+    """Killed after it wrote a new shared index (``0``) or not (``100``), before the split
+    file: the old index still names a whole shared index, and the next write finishes."""
+    root = registry_path
+    git("config", "splitIndex.maxPercentChange", percent, cwd=root)
+    proc = modelbox("--repo", root, "version", "create", str(M), "killed",
+                    env={"MODELBOX_FAULT": "index-locked"})
+    assert proc.code == 137, proc.err
+    assert status(git, root) != ""  # git still reads the old index: it lags the branch
+    registry.set_metadata(parse_reference(f"{M}@v1"), "after", "kill")
+    assert_as_git_sees_it(git, root)
+    assert "models/team/m/_versions/killed/_version.json" in git("ls-files", cwd=root)
+    assert index_of(root).is_split
