@@ -163,6 +163,19 @@ def _ewah(positions: list[int]) -> bytes:
             + struct.pack(f">{len(buffer)}Q", *buffer) + struct.pack(">I", marker_at))
 
 
+def _link_parts(link: bytes) -> tuple[bytes, list[int], list[int]]:
+    """A link extension's shared index checksum, deleted and replaced positions."""
+    if len(link) < _CHECKSUM:
+        raise ValueError("link extension too short")
+    if len(link) == _CHECKSUM:
+        return link, [], []
+    deleted, at = _ewah_read(link, _CHECKSUM)
+    replaced, at = _ewah_read(link, at)
+    if at != len(link):
+        raise ValueError("garbage after the bitmaps")
+    return link[:_CHECKSUM], deleted, replaced
+
+
 # -- git's split-index settings ------------------------------------------------------------
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
           "month": 30 * 86400, "year": 365 * 86400}
@@ -234,6 +247,7 @@ class GitIndex:
         self._base: bytes | None = None  # a split index: its shared index's checksum
         self._overlay: dict[Key, Overlaid] = {}  # a split index: what differs from _data
         self._offsets_kept = True  # a split index: the offsets file describes _data
+        self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
         self.reload()
 
@@ -315,28 +329,22 @@ class GitIndex:
         entries the overlay, as git's "Split index" section says."""
         corrupt = GitError(f"{self.path} has a corrupt link extension; remove it and run "
                            "`git reset` to rebuild it")
-        if len(link) < _CHECKSUM:
-            raise corrupt
-        base = link[:_CHECKSUM]
         try:
-            deleted, at = (_ewah_read(link, _CHECKSUM) if len(link) > _CHECKSUM
-                           else ([], _CHECKSUM))
-            replaced, at = _ewah_read(link, at) if len(link) > _CHECKSUM else ([], at)
+            base, deleted, replaced = _link_parts(link)
         except (struct.error, ValueError):
             raise corrupt from None
-        if at != len(link) or len(replaced) > len(offsets):
+        if len(replaced) > len(offsets):
             raise corrupt
         if base != self._base:  # a shared index is named by its checksum: same name, same
             self._load_shared(base)  # bytes, already read and checked by this process
         base_offsets, base_data = self._offsets, self._bytes()
+        if max(deleted, default=-1) >= len(base_offsets) or max(
+                replaced, default=-1) >= len(base_offsets):
+            raise corrupt  # a position past the shared index's end
         overlay: dict[Key, Overlaid] = {}
         for position in deleted:
-            if position >= len(base_offsets):
-                raise corrupt
             overlay[_entry_key(base_data, base_offsets[position])] = (position, None)
         for i, position in enumerate(replaced):
-            if position >= len(base_offsets):
-                raise corrupt
             key = _entry_key(base_data, base_offsets[position])
             start = offsets[i]
             stop = offsets[i + 1] if i + 1 < len(offsets) else own_end
@@ -347,14 +355,19 @@ class GitIndex:
             if _entry_key(named, 0) != key:
                 raise corrupt  # a replacement at another stage
             overlay[key] = (position, named)
+        # Added entries are not looked up in the shared index (that would be a binary search
+        # each): one that has the path of a shared entry overrides it, as in git, and a
+        # write looks the shared entry up when it removes such a path.
         for i in range(len(replaced), len(offsets)):
             start = offsets[i]
             stop = offsets[i + 1] if i + 1 < len(offsets) else own_end
             key = _entry_key(data, start)
             if not key[0]:
                 raise corrupt
-            position, found = self._position(key)
-            overlay[key] = (position if found else -1, data[start:stop])
+            if key not in overlay:
+                overlay[key] = (-1, data[start:stop])
+            else:  # the path of a deleted shared entry: a replacement, for the write
+                overlay[key] = (overlay[key][0], data[start:stop])
         self.version = max(version, self._base_version)
         self._overlay = overlay
 
@@ -599,7 +612,7 @@ class GitIndex:
     def _write_overlay(self) -> None:
         overlay = dict(self._overlay)
         for key, raw in self._changes.items():
-            if key in overlay:
+            if key in overlay and overlay[key][0] >= 0:
                 position = overlay[key][0]
             else:
                 at, found = self._position(key)
@@ -608,43 +621,56 @@ class GitIndex:
                 overlay.pop(key, None)
             else:
                 overlay[key] = (position, raw)
-        stored = sum(1 for _, raw in overlay.values() if raw is not None)
-        deleted = len(overlay) - stored
-        total = len(self._offsets) - deleted + sum(1 for p, _ in overlay.values() if p < 0)
+        replaced, removed, entries, added = self._sorted_overlay(overlay)
+        stored = len(entries) + len(added)
+        total = len(self._offsets) - len(removed) + len(added)
         percent = self.split_settings.max_percent
         if (self._base in (None, _NO_BASE) or percent == 0
                 or (percent < 100 and total * percent < stored * 100)):
             self._write_shared({key: raw for key, (_, raw) in overlay.items()})
-            overlay = {}
+            overlay, replaced, removed, entries, added = {}, [], [], [], []
         else:
             assert self._base is not None
             with contextlib.suppress(OSError):  # in use: keep it from expiring
                 os.utime(self.path.with_name(f"sharedindex.{self._base.hex()}"))
-        replaced: list[int] = []
-        removed: list[int] = []
-        entries: list[bytes] = []
-        added: list[bytes] = []
-        for key in sorted(overlay):
-            position, raw = overlay[key]
-            if position < 0:
-                assert raw is not None
-                added.append(raw)
-            elif raw is None:
-                removed.append(position)
-            else:
-                replaced.append(position)
-                entries.append(_renamed(raw, b""))
         assert self._base is not None
         link = self._base + _ewah(removed) + _ewah(replaced)
         parts: list[bytes | memoryview] = [
-            _HEADER.pack(b"DIRC", self.version, len(entries) + len(added)), *entries, *added,
-            _LINK + struct.pack(">I", len(link)) + link]
+            _HEADER.pack(b"DIRC", self.version, len(entries) + len(added)),
+            b"".join(entries) + b"".join(added), _LINK + struct.pack(">I", len(link)) + link]
         _seal(parts)
         self._replace(parts)
         self._overlay, self._changes = overlay, {}
         if not self._offsets_kept:
             self._save_offsets(self._base, self._offsets, self._end)
             self._offsets_kept = True
+
+    def _sorted_overlay(self, overlay: dict[Key, Overlaid],
+                        ) -> tuple[list[int], list[int], list[bytes], list[bytes]]:
+        """The split file's parts, in git's order: the shared positions replaced and
+        deleted, the replacing entries (without their names) and the added entries."""
+        replaced: list[int] = []
+        removed: list[int] = []
+        entries: list[bytes] = []
+        added: list[bytes] = []
+        stripped = self._stripped
+        for key in sorted(overlay):
+            position, raw = overlay[key]
+            if raw is None:
+                if position >= 0:
+                    removed.append(position)
+            elif position < 0:
+                added.append(raw)
+            else:
+                replaced.append(position)
+                bare = stripped.get(raw)
+                if bare is None:
+                    bare = stripped[raw] = _renamed(raw, b"")
+                entries.append(bare)
+        if len(stripped) > 2 * len(entries) + 64:  # drop entries replaced again since
+            kept = set(entries)
+            self._stripped = {raw: bare for raw, bare in stripped.items() if bare in kept}
+        return replaced, removed, entries, added
 
     def _write_shared(self, changes: dict[Key, bytes | None]) -> None:
         """Write ``sharedindex.<checksum>``: every entry, as a flat index; it becomes
