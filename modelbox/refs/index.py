@@ -11,8 +11,15 @@ content), so they are used only for the exact bytes they were computed from: aft
 computed again, once. The checksum itself is verified on every read.
 
 It understands index versions 2 and 3 (what git writes by default) and drops the optional
-cache extensions (``TREE``, ``UNTR``, ...), which git rebuilds itself; a split or sparse
-index is refused with a message saying how to turn it off.
+cache extensions (``TREE``, ``UNTR``, ...), which git rebuilds itself; a sparse index is
+refused with a message saying how to turn it off.
+
+A split index (``core.splitIndex``, git's "Split index" in gitformat-index) is read as git
+reads it: the shared index ``sharedindex.<sha>`` holds most entries (it is then what
+``_data`` and the offsets describe), and the small ``index`` file its ``link`` extension
+and the entries that differ. Those differences are kept as an overlay (path -> shared
+position and entry); a write in split mode writes only the overlay, and rewrites the shared
+index when the overlay outgrows ``splitIndex.maxPercentChange`` of the entries.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import struct
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +46,9 @@ _FLAGS_AT = 60  # the flags field inside an entry
 _EXTENDED = 0x4000
 _STAGE_MASK = 0x3000
 _NAME_MASK = 0x0FFF
-_REFUSED_EXTENSIONS = {b"link": "split index", b"sdir": "sparse index"}
+_LINK = b"link"
+_SPARSE = b"sdir"
+_NO_BASE = b"\0" * 20  # a link to no shared index
 _CHECKSUM = 20
 # The offsets file: magic, the index's checksum, entry count, end of the entries, the
 # digest of the offsets that follow (a damaged file is recomputed, never trusted).
@@ -46,6 +56,9 @@ _CACHE_MAGIC = f"modelbox index offsets 1 {sys.byteorder}\n".encode()
 _CACHE_HEAD = struct.Struct(">20sIQ20s")
 
 Key = tuple[bytes, int]  # (path, stage): git's sort order
+# A split index's entry relative to the shared one: its position there (-1: added) and its
+# bytes with their name (None: deleted).
+Overlaid = tuple[int, bytes | None]
 
 
 _ITEM = 8  # bytes per kept offset
@@ -72,6 +85,140 @@ def _shifted(run: array[int], shift: int) -> array[int]:
     return out
 
 
+def _entry_key(data: bytes, offset: int) -> Key:
+    flags = (data[offset + _FLAGS_AT] << 8) | data[offset + _FLAGS_AT + 1]
+    name_at = offset + _ENTRY.size + (2 if flags & _EXTENDED else 0)
+    length = flags & _NAME_MASK
+    end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
+    return data[name_at:end], (flags & _STAGE_MASK) >> 12
+
+
+def _renamed(raw: bytes, name: bytes) -> bytes:
+    """Entry ``raw`` under ``name`` (b"": the name-less form of a replaced entry in a split
+    index), its stat data, sha and flag bits kept."""
+    flags = (raw[_FLAGS_AT] << 8) | raw[_FLAGS_AT + 1]
+    extended = raw[_ENTRY.size : _ENTRY.size + 2] if flags & _EXTENDED else b""
+    flags = (flags & ~_NAME_MASK & 0xFFFF) | min(len(name), _NAME_MASK)
+    body = raw[:_FLAGS_AT] + struct.pack(">H", flags) + extended + name
+    return body + b"\0" * (8 - len(body) % 8)
+
+
+# -- EWAH bitmaps (git's ewah/): the positions in a split index's link extension ------------
+# A bitmap is: bit count, word count, the 64-bit words, the position of the last marker word.
+# A marker word holds a run (bit 0: of ones or zeros; bits 1-32: how many words) followed by
+# bits 33-63: how many literal words come after the marker.
+_EWAH_HEAD = struct.Struct(">II")
+_RUN_MASK = 0xFFFFFFFF
+_LITERALS_AT = 33
+
+
+def _ewah_read(data: bytes, at: int) -> tuple[list[int], int]:
+    """The set bits of the bitmap at ``at`` in ``data``, and where the bitmap ends."""
+    _bits, words = _EWAH_HEAD.unpack_from(data, at)
+    at += _EWAH_HEAD.size
+    end = at + 8 * words + 4
+    if end > len(data):
+        raise ValueError("bitmap past the end")
+    buffer = struct.unpack_from(f">{words}Q", data, at)
+    positions: list[int] = []
+    word = i = 0  # the bitmap word the next buffer word covers; the next buffer word
+    while i < words:
+        marker = buffer[i]
+        run, literals = (marker >> 1) & _RUN_MASK, marker >> _LITERALS_AT
+        if marker & 1:
+            positions.extend(range(word * 64, (word + run) * 64))
+        word += run
+        if i + 1 + literals > words:
+            raise ValueError("bitmap literals past the end")
+        for literal in buffer[i + 1 : i + 1 + literals]:
+            bits = literal
+            while bits:
+                low = bits & -bits
+                positions.append(word * 64 + low.bit_length() - 1)
+                bits ^= low
+            word += 1
+        i += 1 + literals
+    return positions, end
+
+
+def _ewah(positions: list[int]) -> bytes:
+    """The bitmap of ``positions`` (ascending): a marker before each group of adjacent
+    non-empty words, its run the empty words skipped before them."""
+    words: dict[int, int] = {}
+    for position in positions:
+        words[position >> 6] = words.get(position >> 6, 0) | (1 << (position & 63))
+    buffer: list[int] = []
+    marker_at = 0
+    after = 0  # the bitmap word after the last one written
+    for index in sorted(words):
+        if buffer and index == after:
+            buffer[marker_at] += 1 << _LITERALS_AT
+        else:
+            marker_at = len(buffer)
+            buffer.append(((index - after) << 1) | (1 << _LITERALS_AT))
+        buffer.append(words[index])
+        after = index + 1
+    buffer = buffer or [0]
+    return (_EWAH_HEAD.pack(positions[-1] + 1 if positions else 0, len(buffer))
+            + struct.pack(f">{len(buffer)}Q", *buffer) + struct.pack(">I", marker_at))
+
+
+def _link_parts(link: bytes) -> tuple[bytes, list[int], list[int]]:
+    """A link extension's shared index checksum, deleted and replaced positions."""
+    if len(link) < _CHECKSUM:
+        raise ValueError("link extension too short")
+    if len(link) == _CHECKSUM:
+        return link, [], []
+    deleted, at = _ewah_read(link, _CHECKSUM)
+    replaced, at = _ewah_read(link, at)
+    if at != len(link):
+        raise ValueError("garbage after the bitmaps")
+    return link[:_CHECKSUM], deleted, replaced
+
+
+# -- git's split-index settings ------------------------------------------------------------
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
+          "month": 30 * 86400, "year": 365 * 86400}
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """``core.splitIndex`` (None: unset, keep the file's form), ``splitIndex.
+    maxPercentChange`` and ``splitIndex.sharedIndexExpire`` in seconds (None: never)."""
+
+    enabled: bool | None = None
+    max_percent: int = 20
+    expire: float | None = 14 * 86400
+
+    @classmethod
+    def from_config(cls, get: Callable[[str, str], str | None]) -> SplitSettings:
+        """Read as git does; a value git would reject keeps git's default, and an expiry
+        this reader does not understand keeps every shared index (never deletes)."""
+        flag = (get("core", "splitIndex") or "").strip().lower()
+        enabled = (True if flag in ("true", "yes", "on", "1")
+                   else False if flag in ("false", "no", "off", "0") else None)
+        try:
+            percent = int(get("splitIndex", "maxPercentChange") or "20")
+        except ValueError:
+            percent = 20
+        percent = percent if 0 <= percent <= 100 else 20
+        return cls(enabled, percent, _expiry(get("splitIndex", "sharedIndexExpire")))
+
+
+def _expiry(value: str | None) -> float | None:
+    if value is None:
+        return 14 * 86400
+    value = value.strip().lower()
+    if value == "now":
+        return 0.0
+    parts = value.split(".")
+    if len(parts) == 3 and parts[2] == "ago" and parts[0].isdigit():
+        unit = _UNITS.get(parts[1].removesuffix("s"))
+        if unit is not None:
+            return float(int(parts[0]) * unit)
+    return None  # "never", or a date this reader does not parse: keep them all
+
+
 @dataclass(frozen=True)
 class IndexEntry:
     sha: str
@@ -84,29 +231,41 @@ class IndexEntry:
 class GitIndex:
     """A mutable view of the index; :meth:`write` replaces the file atomically."""
 
-    def __init__(self, path: Path, offsets: Path | None = None) -> None:
+    def __init__(self, path: Path, offsets: Path | None = None,
+                 split: SplitSettings | None = None) -> None:
         self.path = path
         self.offsets_path = offsets or path.parent / "modelbox" / "index-offsets"
+        self.split_settings = split or SplitSettings()
         self.version = 2
+        # The flat entries: the index file's, or for a split index the shared index's.
         self._data = b""
         self._offsets = _offset_array()  # where each entry starts, in git's sort order
         self._end = _HEADER.size  # where the entries end (extensions or checksum follow)
         self._changes: dict[Key, bytes | None] = {}  # entry -> raw bytes (None: removed)
         self._parts: list[bytes | memoryview] | None = None  # _data, not joined yet
         self._stamp: tuple[int, int, int] | None = None
+        self._base: bytes | None = None  # a split index: its shared index's checksum
+        self._overlay: dict[Key, Overlaid] = {}  # a split index: what differs from _data
+        self._offsets_kept = True  # a split index: the offsets file describes _data
+        self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
+        self._base_version = 2
         self.reload()
+
+    @property
+    def is_split(self) -> bool:
+        return self._base is not None
 
     def reload(self) -> None:
         """Read the index file again (an absent file is an empty index)."""
-        self._changes, self._parts = {}, None
+        self._changes = {}
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
                 st = os.fstat(f.fileno())
         except FileNotFoundError:
             self.version, self._data, self._end = 2, b"", _HEADER.size
-            self._offsets = _offset_array()
-            self._stamp = None
+            self._offsets, self._parts = _offset_array(), None
+            self._base, self._overlay, self._stamp = None, {}, None
             return
         self._load(data)
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -120,37 +279,125 @@ class GitIndex:
         return self._stamp != (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _load(self, data: bytes) -> None:
+        version, offsets, end, link, _ = self._parse(self.path, data)
+        if link is None:
+            self.version, self._data, self._parts = version, data, None
+            self._offsets, self._end = offsets, end
+            self._base, self._overlay = None, {}
+            return
+        self._load_split(version, data, offsets, end, link)
+
+    def _parse(self, path: Path,
+               data: bytes) -> tuple[int, array[int], int, bytes | None, bool]:
+        """Check one index file; its version, entry offsets, where they end, its link
+        extension's content (None: not a split index) and whether the offsets file had
+        the offsets."""
         if len(data) < _HEADER.size + _CHECKSUM:
-            raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it")
+            raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
         if hashlib.sha1(memoryview(data)[:-_CHECKSUM]).digest() != data[-_CHECKSUM:]:
-            raise GitError(f"{self.path} has a bad checksum; run `git reset` to rebuild it")
+            raise GitError(f"{path} has a bad checksum; run `git reset` to rebuild it")
         signature, version, count = _HEADER.unpack_from(data)
         if signature != b"DIRC" or version not in (2, 3):
             raise GitError(
-                f"{self.path} uses index version {version}, which modelbox cannot update; "
+                f"{path} uses index version {version}, which modelbox cannot update; "
                 "run `git update-index --index-version 2`"
             )
-        self.version, self._data = version, data
         # Offsets are saved only by :meth:`write` (under the repository lock): a read or a
         # refused command leaves .git as it found it.
-        self._offsets, self._end = (self._cached_offsets(data, count)
-                                    or self._walk(data, count))
-        offset = self._end
+        cached = self._cached_offsets(data, count)
+        offsets, end = cached or self._walk(path, data, count)
+        link = None
+        offset = end
         while offset < len(data) - _CHECKSUM:
             signature = data[offset : offset + 4]
             (size,) = struct.unpack_from(">I", data, offset + 4)
-            if signature in _REFUSED_EXTENSIONS:
-                kind = _REFUSED_EXTENSIONS[signature]
+            if offset + 8 + size > len(data) - _CHECKSUM:
+                raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
+            if signature == _SPARSE:
                 raise GitError(
-                    f"{self.path} is a {kind}, which modelbox cannot update; turn it off "
-                    "with `git update-index --no-split-index` / `git sparse-checkout disable`"
+                    f"{path} is a sparse index, which modelbox cannot update; turn it off "
+                    "with `git sparse-checkout disable`"
                 )
+            if signature == _LINK:
+                link = data[offset + 8 : offset + 8 + size]
             offset += 8 + size
+        return version, offsets, end, link, cached is not None
 
-    def _walk(self, data: bytes, count: int) -> tuple[array[int], int]:
+    def _load_split(self, version: int, data: bytes, offsets: array[int], own_end: int,
+                    link: bytes) -> None:
+        """Take in a split index: its shared index becomes ``_data`` and the file's own
+        entries the overlay, as git's "Split index" section says."""
+        corrupt = GitError(f"{self.path} has a corrupt link extension; remove it and run "
+                           "`git reset` to rebuild it")
+        try:
+            base, deleted, replaced = _link_parts(link)
+        except (struct.error, ValueError):
+            raise corrupt from None
+        if len(replaced) > len(offsets):
+            raise corrupt
+        if base != self._base:  # a shared index is named by its checksum: same name, same
+            self._load_shared(base)  # bytes, already read and checked by this process
+        base_offsets, base_data = self._offsets, self._bytes()
+        if max(deleted, default=-1) >= len(base_offsets) or max(
+                replaced, default=-1) >= len(base_offsets):
+            raise corrupt  # a position past the shared index's end
+        overlay: dict[Key, Overlaid] = {}
+        for position in deleted:
+            overlay[_entry_key(base_data, base_offsets[position])] = (position, None)
+        for i, position in enumerate(replaced):
+            key = _entry_key(base_data, base_offsets[position])
+            start = offsets[i]
+            stop = offsets[i + 1] if i + 1 < len(offsets) else own_end
+            raw = data[start:stop]
+            if key in overlay or _entry_key(data, start)[0]:
+                raise corrupt  # replaced and deleted, or a replacement with a name
+            named = _renamed(raw, key[0])
+            if _entry_key(named, 0) != key:
+                raise corrupt  # a replacement at another stage
+            overlay[key] = (position, named)
+        # Added entries are not looked up in the shared index (that would be a binary search
+        # each): one that has the path of a shared entry overrides it, as in git, and a
+        # write looks the shared entry up when it removes such a path.
+        for i in range(len(replaced), len(offsets)):
+            start = offsets[i]
+            stop = offsets[i + 1] if i + 1 < len(offsets) else own_end
+            key = _entry_key(data, start)
+            if not key[0]:
+                raise corrupt
+            if key not in overlay:
+                overlay[key] = (-1, data[start:stop])
+            else:  # the path of a deleted shared entry: a replacement, for the write
+                overlay[key] = (overlay[key][0], data[start:stop])
+        self.version = max(version, self._base_version)
+        self._overlay = overlay
+
+    def _load_shared(self, base: bytes) -> None:
+        """Read and check the shared index named ``base`` into ``_data`` and the offsets."""
+        self._base_version = 2
+        if base == _NO_BASE:
+            self._data, self._parts, self._offsets, self._end = b"", None, _offset_array(), 12
+            self._base, self._offsets_kept = base, True
+            return
+        path = self.path.with_name(f"sharedindex.{base.hex()}")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise GitError(f"{self.path} names the shared index {path.name}, which is "
+                           "missing; remove the index and run `git reset`") from None
+        if data[-_CHECKSUM:] != base:
+            raise GitError(f"{path} is not the shared index its name says; remove "
+                           f"{self.path} and run `git reset`")
+        version, offsets, end, link, cached = self._parse(path, data)
+        if link is not None:
+            raise GitError(f"{path} links to another shared index; remove {self.path} "
+                           "and run `git reset`")
+        self._data, self._parts, self._offsets, self._end = data, None, offsets, end
+        self._base, self._base_version, self._offsets_kept = base, version, cached
+
+    def _walk(self, path: Path, data: bytes, count: int) -> tuple[array[int], int]:
         """The offset of every entry, and where the entries end: one pass over the file."""
         if count * _ENTRY.size > len(data):  # a count no file this size can hold
-            raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it")
+            raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
         offsets = [0] * count
         offset = _HEADER.size
         try:
@@ -163,9 +410,9 @@ class GitIndex:
                        else name_at + length)
                 offset += ((end - offset) // 8 + 1) * 8
         except (IndexError, ValueError):
-            raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it") from None
+            raise GitError(f"{path} is truncated; run `git reset` to rebuild it") from None
         if offset > len(data) - _CHECKSUM:
-            raise GitError(f"{self.path} is truncated; run `git reset` to rebuild it")
+            raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
         return _offset_array(offsets), offset
 
     def _cached_offsets(self, data: bytes, count: int) -> tuple[array[int], int] | None:
@@ -222,6 +469,8 @@ class GitIndex:
     def _raw(self, key: Key) -> bytes | None:
         if key in self._changes:
             return self._changes[key]
+        if self._overlay and key in self._overlay:
+            return self._overlay[key][1]
         at, found = self._position(key)
         if not found:
             return None
@@ -272,7 +521,8 @@ class GitIndex:
         for stage in (0, 1, 2, 3):
             self._changes[(name, stage)] = None
 
-    def _spliced(self) -> tuple[list[bytes | memoryview], array[int], int]:
+    def _spliced(self, changes: dict[Key, bytes | None],
+                 ) -> tuple[list[bytes | memoryview], array[int], int]:
         """The new file but its checksum, as parts: runs of unchanged entries are views of
         the old bytes (never copied), with their offsets shifted. Returns the parts, the
         new offsets and where the entries end."""
@@ -281,8 +531,8 @@ class GitIndex:
         new_offsets = _offset_array()
         at = _HEADER.size  # where the next part lands in the new file
         copied = 0  # entries of the old file before this one are placed
-        for key in sorted(self._changes):
-            raw = self._changes[key]
+        for key in sorted(changes):
+            raw = changes[key]
             position, found = self._position(key, copied)
             if position > copied:
                 start = offsets[copied]
@@ -315,12 +565,25 @@ class GitIndex:
         IndexLockedError. A lock left by a modelbox process that died holding it is removed
         first (see :func:`clear_stale_lock`).
         """
-        parts, offsets, end = self._spliced()
-        digest = hashlib.sha1()
-        for part in parts:
-            digest.update(part)
-        checksum = digest.digest()
-        parts.append(checksum)
+        split = self.split_settings.enabled
+        if split or (split is None and self.is_split):
+            self._write_split()
+            return
+        changes = self._changes
+        if self._overlay:  # a split index written whole: its differences, then ours
+            changes = {key: raw for key, (_, raw) in self._overlay.items()} | changes
+        parts, offsets, end = self._spliced(changes)
+        checksum = _seal(parts)
+        self._replace(parts)
+        self._base, self._overlay = None, {}
+        # The new bytes are joined only if this process reads the index again (a script
+        # writing in a loop); a command that ends here never copies them.
+        self._data, self._parts = b"", parts
+        self._offsets, self._end, self._changes = offsets, end, {}
+        self._save_offsets(checksum, offsets, end)
+
+    def _replace(self, parts: list[bytes | memoryview]) -> None:
+        """Write ``parts`` as the index file, through ``index.lock``."""
         lock = self.path.with_name(self.path.name + ".lock")
         fd = _acquire(lock)
         try:
@@ -335,16 +598,121 @@ class GitIndex:
             _owner_file(lock).unlink(missing_ok=True)
         st = self.path.stat()
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        # The new bytes are joined only if this process reads the index again (a script
-        # writing in a loop); a command that ends here never copies them.
-        self._data, self._parts = b"", parts
-        self._offsets, self._end, self._changes = offsets, end, {}
+
+    def _write_split(self) -> None:
+        """Write a split index: the overlay, and a new shared index first when there is
+        none yet or the overlay holds more than ``max_percent`` of the entries (git's
+        rule, counting replaced entries as well as added ones)."""
+        try:
+            self._write_overlay()
+        except BaseException:
+            self._stamp = None  # the shared index may have moved on: read the file again
+            raise
+
+    def _write_overlay(self) -> None:
+        overlay = dict(self._overlay)
+        for key, raw in self._changes.items():
+            if key in overlay and overlay[key][0] >= 0:
+                position = overlay[key][0]
+            else:
+                at, found = self._position(key)
+                position = at if found else -1
+            if position < 0 and raw is None:
+                overlay.pop(key, None)
+            else:
+                overlay[key] = (position, raw)
+        replaced, removed, entries, added = self._sorted_overlay(overlay)
+        stored = len(entries) + len(added)
+        total = len(self._offsets) - len(removed) + len(added)
+        percent = self.split_settings.max_percent
+        if (self._base in (None, _NO_BASE) or percent == 0
+                or (percent < 100 and total * percent < stored * 100)):
+            self._write_shared({key: raw for key, (_, raw) in overlay.items()})
+            overlay, replaced, removed, entries, added = {}, [], [], [], []
+        else:
+            assert self._base is not None
+            with contextlib.suppress(OSError):  # in use: keep it from expiring
+                os.utime(self.path.with_name(f"sharedindex.{self._base.hex()}"))
+        assert self._base is not None
+        link = self._base + _ewah(removed) + _ewah(replaced)
+        parts: list[bytes | memoryview] = [
+            _HEADER.pack(b"DIRC", self.version, len(entries) + len(added)),
+            b"".join(entries) + b"".join(added), _LINK + struct.pack(">I", len(link)) + link]
+        _seal(parts)
+        self._replace(parts)
+        self._overlay, self._changes = overlay, {}
+        if not self._offsets_kept:
+            self._save_offsets(self._base, self._offsets, self._end)
+            self._offsets_kept = True
+
+    def _sorted_overlay(self, overlay: dict[Key, Overlaid],
+                        ) -> tuple[list[int], list[int], list[bytes], list[bytes]]:
+        """The split file's parts, in git's order: the shared positions replaced and
+        deleted, the replacing entries (without their names) and the added entries."""
+        replaced: list[int] = []
+        removed: list[int] = []
+        entries: list[bytes] = []
+        added: list[bytes] = []
+        stripped = self._stripped
+        for key in sorted(overlay):
+            position, raw = overlay[key]
+            if raw is None:
+                if position >= 0:
+                    removed.append(position)
+            elif position < 0:
+                added.append(raw)
+            else:
+                replaced.append(position)
+                bare = stripped.get(raw)
+                if bare is None:
+                    bare = stripped[raw] = _renamed(raw, b"")
+                entries.append(bare)
+        if len(stripped) > 2 * len(entries) + 64:  # drop entries replaced again since
+            kept = set(entries)
+            self._stripped = {raw: bare for raw, bare in stripped.items() if bare in kept}
+        return replaced, removed, entries, added
+
+    def _write_shared(self, changes: dict[Key, bytes | None]) -> None:
+        """Write ``sharedindex.<checksum>``: every entry, as a flat index; it becomes
+        ``_data``. Shared indexes unused for ``splitIndex.sharedIndexExpire`` go."""
+        parts, offsets, end = self._spliced(changes)
+        checksum = _seal(parts)
+        path = self.path.with_name(f"sharedindex.{checksum.hex()}")
+        tmp = self.path.with_name(f"sharedindex_modelbox.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.writelines(parts)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._data, self._parts, self._offsets, self._end = b"", parts, offsets, end
+        self._base, self._base_version = checksum, self.version
         self._save_offsets(checksum, offsets, end)
+        self._offsets_kept = True
+        expire = self.split_settings.expire
+        if expire is None:
+            return
+        now = time.time()
+        for old in self.path.parent.glob("sharedindex.*"):
+            with contextlib.suppress(OSError):
+                if old != path and now - old.stat().st_mtime > expire:
+                    old.unlink()
 
     def _bytes(self) -> bytes:
         if self._parts is not None:
             self._data, self._parts = b"".join(self._parts), None
         return self._data
+
+def _seal(parts: list[bytes | memoryview]) -> bytes:
+    """Append an index file's checksum (SHA-1 of everything before it) to ``parts``."""
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part)
+    checksum = digest.digest()
+    parts.append(checksum)
+    return checksum
+
 
 # -- index.lock: waiting for it, and telling our own dead lock from a live git's ------------
 _BACKOFF_START, _BACKOFF_MAX = 0.005, 0.1

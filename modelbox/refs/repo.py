@@ -430,6 +430,15 @@ class GitRepo:
             return None
         return value.decode("utf-8", "replace") if value else None
 
+    def git_setting(self, section: str, key: str) -> str | None:
+        """A git setting as git sees it: this repository's config, then the user's and the
+        system's (``core.splitIndex``...); None when unset."""
+        try:
+            value = self._repo.get_config_stack().get((section.encode(),), key.encode())
+        except KeyError:
+            return None
+        return value.decode("utf-8", "replace") if value is not None else None
+
     def identity(self) -> str:
         """``Name <email>`` of the acting user, as git would pick it.
 
