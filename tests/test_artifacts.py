@@ -92,6 +92,7 @@ def _head(path: Path) -> str:
     return git(path, "rev-parse", "HEAD").strip()
 
 
+@pytest.mark.smoke
 def test_a_file_and_a_folder_round_trip_through_the_store(
     reg: Path, files: Path, tmp_path: Path, run: Run
 ) -> None:

@@ -202,13 +202,17 @@ def build(job: PackJob, cache: HashCache | None) -> tuple[Packed, io.BytesIO]:
         data.seek(job.size - 1)
         data.write(b"\0")  # the buffer's final size, once
         data.seek(0)
+    # Every view of the buffer is released before anything is raised: a traceback keeps
+    # its frames' locals, and a live view there is an export of ``data`` that outlives it
+    # (BufferError on 3.13 when the cycle is collected; CPython gh-111211 crashes 3.12).
     view = data.getbuffer()
     try:
         recalled = job.recalled()
         if recalled is not None:
             offset = 0
             for path, size in zip(job.paths, job.sizes, strict=True):
-                read_into(path, view[offset : offset + size])
+                with view[offset : offset + size] as part:
+                    read_into(path, part)
                 offset += size
             if hashlib.sha256(view).hexdigest() == recalled.sha256:
                 return recalled, data
@@ -230,7 +234,8 @@ def _read_members(
     learned = []
     offset = 0
     for path, size, expected in zip(job.paths, job.sizes, job.digests, strict=True):
-        digest, stat = read_small(path, view[offset : offset + size], expected=expected)
+        with view[offset : offset + size] as part:  # released even when the read raises
+            digest, stat = read_small(path, part, expected=expected)
         digests.append(digest)
         if stat is not None:
             learned.append((Path(os.path.abspath(path)), stat, digest.sha256))

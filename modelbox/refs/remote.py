@@ -67,8 +67,23 @@ _AUDIT = "refs/modelbox/audit"
 
 
 @contextlib.contextmanager
-def _transport_errors(url: str) -> Iterator[None]:
-    """Turn what dulwich's transports raise into RemoteError, naming the remote."""
+def _transport_errors(url: str, client: GitClient | None = None) -> Iterator[None]:
+    """Turn what dulwich's transports raise into RemoteError, naming the remote; on every
+    error, close what the failed call left open (:func:`_close_abandoned`) and the idle
+    connections of ``client``'s HTTP pool."""
+    try:
+        with _translated(url):
+            yield
+    except BaseException as exc:
+        _close_abandoned(exc)
+        pool = getattr(client, "pool_manager", None)  # http(s) clients only
+        if pool is not None:
+            pool.clear()
+        raise
+
+
+@contextlib.contextmanager
+def _translated(url: str) -> Iterator[None]:
     # Imported here: with the git program, a command never loads dulwich's transports.
     import socket
 
@@ -88,7 +103,6 @@ def _transport_errors(url: str) -> Iterator[None]:
             f"{url} refused the credentials; configure a Git credential helper or token"
         ) from None
     except HangupException as exc:
-        _close_abandoned(exc)
         raise RemoteError(f"{url} hung up: {exc}; check the URL and your access") from None
     except GitProtocolError as exc:
         # dulwich wraps urllib3's connection errors: keep the part a person can act on.
@@ -111,17 +125,21 @@ def _close_abandoned(exc: BaseException) -> None:
     """Close the connections dulwich raised ``exc`` from without closing them.
 
     On a hang-up, ``get_refs`` and friends raise with their Protocol (an ssh process and
-    its pipes, a socket) still open in their frames: left to the garbage collector, it
-    holds the process and its descriptors, and warns, whenever the cycle is collected.
+    its pipes, a socket) still open in their frames; on an HTTP error status (a 404 from a
+    URL that is no repository, a 401...) dulwich raises with the urllib3 response, and its
+    socket, still open in its frame. Left to the garbage collector, each holds its process
+    or socket, and warns (ResourceWarning), whenever the cycle is collected: one socket
+    per failed command, which Python 3.13's collector reports inside the next test.
     """
     from dulwich.protocol import Protocol
+    from urllib3.response import BaseHTTPResponse
 
     seen: BaseException | None = exc
     while seen is not None:
         frames = seen.__traceback__
         while frames is not None:
             for value in list(frames.tb_frame.f_locals.values()):
-                if isinstance(value, Protocol):
+                if isinstance(value, (Protocol, BaseHTTPResponse)):
                     with contextlib.suppress(OSError):
                         value.close()
             frames = frames.tb_next
@@ -200,7 +218,7 @@ class Remote:
             return gitcli.ls_remote(self._git, self.repo.git_dir, self.url,
                                     batch_ssh=self._batch_ssh())
         client, path = self._connect()
-        with _transport_errors(self.url):
+        with _transport_errors(self.url, client):
             result = client.get_refs(path.encode())
         refs = {
             k.decode(): v.decode() for k, v in result.refs.items()
@@ -262,7 +280,7 @@ class Remote:
             return out
 
         target: Any = self.repo.raw if quarantine is None else _Target(self.repo, quarantine)
-        with _transport_errors(self.url):
+        with _transport_errors(self.url, client):
             result = client.fetch(path.encode(), target, determine_wants=determine_wants)
         return chosen, _head_branch(result.symrefs)
 
@@ -298,7 +316,7 @@ class Remote:
             return raw.generate_pack_data(set(have), set(want), progress=progress,
                                           ofs_delta=ofs_delta)
 
-        with _transport_errors(self.url):
+        with _transport_errors(self.url, client):
             try:
                 try:
                     result = client.send_pack(path.encode(), update_refs, pack_data,

@@ -370,6 +370,7 @@ def _dead_port() -> int:
 
 @pytest.mark.parametrize("kind", ["missing path", "plain folder", "git port", "http port",
                                   "http no repo", "git no repo"])
+@pytest.mark.smoke
 @pytest.mark.usefixtures("git_transport")
 def test_a_bad_remote_is_one_clear_line(
     kind: str, git_servers: Servers, tmp_path: Path, run: Run

@@ -49,12 +49,14 @@ def test_every_command_has_help(run: Run, path: tuple[str, ...]) -> None:
     assert command.help, f"modelbox {' '.join(path)} has no help text"
 
 
+@pytest.mark.smoke
 def test_version_option_prints_the_version(run: Run) -> None:
     result = run("--version")
     assert result.code == 0
     assert "0.1.0" in result.out
 
 
+@pytest.mark.smoke
 def test_a_bare_group_shows_its_usage(run: Run) -> None:
     result = run("model")
     assert result.code in (0, 2)

@@ -39,6 +39,7 @@ def test_the_index_stays_valid_after_many_writes(registry: Registry, registry_pa
     assert git_code(registry_path, "fsck", "--strict", "--no-dangling") == 0
 
 
+@pytest.mark.smoke
 def test_an_index_rewritten_by_git_status_and_git_add_still_works(
     registry: Registry, registry_path: Path
 ) -> None:
@@ -69,6 +70,7 @@ def test_an_intent_to_add_entry_in_a_version_3_index_survives(
     assert git_out(registry_path, "status", "--porcelain") == " A later.txt\n"
 
 
+@pytest.mark.smoke
 def test_a_commit_by_git_between_modelbox_writes_is_kept(
     registry: Registry, registry_path: Path
 ) -> None:

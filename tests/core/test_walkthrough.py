@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 MODEL = "ai/vision/yolo"
 
 
+@pytest.mark.smoke
 def test_issue_2_walkthrough(tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run("init", "reg").code == 0
     reg = tmp_path / "reg"

@@ -99,6 +99,7 @@ def test_a_file_too_large_for_a_pack_starts_a_new_one() -> None:
     assert plan(files) == [[0], [1, 2]]
 
 
+@pytest.mark.smoke
 def test_a_folder_of_small_files_round_trips_as_a_few_objects(
     store: ObjectStore, tmp_path: Path, cache: HashCache
 ) -> None:
@@ -158,6 +159,7 @@ def test_changing_one_file_sends_only_its_pack(
     assert len(set(store.iter_digests())) == len(first) + 1
 
 
+@pytest.mark.smoke
 def test_a_file_changed_before_it_was_packed_stores_nothing(
     store: ObjectStore, tmp_path: Path, cache: HashCache
 ) -> None:

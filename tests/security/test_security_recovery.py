@@ -94,6 +94,7 @@ def test_pull_killed_at_step_is_finished_by_the_next_write(tmp_path: Path, step:
     _clean(clone)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("step", ["after-ref-move", "index-locked", "before-tag-refs"])
 def test_check_fix_finishes_an_interrupted_write(tmp_path: Path, step: str) -> None:
     repo = _init(tmp_path / "r")
