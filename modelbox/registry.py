@@ -320,10 +320,9 @@ class Registry:
         assert txn.change is not None
         releases.guard(txn.snapshot, txn.writes)  # a released version's artifacts are frozen
         old_tree = txn.snapshot.tree
-        new_tree = self.repo.build_tree(old_tree, txn.writes)
+        new_tree, changes = self.repo.build_tree_changes(old_tree, txn.writes)
         if new_tree == old_tree:
             return
-        changes = list(self.repo.changed_paths(old_tree, new_tree))
         worktree = self.worktree()
         if worktree is not None:
             # What the work tree holds is the batch's base, not the previous staged commit.

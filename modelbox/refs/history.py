@@ -70,7 +70,9 @@ class History:
         """Add parsed commits to the cache file."""
         if not records:
             return
-        cache = self._load()
+        # Appending needs no read: a write does not parse the whole file (100,000 lines at
+        # 100,000 versions) only to add its own commits to it.
+        cache = self._cache if self._cache is not None else {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             for record in records:
