@@ -70,13 +70,14 @@ class History:
         """Add parsed commits to the cache file."""
         if not records:
             return
-        # Appending needs no read: a write does not parse the whole file (100,000 lines at
-        # 100,000 versions) only to add its own commits to it.
-        cache = self._cache if self._cache is not None else {}
+        # A write only appends: the file is read when a walk needs it, not here (at
+        # 100,000 commits that read would be most of a write's time).
+        cache = self._cache
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             for record in records:
-                cache[record.sha] = record
+                if cache is not None:
+                    cache[record.sha] = record
                 line = {
                     "sha": record.sha, "parents": record.parents, "author": record.author,
                     "time": record.time, "timezone": record.timezone, "message": record.message,
