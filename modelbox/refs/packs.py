@@ -25,7 +25,7 @@ import uuid
 import zlib
 from pathlib import Path
 
-from dulwich.pack import write_pack_index
+from dulwich.pack import apply_delta, write_pack_index
 
 #: Objects per pack before it is finished and a new one started: a 100,000-version batch
 #: (~800,000 objects) leaves ~4 packs, its index entries stay ~40 MB at most in memory.
@@ -34,7 +34,91 @@ PACK_OBJECTS = 200_000
 PACK_BYTES = 512 * 1024 * 1024
 
 _HEADER = struct.Struct(">4sLL")
-_COMPRESSION = -1  # zlib default, as git (core.compression)
+_COMPRESSION = 1  # zlib's fastest: most of a batch's bytes are tree deltas and SHA-1s
+_OFS_DELTA = 6
+#: Longest delta chain (git's pack.depth default); a longer one is cut by a whole object.
+MAX_DEPTH = 50
+_MIN_DELTA_SOURCE = 512  # smaller objects are stored whole
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _ofs(distance: int) -> bytes:
+    """An OFS_DELTA's distance back to its base, in git's offset encoding."""
+    out = [distance & 0x7F]
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.insert(0, 0x80 | (distance & 0x7F))
+        distance >>= 7
+    return bytes(out)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))  # a[:lo] == b[:lo]; the answer is at most hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _copy(offset: int, size: int) -> bytes:
+    out = bytearray()
+    while size:
+        chunk = min(size, 0xFFFFFF)
+        command, args = 0x80, bytearray()
+        for i in range(4):
+            if (offset >> (8 * i)) & 0xFF:
+                command |= 1 << i
+                args.append((offset >> (8 * i)) & 0xFF)
+        for i in range(3):
+            if (chunk >> (8 * i)) & 0xFF:
+                command |= 0x10 << i
+                args.append((chunk >> (8 * i)) & 0xFF)
+        out.append(command)
+        out += args
+        offset += chunk
+        size -= chunk
+    return bytes(out)
+
+
+def make_delta(base: bytes, target: bytes) -> bytes:
+    """A git delta from ``base`` to ``target``: their common start and end copied, the
+    middle inserted. A commit changes one entry of a wide tree, so that is the whole
+    difference (git's own search would find no better)."""
+    head = _common_prefix(base, target)
+    tail = _common_suffix(base, target, min(len(base), len(target)) - head)
+    out = [_varint(len(base)), _varint(len(target)), _copy(0, head)]
+    middle = target[head : len(target) - tail]
+    for at in range(0, len(middle), 127):
+        piece = middle[at : at + 127]
+        out.append(bytes([len(piece)]) + piece)
+    out.append(_copy(len(base) - tail, tail))
+    return b"".join(out)
 
 
 def _object_header(type_num: int, size: int) -> bytes:
@@ -62,8 +146,10 @@ class PackWriter:
         self._file.write(_HEADER.pack(b"PACK", 2, 0))  # the count is filled in by finish()
         self._offset = _HEADER.size
         self._dirty = False
-        # raw sha -> (offset, stored length, type, crc32)
-        self._entries: dict[bytes, tuple[int, int, int, int]] = {}
+        # raw sha -> (offset, stored length, header length, type, crc32)
+        self._entries: dict[bytes, tuple[int, int, int, int, int]] = {}
+        # a delta's sha -> (its base's sha, chain depth)
+        self._deltas: dict[bytes, tuple[bytes, int]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -75,13 +161,30 @@ class PackWriter:
     def __contains__(self, sha: bytes) -> bool:
         return sha in self._entries
 
-    def add(self, sha: bytes, type_num: int, raw: bytes) -> None:
-        """Append one object (``sha``: its 20-byte id) unless it is already in the pack."""
+    def add(self, sha: bytes, type_num: int, raw: bytes,
+            base: tuple[bytes, bytes] | None = None) -> None:
+        """Append one object (``sha``: its 20-byte id) unless it is already in the pack.
+
+        ``base`` is ``(sha, raw)`` of an object of the same type it likely differs little
+        from (the tree it replaces): if that one is in this pack, this one is stored as a
+        delta against it (``OFS_DELTA``), as git would after a repack.
+        """
         if sha in self._entries:
             return
-        data = _object_header(type_num, len(raw)) + zlib.compress(raw, _COMPRESSION)
+        header = _object_header(type_num, len(raw))
+        body = raw
+        if base is not None and len(raw) >= _MIN_DELTA_SOURCE and base[0] in self._entries:
+            depth = self._deltas.get(base[0], (b"", 0))[1] + 1
+            delta = make_delta(base[1], raw) if depth <= MAX_DEPTH else b""
+            if delta and len(delta) < len(raw) // 2:
+                header = _object_header(_OFS_DELTA, len(delta)) + _ofs(
+                    self._offset - self._entries[base[0]][0])
+                body = delta
+                self._deltas[sha] = (base[0], depth)
+        data = header + zlib.compress(body, _COMPRESSION)
         self._file.write(data)
-        self._entries[sha] = (self._offset, len(data), type_num, binascii.crc32(data))
+        self._entries[sha] = (self._offset, len(data), len(header), type_num,
+                              binascii.crc32(data))
         self._offset += len(data)
         self._dirty = True
 
@@ -90,15 +193,17 @@ class PackWriter:
         entry = self._entries.get(sha)
         if entry is None:
             return None
-        offset, length, type_num, _ = entry
+        offset, length, header, type_num, _ = entry
         if self._dirty:
             self._file.flush()
             self._dirty = False
-        data = os.pread(self._file.fileno(), length, offset)
-        at = 0
-        while data[at] & 0x80:  # skip the header's continuation bytes
-            at += 1
-        return type_num, zlib.decompress(data[at + 1 :])
+        body = zlib.decompress(os.pread(self._file.fileno(), length, offset)[header:])
+        delta = self._deltas.get(sha)
+        if delta is not None:
+            found = self.read(delta[0])
+            assert found is not None  # a delta's base is always in its pack
+            body = b"".join(apply_delta(found[1], body))
+        return type_num, body
 
     def finish(self) -> Path | None:
         """Complete the pack and move it in; returns its ``pack-<sha>`` base path (None for
@@ -120,8 +225,8 @@ class PackWriter:
         if self.fsync:
             os.fsync(f.fileno())
         f.close()
-        entries = sorted((sha, offset, crc) for sha, (offset, _, _, crc) in self._entries.items())
-        self._entries = {}
+        entries = sorted((sha, entry[0], entry[4]) for sha, entry in self._entries.items())
+        self._entries, self._deltas = {}, {}
         names = hashlib.sha1()  # how git and dulwich name a pack
         for sha, _, _ in entries:
             names.update(sha)
@@ -148,7 +253,7 @@ class PackWriter:
         """Delete the unfinished pack (its objects were never referenced)."""
         if not self._file.closed:
             self._file.close()
-        self._entries = {}
+        self._entries, self._deltas = {}, {}
         self.path.unlink(missing_ok=True)
 
 

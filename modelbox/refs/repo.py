@@ -31,9 +31,10 @@ from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
 _DIR_MODE = 0o040000
 _NONE: tuple[int, str | None] = (0, None)
 _OBJECT_CACHE_SIZE = 50_000
-# ...and at most this many bytes of their raw content: at 100,000 versions a namespace tree
-# is ~20 KB, and a batch makes one per commit (a count alone let the cache reach gigabytes).
-_OBJECT_CACHE_BYTES = 32 * 1024 * 1024
+# ...and about this many bytes: at 100,000 versions a namespace tree is ~20 KB raw, ~120 KB
+# parsed, and a batch makes one per commit (a count alone let the cache reach gigabytes).
+_OBJECT_CACHE_BYTES = 48 * 1024 * 1024
+_PARSED_TREE_WEIGHT = 6  # a parsed tree's size in memory / its raw size
 _PACK_THRESHOLD = 64
 _FILE_MODE = 0o100644
 
@@ -215,7 +216,8 @@ class GitRepo:
             self._objects.move_to_end(sha)
             if isinstance(cached[0], bytes):
                 parsed = Tree.from_raw_string(Tree.type_num, cached[0], _oid(sha))
-                self._objects[sha] = (parsed, cached[1])
+                self._objects[sha] = (parsed, _weight(parsed))
+                self._cached_bytes += _weight(parsed) - cached[1]
                 return parsed
             return cached[0]
         obj = self._held(sha)
@@ -246,7 +248,7 @@ class GitRepo:
         if sha in self._objects:
             self._objects.move_to_end(sha)
             return
-        size = len(obj) if isinstance(obj, bytes) else obj.raw_length()
+        size = len(obj) if isinstance(obj, bytes) else _weight(obj)
         self._objects[sha] = (obj, size)
         self._cached_bytes += size
         while len(self._objects) > 1 and (len(self._objects) > _OBJECT_CACHE_SIZE
@@ -270,9 +272,10 @@ class GitRepo:
         self._remember(sha, obj)
         return sha
 
-    def _pack(self, sha: str, type_num: int, raw: bytes) -> None:
+    def _pack(self, sha: str, type_num: int, raw: bytes,
+              base: tuple[bytes, bytes] | None = None) -> None:
         assert self._packing is not None
-        self._packing.add(bytes.fromhex(sha), type_num, raw)
+        self._packing.add(bytes.fromhex(sha), type_num, raw, base)
         if len(self._packing) >= PACK_OBJECTS or self._packing.size >= PACK_BYTES:
             self._finish_pack()
 
@@ -572,7 +575,7 @@ class GitRepo:
         new_raw = _tree_splice(raw, found, edits)
         if not new_raw:
             return None
-        return self._add_tree(new_raw)
+        return self._add_tree(new_raw, (tree_sha, raw) if tree_sha else None)
 
     def _tree_raw(self, sha: str) -> bytes:
         cached = self._objects.get(sha)
@@ -584,12 +587,14 @@ class GitRepo:
             raise GitError(f"{sha} is not a tree")
         return obj.as_raw_string()
 
-    def _add_tree(self, raw: bytes) -> str:
-        """Store a tree given as raw bytes; kept unparsed until someone reads it."""
+    def _add_tree(self, raw: bytes, base: tuple[str, bytes] | None) -> str:
+        """Store a tree given as raw bytes (kept unparsed until someone reads it), a delta
+        against ``base`` (the tree it replaces) when that one is in the same pack."""
         sha = hashlib.sha1(b"tree %d\x00" % len(raw) + raw).hexdigest()
         if self._packing is None:
             return self._add(Tree.from_raw_string(Tree.type_num, raw, _oid(sha)))
-        self._pack(sha, Tree.type_num, raw)
+        self._pack(sha, Tree.type_num, raw,
+                   None if base is None else (bytes.fromhex(base[0]), base[1]))
         self._remember(sha, raw)
         return sha
 
@@ -665,6 +670,11 @@ class GitRepo:
             e.path.decode(): (e.mode, e.sha.decode())
             for e in cast(Tree, self.object(tree)).iteritems()
         }
+
+def _weight(obj: ShaFile) -> int:
+    size = obj.raw_length()
+    return size * _PARSED_TREE_WEIGHT if isinstance(obj, Tree) else size
+
 
 def _tree_key(name: bytes, mode: int) -> bytes:
     """How git orders tree entries: a directory's name as if it ended with ``/``."""
