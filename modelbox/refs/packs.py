@@ -207,10 +207,18 @@ class PackWriter:
 
     def finish(self) -> Path | None:
         """Complete the pack and move it in; returns its ``pack-<sha>`` base path (None for
-        an empty pack, which is deleted)."""
+        an empty pack, which is deleted). A failure (a full disk) deletes it."""
         if not self._entries:
             self.abort()
             return None
+        try:
+            return self._finish()
+        except OSError:
+            self.abort()
+            self.path.with_name(self.path.name + ".idx").unlink(missing_ok=True)
+            raise
+
+    def _finish(self) -> Path:
         f = self._file
         f.seek(0)
         f.write(_HEADER.pack(b"PACK", 2, len(self._entries)))
