@@ -31,10 +31,10 @@ from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
 _DIR_MODE = 0o040000
 _NONE: tuple[int, str | None] = (0, None)
 _OBJECT_CACHE_SIZE = 50_000
-# ...and about this many bytes: at 100,000 versions a namespace tree is ~20 KB raw, ~120 KB
+# ...and about this many bytes: at 100,000 versions a namespace tree is ~16 KB raw, ~120 KB
 # parsed, and a batch makes one per commit (a count alone let the cache reach gigabytes).
-_OBJECT_CACHE_BYTES = 48 * 1024 * 1024
-_PARSED_TREE_WEIGHT = 6  # a parsed tree's size in memory / its raw size
+_OBJECT_CACHE_BYTES = 32 * 1024 * 1024
+_PARSED_TREE_WEIGHT = 8  # a parsed tree's size in memory / its raw size (7.4 measured)
 _PACK_THRESHOLD = 64
 _FILE_MODE = 0o100644
 
