@@ -28,6 +28,10 @@ def case_twin(snap: Snapshot, path: str) -> str | None:
     exist as written but does under another case (or Unicode normalization). None if none."""
     parent = ""
     for segment in path.split("/"):
+        if snap.exists(f"{parent}/{segment}".lstrip("/")):
+            # As written: no listing (a namespace of 500 models is one to sort per write).
+            parent = f"{parent}/{segment}".lstrip("/")
+            continue
         names = [name for name, _ in snap.listdir(parent)] if snap.is_dir(parent) else []
         if segment not in names:
             twin = next((n for n in names if fold(n) == fold(segment)), None)

@@ -7,6 +7,7 @@ is brought along afterwards by :mod:`modelbox.refs.worktree`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -25,10 +26,15 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo, get_user_identity
 
 from modelbox.errors import ConcurrentUpdateError, GitError, IdentityError
+from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
 
 _DIR_MODE = 0o040000
 _NONE: tuple[int, str | None] = (0, None)
 _OBJECT_CACHE_SIZE = 50_000
+# ...and about this many bytes: at 100,000 versions a namespace tree is ~16 KB raw, ~120 KB
+# parsed, and a batch makes one per commit (a count alone let the cache reach gigabytes).
+_OBJECT_CACHE_BYTES = 32 * 1024 * 1024
+_PARSED_TREE_WEIGHT = 8  # a parsed tree's size in memory / its raw size (7.4 measured)
 _PACK_THRESHOLD = 64
 _FILE_MODE = 0o100644
 
@@ -101,6 +107,14 @@ class Snapshot:
             (entry.path.decode(), entry.mode == _DIR_MODE) for entry in tree.iteritems()
         ]
 
+    def exists(self, path: str) -> bool:
+        """Whether a file or directory is at ``path`` (the root always is)."""
+        parent_path, _, name = path.rpartition("/")
+        if not name:
+            return True
+        parent = self._tree(parent_path)
+        return parent is not None and name.encode() in parent
+
     def is_dir(self, path: str) -> bool:
         return self._tree(path) is not None
 
@@ -151,10 +165,14 @@ class GitRepo:
         self.root: Path | None = None if repo.bare else Path(repo.path)
         # Git objects never change, so parsed ones are kept: a write re-reads the same few
         # trees (root, models/, the namespace) that the previous write just produced.
-        self._objects: OrderedDict[str, ShaFile] = OrderedDict()
+        # (a tree this process made is kept as its raw bytes until it is read)
+        self._objects: OrderedDict[str, tuple[ShaFile | bytes, int]] = OrderedDict()
+        self._cached_bytes = 0
         self._identity: str | None = None
-        # Objects of an unpublished batch: readable here, written to disk by flush_pending().
+        # Objects of an unpublished batch: the first few held here (a small batch writes
+        # them loose at the end, as git does), then streamed into a pack (:mod:`.packs`).
         self._pending: dict[str, ShaFile] | None = None
+        self._packing: PackWriter | None = None
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -193,11 +211,18 @@ class GitRepo:
     # -- objects -------------------------------------------------------------------------
     def object(self, sha: str) -> ShaFile:
         """The parsed object ``sha`` (callers must not mutate it: it is shared)."""
-        obj = self._objects.get(sha)
-        if obj is None and self._pending is not None:
-            obj = self._pending.get(sha)
-        if obj is not None:
+        cached = self._objects.get(sha)
+        if cached is not None:
             self._objects.move_to_end(sha)
+            if isinstance(cached[0], bytes):
+                parsed = Tree.from_raw_string(Tree.type_num, cached[0], _oid(sha))
+                self._objects[sha] = (parsed, _weight(parsed))
+                self._cached_bytes += _weight(parsed) - cached[1]
+                return parsed
+            return cached[0]
+        obj = self._held(sha)
+        if obj is not None:
+            self._remember(sha, obj)
             return obj
         try:
             obj = self._read(sha)
@@ -218,19 +243,61 @@ class GitRepo:
         except KeyError:
             return self._repo.object_store[_oid(sha)]
 
-    def _remember(self, sha: str, obj: ShaFile) -> None:
-        self._objects[sha] = obj
-        if len(self._objects) > _OBJECT_CACHE_SIZE:
-            self._objects.popitem(last=False)
+    def _held(self, sha: str) -> ShaFile | None:
+        """An object of the unpublished batch (held, or in the pack being written)."""
+        if self._pending is not None and sha in self._pending:
+            return self._pending[sha]
+        if self._packing is None:
+            return None
+        found = self._packing.read(bytes.fromhex(sha))
+        if found is None:
+            return None
+        return ShaFile.from_raw_string(found[0], found[1], _oid(sha))
+
+    def _remember(self, sha: str, obj: ShaFile | bytes) -> None:
+        if sha in self._objects:
+            self._objects.move_to_end(sha)
+            return
+        size = len(obj) if isinstance(obj, bytes) else _weight(obj)
+        self._objects[sha] = (obj, size)
+        self._cached_bytes += size
+        while len(self._objects) > 1 and (len(self._objects) > _OBJECT_CACHE_SIZE
+                                          or self._cached_bytes > _OBJECT_CACHE_BYTES):
+            self._cached_bytes -= self._objects.popitem(last=False)[1][1]
 
     def _add(self, obj: ShaFile) -> str:
         sha = obj.id.decode()
-        if self._pending is not None:
+        if self._packing is not None:
+            self._pack(sha, obj.type_num, obj.as_raw_string())
+        elif self._pending is not None:
             self._pending[sha] = obj
+            if len(self._pending) > _PACK_THRESHOLD:  # many: stream them into a pack
+                self._packing = PackWriter(self._pack_dir(), fsync=True)
+                for held in self._pending.values():
+                    self._packing.add(bytes.fromhex(held.id.decode()), held.type_num,
+                                      held.as_raw_string())
+                self._pending = {}
         else:
             self._add_loose(obj)
         self._remember(sha, obj)
         return sha
+
+    def _pack(self, sha: str, type_num: int, raw: bytes,
+              base: tuple[bytes, bytes] | None = None) -> None:
+        assert self._packing is not None
+        self._packing.add(bytes.fromhex(sha), type_num, raw, base)
+        if len(self._packing) >= PACK_OBJECTS or self._packing.size >= PACK_BYTES:
+            self._finish_pack()
+
+    def _pack_dir(self) -> Path:
+        return Path(os.fsdecode(self._repo.object_store.path)) / "pack"
+
+    def _finish_pack(self) -> None:
+        """Move the pack being written into the object database (readable by all)."""
+        packing, self._packing = self._packing, None
+        if packing is not None:
+            packing.finish()
+            self._packing = PackWriter(self._pack_dir(), fsync=True)
 
     def _add_loose(self, obj: ShaFile) -> None:
         """Write one loose object. dulwich writes it through ``<object>.lock``; one that a
@@ -255,27 +322,44 @@ class GitRepo:
             os.replace(tmp, path)
 
     def hold_objects(self) -> None:
-        """Keep new objects in memory until :meth:`flush_pending` (or discard them)."""
+        """Hold new objects back until :meth:`flush_pending` (or discard them): a few in
+        memory, the rest streamed into packs that only a published ref makes reachable."""
         self._pending = {}
 
     def flush_pending(self) -> None:
-        """Write the held objects: loose when few (as git does), one pack when many."""
+        """Write the held objects: loose when few (as git does), the pack being written
+        when many (finished into the object database, fsynced)."""
         pending, self._pending = self._pending or {}, None
-        store = self._repo.object_store
-        if len(pending) > _PACK_THRESHOLD:
-            store.add_objects([(obj, None) for obj in pending.values()])
-        else:
-            for obj in pending.values():
-                self._add_loose(obj)
+        packing, self._packing = self._packing, None
+        if packing is not None:
+            packing.finish()
+        for obj in pending.values():
+            self._add_loose(obj)
 
     def discard_pending(self) -> None:
+        """Forget the unpublished objects. Packs already finished stay: nothing refers to
+        their objects (git's gc prunes them); the one being written is deleted."""
         for sha in self._pending or {}:
-            self._objects.pop(sha, None)
+            self._drop(sha)
         self._pending = None
+        packing, self._packing = self._packing, None
+        if packing is not None:
+            # Its objects are gone: none may be served from the cache any more.
+            for sha in [s for s in self._objects if bytes.fromhex(s) in packing]:
+                self._drop(sha)
+            packing.abort()
+
+    def _drop(self, sha: str) -> None:
+        held = self._objects.pop(sha, None)
+        if held is not None:
+            self._cached_bytes -= held[1]
 
     def raw_commit(self, sha: str) -> bytes:
         """A commit's raw bytes, without building a dulwich object (history walks)."""
-        held = self._objects.get(sha) or (self._pending or {}).get(sha)
+        cached = self._objects.get(sha)
+        held = cached[0] if cached is not None else self._held(sha)
+        if isinstance(held, bytes):
+            raise GitError(f"{sha} is not a commit")
         if held is not None:
             return held.as_raw_string()
         store = self._repo.object_store
@@ -334,7 +418,9 @@ class GitRepo:
         return found
 
     def has_object(self, sha: str) -> bool:
-        return sha in (self._pending or {}) or _oid(sha) in self._repo.object_store
+        return (sha in (self._pending or {})
+                or (self._packing is not None and bytes.fromhex(sha) in self._packing)
+                or _oid(sha) in self._repo.object_store)
 
     def snapshot(self, commit: str | None) -> Snapshot:
         if commit is None:
@@ -459,6 +545,14 @@ class GitRepo:
 
     def build_tree(self, base_tree: str | None, changes: Mapping[str, bytes | None]) -> str:
         """Store the tree ``base_tree`` + ``changes`` (None deletes a file or directory)."""
+        return self.build_tree_changes(base_tree, changes)[0]
+
+    def build_tree_changes(
+        self, base_tree: str | None, changes: Mapping[str, bytes | None]
+    ) -> tuple[str, list[PathChange]]:
+        """:meth:`build_tree`, and the files that differ from ``base_tree`` (what
+        :meth:`changed_paths` of the two trees gives, found while building: a write to
+        one file need not diff the wide trees on its path again)."""
         nested: dict[str, Any] = {}
         for path, data in changes.items():
             node = nested
@@ -469,34 +563,67 @@ class GitRepo:
                     raise GitError(f"cannot write below the file {path}")
                 node = child
             node[leaf] = data
-        new = self._apply(base_tree, nested)
-        return new if new is not None else self._add(Tree())
+        changed: list[PathChange] = []
+        new = self._apply(base_tree, nested, "", changed)
+        return (new if new is not None else self._add(Tree())), changed
 
-    def _apply(self, tree_sha: str | None, changes: dict[str, Any]) -> str | None:
-        tree = Tree()
-        if tree_sha:  # a copy: the cached object is shared and must not change
-            for entry in cast(Tree, self.object(tree_sha)).iteritems():
-                tree.add(entry.path, entry.mode, entry.sha)
+    def _apply(
+        self, tree_sha: str | None, changes: dict[str, Any], prefix: str,
+        changed: list[PathChange],
+    ) -> str | None:
+        """Store the tree ``tree_sha`` with ``changes``; its raw form is edited in place
+        (a namespace of 500 models is one entry changed, not 500 parsed and re-sorted)."""
+        raw = self._tree_raw(tree_sha) if tree_sha else b""
+        found = _tree_find(raw, {name.encode() for name in changes})
+        edits: dict[bytes, tuple[int, str] | None] = {}
         for name, change in changes.items():
             key = name.encode()
+            path = prefix + name
+            mode, sha = found.get(key, (0, None))[:2]
+            old_dir = sha if sha is not None and mode == _DIR_MODE else None
+            old_file = sha if sha is not None and mode != _DIR_MODE else None
             if isinstance(change, dict):
-                current = tree[key] if key in tree else None  # noqa: SIM401 - Tree has no .get
-                sub = current[1].decode() if current and current[0] == _DIR_MODE else None
-                new_sub = self._apply(sub, change)
-                if new_sub is None:
-                    if key in tree:
-                        del tree[key]
-                else:
-                    tree[key] = (_DIR_MODE, _oid(new_sub))
-            elif change is None:
-                if key in tree:
-                    del tree[key]
+                if old_file is not None:  # a file where a folder is made
+                    changed.append(PathChange(path, old_file, None))
+                new_sub = self._apply(old_dir, change, path + "/", changed)
+                edits[key] = None if new_sub is None else (_DIR_MODE, new_sub)
+                continue
+            if old_dir is not None:  # a folder replaced by a file, or deleted
+                changed.extend(self.changed_paths(old_dir, None, path + "/"))
+            if change is None:
+                edits[key] = None
+                if old_file is not None:
+                    changed.append(PathChange(path, old_file, None))
             else:
-                blob = Blob.from_string(cast(bytes, change))
-                tree[key] = (_FILE_MODE, _oid(self._add(blob)))
-        if not len(tree):
+                new_sha = self._add(Blob.from_string(cast(bytes, change)))
+                edits[key] = (_FILE_MODE, new_sha)
+                if new_sha != old_file or mode != _FILE_MODE:
+                    changed.append(PathChange(path, old_file, new_sha))
+        new_raw = _tree_splice(raw, found, edits)
+        if not new_raw:
             return None
-        return self._add(tree)
+        return self._add_tree(new_raw, (tree_sha, raw) if tree_sha else None)
+
+    def _tree_raw(self, sha: str) -> bytes:
+        cached = self._objects.get(sha)
+        if cached is not None and isinstance(cached[0], bytes):
+            self._objects.move_to_end(sha)
+            return cached[0]
+        obj = self.object(sha)
+        if not isinstance(obj, Tree):
+            raise GitError(f"{sha} is not a tree")
+        return obj.as_raw_string()
+
+    def _add_tree(self, raw: bytes, base: tuple[str, bytes] | None) -> str:
+        """Store a tree given as raw bytes (kept unparsed until someone reads it), a delta
+        against ``base`` (the tree it replaces) when that one is in the same pack."""
+        sha = hashlib.sha1(b"tree %d\x00" % len(raw) + raw).hexdigest()
+        if self._packing is None:
+            return self._add(Tree.from_raw_string(Tree.type_num, raw, _oid(sha)))
+        self._pack(sha, Tree.type_num, raw,
+                   None if base is None else (bytes.fromhex(base[0]), base[1]))
+        self._remember(sha, raw)
+        return sha
 
     def write_commit(
         self, *, tree: str, parents: list[str], message: str, author: str
@@ -570,6 +697,86 @@ class GitRepo:
             e.path.decode(): (e.mode, e.sha.decode())
             for e in cast(Tree, self.object(tree)).iteritems()
         }
+
+def _weight(obj: ShaFile) -> int:
+    size = obj.raw_length()
+    return size * _PARSED_TREE_WEIGHT if isinstance(obj, Tree) else size
+
+
+def _tree_key(name: bytes, mode: int) -> bytes:
+    """How git orders tree entries: a directory's name as if it ended with ``/``."""
+    return name + b"/" if mode == _DIR_MODE else name
+
+
+def _tree_find(raw: bytes, names: set[bytes]) -> dict[bytes, tuple[int, str, int, int]]:
+    """``name -> (mode, sha, start, end)`` of the entries ``names`` of a raw tree, read by
+    walking the entries in order until past the last name (both of its sort keys)."""
+    out: dict[bytes, tuple[int, str, int, int]] = {}
+    if not raw or not names:
+        return out
+    last = max(name + b"/" for name in names)
+    pos, size = 0, len(raw)
+    while pos < size:
+        space = raw.index(b" ", pos)
+        nul = raw.index(b"\x00", space)
+        name = raw[space + 1 : nul]
+        end = nul + 21
+        if name in names:
+            mode = int(raw[pos:space], 8)
+            out[name] = (mode, raw[nul + 1 : end].hex(), pos, end)
+            if len(out) == len(names):
+                break
+        if name > last:
+            break
+        pos = end
+    return out
+
+
+def _insert_at(raw: bytes, key: bytes) -> int:
+    """Where an entry sorting as ``key`` goes in a raw tree: before the first larger one."""
+    pos, size = 0, len(raw)
+    while pos < size:
+        space = raw.index(b" ", pos)
+        nul = raw.index(b"\x00", space)
+        if _tree_key(raw[space + 1 : nul], int(raw[pos:space], 8)) > key:
+            return pos
+        pos = nul + 21
+    return size
+
+
+def _tree_splice(
+    raw: bytes, found: Mapping[bytes, tuple[int, str, int, int]],
+    edits: Mapping[bytes, tuple[int, str] | None],
+) -> bytes:
+    """The raw tree ``raw`` with ``edits`` (name -> (mode, sha), None removes it); ``found``
+    is :func:`_tree_find` of their names. An entry that keeps its place is overwritten
+    where it is; a new one (or one whose sort key changes) is put in git's order."""
+    # (offset, 0 insert / 1 cut, sort key, bytes written, where the cut ends)
+    ops: list[tuple[int, int, bytes, bytes, int]] = []
+    for name, new in edits.items():
+        old = found.get(name)
+        entry = b"" if new is None else b"%o %s\x00" % (new[0], name) + bytes.fromhex(new[1])
+        if old is not None and new is not None and _tree_key(name, old[0]) == _tree_key(
+            name, new[0]
+        ):
+            ops.append((old[2], 1, b"", entry, old[3]))  # replaced where it is
+            continue
+        if old is not None:
+            ops.append((old[2], 1, b"", b"", old[3]))
+        if new is not None:
+            key = _tree_key(name, new[0])
+            ops.append((_insert_at(raw, key), 0, key, entry, 0))
+    if not ops:
+        return raw
+    ops.sort()
+    out, at = [], 0
+    for offset, kind, _, data, end in ops:
+        out.append(raw[at:offset])
+        out.append(data)
+        at = end if kind else offset
+    out.append(raw[at:])
+    return b"".join(out)
+
 
 def _ref_locked(name: str, exc: FileLocked) -> GitError:
     lock = os.fsdecode(exc.lockfilename)
