@@ -22,7 +22,6 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from benchkit import scale_cache
@@ -39,7 +38,7 @@ from benchkit.harness import (
     measure,
     run,
 )
-from benchkit.sharing import NOOP_PULL, WITHIN_2X, available, git_daemon
+from benchkit.sharing import NOOP_PULL, WITHIN_2X, _step, available, git_daemon
 
 RESOLVE = Target("seconds", 0.15)  # issue 15: resolve
 LIST = Target("seconds", 0.5)  # model list
@@ -330,7 +329,3 @@ def _bulk(bench: Bench, copy: Path, size: str, models: int) -> list[Row]:
                             ours_rss=sample.rss_mb, unit="MB"))
     return rows
 
-
-def _step(samples: list[Sample], argv: list[str], env: dict[str, str], cwd: Path,
-          ) -> Callable[[], None]:
-    return lambda: samples.append(measure(argv, env=env, cwd=cwd))
