@@ -28,7 +28,9 @@ from benchkit.harness import Bench, Row, Sizes, StepError, modelbox_commit, tabl
 from benchkit.hashing import hashing
 from benchkit.memory import memory
 from benchkit.scale import scale
+from benchkit.scale_curve import curve
 from benchkit.scale_refs import refs
+from benchkit.scale_shards import shards
 from benchkit.sharing import sharing
 from benchkit.transfers import big_file, folder, noop
 from benchkit.versus_gto import versus_gto
@@ -46,7 +48,9 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "8": ("memory", memory, False),
     "9": ("stress", stress, False),
     "10": ("scale", scale, False),
+    "11": ("scale-curve", curve, False),
     "12": ("refs", refs, False),
+    "13": ("shards", shards, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 
