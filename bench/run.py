@@ -101,6 +101,8 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         sizes.big_mb = args.big_mb
     if args.files:
         sizes.files = args.files
+    if args.repeat:
+        sizes.scale_rounds = args.repeat
     return sizes
 
 

@@ -244,7 +244,8 @@ class Sizes:
     scale_batches: tuple[int, int, int] = (1000, 20000, 100)
     scale_curve: tuple[tuple[int, int], ...] = ((50, 20), (500, 20), (5000, 20))
     scale_refs: tuple[int, ...] = (10_000, 100_000, 1_000_000)
-    scale_shards: tuple[int, int, int] = (10, 1000, 10)
+    scale_shards: tuple[int, int, int] = (10, 500, 4)
+    scale_rounds: int = 1  # rounds of push / clone / pull at 100k (~10 min each here)
 
 
 @dataclass

@@ -274,8 +274,9 @@ def _sharing(bench: Bench, copy: Path, size: str) -> list[Row]:
     got: dict[str, list[Sample]] = {k: [] for k in keys}
     served = bench.fresh("scale-served")
     with git_daemon(served) as base:
-        for i in range(bench.repeat):
-            bench.say(f"10: push / clone / pull, round {i + 1}/{bench.repeat}")
+        rounds = bench.sizes.scale_rounds
+        for i in range(rounds):
+            bench.say(f"10: push / clone / pull, round {i + 1}/{rounds}")
             where = bench.fresh(f"scale-sharing{i}")
             for bare in ("mb.git", "git.git"):
                 run(["git", "init", "-q", "--bare", "--initial-branch=main",
