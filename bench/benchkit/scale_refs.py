@@ -83,14 +83,20 @@ def refs(bench: Bench) -> list[Row]:
     rows: list[Row] = []
     served = bench.fresh("refs-served")
     for count in bench.sizes.scale_refs:
-        name = f"{count // 1000}k" if count >= 1000 else str(count)
+        name = _label(count)
         bench.say(f"12: making a repository with {count:,} tag refs")
         make_repository(bench, served / f"{name}.git", count)
     with git_daemon(served) as base:
         for count in bench.sizes.scale_refs:
-            name = f"{count // 1000}k" if count >= 1000 else str(count)
+            name = _label(count)
             rows += _measure(bench, f"{base}/{name}.git", name)
     return rows
+
+
+def _label(count: int) -> str:
+    if count >= 1_000_000 and count % 1_000_000 == 0:
+        return f"{count // 1_000_000}M"
+    return f"{count // 1000}k" if count >= 1000 else str(count)
 
 
 def _measure(bench: Bench, url: str, name: str) -> list[Row]:
