@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchkit import scale_cache
@@ -67,18 +68,30 @@ def scale(bench: Bench) -> list[Row]:
     models, versions = bench.sizes.scale
     reg, stamp = scale_cache.registry(bench, models, versions)
     size = f"10. [{label(models, versions)}]"
-    rows = reads(bench, reg, size, "10")
-    rows.append(footprint(bench, reg, size, stamp))
-    rows += _check(bench, reg, size)
+    rows = _part(size, "reads", lambda: reads(bench, reg, size, "10"))
+    rows += _part(size, ".git size", lambda: [footprint(bench, reg, size, stamp)])
+    rows += _part(size, "check", lambda: _check(bench, reg, size))
     copy = scale_cache.copy(bench, reg, "scale-copy")
     try:
-        rows += _writes(bench, copy, size)
-        rows += _hook_and_since(bench, copy, size)
-        rows += _sharing(bench, copy, size)
+        rows += _part(size, "cold writes", lambda: _writes(bench, copy, size))
+        rows += _part(size, "hook and check --since",
+                      lambda: _hook_and_since(bench, copy, size))
+        rows += _part(size, "push / clone / pull", lambda: _sharing(bench, copy, size))
         rows += _bulk(bench, copy, size, models)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     return rows
+
+
+def _part(size: str, what: str, measure_it: Callable[[], list[Row]]) -> list[Row]:
+    """The rows of one part, or one failed row (no verdict but n/a) if a command failed:
+    a 40-minute run keeps what it measured."""
+    try:
+        return measure_it()
+    except StepError as error:
+        print(f"scenario 10: {what} failed: {error}", file=sys.stderr)
+        return [Row(f"{size} {what}: FAILED, see stderr", None, target=READ,
+                    note=str(error).splitlines()[0][:80])]
 
 
 # -- reads -----------------------------------------------------------------------------
@@ -316,12 +329,20 @@ def _bulk(bench: Bench, copy: Path, size: str, models: int) -> list[Row]:
     rows = []
     for count, batch, prefix in ((first, first, "ba"), (second, second, "bb"),
                                  (single, 0, "bs")):
+        if not count:
+            continue
         what = (f"{count:,} versions in one batch" if batch
                 else f"{count} versions, one publish per call")
         bench.say(f"10: bulk, {what}")
-        sample = measure([bench.python, str(PROBES), "add-versions", str(copy), str(models),
-                          str(count), str(batch), prefix], env=env, cwd=bench.work,
-                         capture=True)
+        try:
+            sample = measure([bench.python, str(PROBES), "add-versions", str(copy),
+                              str(models), str(count), str(batch), prefix], env=env,
+                             cwd=bench.work, capture=True)
+        except StepError as error:
+            print(f"scenario 10: bulk, {what} failed: {error}", file=sys.stderr)
+            rows.append(Row(f"{size} create {what} (API): FAILED, see stderr", None,
+                            target=RATE if batch else SINGLE))
+            continue
         rate = float(sample.output.strip().splitlines()[-1])
         rows.append(Row(f"{size} create {what} (API)", rate, target=RATE if batch else SINGLE,
                         ours_rss=sample.rss_mb, unit="versions/s"))
