@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,9 +24,13 @@ from pathlib import Path
 
 from benchkit import peers
 from benchkit.big_registry import big_registry
-from benchkit.harness import ROOT, Bench, Row, Sizes, StepError, table, work_folder
+from benchkit.harness import Bench, Row, Sizes, StepError, modelbox_commit, table, work_folder
 from benchkit.hashing import hashing
 from benchkit.memory import memory
+from benchkit.scale import scale
+from benchkit.scale_curve import curve
+from benchkit.scale_refs import refs
+from benchkit.scale_shards import shards
 from benchkit.sharing import sharing
 from benchkit.transfers import big_file, folder, noop
 from benchkit.versus_gto import versus_gto
@@ -44,6 +47,10 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "7": ("sharing", sharing, False),
     "8": ("memory", memory, False),
     "9": ("stress", stress, False),
+    "10": ("scale", scale, False),
+    "11": ("scale-curve", curve, False),
+    "12": ("refs", refs, False),
+    "13": ("shards", shards, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 
@@ -67,6 +74,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--refresh-peers", action="store_true",
                         help="reinstall the peers venv (bench/.work/peers)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--rebuild-scale", action="store_true",
+                        help="build the cached registries of scenarios 10-13 again "
+                             "(bench/.work/scale)")
+    parser.add_argument("--scale-from", type=Path, metavar="PATH",
+                        help="seed scenario 10's cached 5,000 x 20 registry from a copy of "
+                             "PATH (a registry the build-registry probe made)")
     args = parser.parse_args(argv)
     by_name = {name: number for number, (name, _, _) in SCENARIOS.items()}
     chosen = []
@@ -80,25 +93,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _sizes(args: argparse.Namespace) -> Sizes:
-    sizes = Sizes(big_mb=64, files=200, gto=(10, 10), gto_scale=1, registry=(50, 4)) \
-        if args.quick else Sizes()
+    sizes = Sizes(big_mb=64, files=200, gto=(10, 10), gto_scale=1, registry=(50, 4),
+                  scale=(50, 10), scale_batches=(100, 500, 20),
+                  scale_curve=((10, 10), (50, 10)), scale_refs=(1_000, 10_000),
+                  scale_shards=(3, 20, 5)) if args.quick else Sizes()
     if args.big_mb:
         sizes.big_mb = args.big_mb
     if args.files:
         sizes.files = args.files
+    if args.repeat:
+        sizes.scale_rounds = args.repeat
     return sizes
-
-
-def _modelbox_commit() -> str:
-    """The last commit that changed anything outside bench/, ``-dirty`` if tracked files
-    outside bench/ are modified: what the numbers measure."""
-    git = ["git", "-C", str(ROOT)]
-    outside = ["--", ".", ":(exclude)bench"]
-    commit = subprocess.run([*git, "log", "-1", "--format=%h", *outside], capture_output=True,
-                            text=True, check=False).stdout.strip() or "?"
-    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", *outside],
-                             capture_output=True, text=True, check=False).stdout.strip()
-    return f"{commit}-dirty" if changed else commit
 
 
 def _describe_machine(bench: Bench, commit: str) -> str:
@@ -122,7 +127,8 @@ def _describe_machine(bench: Bench, commit: str) -> str:
         f"peers: {peer}; S3: SeaweedFS on loopback",
         f"sizes: file {s.big_mb} MiB, folder {s.files} x {s.file_kb} KiB, GTO "
         f"{s.gto[0]}x{s.gto[1]}" + (f" and x{s.gto_scale}" if s.gto_scale > 1 else "")
-        + f", registry {s.registry[0]}x{s.registry[1]}; medians of {bench.repeat} rounds "
+        + f", registry {s.registry[0]}x{s.registry[1]}, scale {s.scale[0]}x{s.scale[1]}; "
+        f"medians of {bench.repeat} rounds "
         f"(transfers, push/clone) / {bench.fast_repeat} (commands)"
         + ("; --quick: no verdicts" if bench.quick else ""),
     ])
@@ -133,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
     fast_repeat = args.fast_repeat or (3 if args.quick else 5)
     needs_peers = any(SCENARIOS[n][2] for n in args.scenarios) and not args.no_peers
-    commit = _modelbox_commit()
+    commit = modelbox_commit()
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(work_folder(args.keep))
-        bench = Bench(args.quick, repeat, fast_repeat, _sizes(args), work, stack)
+        bench = Bench(args.quick, repeat, fast_repeat, _sizes(args), work, stack,
+                      rebuild_scale=args.rebuild_scale,
+                      scale_from=args.scale_from.resolve() if args.scale_from else None)
         if args.no_peers:
             bench.peer_problem = "--no-peers"
         elif needs_peers:
@@ -160,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(broken[-1], file=sys.stderr)
             bench.say(f"scenario {number} done in {time.perf_counter() - started:.0f} s")
         header = _describe_machine(bench, commit)
-        if _modelbox_commit() != commit:
-            broken.append(f"modelbox changed during the run ({commit} -> {_modelbox_commit()}): "
+        if modelbox_commit() != commit:
+            broken.append(f"modelbox changed during the run ({commit} -> {modelbox_commit()}): "
                           "run again on a quiet checkout")
     report = f"{header}\n\n{table(rows, args.quick)}\n" + "".join(f"\n{b}\n" for b in broken)
     print(report)

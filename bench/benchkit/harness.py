@@ -87,6 +87,18 @@ def run(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
+def modelbox_commit() -> str:
+    """The last commit that changed anything outside bench/, ``-dirty`` if tracked files
+    outside bench/ are modified: what the numbers measure."""
+    git = ["git", "-C", str(ROOT)]
+    outside = ["--", ".", ":(exclude)bench"]
+    commit = subprocess.run([*git, "log", "-1", "--format=%h", *outside], capture_output=True,
+                            text=True, check=False).stdout.strip() or "?"
+    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", *outside],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    return f"{commit}-dirty" if changed else commit
+
+
 def alternate(i: int, *steps: Callable[[], T]) -> list[T]:
     """Run ``steps`` in order on even ``i`` and in reverse on odd ``i``; results in order.
 
@@ -103,9 +115,9 @@ def alternate(i: int, *steps: Callable[[], T]) -> list[T]:
 @dataclass(frozen=True)
 class Target:
     """``ratio``: modelbox/peer <= value; ``seconds``: modelbox <= value; ``rate``: >= value;
-    ``rss``: modelbox's peak RSS <= value MB."""
+    ``rss``: modelbox's peak RSS <= value MB; ``size``: modelbox <= value MB (of disk)."""
 
-    kind: Literal["ratio", "seconds", "rate", "rss"]
+    kind: Literal["ratio", "seconds", "rate", "rss", "size"]
     value: float
 
     def __str__(self) -> str:
@@ -115,6 +127,8 @@ class Target:
             return f"<= {self.value:g} s"
         if self.kind == "rss":
             return f"RSS <= {self.value:g} MB"
+        if self.kind == "size":
+            return f"<= {self.value:g} MB"
         return f">= {self.value:g}/s"
 
 
@@ -160,7 +174,7 @@ class Row:
             return "n/a"
         if self.target.kind == "ratio":
             return "n/a" if self.ratio is None else _ok(self.ratio <= self.target.value)
-        if self.target.kind == "seconds":
+        if self.target.kind in ("seconds", "size"):
             return _ok(self.ours <= self.target.value)
         if self.target.kind == "rss":
             return "n/a" if self.ours_rss is None else _ok(self.ours_rss <= self.target.value)
@@ -223,6 +237,15 @@ class Sizes:
     gto: tuple[int, int] = (20, 25)
     gto_scale: int = 10
     registry: tuple[int, int] = (1000, 10)
+    # scenarios 10-13 (benchkit/scale*.py): the registry of issue 15 (models, versions), the
+    # versions per batch of the two bulk rows and the one-publish row, the curve's sizes,
+    # the synthetic refs of scenario 12, the shards of scenario 13 (count, models, versions)
+    scale: tuple[int, int] = (5000, 20)
+    scale_batches: tuple[int, int, int] = (1000, 20000, 100)
+    scale_curve: tuple[tuple[int, int], ...] = ((50, 20), (500, 20), (5000, 20))
+    scale_refs: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    scale_shards: tuple[int, int, int] = (10, 500, 4)
+    scale_rounds: int = 1  # rounds of push / clone / pull at 100k (~10 min each here)
 
 
 @dataclass
@@ -237,6 +260,8 @@ class Bench:
     stack: contextlib.ExitStack
     peers: Peers | None = None
     peer_problem: str = ""
+    rebuild_scale: bool = False  # --rebuild-scale: build the cached scale registries again
+    scale_from: Path | None = None  # --scale-from: seed the scale registry from a copy
     shared: dict[str, object] = field(default_factory=dict)
     _server: S3Server | None = None
 

@@ -8,7 +8,12 @@
 * ``build-registry PATH MODELS VERSIONS``: the 1,000 x 10 registry through the Python API;
   prints ``{"batched": versions/s, "single": versions/s}``;
 * ``build-plan PATH PLAN``: the registry of a JSON plan (models, versions, tag moves), in
-  batches; prints the seconds it took.
+  batches; prints the seconds it took;
+* ``build-registry PATH MODELS VERSIONS NAMESPACE``: the same with every model in one
+  namespace (a shard of scenario 13);
+* ``add-versions PATH MODELS COUNT BATCH PREFIX``: COUNT more versions named PREFIXn, round
+  robin over the probe's models, published BATCH at a time (0: one publish per call, no
+  ``batch()``); prints versions/s.
 
 The last line printed is the measurement.
 """
@@ -69,8 +74,10 @@ def readd(ref: str, path: str) -> float:
     return elapsed
 
 
-def build_registry(path: str, models: int, versions: int) -> dict[str, float]:
-    """One commit per version, published in batches; then 100 more, one publish each."""
+def build_registry(path: str, models: int, versions: int,
+                   namespace: str | None = None) -> dict[str, float]:
+    """One commit per version, published in batches; then 100 more, one publish each.
+    Models ``mXXXX`` spread over namespaces ``team0..team9``, or all in ``namespace``."""
     from modelbox import MLFramework, ModelBoxClient
 
     client = ModelBoxClient(path, create=True)
@@ -78,7 +85,8 @@ def build_registry(path: str, models: int, versions: int) -> dict[str, float]:
     # releases what it names, and a version with no artifacts cannot be released).
     client.registry.set_protected_tags([])
     with client.batch():
-        handles = [client.new_model(f"m{i:04d}", "bench@example.com", f"team{i % 10}", "t")
+        handles = [client.new_model(f"m{i:04d}", "bench@example.com",
+                                    namespace or f"team{i % 10}", "t")
                    for i in range(models)]
     started = time.perf_counter()
     for v in range(versions):
@@ -95,6 +103,31 @@ def build_registry(path: str, models: int, versions: int) -> dict[str, float]:
     single = len(sample) / (time.perf_counter() - started)
     client.close()
     return {"batched": batched, "single": single}
+
+
+def add_versions(path: str, models: int, count: int, batch: int, prefix: str) -> float:
+    """COUNT versions on the models ``build_registry`` made, published ``batch`` at a time
+    (0: no ``batch()``, one publish per call); versions/s, opening the registry included."""
+    import contextlib
+
+    from modelbox import MLFramework, ModelBoxClient
+
+    started = time.perf_counter()
+    client = ModelBoxClient(path)
+    handles: dict[int, Any] = {}
+    done = 0
+    while done < count:
+        size = min(batch, count - done) if batch else 1
+        with client.batch() if batch else contextlib.nullcontext():
+            for k in range(done, done + size):
+                i = k % models
+                if i not in handles:
+                    handles[i] = client.model(f"team{i % 10}/m{i:04d}")
+                handles[i].new_model_version(f"{prefix}{k // models}",
+                                             framework=MLFramework.PYTORCH)
+        done += size
+    client.close()
+    return count / (time.perf_counter() - started)
 
 
 def build_plan(path: str, plan_file: str) -> float:
@@ -135,8 +168,10 @@ def main(argv: list[str]) -> int:
     elif command == "readd":
         print(readd(args[0], args[1]))
     elif command == "build-registry":
-        result = build_registry(args[0], int(args[1]), int(args[2]))
+        result = build_registry(args[0], int(args[1]), int(args[2]), *args[3:4])
         print(json.dumps(result))
+    elif command == "add-versions":
+        print(add_versions(args[0], int(args[1]), int(args[2]), int(args[3]), args[4]))
     elif command == "build-plan":
         print(build_plan(args[0], args[1]))
     else:
