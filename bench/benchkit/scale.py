@@ -53,6 +53,7 @@ CHECK = Target("seconds", 10)  # check, the whole registry
 SINCE = Target("seconds", 1)  # check --since REF, a change of 10 manifests
 HOOK = Target("seconds", 1)  # pre-commit modelbox-validate on 10 manifests
 DISK = Target("size", 300)  # .git after the build, no user action
+COMPLETE = Target("seconds", 0.3)  # issue 16: tags, models and versions complete in <= 0.3 s
 PRE_COMMIT_HOME = BENCH / ".work" / "pre-commit"  # the hook's virtualenv, kept between runs
 MODEL = "team0/m0000"  # tagged production (at v<versions // 2>) by build_registry
 WRITTEN = "team1/m0001"  # where the cold writes go
@@ -69,6 +70,7 @@ def scale(bench: Bench) -> list[Row]:
     reg, stamp = scale_cache.registry(bench, models, versions)
     size = f"10. [{label(models, versions)}]"
     rows = _part(size, "reads", lambda: reads(bench, reg, size, "10"))
+    rows += _part(size, "completion", lambda: _completion(bench, reg, size))
     rows += _part(size, ".git size", lambda: [footprint(bench, reg, size, stamp)])
     rows += _part(size, "check", lambda: _check(bench, reg, size))
     copy = scale_cache.copy(bench, reg, "scale-copy")
@@ -147,6 +149,14 @@ def reads(bench: Bench, reg: Path, size: str, number: str, *,
                       _step(theirs[title], git_argv, env, reg))
     return [Row.of(f"{size} {title}", ours[title], theirs[title], t if targets else None)
             for title, (_, _, t) in commands.items()]
+
+
+def _completion(bench: Bench, reg: Path, size: str) -> list[Row]:
+    """Shell completion of a tag, as bash asks click for it (issue 16's <= 0.3 s)."""
+    words = f"modelbox get {MODEL}:"
+    env = bench.env(_MODELBOX_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD="2")
+    got = [measure([bench.modelbox], env=env, cwd=reg) for _ in range(bench.fast_repeat)]
+    return [Row.of(f"{size} complete `{words}` (a tag, bash)", got, target=COMPLETE)]
 
 
 def _versions_of(reg: Path) -> int:
