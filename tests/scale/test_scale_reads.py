@@ -130,7 +130,8 @@ def test_a_rewritten_history_is_read_again(tmp_path: Path, run: Run, git: Git) -
     assert_same(reg, MODEL, f"{MODEL}:prod", f"{MODEL}@v2", f"{MODEL}@v3")
 
 
-def test_pulls_fast_forward_and_merging_are_seen(tmp_path: Path, run: Run, git: Git) -> None:
+def _upstream_and_clone(tmp_path: Path, run: Run, git: Git) -> tuple[Path, Path]:
+    """A registry pushed to a bare remote, and a clone of that remote."""
     upstream = make(tmp_path / "up")
     remote = tmp_path / "remote.git"
     git("init", "-q", "--bare", "-b", "main", remote)
@@ -138,6 +139,11 @@ def test_pulls_fast_forward_and_merging_are_seen(tmp_path: Path, run: Run, git: 
     ok(run, "--repo", upstream, "push")
     clone = tmp_path / "clone"
     ok(run, "clone", remote, clone)
+    return upstream, clone
+
+
+def test_pulls_fast_forward_and_merging_are_seen(tmp_path: Path, run: Run, git: Git) -> None:
+    upstream, clone = _upstream_and_clone(tmp_path, run, git)
     indexed(clone, MODEL)
     # A fast-forward: a chain on top of what the index covers.
     ok(run, "--repo", upstream, "tag", f"{MODEL}@v2", "prod")
@@ -281,13 +287,7 @@ def test_model_list_follows_plain_git_commits_resets_and_branches(
 
 
 def test_model_list_follows_a_pull(tmp_path: Path, run: Run, git: Git) -> None:
-    upstream = make(tmp_path / "up")
-    remote = tmp_path / "remote.git"
-    git("init", "-q", "--bare", "-b", "main", remote)
-    git("remote", "add", "origin", remote, cwd=upstream)
-    ok(run, "--repo", upstream, "push")
-    clone = tmp_path / "clone"
-    ok(run, "clone", remote, clone)
+    upstream, clone = _upstream_and_clone(tmp_path, run, git)
     listed(run, clone)
     ok(run, "--repo", upstream, "model", "create", "ai/vit")
     ok(run, "--repo", upstream, "push")
