@@ -735,7 +735,7 @@ def _acquire(lock: Path) -> int:
     delay = _BACKOFF_START
     while True:
         clear_stale_lock(lock)
-        owner.write_text(f"{os.getpid()}\n")
+        _record_owner(owner, f"{os.getpid()}\n")
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -745,8 +745,17 @@ def _acquire(lock: Path) -> int:
             time.sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX)
             continue
-        owner.write_text(f"{os.getpid()} {os.fstat(fd).st_ino}\n")
+        _record_owner(owner, f"{os.getpid()} {os.fstat(fd).st_ino}\n")
         return fd
+
+
+def _record_owner(owner: Path, text: str) -> None:
+    """Replace the owner record whole: a ``kill -9`` between truncating the file and
+    writing it again would leave an empty record once the lock exists, and a lock whose
+    owner cannot be read is never cleared (every later write would wait, then fail)."""
+    temporary = owner.with_name(f"{owner.name}.{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, owner)
 
 
 def clear_stale_lock(lock: Path) -> bool:
@@ -757,6 +766,10 @@ def clear_stale_lock(lock: Path) -> bool:
     a creation time within 0.1 s of the record. A lock of a live git is never touched.
     """
     owner = _owner_file(lock)
+    for temporary in lock.parent.glob(f"{owner.name}.*"):  # a record a kill -9 cut short
+        with contextlib.suppress(ValueError):
+            if not process_alive(int(temporary.name.rpartition(".")[2])):
+                temporary.unlink(missing_ok=True)
     try:
         fields = owner.read_text().split()
         recorded = owner.stat().st_mtime_ns

@@ -194,3 +194,26 @@ def test_a_pull_between_writes_leaves_the_index_as_git_sees_it(
         assert f"models/team/m/_versions/{version}/_version.json" in names
     index = (clone / ".git" / "index").read_bytes()
     assert index[-20:] in offsets_file(clone).read_bytes()
+
+
+def test_an_owner_record_a_kill_cut_short_is_cleared_and_the_lock_taken(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    # A process killed while replacing its index.lock owner record leaves the temporary
+    # record (`index.lock.modelbox-owner.PID`) beside the lock; a later write removes it
+    # and still reads the lock's owner from the whole record.
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(gone.stdout)
+    lock = registry_path / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    (registry_path / ".git" / "index.lock.modelbox-owner").write_text(
+        f"{dead} {lock.stat().st_ino}\n")
+    leftover = registry_path / ".git" / f"index.lock.modelbox-owner.{dead}"
+    leftover.write_text(f"{dead}\n")
+    registry.set_metadata(parse_reference(f"{M}@v1"), "k", "v")
+    assert not lock.exists() and not leftover.exists()
+    assert status(git, registry_path) == ""
