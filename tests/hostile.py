@@ -84,3 +84,15 @@ def fingerprint(*roots: Path, ignore: Iterable[str] = ()) -> dict[str, str]:
                     digest = hashlib.sha256(path.read_bytes()).hexdigest()
                     seen[key] = f"file {st.st_mode:o} {digest}"
     return seen
+
+
+def bytes_read() -> int:
+    """Bytes this process passed to read() so far (Linux's /proc/self/io ``rchar``): what
+    a test of "reads only what it must" counts; skips where /proc/self/io is absent."""
+    import pytest
+
+    io = Path("/proc/self/io")
+    if not io.exists():
+        pytest.skip("needs Linux's /proc/self/io")
+    fields = dict(line.split(": ") for line in io.read_text().splitlines())
+    return int(fields["rchar"])

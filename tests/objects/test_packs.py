@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hostile import bytes_read
 
 from modelbox.errors import ArtifactError, ObjectCorruptError, ObjectMissingError
 from modelbox.objects import HashCache, ObjectStore, default_cache_dir, hash_file
@@ -124,22 +125,13 @@ def test_storing_an_unchanged_folder_again_reads_and_sends_nothing(
     root = tmp_path / "src"
     paths = folder(root, [30_000] * 300)
     _, first = store_all(store, root, paths, cache)
-    read_before = _bytes_read()
+    read_before = bytes_read()
 
     layout = lay_out(paths, names(root, paths), cache)
     assert layout.recalled() == first
     assert store.put_packs([job for _, job in layout.packs], hashes=cache) == first
     # The kernel's count of this process's reads: not the 9 MB of the files.
-    assert _bytes_read() - read_before < 1_000_000
-
-
-def _bytes_read() -> int:
-    """Bytes this process passed to read() so far (Linux's /proc/self/io ``rchar``)."""
-    io = Path("/proc/self/io")
-    if not io.exists():
-        pytest.skip("needs Linux's /proc/self/io")
-    fields = dict(line.split(": ") for line in io.read_text().splitlines())
-    return int(fields["rchar"])
+    assert bytes_read() - read_before < 1_000_000
 
 
 def test_changing_one_file_sends_only_its_pack(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from hostile import MODELBOX, assert_refused, fingerprint, modelbox
+from hostile import MODELBOX, assert_refused, bytes_read, fingerprint, modelbox
 
 from modelbox.objects import default_cache_dir
 
@@ -344,25 +344,16 @@ def test_a_cache_entry_left_as_it_was_is_used_without_reading_it(
                "-q").code == 0
     assert run(*repo, "get", f"{MODEL}@v1", "-o", tmp_path / "first", "-q").code == 0
 
-    read_before = _bytes_read()
+    read_before = bytes_read()
     assert run(*repo, "get", f"{MODEL}@v1", "-o", tmp_path / "second", "-q").code == 0
-    assert _bytes_read() - read_before < 4 << 20
+    assert bytes_read() - read_before < 4 << 20
     assert (tmp_path / "second" / "w.bin").samefile(tmp_path / "first" / "w.bin")
 
     (tmp_path / "first" / "w.bin").unlink()  # moves the entry's ctime: hashed once more
-    read_before = _bytes_read()
+    read_before = bytes_read()
     assert run(*repo, "get", f"{MODEL}@v1", "-o", tmp_path / "third", "-q").code == 0
-    assert _bytes_read() - read_before >= len(data)
+    assert bytes_read() - read_before >= len(data)
     assert (tmp_path / "third" / "w.bin").samefile(tmp_path / "second" / "w.bin")
-
-
-def _bytes_read() -> int:
-    """Bytes this process passed to read() so far (Linux's /proc/self/io ``rchar``)."""
-    io = Path("/proc/self/io")
-    if not io.exists():
-        pytest.skip("needs Linux's /proc/self/io")
-    fields = dict(line.split(": ") for line in io.read_text().splitlines())
-    return int(fields["rchar"])
 
 
 @pytest.mark.parametrize("impostor", ["fifo", "symlink", "folder"])
