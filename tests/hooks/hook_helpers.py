@@ -3,14 +3,18 @@ hook repository pre-commit can install."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    import pytest
     from conftest import Run
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -37,6 +41,27 @@ def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
                           check=False, env=env)
     assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
     return proc.stdout
+
+
+@contextlib.contextmanager
+def built_once(tmp_path_factory: pytest.TempPathFactory,
+               name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder ``name`` that every pytest-xdist worker of this run shares (one process: in
+    its own basetemp), under an exclusive lock: yields it and whether this caller must build
+    it (True for the first), and marks it built when that block ends without an error."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, the parent of each worker's pytest-N/popen-gwK/
+    folder, done = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            yield folder, False
+            return
+        shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+        folder.mkdir()
+        yield folder, True
+        done.touch()
 
 
 def snapshot_project(target: Path) -> HookRepo:
