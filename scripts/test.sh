@@ -9,10 +9,11 @@
 # overrides the list ("3.10 3.13"; empty: none); FULL_PYTHONS ("3.10 3.13") names those
 # that run the whole suite instead (with the `test` extra).
 # Measured on 2 cores (other jobs loading the machine, so wall times are upper bounds): the
-# suite's 1,875 tests take 5.5 min of CPU; one process waits on servers, sleeps and timeouts
-# for most of its wall time: ~10.9 min in one process, ~3.9 min with 2 workers. A smoke .venv-3.X installs in ~45 s (the `test` extra: ~85 s),
-# its 30 tests run in ~50 s with 2 workers (~160 s in one process). The whole suite on 3.10
-# and 3.13 too would add two more suite runs: more than CI's ~10 min, so it stays opt-in.
+# suite's 1,875 tests take ~5.5 min of CPU; one process waits on servers, sleeps and
+# timeouts for most of its wall time: ~10.9 min in one process, ~3.9 min with 2 workers.
+# A smoke .venv-3.X installs in ~45 s (the `test` extra: ~85 s); its 30 tests run in ~50 s
+# with 2 workers (~160 s in one process). The whole suite on 3.10 and 3.13 as well would
+# add two more suite runs (3.13: 13 min loaded): over CI's ~10 min, so it stays opt-in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
