@@ -2,7 +2,9 @@
 
 The Git index is read through entry offsets kept in ``.git/modelbox/index-offsets``
 (:mod:`modelbox.refs.index`); these tests change the index behind modelbox's back in every
-way a user or git does and check that the next write leaves exactly git's view.
+way a user or git does and check that the next write leaves exactly git's view. Each runs
+on git's default index (version 2) and on version 4 (``feature.manyFiles``: names stored
+against the name before), which a write must keep.
 """
 
 from __future__ import annotations
@@ -38,18 +40,27 @@ def tracked(git: Git, root: Path) -> list[str]:
     return git("ls-files", "--stage", cwd=root).splitlines()
 
 
-@pytest.fixture
-def registry(registry_path: Path, git: Git) -> Iterator[Registry]:
+def index_version(root: Path) -> int:
+    return int.from_bytes((root / ".git" / "index").read_bytes()[4:8], "big")
+
+
+@pytest.fixture(params=[2, 4], ids=["index-v2", "index-v4"])
+def registry(registry_path: Path, git: Git, request: pytest.FixtureRequest,
+             ) -> Iterator[Registry]:
     """A registry with a model, two versions and a file committed by plain git that sorts
-    before every manifest (so renaming it moves every manifest's index entry)."""
+    before every manifest (so renaming it moves every manifest's index entry); its index
+    in git's version 2 or version 4, as every write must leave it."""
     (registry_path / "a.txt").write_text("notes\n")
     git("add", "a.txt", cwd=registry_path)
     git("commit", "-q", "-m", "notes", cwd=registry_path)
     with closing(Registry.open(registry_path)) as reg:
         reg.create_model(M)
         reg.create_version(M, "v1")
+        if request.param == 4:
+            git("update-index", "--index-version", "4", cwd=registry_path)
         reg.create_version(M, "v2")
         yield reg
+    assert index_version(registry_path) == request.param
 
 
 def test_offsets_are_kept_for_the_next_command(registry: Registry, registry_path: Path) -> None:
@@ -76,19 +87,22 @@ def test_an_index_git_rewrote_with_the_same_entry_count_is_not_read_with_old_off
     assert "models/team/m/_versions/v3/_version.json" in names
 
 
-@pytest.mark.parametrize("damage", ["shifted", "truncated", "garbage", "deleted"])
+@pytest.mark.parametrize("damage", ["shifted", "renamed", "truncated", "garbage", "deleted"])
 def test_damaged_or_foreign_offsets_are_computed_again(
     registry: Registry, registry_path: Path, git: Git, run: Run, damage: str
 ) -> None:
     path = offsets_file(registry_path)
     raw = path.read_bytes()
     count = int.from_bytes((registry_path / ".git" / "index").read_bytes()[8:12], "big")
-    body_at = len(raw) - 8 * count
+    body_at = raw.index(b"\n") + 1 + 52  # magic line, checksum, count, end, digest
+    names_at = body_at + 8 * count  # then, for a version 4 index, every name
     if damage == "shifted":  # every offset but the first 8 bytes off, the header as it was
         offsets = array.array("Q")
-        offsets.frombytes(raw[body_at:])
+        offsets.frombytes(raw[body_at:names_at])
         shifted = [offsets[0], *(o + 8 for o in offsets[1:])]
-        path.write_bytes(raw[:body_at] + array.array("Q", shifted).tobytes())
+        path.write_bytes(raw[:body_at] + array.array("Q", shifted).tobytes() + raw[names_at:])
+    elif damage == "renamed":  # a version 4 index's kept names, one of them changed
+        path.write_bytes(raw[:names_at] + raw[names_at:].replace(b"v1", b"v0"))
     elif damage == "truncated":
         path.write_bytes(raw[: body_at + 4])
     elif damage == "garbage":
