@@ -35,6 +35,7 @@ import os
 import struct
 import sys
 import time
+import weakref
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -296,6 +297,10 @@ class GitIndex:
         self._offsets_kept = True  # a split index: the offsets file describes _data
         self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
+        # The offsets of the last whole write wait here for the next process: saved once,
+        # when this view is let go (flush, garbage collection or exit), not per write.
+        self._kept = _Kept(self.offsets_path)
+        weakref.finalize(self, self._kept.flush)
         self.reload()
 
     @property
@@ -305,6 +310,7 @@ class GitIndex:
     def reload(self) -> None:
         """Read the index file again (an absent file is an empty index)."""
         self._changes = {}
+        self._kept.value = None  # offsets of bytes someone else has replaced
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
@@ -533,19 +539,8 @@ class GitIndex:
 
     def _save_offsets(self, checksum: bytes, offsets: array[int], end: int,
                       names: list[bytes] | None) -> None:
-        """Keep the offsets (and version 4 names) for the next process (temp file +
-        rename; best effort: a read-only ``.git`` only means they are computed again)."""
-        body = offsets.tobytes()
-        if names:
-            body += b"\0".join(names) + b"\0"
-        head = _CACHE_HEAD.pack(checksum, len(offsets), end, hashlib.sha1(body).digest())
-        tmp = self.offsets_path.with_name(f"{self.offsets_path.name}.{os.getpid()}.tmp")
-        with contextlib.suppress(OSError):
-            self.offsets_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(_CACHE_MAGIC + head + body)
-            os.replace(tmp, self.offsets_path)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        self._kept.value = None
+        _store_offsets(self.offsets_path, (checksum, offsets, end, names))
 
     # -- entries -------------------------------------------------------------------------
     def _key_at(self, offset: int) -> Key:
@@ -737,7 +732,7 @@ class GitIndex:
             self._replace(parts)
             self._data, self._parts, self._names = b"", parts, names
             self._offsets, self._end, self._changes = offsets, end, {}
-            self._save_offsets(checksum, offsets, end, names)
+            self._kept.value = (checksum, offsets, end, names)
             return
         if split or (split is None and self.is_split):
             self._write_split()
@@ -753,7 +748,12 @@ class GitIndex:
         # writing in a loop); a command that ends here never copies them.
         self._data, self._parts = b"", parts
         self._offsets, self._end, self._changes = offsets, end, {}
-        self._save_offsets(checksum, offsets, end, None)
+        self._kept.value = (checksum, offsets, end, None)
+
+    def flush(self) -> None:
+        """Save the offsets of the last write now (also done at garbage collection and
+        exit; a process killed before only leaves them to be computed again)."""
+        self._kept.flush()
 
     def _replace(self, parts: list[bytes | memoryview]) -> None:
         """Write ``parts`` as the index file, through ``index.lock``."""
@@ -876,6 +876,41 @@ class GitIndex:
         if self._parts is not None:
             self._data, self._parts = b"".join(self._parts), None
         return self._data
+
+_Offsets = tuple[bytes, "array[int]", int, "list[bytes] | None"]  # checksum, offsets, end, names
+
+
+def _store_offsets(path: Path, kept: _Offsets) -> None:
+    """Keep the offsets (and version 4 names) for the next process (temp file + rename;
+    best effort: a read-only ``.git`` only means they are computed again)."""
+    checksum, offsets, end, names = kept
+    body = offsets.tobytes()
+    if names:
+        body += b"\0".join(names) + b"\0"
+    head = _CACHE_HEAD.pack(checksum, len(offsets), end, hashlib.sha1(body).digest())
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(_CACHE_MAGIC + head + body)
+        os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+class _Kept:
+    """The offsets of an index's last write, not saved yet (a script publishing in a loop
+    saves them once, at the end, instead of after every write). Holds no reference to
+    its :class:`GitIndex`, so that the index can be collected and this saved then."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.value: _Offsets | None = None
+
+    def flush(self) -> None:
+        value, self.value = self.value, None
+        if value is not None:
+            _store_offsets(self.path, value)
+
 
 def _seal(parts: list[bytes | memoryview]) -> bytes:
     """Append an index file's checksum (SHA-1 of everything before it) to ``parts``."""

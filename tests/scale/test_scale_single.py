@@ -63,10 +63,32 @@ def registry(registry_path: Path, git: Git, request: pytest.FixtureRequest,
     assert index_version(registry_path) == request.param
 
 
-def test_offsets_are_kept_for_the_next_command(registry: Registry, registry_path: Path) -> None:
+def test_offsets_are_kept_for_the_next_command(registry: Registry, registry_path: Path,
+                                               run: Run) -> None:
+    # Saved once a registry is let go (not after each write of a script's loop) ...
+    registry.close()
     assert offsets_file(registry_path).is_file()
     index = (registry_path / ".git" / "index").read_bytes()
     assert index[-20:] in offsets_file(registry_path).read_bytes()  # keyed by the checksum
+    # ... and by every write command, for the index it leaves.
+    assert run("--repo", registry_path, "meta", "set", f"{M}@v1", "k", "1").code == 0
+    index = (registry_path / ".git" / "index").read_bytes()
+    assert index[-20:] in offsets_file(registry_path).read_bytes()
+
+
+def test_a_process_killed_before_saving_offsets_leaves_them_to_be_computed_again(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    registry.close()
+    kept = offsets_file(registry_path).read_bytes()
+    proc = modelbox("--repo", registry_path, "meta", "set", f"{M}@v1", "k", "1",
+                    env={"MODELBOX_FAULT": "before-tag-refs"})
+    assert proc.code == 137, proc.err
+    assert offsets_file(registry_path).read_bytes() == kept  # for the index before
+    with closing(Registry.open(registry_path)) as reg:  # walks the new index, once
+        reg.create_version(M, "v3")
+    assert status(git, registry_path) == ""
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
 
 
 def test_an_index_git_rewrote_with_the_same_entry_count_is_not_read_with_old_offsets(
