@@ -297,8 +297,9 @@ class GitIndex:
         self._offsets_kept = True  # a split index: the offsets file describes _data
         self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
-        # The offsets of the last whole write wait here for the next process: saved once,
-        # when this view is let go (flush, garbage collection or exit), not per write.
+        # The offsets of the last whole write wait here for the next process: saved at most
+        # once a second while writing, and when this view is let go (flush, garbage
+        # collection or exit), not after every write of a loop.
         self._kept = _Kept(self.offsets_path)
         weakref.finalize(self, self._kept.flush)
         self.reload()
@@ -732,7 +733,7 @@ class GitIndex:
             self._replace(parts)
             self._data, self._parts, self._names = b"", parts, names
             self._offsets, self._end, self._changes = offsets, end, {}
-            self._kept.value = (checksum, offsets, end, names)
+            self._kept.keep((checksum, offsets, end, names))
             return
         if split or (split is None and self.is_split):
             self._write_split()
@@ -748,7 +749,7 @@ class GitIndex:
         # writing in a loop); a command that ends here never copies them.
         self._data, self._parts = b"", parts
         self._offsets, self._end, self._changes = offsets, end, {}
-        self._kept.value = (checksum, offsets, end, None)
+        self._kept.keep((checksum, offsets, end, None))
 
     def flush(self) -> None:
         """Save the offsets of the last write now (also done at garbage collection and
@@ -898,18 +899,29 @@ def _store_offsets(path: Path, kept: _Offsets) -> None:
 
 
 class _Kept:
-    """The offsets of an index's last write, not saved yet (a script publishing in a loop
-    saves them once, at the end, instead of after every write). Holds no reference to
-    its :class:`GitIndex`, so that the index can be collected and this saved then."""
+    """The offsets of an index's last write, not saved yet: a write saves them only if
+    the last save is ``SAVE_EVERY`` seconds old, so a script publishing in a loop saves
+    them about once a second instead of after every write, and a process that writes
+    now and then (or a single command) saves them at once. Holds no reference to its
+    :class:`GitIndex`, so that the index can be collected and this saved then."""
+
+    SAVE_EVERY = 1.0
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.value: _Offsets | None = None
+        self._saved = -self.SAVE_EVERY  # monotonic time of the last save
+
+    def keep(self, value: _Offsets) -> None:
+        self.value = value
+        if time.monotonic() - self._saved >= self.SAVE_EVERY:
+            self.flush()
 
     def flush(self) -> None:
         value, self.value = self.value, None
         if value is not None:
             _store_offsets(self.path, value)
+            self._saved = time.monotonic()
 
 
 def _seal(parts: list[bytes | memoryview]) -> bytes:
