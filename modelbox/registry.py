@@ -210,6 +210,8 @@ class Registry:
         return registry
 
     def close(self) -> None:
+        if self._worktree is not None:
+            self._worktree.close()
         self.repo.close()
 
     @property

@@ -10,9 +10,13 @@ content), so they are used only for the exact bytes they were computed from: aft
 ``git status``, ``git checkout`` or a hand edit the checksum differs and the offsets are
 computed again, once. The checksum itself is verified on every read.
 
-It understands index versions 2 and 3 (what git writes by default) and drops the optional
-cache extensions (``TREE``, ``UNTR``, ...), which git rebuilds itself; a sparse index is
-refused with a message saying how to turn it off.
+It understands index versions 2 and 3 (what git writes by default) and 4 (path prefix
+compression: what ``feature.manyFiles`` or ``index.version=4`` makes git write; each name
+is stored as what differs from the name before it, so an entry's name is known only from
+the ones before it: the names of a version 4 index are kept beside the offsets, and a
+write re-encodes the first unchanged entry after each change). A write keeps the file's
+version. It drops the optional cache extensions (``TREE``, ``UNTR``, ...), which git
+rebuilds itself; a sparse index is refused with a message saying how to turn it off.
 
 A split index (``core.splitIndex``, git's "Split index" in gitformat-index) is read as git
 reads it: the shared index ``sharedindex.<sha>`` holds most entries (it is then what
@@ -31,6 +35,7 @@ import os
 import struct
 import sys
 import time
+import weakref
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,8 +56,9 @@ _SPARSE = b"sdir"
 _NO_BASE = b"\0" * 20  # a link to no shared index
 _CHECKSUM = 20
 # The offsets file: magic, the index's checksum, entry count, end of the entries, the
-# digest of the offsets that follow (a damaged file is recomputed, never trusted).
-_CACHE_MAGIC = f"modelbox index offsets 1 {sys.byteorder}\n".encode()
+# digest of what follows (a damaged file is recomputed, never trusted): the offsets, then
+# for a version 4 index every entry's full name, each ended by NUL.
+_CACHE_MAGIC = f"modelbox index offsets 2 {sys.byteorder}\n".encode()
 _CACHE_HEAD = struct.Struct(">20sIQ20s")
 
 Key = tuple[bytes, int]  # (path, stage): git's sort order
@@ -101,6 +107,47 @@ def _renamed(raw: bytes, name: bytes) -> bytes:
     flags = (flags & ~_NAME_MASK & 0xFFFF) | min(len(name), _NAME_MASK)
     body = raw[:_FLAGS_AT] + struct.pack(">H", flags) + extended + name
     return body + b"\0" * (8 - len(body) % 8)
+
+
+# -- version 4: names compressed against the name before (git's varint.c) -------------------
+def _varint(value: int) -> bytes:
+    """git's offset varint: 7 bits a byte, most significant first, each continuation
+    byte's value one less than it would be (so every number has one encoding)."""
+    out = bytearray([value & 127])
+    value >>= 7
+    while value:
+        value -= 1
+        out.append(128 | (value & 127))
+        value >>= 7
+    out.reverse()
+    return bytes(out)
+
+
+def _read_varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    """The varint at ``at``, and where it ends; IndexError past the end of ``data``."""
+    byte = data[at]
+    at += 1
+    value = byte & 127
+    while byte & 128:
+        byte = data[at]
+        at += 1
+        value = ((value + 1) << 7) | (byte & 127)
+    return value, at
+
+
+def _fixed_size(raw: bytes | memoryview, offset: int = 0) -> int:
+    """The size of an entry's fields before its name (stat data, sha, flags)."""
+    return _ENTRY.size + (2 if raw[offset + _FLAGS_AT] << 8 & _EXTENDED else 0)
+
+
+def _compressed(fixed: bytes | memoryview, name: bytes, previous: bytes) -> bytes:
+    """A version 4 entry: its fields, how many bytes to strip from the end of the name
+    before it, the rest of its own name, NUL."""
+    common = 0
+    limit = min(len(name), len(previous))
+    while common < limit and name[common] == previous[common]:
+        common += 1
+    return bytes(fixed) + _varint(len(previous) - common) + name[common:] + b"\0"
 
 
 # -- EWAH bitmaps (git's ewah/): the positions in a split index's link extension ------------
@@ -240,6 +287,7 @@ class GitIndex:
         # The flat entries: the index file's, or for a split index the shared index's.
         self._data = b""
         self._offsets = _offset_array()  # where each entry starts, in git's sort order
+        self._names: list[bytes] | None = None  # a version 4 _data: each entry's full name
         self._end = _HEADER.size  # where the entries end (extensions or checksum follow)
         self._changes: dict[Key, bytes | None] = {}  # entry -> raw bytes (None: removed)
         self._parts: list[bytes | memoryview] | None = None  # _data, not joined yet
@@ -249,6 +297,11 @@ class GitIndex:
         self._offsets_kept = True  # a split index: the offsets file describes _data
         self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
+        # The offsets of the last whole write wait here for the next process: saved at most
+        # once a second while writing, and when this view is let go (flush, garbage
+        # collection or exit), not after every write of a loop.
+        self._kept = _Kept(self.offsets_path)
+        weakref.finalize(self, self._kept.flush)
         self.reload()
 
     @property
@@ -258,13 +311,14 @@ class GitIndex:
     def reload(self) -> None:
         """Read the index file again (an absent file is an empty index)."""
         self._changes = {}
+        self._kept.value = None  # offsets of bytes someone else has replaced
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
                 st = os.fstat(f.fileno())
         except FileNotFoundError:
             self.version, self._data, self._end = 2, b"", _HEADER.size
-            self._offsets, self._parts = _offset_array(), None
+            self._offsets, self._parts, self._names = _offset_array(), None, None
             self._base, self._overlay, self._stamp = None, {}, None
             return
         self._load(data)
@@ -279,33 +333,38 @@ class GitIndex:
         return self._stamp != (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _load(self, data: bytes) -> None:
-        version, offsets, end, link, _ = self._parse(self.path, data)
+        version, offsets, end, link, _, names = self._parse(self.path, data)
+        if names is not None and self.split_settings.enabled:  # refused before any change
+            raise GitError(f"{self.path} is of index version 4, which modelbox cannot write "
+                           "as a split index (core.splitIndex); run `git update-index "
+                           "--index-version 2`, or turn core.splitIndex off")
         if link is None:
             self.version, self._data, self._parts = version, data, None
-            self._offsets, self._end = offsets, end
+            self._offsets, self._end, self._names = offsets, end, names
             self._base, self._overlay = None, {}
             return
+        self._names = None
         self._load_split(version, data, offsets, end, link)
 
-    def _parse(self, path: Path,
-               data: bytes) -> tuple[int, array[int], int, bytes | None, bool]:
+    def _parse(self, path: Path, data: bytes,
+               ) -> tuple[int, array[int], int, bytes | None, bool, list[bytes] | None]:
         """Check one index file; its version, entry offsets, where they end, its link
-        extension's content (None: not a split index) and whether the offsets file had
-        the offsets."""
+        extension's content (None: not a split index), whether the offsets file had
+        the offsets, and for version 4 every entry's name."""
         if len(data) < _HEADER.size + _CHECKSUM:
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
         if hashlib.sha1(memoryview(data)[:-_CHECKSUM]).digest() != data[-_CHECKSUM:]:
             raise GitError(f"{path} has a bad checksum; run `git reset` to rebuild it")
         signature, version, count = _HEADER.unpack_from(data)
-        if signature != b"DIRC" or version not in (2, 3):
+        if signature != b"DIRC" or version not in (2, 3, 4):
             raise GitError(
                 f"{path} uses index version {version}, which modelbox cannot update; "
                 "run `git update-index --index-version 2`"
             )
         # Offsets are saved only by :meth:`write` (under the repository lock): a read or a
         # refused command leaves .git as it found it.
-        cached = self._cached_offsets(data, count)
-        offsets, end = cached or self._walk(path, data, count)
+        cached = self._cached_offsets(data, count, version == 4)
+        offsets, end, names = cached or self._walk(path, data, count, version == 4)
         link = None
         offset = end
         while offset < len(data) - _CHECKSUM:
@@ -321,7 +380,10 @@ class GitIndex:
             if signature == _LINK:
                 link = data[offset + 8 : offset + 8 + size]
             offset += 8 + size
-        return version, offsets, end, link, cached is not None
+        if link is not None and version == 4:
+            raise GitError(f"{path} is a split index of version 4, which modelbox cannot "
+                           "update; run `git update-index --index-version 2`")
+        return version, offsets, end, link, cached is not None, names
 
     def _load_split(self, version: int, data: bytes, offsets: array[int], own_end: int,
                     link: bytes) -> None:
@@ -387,17 +449,25 @@ class GitIndex:
         if data[-_CHECKSUM:] != base:
             raise GitError(f"{path} is not the shared index its name says; remove "
                            f"{self.path} and run `git reset`")
-        version, offsets, end, link, cached = self._parse(path, data)
+        version, offsets, end, link, cached, names = self._parse(path, data)
+        if names is not None:
+            raise GitError(f"{path} is a shared index of version 4, which modelbox cannot "
+                           f"update; remove {self.path} and run `git update-index "
+                           "--index-version 2` then `git reset`")
         if link is not None:
             raise GitError(f"{path} links to another shared index; remove {self.path} "
                            "and run `git reset`")
         self._data, self._parts, self._offsets, self._end = data, None, offsets, end
         self._base, self._base_version, self._offsets_kept = base, version, cached
 
-    def _walk(self, path: Path, data: bytes, count: int) -> tuple[array[int], int]:
-        """The offset of every entry, and where the entries end: one pass over the file."""
+    def _walk(self, path: Path, data: bytes, count: int,
+              v4: bool) -> tuple[array[int], int, list[bytes] | None]:
+        """The offset of every entry, and where the entries end: one pass over the file
+        (and a version 4 index's names)."""
         if count * _ENTRY.size > len(data):  # a count no file this size can hold
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
+        if v4:
+            return self._walk_v4(path, data, count)
         offsets = [0] * count
         offset = _HEADER.size
         try:
@@ -413,17 +483,43 @@ class GitIndex:
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it") from None
         if offset > len(data) - _CHECKSUM:
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
-        return _offset_array(offsets), offset
+        return _offset_array(offsets), offset, None
 
-    def _cached_offsets(self, data: bytes, count: int) -> tuple[array[int], int] | None:
-        """The offsets kept for exactly these bytes, or None (absent, stale or damaged)."""
+    @staticmethod
+    def _walk_v4(path: Path, data: bytes, count: int) -> tuple[array[int], int, list[bytes]]:
+        """:meth:`_walk` of a version 4 index: each name rebuilt from the one before."""
+        offsets = [0] * count
+        names: list[bytes] = [b""] * count
+        offset, previous = _HEADER.size, b""
+        try:
+            for i in range(count):
+                offsets[i] = offset
+                strip, name_at = _read_varint(data, offset + _fixed_size(data, offset))
+                end = data.index(b"\0", name_at)
+                if strip > len(previous):
+                    raise ValueError("strips more than the name before has")
+                previous = names[i] = previous[: len(previous) - strip] + data[name_at:end]
+                offset = end + 1
+        except (IndexError, ValueError):
+            raise GitError(f"{path} is truncated or damaged; run `git reset` to rebuild "
+                           "it") from None
+        if offset > len(data) - _CHECKSUM:
+            raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
+        return _offset_array(offsets), offset, names
+
+    def _cached_offsets(self, data: bytes, count: int, v4: bool,
+                        ) -> tuple[array[int], int, list[bytes] | None] | None:
+        """The offsets (and version 4 names) kept for exactly these bytes, or None
+        (absent, stale or damaged)."""
         try:
             raw = self.offsets_path.read_bytes()
         except OSError:
             return None
         head_at = len(_CACHE_MAGIC)
         body_at = head_at + _CACHE_HEAD.size
-        if not raw.startswith(_CACHE_MAGIC) or len(raw) != body_at + _ITEM * count:
+        names_at = body_at + _ITEM * count
+        if not raw.startswith(_CACHE_MAGIC) or len(raw) < names_at or (
+                (len(raw) > names_at) != (v4 and count > 0)):
             return None
         checksum, cached_count, end, digest = _CACHE_HEAD.unpack_from(raw, head_at)
         body = memoryview(raw)[body_at:]
@@ -432,23 +528,20 @@ class GitIndex:
                 or not _HEADER.size <= end <= len(data) - _CHECKSUM):
             return None
         offsets = _offset_array()
-        offsets.frombytes(body)
+        offsets.frombytes(body[: _ITEM * count])
         if count and offsets[0] != _HEADER.size:
             return None
-        return offsets, end
+        if not v4:
+            return offsets, end, None
+        names = raw[names_at:-1].split(b"\0") if count else []
+        if len(names) != count or raw[-1:] not in (b"\0", b""):
+            return None
+        return offsets, end, names
 
-    def _save_offsets(self, checksum: bytes, offsets: array[int], end: int) -> None:
-        """Keep the offsets for the next process (temp file + rename; best effort: a
-        read-only ``.git`` only means they are computed again)."""
-        body = offsets.tobytes()
-        head = _CACHE_HEAD.pack(checksum, len(offsets), end, hashlib.sha1(body).digest())
-        tmp = self.offsets_path.with_name(f"{self.offsets_path.name}.{os.getpid()}.tmp")
-        with contextlib.suppress(OSError):
-            self.offsets_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(_CACHE_MAGIC + head + body)
-            os.replace(tmp, self.offsets_path)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    def _save_offsets(self, checksum: bytes, offsets: array[int], end: int,
+                      names: list[bytes] | None) -> None:
+        self._kept.value = None
+        _store_offsets(self.offsets_path, (checksum, offsets, end, names))
 
     # -- entries -------------------------------------------------------------------------
     def _key_at(self, offset: int) -> Key:
@@ -459,10 +552,20 @@ class GitIndex:
         end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
         return data[name_at:end], (flags & _STAGE_MASK) >> 12
 
+    def _key_of(self, i: int) -> Key:
+        """The key of entry ``i`` of a version 4 index (its name is kept, not in place)."""
+        assert self._names is not None
+        offset = self._offsets[i]
+        return self._names[i], (self._data[offset + _FLAGS_AT] & 0x30) >> 4
+
     def _position(self, key: Key, lo: int = 0) -> tuple[int, bool]:
         """Where ``key`` is (or would go) among the file's entries, and whether it is there."""
         self._bytes()
         offsets = self._offsets
+        if self._names is not None:
+            count = len(offsets)
+            at = bisect.bisect_left(range(count), key, lo, key=self._key_of)
+            return at, at < count and self._key_of(at) == key
         at = bisect.bisect_left(offsets, key, lo, key=self._key_at)
         return at, at < len(offsets) and self._key_at(offsets[at]) == key
 
@@ -557,6 +660,64 @@ class GitIndex:
         parts.insert(0, _HEADER.pack(b"DIRC", self.version, len(new_offsets)))
         return parts, new_offsets, at
 
+    def _spliced_v4(self, changes: dict[Key, bytes | None],
+                    ) -> tuple[list[bytes | memoryview], array[int], int, list[bytes]]:
+        """:meth:`_spliced` of a version 4 index, and the new names. An entry's name is
+        stored against the name before it, so besides the changed entries the first
+        unchanged entry after each change is encoded again; the runs after it are copied
+        as they are."""
+        data, offsets, end = memoryview(self._bytes()), self._offsets, self._end
+        names = self._names
+        assert names is not None
+        parts: list[bytes | memoryview] = []
+        new_offsets = _offset_array()
+        new_names: list[bytes] = []
+        at = _HEADER.size
+        copied = 0
+        previous = b""  # the name of the last entry placed
+        moved = False  # the entry placed last is not the one before ``copied`` in the file
+
+        def copy_to(position: int) -> None:
+            nonlocal at, copied, previous, moved
+            if position <= copied:
+                return
+            if moved:  # its name was stored against another entry: encode it again
+                start = offsets[copied]
+                fixed = data[start : start + _fixed_size(data, start)]
+                raw = _compressed(fixed, names[copied], previous)
+                parts.append(raw)
+                new_offsets.append(at)
+                new_names.append(names[copied])
+                at += len(raw)
+                copied += 1
+                moved = False
+            if position > copied:
+                start = offsets[copied]
+                stop = offsets[position] if position < len(offsets) else end
+                parts.append(data[start:stop])
+                new_offsets.extend(_shifted(offsets[copied:position], at - start))
+                new_names.extend(names[copied:position])
+                at += stop - start
+            previous = names[position - 1]
+            copied = position
+
+        for key in sorted(changes):
+            raw = changes[key]
+            position, found = self._position(key, copied)
+            copy_to(position)
+            copied = position + 1 if found else position
+            moved = moved or found
+            if raw is not None:
+                entry = _compressed(raw[: _fixed_size(raw)], key[0], previous)
+                parts.append(entry)
+                new_offsets.append(at)
+                new_names.append(key[0])
+                at += len(entry)
+                previous, moved = key[0], True
+        copy_to(len(offsets))
+        parts.insert(0, _HEADER.pack(b"DIRC", self.version, len(new_offsets)))
+        return parts, new_offsets, at, new_names
+
     def write(self) -> None:
         """Write the index through ``index.lock`` and rename, as git does.
 
@@ -566,6 +727,14 @@ class GitIndex:
         first (see :func:`clear_stale_lock`).
         """
         split = self.split_settings.enabled
+        if self._names is not None:
+            parts, offsets, end, names = self._spliced_v4(self._changes)
+            checksum = _seal(parts)
+            self._replace(parts)
+            self._data, self._parts, self._names = b"", parts, names
+            self._offsets, self._end, self._changes = offsets, end, {}
+            self._kept.keep((checksum, offsets, end, names))
+            return
         if split or (split is None and self.is_split):
             self._write_split()
             return
@@ -580,7 +749,12 @@ class GitIndex:
         # writing in a loop); a command that ends here never copies them.
         self._data, self._parts = b"", parts
         self._offsets, self._end, self._changes = offsets, end, {}
-        self._save_offsets(checksum, offsets, end)
+        self._kept.keep((checksum, offsets, end, None))
+
+    def flush(self) -> None:
+        """Save the offsets of the last write now (also done at garbage collection and
+        exit; a process killed before only leaves them to be computed again)."""
+        self._kept.flush()
 
     def _replace(self, parts: list[bytes | memoryview]) -> None:
         """Write ``parts`` as the index file, through ``index.lock``."""
@@ -642,7 +816,7 @@ class GitIndex:
         self._replace(parts)
         self._overlay, self._changes = overlay, {}
         if not self._offsets_kept:
-            self._save_offsets(self._base, self._offsets, self._end)
+            self._save_offsets(self._base, self._offsets, self._end, None)
             self._offsets_kept = True
 
     def _sorted_overlay(self, overlay: dict[Key, Overlaid],
@@ -688,7 +862,7 @@ class GitIndex:
             raise
         self._data, self._parts, self._offsets, self._end = b"", parts, offsets, end
         self._base, self._base_version = checksum, self.version
-        self._save_offsets(checksum, offsets, end)
+        self._save_offsets(checksum, offsets, end, None)
         self._offsets_kept = True
         expire = self.split_settings.expire
         if expire is None:
@@ -703,6 +877,52 @@ class GitIndex:
         if self._parts is not None:
             self._data, self._parts = b"".join(self._parts), None
         return self._data
+
+_Offsets = tuple[bytes, "array[int]", int, "list[bytes] | None"]  # checksum, offsets, end, names
+
+
+def _store_offsets(path: Path, kept: _Offsets) -> None:
+    """Keep the offsets (and version 4 names) for the next process (temp file + rename;
+    best effort: a read-only ``.git`` only means they are computed again)."""
+    checksum, offsets, end, names = kept
+    body = offsets.tobytes()
+    if names:
+        body += b"\0".join(names) + b"\0"
+    head = _CACHE_HEAD.pack(checksum, len(offsets), end, hashlib.sha1(body).digest())
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(_CACHE_MAGIC + head + body)
+        os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+class _Kept:
+    """The offsets of an index's last write, not saved yet: a write saves them only if
+    the last save is ``SAVE_EVERY`` seconds old, so a script publishing in a loop saves
+    them about once a second instead of after every write, and a process that writes
+    now and then (or a single command) saves them at once. Holds no reference to its
+    :class:`GitIndex`, so that the index can be collected and this saved then."""
+
+    SAVE_EVERY = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.value: _Offsets | None = None
+        self._saved = -self.SAVE_EVERY  # monotonic time of the last save
+
+    def keep(self, value: _Offsets) -> None:
+        self.value = value
+        if time.monotonic() - self._saved >= self.SAVE_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        value, self.value = self.value, None
+        if value is not None:
+            _store_offsets(self.path, value)
+            self._saved = time.monotonic()
+
 
 def _seal(parts: list[bytes | memoryview]) -> bytes:
     """Append an index file's checksum (SHA-1 of everything before it) to ``parts``."""

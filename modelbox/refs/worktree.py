@@ -36,6 +36,11 @@ class Worktree:
             self._index.reload()
         return self._index
 
+    def close(self) -> None:
+        """Save what the index keeps for the next process (its entry offsets)."""
+        if self._index is not None:
+            self._index.flush()
+
     def _matches(self, path: str, sha: str | None) -> bool:
         """Whether the index and the file at ``path`` both hold ``sha`` (None: absent)."""
         index = self.index

@@ -2,7 +2,9 @@
 
 The Git index is read through entry offsets kept in ``.git/modelbox/index-offsets``
 (:mod:`modelbox.refs.index`); these tests change the index behind modelbox's back in every
-way a user or git does and check that the next write leaves exactly git's view.
+way a user or git does and check that the next write leaves exactly git's view. Each runs
+on git's default index (version 2) and on version 4 (``feature.manyFiles``: names stored
+against the name before), which a write must keep.
 """
 
 from __future__ import annotations
@@ -38,24 +40,78 @@ def tracked(git: Git, root: Path) -> list[str]:
     return git("ls-files", "--stage", cwd=root).splitlines()
 
 
-@pytest.fixture
-def registry(registry_path: Path, git: Git) -> Iterator[Registry]:
+def index_version(root: Path) -> int:
+    return int.from_bytes((root / ".git" / "index").read_bytes()[4:8], "big")
+
+
+@pytest.fixture(params=[2, 4], ids=["index-v2", "index-v4"])
+def registry(registry_path: Path, git: Git, request: pytest.FixtureRequest,
+             ) -> Iterator[Registry]:
     """A registry with a model, two versions and a file committed by plain git that sorts
-    before every manifest (so renaming it moves every manifest's index entry)."""
+    before every manifest (so renaming it moves every manifest's index entry); its index
+    in git's version 2 or version 4, as every write must leave it."""
     (registry_path / "a.txt").write_text("notes\n")
     git("add", "a.txt", cwd=registry_path)
     git("commit", "-q", "-m", "notes", cwd=registry_path)
     with closing(Registry.open(registry_path)) as reg:
         reg.create_model(M)
         reg.create_version(M, "v1")
+        if request.param == 4:
+            git("update-index", "--index-version", "4", cwd=registry_path)
         reg.create_version(M, "v2")
         yield reg
+    assert index_version(registry_path) == request.param
 
 
-def test_offsets_are_kept_for_the_next_command(registry: Registry, registry_path: Path) -> None:
+def test_offsets_are_kept_for_the_next_command(registry: Registry, registry_path: Path,
+                                               run: Run) -> None:
+    # Saved once a registry is let go (not after each write of a script's loop) ...
+    registry.close()
     assert offsets_file(registry_path).is_file()
     index = (registry_path / ".git" / "index").read_bytes()
     assert index[-20:] in offsets_file(registry_path).read_bytes()  # keyed by the checksum
+    # ... and by every write command, for the index it leaves.
+    assert run("--repo", registry_path, "meta", "set", f"{M}@v1", "k", "1").code == 0
+    index = (registry_path / ".git" / "index").read_bytes()
+    assert index[-20:] in offsets_file(registry_path).read_bytes()
+
+
+def test_a_process_killed_before_saving_offsets_leaves_them_to_be_computed_again(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    # A loop of writes saves the offsets of its first write, then at most once a second
+    # (here: never again); killed, it leaves the offsets of an older index, which the
+    # next process finds stale and computes again.
+    import subprocess
+    import sys
+
+    registry.close()
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from modelbox.refs.index import _Kept\n"
+        "from modelbox.registry import Registry\n"
+        "from modelbox.names import parse_model\n"
+        "_Kept.SAVE_EVERY = 3600.0\n"
+        "reg = Registry.open(Path(sys.argv[1]))\n"
+        "reg.create_version(parse_model('team/m'), 'loop1')\n"
+        "print(open(sys.argv[2], 'rb').read()[-20:].hex(), flush=True)\n"
+        "reg.create_version(parse_model('team/m'), 'loop2')\n"
+        "os._exit(137)\n"
+    )
+    index = registry_path / ".git" / "index"
+    proc = subprocess.run([sys.executable, "-c", script, str(registry_path), str(index)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 137, proc.stderr
+    first = bytes.fromhex(proc.stdout.strip())
+    kept = offsets_file(registry_path).read_bytes()
+    assert first in kept and index.read_bytes()[-20:] not in kept  # the first write's
+    assert status(git, registry_path) == ""  # the index itself is whole
+    with closing(Registry.open(registry_path)) as reg:  # walks the new index, once
+        reg.create_version(M, "v3")
+    assert status(git, registry_path) == ""
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+    assert index.read_bytes()[-20:] in offsets_file(registry_path).read_bytes()
 
 
 def test_an_index_git_rewrote_with_the_same_entry_count_is_not_read_with_old_offsets(
@@ -76,19 +132,22 @@ def test_an_index_git_rewrote_with_the_same_entry_count_is_not_read_with_old_off
     assert "models/team/m/_versions/v3/_version.json" in names
 
 
-@pytest.mark.parametrize("damage", ["shifted", "truncated", "garbage", "deleted"])
+@pytest.mark.parametrize("damage", ["shifted", "renamed", "truncated", "garbage", "deleted"])
 def test_damaged_or_foreign_offsets_are_computed_again(
     registry: Registry, registry_path: Path, git: Git, run: Run, damage: str
 ) -> None:
     path = offsets_file(registry_path)
     raw = path.read_bytes()
     count = int.from_bytes((registry_path / ".git" / "index").read_bytes()[8:12], "big")
-    body_at = len(raw) - 8 * count
+    body_at = raw.index(b"\n") + 1 + 52  # magic line, checksum, count, end, digest
+    names_at = body_at + 8 * count  # then, for a version 4 index, every name
     if damage == "shifted":  # every offset but the first 8 bytes off, the header as it was
         offsets = array.array("Q")
-        offsets.frombytes(raw[body_at:])
+        offsets.frombytes(raw[body_at:names_at])
         shifted = [offsets[0], *(o + 8 for o in offsets[1:])]
-        path.write_bytes(raw[:body_at] + array.array("Q", shifted).tobytes())
+        path.write_bytes(raw[:body_at] + array.array("Q", shifted).tobytes() + raw[names_at:])
+    elif damage == "renamed":  # a version 4 index's kept names, one of them changed
+        path.write_bytes(raw[:names_at] + raw[names_at:].replace(b"v1", b"v0"))
     elif damage == "truncated":
         path.write_bytes(raw[: body_at + 4])
     elif damage == "garbage":

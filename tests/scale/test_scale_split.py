@@ -244,6 +244,23 @@ def test_a_split_index_whose_shared_index_is_missing_is_refused(
     assert git("rev-parse", "HEAD", cwd=root) == head
 
 
+def test_a_version_4_index_with_split_index_on_is_refused_before_any_change(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    # modelbox writes version 4 (feature.manyFiles) flat only; asked to split it, it
+    # refuses with one line before the branch moves (never half a write).
+    root = registry_path
+    git("update-index", "--index-version", "4", cwd=root)
+    head, index = git("rev-parse", "HEAD", cwd=root), (root / ".git" / "index").read_bytes()
+    result = run("--repo", root, "version", "create", str(M), "v3")
+    assert result.code == 1, result
+    assert result.err.startswith("modelbox: error: ") and "index version 4" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert git("rev-parse", "HEAD", cwd=root) == head
+    assert (root / ".git" / "index").read_bytes() == index
+    assert status(git, root) == ""
+
+
 @pytest.mark.parametrize("percent", ["0", "100"])
 def test_a_write_killed_holding_index_lock_is_finished_by_the_next(
     registry: Registry, registry_path: Path, git: Git, percent: str
