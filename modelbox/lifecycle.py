@@ -230,3 +230,19 @@ def list_events(registry: Registry, ref: Reference, since: datetime | None = Non
     records = parse(EventLog, events_path, data).events if data else []
     cutoff = since.timestamp() if since is not None else float("-inf")
     return [Event.of(r) for r in records if r.wallclock >= cutoff]
+
+
+def merge_metadata(registry: Registry, ref: Reference, values: dict[str, Any]) -> list[str]:
+    """Set several metadata keys of one object in one commit (a resumed training run's
+    hyperparameters); return the keys that changed (none: no commit)."""
+    clean = json_metadata(values)
+    with registry.transaction() as txn:
+        path, manifest, target = registry.target(txn.snapshot, ref)
+        changed = [k for k, v in clean.items() if manifest.metadata.get(k, ...) != v]
+        if not changed:
+            return []
+        merged = {**manifest.metadata, **clean}
+        txn.put(path, manifest.model_copy(update={"metadata": merged}))
+        shown = ", ".join(changed[:8]) + (f" (+{len(changed) - 8})" if len(changed) > 8 else "")
+        txn.change = Change(f"{manifest.kind}.update", target, f"meta set {target} {shown}")
+    return changed
