@@ -12,6 +12,7 @@ are the hyperparameters. Only the global-zero process records anything.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
+from modelbox.errors import ModelboxError
 from modelbox.integrations._run import TrainingRun
 
 __all__ = ["ModelboxCallback"]
@@ -92,7 +94,8 @@ class ModelboxCallback(pl.callbacks.Callback):  # type: ignore[misc]  # lightnin
         if self.run.started:  # what was staged still lands; the trainer's error goes on
             self.run.event("train_failed", step=trainer.global_step,
                            error=type(exception).__name__)
-            self.run.close()
+            with contextlib.suppress(ModelboxError):  # the trainer's error is the one to see
+                self.run.close()
 
     def _log(self, trainer: pl.Trainer) -> None:
         """What ``self.log`` logged since the last look: ``logged_metrics`` keeps every
