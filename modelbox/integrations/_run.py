@@ -87,7 +87,9 @@ class TrainingRun:
         self._path = Path(registry)
         self._flush_every = flush_every
         self._client: ModelBoxClient | None = None
-        self._experiment: Experiment
+        # (client, experiment): [the one logged to now, the one to commit]
+        self._journals: list[tuple[ModelBoxClient, Experiment]] = []
+        self._staging = Path()
         self._ref: Reference
         self._jobs: queue.Queue[_Staged | None] = queue.Queue(maxsize=max_pending)
         self._events: list[Event] = []
@@ -105,6 +107,7 @@ class TrainingRun:
         if self._client is not None:
             return
         client = ModelBoxClient(self._path)
+        spare: ModelBoxClient | None = None
         try:
             params = hyperparameter_values(hyperparameters or {})
             experiment = client.new_experiment(
@@ -114,11 +117,16 @@ class TrainingRun:
 
                 lifecycle.merge_metadata(client.registry, Reference(parse_model(experiment.id)),
                                          params)
-            _remove_dead_staging(client.registry.repo.git_dir / "modelbox" / STAGING_DIR)
+            self._staging = client.registry.repo.git_dir / "modelbox" / STAGING_DIR
+            _remove_dead_staging(self._staging)
+            spare = ModelBoxClient(self._path)
+            self._journals = [(client, experiment), (spare, spare.experiment(experiment.id))]
         except BaseException:
             client.close()
+            if spare is not None:
+                spare.close()
             raise
-        self._client, self._experiment = client, experiment
+        self._client = client
         self._ref = Reference(parse_model(self.name))
         self._worker = threading.Thread(target=self._work, name=f"modelbox-{self.source}",
                                         daemon=True)
@@ -137,7 +145,7 @@ class TrainingRun:
             values = {k: v for k, v in values.items() if self._last_step.get(k) != step}
             self._last_step.update(dict.fromkeys(values, step))
         if values and self._client is not None:
-            self._experiment.log_metrics(dict(values), step=step)
+            self._journals[0][1].log_metrics(dict(values), step=step)
 
     def event(self, name: str, **metadata: Any) -> None:
         """Record an event now (committed by the background thread, with the next flush)."""
@@ -156,8 +164,7 @@ class TrainingRun:
 
         check_segment("checkpoint", name)
         began = time.perf_counter()
-        git_dir = self._client.registry.repo.git_dir
-        staged = _stage([Path(p) for p in paths], git_dir / "modelbox" / STAGING_DIR, name)
+        staged = _stage([Path(p) for p in paths], self._staging, name)
         job = _Staged(name, staged[0], staged[1], epoch, step, metric_values(metrics or {}),
                       _fingerprint(staged[1]))
         self.stats.stall_seconds += time.perf_counter() - began
@@ -178,16 +185,16 @@ class TrainingRun:
                 self._jobs.put(None)
                 self._worker.join()
             self._write_events(client)
-            client.flush()
+            for journal, _ in self._journals:
+                journal.flush()
         finally:
-            client.close()
+            for journal, _ in self._journals:
+                journal.close()
         if self._errors:
             raise self._errors[0]
 
     # -- the background thread -------------------------------------------------------
     def _work(self) -> None:
-        main = self._client
-        assert main is not None
         uploader = ModelBoxClient(self._path)  # its own Registry: batches are per object
         try:
             last = time.monotonic()
@@ -201,12 +208,13 @@ class TrainingRun:
                         return
                 if job is not None:
                     self._ingest(uploader, job)
-                if job is not None or time.monotonic() - last >= self._flush_every:
-                    self._commit(main, uploader)
+                    self._commit(uploader)
+                if time.monotonic() - last >= self._flush_every:
+                    self._commit(uploader, journal=True)
                     last = time.monotonic()
         finally:
             with contextlib.suppress(ModelboxError):
-                self._commit(main, uploader)
+                self._commit(uploader)
             uploader.close()
 
     def _ingest(self, client: ModelBoxClient, job: _Staged) -> None:
@@ -246,12 +254,17 @@ class TrainingRun:
         self.stats.ingested.append(target)
         self.event("checkpoint_ingested", checkpoint=target, seconds=round(seconds, 3))
 
-    def _commit(self, main: ModelBoxClient, uploader: ModelBoxClient) -> None:
-        """Events, the training thread's journal and the uploader's, each one commit."""
+    def _commit(self, uploader: ModelBoxClient, *, journal: bool = False) -> None:
+        """Events and the uploader's metrics; with ``journal`` the training thread's points
+        too. Those are in two journals (two clients): the training thread is switched to
+        the other one first, so the commit never holds the lock of the journal it writes
+        to (a flush holds it for the whole commit, and a commit can take a second)."""
         try:
             self._write_events(uploader)
             uploader.flush()
-            main.flush()
+            if journal:
+                self._journals.reverse()  # one reference swap: atomic under the GIL
+                self._journals[1][0].flush()
         except ModelboxError as exc:  # kept in the journal: the next flush tries again
             print(f"modelbox: warning: metrics or events not committed yet: {exc}",
                   file=sys.stderr)
