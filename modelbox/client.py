@@ -48,6 +48,7 @@ from modelbox.names import ModelName, Reference, parse_model, parse_namespace, p
 from modelbox.registry import MetricValue, Registry, metric_points
 
 if TYPE_CHECKING:
+    from modelbox.ingest import WatchThread
     from modelbox.namespaces import NamespaceInfo
 
 __all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion", "Namespace"]
@@ -811,6 +812,20 @@ class Experiment(_Named):
         from modelbox.removal import delete_experiment
 
         delete_experiment(self._client.registry, self._ref, force=force)
+
+    def watch(self, folder: str | Path, interval: float = 2.0) -> WatchThread:
+        """Ingest each checkpoint a trainer writes into ``folder`` once it is complete,
+        exactly once, from a background thread (``modelbox experiment watch``; layouts in
+        docs/experiments.md). ``stop()`` it, or use it as a context manager: it takes one
+        last look, so a checkpoint written just before is ingested.
+
+        >>> with experiment.watch("out/"):
+        ...     trainer.train()
+        """
+        from modelbox.ingest import WatchThread
+
+        repo = self._client.registry.repo
+        return WatchThread(repo.root or repo.git_dir, self._ref, Path(folder), interval)
 
     def checkpoints(self) -> list[Checkpoint]:
         from modelbox import lifecycle

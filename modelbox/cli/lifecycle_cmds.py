@@ -21,6 +21,7 @@ from modelbox.cli._common import (
     target_name,
 )
 from modelbox.cli.completion import complete_model, complete_ref
+from modelbox.cli.ingest_cmd import experiment_watch
 from modelbox.errors import InvalidValueError
 
 if TYPE_CHECKING:
@@ -85,6 +86,9 @@ def experiment_delete(ctx: Context, name: str, force: bool, as_json: bool) -> No
 
     removed = delete_experiment(ctx.registry, model_arg(name), force=force)
     report_removed("experiment", removed, as_json)
+
+
+experiment.add_command(experiment_watch)
 
 
 @click.group()

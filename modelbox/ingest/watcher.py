@@ -1,0 +1,263 @@
+"""Ingest each whole checkpoint a trainer writes into a folder, exactly once.
+
+"Already ingested" is read from the registry itself: each ingested checkpoint's manifest
+records ``metadata.ingest = {source, fingerprint, layout}``, and a checkpoint is written
+(manifest, artifacts, metrics, event) in one batch, which lands whole or not at all
+(:meth:`Registry.batch`, through the recovery journal). So a watcher killed between the
+upload and the commit uploads again next time (the store keeps what it has) and never
+makes a second checkpoint; the check is repeated under the registry lock, so two watchers
+of one folder cannot both ingest it either. Nothing else is remembered: no local cache can
+disagree with the registry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelbox import lifecycle
+from modelbox.errors import ArtifactError, MetricsFileError, ModelboxError
+from modelbox.ingest import layouts
+from modelbox.ingest import metrics as parsers
+from modelbox.ingest.layouts import Candidate
+from modelbox.ingest.metrics import Point
+from modelbox.names import ModelName, Reference
+from modelbox.registry import Registry, metric_points
+
+INGEST_KEY = "ingest"  # the checkpoint metadata key that records where it came from
+EVENT = "checkpoint.ingested"
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What one ingest did."""
+
+    checkpoint: str  # EXPERIMENT@CHECKPOINT
+    source: str
+    layout: str
+    files: int
+    bytes: int
+    points: int  # new metric points on the experiment
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "source": self.source, "layout": self.layout,
+                "files": self.files, "bytes": self.bytes, "points": self.points,
+                "seconds": round(self.seconds, 3)}
+
+    def line(self) -> str:
+        return (f"Ingested {self.checkpoint} from {self.source} ({self.layout}, "
+                f"{self.files} file(s), {self.bytes} bytes, {self.points} new metric "
+                f"point(s), {self.seconds:.1f} s)")
+
+
+def ingested_sources(registry: Registry, experiment: ModelName) -> dict[tuple[str, str], str]:
+    """(source, fingerprint) -> checkpoint id of every checkpoint ingested from a folder."""
+    out = {}
+    for manifest in lifecycle.list_checkpoints(registry, experiment):
+        record = manifest.metadata.get(INGEST_KEY)
+        if isinstance(record, dict):
+            key = (str(record.get("source")), str(record.get("fingerprint")))
+            out[key] = manifest.checkpoint
+    return out
+
+
+def after_checkpoint(registry: Registry, experiment: ModelName, checkpoint: str) -> None:
+    """THE call site of auto-promotion and retention after a checkpoint is ingested
+    (issue 17 items 3-4, ``modelbox/autopromote.py``; wired when that lands)."""
+
+
+class Watcher:
+    """Polls ``folder`` and ingests whole checkpoints into ``experiment`` (created when
+    missing). ``on_ingested`` and ``on_warning`` get one call per event; each warning is
+    given once per watcher."""
+
+    def __init__(
+        self, registry: Registry, experiment: ModelName, folder: Path, *,
+        on_ingested: Callable[[Ingested], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        if not folder.is_dir():
+            raise ArtifactError(f"{folder}: no such folder to watch")
+        self.registry, self.experiment, self.folder = registry, experiment, folder
+        self._on_ingested = on_ingested or (lambda _: None)
+        self._on_warning = on_warning or (lambda _: None)
+        self._warned: set[str] = set()
+        self._done: set[tuple[str, str]] | None = None
+
+    def warn(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._on_warning(message)
+
+    def poll(self, stop: threading.Event | None = None) -> list[Ingested]:
+        """One look at the folder: ingest every whole checkpoint not ingested yet, oldest
+        first (until ``stop`` is set). A checkpoint that fails (its files vanish, the store
+        is down) is warned about and tried again at the next poll."""
+        if self._done is None:
+            lifecycle.create_experiment(self.registry, self.experiment)
+            self._done = set(ingested_sources(self.registry, self.experiment))
+        found = layouts.scan(self.folder)
+        for link in found.links:
+            self.warn(f"{link}: a symbolic link; skipped, never followed")
+        out = []
+        ready = []
+        for candidate in found.candidates:
+            if not candidate.complete:
+                continue
+            if candidate.problem:
+                self.warn(f"{candidate.source}: not ingested: {candidate.problem}")
+                continue
+            try:
+                fingerprint = candidate.fingerprint()
+                mtime = candidate.path.stat().st_mtime
+            except OSError:
+                continue  # removed while we looked (a trainer rotating checkpoints)
+            if (candidate.source, fingerprint) not in self._done:
+                ready.append((mtime, candidate, fingerprint))
+        for _, candidate, fingerprint in sorted(ready, key=lambda r: (r[0], r[1].source)):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                made = self.ingest(candidate, fingerprint, found.metric_files)
+            except ModelboxError as exc:
+                self.warn(f"{candidate.source}: not ingested yet: {exc}")
+                continue
+            self._done.add((candidate.source, fingerprint))
+            if made is not None:
+                out.append(made)
+                self._on_ingested(made)
+        return out
+
+    # -- one checkpoint --------------------------------------------------------------------
+    def _points(self, candidate: Candidate, metric_files: list[Path]) -> tuple[
+            list[Point], dict[str, tuple[int, float]]]:
+        """The experiment's points this checkpoint's files carry, and its summary: the
+        newest value of each key at or before the checkpoint."""
+        points: list[Point] = []
+        position: int | None = candidate.step
+        try:
+            if candidate.layout == "huggingface":
+                _, points = parsers.trainer_state(candidate.path / layouts.HF_STATE)
+            elif (candidate.layout == "plain"
+                  and (candidate.path / layouts.PLAIN_METRICS).is_file()):
+                points = parsers.metrics_json(candidate.path / layouts.PLAIN_METRICS,
+                                              candidate.step)
+        except MetricsFileError as exc:
+            self.warn(f"warning: {exc}; {candidate.source} is ingested without its metrics")
+            points = []
+        if candidate.layout not in ("huggingface", "plain"):
+            for path in metric_files:
+                try:
+                    column, rows = parsers.csv_log(path)
+                except MetricsFileError as exc:
+                    self.warn(f"warning: {exc}; checkpoints are ingested without its metrics")
+                    continue
+                points.extend(rows)
+                if column == "epoch":  # Keras: CSV epochs count from 0, file names from 1
+                    position = None if candidate.epoch is None else candidate.epoch - 1
+        summary: dict[str, tuple[int, float]] = {}
+        for key, step, value in points:
+            if (position is None or step <= position) and step >= summary.get(key, (-1, 0))[0]:
+                summary[key] = (step, value)
+        return points, summary
+
+    def ingest(self, candidate: Candidate, fingerprint: str,
+               metric_files: list[Path] | None = None) -> Ingested | None:
+        """Ingest one whole checkpoint as one batch; None if it is in the registry already
+        (checked again under the lock)."""
+        from modelbox import artifacts
+
+        started = time.monotonic()
+        points, summary = self._points(candidate, metric_files or [])
+        registry, experiment = self.registry, self.experiment
+        record = {"source": candidate.source, "fingerprint": fingerprint,
+                  "layout": candidate.layout}
+        with registry.batch():
+            done = ingested_sources(registry, experiment)
+            if (candidate.source, fingerprint) in done:
+                return None
+            ident = layouts.checkpoint_id(candidate)
+            taken = set(done.values()) | {c.checkpoint for c in
+                                          lifecycle.list_checkpoints(registry, experiment)}
+            if ident in taken:  # the same name written again (Keras' model.keras, last.ckpt)
+                ident = f"{ident[:90]}-{fingerprint[:8]}"
+            lifecycle.create_checkpoint(registry, experiment, ident, epoch=candidate.epoch,
+                                        step=candidate.step, metadata={INGEST_KEY: record})
+            ref = Reference(experiment, version=ident)
+            added = artifacts.add(registry, ref, list(candidate.files), progress=False)
+            seen = {(key, point["step"]) for key, series in
+                    registry.metrics(Reference(experiment)).items() for point in series}
+            fresh: list[Point] = []
+            for key, step, value in points:
+                if (key, step) not in seen:
+                    seen.add((key, step))
+                    fresh.append((key, step, value))
+            now = time.time()
+            registry.append_metrics(Reference(experiment), [
+                p for key, step, value in fresh
+                for p in metric_points({key: value}, step=step, wallclock=now)])
+            registry.append_metrics(ref, [
+                p for key, (step, value) in summary.items()
+                for p in metric_points({key: value}, step=step, wallclock=now)])
+            lifecycle.log_events(registry, ref, [lifecycle.Event(
+                EVENT, source="modelbox experiment watch", metadata=record)])
+        after_checkpoint(registry, experiment, ident)
+        return Ingested(f"{experiment}@{ident}", candidate.source, candidate.layout,
+                        sum(a.files or 1 for a in added), sum(a.size or 0 for a in added),
+                        len(fresh), time.monotonic() - started)
+
+
+class WatchThread:
+    """``Experiment.watch(folder)``: a :class:`Watcher` polling in a background thread with
+    its own handle on the registry. ``stop()`` (or leaving the ``with`` block) ends it
+    after one last look; ``ingested`` and ``warnings`` say what it did."""
+
+    def __init__(self, registry_path: Path, experiment: ModelName, folder: Path,
+                 interval: float = 2.0) -> None:
+        if not folder.is_dir():
+            raise ArtifactError(f"{folder}: no such folder to watch")
+        self.ingested: list[Ingested] = []
+        self.warnings: list[str] = []
+        self._stop = threading.Event()
+        self._args = (registry_path, experiment, folder, interval)
+        self._thread = threading.Thread(target=self._main, name="modelbox-watch", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        path, experiment, folder, interval = self._args
+        registry = Registry.open(path)
+        try:
+            watcher = Watcher(registry, experiment, folder, on_ingested=self.ingested.append,
+                              on_warning=self.warnings.append)
+            while True:
+                stopping = self._stop.is_set()
+                try:
+                    watcher.poll()
+                except ModelboxError as exc:  # the registry is busy or broken: try again
+                    watcher.warn(f"watching {folder} failed: {exc}")
+                if stopping:
+                    break
+                self._stop.wait(interval)
+        finally:
+            registry.close()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop: one last look at the folder (the checkpoint a trainer just finished is
+        ingested), then the thread ends; wait for it up to ``timeout`` seconds."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> WatchThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
