@@ -70,6 +70,7 @@ if TYPE_CHECKING:
         CheckpointManifest,
         ExperimentManifest,
         MetricPoint,
+        MetricSeries,
         ModelManifest,
         Release,
         VersionManifest,
@@ -1091,9 +1092,6 @@ class Registry:
 
     def append_metrics(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
         """Append many validated points (see :func:`metric_points`) in one commit."""
-        from modelbox import metric_order
-        from modelbox.manifests import MetricSeries, parse
-
         if not points:
             return
         with self.transaction() as txn:
@@ -1102,20 +1100,10 @@ class Registry:
                 raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')};"
                                         " log metrics on that version instead")
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
-            data = txn.snapshot.read(series_path)
-            current = parse(MetricSeries, series_path, data) if data else MetricSeries()
-            series = {k: list(v) for k, v in current.series.items()}
-            for key, point in points:
-                series.setdefault(key, []).append(point)
-            latest: dict[str, float | str] = {}
-            for key in dict.fromkeys(key for key, _ in points):
-                # Seed 003's order: by step, else by wallclock (modelbox/metric_order.py).
-                series[key] = metric_order.ordered(series[key])
-                value = metric_order.latest(series[key])
-                if value is not None:
-                    latest[key] = value
+            merged, latest = merge_metric_points(txn.snapshot.read(series_path), series_path,
+                                                 points)
             shown = ", ".join(sorted({key for key, _ in points}))
-            txn.put(series_path, MetricSeries(series=series))
+            txn.put(series_path, merged)
             summary: dict[str, float | str] = {}
             if hasattr(manifest, "metrics"):  # versions and checkpoints keep a summary
                 summary = {**manifest.metrics, **latest}
@@ -1290,6 +1278,28 @@ MAX_METRIC_BYTES = 1024 * 1024
 MetricValue = float | int | str | bytes
 """What ``log_metrics`` takes per key: a finite number, a string (a serialized tensor) or
 bytes (kept as ``{"bytes": "<base64>"}``)."""
+
+
+def merge_metric_points(
+    data: bytes | None, series_path: str, points: list[tuple[str, MetricPoint]],
+) -> tuple[MetricSeries, dict[str, float | str]]:
+    """The series file ``data`` (None: none yet) with ``points`` added, each changed series
+    in seed 003's order (by step, else by wallclock: modelbox/metric_order.py), and the
+    latest value of each key the points touch (the summary)."""
+    from modelbox import metric_order
+    from modelbox.manifests import MetricSeries, parse
+
+    current = parse(MetricSeries, series_path, data) if data else MetricSeries()
+    series = {k: list(v) for k, v in current.series.items()}
+    for key, point in points:
+        series.setdefault(key, []).append(point)
+    latest: dict[str, float | str] = {}
+    for key in dict.fromkeys(key for key, _ in points):
+        series[key] = metric_order.ordered(series[key])
+        value = metric_order.latest(series[key])
+        if value is not None:
+            latest[key] = value
+    return MetricSeries(series=series), latest
 
 
 def metric_points(

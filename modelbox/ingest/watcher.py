@@ -2,8 +2,8 @@
 
 "Already ingested" is read from the registry itself: each ingested checkpoint's manifest
 records ``metadata.ingest = {source, fingerprint, layout}``, and a checkpoint is written
-(manifest, artifacts, metrics, event) in one batch, which lands whole or not at all
-(:meth:`Registry.batch`, through the recovery journal). So a watcher killed between the
+(manifest, artifacts, metrics, event) in one commit, which lands whole or not at all
+(:meth:`Registry.transaction`, through the recovery journal). So a watcher killed between the
 upload and the commit uploads again next time (the store keeps what it has) and never
 makes a second checkpoint; the check is repeated under the registry lock, so two watchers
 of one folder cannot both ingest it either. Nothing else is remembered: no local cache can
@@ -12,6 +12,7 @@ disagree with the registry.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,14 +20,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelbox import lifecycle
-from modelbox.errors import ArtifactError, MetricsFileError, ModelboxError
+from modelbox import layout, lifecycle
+from modelbox.audit import Change
+from modelbox.collisions import refuse_case_twin
+from modelbox.errors import ArtifactError, InvalidValueError, MetricsFileError, ModelboxError
 from modelbox.ingest import layouts
 from modelbox.ingest import metrics as parsers
 from modelbox.ingest.layouts import Candidate
 from modelbox.ingest.metrics import Point
-from modelbox.names import ModelName, Reference
-from modelbox.registry import Registry, metric_points
+from modelbox.manifests import (
+    ArtifactPointer,
+    CheckpointManifest,
+    EventLog,
+    MetricPoint,
+    MetricSeries,
+    parse,
+)
+from modelbox.manifests import now as manifest_now
+from modelbox.names import ModelName, fold
+from modelbox.registry import (
+    Registry,
+    Transaction,
+    json_metadata,
+    merge_metric_points,
+    metric_points,
+)
 
 INGEST_KEY = "ingest"  # the checkpoint metadata key that records where it came from
 EVENT = "checkpoint.ingested"
@@ -168,8 +186,11 @@ class Watcher:
 
     def ingest(self, candidate: Candidate, fingerprint: str,
                metric_files: list[Path] | None = None) -> Ingested | None:
-        """Ingest one whole checkpoint as one batch; None if it is in the registry already
-        (checked again under the lock)."""
+        """Ingest one whole checkpoint as ONE commit (manifest with its metric summary,
+        artifact pointers, the experiment's new points, the checkpoint's points and an
+        event); None if it is in the registry already (checked again under the lock).
+        The files are uploaded before the lock is taken: other writers never wait for an
+        upload, and a kill before the commit leaves only unreferenced objects."""
         from modelbox import artifacts
 
         started = time.monotonic()
@@ -177,39 +198,75 @@ class Watcher:
         registry, experiment = self.registry, self.experiment
         record = {"source": candidate.source, "fingerprint": fingerprint,
                   "layout": candidate.layout}
-        with registry.batch():
+        ident = self._name(candidate, fingerprint, ingested_sources(registry, experiment))
+        staged = artifacts.stage(registry, layout.checkpoint_dir(experiment, ident),
+                                 list(candidate.files), progress=False)
+        with registry.transaction() as txn:
             done = ingested_sources(registry, experiment)
             if (candidate.source, fingerprint) in done:
                 return None
-            ident = layouts.checkpoint_id(candidate)
-            taken = set(done.values()) | {c.checkpoint for c in
-                                          lifecycle.list_checkpoints(registry, experiment)}
-            if ident in taken:  # the same name written again (Keras' model.keras, last.ckpt)
-                ident = f"{ident[:90]}-{fingerprint[:8]}"
-            lifecycle.create_checkpoint(registry, experiment, ident, epoch=candidate.epoch,
-                                        step=candidate.step, metadata={INGEST_KEY: record})
-            ref = Reference(experiment, version=ident)
-            added = artifacts.add(registry, ref, list(candidate.files), progress=False)
-            seen = {(key, point["step"]) for key, series in
-                    registry.metrics(Reference(experiment)).items() for point in series}
-            fresh: list[Point] = []
-            for key, step, value in points:
-                if (key, step) not in seen:
-                    seen.add((key, step))
-                    fresh.append((key, step, value))
-            now = time.time()
-            registry.append_metrics(Reference(experiment), [
-                p for key, step, value in fresh
-                for p in metric_points({key: value}, step=step, wallclock=now)])
-            registry.append_metrics(ref, [
-                p for key, (step, value) in summary.items()
-                for p in metric_points({key: value}, step=step, wallclock=now)])
-            lifecycle.log_events(registry, ref, [lifecycle.Event(
-                EVENT, source="modelbox experiment watch", metadata=record)])
+            ident = self._name(candidate, fingerprint, done)
+            fresh = self._write(txn, ident, candidate, record, staged.pointers, points,
+                                summary)
+        staged.settle()
         after_checkpoint(registry, experiment, ident)
         return Ingested(f"{experiment}@{ident}", candidate.source, candidate.layout,
-                        sum(a.files or 1 for a in added), sum(a.size or 0 for a in added),
-                        len(fresh), time.monotonic() - started)
+                        sum(p.files or 1 for p in staged.pointers),
+                        sum(p.size or 0 for p in staged.pointers), fresh,
+                        time.monotonic() - started)
+
+    def _name(self, candidate: Candidate, fingerprint: str,
+              done: dict[tuple[str, str], str]) -> str:
+        """Its checkpoint name: from the file name, with the fingerprint's start when that
+        name is taken (a trainer writing ``model.keras`` or ``last.ckpt`` again)."""
+        ident = layouts.checkpoint_id(candidate)
+        taken = {c.checkpoint.casefold() for c in
+                 lifecycle.list_checkpoints(self.registry, self.experiment)}
+        return f"{ident[:90]}-{fingerprint[:8]}" if ident.casefold() in taken else ident
+
+    def _write(self, txn: Transaction, ident: str, candidate: Candidate,
+               record: dict[str, str], pointers: list[ArtifactPointer], points: list[Point],
+               summary: dict[str, tuple[int, float]]) -> int:
+        """Stage the checkpoint's files in ``txn``; return the experiment's new points."""
+        from modelbox import artifacts
+
+        experiment, snap = self.experiment, txn.snapshot
+        folder = layout.checkpoint_dir(experiment, ident)
+        refuse_case_twin(snap, "checkpoint", folder)
+        now = time.time()
+        series_path = f"{layout.experiment_dir(experiment)}/{layout.METRICS_FILE}"
+        data = snap.read(series_path)
+        seen: set[tuple[str, int | None]] = set()
+        if data:
+            for key, series in parse(MetricSeries, series_path, data).series.items():
+                seen.update((key, point.step) for point in series)
+        fresh: list[tuple[str, MetricPoint]] = []
+        for key, step, value in points:
+            if (key, step) not in seen:
+                seen.add((key, step))
+                fresh.extend(metric_points({key: value}, step=step, wallclock=now))
+        if fresh:
+            txn.put(series_path, merge_metric_points(data, series_path, fresh)[0])
+        own = [p for key, (step, value) in summary.items()
+               for p in metric_points({key: value}, step=step, wallclock=now)]
+        merged, latest = merge_metric_points(None, f"{folder}/{layout.METRICS_FILE}", own)
+        if own:
+            txn.put(f"{folder}/{layout.METRICS_FILE}", merged)
+        txn.put(layout.checkpoint_file(experiment, ident), CheckpointManifest(
+            experiment=str(experiment), checkpoint=ident, epoch=candidate.epoch,
+            step=candidate.step, metadata=json_metadata({INGEST_KEY: record}),
+            metrics=latest, created_at=manifest_now()))
+        if len({fold(p.path) for p in pointers}) != len(pointers):
+            raise InvalidValueError(f"{candidate.source}: two files differ only in case")
+        for pointer in pointers:
+            txn.put(artifacts.pointer_path(folder, pointer), pointer)
+        event = lifecycle.Event(EVENT, source="modelbox experiment watch", metadata=record)
+        txn.put(f"{folder}/{layout.EVENTS_FILE}", EventLog(events=[event.record()]))
+        target = f"{experiment}@{ident}"
+        txn.change = Change("checkpoint.ingest", target, f"checkpoint ingest {target}",
+                            after=json.dumps({**record, "files": len(pointers),
+                                              "points": len(fresh)}, sort_keys=True))
+        return len(fresh)
 
 
 class WatchThread:

@@ -57,7 +57,7 @@ def test_huggingface_checkpoints_are_ingested_once_with_deduplicated_metrics(
     (line,) = again.out.splitlines()
     assert json.loads(line)["checkpoint"] == f"{EXP}@checkpoint-20"
     assert json.loads(line)["points"] == 2  # loss@20, eval_acc@20; loss@10 was there
-    assert commits(registry_path) - head == 5  # checkpoint, artifacts, metrics x2, event
+    assert commits(registry_path) - head == 1  # one commit: manifest, files, metrics, event
     found = checkpoints(registry_path)
     assert set(found) == {f"{EXP}@checkpoint-10", f"{EXP}@checkpoint-20"}
     assert found[f"{EXP}@checkpoint-20"]["artifacts"] == [
@@ -71,7 +71,7 @@ def test_huggingface_checkpoints_are_ingested_once_with_deduplicated_metrics(
         assert [e.name for e in events] == ["checkpoint.ingested"]
     third = run("--repo", registry_path, "experiment", "watch", EXP, out, "--once")
     assert (third.code, third.out) == (0, "")  # nothing new: nothing done
-    assert commits(registry_path) == head + 5  # and no more
+    assert commits(registry_path) == head + 1  # and no more
 
 
 def test_points_a_callback_logged_already_are_not_logged_twice(
