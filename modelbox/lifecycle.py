@@ -93,6 +93,36 @@ def create_experiment(
     return manifest
 
 
+def update_experiment(
+    registry: Registry, experiment: ModelName, *, best_by: str | None = None,
+    best_direction: str | None = None, clear_best: bool = False,
+) -> ExperimentManifest:
+    """Set (or clear) the metric and direction ``EXP:best`` ranks checkpoints by (one
+    ``experiment.update`` commit; none when nothing changes)."""
+    if not clear_best:
+        if not best_by or any(ord(c) < 32 for c in best_by):
+            raise InvalidValueError(f"--best-by wants a metric name, got {best_by!r}")
+        if best_direction not in ("min", "max"):
+            raise InvalidValueError("--best-by needs --min (lower is better) or --max")
+    path = layout.experiment_file(experiment)
+    with registry.transaction() as txn:
+        data = txn.snapshot.read(path)
+        get_experiment_in(data, experiment)
+        old = parse(ExperimentManifest, path, data or b"")
+        new = old.model_copy(update={"best_by": None if clear_best else best_by,
+                                     "best_direction": None if clear_best else best_direction})
+        new = ExperimentManifest.model_validate(new.model_dump(mode="json"), strict=False)
+        if new != old:
+            txn.put(path, new)
+            txn.change = Change(
+                "experiment.update", str(experiment),
+                f"experiment update {experiment} best-by "
+                + ("(none)" if clear_best else f"{best_by} ({best_direction})"),
+                before=f"{old.best_by} ({old.best_direction})" if old.best_by else None,
+                after=None if clear_best else f"{best_by} ({best_direction})")
+    return new
+
+
 def get_experiment(registry: Registry, experiment: ModelName) -> ExperimentManifest:
     path = layout.experiment_file(experiment)
     data = registry.snapshot().read(path)

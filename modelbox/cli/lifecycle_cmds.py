@@ -83,6 +83,31 @@ def experiment_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
         echo(f"{e.full_name}\t{e.owner}\t{e.framework.value}\t{e.created_at.isoformat()}")
 
 
+@experiment.command("update")
+@click.argument("name")
+@click.option("--best-by", metavar="METRIC", help="The metric NAME:best ranks checkpoints by.")
+@click.option("--min/--max", "minimize", default=None,
+              help="Lower (--min) or higher (--max) --best-by values are better.")
+@click.option("--clear-best", is_flag=True, help="Forget the best metric (NAME:best fails).")
+@json_option
+@pass_ctx
+def experiment_update(ctx: Context, name: str, best_by: str | None, minimize: bool | None,
+                      clear_best: bool, as_json: bool) -> None:
+    """Change experiment NAME: the metric and direction of NAME:best."""
+    from modelbox import lifecycle
+
+    if clear_best and (best_by or minimize is not None):
+        raise InvalidValueError("--clear-best takes no --best-by/--min/--max")
+    if not clear_best and best_by is None:
+        raise InvalidValueError("nothing to update: give --best-by METRIC --min|--max "
+                                "(or --clear-best)")
+    direction = None if minimize is None else "min" if minimize else "max"
+    made = lifecycle.update_experiment(ctx.registry, model_arg(name), best_by=best_by,
+                                       best_direction=direction, clear_best=clear_best)
+    best = f"best by {made.best_by} ({made.best_direction})" if made.best_by else "no best"
+    done(as_json, made.model_dump(mode="json"), f"Experiment {made.full_name}: {best}")
+
+
 @experiment.command("delete")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Delete even if a checkpoint was promoted to a "
@@ -137,7 +162,8 @@ def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
         return
     for c in found:
         metrics = ", ".join(f"{k}={v}" for k, v in sorted(c.metrics.items()))
-        echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}")
+        echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}"
+             + ("\tarchived" if c.archived else ""))
 
 
 @checkpoint.command("promote")
