@@ -164,6 +164,20 @@ def edit_policy(
         from modelbox.registry import _check_tag
 
         _check_tag(tag)
+    with registry.batch():
+        policy = _edit(registry, experiment, promote_to, conditions, tag, clear_promotion,
+                       keep_last, keep_best, by, minimize, clear_retention)
+        if policy.checkpoints is not None:  # retention applies at once; promotion to what
+            registry.decisions += _retain(registry, experiment, policy.checkpoints)  # comes
+    return policy
+
+
+def _edit(
+    registry: Registry, experiment: ModelName, promote_to: str | None,
+    conditions: list[MetricCondition], tag: str | None, clear_promotion: bool,
+    keep_last: int | None, keep_best: int | None, by: str | None, minimize: bool | None,
+    clear_retention: bool,
+) -> Policy:
     with registry.transaction() as txn:
         snap = txn.snapshot
         _require_experiment(snap, experiment)

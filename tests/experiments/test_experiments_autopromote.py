@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hostile import modelbox
 
 from modelbox import ModelBoxClient
 from modelbox.autopromote import after_checkpoint, edit_policy, policy_file
@@ -204,3 +205,26 @@ def test_a_co_users_hostile_policy_file_is_one_warning_and_ingest_goes_on(
     assert [c.id for c in exp.checkpoints()] == [f"{EXP}@epoch-{n}" for n in range(3)]
     assert client.model(MODEL).versions() == []
     assert client.model("prod/yolo").versions() == []
+
+
+@pytest.mark.parametrize("step", ["after-journal", "after-ref-move", "before-tag-refs"])
+def test_a_crash_around_the_promotion_commit_never_promotes_twice(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path, step: str,
+) -> None:
+    """The process dies (as kill -9 would) at each window of the write that logs the
+    metrics and promotes; the next writes re-evaluate the checkpoint from the registry."""
+    edit_policy(client.registry, parse_model(EXP), promote_to=MODEL, when=["acc>=0.9"],
+                tag="candidate")
+    client.experiment(EXP).new_checkpoint(1, files=[weights(tmp_path, "w.pt", b"w")])
+    client.close()
+    died = modelbox("metrics", "log", f"{EXP}@epoch-1", "acc=0.95", cwd=registry_path,
+                    env={"MODELBOX_FAULT": step})
+    assert died.code == 137
+    for value in ("0.96", "0.97"):
+        again = modelbox("metrics", "log", f"{EXP}@epoch-1", f"acc={value}",
+                         cwd=registry_path)
+        assert again.code == 0, again.err
+    with ModelBoxClient(registry_path) as after:
+        assert [v.version for v in after.model(MODEL).versions()] == ["v0"]
+        assert after.resolve(f"{MODEL}:candidate") == "v0"
+    assert modelbox("check", cwd=registry_path).code == 0
