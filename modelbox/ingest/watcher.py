@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +61,19 @@ class Ingested:
     bytes: int
     points: int  # new metric points on the experiment
     seconds: float
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # the policy's
 
     def to_json(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "source": self.source, "layout": self.layout,
                 "files": self.files, "bytes": self.bytes, "points": self.points,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "decisions": self.decisions}
 
     def line(self) -> str:
+        done = "".join(f"; {d['action']} {d['target'] or d['checkpoint']}"
+                       for d in self.decisions)
         return (f"Ingested {self.checkpoint} from {self.source} ({self.layout}, "
                 f"{self.files} file(s), {self.bytes} bytes, {self.points} new metric "
-                f"point(s), {self.seconds:.1f} s)")
+                f"point(s), {self.seconds:.1f} s){done}")
 
 
 def ingested_sources(registry: Registry, experiment: ModelName) -> dict[tuple[str, str], str]:
@@ -82,11 +85,6 @@ def ingested_sources(registry: Registry, experiment: ModelName) -> dict[tuple[st
             key = (str(record.get("source")), str(record.get("fingerprint")))
             out[key] = manifest.checkpoint
     return out
-
-
-def after_checkpoint(registry: Registry, experiment: ModelName, checkpoint: str) -> None:
-    """THE call site of auto-promotion and retention after a checkpoint is ingested
-    (issue 17 items 3-4, ``modelbox/autopromote.py``; wired when that lands)."""
 
 
 class Watcher:
@@ -201,6 +199,7 @@ class Watcher:
         ident = self._name(candidate, fingerprint, ingested_sources(registry, experiment))
         staged = artifacts.stage(registry, layout.checkpoint_dir(experiment, ident),
                                  list(candidate.files), progress=False)
+        seen_decisions = len(registry.decisions)
         with registry.transaction() as txn:
             done = ingested_sources(registry, experiment)
             if (candidate.source, fingerprint) in done:
@@ -209,11 +208,13 @@ class Watcher:
             fresh = self._write(txn, ident, candidate, record, staged.pointers, points,
                                 summary)
         staged.settle()
-        after_checkpoint(registry, experiment, ident)
+        # The registry ran the experiment's policy (modelbox/autopromote.py) at the end of
+        # that commit's batch: promotion and retention are commits of the same batch.
+        decisions = [d.to_json() for d in registry.decisions[seen_decisions:]]
         return Ingested(f"{experiment}@{ident}", candidate.source, candidate.layout,
                         sum(p.files or 1 for p in staged.pointers),
                         sum(p.size or 0 for p in staged.pointers), fresh,
-                        time.monotonic() - started)
+                        time.monotonic() - started, decisions)
 
     def _name(self, candidate: Candidate, fingerprint: str,
               done: dict[tuple[str, str], str]) -> str:

@@ -221,3 +221,28 @@ def test_ingest_uploads_to_an_s3_store(
     assert (again.code, again.out) == (0, "")
     with ModelBoxClient(path) as client:
         assert len(client.experiment(EXP).checkpoints()) == 1
+
+
+def test_an_ingested_checkpoint_meeting_the_policy_is_promoted_in_the_same_write(
+    registry_path: Path, tmp_path: Path, run: Run
+) -> None:
+    with ModelBoxClient(registry_path) as client:
+        client.new_experiment(EXP)
+        client.new_model("ai/detector")
+    made = run("--repo", registry_path, "policy", "set", EXP, "--promote-to", "ai/detector",
+               "--when", "eval_acc>=0.9")
+    assert made.code == 0, made.err
+    out = tmp_path / "out"
+    hf_checkpoint(out, 10, [{"eval_acc": 0.5, "step": 10}])
+    hf_checkpoint(out, 20, [{"eval_acc": 0.5, "step": 10}, {"eval_acc": 0.95, "step": 20}])
+    result = run("--repo", registry_path, "experiment", "watch", EXP, out, "--once", "--json")
+    assert result.code == 0, result.err
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    assert [line["decisions"] for line in lines] == [[], [{
+        "action": "promote", "checkpoint": f"{EXP}@checkpoint-20",
+        "target": "ai/detector@v0", "policy": lines[1]["decisions"][0]["policy"]}]]
+    with ModelBoxClient(registry_path) as client:
+        version = client.model_version("ai/detector@v0")
+        assert version.metadata["source_checkpoint"] == f"{EXP}@checkpoint-20"
+        assert sorted(a.path for a in version.artifacts()) == [
+            "config.json", "model.safetensors", "optimizer.pt", "trainer_state.json"]
