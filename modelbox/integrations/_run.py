@@ -19,6 +19,7 @@ A failed upload does not stop training: it is one warning line on stderr, and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -207,6 +208,11 @@ class TrainingRun:
                     if job is None:
                         return
                 if job is not None:
+                    # The training thread's points first: an ingest adds the points a
+                    # checkpoint's own files carry (trainer_state.json) only where the
+                    # series has no point at that (key, step) yet.
+                    self._commit(uploader, journal=True)
+                    last = time.monotonic()
                     self._ingest(uploader, job)
                     self._commit(uploader)
                 if time.monotonic() - last >= self._flush_every:
@@ -218,24 +224,29 @@ class TrainingRun:
             uploader.close()
 
     def _ingest(self, client: ModelBoxClient, job: _Staged) -> None:
-        from modelbox import lifecycle
-        from modelbox.client import Checkpoint
-
+        """Record one staged checkpoint: through the watcher's per-layout ingest
+        (:meth:`modelbox.ingest.Watcher.ingest`) when the layout is one it knows, so a
+        callback and ``experiment watch`` record the same checkpoint the same way; else as
+        a checkpoint named ``job.name`` with the files as artifacts. One batch either way:
+        the checkpoint lands with its files or not at all."""
         began = time.perf_counter()
         target = f"{self.name}@{job.name}"
         try:
-            with client.registry.batch():  # all or nothing: no checkpoint without its files
-                manifest = lifecycle.create_checkpoint(
-                    client.registry, self._ref.model, job.name, epoch=job.epoch, step=job.step,
-                    metadata={"written_at": job.written_at, "source": self.source})
-                checkpoint = Checkpoint(client, manifest)
-                checkpoint.upload_artifact(job.paths, replace=True)
+            if _fingerprint(job.paths) != job.fingerprint:
+                raise _rewritten(target)
+            with client.registry.batch():
+                ident = self._record(client, job)
+                target = f"{self.name}@{ident}"
                 if _fingerprint(job.paths) != job.fingerprint:
-                    raise InvalidValueError(
-                        f"checkpoint {target} was rewritten in place while it uploaded; "
-                        "skipped (the save that rewrote it is recorded on its own)")
-                if job.metrics:
-                    checkpoint.log_metrics(job.metrics, step=job.step)
+                    raise _rewritten(target)  # the batch is dropped: nothing half-old lands
+            if job.metrics:
+                from modelbox.client import Checkpoint
+                from modelbox.manifests import CheckpointManifest
+
+                ref = Reference(self._ref.model, version=ident)
+                manifest = client.registry.target(client.registry.snapshot(), ref)[1]
+                assert isinstance(manifest, CheckpointManifest)
+                Checkpoint(client, manifest).log_metrics(job.metrics, step=job.step)
         except (ModelboxError, OSError) as exc:
             error = exc if isinstance(exc, ModelboxError) else ModelboxError(
                 f"checkpoint {target} could not be read: {exc}")
@@ -253,6 +264,30 @@ class TrainingRun:
         self.stats.upload_seconds.append(seconds)
         self.stats.ingested.append(target)
         self.event("checkpoint_ingested", checkpoint=target, seconds=round(seconds, 3))
+
+    def _record(self, client: ModelBoxClient, job: _Staged) -> str:
+        """Write the checkpoint (inside the caller's batch); return its name."""
+        from modelbox import lifecycle
+        from modelbox.client import Checkpoint
+        from modelbox.ingest import layouts
+        from modelbox.ingest.watcher import Watcher
+
+        found = [c for c in layouts.scan(job.folder).candidates
+                 if c.path in job.paths and c.complete and not c.problem]
+        if len(job.paths) == 1 and len(found) == 1:
+            candidate = dataclasses.replace(
+                found[0], epoch=found[0].epoch if job.epoch is None else job.epoch,
+                step=found[0].step if job.step is None else job.step)
+            watcher = Watcher(client.registry, self._ref.model, job.folder,
+                              on_warning=lambda m: print(f"modelbox: {m}", file=sys.stderr))
+            made = watcher.ingest(candidate, candidate.fingerprint())
+            if made is not None:
+                return made.checkpoint.rpartition("@")[2]
+        manifest = lifecycle.create_checkpoint(
+            client.registry, self._ref.model, job.name, epoch=job.epoch, step=job.step,
+            metadata={"written_at": job.written_at, "source": self.source})
+        Checkpoint(client, manifest).upload_artifact(job.paths, replace=True)
+        return job.name
 
     def _commit(self, uploader: ModelBoxClient, *, journal: bool = False) -> None:
         """Events and the uploader's metrics; with ``journal`` the training thread's points
@@ -280,6 +315,11 @@ class TrainingRun:
             with self._events_lock:
                 self._events[:0] = events
             raise
+
+
+def _rewritten(target: str) -> InvalidValueError:
+    return InvalidValueError(f"checkpoint {target} was rewritten in place while it uploaded; "
+                             "skipped (the save that rewrote it is recorded on its own)")
 
 
 def hyperparameter_values(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,7 @@ def test_fit_records_hparams_logged_metrics_events_and_every_checkpoint_file_wri
             (f"exp/lightning-run@epoch-{e}-step-{4 * (e + 1)}", e, 4 * (e + 1))
             for e in range(3)]
         assert [a.path for a in checkpoints[0].artifacts()] == ["epoch=0-step=4.ckpt"]
+        assert checkpoints[0].metadata["ingest"]["layout"] == "lightning"  # as a watcher
         assert "val_loss" in checkpoints[-1].metrics()
         names = [e.name for e in experiment.events()]
         assert names.count("epoch_start") == 3 and names.count("checkpoint_ingested") == 3

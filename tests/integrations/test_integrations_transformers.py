@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from modelbox import ModelBoxClient
+from modelbox.ingest import Watcher
+from modelbox.names import parse_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: never reach a hub
 TORCH_MISSING = ("torch is not installed: scripts/test.sh installs the CPU build "
@@ -69,17 +71,22 @@ def test_train_records_arguments_logs_events_and_each_checkpoint_folder_loadable
         names = [e.name for e in experiment.events()]
         assert names.count("epoch_end") == 2 and names.count("checkpoint_ingested") == 2
         assert {e.source for e in experiment.events()} == {"transformers"}
+        # Recorded as `experiment watch` records it: a watcher of the output folder finds
+        # checkpoint-8 ingested already (same source, same fingerprint).
+        assert checkpoints[-1].metadata["ingest"]["layout"] == "huggingface"
+        assert Watcher(client.registry, parse_model("exp/hf-run"), tmp_path / "out").poll() == []
+        assert len(experiment.checkpoints()) == 2
     # save_total_limit=1 removed checkpoint-4 from the disk; the registry has it.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["checkpoint-8"]
 
     modelbox = str(Path(sys.executable).with_name("modelbox"))
-    for name in ("checkpoint-4", "checkpoint-8"):
-        done = subprocess.run([modelbox, "get", f"exp/hf-run@{name}", "-o", str(tmp_path / "got"),
-                               "-q"], cwd=registry_path, capture_output=True, text=True,
-                              check=False)
+    for name in ("checkpoint-4", "checkpoint-8"):  # the folder's files, as the watcher does
+        done = subprocess.run([modelbox, "get", f"exp/hf-run@{name}", "-o",
+                               str(tmp_path / name), "-q"], cwd=registry_path,
+                              capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
-        assert (tmp_path / "got" / name / "trainer_state.json").is_file()
+        assert (tmp_path / name / "trainer_state.json").is_file()
     loaded = transformers.BertForSequenceClassification.from_pretrained(
-        tmp_path / "got" / "checkpoint-8")
+        tmp_path / "checkpoint-8")
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
