@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +78,17 @@ def test_fit_records_hyperparameters_metrics_events_and_a_loadable_checkpoint_pe
 
 
 def test_without_a_save_dir_checkpoints_live_only_in_the_registry(
-    registry_path: Path, tmp_path: Path,
+    registry_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes the folder
     x = np.ones((8, 4), dtype="float32")
     callback = ModelboxCallback("exp/keras-tmp", registry_path, save_every=2)
     _model().fit(x, x[:, :1], epochs=4, batch_size=8, callbacks=[callback], verbose=0)
     with ModelBoxClient(registry_path) as client:
         checkpoints = client.experiment("exp/keras-tmp").checkpoints()
     assert [c.epoch for c in checkpoints] == [2, 4]
-    assert callback._temporary is None and not list(tmp_path.glob("modelbox-keras-*"))
+    assert callback._temporary is None
+    assert list(tmp_path.glob("modelbox-keras-*")) == []  # removed after training
 
 
 def _get(registry: Path, ref: str, out: Path) -> tuple[int, str, str]:
