@@ -78,7 +78,7 @@ class TrainingRun:
 
     def __init__(
         self, experiment: str, registry: str | Path = ".", *, framework: str,
-        source: str, owner: str = "", flush_every: float = 10.0, max_pending: int = 2,
+        source: str, owner: str = "", flush_every: float = 30.0, max_pending: int = 2,
     ) -> None:
         if max_pending < 1:
             raise InvalidValueError(f"max_pending must be at least 1, got {max_pending}")
@@ -196,6 +196,7 @@ class TrainingRun:
 
     # -- the background thread -------------------------------------------------------
     def _work(self) -> None:
+        _yield_cpu()
         uploader = ModelBoxClient(self._path)  # its own Registry: batches are per object
         try:
             last = time.monotonic()
@@ -208,11 +209,12 @@ class TrainingRun:
                     if job is None:
                         return
                 if job is not None:
-                    # The training thread's points first: an ingest adds the points a
-                    # checkpoint's own files carry (trainer_state.json) only where the
-                    # series has no point at that (key, step) yet.
-                    self._commit(uploader, journal=True)
-                    last = time.monotonic()
+                    if _carries_points(job):
+                        # The training thread's points first: an ingest adds the points a
+                        # checkpoint's own files carry (trainer_state.json) only where the
+                        # series has no point at that (key, step) yet.
+                        self._commit(uploader, journal=True)
+                        last = time.monotonic()
                     self._ingest(uploader, job)
                     self._commit(uploader)
                 if time.monotonic() - last >= self._flush_every:
@@ -315,6 +317,23 @@ class TrainingRun:
             with self._events_lock:
                 self._events[:0] = events
             raise
+
+
+def _carries_points(job: _Staged) -> bool:
+    """Whether the ingest reads metric points from the checkpoint's own files (a Hugging
+    Face ``checkpoint-N/`` with its ``trainer_state.json``)."""
+    from modelbox.ingest import layouts
+
+    return any((p / layouts.HF_STATE).is_file() for p in job.paths if p.is_dir())
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's scheduling priority (Linux: a thread is a task with its own
+    nice value), so that on a busy machine hashing and committing take the CPU training
+    leaves over rather than the CPU training wants."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _rewritten(target: str) -> InvalidValueError:

@@ -36,7 +36,7 @@ class ModelboxCallback(keras.callbacks.Callback):  # type: ignore[misc]  # keras
         self, experiment: str, registry: str | Path = ".", *,
         hyperparameters: Mapping[str, Any] | None = None, save_dir: str | Path | None = None,
         save_every: int = 1, filename: str = "epoch-{epoch}.keras", owner: str = "",
-        flush_every: float = 10.0,
+        flush_every: float = 30.0,
     ) -> None:
         super().__init__()
         self.run = TrainingRun(experiment, registry, framework="keras", source="keras",

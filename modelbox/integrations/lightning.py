@@ -36,7 +36,7 @@ class ModelboxCallback(pl.callbacks.Callback):  # type: ignore[misc]  # lightnin
     def __init__(
         self, experiment: str, registry: str | Path = ".", *,
         hyperparameters: Mapping[str, Any] | None = None, owner: str = "",
-        flush_every: float = 10.0,
+        flush_every: float = 30.0,
     ) -> None:
         super().__init__()
         self.run = TrainingRun(experiment, registry, framework="pytorch", source="lightning",

@@ -31,7 +31,7 @@ class ModelboxCallback(transformers.TrainerCallback):  # type: ignore[misc]  # n
     def __init__(
         self, experiment: str, registry: str | Path = ".", *,
         hyperparameters: Mapping[str, Any] | None = None, owner: str = "",
-        flush_every: float = 10.0,
+        flush_every: float = 30.0,
     ) -> None:
         self.run = TrainingRun(experiment, registry, framework="transformers",
                                source="transformers", owner=owner, flush_every=flush_every)
