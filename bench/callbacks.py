@@ -110,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                     from modelbox import ModelBoxClient
 
                     ModelBoxClient(work / "reg", create=True).close()
-                out = subprocess.run(
+                done = subprocess.run(
                     [sys.executable, __file__, CHILD, str(work), str(seconds), str(every),
                      str(mb), str(reps), str(int(with_run))],
-                    check=True, capture_output=True, text=True).stdout.split()
+                    check=False, capture_output=True, text=True)
+                if done.returncode:
+                    sys.exit(f"bench/callbacks.py: round {number + 1} failed:\n{done.stderr}")
+                out = done.stdout.split()
                 results[with_run].append([float(v) for v in out])
                 print(f"round {number + 1} {'modelbox' if with_run else 'baseline'}: "
                       f"wall {float(out[0]):.2f} s", file=sys.stderr)

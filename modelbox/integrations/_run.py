@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from modelbox.client import Experiment, ModelBoxClient
-from modelbox.errors import InvalidValueError, ModelboxError
+from modelbox.errors import ArtifactError, InvalidValueError, ModelboxError
 from modelbox.lifecycle import Event
 from modelbox.names import Reference, parse_model
 from modelbox.registry import MetricValue
@@ -236,11 +236,20 @@ class TrainingRun:
         try:
             if _fingerprint(job.paths) != job.fingerprint:
                 raise _rewritten(target)
-            with client.registry.batch():
-                ident = self._record(client, job)
-                target = f"{self.name}@{ident}"
-                if _fingerprint(job.paths) != job.fingerprint:
-                    raise _rewritten(target)  # the batch is dropped: nothing half-old lands
+            for attempt in range(3):
+                try:
+                    with client.registry.batch():
+                        ident = self._record(client, job)
+                        target = f"{self.name}@{ident}"
+                        if _fingerprint(job.paths) != job.fingerprint:
+                            raise _rewritten(target)  # the batch is dropped: nothing lands
+                    break
+                except ArtifactError:
+                    # "Changed while hashed" also says the inode's ctime moved: the framework
+                    # deleting its own name for the file (rotation) does that. Same size and
+                    # mtime: the bytes did not change; once the name is gone, it holds still.
+                    if attempt == 2 or _fingerprint(job.paths) != job.fingerprint:
+                        raise
             if job.metrics:
                 from modelbox.client import Checkpoint
                 from modelbox.manifests import CheckpointManifest
