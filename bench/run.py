@@ -26,6 +26,7 @@ from benchkit import peers
 from benchkit.big_registry import big_registry
 from benchkit.harness import Bench, Row, Sizes, StepError, modelbox_commit, table, work_folder
 from benchkit.hashing import hashing
+from benchkit.ingest import ingest
 from benchkit.memory import memory
 from benchkit.scale import scale
 from benchkit.scale_curve import curve
@@ -51,6 +52,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "11": ("scale-curve", curve, False),
     "12": ("refs", refs, False),
     "13": ("shards", shards, False),
+    "14": ("ingest", ingest, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

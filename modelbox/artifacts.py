@@ -282,6 +282,74 @@ def add(
         cache.close()
 
 
+@dataclass
+class Staged:
+    """Files and folders put in the store and claimed, their pointers not committed yet
+    (:func:`stage`). After the caller's commit, :meth:`settle` puts again whatever a gc
+    that raced the claim deleted (what :func:`add` does after its own commit)."""
+
+    pointers: list[ArtifactPointer]
+    _store: ObjectStore
+    _uploads: list[tuple[Path, FileDigest]]
+    _folders: list[tuple[int, Folder, ArtifactPointer]]
+
+    def settle(self) -> None:
+        claims.wait_for_gc(self._store)
+        cache = HashCache.default()
+        try:
+            _put(self._store, self._uploads, self._folders, list(self.pointers), cache, False)
+        finally:
+            cache.close()
+
+
+def stage(registry: Registry, target_dir: str, paths: list[Path], *,
+          progress: bool | None = None) -> Staged:
+    """Store files or folders (named after themselves) and claim their objects, committing
+    nothing: for a caller that writes the pointers below ``target_dir``, a new object, in
+    its own single commit (checkpoint ingest). Hashes each file once, streaming.
+
+    Raises:
+        InvalidValueError: a name could not be an artifact's.
+        ArtifactError: a path is missing, a link, or changed while read.
+        StoreError: the store failed.
+    """
+    snapshot = registry.snapshot()
+    for source in paths:
+        _check_name(snapshot, target_dir, source.name)
+    cache = HashCache.default()
+    uploads: list[tuple[Path, FileDigest]] = []
+    folders: list[tuple[int, Folder, ArtifactPointer]] = []
+    pointers: list[ArtifactPointer] = []
+    try:
+        for source in _sources(paths):
+            if source.is_dir():
+                files = _walk(source)
+                folder = Folder.scan(source, files, cache)
+                kinds = {sniff(f)[0] for f in files[:64]}
+                draft = _pointer(source.name, _dir_type(kinds), "inode/directory",
+                                 folder.size, directory=True, files=len(files))
+                uploads.extend(folder.uploads())
+                folders.append((len(pointers), folder, draft))
+                pointers.append(draft)
+            else:
+                digest = hash_file(source, cache=cache)
+                kind, mime = sniff(source)
+                pointers.append(_pointer(source.name, kind, mime, digest.size,
+                                         sha256=digest.sha256))
+                uploads.append((source, digest))
+        store = open_registry_store(registry)
+        digests = _put(store, uploads, folders, pointers, cache, progress)
+        claims.claim(store, claims.identity(registry.repo, registry.head()), digests)
+        return Staged(pointers, store, uploads, folders)
+    finally:
+        cache.close()
+
+
+def pointer_path(target_dir: str, pointer: ArtifactPointer) -> str:
+    """Where ``pointer`` is written below an object's folder (``_artifacts/PATH.json``)."""
+    return _pointer_path(target_dir, pointer.path)
+
+
 def _put(
     store: ObjectStore, uploads: list[tuple[Path, FileDigest]],
     folders: list[tuple[int, Folder, ArtifactPointer]], pointers: list[ArtifactPointer],

@@ -123,6 +123,7 @@ def _names(tree: _Tree, child: bool) -> dict[str, str]:
     names = {tree.child_file: tree.child_kind} if child else {tree.file: tree.kind}
     if tree.kind == "model" and not child:
         names[layout.TAGS_FILE] = "tags"
+    if not child:  # a model's policy, or an experiment's (promotion, checkpoint retention)
         names[layout.POLICY_FILE] = "policy"
     return {**names, **_BESIDE_ANY}
 

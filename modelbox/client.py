@@ -44,10 +44,18 @@ from modelbox.manifests import (
     ModelManifest,
     VersionManifest,
 )
-from modelbox.names import ModelName, Reference, parse_model, parse_namespace, parse_reference
+from modelbox.names import (
+    CHECKPOINT_ALIASES,
+    ModelName,
+    Reference,
+    parse_model,
+    parse_namespace,
+    parse_reference,
+)
 from modelbox.registry import MetricValue, Registry, metric_points
 
 if TYPE_CHECKING:
+    from modelbox.ingest import WatchThread
     from modelbox.namespaces import NamespaceInfo
 
 __all__ = ["Checkpoint", "Experiment", "Model", "ModelBoxClient", "ModelVersion", "Namespace"]
@@ -276,7 +284,15 @@ class ModelBoxClient:
         return ModelVersion(self, self.registry.get_version(parsed.model, version))
 
     def resolve(self, ref: str) -> str:
-        return self.registry.resolve(parse_reference(ref))
+        """The version (or, for ``EXP:latest``/``EXP:best``/``EXP@C``, the checkpoint)
+        ``ref`` names."""
+        from modelbox import resolver
+
+        self.flush()  # EXP:best ranks by metrics this process may still hold
+        parsed = parse_reference(ref)
+        found = resolver.resolve(self.registry.snapshot(), parsed, version_needed=True)
+        assert found.version is not None  # version_needed
+        return found.version
 
     def log(self, target: str | None = None) -> list[AuditEvent]:
         """Audit events, newest first, optionally about one model, version or tag."""
@@ -812,11 +828,48 @@ class Experiment(_Named):
 
         delete_experiment(self._client.registry, self._ref, force=force)
 
+    def watch(self, folder: str | Path, interval: float = 2.0) -> WatchThread:
+        """Ingest each checkpoint a trainer writes into ``folder`` once it is complete,
+        exactly once, from a background thread (``modelbox experiment watch``; layouts in
+        docs/experiments.md). ``stop()`` it, or use it as a context manager: it takes one
+        last look, so a checkpoint written just before is ingested.
+
+        >>> with experiment.watch("out/"):
+        ...     trainer.train()
+        """
+        from modelbox.ingest import WatchThread
+
+        repo = self._client.registry.repo
+        return WatchThread(repo.root or repo.git_dir, self._ref, Path(folder), interval)
+
     def checkpoints(self) -> list[Checkpoint]:
         from modelbox import lifecycle
 
         return [Checkpoint(self._client, c)
                 for c in lifecycle.list_checkpoints(self._client.registry, self._ref)]
+
+    def checkpoint(self, name: str = "latest") -> Checkpoint:
+        """A checkpoint by id, or ``latest`` (the newest, archived or not: what a restarted
+        job resumes from) or ``best`` (by :meth:`set_best`'s metric), resolved like every
+        reference; ``checkpoint().download_artifacts("ckpt/")`` fetches it."""
+        from modelbox import resolver
+        from modelbox.manifests import CheckpointManifest, parse
+
+        registry = self._client.registry
+        self._client.flush()
+        snap = registry.snapshot()
+        alias = name in CHECKPOINT_ALIASES
+        ref = Reference(self._ref, tag=name) if alias else Reference(self._ref, version=name)
+        found = resolver.resolve(snap, ref, version_needed=True)
+        return Checkpoint(self._client, parse(CheckpointManifest, found.path,
+                                              snap.read(found.path) or b""))
+
+    def set_best(self, metric: str, direction: str = "min") -> None:
+        """Rank checkpoints by ``metric`` for ``EXP:best`` (``min``: lower is better)."""
+        from modelbox import lifecycle
+
+        self._manifest = lifecycle.update_experiment(
+            self._client.registry, self._ref, best_by=metric, best_direction=direction)
 
 
 class Checkpoint(_HasArtifacts):

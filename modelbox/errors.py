@@ -7,6 +7,7 @@ any of them into one line on stderr and the error's ``exit_code``; anything else
     ├── InvalidNameError          a name, version or tag breaks a naming rule
     ├── InvalidValueError         a metadata value, option or argument is malformed
     │   ├── VersionNeededError    a bare MODEL where a version is needed (exit 2)
+    │   ├── MetricsFileError      a trainer's metrics file is malformed (ingest warns)
     │   └── InUseError            a destructive command would drop tags or leave links
     │                             dangling (pass --force)
     ├── NotFoundError
@@ -70,6 +71,7 @@ __all__ = [
     "InvalidValueError",
     "ManifestError",
     "MergeConflictError",
+    "MetricsFileError",
     "MirrorError",
     "ModelExistsError",
     "ModelNotFoundError",
@@ -131,6 +133,11 @@ class VersionNeededError(InvalidValueError):
     """A bare ``MODEL`` where a command needs a version: a usage error (exit 2)."""
 
     exit_code = 2
+
+
+class MetricsFileError(InvalidValueError):
+    """A metrics file a trainer wrote (``trainer_state.json``, ``metrics.csv``, ...) cannot
+    be read; checkpoint ingest prints it as one warning and ingests the checkpoint."""
 
 
 class InUseError(InvalidValueError):

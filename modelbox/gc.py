@@ -20,10 +20,11 @@ concurrent write wait and then put its objects again — so a committed pointer 
 an object gc deleted.
 
 ``--dry-run`` reports both steps and changes nothing. ``--no-history`` is the one way to
-free the storage of archived versions and of old history: it counts only pointers at the
-tips of the refs (no reflog), outside archived versions that no live collection link
-reaches — objects only old commits need are deleted, so checking out such a commit later
-will find its artifacts gone.
+free the storage of archived versions (and archived checkpoints: an experiment's retention
+archives them, :mod:`modelbox.autopromote`) and of old history: it counts only pointers at
+the tips of the refs (no reflog), outside archived versions and checkpoints that no live
+collection link reaches — objects only old commits need are deleted, so checking out such
+a commit later will find its artifacts gone.
 """
 
 from __future__ import annotations
@@ -206,8 +207,9 @@ def _linked_trees(registry: Registry) -> set[str]:
 
 
 def _archived(repo: GitRepo, entries: list[tuple[str, bool, str]]) -> bool:
+    """Whether a folder is an archived version or an archived checkpoint."""
     for name, is_dir, sha in entries:
-        if name == layout.VERSION_FILE and not is_dir:
+        if name in (layout.VERSION_FILE, layout.CHECKPOINT_FILE) and not is_dir:
             raw = repo.object(sha).as_raw_string()
             try:
                 return bool(limits.loads(raw, "").get("archived"))

@@ -15,9 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from modelbox import layout, limits
-from modelbox.audit import Change
+from modelbox.audit import Change, TagMove
 from modelbox.collisions import check_full_name, refuse_case_twin
-from modelbox.errors import AlreadyExistsError, InvalidValueError, NotFoundError
+from modelbox.errors import (
+    AlreadyExistsError,
+    InvalidValueError,
+    NotFoundError,
+    TagConflictError,
+)
 from modelbox.frameworks import MLFramework
 from modelbox.manifests import (
     CheckpointManifest,
@@ -28,8 +33,8 @@ from modelbox.manifests import (
     now,
     parse,
 )
-from modelbox.names import ModelName, Reference, check_segment
-from modelbox.registry import Registry, framework_of, json_metadata, manifest_paths
+from modelbox.names import CHECKPOINT_ALIASES, ModelName, Reference, check_segment
+from modelbox.registry import Registry, Transaction, framework_of, json_metadata, manifest_paths
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,36 @@ def create_experiment(
     return manifest
 
 
+def update_experiment(
+    registry: Registry, experiment: ModelName, *, best_by: str | None = None,
+    best_direction: str | None = None, clear_best: bool = False,
+) -> ExperimentManifest:
+    """Set (or clear) the metric and direction ``EXP:best`` ranks checkpoints by (one
+    ``experiment.update`` commit; none when nothing changes)."""
+    if not clear_best:
+        if not best_by or any(ord(c) < 32 for c in best_by):
+            raise InvalidValueError(f"--best-by wants a metric name, got {best_by!r}")
+        if best_direction not in ("min", "max"):
+            raise InvalidValueError("--best-by needs --min (lower is better) or --max")
+    path = layout.experiment_file(experiment)
+    with registry.transaction() as txn:
+        data = txn.snapshot.read(path)
+        get_experiment_in(data, experiment)
+        old = parse(ExperimentManifest, path, data or b"")
+        new = old.model_copy(update={"best_by": None if clear_best else best_by,
+                                     "best_direction": None if clear_best else best_direction})
+        new = ExperimentManifest.model_validate(new.model_dump(mode="json"), strict=False)
+        if new != old:
+            txn.put(path, new)
+            txn.change = Change(
+                "experiment.update", str(experiment),
+                f"experiment update {experiment} best-by "
+                + ("(none)" if clear_best else f"{best_by} ({best_direction})"),
+                before=f"{old.best_by} ({old.best_direction})" if old.best_by else None,
+                after=None if clear_best else f"{best_by} ({best_direction})")
+    return new
+
+
 def get_experiment(registry: Registry, experiment: ModelName) -> ExperimentManifest:
     path = layout.experiment_file(experiment)
     data = registry.snapshot().read(path)
@@ -118,6 +153,12 @@ def create_checkpoint(
 ) -> CheckpointManifest:
     """Create a checkpoint of an experiment, or return the existing one."""
     check_segment("checkpoint", checkpoint)
+    if checkpoint in CHECKPOINT_ALIASES:
+        raise InvalidValueError(
+            f"a checkpoint cannot be named {checkpoint!r}: {experiment}:{checkpoint} is "
+            f"computed by modelbox ({', '.join(sorted(CHECKPOINT_ALIASES))} are reserved); "
+            "choose another name"
+        )
     for label, number in (("epoch", epoch), ("step", step)):
         if number is not None and (isinstance(number, bool) or not isinstance(number, int)
                                    or number < 0):
@@ -162,8 +203,27 @@ def promote(
     *, tags: list[str] | None = None,
 ) -> VersionManifest:
     """Make ``model@version`` from a checkpoint: its artifacts (same objects, no upload),
-    metrics summary and metadata, with ``source_checkpoint`` recorded for lineage."""
-    snap = registry.snapshot()
+    metrics summary and metadata, with ``source_checkpoint`` recorded for lineage (one
+    ``checkpoint.promote`` commit)."""
+    with registry.transaction() as txn:
+        made = promote_in(registry, txn, experiment, checkpoint, model, version)
+        for tag in dict.fromkeys(tags or []):
+            current = registry.tags_in(txn.snapshot, model)
+            if tag in current:
+                raise TagConflictError(str(model), tag, current[tag])
+            registry.tag_in(txn, model, made.version, tag)
+            assert txn.change is not None
+            txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, made.version))
+    return registry.get_version(model, made.version)
+
+
+def promote_in(
+    registry: Registry, txn: Transaction, experiment: ModelName, checkpoint: str,
+    model: ModelName, version: str | None,
+) -> VersionManifest:
+    """Stage :func:`promote` inside ``txn`` (``version`` None: the next ``vN``); the
+    caller may add tags to the same commit."""
+    snap = txn.snapshot
     ckpt_path = layout.checkpoint_file(experiment, checkpoint)
     data = snap.read(ckpt_path)
     if data is None:
@@ -172,29 +232,27 @@ def promote(
     pointers_dir = f"{layout.checkpoint_dir(experiment, checkpoint)}/{layout.ARTIFACTS_DIR}"
     experiment_manifest = parse(ExperimentManifest, layout.experiment_file(experiment),
                                 snap.read(layout.experiment_file(experiment)) or b"")
-    with registry.batch():
-        created = registry.create_version(
-            model, version, description=f"promoted from {experiment}@{checkpoint}",
-            framework=experiment_manifest.framework,
-            metadata={**source.metadata, "source_checkpoint": f"{experiment}@{checkpoint}"},
-            tags=tags,
-        )
-        with registry.transaction() as txn:
-            target_dir = layout.version_dir(model, version)
-            for rel in _files_under(txn.snapshot, pointers_dir):
-                pointer = txn.snapshot.read(f"{pointers_dir}/{rel}")
-                assert pointer is not None
-                txn.writes[f"{target_dir}/{layout.ARTIFACTS_DIR}/{rel}"] = pointer
-            txn.put(layout.version_file(model, version),
-                    created.model_copy(update={"metrics": dict(source.metrics)}))
-            txn.put(ckpt_path, source.model_copy(
-                update={"promoted_to": [*source.promoted_to, f"{model}@{version}"]}))
-            txn.change = Change(
-                "checkpoint.promote", f"{model}@{version}",
-                f"promote {experiment}@{checkpoint} to {model}@{version}",
-                before=f"{experiment}@{checkpoint}", after=f"{model}@{version}",
-            )
-    return registry.get_version(model, version)
+    origin = f"{experiment}@{checkpoint}"
+    created = registry.create_version_in(
+        txn, model, version, description=f"promoted from {origin}",
+        framework=experiment_manifest.framework,
+        metadata={**source.metadata, "source_checkpoint": origin},
+    )
+    target_dir = layout.version_dir(model, created.version)
+    for rel in _files_under(snap, pointers_dir):
+        pointer = snap.read(f"{pointers_dir}/{rel}")
+        assert pointer is not None
+        txn.writes[f"{target_dir}/{layout.ARTIFACTS_DIR}/{rel}"] = pointer
+    created = created.model_copy(update={"metrics": dict(source.metrics)})
+    txn.put(layout.version_file(model, created.version), created)
+    txn.put(ckpt_path, source.model_copy(
+        update={"promoted_to": [*source.promoted_to, f"{model}@{created.version}"]}))
+    txn.change = Change(
+        "checkpoint.promote", f"{model}@{created.version}",
+        f"promote {origin} to {model}@{created.version}",
+        before=origin, after=f"{model}@{created.version}",
+    )
+    return created
 
 
 def _files_under(snap: Any, folder: str) -> list[str]:
@@ -230,3 +288,19 @@ def list_events(registry: Registry, ref: Reference, since: datetime | None = Non
     records = parse(EventLog, events_path, data).events if data else []
     cutoff = since.timestamp() if since is not None else float("-inf")
     return [Event.of(r) for r in records if r.wallclock >= cutoff]
+
+
+def merge_metadata(registry: Registry, ref: Reference, values: dict[str, Any]) -> list[str]:
+    """Set several metadata keys of one object in one commit (a resumed training run's
+    hyperparameters); return the keys that changed (none: no commit)."""
+    clean = json_metadata(values)
+    with registry.transaction() as txn:
+        path, manifest, target = registry.target(txn.snapshot, ref)
+        changed = [k for k, v in clean.items() if manifest.metadata.get(k, ...) != v]
+        if not changed:
+            return []
+        merged = {**manifest.metadata, **clean}
+        txn.put(path, manifest.model_copy(update={"metadata": merged}))
+        shown = ", ".join(changed[:8]) + (f" (+{len(changed) - 8})" if len(changed) > 8 else "")
+        txn.change = Change(f"{manifest.kind}.update", target, f"meta set {target} {shown}")
+    return changed

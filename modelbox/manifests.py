@@ -206,6 +206,9 @@ class ExperimentManifest(Document):
     external_id: str = ""
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     created_at: AwareDatetime
+    #: the metric ``EXP:best`` ranks checkpoints by, and whether lower (``min``) is better
+    best_by: str | None = Field(default=None, min_length=1, max_length=256)
+    best_direction: Literal["min", "max"] | None = None
 
     @property
     def full_name(self) -> str:
@@ -224,6 +227,8 @@ class CheckpointManifest(Document):
     metrics: dict[str, float | str] = Field(default_factory=dict)
     promoted_to: list[str] = Field(default_factory=list)
     created_at: AwareDatetime
+    #: hidden from listings and retention, kept for ``EXP:latest``; gc --no-history frees it
+    archived: bool = False
 
 
 class EventRecord(Document):
@@ -275,8 +280,41 @@ class RetentionRule(Document):
     keep_linked: bool = True
 
 
+class MetricCondition(Document):
+    """One ``METRIC[/DATASET] OP VALUE`` rule (:mod:`modelbox.rules`) on its own."""
+
+    metric: str = Field(min_length=1)
+    dataset: str | None = None
+    op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
+    value: float
+
+    def rule(self) -> Rule:
+        return Rule(metric=self.metric, op=self.op, value=self.value, dataset=self.dataset)
+
+
+class PromotionRule(Document):
+    """An experiment's checkpoint meeting every rule of ``when`` becomes a new version of
+    ``model`` (tagged ``tag`` if given): :mod:`modelbox.autopromote`."""
+
+    model: str = Field(pattern=NAMESPACE_PATTERN)
+    when: list[MetricCondition] = Field(min_length=1)
+    tag: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+
+class CheckpointRetention(Document):
+    """Keep an experiment's newest ``keep_last`` checkpoints and its ``keep_best`` best by
+    ``by`` (lower is better when ``minimize``); the newest is always kept."""
+
+    keep_last: int | None = Field(default=None, ge=1)
+    keep_best: int | None = Field(default=None, ge=1)
+    by: str | None = Field(default=None, min_length=1)
+    minimize: bool = True
+
+
 class Policy(Document):
-    """``models/<namespace>/<name>/_policy.json``: labelling and retention for a model.
+    """``models/<namespace>/<name>/_policy.json``: labelling and retention for a model;
+    ``experiments/<namespace>/<name>/_policy.json``: promotion and checkpoint retention
+    for an experiment (the fields of the other kind stay empty).
 
     ``pinned`` lists the tags a person set by hand (``modelbox tag``): labelling leaves
     them alone until ``modelbox policy unpin`` removes them from the list."""
@@ -285,6 +323,8 @@ class Policy(Document):
     labelling: list[LabellingRule] = Field(default_factory=list)
     retention: RetentionRule | None = None
     pinned: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
+    promotion: PromotionRule | None = None
+    checkpoints: CheckpointRetention | None = None
 
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"

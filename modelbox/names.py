@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from modelbox.errors import InvalidNameError
 
 __all__ = [
+    "CHECKPOINT_ALIASES",
     "DEFAULT_NAMESPACE",
     "RESERVED_TAGS",
     "ModelName",
@@ -32,6 +33,9 @@ __all__ = [
 DEFAULT_NAMESPACE = "default"
 #: Tags that are computed, never stored (``latest`` is the newest version by creation).
 RESERVED_TAGS = frozenset({"latest"})
+#: Names an experiment's checkpoints cannot take: ``EXP:latest`` and ``EXP:best`` are
+#: computed (:mod:`modelbox.resolver`), so a checkpoint of that name would read as either.
+CHECKPOINT_ALIASES = frozenset({"latest", "best"})
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_SEGMENT = 128

@@ -140,6 +140,10 @@ def edit_policy(
 
 
 def _commit(registry: Registry, txn: Transaction, model: ModelName, policy: Policy) -> None:
+    if policy.promotion is not None or policy.checkpoints is not None:
+        raise InvalidValueError(
+            f"{model} is a model: promotion and checkpoint retention are for an experiment's "
+            "policy (`modelbox policy set EXPERIMENT --promote-to MODEL --when RULE`)")
     versions = registry.list_versions(model, archived=True)
     known = {key for v in versions for key in v.metrics}
     for rule in policy.labelling:

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
         CheckpointManifest,
         ExperimentManifest,
         MetricPoint,
+        MetricSeries,
         ModelManifest,
         Release,
         VersionManifest,
@@ -106,6 +107,9 @@ class _Batch:
     final: dict[str, str | None] = field(default_factory=dict)
     # metrics journal -> the last line its commits hold (recorded in the branch-move record)
     absorbs: dict[str, int] = field(default_factory=dict)
+    # (experiment, checkpoint) pairs whose folder a commit of the batch changed: the
+    # experiment's policy is evaluated for them before the batch is published
+    checkpoints: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -156,6 +160,9 @@ class Registry:
         self._worktree: Worktree | None = None
         self._batch: _Batch | None = None
         self._target: str | None = None
+        #: what experiment policies decided in this registry's writes so far
+        #: (:class:`modelbox.autopromote.Decision`), for a command to report
+        self.decisions: list[Any] = []
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -294,6 +301,7 @@ class Registry:
                     else contextlib.nullcontext([]))
                 with taking as taken:
                     yield
+                    self._after_checkpoints(self._batch)
                     published = self._publish(self._batch)
                     for journal in taken:
                         journal.remove()
@@ -302,6 +310,19 @@ class Registry:
                 self.repo.discard_pending()
         if published:  # outside the lock: the maintenance it may start needs it
             maintenance.after_write(self.repo)
+
+    def _after_checkpoints(self, batch: _Batch) -> None:
+        """Evaluate the experiment policies of the checkpoints the batch changed (their
+        decisions are commits of this same batch: they land with the change or not at all).
+        The decisions' own commits change checkpoints too; they are not evaluated again."""
+        if not batch.checkpoints or self._target is not None:
+            return
+        from modelbox.autopromote import after_checkpoint
+
+        touched, batch.checkpoints = sorted(batch.checkpoints), set()
+        for experiment, checkpoint in touched:
+            self.decisions += after_checkpoint(self, parse_model(experiment), checkpoint)
+        batch.checkpoints.clear()
 
     @property
     def in_batch(self) -> bool:
@@ -381,6 +402,12 @@ class Registry:
                     batch.versions.setdefault(model, set()).add(version)
                 else:
                     batch.tag_models.add(model)  # _tags.json, or anything else: sync it
+            elif c.path.startswith(layout.EXPERIMENTS + "/"):
+                folder, sep, rest = c.path[len(layout.EXPERIMENTS) + 1 :].partition(
+                    "/" + layout.CHECKPOINTS_DIR + "/")
+                checkpoint = rest.split("/", 1)[0]
+                if sep and checkpoint:
+                    batch.checkpoints.add((folder, checkpoint))
         batch.head = sha
         batch.subject = txn.change.subject
 
@@ -703,53 +730,71 @@ class Registry:
         directory listings included, into the new version: nothing is uploaded. The new
         version is open; metadata ``source_version`` records where it came from.
         """
+        with self.transaction() as txn:
+            return self.create_version_in(
+                txn, model, version, name=name, description=description,
+                framework=framework, metadata=metadata, tags=tags, copy_from=copy_from)
+
+    def create_version_in(
+        self,
+        txn: Transaction,
+        model: ModelName,
+        version: str | None,
+        *,
+        name: str | None = None,
+        description: str = "",
+        framework: MLFramework | str = MLFramework.UNKNOWN,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        copy_from: Reference | None = None,
+    ) -> VersionManifest:
+        """Stage :meth:`create_version` inside ``txn`` (a promotion adds to the commit)."""
         from modelbox.manifests import VersionManifest, now
 
         if version is not None:
             check_segment("version", version)
         for tag in tags or []:
             _check_tag(tag)
-        with self.transaction() as txn:
-            snap = txn.snapshot
-            parent = self._model(snap, model)
-            if parent.collection:
-                raise InvalidValueError(
-                    f"{model} is a collection: its versions are links; "
-                    f"run `modelbox link MODEL@VERSION {model}`"
-                )
-            if version is None:
-                from modelbox.numbering import next_version
-
-                version = next_version(snap, model)
-            if snap.is_dir(layout.version_dir(model, version)):
-                raise VersionExistsError(str(model), version)
-            collisions.refuse_case_twin(snap, "version", layout.version_dir(model, version))
-            metadata = json_metadata(metadata)
-            copied: list[str] = []
-            if copy_from is not None:
-                origin, copied = self._copy_pointers(txn, copy_from, model, version)
-                metadata.setdefault("source_version", origin)
-            manifest = VersionManifest(
-                model=str(model), version=version,
-                name=parent.name if name is None else name, description=description,
-                framework=framework_of(framework), metadata=metadata,
-                created_at=now(),
+        snap = txn.snapshot
+        parent = self._model(snap, model)
+        if parent.collection:
+            raise InvalidValueError(
+                f"{model} is a collection: its versions are links; "
+                f"run `modelbox link MODEL@VERSION {model}`"
             )
-            txn.put(layout.version_file(model, version), manifest)
-            txn.change = Change("version.create", f"{model}@{version}",
-                                f"version create {model}@{version}"
-                                + (f" --from {metadata['source_version']}" if copy_from else ""),
-                                after=" ".join(copied) or None)
-            if tags:
-                current = self._tags(snap, model)
-                for tag in dict.fromkeys(tags):
-                    if tag in current:
-                        raise TagConflictError(str(model), tag, current[tag])
-                    collisions.refuse_tag_twin(model, tag, current)
-                    self._check_tag_collision(snap, model, tag)
-                    current[tag] = version
-                    txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
-                self._put_tags(txn, model, current)
+        if version is None:
+            from modelbox.numbering import next_version
+
+            version = next_version(snap, model)
+        if snap.is_dir(layout.version_dir(model, version)):
+            raise VersionExistsError(str(model), version)
+        collisions.refuse_case_twin(snap, "version", layout.version_dir(model, version))
+        metadata = json_metadata(metadata)
+        copied: list[str] = []
+        if copy_from is not None:
+            origin, copied = self._copy_pointers(txn, copy_from, model, version)
+            metadata.setdefault("source_version", origin)
+        manifest = VersionManifest(
+            model=str(model), version=version,
+            name=parent.name if name is None else name, description=description,
+            framework=framework_of(framework), metadata=metadata,
+            created_at=now(),
+        )
+        txn.put(layout.version_file(model, version), manifest)
+        txn.change = Change("version.create", f"{model}@{version}",
+                            f"version create {model}@{version}"
+                            + (f" --from {metadata['source_version']}" if copy_from else ""),
+                            after=" ".join(copied) or None)
+        if tags:
+            current = self._tags(snap, model)
+            for tag in dict.fromkeys(tags):
+                if tag in current:
+                    raise TagConflictError(str(model), tag, current[tag])
+                collisions.refuse_tag_twin(model, tag, current)
+                self._check_tag_collision(snap, model, tag)
+                current[tag] = version
+                txn.change.tag_moves.append(TagMove(f"{model}:{tag}", None, version))
+            self._put_tags(txn, model, current)
         return manifest
 
     def _copy_pointers(
@@ -974,19 +1019,30 @@ class Registry:
                 raise InvalidValueError(
                     f"{model}@{version} is archived; restore it before tagging it"
                 )
-            current = self._tags(txn.snapshot, model)
-            before = current.get(tag)
+            before = self._tags(txn.snapshot, model).get(tag)
             if before == version:
                 return before
-            collisions.refuse_tag_twin(model, tag, current)
-            self._check_tag_collision(txn.snapshot, model, tag)
-            current[tag] = version
-            self._put_tags(txn, model, current)
+            self.tag_in(txn, model, version, tag)
             op = audit.tag_operation(before, version)
             arrow = f"{before} -> {version}" if before else f"-> {version}"
             txn.change = Change(op, f"{model}:{tag}", f"tag {model}:{tag} {arrow}",
                                 before=before, after=version)
             _pin(txn, model, tag)
+        return before
+
+    def tag_in(self, txn: Transaction, model: ModelName, version: str, tag: str) -> str | None:
+        """Stage pointing ``tag`` at ``version`` (staged tag maps of ``txn`` included);
+        return the version it left. The caller words the audit record."""
+        staged = txn.writes.get(layout.tags_file(model))
+        current = (self._tags(txn.snapshot, model) if layout.tags_file(model) not in txn.writes
+                   else {} if staged is None else parse_tags(layout.tags_file(model), staged))
+        before = current.get(tag)
+        if before == version:
+            return before
+        collisions.refuse_tag_twin(model, tag, current)
+        self._check_tag_collision(txn.snapshot, model, tag)
+        current[tag] = version
+        self._put_tags(txn, model, current)
         return before
 
     def untag(self, model: ModelName, tag: str) -> str:
@@ -1093,9 +1149,6 @@ class Registry:
 
     def append_metrics(self, ref: Reference, points: list[tuple[str, MetricPoint]]) -> None:
         """Append many validated points (see :func:`metric_points`) in one commit."""
-        from modelbox import metric_order
-        from modelbox.manifests import MetricSeries, parse
-
         if not points:
             return
         with self.transaction() as txn:
@@ -1104,20 +1157,10 @@ class Registry:
                 raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')};"
                                         " log metrics on that version instead")
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
-            data = txn.snapshot.read(series_path)
-            current = parse(MetricSeries, series_path, data) if data else MetricSeries()
-            series = {k: list(v) for k, v in current.series.items()}
-            for key, point in points:
-                series.setdefault(key, []).append(point)
-            latest: dict[str, float | str] = {}
-            for key in dict.fromkeys(key for key, _ in points):
-                # Seed 003's order: by step, else by wallclock (modelbox/metric_order.py).
-                series[key] = metric_order.ordered(series[key])
-                value = metric_order.latest(series[key])
-                if value is not None:
-                    latest[key] = value
+            merged, latest = merge_metric_points(txn.snapshot.read(series_path), series_path,
+                                                 points)
             shown = ", ".join(sorted({key for key, _ in points}))
-            txn.put(series_path, MetricSeries(series=series))
+            txn.put(series_path, merged)
             summary: dict[str, float | str] = {}
             if hasattr(manifest, "metrics"):  # versions and checkpoints keep a summary
                 summary = {**manifest.metrics, **latest}
@@ -1292,6 +1335,28 @@ MAX_METRIC_BYTES = 1024 * 1024
 MetricValue = float | int | str | bytes
 """What ``log_metrics`` takes per key: a finite number, a string (a serialized tensor) or
 bytes (kept as ``{"bytes": "<base64>"}``)."""
+
+
+def merge_metric_points(
+    data: bytes | None, series_path: str, points: list[tuple[str, MetricPoint]],
+) -> tuple[MetricSeries, dict[str, float | str]]:
+    """The series file ``data`` (None: none yet) with ``points`` added, each changed series
+    in seed 003's order (by step, else by wallclock: modelbox/metric_order.py), and the
+    latest value of each key the points touch (the summary)."""
+    from modelbox import metric_order
+    from modelbox.manifests import MetricSeries, parse
+
+    current = parse(MetricSeries, series_path, data) if data else MetricSeries()
+    series = {k: list(v) for k, v in current.series.items()}
+    for key, point in points:
+        series.setdefault(key, []).append(point)
+    latest: dict[str, float | str] = {}
+    for key in dict.fromkeys(key for key, _ in points):
+        series[key] = metric_order.ordered(series[key])
+        value = metric_order.latest(series[key])
+        if value is not None:
+            latest[key] = value
+    return MetricSeries(series=series), latest
 
 
 def metric_points(

@@ -10,8 +10,10 @@ The forms, for models and collections alike:
 * ``M``       the model itself, for what a model carries (metadata, metrics, artifacts);
   where a version is needed it is a usage error (exit 2) with a hint.
 
-Experiments are addressed ``EXP`` and ``EXP@CHECKPOINT``; their aliases (``EXP:latest``,
-``EXP:best``) plug in at :func:`_experiment_alias`, which refuses every tag today.
+Experiments are addressed ``EXP`` and ``EXP@CHECKPOINT``, and through two computed
+aliases (:func:`_experiment_alias`): ``EXP:latest``, the newest checkpoint (archived or
+not), and ``EXP:best``, the best one that is not archived by the experiment's ``best_by``
+metric; no other tag names a checkpoint.
 
 A wrong form gets a "did you mean": ``M#stage`` (GTO's syntax, in :mod:`modelbox.names`),
 ``M:v1`` where ``v1`` is a version and no tag, ``M@prod`` where ``prod`` is a tag.
@@ -38,7 +40,7 @@ from modelbox.errors import (
     VersionNeededError,
     VersionNotFoundError,
 )
-from modelbox.names import RESERVED_TAGS, ModelName, Reference
+from modelbox.names import CHECKPOINT_ALIASES, RESERVED_TAGS, ModelName, Reference
 
 if TYPE_CHECKING:
     from modelbox.refs import Snapshot
@@ -226,9 +228,75 @@ def _experiment(snap: Snapshot, ref: Reference, version_needed: bool) -> Target:
 
 
 def _experiment_alias(snap: Snapshot, ref: Reference, tag: str) -> Target:
-    """Where ``EXP:latest`` / ``EXP:best`` will resolve to a checkpoint; none does yet."""
-    del snap  # used once aliases exist
-    raise InvalidValueError(
-        f"{ref}: experiments have no tags; name a checkpoint as {ref.model}@CHECKPOINT "
-        f"(`modelbox checkpoint list {ref.model}` shows them)"
-    )
+    """``EXP:latest`` (the newest checkpoint, archived or not: what a preempted job resumes
+    from) and ``EXP:best`` (the best checkpoint that is not archived, by the experiment's
+    ``best_by`` metric and ``best_direction``; the newest among equals)."""
+    if tag not in CHECKPOINT_ALIASES:
+        raise InvalidValueError(
+            f"{ref}: experiments have no tags, only {ref.model}:latest and {ref.model}:best; "
+            f"name a checkpoint as {ref.model}@CHECKPOINT (`modelbox checkpoint list "
+            f"{ref.model}` shows them)"
+        )
+    found = _checkpoints(snap, ref.model)
+    if tag == "latest":
+        if not found:
+            raise NotFoundError(f"{ref}: {ref.model} has no checkpoint yet")
+        return Target(ref.model, max(order for order, _ in found)[1], experiment=True,
+                      tag=tag)
+    experiment = _doc(snap.read(layout.experiment_file(ref.model)), "experiment") or {}
+    metric, direction = experiment.get("best_by"), experiment.get("best_direction")
+    if not isinstance(metric, str) or direction not in ("min", "max"):
+        raise InvalidValueError(
+            f"{ref}: {ref.model} has no best metric; set one with `modelbox experiment "
+            f"update {ref.model} --best-by METRIC --min` (or --max)"
+        )
+    sign = 1.0 if direction == "max" else -1.0
+    scored = []
+    for order, archived, metrics in _checkpoint_docs(found):
+        value = metrics.get(metric)
+        if archived or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        scored.append((sign * float(value), order))
+    if not scored:
+        raise NotFoundError(
+            f"{ref}: no checkpoint of {ref.model} that is not archived has the metric "
+            f"{metric!r}; log it (`modelbox metrics log {ref.model}@CHECKPOINT "
+            f"{metric}=VALUE`) or choose another with `modelbox experiment update "
+            f"{ref.model} --best-by METRIC`"
+        )
+    return Target(ref.model, max(scored)[1][1], experiment=True, tag=tag)
+
+
+_Order = tuple[datetime, str]
+
+
+def _checkpoints(snap: Snapshot, experiment: ModelName,
+                 ) -> list[tuple[_Order, dict[str, Any]]]:
+    """Every checkpoint with its creation order and its plain document."""
+    folder = f"{layout.experiment_dir(experiment)}/{layout.CHECKPOINTS_DIR}"
+    out = []
+    for name, is_dir in snap.listdir(folder):
+        path = f"{folder}/{name}/{layout.CHECKPOINT_FILE}"
+        data = snap.read(path) if is_dir else None
+        if data is None:
+            continue
+        doc = _doc(data, "checkpoint")
+        when = None if doc is None else _when(doc.get("created_at"))
+        if doc is None or when is None:
+            from modelbox.manifests import CheckpointManifest, parse
+
+            manifest = parse(CheckpointManifest, path, data)  # or say what is wrong
+            doc, when = manifest.model_dump(mode="json"), manifest.created_at
+        out.append(((when, name), doc))
+    return out
+
+
+def _checkpoint_docs(found: list[tuple[_Order, dict[str, Any]]],
+                     ) -> list[tuple[_Order, bool, dict[str, Any]]]:
+    """``(order, archived, metrics)`` of each checkpoint."""
+    out = []
+    for order, doc in found:
+        metrics = doc.get("metrics")
+        out.append((order, doc.get("archived") is True,
+                    metrics if isinstance(metrics, dict) else {}))
+    return out

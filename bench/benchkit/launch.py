@@ -10,6 +10,7 @@ Standard streams are inherited. Standard library only, and started with ``-S``, 
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -23,6 +24,8 @@ def main() -> int:
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
+    # SIGTERM to the launcher is for the command (scenario 14 stops its watcher so).
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signum))
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - started
     with open(out, "w") as stream:

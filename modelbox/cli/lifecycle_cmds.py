@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -21,11 +21,23 @@ from modelbox.cli._common import (
     target_name,
 )
 from modelbox.cli.completion import complete_model, complete_ref
+from modelbox.cli.ingest_cmd import experiment_watch
 from modelbox.errors import InvalidValueError
 
 if TYPE_CHECKING:
     from modelbox.manifests import Policy
     from modelbox.registry import MetricValue
+
+
+def _done(ctx: Context, as_json: bool, document: dict[str, Any], message: str) -> None:
+    """:func:`done`, with what an experiment policy decided after the write (promotions,
+    archived checkpoints), if anything."""
+    decisions = [d.to_json() for d in ctx.registry.decisions]
+    done(as_json, {**document, "decisions": decisions} if decisions else document, message)
+    if not as_json:
+        for d in decisions:
+            what = f"promoted to {d['target']}" if d["action"] == "promote" else "archived"
+            echo(f"{d['checkpoint']} {what} (policy: {d['policy']})")
 
 
 @click.group()
@@ -72,6 +84,31 @@ def experiment_list(ctx: Context, namespace: str | None, as_json: bool) -> None:
         echo(f"{e.full_name}\t{e.owner}\t{e.framework.value}\t{e.created_at.isoformat()}")
 
 
+@experiment.command("update")
+@click.argument("name")
+@click.option("--best-by", metavar="METRIC", help="The metric NAME:best ranks checkpoints by.")
+@click.option("--min/--max", "minimize", default=None,
+              help="Lower (--min) or higher (--max) --best-by values are better.")
+@click.option("--clear-best", is_flag=True, help="Forget the best metric (NAME:best fails).")
+@json_option
+@pass_ctx
+def experiment_update(ctx: Context, name: str, best_by: str | None, minimize: bool | None,
+                      clear_best: bool, as_json: bool) -> None:
+    """Change experiment NAME: the metric and direction of NAME:best."""
+    from modelbox import lifecycle
+
+    if clear_best and (best_by or minimize is not None):
+        raise InvalidValueError("--clear-best takes no --best-by/--min/--max")
+    if not clear_best and best_by is None:
+        raise InvalidValueError("nothing to update: give --best-by METRIC --min|--max "
+                                "(or --clear-best)")
+    direction = None if minimize is None else "min" if minimize else "max"
+    made = lifecycle.update_experiment(ctx.registry, model_arg(name), best_by=best_by,
+                                       best_direction=direction, clear_best=clear_best)
+    best = f"best by {made.best_by} ({made.best_direction})" if made.best_by else "no best"
+    done(as_json, made.model_dump(mode="json"), f"Experiment {made.full_name}: {best}")
+
+
 @experiment.command("delete")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Delete even if a checkpoint was promoted to a "
@@ -85,6 +122,9 @@ def experiment_delete(ctx: Context, name: str, force: bool, as_json: bool) -> No
 
     removed = delete_experiment(ctx.registry, model_arg(name), force=force)
     report_removed("experiment", removed, as_json)
+
+
+experiment.add_command(experiment_watch)
 
 
 @click.group()
@@ -108,7 +148,8 @@ def checkpoint_create(
 
     made = lifecycle.create_checkpoint(ctx.registry, model_arg(experiment_name), checkpoint_id,
                                        epoch=epoch, step=step)
-    done(as_json, made.model_dump(mode="json"), f"Checkpoint {made.experiment}@{made.checkpoint}")
+    _done(ctx, as_json, made.model_dump(mode="json"),
+          f"Checkpoint {made.experiment}@{made.checkpoint}")
 
 
 @checkpoint.command("list")
@@ -125,7 +166,8 @@ def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
         return
     for c in found:
         metrics = ", ".join(f"{k}={v}" for k, v in sorted(c.metrics.items()))
-        echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}")
+        echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}"
+             + ("\tarchived" if c.archived else ""))
 
 
 @checkpoint.command("promote")
@@ -187,8 +229,9 @@ def metrics_log(
     ref, points = ref_arg(target), _metric_values(values)
     name = target_name(ctx, ref)  # before: a labelling policy may move the tag it names
     ctx.registry.log_metrics(ref, points, step=step, wallclock=wallclock)
-    done(as_json, {"target": name, "metrics": points, "step": step, "wallclock": wallclock},
-         f"Logged {len(values)} metric(s) on {target}")
+    _done(ctx, as_json, {"target": name, "metrics": points, "step": step,
+                         "wallclock": wallclock},
+          f"Logged {len(values)} metric(s) on {target}")
 
 
 @metrics.command("show")
@@ -269,7 +312,17 @@ def event_list(ctx: Context, target: str, since: str | None, as_json: bool) -> N
 
 @click.group()
 def policy() -> None:
-    """Labelling and retention policies on a model (see docs/policies.md)."""
+    """Policies: labelling and retention on a model, promotion and checkpoint retention on
+    an experiment (see docs/policies.md)."""
+
+
+def _is_experiment(ctx: Context, name: str) -> bool:
+    from modelbox import layout
+
+    snap = ctx.registry.snapshot()
+    ref = model_arg(name)
+    return (snap.read(layout.model_file(ref)) is None
+            and snap.read(layout.experiment_file(ref)) is not None)
 
 
 @policy.command("set")
@@ -279,12 +332,25 @@ def policy() -> None:
               "(OP: >= <= > < == !=; repeatable; rules of one tag are ANDed).")
 @click.option("--clear-label", "clear_labels", multiple=True, metavar="TAG",
               help="Remove every rule of TAG (before --label adds; repeatable).")
-@click.option("--keep-last", type=click.IntRange(min=1), help="Retention: newest N versions.")
+@click.option("--keep-last", type=click.IntRange(min=1),
+              help="Retention: newest N versions (checkpoints, for an experiment).")
 @click.option("--clear-keep-last", is_flag=True, help="Remove the retention rule.")
 @click.option("--keep-tagged/--no-keep-tagged", default=None,
               help="Retention keeps tagged versions (default when retention is added: yes).")
 @click.option("--keep-linked/--no-keep-linked", default=None,
               help="Retention keeps versions a collection links (default: yes).")
+@click.option("--promote-to", metavar="MODEL",
+              help="Experiment: promote each checkpoint meeting every --when rule to a new "
+              "version of MODEL (once per checkpoint).")
+@click.option("--when", "when", multiple=True, metavar="'METRIC[/DATASET] OP VALUE'",
+              help="Experiment: a promotion rule (repeatable; all must hold).")
+@click.option("--tag", help="Experiment: tag each promoted version (the tag moves along).")
+@click.option("--clear-promotion", is_flag=True, help="Experiment: remove the promotion rule.")
+@click.option("--keep-best", type=click.IntRange(min=1),
+              help="Experiment: keep the N best checkpoints --by a metric.")
+@click.option("--by", metavar="METRIC", help="Experiment: the metric --keep-best ranks by.")
+@click.option("--min/--max", "minimize", default=None,
+              help="Experiment: lower (--min) or higher (--max) --by values are better.")
 @click.option("--file", "document", type=click.File("r"),
               help="Replace the whole policy with this JSON document.")
 @json_option
@@ -292,14 +358,41 @@ def policy() -> None:
 def policy_set(
     ctx: Context, model: str, labels: tuple[str, ...], clear_labels: tuple[str, ...],
     keep_last: int | None, clear_keep_last: bool, keep_tagged: bool | None,
-    keep_linked: bool | None, document: TextIO | None, as_json: bool,
+    keep_linked: bool | None, promote_to: str | None, when: tuple[str, ...],
+    tag: str | None, clear_promotion: bool, keep_best: int | None, by: str | None,
+    minimize: bool | None, document: TextIO | None, as_json: bool,
 ) -> None:
-    """Change the named fields of MODEL's policy, keep the rest, print the whole policy.
+    """Change the named fields of MODEL's (or EXPERIMENT's) policy, keep the rest, print the
+    whole policy.
 
     With no option it only prints the policy. Each change is one commit."""
     from modelbox import policies
 
     name = model_arg(model)
+    experiment_only = (promote_to, when, tag, clear_promotion, keep_best, by,
+                       minimize is not None)
+    model_only = (labels, clear_labels, keep_tagged is not None, keep_linked is not None,
+                  document)
+    if _is_experiment(ctx, model):
+        from modelbox import autopromote
+
+        if any(model_only):
+            raise InvalidValueError(
+                f"{model} is an experiment: its policy takes --promote-to/--when/--tag and "
+                "--keep-last/--keep-best/--by/--min/--max (labelling is for models)")
+        if any(experiment_only) or keep_last is not None or clear_keep_last:
+            made: Policy | None = autopromote.edit_policy(
+                ctx.registry, name, promote_to=promote_to, when=when, tag=tag,
+                clear_promotion=clear_promotion, keep_last=keep_last, keep_best=keep_best,
+                by=by, minimize=minimize, clear_retention=clear_keep_last)
+        else:
+            made = autopromote.get_policy(ctx.registry, name)
+        _show_policy(model, made, as_json, experiment=True)
+        return
+    if any(experiment_only):
+        raise InvalidValueError(
+            "--promote-to/--when/--tag/--keep-best/--by/--min/--max are for an experiment's "
+            f"policy; {model} is a model (see `modelbox policy set --help`)")
     edits = (labels, clear_labels, keep_last is not None, clear_keep_last,
              keep_tagged is not None, keep_linked is not None)
     if document is not None:
@@ -311,7 +404,7 @@ def policy_set(
             raise InvalidValueError(f"--file is not JSON: {exc}") from None
         if not isinstance(spec, dict):
             raise InvalidValueError("--file must hold a JSON object")
-        made: Policy | None = policies.set_policy(ctx.registry, name, spec)
+        made = policies.set_policy(ctx.registry, name, spec)
     elif any(edits):
         made = policies.edit_policy(
             ctx.registry, name, labels=labels, clear_labels=clear_labels, keep_last=keep_last,
@@ -321,8 +414,9 @@ def policy_set(
     _show_policy(model, made, as_json)
 
 
-def _show_policy(model: str, found: Policy | None, as_json: bool) -> None:
-    from modelbox import policies
+def _show_policy(model: str, found: Policy | None, as_json: bool, *,
+                 experiment: bool = False) -> None:
+    from modelbox import autopromote, policies
 
     if as_json:
         emit_json(found.model_dump(mode="json") if found else None)
@@ -331,7 +425,7 @@ def _show_policy(model: str, found: Policy | None, as_json: bool) -> None:
         echo(f"{model} has no policy")
         return
     echo(f"Policy of {model}:")
-    for line in policies.describe(found):
+    for line in (autopromote.describe(found) if experiment else policies.describe(found)):
         echo(f"  {line}")
 
 
@@ -340,9 +434,13 @@ def _show_policy(model: str, found: Policy | None, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def policy_show(ctx: Context, model: str, as_json: bool) -> None:
-    """Show MODEL's policy."""
-    from modelbox import policies
+    """Show MODEL's (or EXPERIMENT's) policy."""
+    from modelbox import autopromote, policies
 
+    if _is_experiment(ctx, model):
+        _show_policy(model, autopromote.get_policy(ctx.registry, model_arg(model)), as_json,
+                     experiment=True)
+        return
     _show_policy(model, policies.get_policy(ctx.registry, model_arg(model)), as_json)
 
 
@@ -365,11 +463,14 @@ def policy_unpin(ctx: Context, model: str, tag: str, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def policy_clear(ctx: Context, model: str, as_json: bool) -> None:
-    """Remove MODEL's policy."""
-    from modelbox import policies
+    """Remove MODEL's (or EXPERIMENT's) policy."""
+    from modelbox import autopromote, policies
 
     name = model_arg(model)
-    policies.clear_policy(ctx.registry, name)
+    if _is_experiment(ctx, model):
+        autopromote.clear_policy(ctx.registry, name)
+    else:
+        policies.clear_policy(ctx.registry, name)
     done(as_json, {"model": str(name), "policy": None}, f"Removed the policy of {model}")
 
 

@@ -78,9 +78,13 @@ def resolve(ctx: Context, ref: str, at: str | None, as_json: bool) -> None:
     """Print the version REF names (`latest` is the newest version)."""
     parsed = ref_arg(ref)
     if at is None:
-        version = ctx.registry.resolve(parsed)
+        from modelbox import resolver
+
+        found = resolver.resolve(ctx.registry.snapshot(), parsed, version_needed=True)
+        version = found.version
         if as_json:
-            emit_json({"ref": str(parsed), "model": str(parsed.model), "version": version})
+            emit_json({"ref": str(parsed), "model": str(parsed.model), "version": version}
+                      | ({"experiment": True} if found.experiment else {}))
         else:
             echo(version)
         return

@@ -1,0 +1,147 @@
+"""Scenario 14: a training loop with and without ``modelbox experiment watch`` (issue 17).
+
+The loop (``train_loop.py``) takes 20 ms numpy steps, logs 10 metrics a step to a CSV and
+writes a 200 MiB checkpoint every 10 s (500 steps), for 2 minutes (6,000 steps). Each
+round runs it alone, with the watcher on a local store, and with the watcher on SeaweedFS
+(in alternating order); 3 rounds, medians. Targets: the loop is slowed by at most 5% (its
+median wall time with a watcher against without), the watcher's peak RSS is at most 200 MB,
+and the last checkpoint is in the registry at most 5 s (local) / 15 s (S3) after its last
+byte was written. Quick mode: 150 steps, a 16 MiB checkpoint every 50, one round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchkit.harness import LAUNCHER, Bench, Row, Sample, StepError, Target, alternate, run
+
+LOOP = Path(__file__).with_name("train_loop.py")
+EXP = "bench/run"
+SLOWDOWN = Target("ratio", 1.05)
+RSS = Target("rss", 200)
+
+
+def _calibrate(seconds: float = 0.02) -> int:
+    """Rows of the loop's matrix product that take ``seconds`` on this machine."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    b = rng.random((256, 256))
+    rows = 256
+    for _ in range(8):
+        a = rng.random((rows, 256))
+        started = time.perf_counter()
+        for _ in range(5):
+            float((a @ b).mean())
+        took = (time.perf_counter() - started) / 5
+        rows = max(16, int(rows * seconds / max(took, 1e-6)))
+    return rows
+
+
+class _Sizes:
+    def __init__(self, quick: bool) -> None:
+        self.steps, self.every, self.mb = (150, 50, 16) if quick else (6000, 500, 200)
+
+
+def _train(bench: Bench, out: Path, sizes: _Sizes, work: int) -> tuple[float, list[
+        tuple[str, float]]]:
+    done = run([bench.python, str(LOOP), str(out), str(sizes.steps), str(sizes.every),
+                str(sizes.mb), str(work)], env=bench.env(), cwd=out.parent)
+    written = json.loads((out.parent / "written.json").read_text())
+    return float(done.strip().splitlines()[-1]), [(n, float(t)) for n, t in written]
+
+
+def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> tuple[
+        float, Sample, float]:
+    """The loop with a watcher: its time, the watcher's sample, the last checkpoint's lag."""
+    root = bench.fresh(f"ingest-{'s3' if s3 else 'local'}-{i}")
+    out, registry = root / "out", root / "registry"
+    out.mkdir()
+    env = bench.s3_env() if s3 else bench.env()
+    init = [bench.modelbox, "init", str(registry)]
+    if s3:
+        init += ["--store", f"s3://bench/ingest-{i}-{os.getpid()}"]
+    run(init, env=env, cwd=root)
+    handle, report = tempfile.mkstemp(prefix="bench-watch-", suffix=".json")
+    os.close(handle)
+    lines = root / "watch.jsonl"
+    with lines.open("w") as stdout, tempfile.TemporaryFile() as err:
+        watcher = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LAUNCHER), report, bench.modelbox, "--repo",
+             str(registry), "experiment", "watch", EXP, str(out), "--interval", "0.5",
+             "--json"], env=env, cwd=root, stdout=stdout, stderr=err,
+            stdin=subprocess.DEVNULL)
+        try:
+            seconds, written = _train(bench, out, sizes, work)
+            last = written[-1][0]
+            deadline = time.time() + 120
+            landed = None
+            while time.time() < deadline and landed is None:
+                for line in lines.read_text().splitlines():
+                    if json.loads(line)["source"] == last:
+                        landed = time.time()
+                time.sleep(0.05)
+            if landed is None:
+                err.seek(0)
+                raise StepError(f"the watcher never ingested {last}: "
+                                f"{err.read().decode(errors='replace')[-400:]}")
+        finally:
+            watcher.send_signal(signal.SIGTERM)  # the launcher passes it on
+            watcher.wait(timeout=120)
+        code, rss_kib, elapsed = json.loads(Path(report).read_text() or "[-1, 0, 0]")
+        os.unlink(report)
+        if code != 0:
+            err.seek(0)
+            raise StepError(f"the watcher exited {code}: {err.read().decode()[-400:]}")
+    count = len(lines.read_text().splitlines())
+    if count != len(written):
+        raise StepError(f"{count} checkpoints ingested of {len(written)} written")
+    return seconds, Sample(elapsed, rss_kib / 1024), landed - written[-1][1]
+
+
+def ingest(bench: Bench) -> list[Row]:
+    sizes = _Sizes(bench.quick)
+    work = _calibrate()
+    bench.say(f"14: {work} rows make a ~20 ms step; {sizes.steps} steps, "
+              f"{sizes.mb} MiB every {sizes.every}")
+    alone: list[Sample] = []
+    local: list[Sample] = []
+    remote: list[Sample] = []
+    watchers: list[Sample] = []
+    lag_local: list[Sample] = []
+    lag_s3: list[Sample] = []
+
+    def without() -> None:
+        out = bench.fresh("ingest-alone") / "out"
+        out.mkdir()
+        alone.append(Sample(_train(bench, out, sizes, work)[0], 0))
+
+    def with_watcher(s3: bool) -> None:
+        seconds, sample, lag = _with_watcher(bench, sizes, work, s3, len(watchers))
+        (remote if s3 else local).append(Sample(seconds, 0))
+        watchers.append(sample)
+        (lag_s3 if s3 else lag_local).append(Sample(lag, 0))
+
+    for i in range(bench.repeat):
+        bench.say(f"14: round {i + 1} of {bench.repeat}")
+        alternate(i, without, lambda: with_watcher(False), lambda: with_watcher(True))
+    rows = [
+        Row.of("14. training loop with watcher, local store", local, alone, SLOWDOWN),
+        Row.of("14. training loop with watcher, S3 store", remote, alone, SLOWDOWN),
+        Row.of("14. watcher peak RSS (either store)", watchers, target=RSS),
+        Row.of("14. last checkpoint in the registry after written, local", lag_local,
+               target=Target("seconds", 5)),
+        Row.of("14. last checkpoint in the registry after written, S3", lag_s3,
+               target=Target("seconds", 15)),
+    ]
+    for row in rows:
+        if row.target is not RSS:  # the loop's and the lag's RSS are not measured
+            row.ours_rss = row.peer_rss = None
+    return rows
