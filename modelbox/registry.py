@@ -177,7 +177,8 @@ class Registry:
         raise RegistryNotFoundError(str(start))
 
     @classmethod
-    def init(cls, path: Path, *, store: str | None = None, branch: str | None = None) -> Registry:
+    def init(cls, path: Path, *, store: str | None = None, branch: str | None = None,
+             git_tags: bool = False) -> Registry:
         """Create a registry in ``path`` (a new or existing Git repository).
 
         ``branch`` and ``store`` are checked before anything is created: a store URL must
@@ -200,9 +201,10 @@ class Registry:
             raise AlreadyExistsError(f"{path} is already a modelbox registry")
         from modelbox.manifests import RegistrySettings
 
-        registry = cls(repo, Settings(branch=branch, store=store))
+        registry = cls(repo, Settings(branch=branch, store=store, git_tags=git_tags))
         with registry.transaction() as txn:
-            txn.put(layout.SETTINGS, RegistrySettings(branch=branch, store=store))
+            txn.put(layout.SETTINGS, RegistrySettings(branch=branch, store=store,
+                                                      git_tags=git_tags))
             # A random id makes every registry's root commit unique, even two inits by
             # one identity in one second: gc tells registries sharing a store apart by it.
             txn.change = Change("registry.init", ".", "init modelbox registry",
@@ -391,6 +393,9 @@ class Registry:
         count = len(batch.records)
         what = batch.subject if count == 1 else f"{count} changes"
         models = [] if self._target is not None else self._tag_ref_models(batch)
+        if self._target is None and self.settings.git_tags:
+            # A new version gets its GTO registration tag even untagged (docs/gto.md).
+            models = sorted({*models, *batch.versions})
         git_dir = self.repo.git_dir
         recovery.begin(git_dir, recovery.BranchMove(
             self.branch_ref, batch.ref_old, batch.head, tag_refs=models,
@@ -412,7 +417,10 @@ class Registry:
                                "`modelbox check --fix`)", exc)
         self.history.remember(batch.records)
         fault("before-tag-refs")
-        if self.follow_tag_refs(models) and followed:
+        fresh = {model: set(versions) for model, versions in batch.versions.items()}
+        for model in batch.tag_models:
+            fresh.setdefault(model, set()).add(":tags")  # gittags.TAGS_CHANGED
+        if self.follow_tag_refs(models, fresh=fresh) and followed:
             recovery.clear(git_dir)
         return True
 
@@ -446,20 +454,28 @@ class Registry:
                 skipped += recovery.finish(self, lag)[0]
         return skipped
 
-    def follow_tag_refs(self, models: Iterable[str] | str) -> bool:
+    def follow_tag_refs(self, models: Iterable[str] | str,
+                        fresh: dict[str, set[str]] | None = None) -> bool:
         """Rebuild the tag refs of ``models`` (or all, ``recovery.ALL``) from the registry
-        branch; the caller holds the lock. False (and a warning) if a ref is locked by
-        another process: the change has landed, the refs wait for the next write."""
+        branch, and their GTO tags when the ``git_tags`` setting is on (``fresh``: the
+        versions the write changed, for its notes); the caller holds the lock. False (and
+        a warning) if a ref is locked by another process: the change has landed, the refs
+        wait for the next write."""
+        from modelbox import gittags
+
         try:
             if models == recovery.ALL:
                 # A collision of two tags' ref paths is for `check` to report, not a
                 # reason to refuse every write until it is fixed.
                 with contextlib.suppress(InvalidValueError):
                     self._sync_all_refs()
+                gittags.reconcile(self, None, quiet=True)
                 return True
+            models = list(models)
             snapshot = self.repo.snapshot(self.registry_head())
             for model in models:
                 self._sync_model_refs(snapshot, parse_model(model))
+            gittags.reconcile(self, models, fresh=fresh)
         except GitError as exc:
             logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
                            "by the next modelbox write (or `modelbox check --fix`)", exc)
@@ -962,6 +978,25 @@ class Registry:
         self.settings = replace(self.settings, protected_tags=tuple(tags))
         return released
 
+    def set_git_tags(self, on: bool) -> bool:
+        """Turn the ``git_tags`` setting on or off (one commit); False if it already was.
+        Turned on, the models each later write touches get their GTO tags (docs/gto.md)."""
+        from dataclasses import replace
+
+        from modelbox.manifests import RegistrySettings, parse
+
+        with self.transaction() as txn:
+            data = txn.snapshot.read(layout.SETTINGS) or b"{}"
+            current = parse(RegistrySettings, layout.SETTINGS, data)
+            if current.git_tags == on:
+                return False
+            txn.put(layout.SETTINGS, current.model_copy(update={"git_tags": on}))
+            txn.change = Change("registry.settings", layout.SETTINGS,
+                                f"git tags {'on' if on else 'off'}",
+                                before=_json(current.git_tags), after=_json(on))
+        self.settings = replace(self.settings, git_tags=on)
+        return True
+
     # -- tags ----------------------------------------------------------------------------
     def tag(self, model: ModelName, version: str, tag: str) -> str | None:
         """Point the unique ``tag`` at ``version``; return the version it left (or None)."""
@@ -1194,6 +1229,13 @@ class Registry:
                 continue
             out.update(self.desired_refs(snap, model))
         return out
+
+    def sync_git_tags(self) -> list[str]:
+        """Make the GTO tags every model lacks (the ``git_tags`` setting on); their names."""
+        from modelbox import gittags
+
+        with locked(self.repo.git_dir):
+            return gittags.reconcile(self, None, quiet=True)
 
     def sync_refs(self) -> dict[str, tuple[str | None, str | None]]:
         """Rebuild ``refs/modelbox/tags/*`` from the manifests; return what changed."""

@@ -101,4 +101,20 @@ def config_protected_tags(ctx: Context, tags: str | None, clear: bool, as_json: 
     echo(f"Protected tags: {', '.join(current) or '(none)'}")
 
 
+@config.command("git-tags")
+@click.argument("state", required=False, type=click.Choice(["on", "off"]))
+@json_option
+@pass_ctx
+def config_git_tags(ctx: Context, state: str | None, as_json: bool) -> None:
+    """Show or set whether registrations and tag moves also make GTO-format Git tags
+    (refs/tags/NAME@vX.Y.Z, NAME#STAGE#N), which forges show and CI can trigger on."""
+    registry = ctx.registry
+    changed = registry.set_git_tags(state == "on") if state is not None else False
+    on = registry.settings.git_tags
+    if as_json:
+        emit_json({"git_tags": on, "changed": changed})
+        return
+    echo(f"Git tags: {'on' if on else 'off'}")
+
+
 COMMANDS = [check, refs, config]
