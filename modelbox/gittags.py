@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from modelbox.refs import Snapshot
     from modelbox.registry import Registry
 
-__all__ = ["Parsed", "artifact", "is_semver", "parse", "reconcile", "valid_fetched"]
+__all__ = ["Parsed", "admit", "artifact", "enabled", "is_gto_ref", "is_semver", "local_refs",
+           "parse", "reconcile", "renumber", "valid_fetched"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ _TAG_RE = re.compile(
     r"|@(?P<other>deprecated|created))"
     r"(?:#(?P<counter>[0-9]+))?$"
 )
-#: in ``reconcile``'s ``fresh``: the write changed the model's tags
-TAGS_CHANGED = ":tags"
 #: a fetched tag's counter above this is refused: it would push every later one past it
 MAX_COUNTER = 10**9
 _MAX_NAME = 255
@@ -170,6 +169,13 @@ class _Plan:
     message: str
 
 
+def enabled(registry: Registry) -> bool:
+    """Whether the registry branch, as it is now, has the ``git_tags`` setting on."""
+    head = registry.registry_head()
+    data = None if head is None else registry.repo.snapshot(head).read(layout.SETTINGS)
+    return data is not None and parse_settings(layout.SETTINGS, data).git_tags
+
+
 def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
               fresh: dict[str, set[str]] | None = None, quiet: bool = False) -> list[str]:
     """Make the GTO tags that ``models`` (every model when None) lack on the registry
@@ -177,13 +183,10 @@ def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
     which unmappable names get their note; ``quiet`` prints none. The caller holds the
     lock. Does nothing unless the registry's ``git_tags`` setting is on."""
     head = registry.registry_head()
-    if head is None:
+    # The setting as the registry branch has it now (a pull may have just turned it on).
+    if head is None or not enabled(registry):
         return []
     snap = registry.repo.snapshot(head)
-    # The setting as the registry branch has it now (a pull may have just turned it on).
-    data = snap.read(layout.SETTINGS)
-    if data is None or not parse_settings(layout.SETTINGS, data).git_tags:
-        return []
     if models is None:
         start = len(layout.MODELS) + 1
         from modelbox.registry import manifest_paths
@@ -238,7 +241,7 @@ class _Planner:
 
     def plan(self, news: set[str]) -> list[_Plan]:
         self.skipped = {v for v in news if v in self.versions and not is_semver(v)}
-        return self._unassign() + self._registrations() + self._assign(news)
+        return self._unassign() + self._registrations() + self._assign()
 
     def _counter(self) -> int:
         self.state.counter += 1
@@ -296,13 +299,11 @@ class _Planner:
                 state.registered[version] = True
         return drop + add
 
-    def _assign(self, news: set[str]) -> list[_Plan]:
+    def _assign(self) -> list[_Plan]:
         state, name, out = self.state, self.name, []
         for stage, want in sorted(self.tags.items()):
             if not _is_stage(stage) or not is_semver(want):
-                if TAGS_CHANGED in news:
-                    self.skipped.add(want if _is_stage(stage) else stage)
-                continue
+                continue  # noted when the version was made, or when the stage left GTO's
             if not state.registered.get(want, False) or state.stages.get((want, stage)):
                 continue
             out.append(_Plan(f"{name}#{stage}#{self._counter()}", state.commit[want],
@@ -334,3 +335,82 @@ def valid_fetched(registry: Registry, info: git.TagInfo, head: str | None) -> st
     except ModelboxError:
         return "its commit is not on the registry branch"
     return None
+
+
+def admit(registry: Registry, fetched: dict[str, str], url: str) -> list[str]:
+    """Point ``refs/tags/<name>`` at each fetched GTO tag (ref name -> sha) that passes
+    :func:`valid_fetched` against the registry branch as it is now. A refused one is one
+    warning line and no ref (a clone's copy of it is removed). A valid one replaces a
+    local tag of the same name: the remote's was published first, and the next
+    :func:`reconcile` makes again, under a new counter, whatever the local one recorded.
+    Returns the names admitted or replaced. The caller holds the lock."""
+    head = registry.registry_head()
+    changed = []
+    for ref, sha in sorted(fetched.items()):
+        if not ref.startswith(git.PREFIX) or parse(ref[len(git.PREFIX):]) is None:
+            continue
+        name = ref[len(git.PREFIX):]
+        info = git.read(registry.repo, name, sha)
+        why = "not an annotated tag of a commit" if info is None else valid_fetched(
+            registry, info, head)
+        if why is not None:
+            logger.warning("ignored the Git tag %s from %s: %s", name, url, why)
+            if registry.repo.ref(ref) == sha:
+                registry.repo.delete_ref(ref)
+            continue
+        if registry.repo.ref(ref) != sha:
+            registry.repo.set_ref(ref, sha)
+            changed.append(name)
+    return changed
+
+
+def is_gto_ref(ref: str) -> bool:
+    """Whether ``ref`` is a ``refs/tags/`` ref GTO would read as one of its tags."""
+    return ref.startswith(git.PREFIX) and parse(ref[len(git.PREFIX):]) is not None
+
+
+def local_refs(registry: Registry) -> dict[str, str]:
+    """This clone's GTO tag refs: ref name -> tag sha."""
+    return {ref: sha for ref, sha in registry.repo.refs_under(git.PREFIX).items()
+            if is_gto_ref(ref)}
+
+
+def renumber(registry: Registry, theirs: dict[str, str]) -> dict[str, str]:
+    """Give each GTO tag of ours that the remote lacks, and whose counter is not above
+    every one the remote holds for its model, the next free counter (GTO takes one more
+    than the model's highest; two clones that promoted at once both took the same), and
+    return ours the remote lacks (ref -> sha). The caller holds the lock."""
+    theirs_top: dict[str, int] = {}
+    for ref in theirs:
+        parsed = parse(ref[len(git.PREFIX):]) if is_gto_ref(ref) else None
+        if parsed is not None and parsed.counter is not None:
+            theirs_top[parsed.artifact] = max(theirs_top.get(parsed.artifact, 0),
+                                              parsed.counter)
+    ours = local_refs(registry)
+    top = dict(theirs_top)
+    for ref in ours:
+        parsed = parse(ref[len(git.PREFIX):])
+        if parsed is not None and parsed.counter is not None:
+            top[parsed.artifact] = max(top.get(parsed.artifact, 0), parsed.counter)
+    out = {}
+    for ref, sha in sorted(ours.items(), key=lambda item: _order(registry, item)):
+        if ref in theirs:
+            continue
+        name = ref[len(git.PREFIX):]
+        parsed = parse(name)
+        assert parsed is not None
+        if parsed.counter is None or parsed.counter > theirs_top.get(parsed.artifact, 0):
+            out[ref] = sha
+            continue
+        top[parsed.artifact] += 1
+        new = f"{name.rsplit('#', 1)[0]}#{top[parsed.artifact]}"
+        out[git.PREFIX + new] = git.rename(registry.repo, name, new)
+    return out
+
+
+def _order(registry: Registry, item: tuple[str, str]) -> tuple[int, int, str]:
+    """Renumbered in the order they were made: tagger date, then counter."""
+    ref, sha = item
+    info = git.read(registry.repo, ref[len(git.PREFIX):], sha)
+    parsed = parse(ref[len(git.PREFIX):])
+    return (info.time if info else 0, (parsed.counter or 0) if parsed else 0, ref)

@@ -16,7 +16,7 @@ from modelbox.errors import GitError
 from modelbox.refs import gitcli
 from modelbox.refs.repo import GitRepo, _local_offset, _oid
 
-__all__ = ["PREFIX", "TagInfo", "added_in", "create", "read", "read_all"]
+__all__ = ["PREFIX", "TagInfo", "added_in", "create", "read", "read_all", "rename"]
 
 PREFIX = "refs/tags/"
 
@@ -97,3 +97,25 @@ def added_in(repo: GitRepo, head: str, path: str) -> str | None:
         if repo.snapshot(entry.commit.id.decode()).exists(path):
             oldest = entry.commit.id.decode()
     return oldest
+
+
+def rename(repo: GitRepo, old: str, new: str) -> str:
+    """Remake the annotated tag ``old`` as ``new`` (same commit, tagger, date, message),
+    point ``refs/tags/<new>`` at it and drop ``refs/tags/<old>``; return the new sha."""
+    sha = repo.ref(PREFIX + old)
+    obj = None if sha is None else repo.object(sha)
+    if not isinstance(obj, Tag):
+        raise GitError(f"the Git tag {old} is not an annotated tag")
+    if repo.ref(PREFIX + new) is not None:
+        raise GitError(f"the Git tag {new} exists already")
+    tag = Tag()
+    tag.object = obj.object
+    tag.name = new.encode()
+    tag.tagger = obj.tagger
+    tag.tag_time, tag.tag_timezone = obj.tag_time, obj.tag_timezone
+    tag.message = obj.message
+    repo.raw.object_store.add_object(tag)
+    made = tag.id.decode()
+    repo.set_ref(PREFIX + new, made)
+    repo.delete_ref(PREFIX + old)
+    return made
