@@ -1181,15 +1181,29 @@ class Registry:
         return {k: [p.model_dump(mode="json") for p in v] for k, v in parsed.series.items()}
 
     # -- derived tag refs ----------------------------------------------------------------
-    def desired_refs(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
-        """The tag refs the manifests of ``model`` imply: ref name -> tag object sha."""
+    def desired_refs(self, snap: Snapshot, model: ModelName,
+                     history: dict[str, list[tuple[str, int]]] | None = None,
+                     ) -> dict[str, str]:
+        """The tag refs the manifests of ``model`` imply: ref name -> tag object sha, each
+        dated with the time of the commit that moved its tag (from ``snap``'s history, or
+        from ``history``: :func:`modelbox.tagtimes.history` of every tag map)."""
+        from modelbox import tagtimes
+
+        tags = self._tags(snap, model)
+        if not tags:
+            return {}
+        path = layout.tags_file(model)
+        commits = None if history is None else history.get(path)
+        if commits is None:  # not asked, or not in a listing (git absent): this map's own
+            commits = tagtimes.history(self.repo, snap.commit, [path]).get(path, [])
+        times = tagtimes.move_times(self.repo, path, tags, commits)
         out = {}
-        for tag, version in self._tags(snap, model).items():
+        for tag, version in tags.items():
             tree = snap.tree_id(layout.version_dir(model, version))
             if tree is None:
                 continue  # a dangling tag: `check` reports it, no ref can point anywhere
             out[layout.tag_ref(model, tag)] = self.repo.make_tag(
-                f"{model}/{tag}", tree, f"{model}@{version}\n"
+                f"{model}/{tag}", tree, f"{model}@{version}\n", times[tag]
             )
         return out
 
@@ -1214,7 +1228,10 @@ class Registry:
 
     def all_desired_refs(self) -> dict[str, str]:
         """The tag refs the registry branch's manifests imply (never a target branch's)."""
+        from modelbox import tagtimes
+
         snap = self.repo.snapshot(self.registry_head() if self._target else self.head())
+        history = tagtimes.history(self.repo, snap.commit, None)  # one git log for all
         out: dict[str, str] = {}
         # The model's name is its folder's path, as `check` reads it: parsing every model
         # manifest (pydantic) only to learn the name was most of a sync's time (~0.8 s of
@@ -1227,7 +1244,7 @@ class Registry:
                 # A folder no model can have (pulled, or made by hand): no ref can mirror
                 # it, and it must not stop the others' refs; `check` reports it.
                 continue
-            out.update(self.desired_refs(snap, model))
+            out.update(self.desired_refs(snap, model, history))
         return out
 
     def sync_git_tags(self) -> list[str]:

@@ -857,16 +857,28 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
                 # clone holds so far arrives, git writes the work tree (disk work), and
                 # the tag refs are synced (CPU work).
                 with git_remote.checking_out(registry.repo, commit):
+                    shallow = (registry.repo.git_dir / "shallow").exists()
                     _sync_refs(registry)
                     _clone_objects(registry, url)
             finally:
                 registry.close()
         _check_history(dest, commit, url)
+        if shallow:  # the tag refs' dates come from history, which is whole only now
+            _resync_refs(dest)
         _check_git_tags(dest, url)
     except (ModelboxError, KeyboardInterrupt):
         git_remote.discard_clone(dest, existed=existed)
         raise
     return dest
+
+
+def _resync_refs(dest: Path) -> None:
+    registry = Registry.open(dest)
+    try:
+        (registry.repo.git_dir / _SYNCED).unlink(missing_ok=True)
+        _sync_refs(registry)
+    finally:
+        registry.close()
 
 
 def _check_git_tags(dest: Path, url: str) -> None:

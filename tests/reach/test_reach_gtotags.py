@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,3 +223,28 @@ def test_a_write_killed_before_its_tags_is_finished_by_the_next(
     ok(run, "--repo", reg, "model", "list")  # a read: nothing made
     ok(run, "--repo", reg, "version", "create", M, "v2.0.0")  # the next write recovers
     assert tags(git, reg) == ["team/m#staging#1", "team/m@v1.0.0", "team/m@v2.0.0"]
+
+
+def test_tag_refs_are_dated_by_the_commit_that_moved_them(tmp_path: Path, run: Run,
+                                                          git: Git) -> None:
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote)
+    reg = registry(run, tmp_path / "reg", "v1.0.0", "v2.0.0")
+    ok(run, "--repo", reg, "tag", f"{M}@v1.0.0", "production")
+    time.sleep(1.1)  # the two moves a second apart, so their dates tell them apart
+    ok(run, "--repo", reg, "tag", f"{M}@v2.0.0", "staging")
+    ok(run, "--repo", reg, "version", "create", M, "v3.0.0")  # moves no tag
+    ok(run, "--repo", reg, "push", remote)
+    ok(run, "clone", remote, tmp_path / "a")
+    ok(run, "clone", f"file://{remote}", tmp_path / "b")  # shallow first, history later
+    fmt = "--format=%(refname) %(objectname) %(taggerdate:unix)"
+    refs = {path: git("-C", path, "for-each-ref", "--sort=-taggerdate", fmt,
+                      "refs/modelbox/tags").splitlines()
+            for path in (reg, tmp_path / "a", tmp_path / "b")}
+    assert refs[reg] == refs[tmp_path / "a"] == refs[tmp_path / "b"]  # one object each
+    moved = git("-C", reg, "log", "--format=%ct", "--", "models/team/m/_tags.json").split()
+    assert [line.split()[0].rsplit("/", 1)[1] for line in refs[reg]] == ["staging",
+                                                                        "production"]
+    assert [line.split()[2] for line in refs[reg]] == moved  # newest first, both
+    for path in (reg, tmp_path / "a", tmp_path / "b"):
+        ok(run, "--repo", path, "check")
