@@ -194,7 +194,6 @@ def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
         models = [path[start : -len(layout.MODEL_FILE) - 1]
                   for path in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE)]
     states = _states(_read(registry))
-    identity = registry.repo.identity()
     when = registry.repo.commit_info(head).commit_time
     made: list[str] = []
     for text in sorted(set(models)):
@@ -220,6 +219,9 @@ def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
                            + (", ..." if len(skipped) > 3 else ""))
         at = max(int(when), state.last_time + 1)
         for plan in plans:
+            # Asked only when a tag is due: a pull by someone with no identity set makes
+            # none otherwise (IdentityError is a GitError: the caller warns, tags wait).
+            identity = registry.repo.identity()
             git.create(registry.repo, plan.name, plan.target, plan.message, identity, at)
             state.last_time, at = at, at + 1
             made.append(plan.name)
