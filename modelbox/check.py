@@ -806,12 +806,17 @@ def _unsafe_paths(registry: Registry, snap: Snapshot) -> list[Problem]:
 
 
 def _check_refs(registry: Registry, snap: Snapshot, checker: Checker) -> list[Problem]:
+    from modelbox import tagtimes
+
     desired: dict[str, str] = {}
+    # When each tag moved (the refs' dates): one `git log` for every tag map, not one each.
+    history = tagtimes.history(registry.repo, snap.commit, None) if checker.tag_maps else {}
     for owner in sorted(checker.tag_maps):
         if checker.peek(f"{owner}/{layout.MODEL_FILE}") is None:
             continue
         try:  # a broken tag map or folder name is reported above; it has no refs
-            desired.update(registry.desired_refs(snap, parse_model(owner[len(layout.MODELS) + 1:])))
+            desired.update(registry.desired_refs(
+                snap, parse_model(owner[len(layout.MODELS) + 1:]), history))
         except ModelboxError:
             continue
     collisions = ref_collisions(desired)

@@ -32,6 +32,8 @@ class Settings:
     format: int = 1
     #: the tags that release what they name (``protected_tags``; absent: production)
     protected_tags: tuple[str, ...] = ("production",)
+    #: every registration and tag move also makes a GTO-format Git tag (docs/gto.md)
+    git_tags: bool = False
 
 
 def _load(path: str, data: bytes, kind: str) -> dict[str, Any]:
@@ -58,7 +60,8 @@ def parse_settings(path: str, data: bytes) -> Settings:
         raise RegistryFormatError(
             f"this registry uses format {fmt}; this modelbox reads format 1 — upgrade modelbox"
         )
-    unknown = sorted(set(raw) - {"kind", "format", "branch", "store", "protected_tags"})
+    unknown = sorted(set(raw) - {"kind", "format", "branch", "store", "protected_tags",
+                                 "git_tags"})
     if unknown:
         raise _bad(path, unknown[0], "unknown field")
     if raw.get("kind", "registry") != "registry":
@@ -76,15 +79,19 @@ def parse_settings(path: str, data: bytes) -> Settings:
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise _bad(path, "store", "must be a string or null")
+    git_tags = raw.get("git_tags", False)
+    if not isinstance(git_tags, bool):  # a co-user's edit: exactly true or false
+        raise _bad(path, "git_tags", "must be true or false")
     protected = raw.get("protected_tags")
     if protected is None:
-        return Settings(branch=branch, store=store)
+        return Settings(branch=branch, store=store, git_tags=git_tags)
     if not isinstance(protected, list) or len(protected) > 64:
         raise _bad(path, "protected_tags", "must be a list of at most 64 tag names or null")
     for tag in protected:
         if not isinstance(tag, str) or not _SEGMENT.fullmatch(tag):
             raise _bad(path, "protected_tags", f"{str(tag)[:80]!r} is not a valid tag name")
-    return Settings(branch=branch, store=store, protected_tags=tuple(protected))
+    return Settings(branch=branch, store=store, protected_tags=tuple(protected),
+                    git_tags=git_tags)
 
 
 def parse_tags(path: str, data: bytes) -> dict[str, str]:

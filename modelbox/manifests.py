@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     StringConstraints,
     ValidationError,
 )
@@ -71,11 +72,14 @@ class RegistrySettings(Document):
     store: str | None = None
     # The tags that release what they name (docs/releases.md); absent: ["production"].
     protected_tags: list[Segment] | None = Field(default=None, max_length=64)
+    # GTO-format Git tags for every registration and tag move (docs/gto.md); absent: off.
+    git_tags: StrictBool = False
 
     def to_bytes(self) -> bytes:
         # Written only when set, so an older registry's settings stay byte for byte as they were.
-        exclude = None if self.protected_tags is not None else {"protected_tags"}
-        return canonical.encode(self.model_dump(mode="json", exclude=exclude))
+        exclude = {k for k, unset in (("protected_tags", self.protected_tags is None),
+                                      ("git_tags", not self.git_tags)) if unset}
+        return canonical.encode(self.model_dump(mode="json", exclude=exclude or None))
 
 
 #: A display name: printable text, spaces allowed, no control characters, at most 200.

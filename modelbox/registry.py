@@ -184,7 +184,8 @@ class Registry:
         raise RegistryNotFoundError(str(start))
 
     @classmethod
-    def init(cls, path: Path, *, store: str | None = None, branch: str | None = None) -> Registry:
+    def init(cls, path: Path, *, store: str | None = None, branch: str | None = None,
+             git_tags: bool = False) -> Registry:
         """Create a registry in ``path`` (a new or existing Git repository).
 
         ``branch`` and ``store`` are checked before anything is created: a store URL must
@@ -207,9 +208,10 @@ class Registry:
             raise AlreadyExistsError(f"{path} is already a modelbox registry")
         from modelbox.manifests import RegistrySettings
 
-        registry = cls(repo, Settings(branch=branch, store=store))
+        registry = cls(repo, Settings(branch=branch, store=store, git_tags=git_tags))
         with registry.transaction() as txn:
-            txn.put(layout.SETTINGS, RegistrySettings(branch=branch, store=store))
+            txn.put(layout.SETTINGS, RegistrySettings(branch=branch, store=store,
+                                                      git_tags=git_tags))
             # A random id makes every registry's root commit unique, even two inits by
             # one identity in one second: gc tells registries sharing a store apart by it.
             txn.change = Change("registry.init", ".", "init modelbox registry",
@@ -420,6 +422,9 @@ class Registry:
         count = len(batch.records)
         what = batch.subject if count == 1 else f"{count} changes"
         models = [] if self._target is not None else self._tag_ref_models(batch)
+        if self._target is None and self.settings.git_tags:
+            # A new version gets its GTO registration tag even untagged (docs/gto.md).
+            models = sorted({*models, *batch.versions})
         git_dir = self.repo.git_dir
         recovery.begin(git_dir, recovery.BranchMove(
             self.branch_ref, batch.ref_old, batch.head, tag_refs=models,
@@ -441,7 +446,10 @@ class Registry:
                                "`modelbox check --fix`)", exc)
         self.history.remember(batch.records)
         fault("before-tag-refs")
-        if self.follow_tag_refs(models) and followed:
+        fresh = {model: set(versions) for model, versions in batch.versions.items()}
+        for model in batch.tag_models:
+            fresh.setdefault(model, set()).add(":tags")  # gittags.TAGS_CHANGED
+        if self.follow_tag_refs(models, fresh=fresh) and followed:
             recovery.clear(git_dir)
         return True
 
@@ -475,20 +483,28 @@ class Registry:
                 skipped += recovery.finish(self, lag)[0]
         return skipped
 
-    def follow_tag_refs(self, models: Iterable[str] | str) -> bool:
+    def follow_tag_refs(self, models: Iterable[str] | str,
+                        fresh: dict[str, set[str]] | None = None) -> bool:
         """Rebuild the tag refs of ``models`` (or all, ``recovery.ALL``) from the registry
-        branch; the caller holds the lock. False (and a warning) if a ref is locked by
-        another process: the change has landed, the refs wait for the next write."""
+        branch, and their GTO tags when the ``git_tags`` setting is on (``fresh``: the
+        versions the write changed, for its notes); the caller holds the lock. False (and
+        a warning) if a ref is locked by another process: the change has landed, the refs
+        wait for the next write."""
+        from modelbox import gittags
+
         try:
             if models == recovery.ALL:
                 # A collision of two tags' ref paths is for `check` to report, not a
                 # reason to refuse every write until it is fixed.
                 with contextlib.suppress(InvalidValueError):
                     self._sync_all_refs()
+                gittags.reconcile(self, None, quiet=True)
                 return True
+            models = list(models)
             snapshot = self.repo.snapshot(self.registry_head())
             for model in models:
                 self._sync_model_refs(snapshot, parse_model(model))
+            gittags.reconcile(self, models, fresh=fresh)
         except GitError as exc:
             logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
                            "by the next modelbox write (or `modelbox check --fix`)", exc)
@@ -1009,6 +1025,25 @@ class Registry:
         self.settings = replace(self.settings, protected_tags=tuple(tags))
         return released
 
+    def set_git_tags(self, on: bool) -> bool:
+        """Turn the ``git_tags`` setting on or off (one commit); False if it already was.
+        Turned on, the models each later write touches get their GTO tags (docs/gto.md)."""
+        from dataclasses import replace
+
+        from modelbox.manifests import RegistrySettings, parse
+
+        with self.transaction() as txn:
+            data = txn.snapshot.read(layout.SETTINGS) or b"{}"
+            current = parse(RegistrySettings, layout.SETTINGS, data)
+            if current.git_tags == on:
+                return False
+            txn.put(layout.SETTINGS, current.model_copy(update={"git_tags": on}))
+            txn.change = Change("registry.settings", layout.SETTINGS,
+                                f"git tags {'on' if on else 'off'}",
+                                before=_json(current.git_tags), after=_json(on))
+        self.settings = replace(self.settings, git_tags=on)
+        return True
+
     # -- tags ----------------------------------------------------------------------------
     def tag(self, model: ModelName, version: str, tag: str) -> str | None:
         """Point the unique ``tag`` at ``version``; return the version it left (or None)."""
@@ -1191,15 +1226,29 @@ class Registry:
         return {k: [p.model_dump(mode="json") for p in v] for k, v in parsed.series.items()}
 
     # -- derived tag refs ----------------------------------------------------------------
-    def desired_refs(self, snap: Snapshot, model: ModelName) -> dict[str, str]:
-        """The tag refs the manifests of ``model`` imply: ref name -> tag object sha."""
+    def desired_refs(self, snap: Snapshot, model: ModelName,
+                     history: dict[str, list[tuple[str, int]]] | None = None,
+                     ) -> dict[str, str]:
+        """The tag refs the manifests of ``model`` imply: ref name -> tag object sha, each
+        dated with the time of the commit that moved its tag (from ``snap``'s history, or
+        from ``history``: :func:`modelbox.tagtimes.history` of every tag map)."""
+        from modelbox import tagtimes
+
+        tags = self._tags(snap, model)
+        if not tags:
+            return {}
+        path = layout.tags_file(model)
+        commits = None if history is None else history.get(path)
+        if commits is None:  # not asked, or not in a listing (git absent): this map's own
+            commits = tagtimes.history(self.repo, snap.commit, [path]).get(path, [])
+        times = tagtimes.move_times(self.repo, path, tags, commits)
         out = {}
-        for tag, version in self._tags(snap, model).items():
+        for tag, version in tags.items():
             tree = snap.tree_id(layout.version_dir(model, version))
             if tree is None:
                 continue  # a dangling tag: `check` reports it, no ref can point anywhere
             out[layout.tag_ref(model, tag)] = self.repo.make_tag(
-                f"{model}/{tag}", tree, f"{model}@{version}\n"
+                f"{model}/{tag}", tree, f"{model}@{version}\n", times[tag]
             )
         return out
 
@@ -1224,7 +1273,10 @@ class Registry:
 
     def all_desired_refs(self) -> dict[str, str]:
         """The tag refs the registry branch's manifests imply (never a target branch's)."""
+        from modelbox import tagtimes
+
         snap = self.repo.snapshot(self.registry_head() if self._target else self.head())
+        history = tagtimes.history(self.repo, snap.commit, None)  # one git log for all
         out: dict[str, str] = {}
         # The model's name is its folder's path, as `check` reads it: parsing every model
         # manifest (pydantic) only to learn the name was most of a sync's time (~0.8 s of
@@ -1237,8 +1289,15 @@ class Registry:
                 # A folder no model can have (pulled, or made by hand): no ref can mirror
                 # it, and it must not stop the others' refs; `check` reports it.
                 continue
-            out.update(self.desired_refs(snap, model))
+            out.update(self.desired_refs(snap, model, history))
         return out
+
+    def sync_git_tags(self) -> list[str]:
+        """Make the GTO tags every model lacks (the ``git_tags`` setting on); their names."""
+        from modelbox import gittags
+
+        with locked(self.repo.git_dir):
+            return gittags.reconcile(self, None, quiet=True)
 
     def sync_refs(self) -> dict[str, tuple[str | None, str | None]]:
         """Rebuild ``refs/modelbox/tags/*`` from the manifests; return what changed."""

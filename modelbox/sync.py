@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelbox import canonical, claims, layout, limits, recovery
+from modelbox import canonical, claims, gittags, layout, limits, recovery
 from modelbox.documents import parse_settings
 from modelbox.errors import (
     AlreadyExistsError,
@@ -359,6 +359,7 @@ def _push_once(registry: Registry, remote_name: str | None) -> PushResult:
         ):
             raise RemoteMovedError(remote.url, ref)
     updates = _ref_updates(registry, theirs_refs, local_tags)
+    updates.update(_git_tag_updates(registry, theirs_refs, remote.url))
     if not updates:
         return result
     delivered: tuple[dict[str, int], ObjectStore, list[ObjectStore]] | None = None
@@ -467,6 +468,33 @@ def _ref_updates(registry: Registry, theirs: dict[str, str], local_tags: dict[st
     return updates
 
 
+def _git_tag_updates(registry: Registry, theirs: dict[str, str], url: str,
+                     ) -> dict[str, str]:
+    """The GTO tags (``git_tags`` on) the remote lacks, each of ours whose counter the
+    remote already holds for that model renumbered first. One the remote holds under the
+    same name but as another object means someone pushed first with that name:
+    RemoteMovedError, so that the retry's pull takes theirs and makes ours again."""
+    if not gittags.enabled(registry):
+        return {}
+    for ref, sha in gittags.local_refs(registry).items():
+        other = theirs.get(ref)
+        if other is not None and other != sha:
+            raise RemoteMovedError(url, ref)
+    with locked(registry.repo.git_dir):
+        return gittags.renumber(registry, theirs)
+
+
+def _pull_git_tags(registry: Registry, fetched: dict[str, str], url: str) -> list[str]:
+    """Take the remote's GTO tags (checked), then make the ones the registry branch now
+    lacks: a change merged on a forge gets its tags here, from history (docs/gto.md)."""
+    if not gittags.enabled(registry):
+        return []
+    with locked(registry.repo.git_dir):
+        changed = gittags.admit(
+            registry, {r: s for r, s in fetched.items() if gittags.is_gto_ref(r)}, url)
+        return changed + gittags.reconcile(registry, None, quiet=True)
+
+
 # -- pull ------------------------------------------------------------------------------
 @dataclass
 class PullResult:
@@ -477,11 +505,13 @@ class PullResult:
     how: str  # "up to date", "fast-forward", "merge"
     objects: int = 0
     refs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    git_tags: list[str] = field(default_factory=list)  # GTO tags taken or made
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "branch": self.branch, "before": self.before,
                 "after": self.after, "how": self.how, "objects_copied": self.objects,
-                "refs": {k: {"before": b, "after": a} for k, (b, a) in self.refs.items()}}
+                "refs": {k: {"before": b, "after": a} for k, (b, a) in self.refs.items()},
+                "git_tags": self.git_tags}
 
 
 def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
@@ -505,7 +535,7 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
     # The branch's new commits are checked before their objects enter the repository
     # (all of them, not only the tip): a path that may not be written stops the pull.
     fetched, _ = remote.fetch(
-        lambda ref: ref in (branch_ref, AUDIT_REF)
+        lambda ref: ref in (branch_ref, AUDIT_REF) or gittags.is_gto_ref(ref)
         or (name is not None and ref.startswith("refs/heads/")),
         check={branch_ref: ours},
     )
@@ -538,6 +568,11 @@ def pull(registry: Registry, remote_name: str | None = None) -> PullResult:
             followed = False
             logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
                            "by the next modelbox write (or `modelbox check --fix`)", exc)
+    try:
+        result.git_tags = _pull_git_tags(registry, fetched, remote.url)
+    except GitError as exc:  # the pull has landed; the next write makes the tags
+        logger.warning("modelbox: warning: %s; the Git tags will be made by the next "
+                       "modelbox write", exc)
     if followed:
         assert result.after is not None
         _settled(registry, result.after)
@@ -822,15 +857,39 @@ def clone(url: str, dest: Path | None = None, *, name: str = DEFAULT_REMOTE) -> 
                 # clone holds so far arrives, git writes the work tree (disk work), and
                 # the tag refs are synced (CPU work).
                 with git_remote.checking_out(registry.repo, commit):
+                    shallow = (registry.repo.git_dir / "shallow").exists()
                     _sync_refs(registry)
                     _clone_objects(registry, url)
             finally:
                 registry.close()
         _check_history(dest, commit, url)
+        if shallow:  # the tag refs' dates come from history, which is whole only now
+            _resync_refs(dest)
+        _check_git_tags(dest, url)
     except (ModelboxError, KeyboardInterrupt):
         git_remote.discard_clone(dest, existed=existed)
         raise
     return dest
+
+
+def _resync_refs(dest: Path) -> None:
+    registry = Registry.open(dest)
+    try:
+        (registry.repo.git_dir / _SYNCED).unlink(missing_ok=True)
+        _sync_refs(registry)
+    finally:
+        registry.close()
+
+
+def _check_git_tags(dest: Path, url: str) -> None:
+    """A clone copies ``refs/tags/*`` as the remote has them: drop each GTO tag that
+    would not be admitted by a pull (a bad name, a commit off the registry branch)."""
+    registry = Registry.open(dest)
+    try:
+        with locked(registry.repo.git_dir):
+            gittags.admit(registry, gittags.local_refs(registry), url)
+    finally:
+        registry.close()
 
 
 def _check_history(dest: Path, commit: str, url: str) -> None:

@@ -220,18 +220,19 @@ def _ref_drift(root: Path, files: StagedFiles, checker: Checker, owners: set[str
                 continue  # a broken tag map is an error already; its refs cannot be judged
             tags = (document or {}).get("tags")
             tags = tags if isinstance(tags, dict) else {}
-            want = {}
+            # A ref is compared by what it points at and says, not by its object: the
+            # object is dated with the time of the commit that moves the tag, which the
+            # commit being validated has not got yet.
+            want: dict[str, tuple[str, str]] = {}
             for tag, version in tags.items():
                 content = _folder(files, f"{owner}/{layout.VERSIONS_DIR}/{version}")
                 if content:
-                    tree = repo.build_tree(None, content)
-                    message = f"{model}@{version}\n"
-                    want[prefix + tag] = repo.make_tag(f"{model}/{tag}", tree, message)
+                    want[prefix + tag] = (repo.build_tree(None, content), f"{model}@{version}\n")
             dangling = {prefix + tag for tag in tags} - want.keys()  # an error already
             for name in sorted((want.keys() | have.keys()) - dangling):
                 state = ("is missing" if name not in have else "names no tag in the manifests"
-                         if name not in want else "is out of date" if want[name] != have[name]
-                         else None)
+                         if name not in want else "is out of date"
+                         if repo.tag_target(have[name]) != want[name] else None)
                 if state:
                     problems.append(Problem(name, f"tag ref {state} once this is committed; run "
                                             "`modelbox refs sync` after the commit", fixable=True))

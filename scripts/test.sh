@@ -40,6 +40,17 @@ if [ $# -eq 0 ] && [ "${MODELBOX_FRAMEWORKS:-1}" != 0 ]; then
     fi
 fi
 # --- training-framework integrations: end ---
+# GTO 1.10 in a venv of its own (its pins must not change modelbox's), for the GTO interop
+# tests (tests/reach/test_reach_gtotags.py); installed only when missing. Without it those
+# tests skip, saying why.
+if [ ! -f .venv-gto/.modelbox-stamp ]; then
+    if { [ -x .venv-gto/bin/python ] || "$python" -m venv .venv-gto; } &&
+        .venv-gto/bin/python -m pip install --quiet --disable-pip-version-check gto==1.10.1; then
+        echo "gto==1.10.1" > .venv-gto/.modelbox-stamp
+    else
+        echo "test.sh: pip install gto==1.10.1 into .venv-gto failed; the GTO tests will skip"
+    fi
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 workers() {  # $1 = a venv's python: how many pytest-xdist workers a whole run uses

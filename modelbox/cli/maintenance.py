@@ -64,15 +64,22 @@ def refs() -> None:
 @json_option
 @pass_ctx
 def refs_sync(ctx: Context, as_json: bool) -> None:
-    """Rebuild refs/modelbox/tags/* from the manifests (idempotent)."""
+    """Rebuild refs/modelbox/tags/* from the manifests (idempotent), and make the Git
+    tags (GTO format) every model lacks when the git-tags setting is on."""
     changed = ctx.registry.sync_refs()
+    made = ctx.registry.sync_git_tags()
     if as_json:
-        emit_json({name: {"before": b, "after": a} for name, (b, a) in changed.items()})
+        emit_json({name: {"before": b, "after": a} for name, (b, a) in changed.items()}
+                  | {f"refs/tags/{name}": {"before": None,
+                                           "after": ctx.registry.repo.ref(f"refs/tags/{name}")}
+                     for name in made})
         return
     for name, (before, after) in sorted(changed.items()):
         verb = "created" if before is None else "deleted" if after is None else "updated"
         echo(f"{verb} {name}")
-    echo(f"{len(changed)} ref(s) changed")
+    for name in made:
+        echo(f"created refs/tags/{name}")
+    echo(f"{len(changed) + len(made)} ref(s) changed")
 
 
 @click.group()
@@ -99,6 +106,22 @@ def config_protected_tags(ctx: Context, tags: str | None, clear: bool, as_json: 
     for name in released:
         echo(f"Released {name}")
     echo(f"Protected tags: {', '.join(current) or '(none)'}")
+
+
+@config.command("git-tags")
+@click.argument("state", required=False, type=click.Choice(["on", "off"]))
+@json_option
+@pass_ctx
+def config_git_tags(ctx: Context, state: str | None, as_json: bool) -> None:
+    """Show or set whether registrations and tag moves also make GTO-format Git tags
+    (refs/tags/NAME@vX.Y.Z, NAME#STAGE#N), which forges show and CI can trigger on."""
+    registry = ctx.registry
+    changed = registry.set_git_tags(state == "on") if state is not None else False
+    on = registry.settings.git_tags
+    if as_json:
+        emit_json({"git_tags": on, "changed": changed})
+        return
+    echo(f"Git tags: {'on' if on else 'off'}")
 
 
 COMMANDS = [check, refs, config]

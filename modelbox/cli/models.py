@@ -24,13 +24,18 @@ from modelbox.cli._removed import report_removed
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--store", help="Shared object store URL (s3://bucket/prefix, ...).")
 @click.option("--branch", help="Registry branch (default: the current branch, else main).")
+@click.option("--git-tags", is_flag=True,
+              help="Also make GTO-format Git tags (refs/tags/...) for every registration "
+                   "and tag move, for forges and CI (docs/gto.md).")
 @json_option
-def init(path: Path, store: str | None, branch: str | None, as_json: bool) -> None:
+def init(path: Path, store: str | None, branch: str | None, git_tags: bool,
+         as_json: bool) -> None:
     """Create a registry in PATH (a new folder or an existing Git repository)."""
     from modelbox.registry import Registry
 
-    registry = Registry.init(path, store=store, branch=branch)
-    done(as_json, {"registry": str(path), "branch": registry.branch, "store": store},
+    registry = Registry.init(path, store=store, branch=branch, git_tags=git_tags)
+    done(as_json, {"registry": str(path), "branch": registry.branch, "store": store,
+                   "git_tags": git_tags},
          f"Initialized modelbox registry in {path} (branch {registry.branch})")
     registry.close()
 

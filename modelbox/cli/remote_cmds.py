@@ -70,6 +70,8 @@ def pull(ctx: Context, remote: str | None, as_json: bool) -> None:
     else:
         echo(f"Pulled {result.branch} ({result.how}) {_short(result.before)}.."
                    f"{_short(result.after)}; {len(result.refs)} tag ref(s) changed")
+    if result.git_tags and not as_json:
+        echo(f"{len(result.git_tags)} Git tag(s) (GTO format) taken or made")
 
 
 @click.command()

@@ -641,13 +641,14 @@ class GitRepo:
         commit.message = message.encode()
         return self._add(commit)
 
-    def make_tag(self, name: str, target: str, message: str) -> str:
-        """Store a deterministic annotated tag object pointing at the tree ``target``."""
+    def make_tag(self, name: str, target: str, message: str, when: int = 0) -> str:
+        """Store a deterministic annotated tag object pointing at the tree ``target``,
+        dated ``when`` (UTC; the time of the commit that moved the tag)."""
         tag = Tag()
         tag.object = (Tree, _oid(target))
         tag.name = name.encode()
         tag.tagger = b"modelbox <modelbox@localhost>"
-        tag.tag_time = 0
+        tag.tag_time = when
         tag.tag_timezone = 0
         tag.message = message.encode()
         sha = tag.id.decode()

@@ -1,0 +1,53 @@
+"""When files changed along a branch's first-parent chain (the commits that brought each
+change to the branch: a merged review's merge commit, not the review's own commits)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modelbox.errors import GitError
+from modelbox.refs import gitcli
+from modelbox.refs.repo import GitRepo
+
+__all__ = ["file_history"]
+
+
+def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None, glob: str,
+                 ) -> dict[str, list[tuple[str, int]]]:
+    """``path -> [(commit, commit time)]``, newest first: the commits of ``head``'s
+    first-parent chain whose change (against their first parent) touches ``path``. The
+    paths are ``paths``, or every path matching the git pathspec glob ``glob``."""
+    git = gitcli.git_program()
+    if git is None:
+        return _walk(repo, head, paths or [])
+    spec = list(paths) if paths is not None else [f":(glob){glob}"]
+    res = gitcli.run(git, repo.git_dir, [
+        "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
+        "--format=%x00%H %ct", "--name-only", head, "--", *spec])
+    if res.code != 0:
+        raise GitError(f"git log failed in {repo.git_dir}: {res.err.strip()}")
+    out: dict[str, list[tuple[str, int]]] = {}
+    for record in res.out.split("\0"):
+        lines = record.strip().splitlines()
+        if not lines:
+            continue
+        sha, _, when = lines[0].partition(" ")
+        for path in lines[1:]:
+            if path:
+                out.setdefault(path, []).append((sha, int(when)))
+    return out
+
+
+def _walk(repo: GitRepo, head: str, paths: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
+    """Without git: the same, by walking the first parents (slower; named paths only)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    sha: str | None = head
+    while sha is not None:
+        commit = repo.commit_info(sha)
+        parent = commit.parents[0].decode() if commit.parents else None
+        here, there = repo.snapshot(sha), repo.snapshot(parent)
+        for path in paths:
+            if here.read(path) != there.read(path):
+                out.setdefault(path, []).append((sha, int(commit.commit_time)))
+        sha = parent
+    return out
