@@ -14,6 +14,24 @@ python=${PYTHON:-python3}
 # on PyPI is another project): an older checkout's venv must not keep both.
 .venv/bin/python -m pip uninstall --quiet --yes modelbox >/dev/null 2>&1 || true
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# --- browser tests (issue 18; tests/web/browser, docs/web-testing.md) -----------------------
+# Debian's Chromium and ChromeDriver, installed when missing: as root or with passwordless
+# sudo (~50 s here, Dec 2026); otherwise the browser tests skip, saying why.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    apt_get=()
+    if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); elif sudo -n true 2>/dev/null; then
+        apt_get=(sudo -n apt-get); fi
+    if [ ${#apt_get[@]} -eq 0 ]; then
+        echo "test.sh: no root or passwordless sudo to install chromium; browser tests skip"
+    else
+        export DEBIAN_FRONTEND=noninteractive
+        "${apt_get[@]}" install -y -qq chromium chromium-driver >/dev/null \
+            || { "${apt_get[@]}" update -qq && "${apt_get[@]}" install -y -qq chromium \
+                 chromium-driver >/dev/null; } \
+            || echo "test.sh: apt-get install chromium chromium-driver failed; browser tests skip"
+    fi
+fi
+# --- end of browser tests ------------------------------------------------------------------
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"

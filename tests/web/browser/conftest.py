@@ -1,0 +1,77 @@
+"""Fixtures of the browser tests: one headless Chromium per session, a ``page`` per test
+(fails the test on any console error, screenshots it), and real servers on loopback.
+
+Marked ``browser``; skipped with the reason when Debian's Chromium or ChromeDriver or
+Selenium is absent (``scripts/test.sh`` installs them when it can). Each test module says
+``pytestmark = pytest.mark.browser``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser.harness import DESKTOP, Page, Served, missing, serve_static, serve_ui, start_chromium
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's browser (a Selenium ``WebDriver``)."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    with pytest.MonkeyPatch.context() as patch:
+        # Selenium Manager would download a browser or a driver: make any call to it fail.
+        patch.setenv("SE_MANAGER_PATH", "/nonexistent/selenium-manager")
+        patch.setenv("SE_OFFLINE", "true")
+        driver = start_chromium(tmp_path_factory.mktemp("chromium") / "profile")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """The browser for one test; at the end a screenshot is kept and any console error the
+    pages logged fails the test."""
+    chromium.get("about:blank")
+    chromium.set_window_size(*DESKTOP)
+    chromium.get_log("browser")  # what an earlier test left
+    view = Page(chromium, request.node.nodeid)
+    yield view
+    view.screenshot("end")
+    errors = view.take_errors()
+    chromium.get("about:blank")
+    if errors:
+        pytest.fail("console errors: " + "; ".join(str(e.get("message")) for e in errors),
+                    pytrace=False)
+
+
+class Servers:
+    """Starts real servers for one test and stops them all at its end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs, self.started = logs, list[Served]()
+
+    def ui(self, registry: Path, *args: str) -> Served:
+        """``modelbox ui --port P [ARGS]`` in ``registry``."""
+        self.started.append(serve_ui(registry, self.logs, *args))
+        return self.started[-1]
+
+    def static(self, folder: Path) -> Served:
+        """A plain http.server over ``folder`` (a built site)."""
+        self.started.append(serve_static(folder, self.logs))
+        return self.started[-1]
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    logs = tmp_path / "server-logs"
+    logs.mkdir()
+    found = Servers(logs)
+    yield found
+    for served in found.started:
+        served.stop()
