@@ -34,6 +34,7 @@ from benchkit.scale_shards import shards
 from benchkit.sharing import sharing
 from benchkit.transfers import big_file, folder, noop
 from benchkit.versus_gto import versus_gto
+from benchkit.web import web
 from stress import stress
 
 Scenario = Callable[[Bench], list[Row]]
@@ -51,6 +52,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "11": ("scale-curve", curve, False),
     "12": ("refs", refs, False),
     "13": ("shards", shards, False),
+    "14": ("web", web, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

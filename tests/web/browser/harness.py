@@ -52,6 +52,14 @@ def missing() -> str | None:
     return None
 
 
+def lacks(*command: str) -> str | None:
+    """Why ``modelbox COMMAND`` cannot be tested here (not in this build), or None."""
+    proc = subprocess.run([MODELBOX, *command, "--help"], capture_output=True, check=False)
+    if proc.returncode == 0:
+        return None
+    return f"`modelbox {' '.join(command)}` is not in this build yet (branch s6/website)"
+
+
 def start_chromium(profile: Path) -> Any:
     """A headless Chromium with a fresh profile in ``profile``; the caller quits it."""
     from selenium import webdriver
@@ -77,7 +85,7 @@ def free_port() -> int:
         return port
 
 
-def _answers(port: int) -> bool:
+def answers(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -96,7 +104,7 @@ class Served:
                 list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})}, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while not _answers(port):
+        while not answers(port):
             if self.proc.poll() is not None:
                 raise AssertionError(f"{argv} exited {self.proc.returncode} before serving: "
                                      f"{log.read_text(errors='replace')[-2000:]}")
@@ -175,6 +183,45 @@ class Page:
 
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
+
+    @property
+    def url(self) -> str:
+        return str(self.driver.current_url)
+
+    def text(self) -> str:
+        """What a reader sees on the page (``innerText`` of the body)."""
+        return str(self.js("return document.body.innerText"))
+
+    def links(self) -> list[tuple[str, str]]:
+        """(visible text, href) of every link on the page."""
+        found: list[list[str]] = self.js(
+            "return [...document.querySelectorAll('a[href]')]"
+            ".map(a => [a.innerText.trim(), a.getAttribute('href')])")
+        return [(text, href) for text, href in found]
+
+    def link(self, text: str, *, exact: bool = False) -> Any:
+        """The first visible link whose text is (or contains) ``text``."""
+        from selenium.webdriver.common.by import By
+
+        for element in self.driver.find_elements(By.CSS_SELECTOR, "a[href]"):
+            shown = element.text.strip()
+            if element.is_displayed() and (shown == text if exact else text in shown):
+                return element
+        raise AssertionError(f"no visible link {text!r} on {self.url}: {self.links()[:40]}")
+
+    def follow(self, text: str, *, exact: bool = False) -> None:
+        """Click the link ``text`` and wait for the page it leads to."""
+        self.click_and_wait(self.link(text, exact=exact))
+
+    def click_and_wait(self, element: Any, timeout: float = 15.0) -> None:
+        before = self.url
+        element.click()
+        deadline = time.monotonic() + timeout
+        while self.url == before:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"clicking {element.text!r} left {before}")
+            time.sleep(0.02)
+        self.wait_ready()
 
     def assert_no_script_ran(self) -> None:
         """Nothing a hostile string carried executed: no alert is open and no global it
