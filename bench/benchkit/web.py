@@ -213,7 +213,7 @@ def _site(bench: Bench, path: Path, size: str) -> list[Row]:
                    target=TARGETS["site"]),
             Row(f"web: largest page written ({largest.relative_to(out)})", kb,
                 target=Target("kb", PAGE_KB), unit="KB")]
-    copy = scale_cache.copy(bench, path, "web-site-registry")
+    copy = scale_cache.copy(bench, path.resolve(), "web-site-registry")  # not the symlink
     run([bench.modelbox, "tag", _tag_move(copy), "bench-web"], env=bench.env(), cwd=copy)
     again = measure([bench.modelbox, "site", "build", str(out)], env=bench.env(), cwd=copy)
     rows.append(Row.of("web: incremental `site build` after one tag move", [again],
