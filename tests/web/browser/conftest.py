@@ -7,13 +7,17 @@ Selenium is absent (``scripts/test.sh`` installs them when it can). Each test mo
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import IDENTITY_EMAIL, IDENTITY_NAME
 
 from browser.harness import DESKTOP, Page, Served, missing, serve_static, serve_ui, start_chromium
+from browser.registries import demo
 
 
 @pytest.fixture(scope="session")
@@ -74,4 +78,36 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     found = Servers(logs)
     yield found
     for served in found.started:
+        served.stop()
+
+
+@contextlib.contextmanager
+def _isolated(home: Path) -> Iterator[None]:
+    """What the autouse ``isolated_env`` gives a test, for a fixture shared by a module:
+    its own HOME, Git identity and caches, no AWS or modelbox settings."""
+    with pytest.MonkeyPatch.context() as patch:
+        home.mkdir(parents=True)
+        (home / ".gitconfig").write_text(
+            f"[user]\n\tname = {IDENTITY_NAME}\n\temail = {IDENTITY_EMAIL}\n", encoding="utf-8")
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "FSSPEC_", "GIT_", "MODELBOX_")):
+                patch.delenv(name)
+        patch.setenv("HOME", str(home))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        patch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        patch.setenv("MODELBOX_CACHE_DIR", str(home / "cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``modelbox ui`` over the demo registry, shared by a module's tests (they only read)."""
+    root = tmp_path_factory.mktemp("demo-ui")
+    with _isolated(root / "home"):
+        registry = demo(root / "registry")
+        served = serve_ui(registry, root)
+    try:
+        yield served
+    finally:
         served.stop()

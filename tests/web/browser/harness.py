@@ -199,19 +199,44 @@ class Page:
             ".map(a => [a.innerText.trim(), a.getAttribute('href')])")
         return [(text, href) for text, href in found]
 
-    def link(self, text: str, *, exact: bool = False) -> Any:
-        """The first visible link whose text is (or contains) ``text``."""
+    def link(self, text: str, *, exact: bool = False, testid: str | None = None) -> Any:
+        """The first visible link whose text is (or contains) ``text``; with ``testid``,
+        only links with that ``data-testid`` (the pages' stable hooks, docs/web.md)."""
         from selenium.webdriver.common.by import By
 
-        for element in self.driver.find_elements(By.CSS_SELECTOR, "a[href]"):
+        css = f"a[href][data-testid='{testid}']" if testid else "a[href]"
+        for element in self.driver.find_elements(By.CSS_SELECTOR, css):
             shown = element.text.strip()
             if element.is_displayed() and (shown == text if exact else text in shown):
                 return element
-        raise AssertionError(f"no visible link {text!r} on {self.url}: {self.links()[:40]}")
+        raise AssertionError(f"no visible link {text!r} ({css}) on {self.url}: "
+                             f"{self.links()[:40]}")
 
-    def follow(self, text: str, *, exact: bool = False) -> None:
+    def follow(self, text: str, *, exact: bool = False, testid: str | None = None) -> None:
         """Click the link ``text`` and wait for the page it leads to."""
-        self.click_and_wait(self.link(text, exact=exact))
+        self.click_and_wait(self.link(text, exact=exact, testid=testid))
+
+    def find(self, css: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str, *, visible: bool = True) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return [e for e in self.driver.find_elements(By.CSS_SELECTOR, css)
+                if e.is_displayed() or not visible]
+
+    def wait_for(self, script: str, timeout: float = 10.0) -> Any:
+        """Poll the JavaScript expression ``script`` until it is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.js(f"return ({script})")
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{script} still false on {self.url} after {timeout} s")
+            time.sleep(0.02)
 
     def click_and_wait(self, element: Any, timeout: float = 15.0) -> None:
         before = self.url

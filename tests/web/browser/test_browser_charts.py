@@ -1,91 +1,76 @@
-"""Metric charts in Chromium: the reader toggles the series of several versions on one chart
-and switches the x axis between step and wallclock."""
+"""Metric charts in Chromium: the reader toggles the series of several versions on one chart,
+picks the metric, and switches the x axis between step and wallclock."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from browser.conftest import Servers
-from browser.harness import Page, lacks
-from browser.registries import demo
+from browser.harness import Page, Served, lacks
 
 NO_UI = lacks("ui")
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(NO_UI), reason=str(NO_UI))]
 
-VISIBLE_LINES = """
-return [...document.querySelectorAll('svg polyline, svg path')].filter(e => {
-  const s = getComputedStyle(e), r = e.getBoundingClientRect();
-  return s.display !== 'none' && s.visibility !== 'hidden' && s.opacity !== '0'
-    && (r.width > 0 || r.height > 0) && e.closest('svg').getBoundingClientRect().width > 0;
-}).length
-"""
+LINES = "[...document.querySelectorAll('#chart svg polyline')]"
 
 
-def _chart_page(page: Page, servers: Servers, tmp_path: Path) -> None:
-    served = servers.ui(demo(tmp_path / "registry"))
+def _chart_page(page: Page, served: Served) -> None:
     page.open(served.url)
-    page.follow("yolo")
-    for word in ("Metrics", "metrics", "Chart", "chart", "Compare", "compare"):
-        if page.js("return document.querySelectorAll('svg').length"):
-            return
-        if any(word in text for text, _ in page.links()):
-            page.follow(word)
-    assert page.js("return document.querySelectorAll('svg').length"), "no chart found"
+    page.follow("vision", exact=True, testid="ns-link")
+    page.follow("vision/yolo", exact=True, testid="model-link")
+    page.follow("Metric charts", testid="metrics-link")
+    page.wait_for(f"{LINES}.length > 0")
 
 
-def _toggles(page: Page) -> list[Any]:
-    from selenium.webdriver.common.by import By
-
-    found = [e for e in page.driver.find_elements(
-        By.CSS_SELECTOR, "input[type=checkbox], button[aria-pressed]") if e.is_displayed()]
-    assert found, f"no series toggle on {page.url}"
-    return found
+def _drawn(page: Page) -> list[str]:
+    """The series drawn now (their ``data-series``), in order."""
+    drawn: list[str] = page.js(f"return {LINES}.map(l => l.getAttribute('data-series'))")
+    return drawn
 
 
-def test_toggling_a_series_hides_and_shows_its_line(page: Page, servers: Servers,
-                                                    tmp_path: Path) -> None:
-    _chart_page(page, servers, tmp_path)
-    toggles = _toggles(page)
-    lines = page.js(VISIBLE_LINES)
+def test_toggling_a_series_hides_and_shows_its_line(page: Page, demo_ui: Served) -> None:
+    _chart_page(page, demo_ui)
+    toggles = page.find_all(".series-toggle")
+    assert len(toggles) == 3, "one series per version of the chosen metric"
+    everything = _drawn(page)
+    assert len(everything) == 3
     page.screenshot("chart")
+    toggles[1].click()
+    assert len(_drawn(page)) == 2 and toggles[1].get_attribute("data-series") not in _drawn(page)
     toggles[0].click()
-    fewer = page.js(VISIBLE_LINES)
-    if fewer > lines:  # the toggle was off: it added a series
-        toggles[0].click()
-        toggles[0].click()
-    assert page.js(VISIBLE_LINES) != lines, "toggling a series changed nothing"
+    assert len(_drawn(page)) == 1
     page.screenshot("toggled")
     toggles[0].click()
-    assert page.js(VISIBLE_LINES) == lines
+    toggles[1].click()
+    assert _drawn(page) == everything
 
 
-def test_switching_step_and_wallclock_redraws_the_chart(page: Page, servers: Servers,
-                                                        tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
+def test_choosing_the_metric_shows_its_series(page: Page, demo_ui: Served) -> None:
     from selenium.webdriver.support.select import Select
 
-    _chart_page(page, servers, tmp_path)
-    before = page.js("return document.querySelector('svg').outerHTML")
-    radios = [e for e in page.driver.find_elements(By.CSS_SELECTOR, "input[type=radio]")
-              if "wall" in (e.get_attribute("value") or "").lower()]
-    buttons = [e for e in page.driver.find_elements(By.CSS_SELECTOR, "button, a")
-               if "wall" in e.text.lower() and e.is_displayed()]
-    selects = [e for e in page.driver.find_elements(By.TAG_NAME, "select")
-               if any("wall" in o.text.lower() for o in Select(e).options)]
-    if radios:
-        page.driver.execute_script("arguments[0].click()", radios[0])
-    elif selects:
-        select = Select(selects[0])
-        select.select_by_visible_text(next(o.text for o in select.options
-                                           if "wall" in o.text.lower()))
-    elif buttons:
-        buttons[0].click()
-        page.wait_ready()
-    else:
-        raise AssertionError(f"no step/wallclock switch on {page.url}")
-    after = page.js("return document.querySelector('svg').outerHTML")
-    assert after != before, "switching to wallclock redrew nothing"
+    _chart_page(page, demo_ui)
+    metric = Select(page.find("#chart-key"))
+    assert sorted(o.text for o in metric.options) == ["accuracy", "loss"]
+    before = page.js("return document.querySelector('#chart svg').outerHTML")
+    other = next(o.text for o in metric.options if o.text != metric.first_selected_option.text)
+    metric.select_by_visible_text(other)
+    assert page.js("return document.querySelector('#chart svg').outerHTML") != before
+    shown = [e.text for e in page.find_all("#series li")]
+    assert len(shown) == 3 and all(f"{other} (" in text for text in shown), shown
+
+
+def test_switching_step_and_wallclock_redraws_the_chart(page: Page, demo_ui: Served) -> None:
+    _chart_page(page, demo_ui)
+    by_step = page.js(f"return {LINES}.map(l => l.getAttribute('points'))")
+    page.find("#axis-wallclock").click()
+    by_time = page.js(f"return {LINES}.map(l => l.getAttribute('points'))")
+    assert by_time != by_step
+    # Runs of different speeds: by step the curves share their x range, by wallclock the
+    # slower runs reach further right (each curve's last x).
+    last_x = page.js(f"return {LINES}.map(l => parseFloat(l.getAttribute('points')"
+                     ".trim().split(' ').pop().split(',')[0]))")
+    assert len(set(last_x)) == len(last_x), last_x
+    assert "wallclock" in page.js("return document.querySelector('#chart svg')"
+                                  ".getAttribute('aria-label')")
     page.screenshot("wallclock")
+    page.find("#axis-step").click()
+    assert page.js(f"return {LINES}.map(l => l.getAttribute('points'))") == by_step
