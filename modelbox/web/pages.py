@@ -31,7 +31,8 @@ PAGE_SIZE = 200
 """Rows per page of a long list (the audit log, a model's versions), counted from the
 oldest entry: page 1 holds the oldest, so a written page keeps its URL and content."""
 DESCRIPTION_MAX = 20_000
-"""Characters of a description shown on a page; the full text is in the ``.json`` twin."""
+"""Characters of a description shown on a page (the renderer cuts it; the ``.json`` twin
+keeps it whole)."""
 CHART_POINTS = 500
 """Buckets a series is decimated to for display (two points each: min and max)."""
 
@@ -214,13 +215,11 @@ def model(reader: Reader, full: str) -> dict[str, Any] | None:
     newest = list(reversed(rows[(pages - 1) * PAGE_SIZE:]))
     if pages > 1 and len(newest) < PAGE_SIZE:  # a full page of the newest on the model page
         newest = list(reversed(rows[-PAGE_SIZE:]))
-    description, cut = _short(str(doc.get("description", "")))
     timeline = [e.to_json() for e in reader.registry.log(str(name))
                 if e.operation.startswith("tag.")]
     return {
         "kind": "model", "path": f"m/{name}/_model", "title": str(name), "model": str(name),
-        "manifest": {**doc, "description": description}, "description_truncated": cut,
-        "tags": reader.tags(name), "versions": newest, "version_total": len(rows),
+        "manifest": doc, "tags": reader.tags(name), "versions": newest, "version_total": len(rows),
         "version_pages": pages if len(rows) > PAGE_SIZE else 0,
         "timeline": timeline,
     }
@@ -236,7 +235,7 @@ def versions_page(reader: Reader, full: str, number: int) -> dict[str, Any] | No
         return None
     return {"kind": "versions", "path": f"m/{name}/_versions/{number}",
             "title": f"{name}: versions, page {number}", "model": str(name),
-            "page": number, "pages": -(-len(rows) // PAGE_SIZE), "versions": chunk}
+            "page": number, "full": len(chunk) == PAGE_SIZE, "versions": chunk}
 
 
 def _json_file(snap: Snapshot, path: str) -> Any:
@@ -258,7 +257,6 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
     if data is None:
         return None
     doc = parse(VersionManifest, path, data).model_dump(mode="json")
-    description, cut = _short(str(doc.get("description", "")))
     ref = parse_reference(f"{name}@{version_name}")
     problems: list[str] = []
     artifacts: list[dict[str, Any]] = []
@@ -276,8 +274,7 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
     return {
         "kind": "version", "path": f"m/{name}/_v/{version_name}",
         "title": f"{name}@{version_name}", "model": str(name), "version": version_name,
-        "manifest": {**doc, "description": description}, "description_truncated": cut,
-        "tags": tags, "artifacts": artifacts, "problems": problems,
+        "manifest": doc, "tags": tags, "artifacts": artifacts, "problems": problems,
         "lineage": [n.to_json() for n in lineage(reader.registry, ref)],
         "events": (events.get("events") if isinstance(events, dict) else None) or [],
         "collections": reader.links().get(f"{name}@{version_name}", []),
@@ -403,19 +400,21 @@ def log_pages(reader: Reader) -> int:
 
 
 def log(reader: Reader, number: int) -> dict[str, Any] | None:
+    """Page ``number`` of the audit log, oldest first. A page holds nothing that depends
+    on later events (no page count), so once full it never changes."""
     events = reader.events()
     pages = max(1, -(-len(events) // PAGE_SIZE))
     if not 1 <= number <= pages:
         return None
+    chunk = events[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
     return {"kind": "log", "path": f"log/{number}", "title": f"Audit log, page {number}",
-            "page": number, "pages": pages,
-            "events": events[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]}
+            "page": number, "full": len(chunk) == PAGE_SIZE, "events": chunk}
 
 
 def latest_log(reader: Reader) -> dict[str, Any]:
     """The newest page of the audit log, at a URL that always shows the newest."""
     doc = log(reader, log_pages(reader)) or {}
-    return {**doc, "path": "log", "title": "Audit log, newest page"}
+    return {**doc, "path": "log", "title": "Audit log, newest page", "full": False}
 
 
 def review(reader: Reader, branch: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from modelbox.web import charts
 from modelbox.web.html import Markup, el, join
+from modelbox.web.pages import DESCRIPTION_MAX
 
 __all__ = ["render"]
 
@@ -71,10 +72,13 @@ def _ref_link(doc: dict[str, Any], ref: str) -> Markup:
 
 
 def _description(doc: dict[str, Any]) -> Markup:
-    text = doc["manifest"].get("description", "")
-    more = el("p", {"class": "note"}, "Description shortened; the full text is in ",
-              el("a", {"href": href(doc, doc["path"], ".json")}, "this page's JSON"),
-              ".") if doc.get("description_truncated") else ""
+    text = str(doc["manifest"].get("description", ""))
+    cut = len(text) > DESCRIPTION_MAX
+    more = el("p", {"class": "note", "id": "description-cut"},
+              f"Description shortened to {DESCRIPTION_MAX:,} of {len(text):,} characters; "
+              "the full text is in ", el("a", {"href": href(doc, doc["path"], ".json")},
+                                          "this page's JSON"), ".") if cut else ""
+    text = text[:DESCRIPTION_MAX]
     return join([el("p", {"class": "description", "id": "description"}, text) if text
                  else "", more])
 
@@ -171,17 +175,19 @@ def _model(doc: dict[str, Any]) -> Markup:
 
 def _versions(doc: dict[str, Any]) -> Markup:
     return join([el("p", None, _model_link(doc, doc["model"]),
-                    f": page {doc['page']} of {doc['pages']}, oldest first"),
+                    f": page {doc['page']}, oldest first"),
                  _table("versions", _VERSION_HEAD, _version_rows(doc, doc["versions"])),
-                 _pager(doc, f"m/{doc['model']}/_versions/")])
+                 _pager(doc, f"m/{doc['model']}/_versions/", f"m/{doc['model']}/_model")])
 
 
-def _pager(doc: dict[str, Any], base: str) -> Markup:
-    n, pages = doc["page"], doc["pages"]
+def _pager(doc: dict[str, Any], base: str, newest: str) -> Markup:
+    """Older / newer / newest. A page links the next one only once it is full (then the
+    next exists or comes with the next entry), so a full page never changes."""
+    n = doc["page"]
     return el("nav", {"aria-label": "pages", "class": "pager"},
               _a(doc, f"{base}{n - 1}", "older", id="older") if n > 1 else "", " ",
-              _a(doc, f"{base}{n + 1}", "newer", id="newer") if n < pages else "", " ",
-              _a(doc, f"{base}{pages}", "newest", id="newest") if n < pages else "")
+              _a(doc, f"{base}{n + 1}", "newer", id="newer") if doc["full"] else "", " ",
+              _a(doc, newest, "newest", id="newest") if doc["path"] != newest else "")
 
 
 def _version(doc: dict[str, Any]) -> Markup:
@@ -305,15 +311,15 @@ def _log(doc: dict[str, Any]) -> Markup:
     rows = [[e["time"], e["author"], e["operation"], e["target"], e["before"] or "-",
              e["after"] or "-", e["subject"], e["commit"][:10]] for e in doc["events"]]
     return join([
-        el("p", None, f"Page {doc['page']} of {doc['pages']}; page 1 holds the oldest "
-           "events. Filters apply to this page."),
+        el("p", None, f"Page {doc['page']}; page 1 holds the oldest events. Filters apply "
+           "to this page."),
         el("form", {"id": "log-filter", "class": "filter", "data-table": "log"},
            [[el("label", {"for": f"f-{f}"}, f.capitalize()),
              el("input", {"id": f"f-{f}", "type": "search", "data-column": col})]
             for f, col in (("actor", 1), ("action", 2), ("target", 3), ("date", 0))]),
         _table("log", ["When", "Who", "Action", "Target", "Before", "After", "Subject",
                        "Commit"], rows),
-        _pager(doc, "log/"),
+        _pager(doc, "log/", "log"),
     ])
 
 

@@ -228,8 +228,8 @@ def _plan_pages(plan: _Plan, registry: Any, old_models: dict[str, Any],
                  partial(pages.experiment, reader, e))
     for n in range(1, log_count + 1):
         chunk = events[(n - 1) * pages.PAGE_SIZE: n * pages.PAGE_SIZE]
-        plan.add(f"log/{n}", _key([e["commit"] + e["operation"] + e["target"] for e in chunk],
-                                  log_count), partial(pages.log, reader, n))
+        plan.add(f"log/{n}", _key([e["commit"] + e["operation"] + e["target"] for e in chunk]),
+                 partial(pages.log, reader, n))
     plan.add("log", _key(log_count, len(events), events[-1:]), partial(pages.latest_log, reader))
     base = registry.repo.ref(registry.branch_ref)
     for b, sha in branches.items():
