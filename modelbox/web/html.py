@@ -1,0 +1,59 @@
+"""The one place text becomes HTML: every string goes through :func:`esc` unless it is
+:class:`Markup` this module built.
+
+A page is built from :func:`el` calls; a child that is a plain ``str`` (anything read from
+the repository: descriptions, metadata keys, tag names, commit text) is escaped, a
+:class:`Markup` (the output of :func:`el`) is not. Attribute values are always escaped.
+Nothing else in :mod:`modelbox.web` writes a ``<``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+
+__all__ = ["Markup", "el", "esc", "join"]
+
+
+_VOID = frozenset({"meta", "link", "input", "br", "img"})
+
+
+class Markup(str):
+    """Text that is already HTML (built here); never make one from repository text."""
+
+    __slots__ = ()
+
+
+def esc(value: object) -> str:
+    """``value`` as HTML text or an attribute value: ``& < > " '`` escaped."""
+    if isinstance(value, Markup):
+        return value
+    return html.escape(str(value), quote=True)
+
+
+def join(children: object) -> Markup:
+    """Children (strings, markup, numbers, nested iterables; None skipped) as markup."""
+    if children is None:
+        return Markup("")
+    if isinstance(children, str):  # Markup too
+        return Markup(esc(children))
+    if isinstance(children, int | float):
+        return Markup(esc(children))
+    if isinstance(children, Iterable):
+        return Markup("".join(join(child) for child in children))
+    return Markup(esc(children))
+
+
+def el(tag: str, attrs: dict[str, object] | None = None, *children: object) -> Markup:
+    """``<tag attrs>children</tag>``; an attribute whose value is None or False is left
+    out, True writes the bare name. ``tag`` and attribute names are our own literals."""
+    parts = [tag]
+    for name, value in (attrs or {}).items():
+        if value is None or value is False:
+            continue
+        attr = name.rstrip("_").replace("_", "-")
+        parts.append(attr if value is True else f'{attr}="{esc(value)}"')
+    start = "<" + " ".join(parts) + ">"
+    if tag in _VOID:
+        return Markup(start)
+    return Markup(f"{start}{join(children)}</{tag}>")
