@@ -47,11 +47,19 @@ def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
     view = Page(chromium, request.node.nodeid)
     yield view
     view.screenshot("end")
-    errors = view.take_errors()
+    errors = [e for e in view.take_errors() if not _favicon_404(e)]
     chromium.get("about:blank")
     if errors:
         pytest.fail("console errors: " + "; ".join(str(e.get("message")) for e in errors),
                     pytrace=False)
+
+
+def _favicon_404(entry: dict[str, Any]) -> bool:
+    """Chromium asks for /favicon.ico when a page names no icon; the pages do not name one
+    yet (branch s6/website). That one request is let through here, and
+    test_browser_harness.py::test_the_pages_name_their_icon says it is still missing."""
+    message = str(entry.get("message"))
+    return "/favicon.ico - Failed to load resource" in message and " 404 " in message
 
 
 class Servers:
@@ -82,7 +90,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 
 @contextlib.contextmanager
-def _isolated(home: Path) -> Iterator[None]:
+def isolated(home: Path) -> Iterator[None]:
     """What the autouse ``isolated_env`` gives a test, for a fixture shared by a module:
     its own HOME, Git identity and caches, no AWS or modelbox settings."""
     with pytest.MonkeyPatch.context() as patch:
@@ -104,7 +112,7 @@ def _isolated(home: Path) -> Iterator[None]:
 def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """``modelbox ui`` over the demo registry, shared by a module's tests (they only read)."""
     root = tmp_path_factory.mktemp("demo-ui")
-    with _isolated(root / "home"):
+    with isolated(root / "home"):
         registry = demo(root / "registry")
         served = serve_ui(registry, root)
     try:

@@ -68,8 +68,9 @@ def demo(path: Path, *, points: int = 40) -> Path:
 
 def hostile(path: Path) -> tuple[Path, dict[str, str]]:
     """A registry whose every free-text field carries :func:`payloads`; returns it and where
-    to find the hostile objects: ``model`` (with the hostile tags), ``version``, ``big``
-    (the version with the 10 MB description)."""
+    to find the hostile objects: ``model`` (hostile strings the API accepts), ``version``,
+    ``big`` (the version with the 10 MB description), ``tags`` (a model whose tag names
+    were committed past the API)."""
     evil = list(payloads())
     text = " ".join(evil)
     with ModelBoxClient(path, create=True) as client:
@@ -81,8 +82,11 @@ def hostile(path: Path) -> tuple[Path, dict[str, str]]:
         version.log_metrics({"loss": 0.5}, step=1)
         big = model.new_model_version(description=(evil[0] + " ") * (
             BIG_DESCRIPTION_BYTES // (len(evil[0]) + 1)))
-    _hostile_tags(path, "evil/xss", version.version, evil)
-    return path, {"model": "evil/xss", "version": version.version, "big": big.version}
+        tagged = client.new_model("evil/tags", description="tags from a hostile push")
+        target = tagged.new_model_version(unique_tags=["champion"])
+    _hostile_tags(path, "evil/tags", target.version, evil)
+    return path, {"model": "evil/xss", "version": version.version, "big": big.version,
+                  "tags": "evil/tags"}
 
 
 def _hostile_tags(path: Path, model: str, version: str, evil: list[str]) -> None:

@@ -2,50 +2,85 @@
 carrying HTML and JavaScript, tag names the API refuses committed straight into the
 manifests, and a 10 MB description. Each payload sets a global or opens an alert if a page
 ever runs it (``harness.payloads``); the tests assert none ran, that the strings read as
-text, and that the page logged no console error (a broken ``<img onerror>`` would)."""
+text, and that no page logged a console error (a broken ``<img onerror>`` would)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from browser.conftest import Servers
-from browser.harness import Page, lacks, payloads
+from browser.conftest import isolated
+from browser.harness import Page, Served, lacks, payloads, serve_ui
 from browser.registries import hostile
 
 NO_UI = lacks("ui")
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(NO_UI), reason=str(NO_UI))]
 
 
-def test_no_string_from_a_hostile_registry_runs_as_a_script(page: Page, servers: Servers,
-                                                            tmp_path: Path) -> None:
-    registry, where = hostile(tmp_path / "registry")
-    served = servers.ui(registry)
+@pytest.fixture(scope="module")
+def evil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dict[str, str]]]:
+    root = tmp_path_factory.mktemp("hostile-ui")
+    with isolated(root / "home"):
+        registry, where = hostile(root / "registry")
+        served = serve_ui(registry, root)
+    try:
+        yield served, where
+    finally:
+        served.stop()
+
+
+def _to(page: Page, served: Served, model: str) -> None:
     page.open(served.url)
     page.assert_no_script_ran()
-    page.screenshot("index")
-    page.follow("xss")
+    page.follow(model.partition("/")[0], exact=True, testid="ns-link")
     page.assert_no_script_ran()
+    page.follow(model, exact=True, testid="model-link")
+    page.assert_no_script_ran()
+
+
+def test_strings_the_api_accepts_read_as_text_and_never_run(
+        page: Page, evil: tuple[Served, dict[str, str]]) -> None:
+    served, where = evil
+    _to(page, served, where["model"])
     text = page.text()
-    assert "<script>window.__modelbox_pwned=1</script>" in text  # shown as text
+    for payload in payloads():
+        assert payload in text, payload  # description, metadata keys and values, as text
     page.screenshot("model")
-    page.follow(where["version"], exact=True)
+    page.follow(where["version"], exact=True, testid="version-link")
     page.assert_no_script_ran()
     text = page.text()
     for payload in payloads():
-        assert payload in text, payload  # the metadata keys and values, as text
+        assert payload in text, payload
     page.screenshot("version")
 
 
-def test_a_10_mb_description_renders_safely(page: Page, servers: Servers,
-                                            tmp_path: Path) -> None:
-    registry, where = hostile(tmp_path / "registry")
-    served = servers.ui(registry)
-    page.open(served.url)
-    page.follow("xss")
-    page.follow(where["big"], exact=True)
+def test_tag_names_from_a_hostile_push_never_run(page: Page,
+                                                 evil: tuple[Served, dict[str, str]]) -> None:
+    served, where = evil
+    _to(page, served, where["tags"])
+    page.screenshot("tags")
+    text = page.text()
+    # Shown as text: in the tag list, or in the message refusing the file.
+    assert any(payload in text for payload in payloads()), text[:2000]
+    for suffix in (".json", ".html"):  # the JSON twin too: a browser shows it, never runs it
+        page.open(page.url.rsplit(".", 1)[0] + suffix)
+        page.assert_no_script_ran()
+    errors = [str(e.get("message")) for e in page.take_errors()]
+    if errors and all(" 500 " in e for e in errors):
+        # Safe (nothing ran, the names read as text), but not yet a page: a known defect.
+        pytest.xfail("a model whose _tags.json holds names the API refuses answers HTTP 500 "
+                     "with the error line, logged as console errors, instead of the model "
+                     "page naming the problem (branch s6/website)")
+    assert not errors, errors
+
+
+def test_a_10_mb_description_renders_safely(page: Page,
+                                            evil: tuple[Served, dict[str, str]]) -> None:
+    served, where = evil
+    _to(page, served, where["model"])
+    page.follow(where["big"], exact=True, testid="version-link")
     page.assert_no_script_ran()
     size = page.js("return document.documentElement.outerHTML.length")
-    assert size < 11 * 1024 * 1024, size
+    assert size < 1024 * 1024, f"the version page is {size:,} characters"
     page.screenshot("big")

@@ -24,14 +24,15 @@ def _build(registry: Path, out: Path) -> None:
 
 
 def _walk(page: Page, url: str) -> list[tuple[str, list[str]]]:
-    """Index -> vision/yolo -> v1 by clicking; each page's visible text head and links."""
+    """Index -> vision -> vision/yolo -> v1 by clicking; each page's title and links."""
     seen = []
     page.open(url)
-    for step in ("yolo", "v1", ""):
+    for text, testid in (("vision", "ns-link"), ("vision/yolo", "model-link"),
+                         ("v1", "version-link"), ("", "")):
         links = sorted(text for text, _ in page.links() if text)
         seen.append((page.driver.title, links))
-        if step:
-            page.follow(step, exact=step == "v1")
+        if text:
+            page.follow(text, exact=True, testid=testid)
     return seen
 
 
@@ -54,6 +55,6 @@ def test_a_built_site_works_under_a_sub_path(page: Page, servers: Servers,
     _build(registry, tmp_path / "host" / "team" / "registry")
     served = servers.static(tmp_path / "host")
     walked = _walk(page, served.url + "team/registry/")
-    assert len(walked) == 3
+    assert len(walked) == 4
     assert page.url.startswith(served.url + "team/registry/")
     assert "yolo run 1" in page.text()
