@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchkit import scale_cache
-from benchkit.harness import ROOT, Bench, Row, Sample, StepError, Target, measure, run
+from benchkit.harness import BENCH, ROOT, Bench, Row, StepError, Target, measure, run
 
 SERIES, POINTS = 10, 10_000
 QUICK_POINTS = 1_000
@@ -112,7 +112,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _cold_open(bench: Bench, browser: _Browser, path: Path, page: str) -> Sample:
+def _cold_open(bench: Bench, browser: _Browser, path: Path, page: str) -> float:
     """A fresh ``modelbox ui``; seconds from its fork to ``page`` loaded in Chromium."""
     harness = browser.harness
     port = harness.free_port()
@@ -126,29 +126,30 @@ def _cold_open(bench: Bench, browser: _Browser, path: Path, page: str) -> Sample
                 raise StepError("modelbox ui did not listen in 60 s")
             time.sleep(0.005)
         browser.driver.get(f"http://127.0.0.1:{port}/{page}")
-        return Sample(time.perf_counter() - started, 0.0)
+        return time.perf_counter() - started
     finally:
         _stop(proc)
 
 
-def _pages(bench: Bench, browser: _Browser, path: Path, model: str) -> dict[str, list[str]]:
-    """URLs of the index, a model page and a version page, found by following links."""
+def _listening(bench: Bench, browser: _Browser, path: Path) -> str:
+    """A ``modelbox ui`` over ``path`` for the rest of the run; its root URL."""
     port = browser.harness.free_port()
     proc = _serve(bench, path, port)
     bench.stack.callback(_stop, proc)
-    root = f"http://127.0.0.1:{port}/"
     deadline = time.perf_counter() + 60
     while not browser.harness.answers(port):
-        if time.perf_counter() > deadline:
-            raise StepError("modelbox ui did not listen in 60 s")
+        if proc.poll() is not None or time.perf_counter() > deadline:
+            raise StepError(f"modelbox ui over {path} did not listen")
         time.sleep(0.05)
-    browser.open(root)
-    models = [h for h in browser.links(model) if "@" not in h and ".json" not in h]
-    if not models:
-        raise StepError(f"the index at {root} links to no page of {model}")
-    browser.open(models[0])
-    versions = [h for h in browser.links("v1") if h != models[0] and ".json" not in h]
-    return {"index": [root], "model": models[:1], "version": versions[:1]}
+    return f"http://127.0.0.1:{port}/"
+
+
+def _model_page(model: str) -> str:
+    return f"m/{model}/_model.html"  # the pages' URLs: docs/web.md
+
+
+def _version_page(model: str, version: str) -> str:
+    return f"m/{model}/_v/{version}.html"
 
 
 def web(bench: Bench) -> list[Row]:
@@ -160,23 +161,28 @@ def web(bench: Bench) -> list[Row]:
     path, _ = scale_cache.registry(bench, *bench.sizes.scale)
     browser = _Browser(bench)
     first = sorted(p.name for p in (path / "models").iterdir() if p.is_dir())[0]
-    model = f"{first}/" + sorted(p.name for p in (path / "models" / first).iterdir())[0]
-    pages = _pages(bench, browser, path, model)
-    model_path = pages["model"][0].split("/", 3)[3]
+    models = [f"{first}/{p.name}" for p in sorted((path / "models" / first).iterdir())
+              if p.is_dir()][: bench.fast_repeat + 1]
     size = f"{bench.sizes.scale[0] * bench.sizes.scale[1]:,} versions"
-    for label, page in (("start-index", ""), ("start-model", model_path)):
+    for label, page in (("start-index", ""), ("start-model", _model_page(models[0]))):
+        bench.say(f"web: {label}")
         samples = [_cold_open(bench, browser, path, page) for _ in range(bench.fast_repeat)]
-        rows.append(Row.of(f"web: `modelbox ui` start -> {label[6:]} page loaded ({size})",
-                           samples, target=TARGETS[label]))
-    for kind, urls in pages.items():
-        if not urls:
-            continue
-        times = [browser.open(urls[0]) for _ in range(bench.fast_repeat)]
-        rows.append(Row(f"web: {kind} page after start-up (browser, {size})",
+        rows.append(Row(f"web: `modelbox ui` start -> {label[6:]} page loaded ({size})",
+                        statistics.median(samples), target=TARGETS[label]))
+    root = _listening(bench, browser, path)
+    browser.open(root)  # the server's first page: "after start-up" begins here
+    # Pages a reader has not opened yet: a model page and a version page of each other model.
+    rounds = {"index": [""] * bench.fast_repeat,
+              "model": [_model_page(m) for m in models[1:]],
+              "version": [_version_page(m, f"v{i}") for i, m in enumerate(models[1:])]}
+    for kind, paths in rounds.items():
+        times = [browser.open(root + page) for page in paths]
+        rows.append(Row(f"web: {kind} page after start-up (browser; {len(paths)} "
+                        f"{'times' if kind == 'index' else 'different pages'}, {size})",
                         statistics.median(times), target=TARGETS["page"]))
     rows.append(_chart(bench, browser))
     rows += _site(bench, path, size)
-    errors = browser.errors()
+    errors = [e for e in browser.errors() if "/favicon.ico" not in e]
     if errors:
         raise StepError("console errors in Chromium: " + "; ".join(errors[:3]))
     return rows
@@ -185,23 +191,18 @@ def web(bench: Bench) -> list[Row]:
 def _chart(bench: Bench, browser: _Browser) -> Row:
     points = QUICK_POINTS if bench.quick else POINTS
     folder = bench.fresh("web-chart") / "registry"
+    bench.say(f"web: a registry of {SERIES} series x {points:,} points")
     run([bench.python, str(Path(__file__)), "chart-registry", str(folder), str(points)],
-        env=bench.env(), cwd=bench.work)
-    port = browser.harness.free_port()
-    proc = _serve(bench, folder, port)
-    bench.stack.callback(_stop, proc)
-    deadline = time.perf_counter() + 60
-    while not browser.harness.answers(port):
-        if time.perf_counter() > deadline:
-            raise StepError("modelbox ui did not listen in 60 s")
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}/{CHART_PAGE}"
+        env=bench.env(PYTHONPATH=str(BENCH)), cwd=bench.work)
+    url = _listening(bench, browser, folder) + "m/bench/chart/_metrics.html"
+    browser.drawn(url)  # the server renders it once
+    drawn = browser.driver.execute_script(
+        "return document.querySelectorAll('#chart svg polyline').length")
+    if drawn != SERIES:
+        raise StepError(f"the chart drew {drawn} series, not {SERIES}")
     times = [browser.drawn(url) for _ in range(bench.fast_repeat)]
-    return Row(f"web: chart of {SERIES} series x {points:,} points drawn", statistics.median(times),
-               target=TARGETS["chart"])
-
-
-CHART_PAGE = ""  # filled in once the pages' URLs are known
+    return Row(f"web: chart of {SERIES} series x {points:,} points drawn (browser)",
+               statistics.median(times), target=TARGETS["chart"])
 
 
 def _site(bench: Bench, path: Path, size: str) -> list[Row]:
