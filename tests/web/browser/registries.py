@@ -43,7 +43,7 @@ def demo(path: Path, *, points: int = 40) -> Path:
                 loss = 2.0 / (1 + step * (number + 1) / 8)
                 # Runs of different speeds: by wallclock the curves separate.
                 version.log_metrics({"loss": loss, "accuracy": 1 - loss / 2}, step=step,
-                                    wallclock=T0 + step * (number + 1) * 30.0)
+                                    wallclock=T0 + step * (number + 2) * 30.0)
         weights = path.parent / f"{path.name}-weights.bin"
         weights.write_bytes(b"weights " * 512)
         resnet.new_model_version(description="baseline", framework="pytorch",
