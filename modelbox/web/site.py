@@ -121,7 +121,7 @@ def _model_pages(plan: _Plan, name: ModelName, tree: str, old: dict[str, Any] | 
             and all(snap.tree_id(p) == t for p, t in dict(old.get("deps", {})).items())):
         for path in old.get("pages", []):  # nothing it was built from changed
             if path in old_pages:
-                plan.pages[path] = (old_pages[path], lambda: None)
+                plan.pages[path] = (old_pages[path], partial(pages.page, reader, path))
         return dict(old)
     from modelbox.listing import version_documents
 
