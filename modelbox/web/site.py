@@ -162,8 +162,10 @@ def _model_pages(plan: _Plan, name: ModelName, tree: str, old: dict[str, Any] | 
         vtree = version_trees.get(version)
         add(f"m/{full}/_v/{version}", [vtree, vtags, vlinks, own_deps],
             partial(pages.version, reader, full, version))
-        add(f"m/{full}/_series/{version}", vtree,
-            partial(pages.series, reader, full, version))
+        if vtree is not None and any(n == layout.METRICS_FILE for n, _, _ in
+                                     snap.repo.tree_entries(vtree)):
+            add(f"m/{full}/_series/{version}", vtree,
+                partial(pages.series, reader, full, version))
     return {"tree": tree, "links": links, "deps": deps, "pages": paths}
 
 
