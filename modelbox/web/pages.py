@@ -82,6 +82,17 @@ class Reader:
             self._events = [e.to_json() for e in reversed(self.registry.log(None))]
         return self._events
 
+    def versions(self, model: ModelName) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Every version of ``model`` oldest first (archived too) and its tag map, from
+        the listing cache; a broken tag map reads as no tags (`modelbox check` says why)."""
+        from modelbox.listing import version_documents
+
+        try:
+            return version_documents(self.registry, model)
+        except ModelboxError:
+            versions = self.registry.versions_in(self.snap, model, archived=True)
+            return [v.model_dump(mode="json") for v in versions], self.tags(model)
+
     def tags(self, model: ModelName) -> dict[str, str]:
         found = self._tags.get(str(model))
         if found is None:
@@ -172,9 +183,7 @@ def _model_doc(reader: Reader, name: ModelName) -> dict[str, Any] | None:
 
 def _version_rows(reader: Reader, name: ModelName) -> list[dict[str, Any]]:
     """Every version, oldest first, as the model page lists them."""
-    from modelbox.listing import version_documents
-
-    versions, tags = version_documents(reader.registry, name)
+    versions, tags = reader.versions(name)
     by_version: dict[str, list[str]] = {}
     for tag, version in sorted(tags.items()):
         by_version.setdefault(version, []).append(tag)
@@ -499,6 +508,12 @@ def _named(build: Any) -> dict[str, Any] | None:
     except InvalidNameError:
         return None
     return result
+
+
+def error(path: str, exc: ModelboxError) -> dict[str, Any]:
+    """The page at ``path`` when its document cannot be read: the one line that says why."""
+    return {"kind": "error", "path": path, "title": "This page cannot be shown",
+            "error": str(exc)}
 
 
 def dumps(doc: dict[str, Any]) -> str:

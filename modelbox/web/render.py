@@ -347,7 +347,13 @@ def _review(doc: dict[str, Any]) -> Markup:
     ])
 
 
+def _error(doc: dict[str, Any]) -> Markup:
+    return el("p", {"class": "problem", "role": "alert", "id": "error"},
+              f"modelbox: error: {doc['error']}")
+
+
 _BODIES: dict[str, Callable[[dict[str, Any]], Markup]] = {
+    "error": _error,
     "index": _index, "namespace": _namespace, "model": _model, "versions": _versions,
     "version": _version, "metrics": _metrics, "experiments": _experiments,
     "experiment": _experiment, "collections": _collections, "log": _log, "review": _review,

@@ -123,10 +123,8 @@ def _model_pages(plan: _Plan, name: ModelName, tree: str, old: dict[str, Any] | 
             if path in old_pages:
                 plan.pages[path] = (old_pages[path], partial(pages.page, reader, path))
         return dict(old)
-    from modelbox.listing import version_documents
-
     full = str(name)
-    versions, tags = version_documents(reader.registry, name)
+    versions, tags = reader.versions(name)
     version_trees = {n: sha for n, is_dir, sha in
                      snap.repo.tree_entries(snap.tree_id(layout.versions_dir(name)) or "")
                      if is_dir} if snap.tree_id(layout.versions_dir(name)) else {}
@@ -245,7 +243,10 @@ def _write_changed(plan: _Plan, out: Path, old_pages: dict[str, str],
     report = BuildReport()
     for path, (key, make) in plan.pages.items():
         fresh = old_pages.get(path) == key and (out / f"{path}.json").is_file()
-        doc = None if fresh else make()
+        try:
+            doc = None if fresh else make()
+        except ModelboxError as exc:  # a broken document: its page says so, the rest builds
+            doc = pages.error(path, exc)
         if doc is not None:
             write_page(out, doc)
             report.written.append(path)
