@@ -39,10 +39,14 @@ def join(children: object) -> Markup:
 
 
 def _add(out: list[str], child: object) -> None:
-    if child is None:
+    kind = type(child)
+    if kind is Markup:
+        out.append(child)  # type: ignore[arg-type]  # a Markup is a str
+    elif kind is list or kind is tuple:
+        for item in child:  # type: ignore[attr-defined]  # a list or tuple
+            _add(out, item)
+    elif child is None:
         return
-    if type(child) is Markup:
-        out.append(child)
     elif isinstance(child, str | int | float):
         out.append(html.escape(str(child), quote=True))
     elif isinstance(child, Iterable):

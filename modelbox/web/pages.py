@@ -518,4 +518,6 @@ def error(path: str, exc: ModelboxError) -> dict[str, Any]:
 
 def dumps(doc: dict[str, Any]) -> str:
     """A page's ``.json`` twin, as served and written."""
-    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    # Compact: json's C encoder (an indent would take its Python one, ~10x slower).
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str,
+                      separators=(",", ":")) + "\n"
