@@ -33,27 +33,41 @@ def esc(value: object) -> str:
 
 def join(children: object) -> Markup:
     """Children (strings, markup, numbers, nested iterables; None skipped) as markup."""
-    if children is None:
-        return Markup("")
-    if isinstance(children, str):  # Markup too
-        return Markup(esc(children))
-    if isinstance(children, int | float):
-        return Markup(esc(children))
-    if isinstance(children, Iterable):
-        return Markup("".join(join(child) for child in children))
-    return Markup(esc(children))
+    out: list[str] = []
+    _add(out, children)
+    return Markup("".join(out))
+
+
+def _add(out: list[str], child: object) -> None:
+    kind = type(child)
+    if kind is Markup:
+        out.append(child)  # type: ignore[arg-type]  # a Markup is a str
+    elif kind is list or kind is tuple:
+        for item in child:  # type: ignore[attr-defined]  # a list or tuple
+            _add(out, item)
+    elif child is None:
+        return
+    elif isinstance(child, str | int | float):
+        out.append(html.escape(str(child), quote=True))
+    elif isinstance(child, Iterable):
+        for item in child:
+            _add(out, item)
+    else:
+        out.append(html.escape(str(child), quote=True))
 
 
 def el(tag: str, attrs: dict[str, object] | None = None, *children: object) -> Markup:
     """``<tag attrs>children</tag>``; an attribute whose value is None or False is left
     out, True writes the bare name. ``tag`` and attribute names are our own literals."""
-    parts = [tag]
-    for name, value in (attrs or {}).items():
-        if value is None or value is False:
-            continue
-        attr = name.rstrip("_").replace("_", "-")
-        parts.append(attr if value is True else f'{attr}="{esc(value)}"')
-    start = "<" + " ".join(parts) + ">"
-    if tag in _VOID:
-        return Markup(start)
-    return Markup(f"{start}{join(children)}</{tag}>")
+    out = ["<", tag]
+    if attrs:
+        for name, value in attrs.items():
+            if value is None or value is False:
+                continue
+            attr = name.rstrip("_").replace("_", "-")
+            out.append(f" {attr}" if value is True else f' {attr}="{esc(value)}"')
+    out.append(">")
+    if tag not in _VOID:
+        _add(out, children)
+        out += ("</", tag, ">")
+    return Markup("".join(out))

@@ -46,6 +46,7 @@ class Reader:
     _models: list[dict[str, Any]] | None = None
     _links: dict[str, list[str]] | None = None
     _events: list[dict[str, Any]] | None = None
+    _tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.snap = self.registry.snapshot()
@@ -81,7 +82,24 @@ class Reader:
             self._events = [e.to_json() for e in reversed(self.registry.log(None))]
         return self._events
 
+    def versions(self, model: ModelName) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Every version of ``model`` oldest first (archived too) and its tag map, from
+        the listing cache; a broken tag map reads as no tags (`modelbox check` says why)."""
+        from modelbox.listing import version_documents
+
+        try:
+            return version_documents(self.registry, model)
+        except ModelboxError:
+            versions = self.registry.versions_in(self.snap, model, archived=True)
+            return [v.model_dump(mode="json") for v in versions], self.tags(model)
+
     def tags(self, model: ModelName) -> dict[str, str]:
+        found = self._tags.get(str(model))
+        if found is None:
+            found = self._tags[str(model)] = self._read_tags(model)
+        return found
+
+    def _read_tags(self, model: ModelName) -> dict[str, str]:
         from modelbox.documents import parse_tags
 
         path = layout.tags_file(model)
@@ -165,9 +183,7 @@ def _model_doc(reader: Reader, name: ModelName) -> dict[str, Any] | None:
 
 def _version_rows(reader: Reader, name: ModelName) -> list[dict[str, Any]]:
     """Every version, oldest first, as the model page lists them."""
-    from modelbox.listing import version_documents
-
-    versions, tags = version_documents(reader.registry, name)
+    versions, tags = reader.versions(name)
     by_version: dict[str, list[str]] = {}
     for tag, version in sorted(tags.items()):
         by_version.setdefault(version, []).append(tag)
@@ -258,28 +274,42 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
         return None
     doc = parse(VersionManifest, path, data).model_dump(mode="json")
     ref = parse_reference(f"{name}@{version_name}")
+    folder = layout.version_dir(name, version_name)
+    present = {entry for entry, _ in reader.snap.listdir(folder)}
     problems: list[str] = []
     artifacts: list[dict[str, Any]] = []
-    try:
-        from modelbox.artifacts import list_artifacts
+    if layout.ARTIFACTS_DIR in present or doc.get("link"):
+        try:
+            from modelbox.artifacts import list_artifacts
 
-        artifacts = [a.to_json() for a in list_artifacts(reader.registry, ref)]
-    except ModelboxError as exc:  # a broken pointer or a release digest that differs
-        problems.append(str(exc))
-    from modelbox.lineage import lineage
-
-    events = _json_file(reader.snap, f"{layout.version_dir(name, version_name)}/"
-                        f"{layout.EVENTS_FILE}")
+            artifacts = [a.to_json() for a in list_artifacts(reader.registry, ref)]
+        except ModelboxError as exc:  # a broken pointer or a release digest that differs
+            problems.append(str(exc))
+    events = _json_file(reader.snap, f"{folder}/{layout.EVENTS_FILE}") if (
+        layout.EVENTS_FILE in present) else None
     tags = sorted(t for t, v in reader.tags(name).items() if v == version_name)
     return {
         "kind": "version", "path": f"m/{name}/_v/{version_name}",
         "title": f"{name}@{version_name}", "model": str(name), "version": version_name,
         "manifest": doc, "tags": tags, "artifacts": artifacts, "problems": problems,
-        "lineage": [n.to_json() for n in lineage(reader.registry, ref)],
+        "lineage": _lineage(reader, ref, doc),
         "events": (events.get("events") if isinstance(events, dict) else None) or [],
         "collections": reader.links().get(f"{name}@{version_name}", []),
-        "series": f"m/{name}/_series/{version_name}",
+        "series": f"m/{name}/_series/{version_name}" if layout.METRICS_FILE in present
+        else None,
     }
+
+
+def _lineage(reader: Reader, ref: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps from a version to its training run (:mod:`modelbox.lineage`); a version
+    that is no link and names no source checkpoint is its own lineage, told without
+    reading it again."""
+    if doc.get("link") or "source_checkpoint" in doc.get("metadata", {}):
+        from modelbox.lineage import lineage
+
+        return [n.to_json() for n in lineage(reader.registry, ref)]
+    return [{"kind": "version", "name": f"{ref.model}@{ref.version}", "missing": False,
+             "metrics": doc.get("metrics", {}), "archived": doc.get("archived", False)}]
 
 
 def _series(snap: Snapshot, folder: str) -> dict[str, list[dict[str, Any]]]:
@@ -295,7 +325,7 @@ def series(reader: Reader, full: str, version_name: str) -> dict[str, Any] | Non
     """The full metric series of one version (the chart shows them decimated)."""
     name = parse_model(full)
     folder = layout.version_dir(name, version_name)
-    if not reader.snap.is_dir(folder):
+    if not reader.snap.exists(f"{folder}/{layout.METRICS_FILE}"):
         return None
     return {"kind": "series", "path": f"m/{name}/_series/{version_name}",
             "target": f"{name}@{version_name}", "series": _series(reader.snap, folder)}
@@ -480,6 +510,14 @@ def _named(build: Any) -> dict[str, Any] | None:
     return result
 
 
+def error(path: str, exc: ModelboxError) -> dict[str, Any]:
+    """The page at ``path`` when its document cannot be read: the one line that says why."""
+    return {"kind": "error", "path": path, "title": "This page cannot be shown",
+            "error": str(exc)}
+
+
 def dumps(doc: dict[str, Any]) -> str:
     """A page's ``.json`` twin, as served and written."""
-    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    # Compact: json's C encoder (an indent would take its Python one, ~10x slower).
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str,
+                      separators=(",", ":")) + "\n"

@@ -5,7 +5,6 @@ any sub-path (GitHub Pages' ``/REPO/``) and from ``file://``."""
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +18,7 @@ __all__ = ["render"]
 def href(doc: dict[str, Any], target: str, ext: str = ".html") -> str:
     """The relative URL from ``doc``'s page to ``target`` (a path without extension, or a
     static file when ``ext`` is empty)."""
-    here = posixpath.dirname(doc["path"]) or "."
-    return posixpath.relpath(target + ext, here)
+    return "../" * str(doc["path"]).count("/") + target + ext
 
 
 def _a(doc: dict[str, Any], target: str, text: object, **attrs: object) -> Markup:
@@ -217,7 +215,7 @@ def _version(doc: dict[str, Any]) -> Markup:
         el("h2", None, "Metrics (latest)"), _dl(m.get("metrics", {}), "metrics"),
         el("p", None, el("a", {"href": href(doc, doc["series"], ".json"),
                                "data-testid": "series-link"}, "Full metric series (JSON)"),
-           " · ", _a(doc, f"m/{doc['model']}/_metrics", "charts")),
+           " · ", _a(doc, f"m/{doc['model']}/_metrics", "charts")) if doc["series"] else "",
         el("h2", None, "Metadata"), _dl(m.get("metadata", {}), "metadata"),
         el("h2", None, "Artifacts"),
         _table("artifacts", ["Path", "Type", "Size", "SHA-256 / URI", ""], artifacts),
@@ -349,7 +347,13 @@ def _review(doc: dict[str, Any]) -> Markup:
     ])
 
 
+def _error(doc: dict[str, Any]) -> Markup:
+    return el("p", {"class": "problem", "role": "alert", "id": "error"},
+              f"modelbox: error: {doc['error']}")
+
+
 _BODIES: dict[str, Callable[[dict[str, Any]], Markup]] = {
+    "error": _error,
     "index": _index, "namespace": _namespace, "model": _model, "versions": _versions,
     "version": _version, "metrics": _metrics, "experiments": _experiments,
     "experiment": _experiment, "collections": _collections, "log": _log, "review": _review,

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from modelbox.errors import ModelboxError
-from modelbox.redact import safe_text
 from modelbox.web import pages
 from modelbox.web.render import render
 from modelbox.web.site import static_files
@@ -69,7 +68,10 @@ class Server(ThreadingHTTPServer):
             if key in self.cache:
                 self.cache.move_to_end(key)
                 return self.cache[key]
-            doc = pages.page(self.reader, stem)
+            try:
+                doc = pages.page(self.reader, stem)
+            except ModelboxError as exc:  # a broken document: the page says so
+                doc = pages.error(stem, exc)
             data: bytes | None = None
             if doc is not None and ext == "json":
                 data = pages.dumps(doc).encode("utf-8")
@@ -104,13 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlsplit(self.path).path).lstrip("/") or "index.html"
         if path.endswith("/"):
             path += "index.html"
-        status, body = HTTPStatus.OK, None
-        try:
-            body = self.server.body(path)
-        except ModelboxError as exc:  # a broken document: one line, as the CLI says it
-            status = HTTPStatus.INTERNAL_SERVER_ERROR
-            body = f"modelbox: error: {safe_text(str(exc), newlines=False)}\n".encode()
-            path = "error.txt"
+        status, body = HTTPStatus.OK, self.server.body(path)
         if body is None:
             status, body, path = HTTPStatus.NOT_FOUND, b"not found\n", "error.txt"
         self.send_response(status)

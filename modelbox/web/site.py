@@ -121,12 +121,10 @@ def _model_pages(plan: _Plan, name: ModelName, tree: str, old: dict[str, Any] | 
             and all(snap.tree_id(p) == t for p, t in dict(old.get("deps", {})).items())):
         for path in old.get("pages", []):  # nothing it was built from changed
             if path in old_pages:
-                plan.pages[path] = (old_pages[path], lambda: None)
+                plan.pages[path] = (old_pages[path], partial(pages.page, reader, path))
         return dict(old)
-    from modelbox.listing import version_documents
-
     full = str(name)
-    versions, tags = version_documents(reader.registry, name)
+    versions, tags = reader.versions(name)
     version_trees = {n: sha for n, is_dir, sha in
                      snap.repo.tree_entries(snap.tree_id(layout.versions_dir(name)) or "")
                      if is_dir} if snap.tree_id(layout.versions_dir(name)) else {}
@@ -162,8 +160,10 @@ def _model_pages(plan: _Plan, name: ModelName, tree: str, old: dict[str, Any] | 
         vtree = version_trees.get(version)
         add(f"m/{full}/_v/{version}", [vtree, vtags, vlinks, own_deps],
             partial(pages.version, reader, full, version))
-        add(f"m/{full}/_series/{version}", vtree,
-            partial(pages.series, reader, full, version))
+        if vtree is not None and any(n == layout.METRICS_FILE for n, _, _ in
+                                     snap.repo.tree_entries(vtree)):
+            add(f"m/{full}/_series/{version}", vtree,
+                partial(pages.series, reader, full, version))
     return {"tree": tree, "links": links, "deps": deps, "pages": paths}
 
 
@@ -243,7 +243,10 @@ def _write_changed(plan: _Plan, out: Path, old_pages: dict[str, str],
     report = BuildReport()
     for path, (key, make) in plan.pages.items():
         fresh = old_pages.get(path) == key and (out / f"{path}.json").is_file()
-        doc = None if fresh else make()
+        try:
+            doc = None if fresh else make()
+        except ModelboxError as exc:  # a broken document: its page says so, the rest builds
+            doc = pages.error(path, exc)
         if doc is not None:
             write_page(out, doc)
             report.written.append(path)

@@ -179,4 +179,6 @@ def test_every_page_has_a_json_twin_with_the_same_path(reg: Path) -> None:
             assert twin.status == 200 and "application/json" in twin.headers["Content-Type"]
             assert json.loads(twin.body)["path"] == path
             page = Parsed(fetch(base + path + ".html").text)
-            assert (posixpath.basename(path) + ".json") in page.links()
+            resolved = {posixpath.normpath(posixpath.join(posixpath.dirname(path), href))
+                        for href in page.links()}
+            assert path + ".json" in resolved
