@@ -30,6 +30,11 @@ def evil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dic
         served.stop()
 
 
+# Elements the payloads would create if a page took them as markup.
+INJECTED = ("return [...document.querySelectorAll('img[src=x], svg[onload], iframe[srcdoc], "
+            "script:not([src]):not([type=\"application/json\"])')].map(e => e.outerHTML)")
+
+
 def _to(page: Page, served: Served, model: str) -> None:
     page.open(served.url)
     page.assert_no_script_ran()
@@ -60,9 +65,8 @@ def test_tag_names_from_a_hostile_push_never_run(page: Page,
     served, where = evil
     _to(page, served, where["tags"])
     page.screenshot("tags")
-    text = page.text()
-    # Shown as text: in the tag list, or in the message refusing the file.
-    assert any(payload in text for payload in payloads()), text[:2000]
+    # Shown as text or left out (the broken tag map reads as no tags), never as elements.
+    assert page.js(INJECTED) == [], page.js(INJECTED)
     for suffix in (".json", ".html"):  # the JSON twin too: a browser shows it, never runs it
         page.open(page.url.rsplit(".", 1)[0] + suffix)
         page.assert_no_script_ran()
