@@ -46,6 +46,8 @@ class Reader:
     _models: list[dict[str, Any]] | None = None
     _links: dict[str, list[str]] | None = None
     _events: list[dict[str, Any]] | None = None
+    _events_start: int = 0  # the index of _events[0] in the whole log (see seed_events)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,10 +79,27 @@ class Reader:
         return self._links
 
     def events(self) -> list[dict[str, Any]]:
-        """Every audit event, oldest first."""
+        """The audit events from :meth:`event_start` on (all unless seeded), oldest first."""
         if self._events is None:
             self._events = [e.to_json() for e in reversed(self.registry.log(None))]
         return self._events
+
+    def seed_events(self, start: int, events: list[dict[str, Any]]) -> None:
+        """Know only the events from index ``start`` on (a site rebuild that read the
+        commits since its last build, not the whole history)."""
+        self._events_start, self._events = start, events
+
+    def event_start(self) -> int:
+        self.events()
+        return self._events_start
+
+    def event_count(self) -> int:
+        return self._events_start + len(self.events())
+
+    def event_slice(self, start: int, end: int) -> list[dict[str, Any]]:
+        if start < self._events_start:
+            raise IndexError(f"events before {self._events_start} were not read")
+        return self.events()[start - self._events_start: end - self._events_start]
 
     def versions(self, model: ModelName) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """Every version of ``model`` oldest first (archived too) and its tag map, from
@@ -128,15 +147,20 @@ def _short(text: str) -> tuple[str, bool]:
 
 
 def summary(reader: Reader, doc: dict[str, Any]) -> dict[str, Any]:
-    """One model as the index, a namespace page and the search data list it."""
+    """One model as the index, a namespace page and the search data list it (from
+    ``reader.summaries`` when a site build knows it is unchanged)."""
+    known = reader.summaries.get(_full(doc))
+    if known is not None:
+        return known
     name = parse_model(_full(doc))
     description, _ = _short(str(doc.get("description", "")))
-    return {
+    found = reader.summaries[_full(doc)] = {
         "model": str(name), "namespace": doc["namespace"], "name": doc["name"],
         "owner": doc.get("owner", ""), "task": doc.get("task", ""),
         "description": description[:300], "collection": bool(doc.get("collection")),
         "tags": sorted(reader.tags(name)), "versions": reader.version_count(name),
     }
+    return found
 
 
 # -- pages -----------------------------------------------------------------------------
@@ -426,17 +450,16 @@ def collections(reader: Reader) -> dict[str, Any]:
 
 
 def log_pages(reader: Reader) -> int:
-    return max(1, -(-len(reader.events()) // PAGE_SIZE))
+    return max(1, -(-reader.event_count() // PAGE_SIZE))
 
 
 def log(reader: Reader, number: int) -> dict[str, Any] | None:
     """Page ``number`` of the audit log, oldest first. A page holds nothing that depends
     on later events (no page count), so once full it never changes."""
-    events = reader.events()
-    pages = max(1, -(-len(events) // PAGE_SIZE))
+    pages = log_pages(reader)
     if not 1 <= number <= pages:
         return None
-    chunk = events[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
+    chunk = reader.event_slice((number - 1) * PAGE_SIZE, number * PAGE_SIZE)
     return {"kind": "log", "path": f"log/{number}", "title": f"Audit log, page {number}",
             "page": number, "full": len(chunk) == PAGE_SIZE, "events": chunk}
 
