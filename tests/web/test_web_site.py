@@ -143,8 +143,12 @@ def test_an_incremental_log_reads_only_new_commits_and_equals_a_full_build(
             client.model("vision/yolo").version(version).tag("staging")
     seen: list[int] = []
     seed = pages.Reader.seed_events
-    monkeypatch.setattr(pages.Reader, "seed_events", lambda self, start, events: (
-        seen.append(start), seed(self, start, events))[1])
+
+    def seeded(self: pages.Reader, start: int, events: list[dict[str, object]]) -> None:
+        seen.append(start)
+        seed(self, start, events)
+
+    monkeypatch.setattr(pages.Reader, "seed_events", seeded)
     report = _build(reg, out)
     assert seen and seen[0] > 0  # the old full pages were not read again
     assert "log/1" not in report.written
