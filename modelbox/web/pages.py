@@ -48,6 +48,7 @@ class Reader:
     _events: list[dict[str, Any]] | None = None
     _events_start: int = 0  # the index of _events[0] in the whole log (see seed_events)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    use_store: bool = False  # `modelbox ui`: list a directory artifact's files if it can
     _tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -309,6 +310,9 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
             artifacts = [a.to_json() for a in list_artifacts(reader.registry, ref)]
         except ModelboxError as exc:  # a broken pointer or a release digest that differs
             problems.append(str(exc))
+        for artifact in artifacts:
+            if artifact["directory"] and artifact["sha256"]:
+                artifact["listing"] = directory_files(reader, artifact["sha256"])
     events = _json_file(reader.snap, f"{folder}/{layout.EVENTS_FILE}") if (
         layout.EVENTS_FILE in present) else None
     tags = sorted(t for t, v in reader.tags(name).items() if v == version_name)
@@ -322,6 +326,32 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
         "series": f"m/{name}/_series/{version_name}" if layout.METRICS_FILE in present
         else None,
     }
+
+
+LISTING_MAX = 1000
+"""Files of a directory artifact listed on its version page."""
+
+
+def directory_files(reader: Reader, digest: str) -> dict[str, Any]:
+    """The files of the directory artifact ``digest`` from the object store, when the
+    reader may use it and it answers: ``{"files": [{path, size, sha256}], "total": N}``,
+    else ``{"unavailable": why}``. The listing is verified against its digest."""
+    if not reader.use_store:
+        return {"unavailable": "a static site does not read the object store; "
+                "`modelbox ui` or `modelbox artifact list` shows the files"}
+    from modelbox.artifacts import open_registry_store
+    from modelbox.manifests import DirectoryManifest, parse
+
+    try:
+        store = open_registry_store(reader.registry)
+        listing = parse(DirectoryManifest, f"sha256:{digest}", store.open_bytes(digest))
+    except (ModelboxError, OSError) as exc:
+        return {"unavailable": f"store not reachable: {exc}"}
+    entries = sorted([*listing.files, *(f for pack in listing.packs for f in pack.files)],
+                     key=lambda f: f.path)  # small files are stored in packs
+    files = [{"path": f.path, "size": f.size, "sha256": f.sha256}
+             for f in entries[:LISTING_MAX]]
+    return {"files": files, "total": len(entries)}
 
 
 def _lineage(reader: Reader, ref: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ class Server(ThreadingHTTPServer):
         with self.lock:
             head = self.registry.head()
             if self.reader is None or self.reader.commit != head:
-                self.reader = pages.Reader(self.registry)
+                self.reader = pages.Reader(self.registry, use_store=True)
                 self.cache.clear()
             key = (head, path)
             if key in self.cache:

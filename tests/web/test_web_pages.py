@@ -182,3 +182,34 @@ def test_every_page_has_a_json_twin_with_the_same_path(reg: Path) -> None:
             resolved = {posixpath.normpath(posixpath.join(posixpath.dirname(path), href))
                         for href in page.links()}
             assert path + ".json" in resolved
+
+
+def test_a_directory_artifacts_files_show_when_the_store_answers(tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "registry"
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for name in ("a.bin", "b.bin", "config.json"):
+        (folder / name).write_bytes(name.encode() * 10)
+    with ModelBoxClient(path, create=True) as client:
+        client.new_model("m").new_model_version().upload_artifact([str(folder)])
+    with ui(path) as base:
+        doc = fetch(base + "m/default/m/_v/v0.json").json()
+        html = fetch(base + "m/default/m/_v/v0.html").text
+    [artifact] = doc["artifacts"]
+    assert [f["path"] for f in artifact["listing"]["files"]] == ["a.bin", "b.bin",
+                                                                  "config.json"]
+    assert Parsed(html).by_testid("listing")
+    registry = Registry.open(path)
+    try:  # the static site never reads the store
+        static = pages.version(pages.Reader(registry), "default/m", "v0")
+    finally:
+        registry.close()
+    assert static is not None and "unavailable" in static["artifacts"][0]["listing"]
+    shutil.rmtree(path / ".git" / "modelbox" / "store")
+    with ui(path) as base:
+        gone = fetch(base + "m/default/m/_v/v0.json").json()["artifacts"][0]["listing"]
+        page = fetch(base + "m/default/m/_v/v0.html")
+    assert gone["unavailable"].startswith("store not reachable")
+    assert page.status == 200 and Parsed(page.text).by_testid("listing-unavailable")
