@@ -176,7 +176,7 @@ def index(reader: Reader) -> dict[str, Any]:
         "namespaces": [{"namespace": ns, "models": n} for ns, n in sorted(counts.items())],
         "models": sum(counts.values()),
         "experiments": len(list_experiments(reader.registry)),
-        "log_pages": log_pages(reader), "reviews": reader.branches(),
+        "reviews": reader.branches(),
         "commit": reader.commit,
     }
 

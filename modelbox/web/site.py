@@ -262,8 +262,8 @@ def _plan_pages(plan: _Plan, registry: Any, old_models: dict[str, Any],
                 if _safe_branch(b)}
     log_count = pages.log_pages(reader)
     first = reader.event_start() // pages.PAGE_SIZE + 1  # pages before it are full: kept
-    plan.add("index", _key(all_trees, experiments_tree, branches, log_count,
-                           reader.commit), partial(pages.index, reader))
+    plan.add("index", _key(all_trees, experiments_tree, branches, reader.commit),
+             partial(pages.index, reader))
     plan.add("search", all_trees, partial(pages.search, reader))
     plan.add("collections", _key(sorted((m, t) for m, t in trees.items()
                                         if _is_collection(reader, m))),
