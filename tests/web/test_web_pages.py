@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import posixpath
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,3 +230,14 @@ def test_a_directory_artifacts_files_show_when_the_store_answers(tmp_path: Path)
         page = fetch(base + "m/default/m/_v/v0.html")
     assert gone["unavailable"].startswith("store not reachable")
     assert page.status == 200 and Parsed(page.text).by_testid("listing-unavailable")
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(shared: tuple[Path, str]) -> None:
+    reg, base = shared
+    port = base.rsplit(":", 1)[1].strip("/")
+    exe = Path(sys.executable).with_name("modelbox")
+    proc = subprocess.run([str(exe), "ui", "--port", port], cwd=reg, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("modelbox: error: cannot listen on 127.0.0.1:")
+    assert len(proc.stderr.splitlines()) == 1
