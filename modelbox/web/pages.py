@@ -46,6 +46,9 @@ class Reader:
     _models: list[dict[str, Any]] | None = None
     _links: dict[str, list[str]] | None = None
     _events: list[dict[str, Any]] | None = None
+    _events_start: int = 0  # the index of _events[0] in the whole log (see seed_events)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    use_store: bool = False  # `modelbox ui`: list a directory artifact's files if it can
     _tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,10 +80,27 @@ class Reader:
         return self._links
 
     def events(self) -> list[dict[str, Any]]:
-        """Every audit event, oldest first."""
+        """The audit events from :meth:`event_start` on (all unless seeded), oldest first."""
         if self._events is None:
             self._events = [e.to_json() for e in reversed(self.registry.log(None))]
         return self._events
+
+    def seed_events(self, start: int, events: list[dict[str, Any]]) -> None:
+        """Know only the events from index ``start`` on (a site rebuild that read the
+        commits since its last build, not the whole history)."""
+        self._events_start, self._events = start, events
+
+    def event_start(self) -> int:
+        self.events()
+        return self._events_start
+
+    def event_count(self) -> int:
+        return self._events_start + len(self.events())
+
+    def event_slice(self, start: int, end: int) -> list[dict[str, Any]]:
+        if start < self._events_start:
+            raise IndexError(f"events before {self._events_start} were not read")
+        return self.events()[start - self._events_start: end - self._events_start]
 
     def versions(self, model: ModelName) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """Every version of ``model`` oldest first (archived too) and its tag map, from
@@ -128,15 +148,20 @@ def _short(text: str) -> tuple[str, bool]:
 
 
 def summary(reader: Reader, doc: dict[str, Any]) -> dict[str, Any]:
-    """One model as the index, a namespace page and the search data list it."""
+    """One model as the index, a namespace page and the search data list it (from
+    ``reader.summaries`` when a site build knows it is unchanged)."""
+    known = reader.summaries.get(_full(doc))
+    if known is not None:
+        return known
     name = parse_model(_full(doc))
     description, _ = _short(str(doc.get("description", "")))
-    return {
+    found = reader.summaries[_full(doc)] = {
         "model": str(name), "namespace": doc["namespace"], "name": doc["name"],
         "owner": doc.get("owner", ""), "task": doc.get("task", ""),
         "description": description[:300], "collection": bool(doc.get("collection")),
         "tags": sorted(reader.tags(name)), "versions": reader.version_count(name),
     }
+    return found
 
 
 # -- pages -----------------------------------------------------------------------------
@@ -151,7 +176,7 @@ def index(reader: Reader) -> dict[str, Any]:
         "namespaces": [{"namespace": ns, "models": n} for ns, n in sorted(counts.items())],
         "models": sum(counts.values()),
         "experiments": len(list_experiments(reader.registry)),
-        "log_pages": log_pages(reader), "reviews": reader.branches(),
+        "reviews": reader.branches(),
         "commit": reader.commit,
     }
 
@@ -285,6 +310,9 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
             artifacts = [a.to_json() for a in list_artifacts(reader.registry, ref)]
         except ModelboxError as exc:  # a broken pointer or a release digest that differs
             problems.append(str(exc))
+        for artifact in artifacts:
+            if artifact["directory"] and artifact["sha256"]:
+                artifact["listing"] = directory_files(reader, artifact["sha256"])
     events = _json_file(reader.snap, f"{folder}/{layout.EVENTS_FILE}") if (
         layout.EVENTS_FILE in present) else None
     tags = sorted(t for t, v in reader.tags(name).items() if v == version_name)
@@ -298,6 +326,32 @@ def version(reader: Reader, full: str, version_name: str) -> dict[str, Any] | No
         "series": f"m/{name}/_series/{version_name}" if layout.METRICS_FILE in present
         else None,
     }
+
+
+LISTING_MAX = 1000
+"""Files of a directory artifact listed on its version page."""
+
+
+def directory_files(reader: Reader, digest: str) -> dict[str, Any]:
+    """The files of the directory artifact ``digest`` from the object store, when the
+    reader may use it and it answers: ``{"files": [{path, size, sha256}], "total": N}``,
+    else ``{"unavailable": why}``. The listing is verified against its digest."""
+    if not reader.use_store:
+        return {"unavailable": "a static site does not read the object store; "
+                "`modelbox ui` or `modelbox artifact list` shows the files"}
+    from modelbox.artifacts import open_registry_store
+    from modelbox.manifests import DirectoryManifest, parse
+
+    try:
+        store = open_registry_store(reader.registry)
+        listing = parse(DirectoryManifest, f"sha256:{digest}", store.open_bytes(digest))
+    except (ModelboxError, OSError) as exc:
+        return {"unavailable": f"store not reachable: {exc}"}
+    entries = sorted([*listing.files, *(f for pack in listing.packs for f in pack.files)],
+                     key=lambda f: f.path)  # small files are stored in packs
+    files = [{"path": f.path, "size": f.size, "sha256": f.sha256}
+             for f in entries[:LISTING_MAX]]
+    return {"files": files, "total": len(entries)}
 
 
 def _lineage(reader: Reader, ref: Any, doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -426,17 +480,16 @@ def collections(reader: Reader) -> dict[str, Any]:
 
 
 def log_pages(reader: Reader) -> int:
-    return max(1, -(-len(reader.events()) // PAGE_SIZE))
+    return max(1, -(-reader.event_count() // PAGE_SIZE))
 
 
 def log(reader: Reader, number: int) -> dict[str, Any] | None:
     """Page ``number`` of the audit log, oldest first. A page holds nothing that depends
     on later events (no page count), so once full it never changes."""
-    events = reader.events()
-    pages = max(1, -(-len(events) // PAGE_SIZE))
+    pages = log_pages(reader)
     if not 1 <= number <= pages:
         return None
-    chunk = events[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
+    chunk = reader.event_slice((number - 1) * PAGE_SIZE, number * PAGE_SIZE)
     return {"kind": "log", "path": f"log/{number}", "title": f"Audit log, page {number}",
             "page": number, "full": len(chunk) == PAGE_SIZE, "events": chunk}
 

@@ -188,12 +188,25 @@ def _pager(doc: dict[str, Any], base: str, newest: str) -> Markup:
               _a(doc, newest, "newest", id="newest") if doc["path"] != newest else "")
 
 
+def _listing(artifact: dict[str, Any]) -> Markup:
+    """A directory artifact's files, or why they are not shown."""
+    listing = artifact.get("listing") or {}
+    if "files" not in listing:
+        return el("span", {"class": "note", "data-testid": "listing-unavailable"},
+                  f"directory of {artifact['files']} files; {listing.get('unavailable', '')}")
+    shown = listing["files"]
+    return el("details", {"data-testid": "listing"},
+              el("summary", None, f"{listing['total']} files"
+                 + (f" (first {len(shown)})" if len(shown) < listing["total"] else "")),
+              el("ul", None, [el("li", None, f["path"], f" · {_size(f['size'])}")
+                              for f in shown]))
+
+
 def _version(doc: dict[str, Any]) -> Markup:
     m = doc["manifest"]
     artifacts = [[a["path"], a["file_type"], _size(a["size"]),
                   el("code", None, a["sha256"] or a.get("uri") or "-"),
-                  f"directory of {a['files']} files (the file list is in the object store: "
-                  f"`modelbox artifact list`)" if a["directory"] else ""]
+                  _listing(a) if a["directory"] else ""]
                  for a in doc["artifacts"]]
     lineage = el("ol", {"id": "lineage"}, [
         el("li", None, f"{n['kind']}: ",

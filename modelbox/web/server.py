@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from modelbox.errors import ModelboxError
+from modelbox.errors import InvalidValueError, ModelboxError
 from modelbox.web import pages
 from modelbox.web.render import render
 from modelbox.web.site import static_files
@@ -62,7 +62,7 @@ class Server(ThreadingHTTPServer):
         with self.lock:
             head = self.registry.head()
             if self.reader is None or self.reader.commit != head:
-                self.reader = pages.Reader(self.registry)
+                self.reader = pages.Reader(self.registry, use_store=True)
                 self.cache.clear()
             key = (head, path)
             if key in self.cache:
@@ -126,7 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(registry: Any, port: int, ready: Any = None) -> None:
     """Serve ``registry`` on 127.0.0.1:``port`` (0: a free port) until interrupted;
     ``ready(url)`` is called once the socket listens."""
-    server = Server(registry, port)
+    try:
+        server = Server(registry, port)
+    except OSError as exc:  # the port is taken or not ours to bind
+        raise InvalidValueError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}; "
+                                "pick another --port (0: any free one)") from None
     try:
         if ready is not None:
             ready(server.url)

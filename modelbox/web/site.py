@@ -122,6 +122,8 @@ def _model_pages(plan: _Plan, name: ModelName, tree: str, old: dict[str, Any] | 
         for path in old.get("pages", []):  # nothing it was built from changed
             if path in old_pages:
                 plan.pages[path] = (old_pages[path], partial(pages.page, reader, path))
+        if isinstance(old.get("summary"), dict):
+            reader.summaries[str(name)] = old["summary"]
         return dict(old)
     full = str(name)
     versions, tags = reader.versions(name)
@@ -180,14 +182,59 @@ def build(registry: Any, out: Path) -> BuildReport:
     old_models: dict[str, Any] = dict(manifest.get("models", {})) if same_code else {}
     reader = pages.Reader(registry)
     plan = _Plan(reader, code)
+    log = _seed_log(reader, manifest.get("log") if same_code else None, out)
     models = _plan_pages(plan, registry, old_models, old_pages)
     report = _write_changed(plan, out, old_pages, manifest)
+    for full, entry in models.items():
+        if full in reader.summaries:
+            entry["summary"] = reader.summaries[full]
+    start = (reader.event_count() - 1) // pages.PAGE_SIZE * pages.PAGE_SIZE
+    log["count"], log["tail"] = reader.event_count(), reader.event_slice(
+        max(start, 0), reader.event_count())
     _write(out / MANIFEST, json.dumps({
         "kind": KIND, "format": FORMAT, "code": code, "commit": reader.commit,
         "pages": {path: key for path, (key, _) in plan.pages.items()
-                  if path not in report.missing}, "models": models,
+                  if path not in report.missing}, "models": models, "log": log,
     }, sort_keys=True, separators=(",", ":")).encode("utf-8"))
     return report
+
+
+_CHAIN_LIMIT = 2000
+
+
+def _seed_log(reader: pages.Reader, old: Any, out: Path) -> dict[str, Any]:
+    """Where the audit log stands now (branch head, downloads head); when the last build
+    saw an ancestor reached by single-parent commits and the same downloads, give the
+    reader only the events since then (on top of the last build's newest page) instead of
+    the whole history. Returns the log entry of the manifest (count and tail added later)."""
+    from modelbox.audit_index import events_of
+    from modelbox.outside import OutsideMoves
+    from modelbox.registry import AUDIT_REF
+
+    registry = reader.registry
+    now = {"head": registry.head(), "side": registry.repo.ref(AUDIT_REF)}
+    if not (isinstance(old, dict) and old.get("side") == now["side"]
+            and isinstance(old.get("head"), str) and isinstance(old.get("count"), int)
+            and isinstance(old.get("tail"), list) and now["head"] is not None):
+        return now
+    chain: list[Any] = []
+    sha: str = now["head"]
+    while sha != old["head"]:
+        record = registry.history.record(sha)
+        if len(chain) == _CHAIN_LIMIT or len(record.parents) != 1:
+            return now  # a merge, a rewrite or a long way: read the whole log
+        chain.append(record)
+        sha = record.parents[0]
+    start = old["count"] - len(old["tail"])
+    if start % pages.PAGE_SIZE or any(not (out / f"log/{n}.json").is_file()
+                                      for n in range(1, start // pages.PAGE_SIZE + 1)):
+        return now
+    outside = OutsideMoves(registry.repo)
+    new = [e.to_json() for record in reversed(chain)
+           for e in reversed(events_of(record, outside))]
+    outside.save()
+    reader.seed_events(start, [*old["tail"], *new])
+    return now
 
 
 def _plan_pages(plan: _Plan, registry: Any, old_models: dict[str, Any],
@@ -213,10 +260,10 @@ def _plan_pages(plan: _Plan, registry: Any, old_models: dict[str, Any],
     experiments_tree = reader.snap.tree_id(layout.EXPERIMENTS)
     branches = {b: str(registry.repo.ref(f"refs/heads/{b}")) for b in reader.branches()
                 if _safe_branch(b)}
-    events = reader.events()
-    log_count = max(1, -(-len(events) // pages.PAGE_SIZE))
-    plan.add("index", _key(all_trees, experiments_tree, branches, log_count,
-                           reader.commit), partial(pages.index, reader))
+    log_count = pages.log_pages(reader)
+    first = reader.event_start() // pages.PAGE_SIZE + 1  # pages before it are full: kept
+    plan.add("index", _key(all_trees, experiments_tree, branches, reader.commit),
+             partial(pages.index, reader))
     plan.add("search", all_trees, partial(pages.search, reader))
     plan.add("collections", _key(sorted((m, t) for m, t in trees.items()
                                         if _is_collection(reader, m))),
@@ -226,11 +273,16 @@ def _plan_pages(plan: _Plan, registry: Any, old_models: dict[str, Any],
         run = reader.snap.tree_id(layout.experiment_dir(parse_model(e)))
         plan.add(f"x/{e}/_experiment", str(run),
                  partial(pages.experiment, reader, e))
-    for n in range(1, log_count + 1):
-        chunk = events[(n - 1) * pages.PAGE_SIZE: n * pages.PAGE_SIZE]
+    for n in range(1, first):
+        if f"log/{n}" in old_pages:
+            plan.pages[f"log/{n}"] = (old_pages[f"log/{n}"], partial(pages.log, reader, n))
+    for n in range(first, log_count + 1):
+        chunk = reader.event_slice((n - 1) * pages.PAGE_SIZE, n * pages.PAGE_SIZE)
         plan.add(f"log/{n}", _key([e["commit"] + e["operation"] + e["target"] for e in chunk]),
                  partial(pages.log, reader, n))
-    plan.add("log", _key(log_count, len(events), events[-1:]), partial(pages.latest_log, reader))
+    count = reader.event_count()
+    plan.add("log", _key(log_count, count, reader.event_slice(max(count - 1, 0), count)),
+             partial(pages.latest_log, reader))
     base = registry.repo.ref(registry.branch_ref)
     for b, sha in branches.items():
         plan.add(f"review/{b}", _key(base, sha), partial(pages.review, reader, b))

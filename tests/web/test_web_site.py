@@ -13,7 +13,7 @@ from web_helpers import Parsed, demo
 
 from modelbox import ModelBoxClient
 from modelbox.registry import Registry
-from modelbox.web import site
+from modelbox.web import pages, site
 
 
 @pytest.fixture
@@ -131,3 +131,28 @@ def test_a_site_build_leaves_the_registry_as_it_was(reg: Path, tmp_path: Path, g
     before = state()
     _build(reg, tmp_path / "site")
     assert state() == before
+
+
+def test_an_incremental_log_reads_only_new_commits_and_equals_a_full_build(
+        reg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pages, "PAGE_SIZE", 4)
+    out = tmp_path / "site"
+    _build(reg, out)
+    with ModelBoxClient(reg) as client:
+        for version in ("v0", "v1", "v9", "v0", "v1"):
+            client.model("vision/yolo").version(version).tag("staging")
+    seen: list[int] = []
+    seed = pages.Reader.seed_events
+
+    def seeded(self: pages.Reader, start: int, events: list[dict[str, object]]) -> None:
+        seen.append(start)
+        seed(self, start, events)
+
+    monkeypatch.setattr(pages.Reader, "seed_events", seeded)
+    report = _build(reg, out)
+    assert seen and seen[0] > 0  # the old full pages were not read again
+    assert "log/1" not in report.written
+    full = tmp_path / "full"
+    _build(reg, full)
+    for page in [*sorted(full.glob("log/*.json")), full / "log.json"]:
+        assert (out / page.relative_to(full)).read_bytes() == page.read_bytes(), page
