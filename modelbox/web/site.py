@@ -265,8 +265,9 @@ def _plan_pages(plan: _Plan, registry: Any, old_models: dict[str, Any],
     plan.add("index", _key(all_trees, experiments_tree, branches, reader.commit),
              partial(pages.index, reader))
     plan.add("search", all_trees, partial(pages.search, reader))
+    collections = {_name(d) for d in reader.models() if d.get("collection")}
     plan.add("collections", _key(sorted((m, t) for m, t in trees.items()
-                                        if _is_collection(reader, m))),
+                                        if m in collections)),
              partial(pages.collections, reader))
     plan.add("experiments", str(experiments_tree), partial(pages.experiments, reader))
     for e in _experiments(reader):
@@ -293,8 +294,9 @@ def _write_changed(plan: _Plan, out: Path, old_pages: dict[str, str],
                    manifest: dict[str, Any]) -> BuildReport:
     """Write the pages whose key changed, remove those no longer there."""
     report = BuildReport()
+    root = str(out)
     for path, (key, make) in plan.pages.items():
-        fresh = old_pages.get(path) == key and (out / f"{path}.json").is_file()
+        fresh = old_pages.get(path) == key and os.path.isfile(f"{root}/{path}.json")
         try:
             doc = None if fresh else make()
         except ModelboxError as exc:  # a broken document: its page says so, the rest builds
@@ -322,10 +324,6 @@ def _write_changed(plan: _Plan, out: Path, old_pages: dict[str, str],
 def _prefixes(ns: str) -> list[str]:
     parts = ns.split("/")
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def _is_collection(reader: pages.Reader, full: str) -> bool:
-    return any(_name(d) == full and d.get("collection") for d in reader.models())
 
 
 def _name(doc: dict[str, Any]) -> str:
