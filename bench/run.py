@@ -35,6 +35,7 @@ from benchkit.scale_shards import shards
 from benchkit.sharing import sharing
 from benchkit.transfers import big_file, folder, noop
 from benchkit.versus_gto import versus_gto
+from benchkit.web import web
 from stress import stress
 
 Scenario = Callable[[Bench], list[Row]]
@@ -53,6 +54,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "12": ("refs", refs, False),
     "13": ("shards", shards, False),
     "14": ("ingest", ingest, False),
+    "15": ("web", web, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from modelbox.manifests import ModelManifest
     from modelbox.registry import Registry
 
-__all__ = ["model_documents", "model_manifests", "model_names", "version_documents"]
+__all__ = ["model_documents", "model_manifests", "model_names", "model_trees",
+           "version_documents"]
 
 KIND = "model-listing"
 VERSIONS_KIND = "version-listing"
@@ -211,3 +212,21 @@ def version_documents(registry: Registry, model: ModelName,
         derived.save(path, VERSIONS_KIND, {"model": str(model), "tree": tree, "code": _code(),
                                            "versions": versions, "tags": tags})
     return versions, tags
+
+
+def model_trees(snap: Snapshot) -> dict[str, str]:
+    """Every model's (and collection's) folder tree sha by full name, from the cached
+    tree walk alone: what a page of the model was built from (:mod:`modelbox.web.site`)."""
+    cache = _Cache(snap)
+    root = layout.MODELS
+    top = snap.tree_id(root)
+    out: dict[str, str] = {}
+    stack = [(root, top)] if top else []
+    while stack:
+        directory, sha = stack.pop()
+        model, folders = cache.entry(sha)
+        if model is not None and directory != root:
+            out[directory[len(root) + 1:]] = sha
+        stack.extend((f"{directory}/{name}", sub) for name, sub in folders)
+    cache.save(top)
+    return out

@@ -51,6 +51,24 @@ if [ ! -f .venv-gto/.modelbox-stamp ]; then
         echo "test.sh: pip install gto==1.10.1 into .venv-gto failed; the GTO tests will skip"
     fi
 fi
+# --- browser tests (issue 18; tests/web/browser, docs/web-testing.md) -----------------------
+# Debian's Chromium and ChromeDriver, installed when missing: as root or with passwordless
+# sudo (~50 s here, Dec 2026); otherwise the browser tests skip, saying why.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    apt_get=()
+    if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); elif sudo -n true 2>/dev/null; then
+        apt_get=(sudo -n apt-get); fi
+    if [ ${#apt_get[@]} -eq 0 ]; then
+        echo "test.sh: no root or passwordless sudo to install chromium; browser tests skip"
+    else
+        export DEBIAN_FRONTEND=noninteractive
+        "${apt_get[@]}" install -y -qq chromium chromium-driver >/dev/null \
+            || { "${apt_get[@]}" update -qq && "${apt_get[@]}" install -y -qq chromium \
+                 chromium-driver >/dev/null; } \
+            || echo "test.sh: apt-get install chromium chromium-driver failed; browser tests skip"
+    fi
+fi
+# --- end of browser tests ------------------------------------------------------------------
 .venv/bin/ruff check .
 .venv/bin/mypy
 workers() {  # $1 = a venv's python: how many pytest-xdist workers a whole run uses

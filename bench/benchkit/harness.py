@@ -115,9 +115,10 @@ def alternate(i: int, *steps: Callable[[], T]) -> list[T]:
 @dataclass(frozen=True)
 class Target:
     """``ratio``: modelbox/peer <= value; ``seconds``: modelbox <= value; ``rate``: >= value;
-    ``rss``: modelbox's peak RSS <= value MB; ``size``: modelbox <= value MB (of disk)."""
+    ``rss``: modelbox's peak RSS <= value MB; ``size``: modelbox <= value MB (of disk);
+    ``kb``: modelbox <= value KB (a web page)."""
 
-    kind: Literal["ratio", "seconds", "rate", "rss", "size"]
+    kind: Literal["ratio", "seconds", "rate", "rss", "size", "kb"]
     value: float
 
     def __str__(self) -> str:
@@ -129,6 +130,8 @@ class Target:
             return f"RSS <= {self.value:g} MB"
         if self.kind == "size":
             return f"<= {self.value:g} MB"
+        if self.kind == "kb":
+            return f"<= {self.value:g} KB"
         return f">= {self.value:g}/s"
 
 
@@ -174,7 +177,7 @@ class Row:
             return "n/a"
         if self.target.kind == "ratio":
             return "n/a" if self.ratio is None else _ok(self.ratio <= self.target.value)
-        if self.target.kind in ("seconds", "size"):
+        if self.target.kind in ("seconds", "size", "kb"):
             return _ok(self.ours <= self.target.value)
         if self.target.kind == "rss":
             return "n/a" if self.ours_rss is None else _ok(self.ours_rss <= self.target.value)

@@ -27,6 +27,7 @@ from modelbox.cli import (
     tags,
     versions,
     watch_cmd,
+    web_cmds,
 )
 from modelbox.cli._common import Context, hoist_option
 from modelbox.errors import GitError, ModelboxError, ReadOnlyRegistryError
@@ -98,7 +99,7 @@ def cli(ctx: click.Context, repo: str | None, branch: str | None, refresh: bool,
 
 for module in (
     models, versions, tags, artifact_cmds, lifecycle_cmds, history, maintenance, remote_cmds,
-    review_cmds, collection_cmds, namespace_cmds, completion, watch_cmd,
+    review_cmds, collection_cmds, namespace_cmds, completion, watch_cmd, web_cmds,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)
