@@ -389,6 +389,8 @@ def render(doc: dict[str, Any]) -> str:
            el("meta", {"charset": "utf-8"}),
            el("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
            el("title", None, f"{doc['title']} · modelbox"),
+           # An empty icon: without one, a browser asks for /favicon.ico and logs its 404.
+           el("link", {"rel": "icon", "href": "data:,"}),
            el("link", {"rel": "stylesheet", "href": href(doc, "static/modelbox.css", "")}),
            el("link", {"rel": "alternate", "type": "application/json", "href": twin}),
            el("script", {"src": href(doc, "static/modelbox.js", ""), "defer": True})),

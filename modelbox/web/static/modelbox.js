@@ -97,6 +97,8 @@
                              "aria-label": key + " by " + axis, "data-testid": "chart"});
       svg.appendChild(node("rect", {x: PAD, y: PAD, width: W - 2 * PAD, height: H - 2 * PAD,
                                     "class": "frame"}));
+      // Axis labels to six significant digits, as the server draws them (Python's :g).
+      function num(v) { return String(+v.toPrecision(6)); }
       if (xs.length) {
         var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
         var y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
@@ -112,11 +114,11 @@
           line.appendChild(node("title", {}, s.label + " " + s.key));
           svg.appendChild(line);
         });
-        svg.appendChild(node("text", {x: PAD, y: H - 8, "class": "axis"}, String(x0)));
+        svg.appendChild(node("text", {x: PAD, y: H - 8, "class": "axis"}, num(x0)));
         svg.appendChild(node("text", {x: W - PAD, y: H - 8, "class": "axis",
-                                      "text-anchor": "end"}, x1 + " (" + axis + ")"));
-        svg.appendChild(node("text", {x: 4, y: PAD - 8, "class": "axis"}, String(y1)));
-        svg.appendChild(node("text", {x: 4, y: H - PAD + 14, "class": "axis"}, String(y0)));
+                                      "text-anchor": "end"}, num(x1) + " (" + axis + ")"));
+        svg.appendChild(node("text", {x: 4, y: PAD - 8, "class": "axis"}, num(y1)));
+        svg.appendChild(node("text", {x: 4, y: H - PAD + 14, "class": "axis"}, num(y0)));
       } else {
         svg.appendChild(node("text", {x: W / 2, y: H / 2, "text-anchor": "middle",
                                       "class": "axis"}, "no series selected"));

@@ -47,19 +47,11 @@ def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
     view = Page(chromium, request.node.nodeid)
     yield view
     view.screenshot("end")
-    errors = [e for e in view.take_errors() if not _favicon_404(e)]
+    errors = view.take_errors()
     chromium.get("about:blank")
     if errors:
         pytest.fail("console errors: " + "; ".join(str(e.get("message")) for e in errors),
                     pytrace=False)
-
-
-def _favicon_404(entry: dict[str, Any]) -> bool:
-    """Chromium asks for /favicon.ico when a page names no icon; the pages do not name one
-    yet (branch s6/website). That one request is let through here, and
-    test_browser_harness.py::test_the_pages_name_their_icon says it is still missing."""
-    message = str(entry.get("message"))
-    return "/favicon.ico - Failed to load resource" in message and " 404 " in message
 
 
 class Servers:

@@ -75,10 +75,6 @@ def test_the_driver_is_debians_and_selenium_manager_never_ran(page: Page) -> Non
 
 
 @pytest.mark.skipif(bool(lacks("ui")), reason=str(lacks("ui")))
-@pytest.mark.xfail(strict=False, reason="the pages name no icon, so Chromium asks for "
-                   "/favicon.ico and logs its 404 (branch s6/website: add "
-                   "<link rel=icon href='data:,'> or an icon file); conftest.py lets that "
-                   "one console error through until then")
 def test_the_pages_name_their_icon(page: Page, demo_ui: Served) -> None:
     page.open(demo_ui.url)
     assert page.js("return !!document.querySelector('link[rel~=icon]')")
