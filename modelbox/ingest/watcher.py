@@ -196,7 +196,7 @@ class Watcher:
         registry, experiment = self.registry, self.experiment
         record = {"source": candidate.source, "fingerprint": fingerprint,
                   "layout": candidate.layout}
-        ident = self._name(candidate, fingerprint, ingested_sources(registry, experiment))
+        ident = self._name(candidate, fingerprint)
         staged = artifacts.stage(registry, layout.checkpoint_dir(experiment, ident),
                                  list(candidate.files), progress=False)
         seen_decisions = len(registry.decisions)
@@ -204,7 +204,7 @@ class Watcher:
             done = ingested_sources(registry, experiment)
             if (candidate.source, fingerprint) in done:
                 return None
-            ident = self._name(candidate, fingerprint, done)
+            ident = self._name(candidate, fingerprint)  # again: another writer may have won
             fresh = self._write(txn, ident, candidate, record, staged.pointers, points,
                                 summary)
         staged.settle()
@@ -216,8 +216,7 @@ class Watcher:
                         sum(p.size or 0 for p in staged.pointers), fresh,
                         time.monotonic() - started, decisions)
 
-    def _name(self, candidate: Candidate, fingerprint: str,
-              done: dict[tuple[str, str], str]) -> str:
+    def _name(self, candidate: Candidate, fingerprint: str) -> str:
         """Its checkpoint name: from the file name, with the fingerprint's start when that
         name is taken (a trainer writing ``model.keras`` or ``last.ckpt`` again)."""
         ident = layouts.checkpoint_id(candidate)
