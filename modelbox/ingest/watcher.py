@@ -236,9 +236,10 @@ class Watcher:
         now = time.time()
         series_path = f"{layout.experiment_dir(experiment)}/{layout.METRICS_FILE}"
         data = snap.read(series_path)
+        current = parse(MetricSeries, series_path, data) if data else None  # parsed once
         seen: set[tuple[str, int | None]] = set()
-        if data:
-            for key, series in parse(MetricSeries, series_path, data).series.items():
+        if current is not None:
+            for key, series in current.series.items():
                 seen.update((key, point.step) for point in series)
         fresh: list[tuple[str, MetricPoint]] = []
         for key, step, value in points:
@@ -246,7 +247,7 @@ class Watcher:
                 seen.add((key, step))
                 fresh.extend(metric_points({key: value}, step=step, wallclock=now))
         if fresh:
-            txn.put(series_path, merge_metric_points(data, series_path, fresh)[0])
+            txn.put(series_path, merge_metric_points(current, series_path, fresh)[0])
         own = [p for key, (step, value) in summary.items()
                for p in metric_points({key: value}, step=step, wallclock=now)]
         merged, latest = merge_metric_points(None, f"{folder}/{layout.METRICS_FILE}", own)
