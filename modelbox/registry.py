@@ -1397,15 +1397,17 @@ bytes (kept as ``{"bytes": "<base64>"}``)."""
 
 
 def merge_metric_points(
-    data: bytes | None, series_path: str, points: list[tuple[str, MetricPoint]],
+    data: bytes | MetricSeries | None, series_path: str,
+    points: list[tuple[str, MetricPoint]],
 ) -> tuple[MetricSeries, dict[str, float | str]]:
-    """The series file ``data`` (None: none yet) with ``points`` added, each changed series
-    in seed 003's order (by step, else by wallclock: modelbox/metric_order.py), and the
-    latest value of each key the points touch (the summary)."""
+    """The series file ``data`` (its bytes, or already parsed; None: none yet) with
+    ``points`` added, each changed series in seed 003's order (by step, else by wallclock:
+    modelbox/metric_order.py), and the latest value of each key the points touch."""
     from modelbox import metric_order
     from modelbox.manifests import MetricSeries, parse
 
-    current = parse(MetricSeries, series_path, data) if data else MetricSeries()
+    current = (data if isinstance(data, MetricSeries)
+               else parse(MetricSeries, series_path, data) if data else MetricSeries())
     series = {k: list(v) for k, v in current.series.items()}
     for key, point in points:
         series.setdefault(key, []).append(point)

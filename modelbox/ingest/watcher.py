@@ -196,7 +196,7 @@ class Watcher:
         registry, experiment = self.registry, self.experiment
         record = {"source": candidate.source, "fingerprint": fingerprint,
                   "layout": candidate.layout}
-        ident = self._name(candidate, fingerprint, ingested_sources(registry, experiment))
+        ident = self._name(candidate, fingerprint)
         staged = artifacts.stage(registry, layout.checkpoint_dir(experiment, ident),
                                  list(candidate.files), progress=False)
         seen_decisions = len(registry.decisions)
@@ -204,7 +204,7 @@ class Watcher:
             done = ingested_sources(registry, experiment)
             if (candidate.source, fingerprint) in done:
                 return None
-            ident = self._name(candidate, fingerprint, done)
+            ident = self._name(candidate, fingerprint)  # again: another writer may have won
             fresh = self._write(txn, ident, candidate, record, staged.pointers, points,
                                 summary)
         staged.settle()
@@ -216,8 +216,7 @@ class Watcher:
                         sum(p.size or 0 for p in staged.pointers), fresh,
                         time.monotonic() - started, decisions)
 
-    def _name(self, candidate: Candidate, fingerprint: str,
-              done: dict[tuple[str, str], str]) -> str:
+    def _name(self, candidate: Candidate, fingerprint: str) -> str:
         """Its checkpoint name: from the file name, with the fingerprint's start when that
         name is taken (a trainer writing ``model.keras`` or ``last.ckpt`` again)."""
         ident = layouts.checkpoint_id(candidate)
@@ -237,9 +236,10 @@ class Watcher:
         now = time.time()
         series_path = f"{layout.experiment_dir(experiment)}/{layout.METRICS_FILE}"
         data = snap.read(series_path)
+        current = parse(MetricSeries, series_path, data) if data else None  # parsed once
         seen: set[tuple[str, int | None]] = set()
-        if data:
-            for key, series in parse(MetricSeries, series_path, data).series.items():
+        if current is not None:
+            for key, series in current.series.items():
                 seen.update((key, point.step) for point in series)
         fresh: list[tuple[str, MetricPoint]] = []
         for key, step, value in points:
@@ -247,7 +247,7 @@ class Watcher:
                 seen.add((key, step))
                 fresh.extend(metric_points({key: value}, step=step, wallclock=now))
         if fresh:
-            txn.put(series_path, merge_metric_points(data, series_path, fresh)[0])
+            txn.put(series_path, merge_metric_points(current, series_path, fresh)[0])
         own = [p for key, (step, value) in summary.items()
                for p in metric_points({key: value}, step=step, wallclock=now)]
         merged, latest = merge_metric_points(None, f"{folder}/{layout.METRICS_FILE}", own)
