@@ -802,13 +802,14 @@ class Registry:
         A released source must still match its digest (a hand edit is not copied)."""
         from modelbox import resolver
         from modelbox.collections import follow
+        from modelbox.collections import source_dir as collections_source_dir
         from modelbox.manifests import ArtifactPointer, parse
 
         snap = txn.snapshot
         start = resolver.resolve_version(snap, source)
         holder, held = follow(snap, source.model, start)[-1]
         origin = f"{holder}@{held}"
-        source_dir = layout.version_dir(holder, held)
+        source_dir = collections_source_dir(snap, holder, held)
         entries = releases.pointer_entries(snap, source_dir)
         release = releases.release_of(snap.read(layout.version_file(holder, held)))
         if release is not None and isinstance(release.get("digest"), str):
