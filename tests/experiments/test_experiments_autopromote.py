@@ -228,3 +228,40 @@ def test_a_crash_around_the_promotion_commit_never_promotes_twice(
         assert [v.version for v in after.model(MODEL).versions()] == ["v0"]
         assert after.resolve(f"{MODEL}:candidate") == "v0"
     assert modelbox("check", cwd=registry_path).code == 0
+
+
+def test_the_worked_example_of_docs_policies_md(
+    client: ModelBoxClient, registry_path: Path, run: Run, tmp_path: Path,
+) -> None:
+    client.close()
+    import os
+
+    os.chdir(registry_path)
+    exp = "ai/vision/run-17"
+    assert run("experiment", "create", exp).code == 0
+    assert run("policy", "set", exp, "--promote-to", MODEL, "--when", "val_acc>=0.9",
+               "--when", "val_loss<0.3", "--tag", "candidate", "--keep-best", "2", "--by",
+               "val_loss", "--min").code == 0
+    decided = []
+    for epoch, acc, loss in ((1, 0.85, 0.40), (2, 0.91, 0.25), (3, 0.93, 0.20),
+                             (4, 0.80, 0.50), (2, 0.92, 0.25)):
+        ckpt = f"{exp}@epoch-{epoch}"
+        assert run("checkpoint", "create", exp, f"epoch-{epoch}").code == 0
+        assert run("artifact", "add", ckpt, weights(tmp_path, f"e{epoch}.pt",
+                                                    b"%d" % epoch)).code == 0
+        logged = run("metrics", "log", ckpt, f"val_acc={acc}", f"val_loss={loss}", "--json")
+        assert logged.code == 0, logged.err
+        decided.append([(d["action"], d["checkpoint"].rpartition("@")[2], d["target"])
+                        for d in json.loads(logged.out).get("decisions", [])])
+    assert decided == [
+        [],
+        [("promote", "epoch-2", f"{MODEL}@v0")],
+        [("promote", "epoch-3", f"{MODEL}@v1"), ("archive", "epoch-1", None)],
+        [],
+        [],
+    ]
+    log = git(registry_path, "log", "--format=%B", "--grep=checkpoint.promote")
+    assert ("Modelbox-Policy: promote to ai/vision/yolo: val_acc >= 0.9 and val_loss < 0.3"
+            in log)
+    assert "Modelbox-Tag: ai/vision/yolo:candidate - -> v0" in log
+    assert "Modelbox-Tag: ai/vision/yolo:candidate v0 -> v1" in log
