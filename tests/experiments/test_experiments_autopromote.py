@@ -265,3 +265,21 @@ def test_the_worked_example_of_docs_policies_md(
             in log)
     assert "Modelbox-Tag: ai/vision/yolo:candidate - -> v0" in log
     assert "Modelbox-Tag: ai/vision/yolo:candidate v0 -> v1" in log
+
+
+def test_a_protected_tag_releases_the_promoted_version_from_python(
+    client: ModelBoxClient, tmp_path: Path,
+) -> None:
+    """`production` is protected by default: promotion tagging it releases (freezes) the
+    new version, with the checkpoint's artifacts as its set."""
+    exp = client.experiment(EXP)
+    policy = exp.set_policy(promote_to=client.model(MODEL), when=["acc>=0.9"],
+                            tag="production", keep_last=3)
+    assert policy["promotion"]["tag"] == "production"
+    assert policy["checkpoints"]["keep_last"] == 3
+    exp.new_checkpoint(1, metrics={"acc": 0.95}, files=[weights(tmp_path, "w.pt", b"w")])
+    client.flush()
+    version = client.model_version(f"{MODEL}:production")
+    manifest = client.registry.get_version(parse_model(MODEL), version.version)
+    assert manifest.released is not None and manifest.released.by == "tag production"
+    assert [a.path for a in version.artifacts()] == ["w.pt"]
