@@ -279,7 +279,11 @@ def after_checkpoint(registry: Registry, experiment: ModelName, checkpoint: str,
             if made is not None:
                 decisions.append(made)
         if policy.checkpoints is not None:
-            decisions += _retain(registry, experiment, policy.checkpoints)
+            try:
+                decisions += _retain(registry, experiment, policy.checkpoints)
+            except ModelboxError as exc:  # a broken checkpoint file: `check` reports it
+                logger.warning("modelbox: warning: %s's checkpoint retention not applied: "
+                               "%s", experiment, exc)
     return decisions
 
 

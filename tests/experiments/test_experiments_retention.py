@@ -163,3 +163,21 @@ def test_gc_frees_archived_checkpoints_objects_but_never_shared_ones(
         got = run("get", ref, "-o", out)
         assert got.code == 0, got.err
         assert (out / name).exists()
+
+
+def test_a_broken_checkpoint_file_from_a_co_user_skips_retention_with_one_warning(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    edit_policy(client.registry, parse_model(EXP), keep_last=1)
+    exp = client.experiment(EXP)
+    exp.new_checkpoint(0, files=files(tmp_path, 0, w=b"0"))
+    broken = registry_path / "experiments/ai/run-1/_checkpoints/epoch-0/_checkpoint.json"
+    broken.write_text('{"kind": "checkpoint", "experiment": 5}')
+    git(registry_path, "commit", "-qam", "a co-user's hand edit")
+    exp.new_checkpoint(1, files=files(tmp_path, 1, w=b"1"))
+    client.flush()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("checkpoint retention not applied" in w for w in warnings), warnings
+    assert all("\n" not in w for w in warnings)
+    assert (registry_path / "experiments/ai/run-1/_checkpoints/epoch-1").is_dir()
