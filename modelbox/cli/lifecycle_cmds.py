@@ -34,9 +34,14 @@ def _done(ctx: Context, as_json: bool, document: dict[str, Any], message: str) -
     decisions = [d.to_json() for d in ctx.registry.decisions]
     done(as_json, {**document, "decisions": decisions} if decisions else document, message)
     if not as_json:
-        for d in decisions:
-            what = f"promoted to {d['target']}" if d["action"] == "promote" else "archived"
-            echo(f"{d['checkpoint']} {what} (policy: {d['policy']})")
+        report_decisions(ctx)
+
+
+def report_decisions(ctx: Context) -> None:
+    """One line per decision an experiment policy made after this command's write."""
+    for d in (d.to_json() for d in ctx.registry.decisions):
+        what = f"promoted to {d['target']}" if d["action"] == "promote" else "archived"
+        echo(f"{d['checkpoint']} {what} (policy: {d['policy']})")
 
 
 @click.group()

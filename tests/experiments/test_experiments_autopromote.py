@@ -134,10 +134,15 @@ def test_the_cli_sets_shows_and_reports_in_json(
     assert run("checkpoint", "create", EXP, "e1").code == 0
     file = weights(tmp_path, "w.pt", b"w")
     assert run("artifact", "add", f"{EXP}@e1", file).code == 0
+    assert run("metrics", "log", f"{EXP}@e2", "val_acc=0.95").code == 1  # no such checkpoint
+    assert run("checkpoint", "create", EXP, "e2").code == 0
+    assert run("metrics", "log", f"{EXP}@e2", "val_acc=0.95").code == 0
+    added = run("artifact", "add", f"{EXP}@e2", weights(tmp_path, "x.pt", b"x"))
+    assert f"{EXP}@e2 promoted to {MODEL}@v0 (policy: promote to" in added.out
     logged = run("metrics", "log", f"{EXP}@e1", "val_acc=0.93", "--json")
     assert logged.code == 0, logged.err
     assert json.loads(logged.out)["decisions"] == [
-        {"action": "promote", "checkpoint": f"{EXP}@e1", "target": f"{MODEL}@v0",
+        {"action": "promote", "checkpoint": f"{EXP}@e1", "target": f"{MODEL}@v1",
          "policy": "promote to ai/vision/yolo: val_acc >= 0.9"}]
     plain = run("policy", "show", EXP, "--json")
     assert json.loads(plain.out)["promotion"]["tag"] == "candidate"
