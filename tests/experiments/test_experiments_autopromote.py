@@ -288,3 +288,25 @@ def test_a_protected_tag_releases_the_promoted_version_from_python(
     manifest = client.registry.get_version(parse_model(MODEL), version.version)
     assert manifest.released is not None and manifest.released.by == "tag production"
     assert [a.path for a in version.artifacts()] == ["w.pt"]
+
+
+def test_two_processes_evaluating_one_checkpoint_promote_it_once(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path,
+) -> None:
+    """A watcher and a callback (here: two real modelbox processes) log on the same
+    checkpoint at once: the decision is taken under the registry lock from the branch
+    head, so exactly one version is made."""
+    from hostile import MODELBOX
+
+    edit_policy(client.registry, parse_model(EXP), promote_to=MODEL, when=["acc>=0.9"])
+    client.experiment(EXP).new_checkpoint(1, files=[weights(tmp_path, "w.pt", b"w")])
+    client.close()
+    procs = [subprocess.Popen([MODELBOX, "metrics", "log", f"{EXP}@epoch-1", f"acc={v}"],
+                              cwd=registry_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for v in ("0.91", "0.92", "0.93")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    with ModelBoxClient(registry_path) as after:
+        assert [v.version for v in after.model(MODEL).versions()] == ["v0"]
