@@ -236,9 +236,7 @@ def describe(policy: Policy) -> list[str]:
         lines.append("promotion: none")
     keep = policy.checkpoints
     if keep:
-        parts = ["the newest"]
-        if keep.keep_last:
-            parts.append(f"the newest {keep.keep_last}")
+        parts = [f"the newest {keep.keep_last}" if keep.keep_last else "the newest"]
         if keep.keep_best:
             parts.append(f"the best {keep.keep_best} by {keep.by} "
                          f"({'lowest' if keep.minimize else 'highest'} first)")
