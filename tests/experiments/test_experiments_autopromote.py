@@ -210,6 +210,11 @@ def test_a_co_users_hostile_policy_file_is_one_warning_and_ingest_goes_on(
     assert [c.id for c in exp.checkpoints()] == [f"{EXP}@epoch-{n}" for n in range(3)]
     assert client.model(MODEL).versions() == []
     assert client.model("prod/yolo").versions() == []
+    file.write_text(json.dumps({"kind": "policy", "promotion": {"model": MODEL, "when": []}}))
+    git(registry_path, "commit", "-qam", "a co-user's policy with no rule")
+    shown = modelbox("policy", "show", EXP, cwd=registry_path)
+    assert shown.code == 1 and shown.err.count("\n") == 1, shown
+    assert shown.err.startswith("modelbox: error: ") and "_policy.json" in shown.err
 
 
 @pytest.mark.parametrize("step", ["after-journal", "after-ref-move", "before-tag-refs"])
