@@ -727,6 +727,10 @@ class Registry:
         directory listings included, into the new version: nothing is uploaded. The new
         version is open; metadata ``source_version`` records where it came from.
         """
+        if version is not None:  # bad names are refused before the lock is taken
+            check_segment("version", version)
+        for tag in tags or []:
+            _check_tag(tag)
         with self.transaction() as txn:
             return self.create_version_in(
                 txn, model, version, name=name, description=description,
