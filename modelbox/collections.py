@@ -283,15 +283,7 @@ def link(
         txn.put(layout.version_file(collection, name), created)
         txn.change = Change("collection.link", f"{collection}@{name}",
                             f"link {origin} into {collection}@{name}", after=origin)
-        if tags:
-            current = registry.tags_in(snap, collection)
-            for tag in dict.fromkeys(tags):
-                if tag in current:
-                    raise TagConflictError(str(collection), tag, current[tag])
-                registry._check_tag_collision(snap, collection, tag)
-                current[tag] = name
-                txn.change.tag_moves.append(TagMove(f"{collection}:{tag}", None, name))
-            registry.put_tags(txn, collection, current)
+        _tag_new_link(registry, txn, collection, name, tags or [])
     return created
 
 
@@ -330,16 +322,24 @@ def _link_checkpoint(
     txn.put(layout.version_file(collection, name), created)
     txn.change = Change("collection.link", f"{collection}@{name}",
                         f"link {origin} into {collection}@{name}", after=origin)
-    if tags:
-        current = registry.tags_in(snap, collection)
-        for tag in dict.fromkeys(tags):
-            if tag in current:
-                raise TagConflictError(str(collection), tag, current[tag])
-            registry._check_tag_collision(snap, collection, tag)
-            current[tag] = name
-            txn.change.tag_moves.append(TagMove(f"{collection}:{tag}", None, name))
-        registry.put_tags(txn, collection, current)
+    _tag_new_link(registry, txn, collection, name, tags or [])
     return created
+
+
+def _tag_new_link(registry: Registry, txn: Transaction, collection: ModelName, name: str,
+                  tags: list[str]) -> None:
+    """Stage ``tags`` on the new link ``collection@name`` (each must be free)."""
+    if not tags:
+        return
+    assert txn.change is not None
+    current = registry.tags_in(txn.snapshot, collection)
+    for tag in dict.fromkeys(tags):
+        if tag in current:
+            raise TagConflictError(str(collection), tag, current[tag])
+        registry._check_tag_collision(txn.snapshot, collection, tag)
+        current[tag] = name
+        txn.change.tag_moves.append(TagMove(f"{collection}:{tag}", None, name))
+    registry.put_tags(txn, collection, current)
 
 
 def unlink(registry: Registry, ref: Reference, *, force: bool = False) -> str:
