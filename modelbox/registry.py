@@ -83,6 +83,10 @@ if TYPE_CHECKING:
 __all__ = ["AUDIT_REF", "Registry", "Transaction"]
 
 AUDIT_REF = "refs/modelbox/audit"
+#: Checkpoint changes an experiment policy is not evaluated after: archiving or restoring
+#: by hand (a restore must not be undone by the same command) and a promotion.
+_NO_POLICY_OPERATIONS = frozenset({"checkpoint.archive", "checkpoint.restore",
+                                   "checkpoint.promote"})
 
 logger = logging.getLogger(__name__)
 
@@ -399,7 +403,8 @@ class Registry:
                     batch.versions.setdefault(model, set()).add(version)
                 else:
                     batch.tag_models.add(model)  # _tags.json, or anything else: sync it
-            elif c.path.startswith(layout.EXPERIMENTS + "/"):
+            elif (c.path.startswith(layout.EXPERIMENTS + "/")
+                  and txn.change.operation not in _NO_POLICY_OPERATIONS):
                 folder, sep, rest = c.path[len(layout.EXPERIMENTS) + 1 :].partition(
                     "/" + layout.CHECKPOINTS_DIR + "/")
                 checkpoint = rest.split("/", 1)[0]
