@@ -572,11 +572,13 @@ def list_artifacts(registry: Registry, ref: Reference) -> list[Artifact]:
     path, manifest, target = registry.target(snap, ref)
     via, pinned = "", getattr(manifest, "digest", None)
     if getattr(manifest, "link", None):  # a collection's link: the source's artifacts
-        from modelbox.collections import follow
+        from modelbox.collections import follow, is_checkpoint
 
         model, version = follow(snap, ref.model, target.rpartition("@")[2])[-1]
         via = target
-        path, target = layout.version_file(model, version), f"{model}@{version}"
+        path = (layout.checkpoint_file(model, version) if is_checkpoint(snap, model, version)
+                else layout.version_file(model, version))
+        target = f"{model}@{version}"
     root = f"{path.rsplit('/', 1)[0]}/{ARTIFACTS_DIR}"
     out = []
     for full in releases.pointer_paths(snap, root):

@@ -236,9 +236,7 @@ def describe(policy: Policy) -> list[str]:
         lines.append("promotion: none")
     keep = policy.checkpoints
     if keep:
-        parts = ["the newest"]
-        if keep.keep_last:
-            parts.append(f"the newest {keep.keep_last}")
+        parts = [f"the newest {keep.keep_last}" if keep.keep_last else "the newest"]
         if keep.keep_best:
             parts.append(f"the best {keep.keep_best} by {keep.by} "
                          f"({'lowest' if keep.minimize else 'highest'} first)")
@@ -279,7 +277,11 @@ def after_checkpoint(registry: Registry, experiment: ModelName, checkpoint: str,
             if made is not None:
                 decisions.append(made)
         if policy.checkpoints is not None:
-            decisions += _retain(registry, experiment, policy.checkpoints)
+            try:
+                decisions += _retain(registry, experiment, policy.checkpoints)
+            except ModelboxError as exc:  # a broken checkpoint file: `check` reports it
+                logger.warning("modelbox: warning: %s's checkpoint retention not applied: "
+                               "%s", experiment, exc)
     return decisions
 
 

@@ -864,6 +864,23 @@ class Experiment(_Named):
         return Checkpoint(self._client, parse(CheckpointManifest, found.path,
                                               snap.read(found.path) or b""))
 
+    def set_policy(
+        self, *, promote_to: Model | str | None = None, when: Iterable[str] = (),
+        tag: str | None = None, keep_last: int | None = None, keep_best: int | None = None,
+        by: str | None = None, minimize: bool | None = None,
+    ) -> dict[str, Any]:
+        """Edit the experiment's policy (what ``policy set EXP`` does): promote each new
+        checkpoint meeting every ``when`` rule (``"val_acc>=0.9"``) to ``promote_to``,
+        tagged ``tag``; keep the newest ``keep_last`` / best ``keep_best`` ``by`` a
+        metric. Returns the whole policy document."""
+        from modelbox import autopromote
+
+        target = promote_to.id if isinstance(promote_to, Model) else promote_to
+        made = autopromote.edit_policy(
+            self._client.registry, self._ref, promote_to=target, when=list(when), tag=tag,
+            keep_last=keep_last, keep_best=keep_best, by=by, minimize=minimize)
+        return made.model_dump(mode="json")
+
     def set_best(self, metric: str, direction: str = "min") -> None:
         """Rank checkpoints by ``metric`` for ``EXP:best`` (``min``: lower is better)."""
         from modelbox import lifecycle

@@ -23,7 +23,7 @@ from modelbox.errors import (
 )
 from modelbox.names import ModelName, Reference, check_segment, parse_model
 from modelbox.numbering import next_version
-from modelbox.registry import Registry, json_metadata
+from modelbox.registry import Registry, Transaction, json_metadata
 
 if TYPE_CHECKING:
     from modelbox.manifests import ModelManifest, VersionManifest
@@ -121,6 +121,8 @@ def follow(snap: Snapshot, model: ModelName, version: str) -> list[tuple[ModelNa
     chain = [(model, version)]
     seen = {f"{model}@{version}"}
     while True:
+        if len(chain) > 1 and is_checkpoint(snap, *chain[-1]):
+            return chain  # a link to an experiment's checkpoint: it holds the artifacts
         doc = _read_version(snap, *chain[-1])
         if doc is None:
             if len(chain) == 1:
@@ -136,6 +138,20 @@ def follow(snap: Snapshot, model: ModelName, version: str) -> list[tuple[ModelNa
         seen.add(source)
         head, _, ver = source.rpartition("@")
         chain.append((parse_model(head), ver))
+
+
+def is_checkpoint(snap: Files, model: ModelName, version: str) -> bool:
+    """Whether ``model@version`` names an experiment's checkpoint (no model of that name)."""
+    return (snap.read(layout.model_file(model)) is None
+            and snap.read(layout.checkpoint_file(model, version)) is not None)
+
+
+def source_dir(snap: Files, model: ModelName, version: str) -> str:
+    """The folder holding the artifacts of the end of a chain (:func:`follow`): a version's,
+    or a linked checkpoint's."""
+    if is_checkpoint(snap, model, version):
+        return layout.checkpoint_dir(model, version)
+    return layout.version_dir(model, version)
 
 
 def _name(model: ModelName, version: str) -> str:
@@ -206,14 +222,15 @@ def link(
 ) -> VersionManifest:
     """Link the version ``source`` names into ``collection`` as a new version (one commit).
 
-    ``source`` is ``MODEL@VERSION`` or ``MODEL:TAG`` (resolved to the version it names now).
+    ``source`` is ``MODEL@VERSION`` or ``MODEL:TAG`` (resolved to the version it names now),
+    or an experiment's checkpoint (``EXP@CKPT``, ``EXP:latest``, ``EXP:best``).
     Raises if the source is missing or archived, the target is no collection, the link would
     make a loop, the source is linked there already (:class:`AlreadyLinkedError`), the
     version exists, or a tag is taken (:class:`TagConflictError`).
     """
     from modelbox.manifests import VersionManifest, now
     from modelbox.registry import _check_tag
-    from modelbox.resolver import need_version, resolve_version
+    from modelbox.resolver import need_version, resolve
 
     need_version(source)
     if version is not None:
@@ -228,8 +245,14 @@ def link(
                 f"{collection} is not a collection; create one with "
                 f"`modelbox collection create NAME` and link into it"
             )
-        resolved = resolve_version(snap, source)
+        found = resolve(snap, source, version_needed=True)
+        resolved = found.version
+        assert resolved is not None  # version_needed
         origin = f"{source.model}@{resolved}"
+        if found.experiment:
+            return _link_checkpoint(registry, txn, found.model, resolved, collection,
+                                    version=version, tags=tags, description=description,
+                                    metadata=metadata)
         chain = follow(snap, source.model, resolved)
         if any(model == collection for model, _ in chain):
             raise LinkLoopError(
@@ -260,16 +283,63 @@ def link(
         txn.put(layout.version_file(collection, name), created)
         txn.change = Change("collection.link", f"{collection}@{name}",
                             f"link {origin} into {collection}@{name}", after=origin)
-        if tags:
-            current = registry.tags_in(snap, collection)
-            for tag in dict.fromkeys(tags):
-                if tag in current:
-                    raise TagConflictError(str(collection), tag, current[tag])
-                registry._check_tag_collision(snap, collection, tag)
-                current[tag] = name
-                txn.change.tag_moves.append(TagMove(f"{collection}:{tag}", None, name))
-            registry.put_tags(txn, collection, current)
+        _tag_new_link(registry, txn, collection, name, tags or [])
     return created
+
+
+def _link_checkpoint(
+    registry: Registry, txn: Transaction, experiment: ModelName, checkpoint: str,
+    collection: ModelName, *, version: str | None, tags: list[str] | None,
+    description: str, metadata: dict[str, Any] | None,
+) -> VersionManifest:
+    """Stage a link to ``experiment@checkpoint`` (see :func:`link`). A checkpoint is not
+    released (frozen) by a link; the link records the digest of its artifact set, so a
+    later change of that set fails every read through the link (as a hand edit of a
+    released version does)."""
+    from modelbox import releases
+    from modelbox.manifests import CheckpointManifest, VersionManifest, now, parse
+
+    snap = txn.snapshot
+    origin = f"{experiment}@{checkpoint}"
+    path = layout.checkpoint_file(experiment, checkpoint)
+    source = parse(CheckpointManifest, path, snap.read(path) or b"")
+    if source.archived:
+        raise InvalidValueError(f"{origin} is archived; link a checkpoint that is not")
+    for existing, linked in sorted(links_in(snap, collection).items()):
+        if linked == origin:
+            raise AlreadyLinkedError(origin, f"{collection}@{existing}")
+    entries = releases.pointer_entries(snap, layout.checkpoint_dir(experiment, checkpoint))
+    if not entries:
+        raise InvalidValueError(f"{origin} has no artifacts; add them before linking it")
+    name = version or next_version(snap, collection)
+    if snap.is_dir(layout.version_dir(collection, name)):
+        raise VersionExistsError(str(collection), name)
+    created = VersionManifest(
+        model=str(collection), version=name, name=experiment.name, description=description,
+        metadata=json_metadata(metadata), link=origin, created_at=now(),
+        digest=releases.digest(entries),
+    )
+    txn.put(layout.version_file(collection, name), created)
+    txn.change = Change("collection.link", f"{collection}@{name}",
+                        f"link {origin} into {collection}@{name}", after=origin)
+    _tag_new_link(registry, txn, collection, name, tags or [])
+    return created
+
+
+def _tag_new_link(registry: Registry, txn: Transaction, collection: ModelName, name: str,
+                  tags: list[str]) -> None:
+    """Stage ``tags`` on the new link ``collection@name`` (each must be free)."""
+    if not tags:
+        return
+    assert txn.change is not None
+    current = registry.tags_in(txn.snapshot, collection)
+    for tag in dict.fromkeys(tags):
+        if tag in current:
+            raise TagConflictError(str(collection), tag, current[tag])
+        registry._check_tag_collision(txn.snapshot, collection, tag)
+        current[tag] = name
+        txn.change.tag_moves.append(TagMove(f"{collection}:{tag}", None, name))
+    registry.put_tags(txn, collection, current)
 
 
 def unlink(registry: Registry, ref: Reference, *, force: bool = False) -> str:

@@ -183,7 +183,7 @@ def _root_trees(repo: GitRepo, starts: set[str], *, history: bool) -> list[str]:
 def _linked_trees(registry: Registry) -> set[str]:
     """The folder trees of the versions that live links reach, at the tip of every branch
     (an archived version a collection still links keeps its objects)."""
-    from modelbox.collections import follow, iter_links
+    from modelbox.collections import follow, iter_links, source_dir
 
     repo = registry.repo
     tips = {*repo.refs_under("refs/heads/").values(), *repo.refs_under("refs/remotes/").values(),
@@ -200,7 +200,7 @@ def _linked_trees(registry: Registry) -> set[str]:
             except ModelboxError:
                 continue  # dangling or looping: `modelbox check` reports it
             for model, ver in chain:
-                tree = snap.tree_id(layout.version_dir(model, ver))
+                tree = snap.tree_id(source_dir(snap, model, ver))
                 if tree is not None:
                     out.add(tree)
     return out

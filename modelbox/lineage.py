@@ -1,10 +1,10 @@
 """Lineage: where a version came from, link by link, down to the training run.
 
 ``lineage(registry, ref)`` walks ``MODEL@VERSION`` (or ``MODEL:TAG``) through its links
-(collection -> source version), then the checkpoint the source was promoted from (version
-metadata ``source_checkpoint``, written by ``checkpoint promote``), then that checkpoint's
-experiment. Each step is a :class:`Node`; a step whose document is gone is marked
-``missing`` and ends the walk.
+(collection -> source version, or straight to a checkpoint), then the checkpoint the source
+was promoted from (version metadata ``source_checkpoint``, written by ``checkpoint
+promote``), then that checkpoint's experiment. Each step is a :class:`Node`; a step
+whose document is gone is marked ``missing`` and ends the walk.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelbox import layout, limits
-from modelbox.collections import follow
+from modelbox.collections import follow, is_checkpoint
 from modelbox.errors import ModelboxError
 from modelbox.names import Reference, parse_model
 from modelbox.registry import Registry
@@ -59,12 +59,15 @@ def lineage(registry: Registry, ref: Reference) -> list[Node]:
                           details={"link": doc.get("link"), "description":
                                    doc.get("description", "")}))
     model, version = chain[-1]
-    doc = _doc(snap.read(layout.version_file(model, version))) or {}
-    metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    nodes.append(Node("version", f"{model}@{version}",
-                      details={"metrics": doc.get("metrics", {}),
-                               "archived": doc.get("archived", False)}))
-    checkpoint = (metadata or {}).get("source_checkpoint")
+    if is_checkpoint(snap, model, version):  # a link straight to a checkpoint
+        checkpoint: object = f"{model}@{version}"
+    else:
+        doc = _doc(snap.read(layout.version_file(model, version))) or {}
+        metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        nodes.append(Node("version", f"{model}@{version}",
+                          details={"metrics": doc.get("metrics", {}),
+                                   "archived": doc.get("archived", False)}))
+        checkpoint = (metadata or {}).get("source_checkpoint")
     if not isinstance(checkpoint, str) or "@" not in checkpoint:
         return nodes
     experiment, _, name = checkpoint.rpartition("@")

@@ -84,6 +84,10 @@ if TYPE_CHECKING:
 __all__ = ["AUDIT_REF", "Registry", "Transaction"]
 
 AUDIT_REF = "refs/modelbox/audit"
+#: Checkpoint changes an experiment policy is not evaluated after: archiving or restoring
+#: by hand (a restore must not be undone by the same command) and a promotion.
+_NO_POLICY_OPERATIONS = frozenset({"checkpoint.archive", "checkpoint.restore",
+                                   "checkpoint.promote"})
 
 logger = logging.getLogger(__name__)
 
@@ -404,7 +408,8 @@ class Registry:
                     batch.versions.setdefault(model, set()).add(version)
                 else:
                     batch.tag_models.add(model)  # _tags.json, or anything else: sync it
-            elif c.path.startswith(layout.EXPERIMENTS + "/"):
+            elif (c.path.startswith(layout.EXPERIMENTS + "/")
+                  and txn.change.operation not in _NO_POLICY_OPERATIONS):
                 folder, sep, rest = c.path[len(layout.EXPERIMENTS) + 1 :].partition(
                     "/" + layout.CHECKPOINTS_DIR + "/")
                 checkpoint = rest.split("/", 1)[0]
@@ -746,6 +751,10 @@ class Registry:
         directory listings included, into the new version: nothing is uploaded. The new
         version is open; metadata ``source_version`` records where it came from.
         """
+        if version is not None:  # bad names are refused before the lock is taken
+            check_segment("version", version)
+        for tag in tags or []:
+            _check_tag(tag)
         with self.transaction() as txn:
             return self.create_version_in(
                 txn, model, version, name=name, description=description,
@@ -821,13 +830,14 @@ class Registry:
         A released source must still match its digest (a hand edit is not copied)."""
         from modelbox import resolver
         from modelbox.collections import follow
+        from modelbox.collections import source_dir as collections_source_dir
         from modelbox.manifests import ArtifactPointer, parse
 
         snap = txn.snapshot
         start = resolver.resolve_version(snap, source)
         holder, held = follow(snap, source.model, start)[-1]
         origin = f"{holder}@{held}"
-        source_dir = layout.version_dir(holder, held)
+        source_dir = collections_source_dir(snap, holder, held)
         entries = releases.pointer_entries(snap, source_dir)
         release = releases.release_of(snap.read(layout.version_file(holder, held)))
         if release is not None and isinstance(release.get("digest"), str):

@@ -99,6 +99,15 @@ def delete_model(
     return removed
 
 
+def _checkpoint_links(snap: Snapshot, name: ModelName) -> list[str]:
+    """The collection links (``C@V <- EXP@CKPT``) that name a checkpoint of ``name``."""
+    from modelbox.collections import iter_links
+
+    prefix = f"{name}@"
+    return sorted(f"{link} <- {source}" for link, source, _ in iter_links(snap)
+                  if source.startswith(prefix) and "/" not in source[len(prefix):])
+
+
 def delete_experiment(registry: Registry, name: ModelName, *, force: bool = False) -> Removed:
     """Delete an experiment with its checkpoints, series and events in one commit.
 
@@ -120,10 +129,14 @@ def delete_experiment(registry: Registry, name: ModelName, *, force: bool = Fals
             if isinstance(promoted, list):
                 removed.dangling += [f"{target} <- {name}@{checkpoint}" for target in promoted
                                      if isinstance(target, str)]
-        if removed.dangling and not force:
+        linked = _checkpoint_links(snap, name)
+        if (removed.dangling or linked) and not force:
             raise InUseError("delete", f"experiment {name}", [
-                "leave the lineage of the versions promoted from it naming a deleted "
-                f"checkpoint ({', '.join(removed.dangling)})"])
+                *([f"unlink the collection links to its checkpoints ({', '.join(linked)})"]
+                  if linked else []),
+                *(["leave the lineage of the versions promoted from it naming a deleted "
+                   f"checkpoint ({', '.join(removed.dangling)})"] if removed.dangling else [])])
+        removed.dangling += linked
         _own_files(txn, layout.experiment_dir(name))
         txn.change = Change("experiment.delete", str(name), f"experiment delete {name}",
                             before=f"{len(removed.versions)} checkpoint(s)")

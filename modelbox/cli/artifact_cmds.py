@@ -63,6 +63,9 @@ def artifact_add(
         return
     for a in added:
         echo(f"Added {a.parent}/{a.path} sha256:{a.checksum} ({a.size} bytes)")
+    from modelbox.cli.lifecycle_cmds import report_decisions
+
+    report_decisions(ctx)  # what an experiment policy did after files reached a checkpoint
 
 
 @artifact.command("track")

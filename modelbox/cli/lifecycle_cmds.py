@@ -35,9 +35,14 @@ def _done(ctx: Context, as_json: bool, document: dict[str, Any], message: str) -
     decisions = [d.to_json() for d in ctx.registry.decisions]
     done(as_json, {**document, "decisions": decisions} if decisions else document, message)
     if not as_json:
-        for d in decisions:
-            what = f"promoted to {d['target']}" if d["action"] == "promote" else "archived"
-            echo(f"{d['checkpoint']} {what} (policy: {d['policy']})")
+        report_decisions(ctx)
+
+
+def report_decisions(ctx: Context) -> None:
+    """One line per decision an experiment policy made after this command's write."""
+    for d in (d.to_json() for d in ctx.registry.decisions):
+        what = f"promoted to {d['target']}" if d["action"] == "promote" else "archived"
+        echo(f"{d['checkpoint']} {what} (policy: {d['policy']})")
 
 
 @click.group()
@@ -168,6 +173,27 @@ def checkpoint_list(ctx: Context, experiment_name: str, as_json: bool) -> None:
         metrics = ", ".join(f"{k}={v}" for k, v in sorted(c.metrics.items()))
         echo(f"{c.checkpoint}\tepoch={c.epoch}\t{metrics}\t{','.join(c.promoted_to)}"
              + ("\tarchived" if c.archived else ""))
+
+
+@checkpoint.command("archive")
+@click.argument("source", metavar="EXPERIMENT@CHECKPOINT")
+@click.option("--restore", is_flag=True, help="Bring an archived checkpoint back.")
+@json_option
+@pass_ctx
+def checkpoint_archive(ctx: Context, source: str, restore: bool, as_json: bool) -> None:
+    """Archive a checkpoint (kept, still EXP:latest if newest; gc --no-history frees its
+    objects), or --restore it (retention may archive it again at the next checkpoint)."""
+    from modelbox import autopromote, resolver
+
+    found = resolver.resolve(ctx.registry.snapshot(), ref_arg(source), version_needed=True)
+    if not found.experiment or found.version is None:
+        raise InvalidValueError(f"{source} is no checkpoint; give EXPERIMENT@CHECKPOINT")
+    changed = autopromote.archive_checkpoint(ctx.registry, found.model, found.version,
+                                             archived=not restore)
+    name = f"{found.model}@{found.version}"
+    verb = "Restored" if restore else "Archived"
+    done(as_json, {"checkpoint": name, "archived": not restore, "changed": changed},
+         f"{verb} {name}" if changed else f"{name} was {verb.lower()} already")
 
 
 @checkpoint.command("promote")

@@ -134,10 +134,15 @@ def test_the_cli_sets_shows_and_reports_in_json(
     assert run("checkpoint", "create", EXP, "e1").code == 0
     file = weights(tmp_path, "w.pt", b"w")
     assert run("artifact", "add", f"{EXP}@e1", file).code == 0
+    assert run("metrics", "log", f"{EXP}@e2", "val_acc=0.95").code == 1  # no such checkpoint
+    assert run("checkpoint", "create", EXP, "e2").code == 0
+    assert run("metrics", "log", f"{EXP}@e2", "val_acc=0.95").code == 0
+    added = run("artifact", "add", f"{EXP}@e2", weights(tmp_path, "x.pt", b"x"))
+    assert f"{EXP}@e2 promoted to {MODEL}@v0 (policy: promote to" in added.out
     logged = run("metrics", "log", f"{EXP}@e1", "val_acc=0.93", "--json")
     assert logged.code == 0, logged.err
     assert json.loads(logged.out)["decisions"] == [
-        {"action": "promote", "checkpoint": f"{EXP}@e1", "target": f"{MODEL}@v0",
+        {"action": "promote", "checkpoint": f"{EXP}@e1", "target": f"{MODEL}@v1",
          "policy": "promote to ai/vision/yolo: val_acc >= 0.9"}]
     plain = run("policy", "show", EXP, "--json")
     assert json.loads(plain.out)["promotion"]["tag"] == "candidate"
@@ -205,6 +210,11 @@ def test_a_co_users_hostile_policy_file_is_one_warning_and_ingest_goes_on(
     assert [c.id for c in exp.checkpoints()] == [f"{EXP}@epoch-{n}" for n in range(3)]
     assert client.model(MODEL).versions() == []
     assert client.model("prod/yolo").versions() == []
+    file.write_text(json.dumps({"kind": "policy", "promotion": {"model": MODEL, "when": []}}))
+    git(registry_path, "commit", "-qam", "a co-user's policy with no rule")
+    shown = modelbox("policy", "show", EXP, cwd=registry_path)
+    assert shown.code == 1 and shown.err.count("\n") == 1, shown
+    assert shown.err.startswith("modelbox: error: ") and "_policy.json" in shown.err
 
 
 @pytest.mark.parametrize("step", ["after-journal", "after-ref-move", "before-tag-refs"])
@@ -228,3 +238,80 @@ def test_a_crash_around_the_promotion_commit_never_promotes_twice(
         assert [v.version for v in after.model(MODEL).versions()] == ["v0"]
         assert after.resolve(f"{MODEL}:candidate") == "v0"
     assert modelbox("check", cwd=registry_path).code == 0
+
+
+def test_the_worked_example_of_docs_policies_md(
+    client: ModelBoxClient, registry_path: Path, run: Run, tmp_path: Path,
+) -> None:
+    client.close()
+    import os
+
+    os.chdir(registry_path)
+    exp = "ai/vision/run-17"
+    assert run("experiment", "create", exp).code == 0
+    assert run("policy", "set", exp, "--promote-to", MODEL, "--when", "val_acc>=0.9",
+               "--when", "val_loss<0.3", "--tag", "candidate", "--keep-best", "2", "--by",
+               "val_loss", "--min").code == 0
+    decided = []
+    for epoch, acc, loss in ((1, 0.85, 0.40), (2, 0.91, 0.25), (3, 0.93, 0.20),
+                             (4, 0.80, 0.50), (2, 0.92, 0.25)):
+        ckpt = f"{exp}@epoch-{epoch}"
+        assert run("checkpoint", "create", exp, f"epoch-{epoch}").code == 0
+        assert run("artifact", "add", ckpt, weights(tmp_path, f"e{epoch}.pt",
+                                                    b"%d" % epoch)).code == 0
+        logged = run("metrics", "log", ckpt, f"val_acc={acc}", f"val_loss={loss}", "--json")
+        assert logged.code == 0, logged.err
+        decided.append([(d["action"], d["checkpoint"].rpartition("@")[2], d["target"])
+                        for d in json.loads(logged.out).get("decisions", [])])
+    assert decided == [
+        [],
+        [("promote", "epoch-2", f"{MODEL}@v0")],
+        [("promote", "epoch-3", f"{MODEL}@v1"), ("archive", "epoch-1", None)],
+        [],
+        [],
+    ]
+    log = git(registry_path, "log", "--format=%B", "--grep=checkpoint.promote")
+    assert ("Modelbox-Policy: promote to ai/vision/yolo: val_acc >= 0.9 and val_loss < 0.3"
+            in log)
+    assert "Modelbox-Tag: ai/vision/yolo:candidate - -> v0" in log
+    assert "Modelbox-Tag: ai/vision/yolo:candidate v0 -> v1" in log
+
+
+def test_a_protected_tag_releases_the_promoted_version_from_python(
+    client: ModelBoxClient, tmp_path: Path,
+) -> None:
+    """`production` is protected by default: promotion tagging it releases (freezes) the
+    new version, with the checkpoint's artifacts as its set."""
+    exp = client.experiment(EXP)
+    policy = exp.set_policy(promote_to=client.model(MODEL), when=["acc>=0.9"],
+                            tag="production", keep_last=3)
+    assert policy["promotion"]["tag"] == "production"
+    assert policy["checkpoints"]["keep_last"] == 3
+    exp.new_checkpoint(1, metrics={"acc": 0.95}, files=[weights(tmp_path, "w.pt", b"w")])
+    client.flush()
+    version = client.model_version(f"{MODEL}:production")
+    manifest = client.registry.get_version(parse_model(MODEL), version.version)
+    assert manifest.released is not None and manifest.released.by == "tag production"
+    assert [a.path for a in version.artifacts()] == ["w.pt"]
+
+
+def test_two_processes_evaluating_one_checkpoint_promote_it_once(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path,
+) -> None:
+    """A watcher and a callback (here: two real modelbox processes) log on the same
+    checkpoint at once: the decision is taken under the registry lock from the branch
+    head, so exactly one version is made."""
+    from hostile import MODELBOX
+
+    edit_policy(client.registry, parse_model(EXP), promote_to=MODEL, when=["acc>=0.9"])
+    client.experiment(EXP).new_checkpoint(1, files=[weights(tmp_path, "w.pt", b"w")])
+    client.close()
+    procs = [subprocess.Popen([MODELBOX, "metrics", "log", f"{EXP}@epoch-1", f"acc={v}"],
+                              cwd=registry_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for v in ("0.91", "0.92", "0.93")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    with ModelBoxClient(registry_path) as after:
+        assert [v.version for v in after.model(MODEL).versions()] == ["v0"]

@@ -154,3 +154,64 @@ def test_bad_update_options_are_one_line_and_change_nothing(
         assert done.err.count("\n") == 1
     assert run("experiment", "update", "ai/nope", "--best-by", "x", "--min").code == 1
     assert git(registry_path, "rev-parse", "HEAD") == head
+
+
+def test_a_checkpoint_links_into_a_collection_with_everything_collections_do(
+    client: ModelBoxClient, registry_path: Path, run: Run, tmp_path: Path,
+) -> None:
+    exp = client.experiment(EXP)
+    exp.new_checkpoint(0, metrics={"acc": 0.9}, files=[file(tmp_path, "w.pt", b"zero")])
+    exp.new_checkpoint(1, metrics={"acc": 0.8}, files=[file(tmp_path, "w.pt", b"one")])
+    exp.new_checkpoint(2)  # no files
+    client.new_collection("ai/picks")
+    client.close()
+    os.chdir(registry_path)
+    made = run("link", f"{EXP}@epoch-0", "ai/picks", "--tag", "first", "--json")
+    assert made.code == 0, made.err
+    assert json.loads(made.out)["link"] == f"{EXP}@epoch-0"
+    listed = json.loads(run("artifact", "list", "ai/picks:first", "--json").out)
+    assert [(a["path"], a["parent"]) for a in listed] == [("w.pt", f"{EXP}@epoch-0")]
+    assert run("get", "ai/picks@v0", "-o", tmp_path / "got").code == 0
+    assert (tmp_path / "got" / "w.pt").read_bytes() == b"zero"
+    steps = json.loads(run("lineage", "ai/picks@v0", "--json").out)["lineage"]
+    assert [(s["kind"], s["name"]) for s in steps] == [
+        ("link", "ai/picks@v0"), ("checkpoint", f"{EXP}@epoch-0"), ("experiment", EXP)]
+    assert run("experiment", "update", EXP, "--best-by", "acc", "--max").code == 0
+    twice = run("link", f"{EXP}:best", "ai/picks")  # EXP:best is epoch-0: linked already
+    assert twice.code == 1 and "linked into ai/picks already" in twice.err
+    empty = run("link", f"{EXP}@epoch-2", "ai/picks")
+    assert empty.code == 1 and "has no artifacts" in empty.err
+    # the link keeps an archived checkpoint's objects through gc --no-history
+    with ModelBoxClient(registry_path) as again:
+        archive_checkpoint(again.registry, parse_model(EXP), "epoch-0")
+    refused = run("link", f"{EXP}@epoch-0", "ai/other")
+    assert refused.code == 1
+    age(registry_path)
+    assert run("gc", "--no-history").code == 0
+    assert run("get", "ai/picks@v0", "-o", tmp_path / "after").code == 0
+    assert (tmp_path / "after" / "w.pt").read_bytes() == b"zero"
+    unlinked = run("unlink", "ai/picks@v0", "--force", "--json")
+    assert json.loads(unlinked.out)["source"] == f"{EXP}@epoch-0"
+
+
+def age(registry: Path) -> None:
+    then = time.time() - 30 * 86400
+    for path in (registry / ".git" / "modelbox" / "store").rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))
+
+
+def test_an_experiment_whose_checkpoint_is_linked_is_not_deleted_without_force(
+    client: ModelBoxClient, registry_path: Path, run: Run, tmp_path: Path,
+) -> None:
+    client.experiment(EXP).new_checkpoint(0, files=[file(tmp_path, "w.pt", b"w")])
+    client.new_collection("ai/picks")
+    client.close()
+    os.chdir(registry_path)
+    assert run("link", f"{EXP}@epoch-0", "ai/picks").code == 0
+    head = git(registry_path, "rev-parse", "HEAD")
+    refused = run("experiment", "delete", EXP)
+    assert refused.code == 1 and "unlink the collection links" in refused.err
+    assert refused.err.count("\n") == 1
+    assert git(registry_path, "rev-parse", "HEAD") == head
+    assert run("experiment", "delete", EXP, "--force").code == 0

@@ -163,3 +163,48 @@ def test_gc_frees_archived_checkpoints_objects_but_never_shared_ones(
         got = run("get", ref, "-o", out)
         assert got.code == 0, got.err
         assert (out / name).exists()
+
+
+def test_a_broken_checkpoint_file_from_a_co_user_skips_retention_with_one_warning(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    edit_policy(client.registry, parse_model(EXP), keep_last=1)
+    exp = client.experiment(EXP)
+    exp.new_checkpoint(0, files=files(tmp_path, 0, w=b"0"))
+    broken = registry_path / "experiments/ai/run-1/_checkpoints/epoch-0/_checkpoint.json"
+    broken.write_text('{"kind": "checkpoint", "experiment": 5}')
+    git(registry_path, "commit", "-qam", "a co-user's hand edit")
+    exp.new_checkpoint(1, files=files(tmp_path, 1, w=b"1"))
+    client.flush()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("checkpoint retention not applied" in w for w in warnings), warnings
+    assert all("\n" not in w for w in warnings)
+    assert (registry_path / "experiments/ai/run-1/_checkpoints/epoch-1").is_dir()
+
+
+def test_a_checkpoint_restored_by_hand_stays_until_the_next_checkpoint(
+    client: ModelBoxClient, registry_path: Path, run: Run, tmp_path: Path,
+) -> None:
+    edit_policy(client.registry, parse_model(EXP), keep_last=1)
+    exp = client.experiment(EXP)
+    for epoch in range(3):
+        exp.new_checkpoint(epoch, files=files(tmp_path, epoch, w=b"%d" % epoch))
+        time.sleep(0.01)
+    client.close()
+    os.chdir(registry_path)
+    restored = run("checkpoint", "archive", f"{EXP}@epoch-0", "--restore", "--json")
+    assert json.loads(restored.out) == {"checkpoint": f"{EXP}@epoch-0", "archived": False,
+                                        "changed": True}
+    with ModelBoxClient(registry_path) as again:
+        assert archived(again) == ["epoch-1"]  # the restore was not undone by the policy
+    assert run("checkpoint", "create", EXP, "epoch-3").code == 0
+    with ModelBoxClient(registry_path) as again:
+        assert archived(again) == ["epoch-0", "epoch-1", "epoch-2"]
+    assert run("checkpoint", "archive", f"{EXP}:latest").out.startswith(
+        f"Archived {EXP}@epoch-3")
+    head = git(registry_path, "rev-parse", "HEAD")
+    for bad in (MODEL + "@v9", f"{EXP}@nope", EXP):
+        done = run("checkpoint", "archive", bad)
+        assert done.code in (1, 2) and done.err.count("\n") == 1, done
+    assert git(registry_path, "rev-parse", "HEAD") == head

@@ -241,7 +241,7 @@ WRONG = [
     (("get", "e@ck9"), f"checkpoint {E}@ck9 does not exist"),
     (("version", "show", "e@ck1"), f"{E} is an experiment, not a model; make a version"),
     (("tag", "e@ck1", "gold"), f"`modelbox checkpoint promote {E}@CHECKPOINT MODEL@VERSION`"),
-    (("link", "e@ck1", "c2"), f"{E} is an experiment, not a model"),
+    (("link", "e@ck1", "c2"), f"{E}@ck1 has no artifacts; add them before linking it"),
     (("resolve", "m#"), "invalid model 'm#'"),
     (("get", "#prod"), "invalid model '#prod'"),
     (("resolve", "m@v1:prod"), "use either MODEL@VERSION or MODEL:TAG, not both"),
