@@ -37,6 +37,7 @@ from modelbox.client import Experiment, ModelBoxClient
 from modelbox.errors import ArtifactError, InvalidValueError, ModelboxError
 from modelbox.lifecycle import Event
 from modelbox.names import Reference, parse_model
+from modelbox.processes import process_alive
 from modelbox.registry import MetricValue
 
 STAGING_DIR = "callbacks"  # under .git/modelbox/
@@ -444,15 +445,6 @@ def _remove_dead_staging(staging: Path) -> None:
         return
     for entry in entries:
         pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
