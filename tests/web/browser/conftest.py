@@ -41,11 +41,13 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
     """The browser for one test; at the end a screenshot is kept and any console error the
     pages logged fails the test."""
+    _dismiss_alert(chromium)  # an alert an earlier, failed test left open
     chromium.get("about:blank")
     chromium.set_window_size(*DESKTOP)
     chromium.get_log("browser")  # what an earlier test left
     view = Page(chromium, request.node.nodeid)
     yield view
+    _dismiss_alert(chromium)
     view.screenshot("end")
     errors = [e for e in view.take_errors() if not _favicon_404(e)]
     chromium.get("about:blank")
@@ -53,6 +55,13 @@ def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
         pytest.fail("console errors: " + "; ".join(str(e.get("message")) for e in errors),
                     pytrace=False)
 
+
+
+def _dismiss_alert(chromium: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with contextlib.suppress(NoAlertPresentException):
+        chromium.switch_to.alert.dismiss()
 
 
 def _favicon_404(entry: dict[str, Any]) -> bool:

@@ -51,7 +51,11 @@ def test_a_script_that_ran_is_caught(page: Page, servers: Servers, tmp_path: Pat
 
 def test_an_alert_is_caught(page: Page, servers: Servers, tmp_path: Path) -> None:
     served = servers.static(_site(tmp_path, "<script>alert('x')</script>"))
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
     page.driver.get(served.url)
+    WebDriverWait(page.driver, 30).until(expected_conditions.alert_is_present())  # a loaded CPU
     with pytest.raises(AssertionError, match=r"alert\('x'\)"):
         page.assert_no_script_ran()
     page.driver.switch_to.alert.dismiss()
