@@ -28,6 +28,7 @@ from benchkit.harness import Bench, Row, Sizes, StepError, modelbox_commit, tabl
 from benchkit.hashing import hashing
 from benchkit.ingest import ingest
 from benchkit.memory import memory
+from benchkit.reach import reach
 from benchkit.scale import scale
 from benchkit.scale_curve import curve
 from benchkit.scale_refs import refs
@@ -55,6 +56,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "13": ("shards", shards, False),
     "14": ("ingest", ingest, False),
     "15": ("web", web, False),
+    "16": ("reach", reach, True),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

@@ -1,0 +1,156 @@
+"""Scenario 16 (``reach``): issue 16's URL-read targets, side by side with Git and the peers.
+
+The cached 100,000-version registry (:func:`scale_cache.registry`, read-only here) is
+served by the tests' ``git daemon`` on loopback (the helper scenario 10 uses for push /
+clone), with ``uploadpack.allowFilter`` on so that ``git clone --filter=blob:none`` is
+really filtered. Every command is a fresh process; each cold round gets its own
+``MODELBOX_CACHE_DIR`` (an empty mirror cache, ``<cache>/registries/``):
+
+* first ``modelbox --repo URL resolve M:production`` (cold) against ``git clone
+  --filter=blob:none --depth 1 URL`` (<= 2x). The registry holds no artifacts, so the
+  artifact transfer of issue 16's target is zero;
+* later reads on the last cold round's mirror, within the TTL (``MODELBOX_URL_TTL`` set to
+  an hour so no repeat refetches): ``resolve`` (<= 0.3 s), ``get M:production -o DIR``
+  (<= 0.5 s; it places 0 files, there are none) and ``artifact list``. Not ``version
+  show``: it needs the version's last-changed time, so its first run through a URL fetches
+  the whole history (minutes at 100k, docs/collaboration.md), which is not a later read;
+* the peers, once each with a timeout: ``gto show --repo URL M#production`` and ``dvc get
+  URL models/M/_tags.json`` (the nearest ``dvc get`` can do: modelbox tracks no file with
+  DVC). A peer that fails or times out gets no number and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchkit import peers, scale_cache
+from benchkit.harness import Bench, Row, Sample, StepError, Target, alternate, measure
+from benchkit.scale import MODEL, label
+from benchkit.sharing import _step, git_daemon
+
+FIRST = Target("ratio", 2.0)  # first read <= 2x git clone --filter=blob:none --depth 1
+WARM_RESOLVE = Target("seconds", 0.3)
+LATER = Target("seconds", 0.5)  # later get (+ transfer, zero here)
+AHEAD = Target("ratio", 1.0)  # ahead of gto show --repo / dvc get
+PEER_TIMEOUT = 120.0
+TTL = "3600"
+
+
+@contextlib.contextmanager
+def _served(root: Path) -> Iterator[str]:
+    """``git daemon`` over ``root`` whose upload-pack honours ``--filter``: the setting
+    goes through the environment the daemon (and so each upload-pack) inherits; the
+    registry's own config is left alone."""
+    saved = os.environ.get("GIT_CONFIG_PARAMETERS")
+    os.environ["GIT_CONFIG_PARAMETERS"] = "'uploadpack.allowfilter'='true'"
+    try:
+        with git_daemon(root) as base:
+            _restore(saved)
+            yield base
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: str | None) -> None:
+    if saved is None:
+        os.environ.pop("GIT_CONFIG_PARAMETERS", None)
+    else:
+        os.environ["GIT_CONFIG_PARAMETERS"] = saved
+
+
+def reach(bench: Bench) -> list[Row]:
+    models, versions = bench.sizes.scale
+    reg, _ = scale_cache.registry(bench, models, versions)
+    size = f"16. [{label(models, versions)}]"
+    mb = bench.modelbox
+    with _served(reg.resolve().parent) as base:
+        url = f"{base}/{reg.name}"
+        cold: list[Sample] = []
+        clone: list[Sample] = []
+        cache = bench.work
+        for i in range(bench.repeat):
+            bench.say(f"16: cold read vs git clone, round {i + 1}/{bench.repeat}")
+            cache = bench.fresh(f"reach-cache{i}")
+            where = bench.fresh(f"reach-clone{i}")
+            env = bench.env(MODELBOX_CACHE_DIR=str(cache))
+            alternate(i, _step(cold, [mb, "--repo", url, "resolve", f"{MODEL}:production"],
+                               env, where),
+                      _step(clone, ["git", "clone", "-q", "--filter=blob:none", "--depth", "1",
+                                    url, str(where / "git")], env, where))
+            shutil.rmtree(where, ignore_errors=True)  # a checkout of 100k versions' files
+        warm_env = bench.env(MODELBOX_CACHE_DIR=str(cache), MODELBOX_URL_TTL=TTL)
+        later: dict[str, list[Sample]] = {"resolve": [], "get": [], "artifacts": []}
+        for i in range(bench.fast_repeat):
+            bench.say(f"16: later reads, round {i + 1}/{bench.fast_repeat}")
+            out = bench.fresh(f"reach-get{i}")
+            argvs = {
+                "resolve": [mb, "--repo", url, "resolve", f"{MODEL}:production"],
+                "get": [mb, "--repo", url, "get", f"{MODEL}:production", "-o",
+                        str(out / "model")],
+                "artifacts": [mb, "--repo", url, "artifact", "list", f"{MODEL}:production"],
+            }
+            for key, argv in argvs.items():
+                later[key].append(measure(argv, env=warm_env, cwd=out))
+        rows = [
+            Row.of(f"{size} first resolve {MODEL}:production, cold cache (git://) vs git "
+                   "clone --filter=blob:none --depth 1", cold, clone, FIRST,
+                   note="no artifacts: transfer 0"),
+            Row.of(f"{size} later resolve, warm mirror within TTL", later["resolve"],
+                   target=WARM_RESOLVE),
+            Row.of(f"{size} later get {MODEL}:production -o DIR, warm", later["get"],
+                   target=LATER, note="0 files placed: no artifacts"),
+            Row.of(f"{size} later artifact list {MODEL}:production, warm",
+                   later["artifacts"]),
+        ]
+        rows += _peers(bench, url, size, cold)
+    return rows
+
+
+def _peers(bench: Bench, url: str, size: str, cold: list[Sample]) -> list[Row]:
+    titles = {
+        "gto": f"{size} cold resolve vs gto show --repo URL {MODEL}#production",
+        "dvc": f"{size} cold resolve vs dvc get URL models/{MODEL}/_tags.json",
+    }
+    if bench.peers is None:
+        reason = bench.peer_problem or "no peers"
+        return [Row(title, None, target=AHEAD, note=reason) for title in titles.values()]
+    where = bench.fresh("reach-peers")
+    env = peers.dvc_env(bench.env(MODELBOX_CACHE_DIR=str(where / "mbcache")), where)
+    argvs = {
+        "gto": [bench.peers.exe("gto"), "show", "--repo", url, f"{MODEL}#production"],
+        "dvc": [bench.peers.exe("dvc"), "get", url, f"models/{MODEL}/_tags.json", "-o",
+                str(where / "tags.json")],
+    }
+    rows = []
+    for key, argv in argvs.items():
+        bench.say(f"16: {key} (timeout {PEER_TIMEOUT:.0f} s)")
+        seconds, problem = _timed(argv, env, where)
+        ours = [Sample(s.seconds, s.rss_mb) for s in cold]
+        peer = [Sample(seconds, 0.0)] if problem is None else []
+        row = Row.of(titles[key], ours, peer, AHEAD, note=problem or "peer: 1 run")
+        row.peer_rss = None
+        rows.append(row)
+    return rows
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str | None]:
+    """Wall seconds of one run and None, or what went wrong (a timeout, an exit status)."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=PEER_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return PEER_TIMEOUT, f">timeout {PEER_TIMEOUT:.0f} s"
+    except OSError as error:
+        raise StepError(str(error)) from error
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1][:70]
+        return seconds, f"peer exit {done.returncode} after {seconds:.1f} s: {last}"
+    return seconds, None
