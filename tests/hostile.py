@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -96,3 +97,12 @@ def bytes_read() -> int:
         pytest.skip("needs Linux's /proc/self/io")
     fields = dict(line.split(": ") for line in io.read_text().splitlines())
     return int(fields["rchar"])
+
+
+def age_store(registry: Path, hours: float) -> None:
+    """Pretend every object in the registry's local store was written ``hours`` ago (gc
+    keeps anything younger than its grace period)."""
+    then = time.time() - hours * 3600
+    for path in (registry / ".git" / "modelbox" / "store").rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))

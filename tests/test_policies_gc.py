@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hostile import age_store
 
 from modelbox import ModelBoxClient
 from modelbox.errors import InvalidValueError
@@ -22,13 +22,6 @@ def store_files(registry: Path) -> set[str]:
     root = registry / ".git" / "modelbox" / "store" / "sha256"  # objects, not gc's notes
     return {p.name for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
-
-def age(registry: Path, hours: float) -> None:
-    """Pretend every object in the local store was written ``hours`` ago."""
-    then = time.time() - hours * 3600
-    for path in (registry / ".git" / "modelbox" / "store").rglob("*"):
-        if path.is_file():
-            os.utime(path, (then, then))
 
 
 @pytest.fixture
@@ -106,7 +99,7 @@ def test_gc_deletes_only_old_objects_that_no_commit_references(
     before = store_files(registry_path)
     young = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)
     assert young["delete"] == [] and young["young"] == 1
-    age(registry_path, 24 * 30)
+    age_store(registry_path, 24 * 30)
     plan = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)
     assert plan["delete"] == [orphan]
     assert store_files(registry_path) == before  # a dry run changes nothing
@@ -129,7 +122,7 @@ def test_gc_without_history_frees_replaced_and_archived_objects(
     v2.upload_artifact([weights])
     v1.archive()
     client.close()
-    age(registry_path, 24 * 30)
+    age_store(registry_path, 24 * 30)
     with_history = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)
     assert with_history["delete"] == []
     live = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--no-history",
@@ -156,7 +149,7 @@ def test_gc_keeps_what_a_tag_ref_or_another_branch_needs(
     mv.archive()
     subprocess.run(["git", "reset", "-q", "--hard", "HEAD~2"], cwd=registry_path, check=True)
     client.close()
-    age(registry_path, 24 * 30)
+    age_store(registry_path, 24 * 30)
     plan = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)
     assert plan["delete"] == []  # branch keep-me still has the pointer
 
@@ -194,7 +187,7 @@ def test_gc_keeps_the_packs_a_directory_listing_names(
         (folder / f"{n:03d}.txt").write_bytes(os.urandom(3000))
     client.new_model("ai/yolo").new_model_version("v1").upload_artifact([folder])
     client.close()
-    age(registry_path, 24 * 30)
+    age_store(registry_path, 24 * 30)
     assert len(store_files(registry_path)) == 2  # the listing and one pack of 50 files
 
     plan = json.loads(run("--repo", registry_path, "gc", "--dry-run", "--json").out)

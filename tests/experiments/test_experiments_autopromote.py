@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from experiments_helpers import git
 from hostile import modelbox
 
 from modelbox import ModelBoxClient
@@ -23,11 +24,6 @@ if TYPE_CHECKING:
 
 EXP = "ai/vision/run-1"
 MODEL = "ai/vision/yolo"
-
-
-def git(path: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=path, check=True, capture_output=True,
-                          text=True).stdout
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from hostile import modelbox
+from experiments_helpers import git
+from hostile import age_store, modelbox
 
 from modelbox import ModelBoxClient
 from modelbox.autopromote import archive_checkpoint
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
     from conftest import Run
 
 EXP = "ai/run-1"
-
-
-def git(path: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=path, check=True, capture_output=True,
-                          text=True).stdout
 
 
 @pytest.fixture
@@ -186,19 +181,13 @@ def test_a_checkpoint_links_into_a_collection_with_everything_collections_do(
         archive_checkpoint(again.registry, parse_model(EXP), "epoch-0")
     refused = run("link", f"{EXP}@epoch-0", "ai/other")
     assert refused.code == 1
-    age(registry_path)
+    age_store(registry_path, 24 * 30)
     assert run("gc", "--no-history").code == 0
     assert run("get", "ai/picks@v0", "-o", tmp_path / "after").code == 0
     assert (tmp_path / "after" / "w.pt").read_bytes() == b"zero"
     unlinked = run("unlink", "ai/picks@v0", "--force", "--json")
     assert json.loads(unlinked.out)["source"] == f"{EXP}@epoch-0"
 
-
-def age(registry: Path) -> None:
-    then = time.time() - 30 * 86400
-    for path in (registry / ".git" / "modelbox" / "store").rglob("*"):
-        if path.is_file():
-            os.utime(path, (then, then))
 
 
 def test_an_experiment_whose_checkpoint_is_linked_is_not_deleted_without_force(

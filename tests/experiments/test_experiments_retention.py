@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from hostile import modelbox
+from experiments_helpers import git
+from hostile import age_store, modelbox
 
 from modelbox import ModelBoxClient
 from modelbox.autopromote import edit_policy
@@ -26,18 +26,6 @@ if TYPE_CHECKING:
 EXP = "ai/run-1"
 MODEL = "ai/yolo"
 
-
-def git(path: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=path, check=True, capture_output=True,
-                          text=True).stdout
-
-
-def age(registry: Path, hours: float) -> None:
-    """Pretend every object in the local store was written ``hours`` ago."""
-    then = time.time() - hours * 3600
-    for path in (registry / ".git" / "modelbox" / "store").rglob("*"):
-        if path.is_file():
-            os.utime(path, (then, then))
 
 
 @pytest.fixture
@@ -145,7 +133,7 @@ def test_gc_frees_archived_checkpoints_objects_but_never_shared_ones(
     assert archived(client) == ["epoch-0", "epoch-1"]
     digests = {a.path: a.checksum for c in exp.checkpoints() for a in c.artifacts()}
     client.close()
-    age(registry_path, 24 * 30)
+    age_store(registry_path, 24 * 30)
     os.chdir(registry_path)
     with_history = json.loads(run("gc", "--dry-run", "--json").out)
     assert with_history["delete"] == []
