@@ -251,13 +251,9 @@ class EventLog(Document):
     events: list[EventRecord] = Field(default_factory=list)
 
 
-class LabellingRule(Document):
-    """Give ``tag`` to the version whose ``metric`` (on ``dataset``) satisfies ``op value``.
+class MetricCondition(Document):
+    """One ``METRIC[/DATASET] OP VALUE`` rule (:mod:`modelbox.rules`) on its own."""
 
-    Several rules for one tag must all hold; the grammar and evaluation are
-    :mod:`modelbox.rules` (documented in ``docs/policies.md``)."""
-
-    tag: str = Field(pattern=NAME_PATTERN)
     metric: str = Field(min_length=1)
     dataset: str | None = None
     op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
@@ -265,6 +261,15 @@ class LabellingRule(Document):
 
     def rule(self) -> Rule:
         return Rule(metric=self.metric, op=self.op, value=self.value, dataset=self.dataset)
+
+
+class LabellingRule(MetricCondition):
+    """Give ``tag`` to the version whose ``metric`` (on ``dataset``) satisfies ``op value``.
+
+    Several rules for one tag must all hold; the grammar and evaluation are
+    :mod:`modelbox.rules` (documented in ``docs/policies.md``)."""
+
+    tag: str = Field(pattern=NAME_PATTERN)
 
     @property
     def key(self) -> str:
@@ -282,18 +287,6 @@ class RetentionRule(Document):
     keep_last: int = Field(ge=1)
     keep_tagged: bool = True
     keep_linked: bool = True
-
-
-class MetricCondition(Document):
-    """One ``METRIC[/DATASET] OP VALUE`` rule (:mod:`modelbox.rules`) on its own."""
-
-    metric: str = Field(min_length=1)
-    dataset: str | None = None
-    op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
-    value: float
-
-    def rule(self) -> Rule:
-        return Rule(metric=self.metric, op=self.op, value=self.value, dataset=self.dataset)
 
 
 class PromotionRule(Document):
