@@ -65,6 +65,12 @@ Key = tuple[bytes, int]  # (path, stage): git's sort order
 # A split index's entry relative to the shared one: its position there (-1: added) and its
 # bytes with their name (None: deleted).
 Overlaid = tuple[int, bytes | None]
+_Bytes = bytes | bytearray
+# An edit of the entries: the byte range [start, stop) of the old ones becomes ``new``.
+_Edit = tuple[int, int, bytes]
+# At most this many edits are spliced into the entries in place (each moves the bytes after
+# it); more are copied once into a new buffer.
+_IN_PLACE = 16
 
 
 _ITEM = 8  # bytes per kept offset
@@ -91,12 +97,12 @@ def _shifted(run: array[int], shift: int) -> array[int]:
     return out
 
 
-def _entry_key(data: bytes, offset: int) -> Key:
+def _entry_key(data: _Bytes, offset: int) -> Key:
     flags = (data[offset + _FLAGS_AT] << 8) | data[offset + _FLAGS_AT + 1]
     name_at = offset + _ENTRY.size + (2 if flags & _EXTENDED else 0)
     length = flags & _NAME_MASK
     end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
-    return data[name_at:end], (flags & _STAGE_MASK) >> 12
+    return bytes(data[name_at:end]), (flags & _STAGE_MASK) >> 12
 
 
 def _renamed(raw: bytes, name: bytes) -> bytes:
@@ -123,7 +129,7 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
+def _read_varint(data: _Bytes | memoryview, at: int) -> tuple[int, int]:
     """The varint at ``at``, and where it ends; IndexError past the end of ``data``."""
     byte = data[at]
     at += 1
@@ -135,12 +141,12 @@ def _read_varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
     return value, at
 
 
-def _fixed_size(raw: bytes | memoryview, offset: int = 0) -> int:
+def _fixed_size(raw: _Bytes | memoryview, offset: int = 0) -> int:
     """The size of an entry's fields before its name (stat data, sha, flags)."""
     return _ENTRY.size + (2 if raw[offset + _FLAGS_AT] << 8 & _EXTENDED else 0)
 
 
-def _compressed(fixed: bytes | memoryview, name: bytes, previous: bytes) -> bytes:
+def _compressed(fixed: _Bytes | memoryview, name: bytes, previous: bytes) -> bytes:
     """A version 4 entry: its fields, how many bytes to strip from the end of the name
     before it, the rest of its own name, NUL."""
     common = 0
@@ -284,19 +290,20 @@ class GitIndex:
         self.offsets_path = offsets or path.parent / "modelbox" / "index-offsets"
         self.split_settings = split or SplitSettings()
         self.version = 2
-        # The flat entries: the index file's, or for a split index the shared index's.
-        self._data = b""
+        # The flat entries: the index file's, or for a split index the shared index's (as
+        # read: the whole file; once written by this view: the header and entries only).
+        self._data: _Bytes = b""
         self._offsets = _offset_array()  # where each entry starts, in git's sort order
         self._names: list[bytes] | None = None  # a version 4 _data: each entry's full name
         self._end = _HEADER.size  # where the entries end (extensions or checksum follow)
         self._changes: dict[Key, bytes | None] = {}  # entry -> raw bytes (None: removed)
-        self._parts: list[bytes | memoryview] | None = None  # _data, not joined yet
         self._stamp: tuple[int, int, int] | None = None
         self._base: bytes | None = None  # a split index: its shared index's checksum
         self._overlay: dict[Key, Overlaid] = {}  # a split index: what differs from _data
         self._offsets_kept = True  # a split index: the offsets file describes _data
         self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
+        self._broken = False  # a write failed part-way: read the file again before use
         # The offsets of the last whole write wait here for the next process: saved at most
         # once a second while writing, and when this view is let go (flush, garbage
         # collection or exit), not after every write of a loop.
@@ -310,7 +317,7 @@ class GitIndex:
 
     def reload(self) -> None:
         """Read the index file again (an absent file is an empty index)."""
-        self._changes = {}
+        self._changes, self._broken = {}, False
         self._kept.value = None  # offsets of bytes someone else has replaced
         try:
             with open(self.path, "rb") as f:
@@ -318,7 +325,7 @@ class GitIndex:
                 st = os.fstat(f.fileno())
         except FileNotFoundError:
             self.version, self._data, self._end = 2, b"", _HEADER.size
-            self._offsets, self._parts, self._names = _offset_array(), None, None
+            self._offsets, self._names = _offset_array(), None
             self._base, self._overlay, self._stamp = None, {}, None
             return
         self._load(data)
@@ -326,6 +333,8 @@ class GitIndex:
 
     def is_stale(self) -> bool:
         """True when someone else rewrote the index file since we read or wrote it."""
+        if self._broken:
+            return True
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -339,7 +348,7 @@ class GitIndex:
                            "as a split index (core.splitIndex); run `git update-index "
                            "--index-version 2`, or turn core.splitIndex off")
         if link is None:
-            self.version, self._data, self._parts = version, data, None
+            self.version, self._data = version, data
             self._offsets, self._end, self._names = offsets, end, names
             self._base, self._overlay = None, {}
             return
@@ -437,7 +446,7 @@ class GitIndex:
         """Read and check the shared index named ``base`` into ``_data`` and the offsets."""
         self._base_version = 2
         if base == _NO_BASE:
-            self._data, self._parts, self._offsets, self._end = b"", None, _offset_array(), 12
+            self._data, self._offsets, self._end = b"", _offset_array(), 12
             self._base, self._offsets_kept = base, True
             return
         path = self.path.with_name(f"sharedindex.{base.hex()}")
@@ -457,7 +466,7 @@ class GitIndex:
         if link is not None:
             raise GitError(f"{path} links to another shared index; remove {self.path} "
                            "and run `git reset`")
-        self._data, self._parts, self._offsets, self._end = data, None, offsets, end
+        self._data, self._offsets, self._end = data, offsets, end
         self._base, self._base_version, self._offsets_kept = base, version, cached
 
     def _walk(self, path: Path, data: bytes, count: int,
@@ -545,12 +554,7 @@ class GitIndex:
 
     # -- entries -------------------------------------------------------------------------
     def _key_at(self, offset: int) -> Key:
-        data = self._data
-        flags = (data[offset + _FLAGS_AT] << 8) | data[offset + _FLAGS_AT + 1]
-        name_at = offset + _ENTRY.size + (2 if flags & _EXTENDED else 0)
-        length = flags & _NAME_MASK
-        end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
-        return data[name_at:end], (flags & _STAGE_MASK) >> 12
+        return _entry_key(self._data, offset)
 
     def _key_of(self, i: int) -> Key:
         """The key of entry ``i`` of a version 4 index (its name is kept, not in place)."""
@@ -578,7 +582,7 @@ class GitIndex:
         if not found:
             return None
         stop = self._offsets[at + 1] if at + 1 < len(self._offsets) else self._end
-        return self._bytes()[self._offsets[at] : stop]
+        return bytes(self._bytes()[self._offsets[at] : stop])
 
     def get(self, path: str) -> IndexEntry | None:
         """The stage-0 entry for ``path``, or None (also None when the path is conflicted)."""
@@ -625,57 +629,59 @@ class GitIndex:
             self._changes[(name, stage)] = None
 
     def _spliced(self, changes: dict[Key, bytes | None],
-                 ) -> tuple[list[bytes | memoryview], array[int], int]:
-        """The new file but its checksum, as parts: runs of unchanged entries are views of
-        the old bytes (never copied), with their offsets shifted. Returns the parts, the
-        new offsets and where the entries end."""
-        data, offsets, end = memoryview(self._bytes()), self._offsets, self._end
-        parts: list[bytes | memoryview] = []
+                 ) -> tuple[list[_Edit], array[int], int]:
+        """What ``changes`` do to the file's entries, as edits of ``_data`` (byte ranges
+        replaced, in ascending order, never overlapping); the new offsets (runs of
+        unchanged entries shifted, without a Python loop over them) and where the new
+        entries end."""
+        data, offsets, end = self._bytes(), self._offsets, self._end
+        count = len(offsets)
+        edits: list[_Edit] = []
         new_offsets = _offset_array()
-        at = _HEADER.size  # where the next part lands in the new file
+        at = _HEADER.size  # where the next entry lands in the new file
         copied = 0  # entries of the old file before this one are placed
         for key in sorted(changes):
             raw = changes[key]
             position, found = self._position(key, copied)
+            here = offsets[position] if position < count else end
             if position > copied:
                 start = offsets[copied]
-                stop = offsets[position] if position < len(offsets) else end
-                parts.append(data[start:stop])
-                shift = at - start
-                run = offsets[copied:position]
-                new_offsets += _shifted(run, shift)
-                at += stop - start
+                new_offsets += _shifted(offsets[copied:position], at - start)
+                at += here - start
             copied = position + 1 if found else position
+            if found or raw is not None:
+                stop = (offsets[copied] if copied < count else end) if found else here
+                edits.append((here, stop, raw or b""))
             if raw is not None:
-                parts.append(raw)
                 new_offsets.append(at)
                 at += len(raw)
-        if copied < len(offsets):
+        if copied < count:
             start = offsets[copied]
-            parts.append(data[start:end])
-            shift = at - start
-            run = offsets[copied:]
-            new_offsets += _shifted(run, shift)
+            new_offsets += _shifted(offsets[copied:], at - start)
             at += end - start
-        parts.insert(0, _HEADER.pack(b"DIRC", self.version, len(new_offsets)))
-        return parts, new_offsets, at
+        del data  # no view of the bytes may outlive this (they may be resized in place)
+        return edits, new_offsets, at
 
     def _spliced_v4(self, changes: dict[Key, bytes | None],
-                    ) -> tuple[list[bytes | memoryview], array[int], int, list[bytes]]:
+                    ) -> tuple[list[_Edit], array[int], int, list[bytes]]:
         """:meth:`_spliced` of a version 4 index, and the new names. An entry's name is
         stored against the name before it, so besides the changed entries the first
-        unchanged entry after each change is encoded again; the runs after it are copied
+        unchanged entry after each change is encoded again; the runs after it are kept
         as they are."""
-        data, offsets, end = memoryview(self._bytes()), self._offsets, self._end
+        data, offsets, end = self._bytes(), self._offsets, self._end
         names = self._names
         assert names is not None
-        parts: list[bytes | memoryview] = []
+        count = len(offsets)
+        edits: list[_Edit] = []
         new_offsets = _offset_array()
         new_names: list[bytes] = []
         at = _HEADER.size
         copied = 0
         previous = b""  # the name of the last entry placed
         moved = False  # the entry placed last is not the one before ``copied`` in the file
+
+        def start_of(i: int) -> int:
+            return offsets[i] if i < count else end
 
         def copy_to(position: int) -> None:
             nonlocal at, copied, previous, moved
@@ -685,7 +691,7 @@ class GitIndex:
                 start = offsets[copied]
                 fixed = data[start : start + _fixed_size(data, start)]
                 raw = _compressed(fixed, names[copied], previous)
-                parts.append(raw)
+                edits.append((start, start_of(copied + 1), raw))
                 new_offsets.append(at)
                 new_names.append(names[copied])
                 at += len(raw)
@@ -693,11 +699,9 @@ class GitIndex:
                 moved = False
             if position > copied:
                 start = offsets[copied]
-                stop = offsets[position] if position < len(offsets) else end
-                parts.append(data[start:stop])
                 new_offsets.extend(_shifted(offsets[copied:position], at - start))
                 new_names.extend(names[copied:position])
-                at += stop - start
+                at += start_of(position) - start
             previous = names[position - 1]
             copied = position
 
@@ -705,18 +709,52 @@ class GitIndex:
             raw = changes[key]
             position, found = self._position(key, copied)
             copy_to(position)
+            here = start_of(position)
             copied = position + 1 if found else position
             moved = moved or found
+            entry = b""
             if raw is not None:
                 entry = _compressed(raw[: _fixed_size(raw)], key[0], previous)
-                parts.append(entry)
                 new_offsets.append(at)
                 new_names.append(key[0])
                 at += len(entry)
                 previous, moved = key[0], True
-        copy_to(len(offsets))
-        parts.insert(0, _HEADER.pack(b"DIRC", self.version, len(new_offsets)))
-        return parts, new_offsets, at, new_names
+            if found or entry:
+                edits.append((here, start_of(copied) if found else here, entry))
+        copy_to(count)
+        return edits, new_offsets, at, new_names
+
+    def _applied(self, edits: list[_Edit], count: int) -> bytearray:
+        """The new entries (header included, no extensions, no checksum) from ``edits``.
+
+        A writer that keeps publishing holds the entries as one ``bytearray`` and splices a
+        few edits into it where they are (a ``memmove`` of the bytes after each, in C);
+        many edits, or bytes just read from the file, are copied once into a new buffer.
+        On any error after this, :meth:`_forget` must be called: the bytes have changed."""
+        data, end = self._data, self._end
+        if isinstance(data, bytearray) and len(data) == end and len(edits) <= _IN_PLACE:
+            for start, stop, new in reversed(edits):  # later edits first: starts stay valid
+                data[start:stop] = new
+            out = data
+        else:
+            out = bytearray(_HEADER.size)
+            view = memoryview(data)
+            kept = _HEADER.size
+            for start, stop, new in edits:
+                out += view[kept:start]
+                out += new
+                kept = stop
+            out += view[kept:end]
+            view.release()
+        _HEADER.pack_into(out, 0, b"DIRC", self.version, count)
+        return out
+
+    def _forget(self) -> None:
+        """Drop the entries in memory after a write failed part-way (they may be neither
+        the old file's nor the new one's): the next use reads the file again, and keeps
+        the changes not written yet."""
+        self._data, self._offsets, self._names, self._end = b"", _offset_array(), None, 12
+        self._broken = True
 
     def write(self) -> None:
         """Write the index through ``index.lock`` and rename, as git does.
@@ -726,46 +764,57 @@ class GitIndex:
         IndexLockedError. A lock left by a modelbox process that died holding it is removed
         first (see :func:`clear_stale_lock`).
         """
+        self._bytes()  # read the file again if a write failed part-way
         split = self.split_settings.enabled
+        names: list[bytes] | None = None
         if self._names is not None:
-            parts, offsets, end, names = self._spliced_v4(self._changes)
-            checksum = _seal(parts)
-            self._replace(parts)
-            self._data, self._parts, self._names = b"", parts, names
-            self._offsets, self._end, self._changes = offsets, end, {}
-            self._kept.keep((checksum, offsets, end, names))
-            return
-        if split or (split is None and self.is_split):
+            edits, offsets, end, names = self._spliced_v4(self._changes)
+        elif split or (split is None and self.is_split):
             self._write_split()
             return
-        changes = self._changes
-        if self._overlay:  # a split index written whole: its differences, then ours
-            changes = {key: raw for key, (_, raw) in self._overlay.items()} | changes
-        parts, offsets, end = self._spliced(changes)
-        checksum = _seal(parts)
-        self._replace(parts)
+        else:
+            changes = self._changes
+            if self._overlay:  # a split index written whole: its differences, then ours
+                changes = {key: raw for key, (_, raw) in self._overlay.items()} | changes
+            edits, offsets, end = self._spliced(changes)
+        sealed: list[_Bytes] = []
+
+        def build() -> list[_Bytes]:  # once the lock is ours: the entries change in place
+            sealed.append(self._applied(edits, len(offsets)))
+            sealed.append(_seal(sealed[:1]))
+            return sealed
+
+        try:
+            self._replace(build)
+        except BaseException:
+            if sealed:
+                self._forget()
+            raise
+        data, checksum = sealed[0], bytes(sealed[1])
+        # The entries stay in memory, as they are in the file: a script writing in a loop
+        # splices its next change into them.
         self._base, self._overlay = None, {}
-        # The new bytes are joined only if this process reads the index again (a script
-        # writing in a loop); a command that ends here never copies them.
-        self._data, self._parts = b"", parts
+        self._data, self._names = data, names
         self._offsets, self._end, self._changes = offsets, end, {}
-        self._kept.keep((checksum, offsets, end, None))
+        self._kept.keep((checksum, offsets, end, names))
 
     def flush(self) -> None:
         """Save the offsets of the last write now (also done at garbage collection and
         exit; a process killed before only leaves them to be computed again)."""
         self._kept.flush()
 
-    def _replace(self, parts: list[bytes | memoryview]) -> None:
-        """Write ``parts`` as the index file, through ``index.lock``."""
+    def _replace(self, build: Callable[[], list[_Bytes]]) -> None:
+        """Write what ``build`` returns (called once the lock is held) as the index file,
+        through ``index.lock``."""
         lock = self.path.with_name(self.path.name + ".lock")
         fd = _acquire(lock)
         try:
             fault("index-locked")
+            parts = build()
             with os.fdopen(fd, "wb") as f:
                 f.writelines(parts)
             os.replace(lock, self.path)
-        except OSError:
+        except BaseException:
             lock.unlink(missing_ok=True)
             raise
         finally:
@@ -809,11 +858,11 @@ class GitIndex:
                 os.utime(self.path.with_name(f"sharedindex.{self._base.hex()}"))
         assert self._base is not None
         link = self._base + _ewah(removed) + _ewah(replaced)
-        parts: list[bytes | memoryview] = [
+        parts: list[_Bytes] = [
             _HEADER.pack(b"DIRC", self.version, len(entries) + len(added)),
             b"".join(entries) + b"".join(added), _LINK + struct.pack(">I", len(link)) + link]
         _seal(parts)
-        self._replace(parts)
+        self._replace(lambda: parts)
         self._overlay, self._changes = overlay, {}
         if not self._offsets_kept:
             self._save_offsets(self._base, self._offsets, self._end, None)
@@ -849,7 +898,13 @@ class GitIndex:
     def _write_shared(self, changes: dict[Key, bytes | None]) -> None:
         """Write ``sharedindex.<checksum>``: every entry, as a flat index; it becomes
         ``_data``. Shared indexes unused for ``splitIndex.sharedIndexExpire`` go."""
-        parts, offsets, end = self._spliced(changes)
+        edits, offsets, end = self._spliced(changes)
+        try:
+            data = self._applied(edits, len(offsets))
+        except BaseException:
+            self._forget()
+            raise
+        parts: list[_Bytes] = [data]
         checksum = _seal(parts)
         path = self.path.with_name(f"sharedindex.{checksum.hex()}")
         tmp = self.path.with_name(f"sharedindex_modelbox.{os.getpid()}.tmp")
@@ -859,8 +914,9 @@ class GitIndex:
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
+            self._forget()
             raise
-        self._data, self._parts, self._offsets, self._end = b"", parts, offsets, end
+        self._data, self._offsets, self._end = data, offsets, end
         self._base, self._base_version = checksum, self.version
         self._save_offsets(checksum, offsets, end, None)
         self._offsets_kept = True
@@ -873,9 +929,11 @@ class GitIndex:
                 if old != path and now - old.stat().st_mtime > expire:
                     old.unlink()
 
-    def _bytes(self) -> bytes:
-        if self._parts is not None:
-            self._data, self._parts = b"".join(self._parts), None
+    def _bytes(self) -> _Bytes:
+        if self._broken:
+            changes = self._changes
+            self.reload()
+            self._changes = changes
         return self._data
 
 _Offsets = tuple[bytes, "array[int]", int, "list[bytes] | None"]  # checksum, offsets, end, names
@@ -924,7 +982,7 @@ class _Kept:
             self._saved = time.monotonic()
 
 
-def _seal(parts: list[bytes | memoryview]) -> bytes:
+def _seal(parts: list[_Bytes]) -> bytes:
     """Append an index file's checksum (SHA-1 of everything before it) to ``parts``."""
     digest = hashlib.sha1()
     for part in parts:

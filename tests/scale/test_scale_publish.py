@@ -1,0 +1,161 @@
+"""One publish per call in a process that keeps the registry open (issue 15).
+
+Such a writer keeps the index's entries in memory and splices each publish's few entries
+into them in place (:mod:`modelbox.refs.index`). These tests run the shortcut against git's
+own view after every step: ``git status``, ``git diff-index --cached HEAD``, ``git
+ls-files --stage`` against the commit, ``git fsck`` (which checks the index's checksum), on
+index versions 2 and 4, with and without the cache-tree extension git adds, and with git
+rewriting the index between two publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from modelbox.names import parse_model, parse_reference
+from modelbox.registry import Registry
+
+if TYPE_CHECKING:
+    from conftest import Git
+
+M = parse_model("team/m")
+N = parse_model("team/n")
+
+
+def committed(git: Git, root: Path) -> list[str]:
+    """``git ls-files --stage`` as a fresh checkout of HEAD would have it."""
+    lines = []
+    for line in git("ls-tree", "-r", "HEAD", cwd=root).splitlines():
+        meta, path = line.split("\t", 1)
+        mode, _, sha = meta.split()
+        lines.append(f"{mode} {sha} 0\t{path}")
+    return lines
+
+
+def assert_as_git_sees_it(git: Git, root: Path) -> None:
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=root) == ""
+    assert git("diff-index", "--cached", "HEAD", cwd=root) == ""
+    assert git("ls-files", "--stage", cwd=root).splitlines() == committed(git, root)
+    assert git("fsck", "--no-dangling", cwd=root) == ""
+
+
+def has_cache_tree(root: Path) -> bool:
+    return b"TREE" in (root / ".git" / "index").read_bytes()[-4096:]
+
+
+@pytest.fixture(params=[2, 4], ids=["index-v2", "index-v4"])
+def registry(registry_path: Path, git: Git, request: pytest.FixtureRequest,
+             ) -> Iterator[Registry]:
+    """An open registry with two models and files committed by plain git before and after
+    every manifest (an edit at either end of the entries), its index of version 2 or 4."""
+    (registry_path / "+a.txt").write_text("first\n")
+    (registry_path / "z.txt").write_text("last\n")
+    git("add", "+a.txt", "z.txt", cwd=registry_path)
+    git("commit", "-q", "-m", "notes", cwd=registry_path)
+    git("update-index", "--index-version", str(request.param), cwd=registry_path)
+    with closing(Registry.open(registry_path)) as reg:
+        reg.create_model(M)
+        reg.create_model(N)
+        yield reg
+    assert int.from_bytes((registry_path / ".git" / "index").read_bytes()[4:8],
+                          "big") == request.param
+
+
+@pytest.mark.parametrize("cache_tree", [False, True], ids=["no-cache-tree", "cache-tree"])
+def test_publishing_in_a_loop_leaves_the_index_as_git_sees_it(
+    registry: Registry, registry_path: Path, git: Git, cache_tree: bool
+) -> None:
+    for i in range(12):
+        if cache_tree and i % 4 == 0:
+            # git's own commands add the cache-tree extension (and rewrite the index):
+            # the writer reads the file again, and its next write drops the extension, as
+            # git allows (it is a cache; git rebuilds it).
+            git("write-tree", cwd=registry_path)
+            assert has_cache_tree(registry_path)
+        registry.create_version(M if i % 2 else N, f"v{i}", tags=[f"t{i}"] if i % 3 else None)
+        assert_as_git_sees_it(git, registry_path)
+        assert not has_cache_tree(registry_path)
+    # Edits that keep the entry count (a manifest rewritten), and removals.
+    registry.set_metadata(parse_reference(f"{M}@v1"), "k", "1")
+    assert_as_git_sees_it(git, registry_path)
+    registry.delete_version(N, "v0", force=True)
+    registry.delete_version(M, "v11", force=True)
+    assert_as_git_sees_it(git, registry_path)
+    names = git("ls-files", cwd=registry_path).splitlines()
+    assert names[0] == "+a.txt" and names[-1] == "z.txt"
+    assert "models/team/n/_versions/v0/_version.json" not in names
+    assert "models/team/m/_versions/v9/_version.json" in names
+
+
+def test_many_changes_in_one_write_after_single_ones(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    # A batch (many entries: copied into a new buffer) between single publishes (spliced
+    # in place), in one process.
+    registry.create_version(M, "one")
+    with registry.batch():
+        for i in range(40):
+            registry.create_version(N, f"b{i}")
+    registry.create_version(M, "two")
+    assert_as_git_sees_it(git, registry_path)
+    assert len(git("ls-files", cwd=registry_path).splitlines()) == len(
+        committed(git, registry_path))
+
+
+_FAILING_WRITE = """
+import os, resource, signal, sys
+from pathlib import Path
+from modelbox.refs.index import GitIndex
+
+root = Path(sys.argv[1])
+index = GitIndex(root / ".git" / "index")
+def add(name):
+    index.set(name, sys.argv[2 if name == "one.txt" else 3], (root / name).lstat())
+add("one.txt")
+index.write()  # the entries are now held in memory, and the next change spliced into them
+add("two.txt")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+size = (root / ".git" / "index").stat().st_size
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))  # the new file cannot be written
+try:
+    index.write()
+except OSError as exc:
+    print("failed:", exc.errno)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+index.write()  # the same change again, from the file as it is
+"""
+
+
+def test_a_write_that_failed_part_way_is_not_spliced_into_again(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    # A writer changed its entries in memory, then could not write the file (here: a
+    # file size limit; a full disk does the same). Its next write must start from the
+    # file, not from bytes the file never got.
+    import errno
+    import subprocess
+    import sys
+
+    registry.create_version(M, "v1")
+    for name in ("one.txt", "two.txt"):
+        (registry_path / name).write_text(f"{name}\n")
+    shas = git("hash-object", "-w", "one.txt", "two.txt", cwd=registry_path).split()
+    ends = [git("rev-parse", f"HEAD:{name}", cwd=registry_path).strip()
+            for name in ("+a.txt", "z.txt")]
+    proc = subprocess.run([sys.executable, "-c", _FAILING_WRITE, str(registry_path), *shas],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"failed: {errno.EFBIG}"
+    assert not (registry_path / ".git" / "index.lock").exists()
+    staged = git("ls-files", "--stage", cwd=registry_path).splitlines()
+    assert [line for line in staged if line.endswith(".txt")] == [
+        f"100644 {ends[0]} 0\t+a.txt", f"100644 {shas[0]} 0\tone.txt",
+        f"100644 {shas[1]} 0\ttwo.txt", f"100644 {ends[1]} 0\tz.txt"]
+    assert git("diff-files", cwd=registry_path) == ""  # stat data as the files have it
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
