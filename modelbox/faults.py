@@ -8,6 +8,8 @@ suite can hit each window of :mod:`modelbox.recovery` deterministically; the ran
 ``after-journal``   the recovery journal is written, the branch has not moved
 ``after-ref-move``  the branch moved, the work tree and index have not followed
 ``index-locked``    modelbox holds ``index.lock`` and has not written the new index
+``index-written``   the new index is in ``index.lock``, the old one also named
+                    ``.git/modelbox/index-spare``; not renamed yet
 ``before-tag-refs`` the work tree and index followed, the tag refs have not
 """
 
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import os
 
-STEPS = ("after-journal", "after-ref-move", "index-locked", "before-tag-refs")
+STEPS = ("after-journal", "after-ref-move", "index-locked", "index-written",
+         "before-tag-refs")
 
 
 def fault(step: str) -> None:

@@ -10,6 +10,7 @@ rewriting the index between two publishes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -159,3 +160,95 @@ def test_a_write_that_failed_part_way_is_not_spliced_into_again(
         f"100644 {shas[1]} 0\ttwo.txt", f"100644 {ends[1]} 0\tz.txt"]
     assert git("diff-files", cwd=registry_path) == ""  # stat data as the files have it
     assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+
+
+def spare(root: Path) -> Path:
+    return root / ".git" / "modelbox" / "index-spare"
+
+
+def inode(path: Path) -> int:
+    return path.stat().st_ino
+
+
+@pytest.mark.parametrize("reader", ["mapped", "open"])
+def test_a_replaced_index_is_written_over_only_when_no_one_reads_it(
+    registry: Registry, registry_path: Path, git: Git, reader: str
+) -> None:
+    # The index a write replaces is kept as the next write's index.lock (no new file to
+    # allocate, no old one to free) - but a reader that opened it before it was replaced
+    # (git maps the index while it reads it) must go on reading the bytes it opened.
+    import mmap
+
+    index = registry_path / ".git" / "index"
+    registry.create_version(M, "v1")
+    kept = inode(spare(registry_path))
+    registry.create_version(M, "v2")
+    assert inode(index) == kept  # no one read it: written over, as the new index
+    assert_as_git_sees_it(git, registry_path)
+
+    with open(index, "rb") as f:
+        if reader == "mapped":  # as git reads it: mapped, the descriptor closed
+            held: mmap.mmap | None = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            fd = -1
+        else:
+            held, fd = None, os.dup(f.fileno())
+    read = inode(index)
+    opened = index.read_bytes()
+    registry.create_version(M, "v3")  # the index being read is now the spare ...
+    assert inode(spare(registry_path)) == read
+    registry.create_version(M, "v4")  # ... and still read: a new file instead
+    assert inode(index) != read
+    assert (bytes(held) if held is not None else os.pread(fd, len(opened) + 1, 0)) == opened
+    assert_as_git_sees_it(git, registry_path)
+    if held is not None:
+        held.close()
+    else:
+        os.close(fd)
+    again = inode(spare(registry_path))
+    registry.create_version(M, "v5")  # no one reads the spare: reused again
+    assert inode(index) == again
+    assert_as_git_sees_it(git, registry_path)
+
+
+def test_a_spare_with_another_name_is_never_written_over(
+    registry: Registry, registry_path: Path, git: Git, tmp_path: Path
+) -> None:
+    # A copy of the repository made with hard links (`cp -al`) shares the spare's file:
+    # writing over it would change the other copy.
+    registry.create_version(M, "v1")
+    other = tmp_path / "other-copy-of-the-spare"
+    os.link(spare(registry_path), other)
+    before = other.read_bytes()
+    registry.create_version(M, "v2")
+    registry.create_version(M, "v3")
+    assert other.read_bytes() == before
+    assert_as_git_sees_it(git, registry_path)
+
+
+def test_a_write_killed_after_keeping_the_spare_is_finished_by_the_next(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    # Killed between naming the live index as the spare and the rename: the spare is the
+    # index itself (two names). The next write finishes the killed one's index, and never
+    # writes over the live index in place.
+    from hostile import modelbox
+
+    registry.create_version(M, "v1")
+    registry.close()
+    proc = modelbox("--repo", registry_path, "version", "create", str(M), "killed",
+                    env={"MODELBOX_FAULT": "index-written"})
+    assert proc.code == 137, proc.err
+    index = registry_path / ".git" / "index"
+    live = inode(index)
+    assert inode(spare(registry_path)) == live and index.stat().st_nlink == 2
+    assert (registry_path / ".git" / "index.lock").exists()
+    fixed = modelbox("--repo", registry_path, "check", "--fix")  # one index write
+    assert fixed.code == 0, fixed.err
+    assert inode(index) != live  # a new file: the live one was not written over
+    assert_as_git_sees_it(git, registry_path)
+    with closing(Registry.open(registry_path)) as reg:
+        reg.create_version(M, "next")
+    assert_as_git_sees_it(git, registry_path)
+    names = git("ls-files", cwd=registry_path)
+    for version in ("v1", "killed", "next"):
+        assert f"models/team/m/_versions/{version}/_version.json" in names
