@@ -252,3 +252,53 @@ def test_a_write_killed_after_keeping_the_spare_is_finished_by_the_next(
     names = git("ls-files", cwd=registry_path)
     for version in ("v1", "killed", "next"):
         assert f"models/team/m/_versions/{version}/_version.json" in names
+
+
+@pytest.mark.parametrize("version", [2, 4])
+def test_random_edits_spliced_in_place_match_git_s_reading(
+    tmp_path: Path, git: Git, version: int
+) -> None:
+    # Inserts before the first entry, after the last, beside each other and between
+    # removals, one to three at a time in one long-lived view (spliced in place), with a
+    # batch now and then (copied): after each write git reads exactly the entries meant.
+    import hashlib
+    import random
+
+    from modelbox.refs.index import GitIndex
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    git("init", "-q", cwd=root)
+    (root / "f").write_text("x\n")
+    git("add", "f", cwd=root)
+    git("update-index", "--index-version", str(version), cwd=root)
+    blob = git("hash-object", "-w", "f", cwd=root).strip()
+    st = (root / "f").lstat()
+    rng = random.Random(15)
+    index = GitIndex(root / ".git" / "index")
+    expected = {"f"}
+    for step in range(40):
+        for _ in range(24 if step % 10 == 9 else rng.randint(1, 3)):
+            if expected and rng.random() < 0.35:
+                path = rng.choice(sorted(expected))
+                index.remove(path)
+                expected.discard(path)
+            else:
+                depth = rng.randint(1, 3)
+                path = "/".join(rng.choice(["a", "b", "m", "z", "0", "~"]) * rng.randint(1, 4)
+                                for _ in range(depth))
+                if any(p.startswith(path + "/") or path.startswith(p + "/")
+                       for p in expected):
+                    continue  # a file and a folder of one name: not a valid index
+                index.set(path, blob, st)
+                expected.add(path)
+        index.write()
+        data = (root / ".git" / "index").read_bytes()
+        assert hashlib.sha1(data[:-20]).digest() == data[-20:]
+        assert int.from_bytes(data[4:8], "big") == version
+        listed = git("ls-files", "--stage", cwd=root).splitlines()
+        assert listed == [f"100644 {blob} 0\t{p}" for p in sorted(expected,
+                                                                   key=str.encode)]
+        fresh = GitIndex(root / ".git" / "index")  # from the kept offsets (and names)
+        assert all(fresh.get(p) is not None for p in expected)
+    assert git("fsck", "--no-dangling", cwd=root) == ""
