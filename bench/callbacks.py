@@ -2,6 +2,7 @@
 
     python bench/callbacks.py              # 120 s loop, 200 MB checkpoint every 10 s, 3 rounds
     python bench/callbacks.py --quick      # 12 s loop, 20 MB every 3 s, 1 round, no verdicts
+    python bench/run.py 17 [--quick]       # the same loop as scenario 17, in run.py's table
 
 The same loop runs without modelbox and with :class:`modelbox.integrations._run.TrainingRun`
 (what every framework callback drives), alternating, medians of the rounds: each step is
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--calibrate"]:  # for bench/run.py's scenario 17
+        print(_calibrate())
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
         work, seconds, every, mb, reps, with_run = sys.argv[2:8]
         os.environ.setdefault("MODELBOX_LOCK_TIMEOUT", "120")

@@ -1,0 +1,77 @@
+"""Scenario 17: a training loop with and without the training callbacks' run (issue 17).
+
+The loop is ``bench/callbacks.py``'s child: ~20 ms NumPy steps logging 10 metrics a step
+and, every ``every`` seconds, writing a checkpoint of ``mb`` MiB (a new file; the one
+before last deleted, as ``save_top_k=2`` does), handed, with modelbox, to
+:class:`modelbox.integrations._run.TrainingRun` (what every framework callback drives).
+Rounds alternate without and with; medians. Rows as scenario 14's: the loop's slow-down
+(<= 5 %), the training thread's time inside the run's calls, the last checkpoint's delay
+into the registry (<= 5 s, local store) and the peak RSS beyond the loop's own
+(<= 200 MB). Full: 120 s, 200 MiB every 10 s, 3 rounds; quick: 8 s, 16 MiB every 2 s, 1.
+"""
+
+from __future__ import annotations
+
+from benchkit.harness import BENCH, Bench, Row, Sample, Target, alternate, measure
+
+CHILD = BENCH / "callbacks.py"
+
+
+def _sizes(quick: bool) -> tuple[float, float, int]:
+    return (8.0, 2.0, 16) if quick else (120.0, 10.0, 200)
+
+
+def _reps(bench: Bench) -> int:
+    out = measure([bench.python, str(CHILD), "--calibrate"], env=bench.env(),
+                  cwd=bench.work, capture=True).output
+    return int(out.strip().splitlines()[-1])
+
+
+def callbacks(bench: Bench) -> list[Row]:
+    seconds, every, mb = _sizes(bench.quick)
+    reps = _reps(bench)
+    bench.say(f"17: {reps} matrix products make a ~20 ms step; {seconds:g} s, "
+              f"{mb} MiB every {every:g} s")
+    alone: list[Sample] = []
+    ours: list[Sample] = []
+    stall: list[Sample] = []
+    delay: list[Sample] = []
+    extra: list[Sample] = []
+
+    def round_of(with_run: bool, i: int) -> Sample:
+        work = bench.fresh(f"callbacks-{i}-{int(with_run)}")
+        if with_run:
+            from modelbox import ModelBoxClient
+
+            ModelBoxClient(work / "reg", create=True).close()
+        done = measure([bench.python, str(CHILD), "--child", str(work), str(seconds),
+                        str(every), str(mb), str(reps), str(int(with_run))],
+                       env={**bench.env(), "MODELBOX_LOCK_TIMEOUT": "120"}, cwd=work,
+                       capture=True)
+        wall, inside, late, _ = (float(v) for v in done.output.split()[-4:])
+        if with_run:
+            stall.append(Sample(inside, 0))
+            delay.append(Sample(late, 0))
+        return Sample(wall, done.rss_mb)
+
+    for i in range(bench.repeat):
+        bench.say(f"17: round {i + 1} of {bench.repeat}")
+        without, with_run = alternate(i, lambda i=i: round_of(False, i),
+                                      lambda i=i: round_of(True, i))
+        alone.append(without)
+        ours.append(with_run)
+        extra.append(Sample(0, max(0.0, with_run.rss_mb - without.rss_mb)))
+    rows = [
+        Row.of("17. training loop with callbacks (TrainingRun), local store", ours, alone,
+               Target("ratio", 1.05)),
+        Row.of("17. training thread inside the run's calls", stall),
+        Row.of("17. last checkpoint in the registry after written, local", delay,
+               target=Target("seconds", 5)),
+        Row.of("17. callbacks' peak RSS beyond the loop's own", extra,
+               target=Target("rss", 200)),
+    ]
+    for row in rows[:3]:
+        row.ours_rss = row.peer_rss = None
+    rows[3].ours = None
+    return rows
+
