@@ -12,6 +12,8 @@ into the registry (<= 5 s, local store) and the peak RSS beyond the loop's own
 
 from __future__ import annotations
 
+import functools
+
 from benchkit.harness import BENCH, Bench, Row, Sample, Target, alternate, measure
 
 CHILD = BENCH / "callbacks.py"
@@ -56,8 +58,8 @@ def callbacks(bench: Bench) -> list[Row]:
 
     for i in range(bench.repeat):
         bench.say(f"17: round {i + 1} of {bench.repeat}")
-        without, with_run = alternate(i, lambda i=i: round_of(False, i),
-                                      lambda i=i: round_of(True, i))
+        without, with_run = alternate(i, functools.partial(round_of, False, i),
+                                      functools.partial(round_of, True, i))
         alone.append(without)
         ours.append(with_run)
         extra.append(Sample(0, max(0.0, with_run.rss_mb - without.rss_mb)))
