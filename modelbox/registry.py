@@ -1202,8 +1202,10 @@ class Registry:
                 raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')};"
                                         " log metrics on that version instead")
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
-            merged, latest = merge_metric_points(txn.snapshot.read(series_path), series_path,
-                                                 points)
+            from modelbox import series_text
+
+            merged, latest = series_text.merge(txn.snapshot.read(series_path), series_path,
+                                               points)
             shown = ", ".join(sorted({key for key, _ in points}))
             txn.put(series_path, merged)
             summary: dict[str, float | str] = {}

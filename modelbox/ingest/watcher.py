@@ -29,7 +29,6 @@ from modelbox.ingest import layouts
 from modelbox.ingest import metrics as parsers
 from modelbox.ingest.layouts import Candidate
 from modelbox.ingest.metrics import Point
-from modelbox.ingest.series import Encoded, Series, SeriesCache
 from modelbox.manifests import (
     ArtifactPointer,
     CheckpointManifest,
@@ -47,6 +46,7 @@ from modelbox.registry import (
     merge_metric_points,
     metric_points,
 )
+from modelbox.series_text import Encoded, Series, SeriesCache
 
 INGEST_KEY = "ingest"  # the checkpoint metadata key that records where it came from
 EVENT = "checkpoint.ingested"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from modelbox import lifecycle
+from modelbox import series_text as fast
 from modelbox.errors import ManifestError
-from modelbox.ingest import series as fast
 from modelbox.ingest.metrics import CsvFollower
 from modelbox.ingest.watcher import Watcher
 from modelbox.manifests import MetricPoint, MetricSeries
@@ -194,3 +194,20 @@ def test_checkpoints_get_their_summary_and_the_series_each_row_once(
     assert all(isinstance(MetricPoint.model_validate(p), MetricPoint)
                for p in document["series"]["loss"])
 
+
+
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_every_metrics_commit_writes_the_bytes_and_summary_the_general_path_writes(
+        name: str) -> None:
+    """Registry.append_metrics (each journal flush) goes through series_text.merge: the
+    same document, byte for byte, and the same latest values, without the parse."""
+    data = DOCUMENTS[name]
+    points = [p for key, step, value in POINTS
+              for p in metric_points({key: value}, step=step, wallclock=5.5)]
+    points += metric_points({"blob": b"\x00\x01", "loss": 0.125, "text": "x"}, step=None,
+                            wallclock=0.5)  # bytes, no step, an old wallclock
+    points += metric_points({"loss": 7.0}, step=2, wallclock=6.0)  # again at a step
+    old, old_latest = merge_metric_points(data, PATH, points)
+    new, new_latest = fast.merge(data, PATH, points)
+    assert new.to_bytes() == old.to_bytes()
+    assert new_latest == old_latest

@@ -1,13 +1,14 @@
-"""Appending points to an experiment's ``_metrics.json`` at a cost that does not grow with
-the run's Python objects: the watcher's write path.
+"""Appending points to a ``_metrics.json`` at a cost that does not grow with the series'
+Python objects: what checkpoint ingest and every metrics commit write.
 
 :func:`modelbox.registry.merge_metric_points` parses the whole series into pydantic
 objects, appends, and writes it back through the pure-Python indenting JSON encoder: at
-60,000 points that is over a second per checkpoint, holding the GIL the training loop
-wants. Here the document is held as the canonical text of each point (what
+60,000 points that is over a second per commit, holding the GIL a training loop wants.
+Here the document is held as the canonical text of each point (what
 :func:`modelbox.canonical.dumps` writes for it), with its ``(step, wallclock)`` for the
 order of seed 003 (:mod:`modelbox.metric_order`): appending encodes only the new points,
 and the bytes written are exactly the bytes the general path writes (a test compares them).
+:func:`merge` is the general path's twin for ``Registry.append_metrics``.
 
 The document comes from the repository, so from anyone who can commit: it is read through
 :func:`modelbox.limits.loads` like every document, and a point of any shape other than the
@@ -30,6 +31,9 @@ from modelbox.errors import ManifestError
 from modelbox.manifests import MetricPoint
 
 _POINT_KEYS = frozenset({"step", "value", "wallclock"})
+#: A point as kept here: step, wallclock, its canonical text, and its value for a summary
+#: (None for bytes, which stay out of summaries).
+Item = tuple[int | None, float, str, float | str | None]
 _ITEM = " " * 6  # a point's indent: document > "series" > key > list
 
 
@@ -54,7 +58,7 @@ class Series:
     """A ``_metrics.json`` as the encoded text of each point: key -> [(step, wallclock,
     text)] in file order, and the (key, step) pairs it holds."""
 
-    points: dict[str, list[tuple[int | None, float, str]]] = field(default_factory=dict)
+    points: dict[str, list[Item]] = field(default_factory=dict)
     seen: set[tuple[str, int | None]] = field(default_factory=set)
 
     def add(self, key: str, step: int | None, value: float | str, wallclock: float) -> bool:
@@ -63,22 +67,38 @@ class Series:
             return False
         self.seen.add((key, step))
         self.points.setdefault(key, []).append(
-            (step, wallclock, encode_point(step, value, wallclock)))
+            (step, wallclock, encode_point(step, value, wallclock), value))
         return True
+
+    def append(self, key: str, point: MetricPoint) -> None:
+        """Append a validated point (any value), even at a (key, step) it has."""
+        value = point.value
+        if isinstance(value, (float, str)) and math.isfinite(point.wallclock) and (
+                not isinstance(value, float) or math.isfinite(value)):
+            text = encode_point(point.step, value, point.wallclock)
+        else:
+            text = _encode_any(point.model_dump(mode="json"))
+        self.seen.add((key, point.step))
+        self.points.setdefault(key, []).append(
+            (point.step, point.wallclock, text, value if isinstance(value, (float, str))
+             else None))
 
     def order(self, keys: set[str]) -> None:
         """Seed 003's order for the series of ``keys`` (metric_order.ordered's: by step
         when every point has one, else by wallclock; stable)."""
         for key in keys:
             items = self.points[key]
-            if all(step is not None for step, _, _ in items):
+            if all(item[0] is not None for item in items):
                 items.sort(key=lambda p: (p[0] or 0, p[1]))
             else:
                 items.sort(key=lambda p: p[1])
 
-    def latest(self, key: str) -> tuple[int | None, float] | None:
-        items = self.points.get(key)
-        return (items[-1][0], items[-1][1]) if items else None
+    def latest(self, key: str) -> float | str | None:
+        """metric_order.latest of an ordered series: its last number or string."""
+        for item in reversed(self.points.get(key, [])):
+            if item[3] is not None:
+                return item[3]
+        return None
 
     def to_bytes(self) -> bytes:
         """The document, byte for byte what ``MetricSeries(...).to_bytes()`` writes."""
@@ -92,7 +112,7 @@ class Series:
                 parts.append("[]")
                 continue
             parts.append("[\n" + _ITEM)
-            parts.append((",\n" + _ITEM).join(text for _, _, text in items))
+            parts.append((",\n" + _ITEM).join(item[2] for item in items))
             parts.append("\n    ]")
         parts.append("\n  }\n}\n")
         return "".join(parts).encode("utf-8")
@@ -109,7 +129,7 @@ class Encoded:
         return self.data
 
 
-def _plain(point: Any) -> tuple[int | None, float, str] | None:
+def _plain(point: Any) -> Item | None:
     if type(point) is not dict or point.keys() != _POINT_KEYS:
         return None
     step, value, wallclock = point["step"], point["value"], point["wallclock"]
@@ -118,7 +138,7 @@ def _plain(point: Any) -> tuple[int | None, float, str] | None:
     if not math.isfinite(wallclock) or (type(value) is not str and (
             type(value) is not float or not math.isfinite(value))):
         return None  # JSON's Infinity/NaN, or another type: the general encoding
-    return step, wallclock, encode_point(step, value, wallclock)
+    return step, wallclock, encode_point(step, value, wallclock), value
 
 
 def load(path: str, data: bytes | None) -> Series | None:
@@ -149,8 +169,10 @@ def load(path: str, data: bytes | None) -> Series | None:
                     checked = MetricPoint.model_validate(point)
                 except ValueError as exc:
                     raise ManifestError(path, f"series.{key}: {exc}".splitlines()[0]) from None
+                value = checked.value
                 plain = (checked.step, checked.wallclock,
-                         _encode_any(checked.model_dump(mode="json")))
+                         _encode_any(checked.model_dump(mode="json")),
+                         value if isinstance(value, (float, str)) else None)
             items.append(plain)
             out.seen.add((key, plain[0]))
     return out
@@ -174,3 +196,21 @@ class SeriesCache:
     def keep(self, series: Series, data: bytes) -> None:
         """``series`` was written as ``data`` (call after the commit landed)."""
         self._series, self._bytes = series, data
+
+
+def merge(data: bytes | None, path: str, points: list[tuple[str, MetricPoint]],
+          ) -> tuple[Any, dict[str, float | str]]:
+    """:func:`modelbox.registry.merge_metric_points` for a document's bytes: the same
+    document (byte for byte) and the latest value of each key the points touch, without
+    parsing the old points into objects; a document of another shape goes that way."""
+    series = load(path, data)
+    if series is None:
+        from modelbox.registry import merge_metric_points
+
+        return merge_metric_points(data, path, points)
+    for key, point in points:
+        series.append(key, point)
+    keys = {key for key, _ in points}
+    series.order(keys)
+    latest = {key: value for key in keys if (value := series.latest(key)) is not None}
+    return Encoded(series.to_bytes()), latest
