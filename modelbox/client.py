@@ -947,6 +947,9 @@ class _MetricBuffer:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._journal = recovery.MetricsJournal(registry)
+        #: False: only flush()/close() (and MAX_POINTS) commit, never the logging thread
+        #: by age: a training run's background thread commits (integrations/_run.py)
+        self.commit_by_age = True
 
     @property
     def pending(self) -> int:
@@ -965,7 +968,8 @@ class _MetricBuffer:
         journal = self._journal
         journal.append(ref, points)
         _watch_sigterm(self)
-        if journal.count >= self.MAX_POINTS or time.monotonic() - journal.since >= self.MAX_AGE:
+        if journal.count >= self.MAX_POINTS or (
+                self.commit_by_age and time.monotonic() - journal.since >= self.MAX_AGE):
             self.flush()
 
     def add_events(self, ref: Reference, events: list[Event]) -> None:

@@ -123,6 +123,11 @@ class TrainingRun:
             _remove_dead_staging(self._staging)
             spare = ModelBoxClient(self._path)
             self._journals = [(client, experiment), (spare, spare.experiment(experiment.id))]
+            for journal, _ in self._journals:
+                # The background thread commits every flush_every seconds; the training
+                # thread never commits because its journal got old (a commit there is a
+                # stall of the loop).
+                journal._metrics.commit_by_age = False
         except BaseException:
             client.close()
             if spare is not None:

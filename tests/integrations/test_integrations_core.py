@@ -199,3 +199,32 @@ time.sleep(60)
                       for name in ("epoch_start", "epoch_end")]
     shown = modelbox("event", "list", "exp/killed", "--json", cwd=registry_path)
     assert shown.code == 0 and len(json.loads(shown.out)) == 6, shown
+
+
+def test_the_training_thread_never_commits_its_journal_by_age(
+    registry_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain client commits its journal from log_metrics once it is MAX_AGE old; in a
+    training run that commit would stall the loop: the background thread does it."""
+    from modelbox.client import _MetricBuffer
+
+    def head() -> str:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=registry_path, check=True,
+                              capture_output=True, text=True).stdout
+
+    monkeypatch.setattr(_MetricBuffer, "MAX_AGE", 0.0)  # every point is "old"
+    run = TrainingRun("exp/aged", registry_path, framework="other", source="test",
+                      flush_every=3600)
+    run.start()
+    before = head()
+    for step in range(5):
+        run.log_metrics({"loss": 1.0 / (step + 1)}, step)
+    assert head() == before  # nothing committed by the training thread
+    run.close()
+    with ModelBoxClient(registry_path) as client:
+        assert len(client.experiment("exp/aged").metrics()["loss"]) == 5
+        after = head()
+        client.new_model("ai/plain")
+        made = head()
+        client.model("ai/plain").log_metrics({"x": 1.0})  # a plain client commits by age
+        assert head() != made != after
