@@ -45,7 +45,8 @@ def _calibrate() -> int:
 
 
 def _loop(work: Path, seconds: float, every: float, mb: int, reps: int, with_run: bool) -> None:
-    """One round, in its own process (a clean RSS); prints ``wall stall delay rss_mb``."""
+    """One round, in its own process (a clean RSS); prints ``wall stall delay rss_mb
+    cpu_seconds`` (the process's user + sys time, all threads)."""
     run = None
     if with_run:
         from modelbox.integrations._run import TrainingRun
@@ -84,8 +85,9 @@ def _loop(work: Path, seconds: float, every: float, mb: int, reps: int, with_run
     if run is not None:
         run.close()  # waits for the last upload
         delay = time.time() - last_written
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{wall} {stall} {delay} {rss_mb}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = usage.ru_maxrss / 1024
+    print(f"{wall} {stall} {delay} {rss_mb} {usage.ru_utime + usage.ru_stime}")
 
 
 def main(argv: list[str] | None = None) -> int:
