@@ -1513,13 +1513,21 @@ def _check_tag(tag: str) -> None:
         raise InvalidNameError("tag", tag, "it is computed by modelbox and cannot be assigned")
 
 
+_GOOD_KEYS: set[str] = set()  # keys that passed _check_key: a training loop logs the same
+_GOOD_KEYS_MAX = 65_536  # ten keys every step, so checking each once saves most of a call
+
+
 def _check_key(key: str) -> None:
+    if key in _GOOD_KEYS:
+        return
     if not key or any(ord(c) < 32 for c in key):
         raise InvalidValueError(f"invalid metadata key {key!r}: it must be non-empty text")
     try:
         limits.check_value(key)
     except limits.LimitError as exc:
         raise InvalidValueError(f"invalid key {key!r}: it {exc}") from None
+    if len(_GOOD_KEYS) < _GOOD_KEYS_MAX and type(key) is str:
+        _GOOD_KEYS.add(key)
 
 
 def framework_of(value: MLFramework | str) -> MLFramework:
