@@ -32,20 +32,22 @@ CHILD = "--child"
 
 
 def _calibrate() -> int:
-    """Repetitions of a 200x200 matmul that take ~20 ms here: from the fastest of many
-    timings, so that a moment of load (another process on the core) cannot make it 1."""
+    """Repetitions of a 200x200 matmul that take ~20 ms here: from the median of many
+    timings, so that one moment of load cannot make it 1 (nor an idle moment 10x)."""
     a = np.random.default_rng(0).random((200, 200))
-    fastest = float("inf")
-    for _ in range(50):
+    timings = []
+    for _ in range(25):
         started = time.perf_counter()
-        a @ a
-        fastest = min(fastest, time.perf_counter() - started)
-    return max(1, round(0.02 / max(fastest, 1e-6)))
+        for _ in range(4):
+            a @ a
+        timings.append((time.perf_counter() - started) / 4)
+    return max(1, round(0.02 / max(statistics.median(timings), 1e-6)))
 
 
 def _loop(work: Path, seconds: float, every: float, mb: int, reps: int, with_run: bool) -> None:
     """One round, in its own process (a clean RSS); prints ``wall stall delay rss_mb
-    cpu_seconds`` (the process's user + sys time, all threads)."""
+    cpu_seconds``: the user + sys time of every thread but the training thread (the run's
+    background work; the loop's own CPU varies with load more than that is large)."""
     run = None
     if with_run:
         from modelbox.integrations._run import TrainingRun
@@ -86,7 +88,8 @@ def _loop(work: Path, seconds: float, every: float, mb: int, reps: int, with_run
         delay = time.time() - last_written
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_mb = usage.ru_maxrss / 1024
-    print(f"{wall} {stall} {delay} {rss_mb} {usage.ru_utime + usage.ru_stime}")
+    others = usage.ru_utime + usage.ru_stime - time.thread_time()  # not the training thread
+    print(f"{wall} {stall} {delay} {rss_mb} {others}")
 
 
 def main(argv: list[str] | None = None) -> int:
