@@ -2,6 +2,7 @@
 
     python bench/callbacks.py              # 120 s loop, 200 MB checkpoint every 10 s, 3 rounds
     python bench/callbacks.py --quick      # 12 s loop, 20 MB every 3 s, 1 round, no verdicts
+    python bench/run.py 17 [--quick]       # the same loop as scenario 17, in run.py's table
 
 The same loop runs without modelbox and with :class:`modelbox.integrations._run.TrainingRun`
 (what every framework callback drives), alternating, medians of the rounds: each step is
@@ -31,20 +32,22 @@ CHILD = "--child"
 
 
 def _calibrate() -> int:
-    """Repetitions of a 200x200 matmul that take ~20 ms here."""
+    """Repetitions of a 200x200 matmul that take ~20 ms here: from the median of many
+    timings, so that one moment of load cannot make it 1 (nor an idle moment 10x)."""
     a = np.random.default_rng(0).random((200, 200))
-    reps, took = 1, 0.0
-    while took < 0.05:
-        reps *= 2
+    timings = []
+    for _ in range(25):
         started = time.perf_counter()
-        for _ in range(reps):
+        for _ in range(4):
             a @ a
-        took = time.perf_counter() - started
-    return max(1, round(reps * 0.02 / took))
+        timings.append((time.perf_counter() - started) / 4)
+    return max(1, round(0.02 / max(statistics.median(timings), 1e-6)))
 
 
 def _loop(work: Path, seconds: float, every: float, mb: int, reps: int, with_run: bool) -> None:
-    """One round, in its own process (a clean RSS); prints ``wall stall delay rss_mb``."""
+    """One round, in its own process (a clean RSS); prints ``wall stall delay rss_mb
+    cpu_seconds``: the user + sys time of every thread but the training thread (the run's
+    background work; the loop's own CPU varies with load more than that is large)."""
     run = None
     if with_run:
         from modelbox.integrations._run import TrainingRun
@@ -83,8 +86,10 @@ def _loop(work: Path, seconds: float, every: float, mb: int, reps: int, with_run
     if run is not None:
         run.close()  # waits for the last upload
         delay = time.time() - last_written
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{wall} {stall} {delay} {rss_mb}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = usage.ru_maxrss / 1024
+    others = usage.ru_utime + usage.ru_stime - time.thread_time()  # not the training thread
+    print(f"{wall} {stall} {delay} {rss_mb} {others}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--calibrate"]:  # for bench/run.py's scenario 17
+        print(_calibrate())
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
         work, seconds, every, mb, reps, with_run = sys.argv[2:8]
         os.environ.setdefault("MODELBOX_LOCK_TIMEOUT", "120")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from benchkit import peers
 from benchkit.big_registry import big_registry
+from benchkit.callbacks import callbacks
 from benchkit.harness import Bench, Row, Sizes, StepError, modelbox_commit, table, work_folder
 from benchkit.hashing import hashing
 from benchkit.ingest import ingest
@@ -57,6 +58,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, bool]] = {  # number: (name, function,
     "14": ("ingest", ingest, False),
     "15": ("web", web, False),
     "16": ("reach", reach, True),
+    "17": ("callbacks", callbacks, False),
 }
 QUICK_PEER_INSTALL_S = 150.0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -233,36 +234,16 @@ def add(
         for source in _sources(paths):
             artifact_path = name or source.name
             _check_name(snapshot, target_dir, artifact_path)
-            if source.is_dir():
-                files = _walk(source)
-                folder = Folder.scan(source, files, cache)
-                if folder.packed is None and snapshot.read(
-                    _pointer_path(target_dir, artifact_path)
-                ) is not None:
-                    # It may be recorded already: decide here, with no store. (A new
-                    # path cannot be, and its files are read once, while they are sent.)
-                    folder.measure(cache)
-                kinds = {sniff(f)[0] for f in files[:64]}
-                draft = _pointer(artifact_path, file_type or _dir_type(kinds), "inode/directory",
-                                 folder.size, directory=True, files=len(files))
-                known = folder.listing()
-                pointer = _named(draft, known.to_bytes()) if known is not None else None
-                if not replace:
-                    _refuse_taken(snapshot, target_dir, target, artifact_path, pointer)
-                if pointer is None or not _recorded(snapshot, target_dir, pointer):
-                    uploads.extend(folder.uploads())
-                    folders.append((len(pointers), folder, draft))
-                pointers.append(pointer or draft)
-            else:
-                digest = hash_file(source, cache=cache)
-                kind, mime = sniff(source)
-                pointer = _pointer(artifact_path, file_type or kind, mime, digest.size,
-                                   sha256=digest.sha256)
-                if not replace:
-                    _refuse_taken(snapshot, target_dir, target, artifact_path, pointer)
-                if not _recorded(snapshot, target_dir, pointer):
-                    uploads.append((source, digest))
-                pointers.append(pointer)
+            # A folder that may be recorded already is measured now, to decide with no
+            # store. (A new path cannot be, and its files are read once, while sent.)
+            recorded = functools.partial(_exists, snapshot, _pointer_path(target_dir,
+                                                                          artifact_path))
+            scanned = _Scanned.of(source, artifact_path, file_type, cache, measure=recorded)
+            if not replace:
+                _refuse_taken(snapshot, target_dir, target, artifact_path, scanned.known)
+            if scanned.known is None or not _recorded(snapshot, target_dir, scanned.known):
+                scanned.send(uploads, folders, len(pointers))
+            pointers.append(scanned.pointer)
         if not uploads and not folders:
             return _commit(registry, ref, target_dir, target, pointers, "artifact.add",
                            replace=replace)
@@ -280,6 +261,56 @@ def add(
         return added
     finally:
         cache.close()
+
+
+def _exists(snapshot: Snapshot, path: str) -> bool:
+    return snapshot.read(path) is not None
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    """One source file or folder, hashed (a file) or scanned (a folder): the pointer it
+    makes and what sending it to the store takes. What :func:`add` and :func:`stage` share."""
+
+    draft: ArtifactPointer  # a folder's: without its listing's digest until it is stored
+    known: ArtifactPointer | None  # the final pointer, when known before storing
+    upload: tuple[Path, FileDigest] | None  # a file's
+    folder: Folder | None
+
+    @property
+    def pointer(self) -> ArtifactPointer:
+        return self.known or self.draft
+
+    @classmethod
+    def of(cls, source: Path, artifact_path: str, file_type: FileType | None,
+           cache: HashCache, *, measure: Callable[[], bool] | None = None) -> _Scanned:
+        """``measure``: whether to hash a folder's files now (to know its pointer)."""
+        if not source.is_dir():
+            digest = hash_file(source, cache=cache)
+            kind, mime = sniff(source)
+            pointer = _pointer(artifact_path, file_type or kind, mime, digest.size,
+                               sha256=digest.sha256)
+            return cls(pointer, pointer, (source, digest), None)
+        files = _walk(source)
+        folder = Folder.scan(source, files, cache)
+        if folder.packed is None and measure is not None and measure():
+            folder.measure(cache)
+        kinds = {sniff(f)[0] for f in files[:64]}
+        draft = _pointer(artifact_path, file_type or _dir_type(kinds), "inode/directory",
+                         folder.size, directory=True, files=len(files))
+        listing = folder.listing()
+        return cls(draft, _named(draft, listing.to_bytes()) if listing is not None else None,
+                   None, folder)
+
+    def send(self, uploads: list[tuple[Path, FileDigest]],
+             folders: list[tuple[int, Folder, ArtifactPointer]], position: int) -> None:
+        """Queue it for :func:`_put` as the pointer at ``position``."""
+        if self.folder is None:
+            assert self.upload is not None
+            uploads.append(self.upload)
+        else:
+            uploads.extend(self.folder.uploads())
+            folders.append((position, self.folder, self.draft))
 
 
 @dataclass
@@ -322,21 +353,9 @@ def stage(registry: Registry, target_dir: str, paths: list[Path], *,
     pointers: list[ArtifactPointer] = []
     try:
         for source in _sources(paths):
-            if source.is_dir():
-                files = _walk(source)
-                folder = Folder.scan(source, files, cache)
-                kinds = {sniff(f)[0] for f in files[:64]}
-                draft = _pointer(source.name, _dir_type(kinds), "inode/directory",
-                                 folder.size, directory=True, files=len(files))
-                uploads.extend(folder.uploads())
-                folders.append((len(pointers), folder, draft))
-                pointers.append(draft)
-            else:
-                digest = hash_file(source, cache=cache)
-                kind, mime = sniff(source)
-                pointers.append(_pointer(source.name, kind, mime, digest.size,
-                                         sha256=digest.sha256))
-                uploads.append((source, digest))
+            scanned = _Scanned.of(source, source.name, None, cache)
+            scanned.send(uploads, folders, len(pointers))
+            pointers.append(scanned.draft)
         store = open_registry_store(registry)
         digests = _put(store, uploads, folders, pointers, cache, progress)
         claims.claim(store, claims.identity(registry.repo, registry.head()), digests)

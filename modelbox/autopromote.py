@@ -64,8 +64,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Decision:
-    """One thing a policy did: ``promote`` (``target`` is ``MODEL@VERSION``) or
-    ``archive`` a checkpoint (``EXP@CKPT``); ``policy`` names the rules."""
+    """One thing a policy did: ``promote`` (``target`` is ``MODEL@VERSION``), ``label``
+    (the model's labelling policy moved a tag to that promoted version) or ``archive`` a
+    checkpoint (``EXP@CKPT``); ``policy`` names the rules."""
 
     action: str
     checkpoint: str
@@ -276,6 +277,9 @@ def after_checkpoint(registry: Registry, experiment: ModelName, checkpoint: str,
                 made = None
             if made is not None:
                 decisions.append(made)
+                labelled = _label(registry, made)
+                if labelled is not None:
+                    decisions.append(labelled)
         if policy.checkpoints is not None:
             try:
                 decisions += _retain(registry, experiment, policy.checkpoints)
@@ -329,6 +333,30 @@ def _promote(registry: Registry, experiment: ModelName, checkpoint: str,
         text = f"promote to {rule.model}: {_rules_text(rule)}"
         txn.change.policy = text
     return Decision("promote", f"{experiment}@{checkpoint}", f"{model}@{made.version}", text)
+
+
+def _label(registry: Registry, promoted: Decision) -> Decision | None:
+    """The model's labelling policy (modelbox/policies.py) applied to the version a
+    promotion made, as to a version whose metrics were logged: its own commit, in the
+    same batch, when it moves a tag."""
+    from modelbox.names import Reference
+    from modelbox.policies import apply_labelling
+
+    assert promoted.target is not None
+    model_text, _, version = promoted.target.rpartition("@")
+    model = parse_model(model_text)
+    with registry.transaction() as txn:
+        _, manifest, target = registry.target(txn.snapshot, Reference(model, version=version))
+        txn.change = Change("tag.move", target, f"label {target} (labelling policy)")
+        apply_labelling(registry, txn, model, version, dict(getattr(manifest, "metrics", {})),
+                        archived=bool(getattr(manifest, "archived", False)))
+        if not txn.change.tag_moves:
+            return None
+        moves = txn.change.tag_moves
+        txn.change.subject = "tag " + ", ".join(
+            f"{m.target} -> {m.after}" for m in moves) + " (labelling policy)"
+        text = txn.change.policy or ""
+    return Decision("label", promoted.checkpoint, promoted.target, text)
 
 
 def _order(c: CheckpointManifest) -> tuple[datetime, str]:

@@ -416,6 +416,12 @@ class _HasArtifacts:
 
         lifecycle.log_events(self._client.registry, self._target, [event])
 
+    def journal_events(self, events: list[Event]) -> None:
+        """Record events with the next metrics commit: like :meth:`log_metrics`, they are
+        in this process's journal (past a ``kill -9``) when the call returns, and land in
+        the same batches (the training callbacks' epoch and checkpoint events)."""
+        self._client._metrics.add_events(self._target, events)
+
     def events(self, since: datetime | None = None) -> list[Event]:
         from modelbox import lifecycle
 
@@ -941,6 +947,9 @@ class _MetricBuffer:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._journal = recovery.MetricsJournal(registry)
+        #: False: only flush()/close() (and MAX_POINTS) commit, never the logging thread
+        #: by age: a training run's background thread commits (integrations/_run.py)
+        self.commit_by_age = True
 
     @property
     def pending(self) -> int:
@@ -959,8 +968,18 @@ class _MetricBuffer:
         journal = self._journal
         journal.append(ref, points)
         _watch_sigterm(self)
-        if journal.count >= self.MAX_POINTS or time.monotonic() - journal.since >= self.MAX_AGE:
+        if journal.count >= self.MAX_POINTS or (
+                self.commit_by_age and time.monotonic() - journal.since >= self.MAX_AGE):
             self.flush()
+
+    def add_events(self, ref: Reference, events: list[Event]) -> None:
+        """Journal ``events`` (validated now) like points: committed with them."""
+        from modelbox.urlread import UrlRegistry
+
+        if isinstance(self._registry, UrlRegistry):
+            raise ReadOnlyRegistryError(self._registry.mirror.shown)
+        self._journal.append_events(ref, [event.record() for event in events])
+        _watch_sigterm(self)
 
     def flush(self) -> None:
         with self._journal.lock:

@@ -48,6 +48,22 @@ _BATCH = 100  # objects deleted per re-read of the claims
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
+@dataclass(frozen=True)
+class ArchivedCheckpoint:
+    """An archived checkpoint (by checkpoint retention, or by hand): the objects its
+    pointers name, their size, and how many of them this gc deletes."""
+
+    checkpoint: str  # EXP@CKPT
+    objects: int
+    bytes: int
+    freed: int
+    freed_bytes: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"checkpoint": self.checkpoint, "objects": self.objects, "bytes": self.bytes,
+                "freed": self.freed, "freed_bytes": self.freed_bytes}
+
+
 @dataclass
 class GcPlan:
     archive: list[tuple[str, str]] = field(default_factory=list)  # (model, version)
@@ -55,6 +71,7 @@ class GcPlan:
     referenced: int = 0
     young: int = 0  # unreferenced but inside the grace period
     unreadable: list[str] = field(default_factory=list)  # directory manifests we could not read
+    checkpoints: list[ArchivedCheckpoint] = field(default_factory=list)  # archived ones
     claimed: int = 0  # unreferenced here, but a write in some clone claimed it lately
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     roots: str = ""  # which roots kept objects alive, for the dry run
@@ -67,6 +84,7 @@ class GcPlan:
             "archive": [f"{m}@{v}" for m, v in self.archive], "delete": self.delete,
             "referenced": self.referenced, "young": self.young, "unreadable": self.unreadable,
             "claimed": self.claimed, "grace_hours": self.grace_seconds / 3600,
+            "archived_checkpoints": [c.to_json() for c in self.checkpoints],
             "roots": self.roots,
             "other_clones": [{"clone": w.where, "written": w.written} for w in self.others],
             "other_registries": [{"registry": w.registry, "clone": w.where,
@@ -262,7 +280,33 @@ def plan(
     if result.unreadable:
         result.delete = []  # a directory we could not read may reference anything
     result.delete.sort()
+    result.checkpoints = archived_checkpoints(registry, set(result.delete))
     return result
+
+
+def archived_checkpoints(registry: Registry, deleted: set[str]) -> list[ArchivedCheckpoint]:
+    """Every archived checkpoint with what its objects weigh and how much of that
+    ``deleted`` frees (with history kept, none: old commits still name them). An
+    experiment whose files cannot be read is left out (``modelbox check`` reports it)."""
+    from modelbox import lifecycle
+    from modelbox.artifacts import list_artifacts
+    from modelbox.names import Reference
+
+    out = []
+    for experiment in lifecycle.list_experiments(registry):
+        name = parse_model(experiment.full_name)
+        try:
+            archived = [c for c in lifecycle.list_checkpoints(registry, name) if c.archived]
+            for checkpoint in archived:
+                sizes = {a.checksum.removeprefix("sha256:"): a.size for a in list_artifacts(
+                    registry, Reference(name, version=checkpoint.checkpoint)) if a.checksum}
+                freed = [d for d in sizes if d in deleted]
+                out.append(ArchivedCheckpoint(
+                    f"{name}@{checkpoint.checkpoint}", len(sizes), sum(sizes.values()),
+                    len(freed), sum(sizes[d] for d in freed)))
+        except ModelboxError:
+            continue
+    return out
 
 
 def _writers(registry: Registry, store: ObjectStore, result: GcPlan, *, own_store: bool) -> None:

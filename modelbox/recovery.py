@@ -29,6 +29,14 @@ nothing; fsync happens at commit)::
     {"kind": "metrics", "n": 17, "ref": "ai/vision/yolo@v1",
      "points": [["acc", 3, 1795443494.36, 0.91], ["raw", 3, 1795443494.36, {"bytes": "AA=="}]]}
 
+The same file holds events a training callback records (epoch start/end, checkpoint
+written), one line per call, numbered, written and committed the same way (an event is
+as durable as a metric point)::
+
+    {"kind": "events", "n": 18, "ref": "ai/run-17",
+     "events": [{"name": "epoch_end", "source": "keras", "wallclock": 1795443494.4,
+                 "metadata": {"epoch": 3}}]}
+
 The writer holds an ``flock`` on its file for its whole life; a write takes a journal
 (:func:`take_metrics`) only when it gets that lock, so never while the process that wrote it
 (or a child it forked) lives, and only a journal of the same user. Exactly once: lines are
@@ -59,7 +67,7 @@ from modelbox.processes import process_alive
 from modelbox.refs import Worktree
 
 if TYPE_CHECKING:
-    from modelbox.manifests import MetricPoint
+    from modelbox.manifests import EventRecord, MetricPoint
     from modelbox.names import Reference
     from modelbox.refs import GitRepo, PathChange
     from modelbox.registry import Registry
@@ -353,6 +361,7 @@ def lagging(registry: Registry, *, depth: int = 20) -> BranchMove | None:
 
 # -- the metrics journal -------------------------------------------------------------------
 METRICS_PREFIX = "metrics-"
+EVENTS_KIND = "events"  # a line of events in a metrics journal
 METRICS_SUFFIX = ".jsonl"
 #: Where points that could not be committed are kept (their target was deleted meanwhile).
 REJECTED_SUFFIX = ".rejected"
@@ -370,6 +379,12 @@ def _encode_line(number: int, ref: str, points: list[tuple[str, MetricPoint]]) -
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _encode_events(number: int, ref: str, events: list[EventRecord]) -> bytes:
+    line = _ENCODER.encode({"kind": EVENTS_KIND, "n": number, "ref": ref,
+                            "events": [e.model_dump(mode="json") for e in events]})
+    return (line + "\n").encode("utf-8")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -402,6 +417,7 @@ class MetricsJournal:
         self.name = ""
         self._number = 0
         self._pending: list[tuple[Reference, list[tuple[str, MetricPoint]]]] = []
+        self._events: list[tuple[Reference, list[EventRecord]]] = []
         self.count = 0
         self.since = 0.0
         _JOURNALS.add(self)
@@ -420,7 +436,7 @@ class MetricsJournal:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
-        self._fd, self._pending, self.count = None, [], 0
+        self._fd, self._pending, self._events, self.count = None, [], [], 0
         self._pid = os.getpid()
         self.lock = threading.Lock()  # a lock the parent's other threads held stays held
 
@@ -454,6 +470,20 @@ class MetricsJournal:
             self._pending.append((ref, points))
             self.count += len(points)
 
+    def append_events(self, ref: Reference, events: list[EventRecord]) -> None:
+        """Write one line for ``events`` (validated records), like :meth:`append`; they
+        are committed with the points, one commit per target."""
+        if not events:
+            return
+        with self.lock:
+            fd = self._open()
+            self._number += 1
+            _write_all(fd, _encode_events(self._number, str(ref), events))
+            if not self.count:
+                self.since = time.monotonic()
+            self._events.append((ref, events))
+            self.count += len(events)
+
     def flush(self) -> None:
         """Commit the pending points (one batch, one commit per target) and empty the
         journal; the caller holds :attr:`lock`. Deferred inside a batch of this process
@@ -468,11 +498,16 @@ class MetricsJournal:
         grouped: dict[str, tuple[Reference, list[tuple[str, MetricPoint]]]] = {}
         for ref, points in self._pending:
             grouped.setdefault(str(ref), (ref, []))[1].extend(points)
+        events: dict[str, tuple[Reference, list[EventRecord]]] = {}
+        for ref, records in self._events:
+            events.setdefault(str(ref), (ref, []))[1].extend(records)
         try:
             with registry.batch():
                 registry.absorb_journal(self.name, last)
                 for ref, points in grouped.values():
                     registry.append_metrics(ref, points)
+                for ref, records in events.values():
+                    _log_events(registry, ref, records)
         except BaseException:
             if absorbed(registry, self.name) != last:
                 raise
@@ -481,7 +516,7 @@ class MetricsJournal:
         self._emptied()
 
     def _emptied(self) -> None:
-        self._pending, self.count = [], 0
+        self._pending, self._events, self.count = [], [], 0
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
 
@@ -582,6 +617,24 @@ def _read_journal(fd: int, path: Path) -> tuple[int, int, list[dict[str, Any]]]:
     return last, done, [line for line in lines if line["n"] > done]
 
 
+def _log_events(registry: Registry, ref: Reference, records: list[EventRecord]) -> None:
+    from modelbox import lifecycle
+
+    lifecycle.log_events(registry, ref, [lifecycle.Event.of(r) for r in records])
+
+
+def _records(item: dict[str, Any]) -> list[EventRecord]:
+    from modelbox.manifests import EventRecord
+
+    return [EventRecord.model_validate(e) for e in item["events"]]
+
+
+def _size(item: dict[str, Any]) -> int:
+    """Points or events a journal line holds."""
+    held = item.get("events" if item.get("kind") == EVENTS_KIND else "points", [])
+    return len(held) if isinstance(held, list) else 0
+
+
 def _points(item: dict[str, Any]) -> list[tuple[str, MetricPoint]]:
     from modelbox.manifests import MetricPoint
 
@@ -618,17 +671,26 @@ def take_metrics(registry: Registry) -> list[TakenJournal]:
         grouped: dict[str, list[dict[str, Any]]] = {}
         for item in lines:
             grouped.setdefault(str(item.get("ref")), []).append(item)
-        rejected = journal.rejected
         for ref, items in grouped.items():
-            try:
-                points = [p for item in items for p in _points(item)]
-                registry.append_metrics(parse_reference(ref), points)
-            except (ModelboxError, ValidationError, KeyError, TypeError, ValueError) as exc:
-                rejected += items
-                logger.warning("modelbox: warning: %d metric point(s) for %s left by an "
-                               "ended process were not committed (%s); kept in %s",
-                               sum(len(i.get("points", [])) for i in items), ref,
-                               str(exc).splitlines()[0], path.name + REJECTED_SUFFIX)
+            for kind in (MetricsJournal.KIND, EVENTS_KIND):  # each on its own: one may fail
+                some = [i for i in items if (i.get("kind") == EVENTS_KIND) == (
+                    kind == EVENTS_KIND)]
+                if not some:
+                    continue
+                try:
+                    target = parse_reference(ref)
+                    if kind == EVENTS_KIND:
+                        _log_events(registry, target, [r for i in some for r in _records(i)])
+                    else:
+                        registry.append_metrics(target, [p for i in some for p in _points(i)])
+                except (ModelboxError, ValidationError, KeyError, TypeError,
+                        ValueError) as exc:
+                    journal.rejected += some
+                    logger.warning(
+                        "modelbox: warning: %d metric point(s) or event(s) for %s left by "
+                        "an ended process were not committed (%s); kept in %s",
+                        sum(_size(i) for i in some), ref, str(exc).splitlines()[0],
+                        path.name + REJECTED_SUFFIX)
     return taken
 
 
@@ -644,7 +706,7 @@ def waiting_metrics(git_dir: Path) -> tuple[list[tuple[Path, int]], list[Path]]:
             _, _, lines = _read_journal(fd, path)
         finally:
             os.close(fd)
-        count = sum(len(line.get("points", [])) for line in lines)
+        count = sum(_size(line) for line in lines)
         if count:
             waiting.append((path, count))
     try:

@@ -1202,8 +1202,10 @@ class Registry:
                 raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')};"
                                         " log metrics on that version instead")
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
-            merged, latest = merge_metric_points(txn.snapshot.read(series_path), series_path,
-                                                 points)
+            from modelbox import series_text
+
+            merged, latest = series_text.merge(txn.snapshot.read(series_path), series_path,
+                                               points)
             shown = ", ".join(sorted({key for key, _ in points}))
             txn.put(series_path, merged)
             summary: dict[str, float | str] = {}
@@ -1511,13 +1513,21 @@ def _check_tag(tag: str) -> None:
         raise InvalidNameError("tag", tag, "it is computed by modelbox and cannot be assigned")
 
 
+_GOOD_KEYS: set[str] = set()  # keys that passed _check_key: a training loop logs the same
+_GOOD_KEYS_MAX = 65_536  # ten keys every step, so checking each once saves most of a call
+
+
 def _check_key(key: str) -> None:
+    if key in _GOOD_KEYS:
+        return
     if not key or any(ord(c) < 32 for c in key):
         raise InvalidValueError(f"invalid metadata key {key!r}: it must be non-empty text")
     try:
         limits.check_value(key)
     except limits.LimitError as exc:
         raise InvalidValueError(f"invalid key {key!r}: it {exc}") from None
+    if len(_GOOD_KEYS) < _GOOD_KEYS_MAX and type(key) is str:
+        _GOOD_KEYS.add(key)
 
 
 def framework_of(value: MLFramework | str) -> MLFramework:

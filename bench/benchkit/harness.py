@@ -59,7 +59,7 @@ def measure(argv: Sequence[str], *, env: dict[str, str], cwd: Path,
             done = subprocess.run(launcher, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                   stdout=out if capture else subprocess.DEVNULL, stderr=err,
                                   check=False)
-            code, rss_kib, seconds = json.loads(Path(report).read_text() or "[-1, 0, 0]")
+            code, rss_kib, seconds, *_ = json.loads(Path(report).read_text() or "[-1, 0, 0]")
             if done.returncode != 0 or code != 0:
                 err.seek(0)
                 tail = err.read().decode(errors="replace").strip().splitlines()[-8:]

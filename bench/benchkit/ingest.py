@@ -7,6 +7,8 @@ round runs it alone, with the watcher on a local store, and with the watcher on 
 median wall time with a watcher against without), the watcher's peak RSS is at most 200 MB,
 and the last checkpoint is in the registry at most 5 s (local) / 15 s (S3) after its last
 byte was written. Quick mode: 150 steps, a 16 MiB checkpoint every 50, one round.
+One more row, without a target, is the watcher process's CPU time (user + sys) per
+checkpoint, which a loaded machine changes far less than wall times.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ def _train(bench: Bench, out: Path, sizes: _Sizes, work: int) -> tuple[float, li
 
 
 def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> tuple[
-        float, Sample, float]:
-    """The loop with a watcher: its time, the watcher's sample, the last checkpoint's lag."""
+        float, Sample, float, float]:
+    """The loop with a watcher: its time, the watcher's sample, the last checkpoint's lag
+    and the watcher's CPU seconds per checkpoint."""
     root = bench.fresh(f"ingest-{'s3' if s3 else 'local'}-{i}")
     out, registry = root / "out", root / "registry"
     out.mkdir()
@@ -95,7 +98,7 @@ def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> t
         finally:
             watcher.send_signal(signal.SIGTERM)  # the launcher passes it on
             watcher.wait(timeout=120)
-        code, rss_kib, elapsed = json.loads(Path(report).read_text() or "[-1, 0, 0]")
+        code, rss_kib, elapsed, cpu = json.loads(Path(report).read_text() or "[-1, 0, 0, 0]")
         os.unlink(report)
         if code != 0:
             err.seek(0)
@@ -103,7 +106,7 @@ def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> t
     count = len(lines.read_text().splitlines())
     if count != len(written):
         raise StepError(f"{count} checkpoints ingested of {len(written)} written")
-    return seconds, Sample(elapsed, rss_kib / 1024), landed - written[-1][1]
+    return seconds, Sample(elapsed, rss_kib / 1024), landed - written[-1][1], cpu / count
 
 
 def ingest(bench: Bench) -> list[Row]:
@@ -117,6 +120,7 @@ def ingest(bench: Bench) -> list[Row]:
     watchers: list[Sample] = []
     lag_local: list[Sample] = []
     lag_s3: list[Sample] = []
+    cpu: list[Sample] = []
 
     def without() -> None:
         out = bench.fresh("ingest-alone") / "out"
@@ -124,7 +128,9 @@ def ingest(bench: Bench) -> list[Row]:
         alone.append(Sample(_train(bench, out, sizes, work)[0], 0))
 
     def with_watcher(s3: bool) -> None:
-        seconds, sample, lag = _with_watcher(bench, sizes, work, s3, len(watchers))
+        seconds, sample, lag, per_checkpoint = _with_watcher(bench, sizes, work, s3,
+                                                             len(watchers))
+        cpu.append(Sample(per_checkpoint, 0))
         (remote if s3 else local).append(Sample(seconds, 0))
         watchers.append(sample)
         (lag_s3 if s3 else lag_local).append(Sample(lag, 0))
@@ -140,6 +146,8 @@ def ingest(bench: Bench) -> list[Row]:
                target=Target("seconds", 5)),
         Row.of("14. last checkpoint in the registry after written, S3", lag_s3,
                target=Target("seconds", 15)),
+        Row.of("14. watcher CPU (user+sys) per checkpoint, either store", cpu,
+               note="no target; barely changed by load"),
     ]
     for row in rows:
         if row.target is not RSS:  # the loop's and the lag's RSS are not measured

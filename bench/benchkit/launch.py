@@ -4,7 +4,8 @@ Why a launcher: Linux counts, in a child's ``ru_maxrss``, the high-water RSS of 
 it had before ``exec`` — with ``vfork``/``posix_spawn`` (what ``subprocess`` uses) that is
 the *parent's* memory, so every command would look at least as large as the benchmark
 itself. This small process forks (its copy is ~6 MB, the floor of every reading), execs the
-command, and writes ``[exit code, peak RSS KiB, seconds from fork to exit]`` to OUT as JSON.
+command, and writes ``[exit code, peak RSS KiB, seconds from fork to exit, CPU seconds
+(user + sys)]`` to OUT as JSON.
 Standard streams are inherited. Standard library only, and started with ``-S``, to stay small.
 """
 
@@ -29,7 +30,8 @@ def main() -> int:
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - started
     with open(out, "w") as stream:
-        json.dump([os.waitstatus_to_exitcode(status), usage.ru_maxrss, elapsed], stream)
+        json.dump([os.waitstatus_to_exitcode(status), usage.ru_maxrss, elapsed,
+                   usage.ru_utime + usage.ru_stime], stream)
     return 0
 
 

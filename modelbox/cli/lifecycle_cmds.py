@@ -536,6 +536,13 @@ def gc(ctx: Context, dry_run: bool, grace: float, history: bool, own_store: bool
         echo(f"{verb} archive {model_version[0]}@{model_version[1]} (retention)")
     for digest in plan.delete:
         echo(f"{verb} delete sha256:{digest}")
+    for ckpt in plan.checkpoints:  # archived by checkpoint retention (or by hand)
+        echo(f"{verb} free archived checkpoint {ckpt.checkpoint}: {ckpt.freed} of "
+             f"{ckpt.objects} object(s), {ckpt.freed_bytes} of {ckpt.bytes} bytes"
+             if ckpt.freed else f"archived checkpoint {ckpt.checkpoint} keeps {ckpt.objects} "
+             f"object(s), {ckpt.bytes} bytes" + (" (old commits and the reflog name them: "
+                                                 "gc --no-history frees them)" if history
+                                                 else " (named elsewhere)"))
     for digest in plan.unreadable:
         echo(f"kept everything: cannot read directory manifest sha256:{digest}", err=True)
     for writer in plan.foreign:

@@ -12,6 +12,7 @@ disagree with the registry.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -45,6 +46,7 @@ from modelbox.registry import (
     merge_metric_points,
     metric_points,
 )
+from modelbox.series_text import Encoded, Series, SeriesCache
 
 INGEST_KEY = "ingest"  # the checkpoint metadata key that records where it came from
 EVENT = "checkpoint.ingested"
@@ -87,6 +89,55 @@ def ingested_sources(registry: Registry, experiment: ModelName) -> dict[tuple[st
     return out
 
 
+Summary = dict[str, tuple[int, float]]  # key -> (step, value): the newest at or before
+
+
+def _fold(summary: Summary, points: list[Point], position: int | None) -> None:
+    """Fold ``points`` (in file order) into ``summary``: the newest value of each key at or
+    before ``position`` (any, when None); a later point at the same step wins."""
+    for key, step, value in points:
+        if (position is None or step <= position) and step >= summary.get(key, (-1, 0))[0]:
+            summary[key] = (step, value)
+
+
+@dataclass(frozen=True)
+class _Followed:
+    """A metrics CSV as far as it was ingested: the reader's mark, the newest value of
+    each key among the rows at or before ``upto``, and the rows read past it (what the
+    trainer logged after the last checkpoint: a few rows, never the whole series)."""
+
+    path: Path
+    mark: parsers.CsvMark | None = None
+    best: Summary = field(default_factory=dict)
+    upto: int = -1
+    later: tuple[Point, ...] = ()
+
+    def take(self, candidate: Candidate) -> tuple[list[Point], Summary, _Followed]:
+        """The rows new since the mark, the file's summary for ``candidate``, and what to
+        keep once it has landed. Raise MetricsFileError."""
+        reader = parsers.CsvFollower(self.path, self.mark)
+        column, rows, mark, from_start = reader.read()
+        position = candidate.step
+        if column == "epoch":  # Keras: CSV epochs count from 0, file names from 1
+            position = None if candidate.epoch is None else candidate.epoch - 1
+        best, upto, later = ({}, -1, tuple(rows)) if from_start else (
+            self.best, self.upto, self.later + tuple(rows))
+        if position is not None and position < upto:
+            # Older than a checkpoint already ingested: its summary needs rows that were
+            # folded away. Read the whole file again (rare; rows are deduplicated).
+            column, rows, mark, _ = parsers.CsvFollower(self.path).read()
+            best, upto, later = {}, -1, tuple(rows)
+        summary = dict(best)
+        _fold(summary, list(later), position)
+        if position is None:
+            upto = max([upto, *(step for _, step, _ in later)])
+            later = ()
+        else:
+            upto = max(upto, position)
+            later = tuple(p for p in later if p[1] > upto)
+        return rows, summary, _Followed(self.path, mark, summary, upto, later)
+
+
 class Watcher:
     """Polls ``folder`` and ingests whole checkpoints into ``experiment`` (created when
     missing). ``on_ingested`` and ``on_warning`` get one call per event; each warning is
@@ -104,6 +155,9 @@ class Watcher:
         self._on_warning = on_warning or (lambda _: None)
         self._warned: set[str] = set()
         self._done: set[tuple[str, str]] | None = None
+        self._csv: dict[Path, _Followed] = {}  # how far each metrics CSV was ingested
+        self._series = SeriesCache()
+        self._written: tuple[Series, bytes] | None = None
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -151,11 +205,12 @@ class Watcher:
 
     # -- one checkpoint --------------------------------------------------------------------
     def _points(self, candidate: Candidate, metric_files: list[Path]) -> tuple[
-            list[Point], dict[str, tuple[int, float]]]:
-        """The experiment's points this checkpoint's files carry, and its summary: the
-        newest value of each key at or before the checkpoint."""
+            list[Point], dict[str, tuple[int, float]], list[Callable[[], None]]]:
+        """The experiment's points this checkpoint's files carry (of a CSV: the rows
+        appended since the last ingest), its summary (the newest value of each key at or
+        before the checkpoint) and what to remember once it has landed."""
         points: list[Point] = []
-        position: int | None = candidate.step
+        settle: list[Callable[[], None]] = []
         try:
             if candidate.layout == "huggingface":
                 _, points = parsers.trainer_state(candidate.path / layouts.HF_STATE)
@@ -166,21 +221,21 @@ class Watcher:
         except MetricsFileError as exc:
             self.warn(f"warning: {exc}; {candidate.source} is ingested without its metrics")
             points = []
-        if candidate.layout not in ("huggingface", "plain"):
-            for path in metric_files:
-                try:
-                    column, rows = parsers.csv_log(path)
-                except MetricsFileError as exc:
-                    self.warn(f"warning: {exc}; checkpoints are ingested without its metrics")
-                    continue
-                points.extend(rows)
-                if column == "epoch":  # Keras: CSV epochs count from 0, file names from 1
-                    position = None if candidate.epoch is None else candidate.epoch - 1
         summary: dict[str, tuple[int, float]] = {}
-        for key, step, value in points:
-            if (position is None or step <= position) and step >= summary.get(key, (-1, 0))[0]:
-                summary[key] = (step, value)
-        return points, summary
+        if candidate.layout in ("huggingface", "plain"):
+            _fold(summary, points, candidate.step)
+            return points, summary, settle
+        for path in metric_files:
+            follow = self._csv.get(path) or _Followed(path)
+            try:
+                fresh, own, after = follow.take(candidate)
+            except MetricsFileError as exc:
+                self.warn(f"warning: {exc}; checkpoints are ingested without its metrics")
+                continue
+            points.extend(fresh)
+            _fold(summary, [(k, s, v) for k, (s, v) in own.items()], None)
+            settle.append(functools.partial(self._csv.__setitem__, path, after))
+        return points, summary, settle
 
     def ingest(self, candidate: Candidate, fingerprint: str,
                metric_files: list[Path] | None = None) -> Ingested | None:
@@ -192,7 +247,8 @@ class Watcher:
         from modelbox import artifacts
 
         started = time.monotonic()
-        points, summary = self._points(candidate, metric_files or [])
+        points, summary, settle = self._points(candidate, metric_files or [])
+        self._written = None
         registry, experiment = self.registry, self.experiment
         record = {"source": candidate.source, "fingerprint": fingerprint,
                   "layout": candidate.layout}
@@ -208,6 +264,10 @@ class Watcher:
             fresh = self._write(txn, ident, candidate, record, staged.pointers, points,
                                 summary)
         staged.settle()
+        for remember in settle:  # it landed: the next read starts past these rows
+            remember()
+        if self._written is not None:
+            self._series.keep(*self._written)
         # The registry ran the experiment's policy (modelbox/autopromote.py) at the end of
         # that commit's batch: promotion and retention are commits of the same batch.
         decisions = [d.to_json() for d in registry.decisions[seen_decisions:]]
@@ -224,6 +284,43 @@ class Watcher:
                  lifecycle.list_checkpoints(self.registry, self.experiment)}
         return f"{ident[:90]}-{fingerprint[:8]}" if ident.casefold() in taken else ident
 
+    def _append(self, txn: Transaction, points: list[Point], now: float) -> int:
+        """Add ``points`` the experiment's series lacks (by key and step) in ``txn``;
+        return how many."""
+        snap = txn.snapshot
+        series_path = f"{layout.experiment_dir(self.experiment)}/{layout.METRICS_FILE}"
+        data = snap.read(series_path)
+        series = self._series.load(series_path, data)
+        count = 0
+        if series is not None:  # the usual document: only the new points are encoded
+            added: set[str] = set()
+            for key, step, value in points:
+                if series.add(key, step, value, now):
+                    added.add(key)
+                    count += 1
+            if added:
+                series.order(added)
+                encoded = series.to_bytes()
+                txn.put(series_path, Encoded(encoded))
+                self._written = (series, encoded)
+            elif data:
+                self._written = (series, data)  # unchanged: still the cached document
+        else:  # a document of another shape: the general path
+            current = parse(MetricSeries, series_path, data) if data else None
+            seen: set[tuple[str, int | None]] = set()
+            if current is not None:
+                for key, held in current.series.items():
+                    seen.update((key, point.step) for point in held)
+            fresh: list[tuple[str, MetricPoint]] = []
+            for key, step, value in points:
+                if (key, step) not in seen:
+                    seen.add((key, step))
+                    fresh.extend(metric_points({key: value}, step=step, wallclock=now))
+            if fresh:
+                txn.put(series_path, merge_metric_points(current, series_path, fresh)[0])
+            count = len(fresh)
+        return count
+
     def _write(self, txn: Transaction, ident: str, candidate: Candidate,
                record: dict[str, str], pointers: list[ArtifactPointer], points: list[Point],
                summary: dict[str, tuple[int, float]]) -> int:
@@ -234,20 +331,7 @@ class Watcher:
         folder = layout.checkpoint_dir(experiment, ident)
         refuse_case_twin(snap, "checkpoint", folder)
         now = time.time()
-        series_path = f"{layout.experiment_dir(experiment)}/{layout.METRICS_FILE}"
-        data = snap.read(series_path)
-        current = parse(MetricSeries, series_path, data) if data else None  # parsed once
-        seen: set[tuple[str, int | None]] = set()
-        if current is not None:
-            for key, series in current.series.items():
-                seen.update((key, point.step) for point in series)
-        fresh: list[tuple[str, MetricPoint]] = []
-        for key, step, value in points:
-            if (key, step) not in seen:
-                seen.add((key, step))
-                fresh.extend(metric_points({key: value}, step=step, wallclock=now))
-        if fresh:
-            txn.put(series_path, merge_metric_points(current, series_path, fresh)[0])
+        count = self._append(txn, points, now)
         own = [p for key, (step, value) in summary.items()
                for p in metric_points({key: value}, step=step, wallclock=now)]
         merged, latest = merge_metric_points(None, f"{folder}/{layout.METRICS_FILE}", own)
@@ -266,8 +350,8 @@ class Watcher:
         target = f"{experiment}@{ident}"
         txn.change = Change("checkpoint.ingest", target, f"checkpoint ingest {target}",
                             after=json.dumps({**record, "files": len(pointers),
-                                              "points": len(fresh)}, sort_keys=True))
-        return len(fresh)
+                                              "points": count}, sort_keys=True))
+        return count
 
 
 class WatchThread:

@@ -1,7 +1,7 @@
 """One training run as the framework callbacks feed it: the part no framework knows about.
 
-The training thread only does what is cheap: metric points go to the client's journal (on
-disk when ``log_metrics`` returns: durable, batched), events into a list, and a saved
+The training thread only does what is cheap: metric points and events go to the client's
+journal (on disk when ``log_metrics`` or ``event`` returns: durable, batched), and a saved
 checkpoint is *staged* — its files hard-linked into ``.git/modelbox/callbacks/`` (or
 beside the checkpoint when that is another file system; copied only when neither links), so
 that a framework deleting an old checkpoint (``save_total_limit``, ``save_top_k``) cannot
@@ -123,6 +123,11 @@ class TrainingRun:
             _remove_dead_staging(self._staging)
             spare = ModelBoxClient(self._path)
             self._journals = [(client, experiment), (spare, spare.experiment(experiment.id))]
+            for journal, _ in self._journals:
+                # The background thread commits every flush_every seconds; the training
+                # thread never commits because its journal got old (a commit there is a
+                # stall of the loop).
+                journal._metrics.commit_by_age = False
         except BaseException:
             client.close()
             if spare is not None:
@@ -150,9 +155,17 @@ class TrainingRun:
             self._journals[0][1].log_metrics(dict(values), step=step)
 
     def event(self, name: str, **metadata: Any) -> None:
-        """Record an event now (committed by the background thread, with the next flush)."""
-        with self._events_lock:
-            self._events.append(Event(name, source=self.source, metadata=metadata))
+        """Record an event now: in the journal with the metric points (on disk when this
+        returns, past a ``kill -9``), committed with them by the background thread."""
+        event = Event(name, source=self.source, metadata=metadata)
+        if not self._journals:  # not started (or closed): committed at close, if ever
+            with self._events_lock:
+                self._events.append(event)
+            return
+        try:
+            self._journals[0][1].journal_events([event])
+        except ModelboxError as exc:  # a value no event can hold: never stop training
+            print(f"modelbox: warning: event {name} not recorded: {exc}", file=sys.stderr)
 
     def checkpoint(
         self, paths: Iterable[str | Path], name: str, *, epoch: int | None = None,
@@ -192,6 +205,7 @@ class TrainingRun:
         finally:
             for journal, _ in self._journals:
                 journal.close()
+            self._journals = []
         if self._errors:
             raise self._errors[0]
 

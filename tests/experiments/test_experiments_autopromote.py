@@ -311,3 +311,30 @@ def test_two_processes_evaluating_one_checkpoint_promote_it_once(
         assert proc.returncode == 0, err
     with ModelBoxClient(registry_path) as after:
         assert [v.version for v in after.model(MODEL).versions()] == ["v0"]
+
+
+def test_the_models_labelling_policy_applies_to_the_versions_promotion_makes(
+    client: ModelBoxClient, registry_path: Path, tmp_path: Path,
+) -> None:
+    """A version made by auto-promotion is a version like one whose metrics were logged:
+    the model's labelling rules move their tag to it, in an audited commit of their own."""
+    from modelbox import policies
+
+    registry = client.registry
+    edit_policy(registry, parse_model(EXP), promote_to=MODEL, when=["val_acc>=0.9"])
+    exp = client.experiment(EXP)
+    exp.new_checkpoint(1, metrics={"val_acc": 0.92}, files=[weights(tmp_path, "a", b"a")])
+    client.flush()
+    policies.edit_policy(registry, parse_model(MODEL), labels=["staging:val_acc>=0.95"])
+    assert "staging" not in client.model(MODEL).tags()  # v0 does not qualify
+    exp.new_checkpoint(2, metrics={"val_acc": 0.97}, files=[weights(tmp_path, "b", b"b")])
+    client.flush()
+    assert [v.version for v in client.model(MODEL).versions()] == ["v0", "v1"]
+    assert client.resolve(f"{MODEL}:staging") == "v1"
+    message = git(registry_path, "log", "-1", "--format=%B", "--grep=labelling policy")
+    assert "Modelbox-Policy: staging: val_acc >= 0.95" in message, message
+    assert "Modelbox-Tag: ai/vision/yolo:staging - -> v1" in message, message
+    # a version that does not qualify moves nothing
+    exp.new_checkpoint(3, metrics={"val_acc": 0.93}, files=[weights(tmp_path, "c", b"c")])
+    client.flush()
+    assert client.resolve(f"{MODEL}:staging") == "v1"

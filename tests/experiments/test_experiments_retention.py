@@ -137,6 +137,22 @@ def test_gc_frees_archived_checkpoints_objects_but_never_shared_ones(
     os.chdir(registry_path)
     with_history = json.loads(run("gc", "--dry-run", "--json").out)
     assert with_history["delete"] == []
+    # the dry runs list what checkpoint retention archived, and what gc would free of it
+    assert with_history["archived_checkpoints"] == [
+        {"checkpoint": f"{EXP}@epoch-0", "objects": 1, "bytes": 64, "freed": 0,
+         "freed_bytes": 0},
+        {"checkpoint": f"{EXP}@epoch-1", "objects": 2, "bytes": 128, "freed": 0,
+         "freed_bytes": 0}]
+    shown = run("gc", "--dry-run").out
+    assert f"archived checkpoint {EXP}@epoch-1 keeps 2 object(s), 128 bytes (old commits" \
+        in shown, shown
+    no_history = json.loads(run("gc", "--dry-run", "--no-history", "--json").out)
+    assert [(c["checkpoint"], c["freed"], c["freed_bytes"])
+            for c in no_history["archived_checkpoints"]] == [
+        (f"{EXP}@epoch-0", 0, 0), (f"{EXP}@epoch-1", 1, 64)]  # b.pt; a.pt and s.pt shared
+    shown = run("gc", "--dry-run", "--no-history").out
+    assert f"would free archived checkpoint {EXP}@epoch-1: 1 of 2 object(s), 64 of 128 " \
+        "bytes" in shown, shown
     assert run("gc", "--no-history", "--json").code == 0
     store = registry_path / ".git" / "modelbox" / "store" / "sha256"
     left = {p.name for p in store.rglob("*") if p.is_file()}

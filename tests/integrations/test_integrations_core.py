@@ -158,3 +158,73 @@ def test_bad_names_fail_before_training_with_a_clear_error_and_write_nothing(
     run.close()
     with ModelBoxClient(registry_path) as client:
         assert client.experiment("exp/ok").checkpoints() == []
+
+
+def test_events_survive_kill_9_like_metric_points_and_the_next_write_commits_them(
+    registry_path: Path,
+) -> None:
+    """Epoch and checkpoint events were kept in a list until a flush: a ``kill -9`` lost
+    them. They are journal lines now, as durable as the metric points beside them."""
+    import json
+    import os
+    import signal
+
+    from hostile import modelbox
+
+    code = f"""
+import sys, time
+from modelbox.integrations._run import TrainingRun
+run = TrainingRun("exp/killed", {str(registry_path)!r}, framework="other", source="test",
+                  flush_every=3600)
+run.start()
+for epoch in range(3):
+    run.event("epoch_start", epoch=epoch)
+    run.log_metrics({{"loss": 1.0 / (epoch + 1)}}, step=epoch)
+    run.event("epoch_end", epoch=epoch)
+print("ready", flush=True)
+time.sleep(60)
+"""
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          text=True) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    # the next write of the same user commits what the journal holds
+    assert modelbox("meta", "set", "exp/killed", "owner", '"me"', cwd=registry_path).code == 0
+    with ModelBoxClient(registry_path) as client:
+        experiment = client.experiment("exp/killed")
+        events = [(e.name, e.metadata.get("epoch")) for e in experiment.events()]
+        assert [p["step"] for p in experiment.metrics()["loss"]] == [0, 1, 2]
+    assert events == [(name, epoch) for epoch in range(3)
+                      for name in ("epoch_start", "epoch_end")]
+    shown = modelbox("event", "list", "exp/killed", "--json", cwd=registry_path)
+    assert shown.code == 0 and len(json.loads(shown.out)) == 6, shown
+
+
+def test_the_training_thread_never_commits_its_journal_by_age(
+    registry_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain client commits its journal from log_metrics once it is MAX_AGE old; in a
+    training run that commit would stall the loop: the background thread does it."""
+    from modelbox.client import _MetricBuffer
+
+    def head() -> str:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=registry_path, check=True,
+                              capture_output=True, text=True).stdout
+
+    monkeypatch.setattr(_MetricBuffer, "MAX_AGE", 0.0)  # every point is "old"
+    run = TrainingRun("exp/aged", registry_path, framework="other", source="test",
+                      flush_every=3600)
+    run.start()
+    before = head()
+    for step in range(5):
+        run.log_metrics({"loss": 1.0 / (step + 1)}, step)
+    assert head() == before  # nothing committed by the training thread
+    run.close()
+    with ModelBoxClient(registry_path) as client:
+        assert len(client.experiment("exp/aged").metrics()["loss"]) == 5
+        after = head()
+        client.new_model("ai/plain")
+        made = head()
+        client.model("ai/plain").log_metrics({"x": 1.0})  # a plain client commits by age
+        assert head() != made != after
