@@ -383,9 +383,13 @@ def build(registry: Any, out: Path, *, jobs: int | None = None) -> BuildReport:
     with contextlib.suppress(ModelboxError):  # a broken model manifest: its pages say so
         docs = {_name(d): d for d in reader.models()} if changed else {}
     reader.prepare_timelines(len(changed) > _TIMELINES_BULK)
+    fresh = {path: key for path, (key, _) in log_plan.pages.items()
+             if old_pages.get(path) == key and path in present}
     shared = _Shared(reader, out, code, old_pages, present, docs,
-                     [(path, key, make) for path, (key, make) in log_plan.pages.items()])
+                     [(path, key, make) for path, (key, make) in log_plan.pages.items()
+                      if path not in fresh])  # only what is to be written goes to workers
     done = _run(shared, changed, jobs if jobs is not None else workers())
+    done.keys.update(fresh)
     for full, entry in done.models.items():
         if "summary" in entry:
             reader.summaries[full] = entry["summary"]
