@@ -118,6 +118,10 @@ def test_site_build_on_the_command_line(reg: Path, tmp_path: Path, run: Run) -> 
     (tmp_path / "file").write_text("x")
     bad = run("--repo", reg, "site", "build", tmp_path / "file")
     assert bad.code in (1, 2) and "Traceback" not in bad.err
+    one = run("--repo", reg, "site", "build", tmp_path / "one", "--jobs", "1", "--json")
+    assert one.code == 0 and json.loads(one.out)["workers"] == 1
+    zero = run("--repo", reg, "site", "build", tmp_path / "zero", "--jobs", "0")
+    assert zero.code == 2 and "Traceback" not in zero.err and not (tmp_path / "zero").exists()
 
 
 def test_a_site_build_leaves_the_registry_as_it_was(reg: Path, tmp_path: Path, git: object,
