@@ -42,13 +42,15 @@ def site() -> None:
 
 @site.command("build")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
+              help="Worker processes (default: one per core).")
 @json_option
 @pass_ctx
-def site_build(ctx: Context, out: Path, as_json: bool) -> None:
+def site_build(ctx: Context, out: Path, jobs: int | None, as_json: bool) -> None:
     """Write every page and its JSON twin into OUT; only changed pages are rewritten."""
     from modelbox.web.site import build
 
-    report = build(ctx.registry, out)
+    report = build(ctx.registry, out, jobs=jobs)
     done(as_json, report.to_json(), f"Wrote {len(report.written)} pages to {out} "
          f"({report.kept} unchanged, {len(report.removed)} removed)")
 

@@ -122,6 +122,12 @@ class Snapshot:
         tree = self._tree(path)
         return tree.id.decode() if tree is not None else None
 
+    def forget_trees(self) -> None:
+        """Drop the trees found by path so far (a long read, one model after another,
+        would otherwise hold every folder's tree); they are found again on demand, the
+        repository keeping the recently read objects."""
+        self._trees.clear()
+
 
 def user_identity(config: Config | None = None) -> str:
     """``Name <email>`` for a new commit, picked as git picks the author: the name from

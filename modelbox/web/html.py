@@ -42,18 +42,24 @@ def _add(out: list[str], child: object) -> None:
     kind = type(child)
     if kind is Markup:
         out.append(child)  # type: ignore[arg-type]  # a Markup is a str
+    elif kind is str:
+        out.append(_escape(child, quote=True))  # type: ignore[arg-type]  # a str
     elif kind is list or kind is tuple:
         for item in child:  # type: ignore[attr-defined]  # a list or tuple
             _add(out, item)
     elif child is None:
         return
     elif isinstance(child, str | int | float):
-        out.append(html.escape(str(child), quote=True))
+        out.append(_escape(str(child), quote=True))
     elif isinstance(child, Iterable):
         for item in child:
             _add(out, item)
     else:
-        out.append(html.escape(str(child), quote=True))
+        out.append(_escape(str(child), quote=True))
+
+
+_escape = html.escape
+_ATTRS: dict[str, str] = {}  # a keyword's name -> the attribute's (``data_testid``)
 
 
 def el(tag: str, attrs: dict[str, object] | None = None, *children: object) -> Markup:
@@ -64,10 +70,18 @@ def el(tag: str, attrs: dict[str, object] | None = None, *children: object) -> M
         for name, value in attrs.items():
             if value is None or value is False:
                 continue
-            attr = name.rstrip("_").replace("_", "-")
-            out.append(f" {attr}" if value is True else f' {attr}="{esc(value)}"')
+            attr = _ATTRS.get(name)
+            if attr is None:
+                attr = _ATTRS[name] = name.rstrip("_").replace("_", "-")
+            if value is True:
+                out.append(f" {attr}")
+            elif type(value) is Markup:
+                out.append(f' {attr}="{value}"')
+            else:
+                out.append(f' {attr}="{_escape(str(value), quote=True)}"')
     out.append(">")
     if tag not in _VOID:
-        _add(out, children)
+        for child in children:
+            _add(out, child)
         out += ("</", tag, ">")
     return Markup("".join(out))

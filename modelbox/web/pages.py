@@ -14,6 +14,7 @@ nothing here touches the object store.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ DESCRIPTION_MAX = 20_000
 keeps it whole)."""
 CHART_POINTS = 500
 """Buckets a series is decimated to for display (two points each: min and max)."""
+_VERSIONS_KEPT = 8
 
 
 @dataclass
@@ -50,6 +52,11 @@ class Reader:
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     use_store: bool = False  # `modelbox ui`: list a directory artifact's files if it can
     _tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The last few models' versions: a model's pages (model, versions, each version) are
+    # built one after another and all read its version list.
+    _versions: OrderedDict[str, tuple[list[dict[str, Any]], dict[str, str]]] = field(
+        default_factory=OrderedDict)
+    _timelines: dict[str, list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         self.snap = self.registry.snapshot()
@@ -105,6 +112,15 @@ class Reader:
     def versions(self, model: ModelName) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """Every version of ``model`` oldest first (archived too) and its tag map, from
         the listing cache; a broken tag map reads as no tags (`modelbox check` says why)."""
+        key = str(model)
+        found = self._versions.get(key)
+        if found is None:
+            found = self._versions[key] = self._read_versions(model)
+            while len(self._versions) > _VERSIONS_KEPT:
+                self._versions.popitem(last=False)
+        return found
+
+    def _read_versions(self, model: ModelName) -> tuple[list[dict[str, Any]], dict[str, str]]:
         from modelbox.listing import version_documents
 
         try:
@@ -112,6 +128,38 @@ class Reader:
         except ModelboxError:
             versions = self.registry.versions_in(self.snap, model, archived=True)
             return [v.model_dump(mode="json") for v in versions], self.tags(model)
+
+    def timeline(self, model: ModelName) -> list[dict[str, Any]]:
+        """Every move of ``model``'s tags, newest first, from the audit log: cut from the
+        whole log when it was read (:meth:`prepare_timelines`), else read through the
+        audit index (this model's commits only)."""
+        self.prepare_timelines(False)
+        if self._timelines is not None:
+            return self._timelines.get(str(model), [])
+        return [e.to_json() for e in self.registry.log(str(model))
+                if e.operation.startswith("tag.")]
+
+    def prepare_timelines(self, read_log: bool) -> None:
+        """Cut every model's tag timeline from the whole audit log in one pass, when the
+        log was read already (a full site build reads it for the log pages) or when
+        ``read_log`` (many models' pages to build: one read of the log is cheaper than
+        one audit index lookup per model)."""
+        if self._timelines is not None:
+            return
+        if self._events is not None and not self._events_start:
+            events: list[dict[str, Any]] = self._events
+        elif read_log:
+            events = [e.to_json() for e in reversed(self.registry.log(None))
+                      if e.operation.startswith("tag.")]
+        else:
+            return
+        from modelbox.audit import model_of
+
+        found: dict[str, list[dict[str, Any]]] = {}
+        for event in reversed(events):
+            if event["operation"].startswith("tag."):
+                found.setdefault(model_of(event["target"]), []).append(event)
+        self._timelines = found
 
     def tags(self, model: ModelName) -> dict[str, str]:
         found = self._tags.get(str(model))
@@ -256,8 +304,7 @@ def model(reader: Reader, full: str) -> dict[str, Any] | None:
     newest = list(reversed(rows[(pages - 1) * PAGE_SIZE:]))
     if pages > 1 and len(newest) < PAGE_SIZE:  # a full page of the newest on the model page
         newest = list(reversed(rows[-PAGE_SIZE:]))
-    timeline = [e.to_json() for e in reader.registry.log(str(name))
-                if e.operation.startswith("tag.")]
+    timeline = reader.timeline(name)
     return {
         "kind": "model", "path": f"m/{name}/_model", "title": str(name), "model": str(name),
         "manifest": doc, "tags": reader.tags(name), "versions": newest, "version_total": len(rows),

@@ -21,10 +21,10 @@ def reg(tmp_path: Path) -> Path:
     return demo(tmp_path / "registry")
 
 
-def _build(reg: Path, out: Path) -> site.BuildReport:
+def _build(reg: Path, out: Path, jobs: int | None = None) -> site.BuildReport:
     registry = Registry.open(reg)
     try:
-        return site.build(registry, out)
+        return site.build(registry, out, jobs=jobs)
     finally:
         registry.close()
 
@@ -118,6 +118,10 @@ def test_site_build_on_the_command_line(reg: Path, tmp_path: Path, run: Run) -> 
     (tmp_path / "file").write_text("x")
     bad = run("--repo", reg, "site", "build", tmp_path / "file")
     assert bad.code in (1, 2) and "Traceback" not in bad.err
+    one = run("--repo", reg, "site", "build", tmp_path / "one", "--jobs", "1", "--json")
+    assert one.code == 0 and json.loads(one.out)["workers"] == 1
+    zero = run("--repo", reg, "site", "build", tmp_path / "zero", "--jobs", "0")
+    assert zero.code == 2 and "Traceback" not in zero.err and not (tmp_path / "zero").exists()
 
 
 def test_a_site_build_leaves_the_registry_as_it_was(reg: Path, tmp_path: Path, git: object,
@@ -156,3 +160,51 @@ def test_an_incremental_log_reads_only_new_commits_and_equals_a_full_build(
     _build(reg, full)
     for page in [*sorted(full.glob("log/*.json")), full / "log.json"]:
         assert (out / page.relative_to(full)).read_bytes() == page.read_bytes(), page
+
+
+def _contents(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file()}
+
+
+def test_worker_processes_write_the_same_files_as_one_process(
+        reg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(site, "POOL_MIN", 0)  # the demo registry is small: fork anyway
+    one = _build(reg, tmp_path / "one", jobs=1)
+    two = _build(reg, tmp_path / "two", jobs=2)
+    assert (one.workers, two.workers) == (1, 2)
+    assert one.written == two.written
+    assert _contents(tmp_path / "one") == _contents(tmp_path / "two")  # manifest included
+    with ModelBoxClient(reg) as client:
+        client.model("vision/yolo").version("v9").tag("staging")
+    again = _build(reg, tmp_path / "two", jobs=2)  # incremental, in workers
+    _build(reg, tmp_path / "one", jobs=1)
+    assert "m/vision/yolo/_v/v9" in again.written and "m/nlp/bert/_model" not in again.written
+    assert _contents(tmp_path / "one") == _contents(tmp_path / "two")
+
+
+def test_a_full_build_cuts_each_models_tag_timeline_from_the_whole_log(
+        reg: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    _build(reg, out)
+    registry = Registry.open(reg)
+    try:
+        expected = [e.to_json() for e in registry.log("vision/yolo")
+                    if e.operation.startswith("tag.")]
+    finally:
+        registry.close()
+    doc = json.loads((out / "m/vision/yolo/_model.json").read_text())
+    assert len(expected) >= 3 and doc["timeline"] == json.loads(json.dumps(expected))
+
+
+def test_a_broken_version_manifest_is_an_error_page_not_a_failed_build(
+        reg: Path, tmp_path: Path, git: object) -> None:
+    import subprocess
+
+    (reg / "models/vision/yolo/_versions/v1/_version.json").write_text("{not json")
+    subprocess.run(["git", "commit", "-qam", "hand edit"], cwd=reg, check=True)
+    out = tmp_path / "site"
+    report = _build(reg, out, jobs=1)
+    page = (out / "m/vision/yolo/_model.html").read_text(encoding="utf-8")
+    assert 'id="error"' in page and "modelbox: error:" in page
+    assert "m/nlp/bert/_model" in report.written  # the rest of the site is there
