@@ -451,9 +451,11 @@ class Registry:
                                "`modelbox check --fix`)", exc)
         self.history.remember(batch.records)
         fault("before-tag-refs")
+        from modelbox import gittags
+
         fresh = {model: set(versions) for model, versions in batch.versions.items()}
         for model in batch.tag_models:
-            fresh.setdefault(model, set()).add(":tags")  # gittags.TAGS_CHANGED
+            fresh.setdefault(model, set()).add(gittags.TAGS_CHANGED)
         if self.follow_tag_refs(models, fresh=fresh) and followed:
             recovery.clear(git_dir)
         return True
