@@ -2,8 +2,8 @@
 
 * **GTO** reads promotions from Git tags only, and the scale registry has none (its
   versions are named ``v0``..``v19``: GTO needs ``vX.Y.Z``, so no setting can give them
-  tags). A copy of it gets ``v1.0.0`` on every model and ``production`` moved onto it on
-  every third (the models that had one), then ``modelbox config git-tags on`` and
+  tags). A copy of it gets ``v1.0.0`` on its first 100 models and ``production`` moved
+  onto it on every third (the models that had one), then ``modelbox config git-tags on`` and
   ``modelbox refs sync`` make the GTO tags for the whole history (timed: the cost of
   turning the setting on for a registry of that size). ``gto show --repo URL M#production``
   then races ``modelbox --repo URL resolve M:production`` on that same copy, both cold.

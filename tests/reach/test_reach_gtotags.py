@@ -306,3 +306,32 @@ def test_pull_without_a_trustworthy_cache_reconciles_every_model(
     ok(run, "--repo", reg, "push", remote)
     ok(run, "--repo", mine, "pull")
     assert tags(git, mine) == ["team/m@v1.0.0", "team/m@v2.0.0", "team/other@v1.0.0"]
+
+
+def test_a_batch_that_moves_many_models_tags_dates_their_refs_as_one_by_one(
+        tmp_path: Path, run: Run, git: Git) -> None:
+    from modelbox import ModelBoxClient
+
+    reg = tmp_path / "reg"
+    ok(run, "init", reg)
+    ok(run, "--repo", reg, "config", "protected-tags", "--none")
+    client = ModelBoxClient(reg)
+    with client.batch():
+        handles = [client.new_model(f"m{i}", "a@b.c", "team", "t") for i in range(3)]
+        for handle in handles:
+            handle.new_model_version("v1.0.0").tag("staging")
+    time.sleep(1.1)  # the next moves a second later: their dates tell the commits apart
+    with client.batch():  # one git log for the three tag maps' history, not three
+        for handle in handles[:2]:
+            handle.new_model_version("v2.0.0").tag("production")
+    client.close()
+    fmt = "--format=%(refname) %(objectname) %(taggerdate:unix)"
+    before = git("-C", reg, "for-each-ref", fmt, "refs/modelbox/tags")
+    for ref in before.split("\n"):
+        if ref:
+            git("-C", reg, "update-ref", "-d", ref.split()[0])
+    ok(run, "--repo", reg, "refs", "sync")  # every ref derived again from history
+    assert git("-C", reg, "for-each-ref", fmt, "refs/modelbox/tags") == before
+    dates = {line.split()[0].rsplit("/", 1)[1]: int(line.split()[2])
+             for line in before.splitlines() if "/m0/" in line}
+    assert dates["production"] > dates["staging"] > 0
