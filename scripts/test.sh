@@ -16,7 +16,8 @@
 # Measured 2026-12-02 on 2 cores shared with other engineers' runs (load average 3-8, so
 # upper bounds; a quiet machine gives about half): the whole suite (2,056 tests) under
 # -X dev took 12.5 min on 3.13 (8.9 min of CPU) and 14.0 min on 3.10 (8.5 min of CPU), with
-# 2 workers; smoke + frameworks on 3.11 1.5 min; the quick benchmark ~1.5 min; ruff and
+# 2 workers; 3.10 again at load 0.1-3: 5.5 min (7.2 min of CPU); smoke + frameworks on
+# 3.11 1.5 min; smoke on 3.12 20 s; the quick benchmark ~1.5 min; ruff and
 # mypy ~1 min; a new .venv-3.X ~85 s (`smoke` extra ~45 s), the frameworks ~2 min, each
 # once. A whole run: ~32 min loaded, ~15-17 min quiet (CI allows 90). --durations found
 # the waste cut then: the packaging test copied every .venv-3.X (~1 GB) into its build
