@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelbox import layout, sync
-from modelbox.check import Problem, locate
+from modelbox.changed import tagged_models
+from modelbox.check import Problem
 from modelbox.errors import AlreadyExistsError, GitError, StoreError
 from modelbox.refs import GitRepo
 from modelbox.refs.remote import Remote, new_commits
@@ -226,24 +227,11 @@ def check_push(registry: Registry, lines: Iterable[str]) -> list[Problem]:
         base = remote_sha if remote_sha != _ZERO and _is_commit(repo, remote_sha) else None
         if remote_ref == registry.branch_ref:
             branch_commit = local_sha
-            touched = _tagged_models(repo, base, local_sha)
+            touched = tagged_models(repo, base, local_sha)
         problems += check_range(registry, base, local_sha, schema=True)
     if tag_refs or touched:
         problems += check_pushed_refs(registry, branch_commit, tag_refs, touched)
     return list(dict.fromkeys(problems))
-
-
-def _tagged_models(repo: GitRepo, base: str | None, head: str) -> set[str]:
-    """Models (``ai/vision/yolo``) whose tag map, or a version, ``base..head`` changes."""
-    old = repo.snapshot(base).tree_id(layout.MODELS) if base else None
-    new = repo.snapshot(head).tree_id(layout.MODELS)
-    out = set()
-    for change in repo.changed_paths(old, new, f"{layout.MODELS}/"):
-        owner = locate(change.path).owner
-        if owner and (change.path.endswith(f"/{layout.TAGS_FILE}")
-                      or f"/{layout.VERSIONS_DIR}/" in change.path):
-            out.add(owner[len(layout.MODELS) + 1 :])
-    return out
 
 
 def _is_commit(repo: GitRepo, sha: str) -> bool:

@@ -30,9 +30,10 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelbox import layout
+from modelbox import derived, layout
 from modelbox.documents import parse_settings
 from modelbox.errors import ModelboxError
 from modelbox.names import ModelName, parse_model
@@ -42,8 +43,9 @@ if TYPE_CHECKING:
     from modelbox.refs import Snapshot
     from modelbox.registry import Registry
 
-__all__ = ["Parsed", "admit", "artifact", "enabled", "is_gto_ref", "is_semver", "local_refs",
-           "parse", "reconcile", "renumber", "valid_fetched"]
+__all__ = ["TAGS_CHANGED", "Parsed", "admit", "artifact", "enabled", "is_gto_ref",
+           "is_semver", "local_refs", "parse", "reconcile", "reconcile_changed", "renumber",
+           "valid_fetched"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ _IDENT = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
 _SEMVER = (r"(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
            rf"(?:-{_IDENT}(?:\.{_IDENT})*)?(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?")
 _NAME_RE = re.compile(rf"^{_NAME}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _VERSION_RE = re.compile(rf"^v{_SEMVER}$")
 _TAG_RE = re.compile(
     rf"^(?P<artifact>{_NAME})"
@@ -61,6 +64,8 @@ _TAG_RE = re.compile(
     r"|@(?P<other>deprecated|created))"
     r"(?:#(?P<counter>[0-9]+))?$"
 )
+#: in ``fresh`` (model -> what a write changed), beside version names: its tags changed
+TAGS_CHANGED = ":tags"
 #: a fetched tag's counter above this is refused: it would push every later one past it
 MAX_COUNTER = 10**9
 _MAX_NAME = 255
@@ -157,8 +162,13 @@ def _states(tags: dict[str, git.TagInfo]) -> dict[str, _State]:
     return out
 
 
-def _read(registry: Registry) -> dict[str, git.TagInfo]:
-    return git.read_all(registry.repo, lambda name: parse(name) is not None)
+def _read(registry: Registry, models: set[str] | None = None) -> dict[str, git.TagInfo]:
+    """The GTO tags (of ``models`` only, when given: the others' are not read)."""
+    def keep(name: str) -> bool:
+        parsed = parse(name)
+        return parsed is not None and (models is None or parsed.artifact in models)
+
+    return git.read_all(registry.repo, keep)
 
 
 # -- making the tags -----------------------------------------------------------------
@@ -187,16 +197,18 @@ def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
     if head is None or not enabled(registry):
         return []
     snap = registry.repo.snapshot(head)
+    every = models is None
     if models is None:
         start = len(layout.MODELS) + 1
         from modelbox.registry import manifest_paths
 
         models = [path[start : -len(layout.MODEL_FILE) - 1]
                   for path in manifest_paths(snap, layout.MODELS, layout.MODEL_FILE)]
-    states = _states(_read(registry))
+    models = set(models)
+    states = _states(_read(registry, None if every else models))
     when = registry.repo.commit_info(head).commit_time
     made: list[str] = []
-    for text in sorted(set(models)):
+    for text in sorted(models):
         try:
             model = parse_model(text)
         except ModelboxError:
@@ -225,6 +237,46 @@ def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
             git.create(registry.repo, plan.name, plan.target, plan.message, identity, at)
             state.last_time, at = at, at + 1
             made.append(plan.name)
+    if every:
+        derived.save(_mark(registry), _MARK_KIND, {"head": head})
+    return made
+
+
+_MARK_KIND = "gittags-reconciled"
+
+
+def _mark(registry: Registry) -> Path:
+    """The cache naming the registry head at which every model was last reconciled."""
+    return derived.folder(registry.repo.git_dir) / "gittags-reconciled.json"
+
+
+def reconcile_changed(registry: Registry, also: Iterable[str] = ()) -> list[str]:
+    """:func:`reconcile` after a pull: only the models whose tag map or versions changed
+    since the registry head at which every model was last reconciled (a cache under
+    ``.git/modelbox/``), and ``also``; every model when that head is unknown (no cache,
+    a torn one, an object this clone lacks) or the registry settings changed since (the
+    setting may have been off in between). A pull of a few commits into a registry of
+    100,000 versions reads what they changed, not every version manifest."""
+    head = registry.registry_head()
+    if head is None or not enabled(registry):
+        return []
+    mark = derived.load(_mark(registry), _MARK_KIND)
+    base = mark.get("head") if mark else None
+    repo = registry.repo
+    if not (isinstance(base, str) and _SHA_RE.match(base) and repo.has_object(base)):
+        return reconcile(registry, None, quiet=True)
+    from modelbox.changed import tagged_models
+
+    try:
+        if (repo.snapshot(base).read(layout.SETTINGS)
+                != repo.snapshot(head).read(layout.SETTINGS)):
+            return reconcile(registry, None, quiet=True)
+        models = tagged_models(repo, base, head)
+    except ModelboxError:  # not a commit, or a tree this clone lacks: the long way
+        return reconcile(registry, None, quiet=True)
+    made = reconcile(registry, models | set(also), quiet=True)
+    # Unchanged since base, every other model is as reconciled at head as it was there.
+    derived.save(_mark(registry), _MARK_KIND, {"head": head})
     return made
 
 
@@ -240,9 +292,11 @@ class _Planner:
                          for v in registry.versions_in(snap, model, archived=True)}
         self.tags = registry.tags_in(snap, model)
         self.skipped: set[str] = set()
+        self.tags_changed = False
 
     def plan(self, news: set[str]) -> list[_Plan]:
         self.skipped = {v for v in news if v in self.versions and not is_semver(v)}
+        self.tags_changed = TAGS_CHANGED in news
         return self._unassign() + self._registrations() + self._assign()
 
     def _counter(self) -> int:
@@ -305,7 +359,9 @@ class _Planner:
         state, name, out = self.state, self.name, []
         for stage, want in sorted(self.tags.items()):
             if not _is_stage(stage) or not is_semver(want):
-                continue  # noted when the version was made, or when the stage left GTO's
+                if self.tags_changed:  # this write set or moved a tag: say what is left out
+                    self.skipped.add(want if _is_stage(stage) else stage)
+                continue
             if not state.registered.get(want, False) or state.stages.get((want, stage)):
                 continue
             out.append(_Plan(f"{name}#{stage}#{self._counter()}", state.commit[want],

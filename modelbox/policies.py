@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from modelbox import layout, limits
+from modelbox import isotime, layout, limits
 from modelbox.audit import Change, TagMove
 from modelbox.errors import InvalidValueError, ManifestError
 from modelbox.manifests import LabellingRule, Policy, RetentionRule, parse
@@ -261,7 +261,7 @@ def _candidates(
             continue
         try:
             doc = limits.loads(data, "version")
-            created = datetime.fromisoformat(doc["created_at"])
+            created = isotime.parse(doc["created_at"])
             metrics = summary if name == version else dict(doc.get("metrics") or {})
             archived = doc.get("archived") is True
         except (ValueError, KeyError, TypeError, AttributeError):

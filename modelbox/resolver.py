@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from modelbox import layout, limits
+from modelbox import isotime, layout, limits
 from modelbox.documents import parse_tags
 from modelbox.errors import (
     DanglingTagError,
@@ -203,10 +203,8 @@ def _latest(snap: Snapshot, model: ModelName) -> str | None:
 def _when(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
-    if value.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read "Z"
-        value = value[:-1] + "+00:00"
     try:
-        when = datetime.fromisoformat(value)
+        when = isotime.parse(value)
     except ValueError:
         return None
     return when if when.tzinfo is not None else None

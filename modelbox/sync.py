@@ -492,7 +492,8 @@ def _pull_git_tags(registry: Registry, fetched: dict[str, str], url: str) -> lis
     with locked(registry.repo.git_dir):
         changed = gittags.admit(
             registry, {r: s for r, s in fetched.items() if gittags.is_gto_ref(r)}, url)
-        return changed + gittags.reconcile(registry, None, quiet=True)
+        admitted = {parsed.artifact for parsed in map(gittags.parse, changed) if parsed}
+        return changed + gittags.reconcile_changed(registry, admitted)
 
 
 # -- pull ------------------------------------------------------------------------------

@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Set up .venv with the test extras (SeaweedFS and pre-commit included), then run the
-# linters, the type checker and the whole test suite. Extra arguments go to pytest as they
-# are (add -n 2 for workers); a whole run (no arguments) spreads the tests over pytest-xdist
-# workers: one per core, at most 4 (PYTEST_WORKERS overrides; 0: one process).
-# A whole run then runs the smoke tests (pytest -m smoke) on every other supported Python
-# found on this machine (python3.X on PATH, else pyenv's), each in its own .venv-3.X kept
-# between runs, with only the `smoke` extra; an absent one is skipped with one line. PYTHONS
-# overrides the list ("3.10 3.13"; empty: none); FULL_PYTHONS ("3.10 3.13") names those
-# that run the whole suite instead (with the `test` extra).
-# Measured on 2 cores (other jobs loading the machine, so wall times are upper bounds): the
-# suite's 1,875 tests take ~5.5 min of CPU; one process waits on servers, sleeps and
-# timeouts for most of its wall time: ~10.9 min in one process, ~3.9 min with 2 workers.
-# A smoke .venv-3.X installs in ~45 s (the `test` extra: ~85 s); its 30 tests run in ~50 s
-# with 2 workers (~160 s in one process). The whole suite on 3.10 and 3.13 as well would
-# add two more suite runs (3.13: 13 min loaded): over CI's ~10 min, so it stays opt-in.
+# linters and the type checker once, and the tests. Extra arguments go to pytest on .venv as
+# they are (add -n 2 for workers); nothing else runs then. A whole run (no arguments):
+#  * the whole suite on the oldest and newest supported Pythons, 3.10 and 3.13
+#    (FULL_PYTHONS overrides the pair), each in its own .venv-3.X (the `test` extra) kept
+#    between runs, under -X dev (warnings are errors: pyproject's filterwarnings), all but
+#    the `frameworks` tier;
+#  * on .venv (the default python3, 3.11 here: the only Python with torch's CPU wheel on
+#    this disk) the smoke tests and the `frameworks` tier, then the quick benchmark; on
+#    any other supported Python found (3.12), the smoke tests (the `smoke` extra only);
+#  * .venv runs the whole suite itself when it is one of FULL_PYTHONS, or when none of
+#    them is found (python3.X on PATH, else pyenv's; an absent one is one line).
+# PYTHONS narrows the Pythons tried ("3.10 3.13"); tests spread over pytest-xdist workers,
+# one per core, at most 4 (PYTEST_WORKERS overrides; 0: one process).
+# Measured 2026-12-02 on 2 cores shared with other engineers' runs (load average 3-8, so
+# upper bounds; a quiet machine gives about half): the whole suite (2,056 tests) under
+# -X dev took 12.5 min on 3.13 (8.9 min of CPU) and 14.0 min on 3.10 (8.5 min of CPU), with
+# 2 workers; 3.10 again at load 0.1-3: 5.5 min (7.2 min of CPU); smoke + frameworks on
+# 3.11 1.5 min; smoke on 3.12 20 s; the quick benchmark ~1.5 min; ruff and
+# mypy ~1 min; a new .venv-3.X ~85 s (`smoke` extra ~45 s), the frameworks ~2 min, each
+# once. A whole run: ~32 min loaded, ~15-17 min quiet (CI allows 90). --durations found
+# the waste cut then: the packaging test copied every .venv-3.X (~1 GB) into its build
+# (29 s -> 3.5 s), and two fixtures built per test what one build per run serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -74,19 +82,10 @@ fi
 workers() {  # $1 = a venv's python: how many pytest-xdist workers a whole run uses
     "$1" -c 'import os; print(min(os.cpu_count() or 1, 4))'
 }
-if [ $# -eq 0 ]; then
-    .venv/bin/pytest -n "${PYTEST_WORKERS:-$(workers .venv/bin/python)}" --dist worksteal
-else
-    .venv/bin/pytest "$@"
+if [ $# -gt 0 ]; then
+    exec .venv/bin/pytest "$@"
 fi
-# The benchmark's quick mode (small sizes, no verdicts, no peers), so that it never rots;
-# only for a whole run, not when pytest arguments narrow it.
-if [ $# -eq 0 ]; then
-    .venv/bin/python bench/run.py --quick --no-peers
-fi
-[ $# -eq 0 ] || exit 0
 
-# The smoke tests on the other supported Pythons.
 find_python() {  # $1 = 3.X: print a working interpreter's path, or nothing
     local root=${PYENV_ROOT:-$HOME/.pyenv} candidate
     # pyenv's shims answer for versions they cannot run: each candidate must run and be 3.X.
@@ -99,18 +98,51 @@ find_python() {  # $1 = 3.X: print a working interpreter's path, or nothing
     done
 }
 default=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+full_pythons=${FULL_PYTHONS-3.10 3.13}
+is_full() { case " $full_pythons " in *" $1 "*) return 0 ;; esac; return 1; }
+# Which Pythons run what: found before anything runs, so that the default interpreter runs
+# the whole suite itself when no other one will (none of FULL_PYTHONS found, or empty).
+declare -A interpreters=()
+others_full=0
 for version in ${PYTHONS-3.10 3.11 3.12 3.13}; do
     [ "$version" = "$default" ] && continue
     interpreter=$(find_python "$version" || true)
     if [ -z "$interpreter" ]; then
-        echo "test.sh: Python $version not found (python$version, pyenv); its smoke tests skipped"
+        echo "test.sh: Python $version not found (python$version, pyenv); its tests skipped"
         continue
     fi
+    interpreters[$version]=$interpreter
+    if is_full "$version"; then others_full=1; fi
+done
+
+# The default interpreter (.venv): the whole suite when it is one of FULL_PYTHONS or no
+# other Python runs it; otherwise the smoke tests and the `frameworks` tier (torch's CPU
+# wheel exists here for 3.11 only, so this is where the framework callbacks are tested).
+if is_full "$default" || [ "$others_full" = 0 ]; then
+    echo "test.sh: the whole suite on Python $default (.venv)"
+    .venv/bin/pytest -n "${PYTEST_WORKERS:-$(workers .venv/bin/python)}" --dist worksteal
+else
+    echo "test.sh: smoke tests and the frameworks tier on Python $default (.venv)"
+    .venv/bin/pytest -m 'smoke or frameworks' \
+        -n "${PYTEST_WORKERS:-$(workers .venv/bin/python)}" --dist worksteal
+fi
+# The benchmark's quick mode (small sizes, no verdicts, no peers), so that it never rots;
+# only for a whole run, not when pytest arguments narrow it.
+.venv/bin/python bench/run.py --quick --no-peers
+
+# The other supported Pythons, each in its own .venv-3.X kept between runs, under -X dev
+# (its warnings are errors here: pyproject's filterwarnings): FULL_PYTHONS run the whole
+# suite but the frameworks tier (with the `test` extra), the others the smoke tests (with
+# only the `smoke` extra).
+for version in ${PYTHONS-3.10 3.11 3.12 3.13}; do
+    interpreter=${interpreters[$version]-}
+    [ -n "$interpreter" ] || continue
     venv=.venv-$version
-    case " ${FULL_PYTHONS-} " in
-        *" $version "*) extra=test tier="the whole suite" select=() ;;
-        *) extra=smoke tier="smoke tests" select=(-m smoke) ;;
-    esac
+    if is_full "$version"; then
+        extra=test tier="the whole suite (but the frameworks tier)" select=(-m 'not frameworks')
+    else
+        extra=smoke tier="smoke tests" select=(-m smoke)
+    fi
     # Reinstalled only when pyproject.toml or the extra changed since (a stamp file).
     stamp="$(sha256sum pyproject.toml | cut -d' ' -f1) $extra"
     if [ "$(cat "$venv/.modelbox-stamp" 2>/dev/null)" != "$stamp" ]; then
@@ -120,6 +152,6 @@ for version in ${PYTHONS-3.10 3.11 3.12 3.13}; do
         echo "$stamp" > "$venv/.modelbox-stamp"
     fi
     echo "test.sh: $tier on Python $version ($interpreter)"
-    "$venv/bin/python" -X dev -m pytest -q ${select[@]+"${select[@]}"} -p no:cacheprovider \
+    "$venv/bin/python" -X dev -m pytest -q "${select[@]}" -p no:cacheprovider \
         -n "${PYTEST_WORKERS:-$(workers "$venv/bin/python")}" --dist worksteal
 done

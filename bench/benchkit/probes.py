@@ -7,6 +7,8 @@
 * ``readd REF PATH``: print the seconds one ``upload_artifact`` of PATH took (cwd: registry);
 * ``build-registry PATH MODELS VERSIONS``: the 1,000 x 10 registry through the Python API;
   prints ``{"batched": versions/s, "single": versions/s}``;
+* ``semver-versions PATH MODELS``: ``v1.0.0`` on every model of ``build-registry``,
+  ``production`` moved onto it on every third (scenario 16's GTO copy); prints seconds;
 * ``build-plan PATH PLAN``: the registry of a JSON plan (models, versions, tag moves), in
   batches; prints the seconds it took;
 * ``build-registry PATH MODELS VERSIONS NAMESPACE``: the same with every model in one
@@ -130,6 +132,25 @@ def add_versions(path: str, models: int, count: int, batch: int, prefix: str) ->
     return count / (time.perf_counter() - started)
 
 
+def semver_versions(path: str, models: int) -> float:
+    """``v1.0.0`` on each of the ``build_registry`` models and ``production`` moved onto it
+    where that model has one (every third): names GTO can hold, so that the registry's
+    Git tags give ``gto`` something to read. 500 models per batch; prints seconds."""
+    from modelbox import MLFramework, ModelBoxClient
+
+    started = time.perf_counter()
+    client = ModelBoxClient(path)
+    for start in range(0, models, 500):
+        with client.batch():
+            for i in range(start, min(start + 500, models)):
+                version = client.model(f"team{i % 10}/m{i:04d}").new_model_version(
+                    "v1.0.0", framework=MLFramework.PYTORCH)
+                if i % 3 == 0:
+                    version.tag("production")
+    client.close()
+    return time.perf_counter() - started
+
+
 def build_plan(path: str, plan_file: str) -> float:
     """Models, then versions round by round, then tag moves, as the GTO side is built."""
     from modelbox import ModelBoxClient
@@ -172,6 +193,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(result))
     elif command == "add-versions":
         print(add_versions(args[0], int(args[1]), int(args[2]), int(args[3]), args[4]))
+    elif command == "semver-versions":
+        print(semver_versions(args[0], int(args[1])))
     elif command == "build-plan":
         print(build_plan(args[0], args[1]))
     else:

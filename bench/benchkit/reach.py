@@ -14,9 +14,12 @@ really filtered. Every command is a fresh process; each cold round gets its own
   (<= 0.5 s; it places 0 files, there are none) and ``artifact list``. Not ``version
   show``: it needs the version's last-changed time, so its first run through a URL fetches
   the whole history (minutes at 100k, docs/collaboration.md), which is not a later read;
-* the peers, once each with a timeout: ``gto show --repo URL M#production`` and ``dvc get
-  URL models/M/_tags.json`` (the nearest ``dvc get`` can do: modelbox tracks no file with
-  DVC). A peer that fails or times out gets no number and says why.
+* the peers (:mod:`benchkit.reach_peers`), each on a registry it can read: ``gto show
+  --repo URL M#production`` (one run, timed out after 15 min) against a cold ``modelbox
+  --repo URL resolve M:production`` on a copy of the registry with GTO tags (SemVer
+  versions added, ``config git-tags on`` + ``refs sync`` timed: a row of its own); and
+  ``dvc get URL model.bin`` against a cold ``modelbox --repo URL get b/m:production`` of
+  the same file (scenario 1's), each in its own repository on the run's bucket.
 """
 
 from __future__ import annotations
@@ -24,13 +27,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchkit import peers, scale_cache
-from benchkit.harness import Bench, Row, Sample, StepError, Target, alternate, measure
+from benchkit import peers, reach_peers, scale_cache
+from benchkit.harness import Bench, Row, Sample, Target, alternate, measure
 from benchkit.scale import MODEL, label
 from benchkit.sharing import _step, git_daemon
 
@@ -38,7 +39,11 @@ FIRST = Target("ratio", 2.0)  # first read <= 2x git clone --filter=blob:none --
 WARM_RESOLVE = Target("seconds", 0.3)
 LATER = Target("seconds", 0.5)  # later get (+ transfer, zero here)
 AHEAD = Target("ratio", 1.0)  # ahead of gto show --repo / dvc get
-PEER_TIMEOUT = 120.0
+GTO_TIMEOUT = 900.0
+# Models given a SemVer version (and GTO tags) on the GTO copy: each such version costs
+# one `git log` of the whole history when its registration tag is first made (~1 s at
+# 100k commits), so 5,000 would take over an hour; GTO's cost is its full clone.
+GTO_MODELS = 100
 TTL = "3600"
 
 
@@ -113,44 +118,44 @@ def reach(bench: Bench) -> list[Row]:
 
 
 def _peers(bench: Bench, url: str, size: str, cold: list[Sample]) -> list[Row]:
+    del url, cold  # each peer gets a repository it can read (module docstring)
+    models, _ = bench.sizes.scale
     titles = {
-        "gto": f"{size} cold resolve vs gto show --repo URL {MODEL}#production",
-        "dvc": f"{size} cold resolve vs dvc get URL models/{MODEL}/_tags.json",
+        "sync": f"{size} config git-tags on + refs sync, {min(models, GTO_MODELS)} models "
+                "with v1.0.0",
+        "gto": f"{size} cold resolve vs gto show --repo URL {MODEL}#production (GTO copy)",
+        "dvc": f"16. [{bench.sizes.big_mb} MiB] cold get M:production vs dvc get URL FILE",
     }
     if bench.peers is None:
         reason = bench.peer_problem or "no peers"
-        return [Row(title, None, target=AHEAD, note=reason) for title in titles.values()]
+        return [Row(title, None, target=None if key == "sync" else AHEAD, note=reason)
+                for key, title in titles.items()]
+    reg, _ = scale_cache.registry(bench, *bench.sizes.scale)
+    copy, on, sync, made = reach_peers.gto_copy(bench, reg, min(models, GTO_MODELS))
+    rows = [Row.of(titles["sync"], [sync],
+                   note=f"{made:,} tags; config git-tags on {on.seconds:.2f} s")]
     where = bench.fresh("reach-peers")
     env = peers.dvc_env(bench.env(MODELBOX_CACHE_DIR=str(where / "mbcache")), where)
-    argvs = {
-        "gto": [bench.peers.exe("gto"), "show", "--repo", url, f"{MODEL}#production"],
-        "dvc": [bench.peers.exe("dvc"), "get", url, f"models/{MODEL}/_tags.json", "-o",
-                str(where / "tags.json")],
-    }
-    rows = []
-    for key, argv in argvs.items():
-        bench.say(f"16: {key} (timeout {PEER_TIMEOUT:.0f} s)")
-        seconds, problem = _timed(argv, env, where)
-        ours = [Sample(s.seconds, s.rss_mb) for s in cold]
+    with _served(copy.parent) as base:
+        gurl = f"{base}/{copy.name}"
+        bench.say("16: cold resolve on the GTO copy")
+        ours = [measure([bench.modelbox, "--repo", gurl, "resolve", f"{MODEL}:production"],
+                        env=env, cwd=where, capture=True)]
+        bench.say(f"16: gto show --repo URL (timeout {GTO_TIMEOUT:.0f} s)")
+        seconds, problem, said = reach_peers.timed(
+            [bench.peers.exe("gto"), "show", "--repo", gurl, f"{MODEL}#production",
+             "--version"], env, where, GTO_TIMEOUT)
+        if problem is None and said != ours[0].output.strip():
+            problem = f"gto said {said[:20]!r}, modelbox {ours[0].output.strip()!r}"
         peer = [Sample(seconds, 0.0)] if problem is None else []
-        row = Row.of(titles[key], ours, peer, AHEAD, note=problem or "peer: 1 run")
+        row = Row.of(titles["gto"], ours, peer, AHEAD, note=problem or "1 run each")
         row.peer_rss = None
         rows.append(row)
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    served = bench.fresh("reach-served")
+    source, store = reach_peers.artifact_repos(bench, served)
+    with _served(served) as base:
+        mine, theirs = reach_peers.artifact_rounds(bench, base, source, store)
+    rows.append(Row.of(titles["dvc"], mine, theirs, AHEAD,
+                       note="same file and S3 bucket; both cold"))
     return rows
-
-
-def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str | None]:
-    """Wall seconds of one run and None, or what went wrong (a timeout, an exit status)."""
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=PEER_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return PEER_TIMEOUT, f">timeout {PEER_TIMEOUT:.0f} s"
-    except OSError as error:
-        raise StepError(str(error)) from error
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1][:70]
-        return seconds, f"peer exit {done.returncode} after {seconds:.1f} s: {last}"
-    return seconds, None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from modelbox import isotime
 from modelbox.cli._common import (
     Context,
     done,
@@ -322,7 +323,7 @@ def event_list(ctx: Context, target: str, since: str | None, as_json: bool) -> N
     cutoff = None
     if since:
         try:
-            cutoff = datetime.fromisoformat(since)
+            cutoff = isotime.parse(since)
         except ValueError:
             raise InvalidValueError(f"--since {since!r} is not an ISO 8601 date") from None
         cutoff = cutoff if cutoff.tzinfo else cutoff.astimezone(timezone.utc)

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import click
 
+from modelbox import isotime
 from modelbox.cli._common import Context, echo, emit_json, json_option, model_arg, pass_ctx, ref_arg
 from modelbox.cli.completion import complete_model, complete_ref
 from modelbox.errors import InvalidValueError
@@ -106,7 +107,7 @@ def resolve(ctx: Context, ref: str, at: str | None, as_json: bool) -> None:
 
 def _parse_date(value: str) -> datetime:
     try:
-        when = datetime.fromisoformat(value)
+        when = isotime.parse(value)
     except ValueError:
         raise InvalidValueError(f"{value!r} is not an ISO 8601 date or time") from None
     return when if when.tzinfo else when.astimezone(timezone.utc)

@@ -85,8 +85,7 @@ def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> Non
 
     Columns: version, framework, created, tags; with --all a fifth says `archived` or `-`
     (--json: every entry has "archived")."""
-    from datetime import datetime
-
+    from modelbox import isotime
     from modelbox.listing import version_documents
 
     every, tag_map = version_documents(ctx.registry, model_arg(model))
@@ -99,7 +98,7 @@ def version_list(ctx: Context, model: str, archived: bool, as_json: bool) -> Non
         return
     for v in versions:
         tags = ",".join(by_version.get(v["version"], []))
-        created = datetime.fromisoformat(v["created_at"]).isoformat()
+        created = isotime.parse(v["created_at"]).isoformat()
         state = ("\tarchived" if v.get("archived") else "\t-") if archived else ""
         echo(f"{v['version']}\t{v['framework']}\t{created}\t{tags}{state}")
 

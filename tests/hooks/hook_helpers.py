@@ -9,12 +9,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import pytest
+
 if TYPE_CHECKING:
-    import pytest
     from conftest import Run
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -140,3 +142,33 @@ def edit(repo: Path, path: str, change: dict[str, object] | None = None, *,
                 document[key] = value
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     file.write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+@pytest.fixture(scope="session")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> HookRepo:
+    """This project as a hook repository, one for the run (pytest-xdist workers share it)."""
+    with built_once(tmp_path_factory, "hook-repo") as (path, build):
+        if build:
+            return snapshot_project(path)
+        return HookRepo(path, git(path, "rev-parse", "HEAD").strip())
+
+
+@pytest.fixture(scope="session")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory, hook_repo: HookRepo) -> Path:
+    """A pre-commit store holding the hooks' environment, built once for the run (the
+    pytest-xdist workers share it, as pre-commit's users share ~/.cache/pre-commit)."""
+    with built_once(tmp_path_factory, "pre-commit-home") as (home, build):
+        if build:
+            config = write_config(home / "config.yaml", hook_repo)
+            scratch = tmp_path_factory.mktemp("pre-commit-install")
+            env = {**os.environ, "PRE_COMMIT_HOME": str(home)}
+            git(scratch, "init", "-q", env=env)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pre_commit", "install-hooks", "-c", str(config)],
+                cwd=scratch, capture_output=True, text=True, check=False, env=env,
+                timeout=900,
+            )
+            if proc.returncode != 0:
+                pytest.fail("pre-commit could not install the hooks:\n"
+                            f"{proc.stdout}{proc.stderr}", pytrace=False)
+    return home

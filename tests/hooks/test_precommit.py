@@ -23,17 +23,19 @@ from hook_helpers import (
     V1,
     V2,
     HookRepo,
-    built_once,
     commit,
     edit,
     git,
+    hook_repo,
     make_registry,
-    snapshot_project,
+    pre_commit_home,
     write_config,
 )
 
 if TYPE_CHECKING:
     from conftest import Run
+
+__all__ = ["hook_repo", "pre_commit_home"]  # the session fixtures, shared with other modules
 
 SHA = "946a5d4457022ed77e30c3c9341d6665aa2d2061c83bbc861cf1057d4b2aafa2"
 
@@ -45,36 +47,6 @@ class Outcome(NamedTuple):
 
 class PreCommit(Protocol):
     def __call__(self, repo: Path, *args: str, config: Path | None = None) -> Outcome: ...
-
-
-@pytest.fixture(scope="session")
-def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> HookRepo:
-    """This project as a hook repository, one for the run (pytest-xdist workers share it)."""
-    with built_once(tmp_path_factory, "hook-repo") as (path, build):
-        if build:
-            return snapshot_project(path)
-        return HookRepo(path, git(path, "rev-parse", "HEAD").strip())
-
-
-@pytest.fixture(scope="session")
-def pre_commit_home(tmp_path_factory: pytest.TempPathFactory, hook_repo: HookRepo) -> Path:
-    """A pre-commit store holding the hooks' environment, built once for the run (the
-    pytest-xdist workers share it, as pre-commit's users share ~/.cache/pre-commit)."""
-    with built_once(tmp_path_factory, "pre-commit-home") as (home, build):
-        if build:
-            config = write_config(home / "config.yaml", hook_repo)
-            scratch = tmp_path_factory.mktemp("pre-commit-install")
-            env = {**os.environ, "PRE_COMMIT_HOME": str(home)}
-            git(scratch, "init", "-q", env=env)
-            proc = subprocess.run(
-                [sys.executable, "-m", "pre_commit", "install-hooks", "-c", str(config)],
-                cwd=scratch, capture_output=True, text=True, check=False, env=env,
-                timeout=900,
-            )
-            if proc.returncode != 0:
-                pytest.fail("pre-commit could not install the hooks:\n"
-                            f"{proc.stdout}{proc.stderr}", pytrace=False)
-    return home
 
 
 @pytest.fixture

@@ -99,6 +99,10 @@ def test_unmappable_versions_get_no_tag_and_one_note(tmp_path: Path, run: Run,
     assert result.err.count("\n") == 1
     assert "team/m gets no Git tag for sweep-17" in result.err
     ok(run, "--repo", reg, "version", "create", M)  # an automatic vN
+    # A new stage on such a version: said once too (it was silent before).
+    canary = ok(run, "--repo", reg, "tag", f"{M}@sweep-17", "canary")
+    assert canary.err.count("\n") == 1
+    assert "team/m gets no Git tag for sweep-17" in canary.err
     ok(run, "--repo", reg, "tag", f"{M}@v1.0.0", "staging")
     moved = ok(run, "--repo", reg, "tag", f"{M}@sweep-17", "staging")
     assert "sweep-17" in moved.err  # the stage left GTO's view: said once
@@ -248,3 +252,86 @@ def test_tag_refs_are_dated_by_the_commit_that_moved_them(tmp_path: Path, run: R
     assert [line.split()[2] for line in refs[reg]] == moved  # newest first, both
     for path in (reg, tmp_path / "a", tmp_path / "b"):
         ok(run, "--repo", path, "check")
+
+
+def test_pull_reconciles_only_the_models_its_commits_changed(tmp_path: Path, run: Run,
+                                                             git: Git) -> None:
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote)
+    reg = registry(run, tmp_path / "reg", "v1.0.0")
+    ok(run, "--repo", reg, "model", "create", "team/other")
+    ok(run, "--repo", reg, "version", "create", "team/other", "v1.0.0")
+    ok(run, "--repo", reg, "push", remote)
+    mine = tmp_path / "mine"
+    ok(run, "clone", remote, mine)
+    ok(run, "--repo", mine, "refs", "sync")  # every model reconciled: the cache says where
+    mark = mine / ".git" / "modelbox" / "gittags-reconciled.json"
+    assert json.loads(mark.read_text())["head"] == git("-C", mine, "rev-parse", "HEAD").strip()
+    # A tag of an unchanged model deleted by hand (here and on the remote), then a
+    # promotion pushed by plain git (no tags): the pull makes the promotion's tag from
+    # history and reads nothing of the other model, so it does not bring its tag back.
+    for where in (mine, remote):
+        git("-C", where, "tag", "-d", "team/other@v1.0.0")
+    ok(run, "--repo", reg, "tag", f"{M}@v1.0.0", "production")
+    git("-C", reg, "push", "-q", remote, "main")
+    ok(run, "--repo", mine, "pull")
+    assert tags(git, mine) == ["team/m#production#1", "team/m@v1.0.0"]
+    assert json.loads(mark.read_text())["head"] == git("-C", mine, "rev-parse", "HEAD").strip()
+    ok(run, "--repo", mine, "refs", "sync")  # the long way: every model
+    assert "team/other@v1.0.0" in tags(git, mine)
+
+
+@pytest.mark.parametrize("cache", ["deleted", "torn", "foreign"])
+def test_pull_without_a_trustworthy_cache_reconciles_every_model(
+        tmp_path: Path, run: Run, git: Git, cache: str) -> None:
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote)
+    reg = registry(run, tmp_path / "reg", "v1.0.0")
+    ok(run, "--repo", reg, "model", "create", "team/other")
+    ok(run, "--repo", reg, "version", "create", "team/other", "v1.0.0")
+    ok(run, "--repo", reg, "push", remote)
+    mine = tmp_path / "mine"
+    ok(run, "clone", remote, mine)
+    ok(run, "--repo", mine, "refs", "sync")
+    mark = mine / ".git" / "modelbox" / "gittags-reconciled.json"
+    if cache == "deleted":
+        mark.unlink()
+    elif cache == "torn":
+        mark.write_text(mark.read_text()[:20])
+    else:  # names a commit this clone lacks
+        mark.write_text(json.dumps({**json.loads(mark.read_text()), "head": "0" * 40}))
+    for where in (mine, remote):  # an unchanged model's tag, gone: only a full pass
+        git("-C", where, "tag", "-d", "team/other@v1.0.0")  # makes it again
+    ok(run, "--repo", reg, "version", "create", M, "v2.0.0")
+    ok(run, "--repo", reg, "push", remote)
+    ok(run, "--repo", mine, "pull")
+    assert tags(git, mine) == ["team/m@v1.0.0", "team/m@v2.0.0", "team/other@v1.0.0"]
+
+
+def test_a_batch_that_moves_many_models_tags_dates_their_refs_as_one_by_one(
+        tmp_path: Path, run: Run, git: Git) -> None:
+    from modelbox import ModelBoxClient
+
+    reg = tmp_path / "reg"
+    ok(run, "init", reg)
+    ok(run, "--repo", reg, "config", "protected-tags", "--none")
+    client = ModelBoxClient(reg)
+    with client.batch():
+        handles = [client.new_model(f"m{i}", "a@b.c", "team", "t") for i in range(3)]
+        for handle in handles:
+            handle.new_model_version("v1.0.0").tag("staging")
+    time.sleep(1.1)  # the next moves a second later: their dates tell the commits apart
+    with client.batch():  # one git log for the three tag maps' history, not three
+        for handle in handles[:2]:
+            handle.new_model_version("v2.0.0").tag("production")
+    client.close()
+    fmt = "--format=%(refname) %(objectname) %(taggerdate:unix)"
+    before = git("-C", reg, "for-each-ref", fmt, "refs/modelbox/tags")
+    for ref in before.split("\n"):
+        if ref:
+            git("-C", reg, "update-ref", "-d", ref.split()[0])
+    ok(run, "--repo", reg, "refs", "sync")  # every ref derived again from history
+    assert git("-C", reg, "for-each-ref", fmt, "refs/modelbox/tags") == before
+    dates = {line.split()[0].rsplit("/", 1)[1]: int(line.split()[2])
+             for line in before.splitlines() if "/m0/" in line}
+    assert dates["production"] > dates["staging"] > 0

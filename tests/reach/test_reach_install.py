@@ -37,7 +37,7 @@ def _source_copy(dest: Path) -> Path:
     shutil.copytree(
         ROOT, dest,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".*_cache", "__pycache__", "build", "dist", "*.egg-info", ".work",
+            ".git", ".venv*", ".*_cache", "__pycache__", "build", "dist", "*.egg-info", ".work",
         ),
     )
     return dest
@@ -154,9 +154,21 @@ def _complete(words: str, cwd: Path, *extra_env: tuple[str, str]) -> tuple[list[
     return [line.split(",", 1)[1] for line in proc.stdout.splitlines() if line], elapsed
 
 
+_TEMPLATE: list[Path] = []
+
+
 @pytest.fixture
-def reg(tmp_path: Path) -> Path:
-    path = tmp_path / "reg"
+def reg(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the module's registry (built on first use, in a test's environment):
+    six modelbox processes once, not once per test."""
+    if not _TEMPLATE:
+        _TEMPLATE.append(_build_registry(tmp_path_factory.mktemp("completion") / "reg"))
+    dest = tmp_path / "reg"
+    shutil.copytree(_TEMPLATE[0], dest, symlinks=True)
+    return dest
+
+
+def _build_registry(path: Path) -> Path:
     for argv in [
         ("init", path),
         ("model", "create", "ai/vision/yolo", "--owner", "a@b.c"),

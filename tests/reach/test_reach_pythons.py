@@ -10,8 +10,8 @@ alive after an error until the garbage collector found the cycle:
 
 Each test checks the cause directly, so it fails on any Python without the fix (3.10 and
 3.11 included), and the subprocess ones also run the collector as the failing Pythons did.
-``scripts/test.sh`` runs the ``smoke`` tests, these among them, on every other supported
-Python it finds.
+``scripts/test.sh`` runs the whole suite on 3.10 and 3.13 (under ``-X dev``) and the
+``smoke`` tests, these among them, on the other supported Pythons it finds.
 """
 
 from __future__ import annotations
@@ -188,3 +188,31 @@ def test_a_failed_http_command_leaves_no_socket_open(
     assert len(lines) == 4
     assert all("none.git" in line for line in lines[:3])
     assert lines[3] == "left open: 0; unclosed when collected: 0"
+
+
+def test_a_z_suffixed_time_reads_as_utc_on_every_python() -> None:
+    """Documents carry ``...Z``; Python 3.10's ``fromisoformat`` refuses it (3.11 reads
+    it), and ``version list``, policies, ``resolve --at`` and ``event list --since`` failed
+    on 3.10 until every reader went through :func:`modelbox.isotime.parse`."""
+    from datetime import datetime, timezone
+
+    from modelbox import isotime
+
+    utc = datetime(2026, 12, 2, 10, 0, 0, 500000, tzinfo=timezone.utc)
+    assert isotime.parse("2026-12-02T10:00:00.500000Z") == utc  # as modelbox writes them
+    assert isotime.parse("2026-12-02T10:00:00.500z") == utc
+    assert isotime.parse("2026-12-02T10:00:00.500000+00:00") == utc
+    assert isotime.parse("2026-12-02T10:00:00Z") == utc.replace(microsecond=0)
+    with pytest.raises(ValueError):
+        isotime.parse("yesterday")
+
+
+def test_no_reader_of_times_bypasses_isotime() -> None:
+    """The 3.10 fault above, kept from coming back: ``datetime.fromisoformat`` is called
+    only by ``modelbox/isotime.py`` (and by the S3 store's own parser, which handles the
+    ``Z`` of S3's XML itself, on the objects layer's hot path)."""
+    package = Path(__file__).resolve().parents[2] / "modelbox"
+    allowed = {package / "isotime.py", package / "objects" / "_s3.py"}
+    callers = sorted(str(path.relative_to(package)) for path in package.rglob("*.py")
+                     if path not in allowed and "fromisoformat(" in path.read_text())
+    assert callers == []

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hostile import assert_refused, fingerprint, modelbox
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hooks"))
+# importable once tests/hooks is on the path
+from hook_helpers import (
+    HookRepo,
+    hook_repo,
+    pre_commit_home,
+    write_config,
+)
+
 from modelbox import ModelBoxClient
 from modelbox.audit import Change
 from modelbox.errors import DigestMismatchError, ReleasedVersionError
@@ -24,6 +33,8 @@ from modelbox.registry import Registry
 
 if TYPE_CHECKING:
     from conftest import Git, Run
+
+__all__ = ["hook_repo", "pre_commit_home"]  # session fixtures of the hooks tests
 
 M = "ai/vision/yolo"
 V1 = f"models/{M}/_versions/v1"
@@ -425,15 +436,11 @@ def test_the_validate_hook_refuses_a_hand_edit_of_a_released_version(
 
 
 def test_pre_commit_refuses_a_hand_edit_of_a_released_version(
-    reg: Path, run: Run, git: Git, tmp_path_factory: pytest.TempPathFactory
+    reg: Path, run: Run, git: Git, hook_repo: HookRepo, pre_commit_home: Path
 ) -> None:
-    """Through the real pre-commit framework, installed from a commit of this project."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hooks"))
-    from hook_helpers import snapshot_project, write_config
-
-    hook_repo = snapshot_project(tmp_path_factory.mktemp("hook-repo"))
-    home = tmp_path_factory.mktemp("pre-commit-home")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(home)}
+    """Through the real pre-commit framework, installed from a commit of this project
+    (the hooks tests' environment, built once for the run)."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home)}
     config = write_config(reg.parent / "pre-commit.yaml", hook_repo)
     assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
     doc = json.loads((reg / POINTER).read_text(encoding="utf-8"))
