@@ -26,7 +26,9 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,7 +277,9 @@ def push(registry: Registry, remote_name: str | None = None, *, retry: bool = Tr
     Objects go first; refs only once every object is in the remote's store. When the
     remote moved (another clone pushed first) and ``retry`` is true, its new commits are
     fetched and merged exactly as :func:`pull` does, and the push is tried again, up to
-    three times in all; ``PushResult.pulls`` records those merges. A merge conflict
+    three times in all; ``PushResult.pulls`` records those merges. While another push
+    holds a remote ref's lock and nothing has moved yet, it waits (about 6 s at most)
+    and tries again without a pull. A merge conflict
     leaves the registry as it was before the push.
 
     Raises:
@@ -289,11 +293,21 @@ def push(registry: Registry, remote_name: str | None = None, *, retry: bool = Tr
     repo = registry.repo
     before = (registry.head(), repo.ref(AUDIT_REF))
     pulls: list[PullResult] = []
-    for attempt in range(1, _PUSH_ATTEMPTS + 1):
+    attempt = waits = 0
+    while True:
         try:
             result = _push_once(registry, remote_name)
         except (RemoteMovedError, PushRejectedError) as exc:
-            if not retry or attempt == _PUSH_ATTEMPTS or not _remote_moved(exc):
+            if not retry or not _remote_moved(exc):
+                raise
+            if _lock_held(exc) and waits < len(_LOCK_WAITS):
+                # Another push holds the remote's ref lock and has not landed yet: a pull
+                # would find nothing. Wait for it, as git waits on core.filesRefLockTimeout.
+                time.sleep(_LOCK_WAITS[waits] * random.uniform(1.0, 1.5))
+                waits += 1
+                continue
+            attempt += 1
+            if attempt == _PUSH_ATTEMPTS:
                 raise
         else:
             result.pulls = pulls
@@ -304,10 +318,18 @@ def push(registry: Registry, remote_name: str | None = None, *, retry: bool = Tr
             if pulls:
                 _restore(registry, *before)
             raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 _PUSH_ATTEMPTS = 3
+# Seconds to wait, one after another, while another push holds a remote ref's lock
+# (about 6 s in all, with jitter so two waiting pushes do not retry in step).
+_LOCK_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0)
+
+
+def _lock_held(exc: RemoteError) -> bool:
+    """Whether the remote refused only because another push held a ref's lock while
+    nothing we planned against had moved (RemoteMovedError covers a ref that moved)."""
+    return isinstance(exc, PushRejectedError) and git_remote.lost_race(exc.statuses)
 
 
 def _remote_moved(exc: RemoteError) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -130,6 +131,37 @@ def test_two_clones_pushing_different_tags_at_once_both_land(tmp_path: Path, tra
     refs = git(remote, "for-each-ref", "--format=%(refname)", "refs/modelbox/tags")
     assert f"refs/modelbox/tags/{MODEL}/a9" in refs.split()
     assert f"refs/modelbox/tags/{MODEL}/b9" in refs.split()
+
+
+def test_a_push_waits_for_another_push_holding_the_remote_branch_lock(
+        tmp_path: Path, transport: str, run: Run) -> None:
+    """Another push holding ``refs/heads/main.lock`` on the remote (nothing landed yet) is
+    waited for: three immediate retries all found the lock held on a loaded machine."""
+    reg, remote = shared(tmp_path, run)
+    done(run, "--repo", reg, "tag", f"{MODEL}@v2", "waited")
+    lock = remote / "refs" / "heads" / "main.lock"
+    lock.write_text(git(remote, "rev-parse", "main"), encoding="utf-8")
+    release = threading.Timer(2.0, lock.unlink)
+    release.start()
+    try:
+        pushed = modelbox("push", cwd=reg)
+    finally:
+        release.join()
+    assert pushed.code == 0, pushed
+    assert remote_tags(remote)["waited"] == "v2"
+
+
+def test_a_push_gives_up_on_a_remote_lock_nobody_releases(tmp_path: Path, transport: str,
+                                                         run: Run) -> None:
+    """A stale lock left by a crashed push ends the wait with one line naming the ref."""
+    reg, remote = shared(tmp_path, run)
+    done(run, "--repo", reg, "tag", f"{MODEL}@v2", "stuck")
+    before = git(remote, "rev-parse", "main")
+    (remote / "refs" / "heads" / "main.lock").write_text(before, encoding="utf-8")
+    pushed = modelbox("push", cwd=reg)
+    assert pushed.code == 1, pushed
+    assert "refs/heads/main" in pushed.err and "Traceback" not in pushed.err
+    assert git(remote, "rev-parse", "main") == before
 
 
 # -- a relative clone path -------------------------------------------------------------------
