@@ -7,8 +7,10 @@ round runs it alone, with the watcher on a local store, and with the watcher on 
 median wall time with a watcher against without), the watcher's peak RSS is at most 200 MB,
 and the last checkpoint is in the registry at most 5 s (local) / 15 s (S3) after its last
 byte was written. Quick mode: 150 steps, a 16 MiB checkpoint every 50, one round.
-One more row, without a target, is the watcher process's CPU time (user + sys) per
-checkpoint, which a loaded machine changes far less than wall times.
+Two more rows, without a target: the watcher process's CPU time (user + sys) per
+checkpoint, which a loaded machine changes far less than wall times, and the CPU time the
+S3 server (SeaweedFS, on this machine's same cores) spent during the S3 round: work a
+remote S3 service does elsewhere, which here competes with the loop.
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> t
     return seconds, Sample(elapsed, rss_kib / 1024), landed - written[-1][1], cpu / count
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ingest(bench: Bench) -> list[Row]:
     sizes = _Sizes(bench.quick)
     work = _calibrate()
@@ -121,6 +129,7 @@ def ingest(bench: Bench) -> list[Row]:
     lag_local: list[Sample] = []
     lag_s3: list[Sample] = []
     cpu: list[Sample] = []
+    server: list[Sample] = []
 
     def without() -> None:
         out = bench.fresh("ingest-alone") / "out"
@@ -128,8 +137,12 @@ def ingest(bench: Bench) -> list[Row]:
         alone.append(Sample(_train(bench, out, sizes, work)[0], 0))
 
     def with_watcher(s3: bool) -> None:
+        pid = bench.s3().process.pid if s3 else None
+        before = _cpu_seconds(pid) if pid else 0.0
         seconds, sample, lag, per_checkpoint = _with_watcher(bench, sizes, work, s3,
                                                              len(watchers))
+        if pid:
+            server.append(Sample(_cpu_seconds(pid) - before, 0))
         cpu.append(Sample(per_checkpoint, 0))
         (remote if s3 else local).append(Sample(seconds, 0))
         watchers.append(sample)
@@ -148,6 +161,8 @@ def ingest(bench: Bench) -> list[Row]:
                target=Target("seconds", 15)),
         Row.of("14. watcher CPU (user+sys) per checkpoint, either store", cpu,
                note="no target; barely changed by load"),
+        Row.of("14. S3 server (SeaweedFS) CPU (user+sys) during the S3 round", server,
+               note="no target; a remote S3 does this elsewhere"),
     ]
     for row in rows:
         if row.target is not RSS:  # the loop's and the lag's RSS are not measured
