@@ -33,6 +33,7 @@ from modelbox.filetypes import file_type as type_of
 from modelbox.manifests import ArtifactPointer, DirectoryManifest, now, parse
 from modelbox.names import Reference, fold
 from modelbox.objects import FileDigest, HashCache, ObjectStore, hash_file, open_store, schemes
+from modelbox.objects.hashing import cached_digest
 from modelbox.objects.packs import Slot
 from modelbox.objects.schemes import check_remote_url
 from modelbox.objects.staging import Staging
@@ -283,10 +284,17 @@ class _Scanned:
 
     @classmethod
     def of(cls, source: Path, artifact_path: str, file_type: FileType | None,
-           cache: HashCache, *, measure: Callable[[], bool] | None = None) -> _Scanned:
-        """``measure``: whether to hash a folder's files now (to know its pointer)."""
+           cache: HashCache, *, measure: Callable[[], bool] | None = None,
+           into: ObjectStore | None = None) -> _Scanned:
+        """``measure``: whether to hash a folder's files now (to know its pointer);
+        ``into``: a store to copy a file into while hashing it, for files most likely new
+        to it (one read where hashing and uploading take two)."""
         if not source.is_dir():
-            digest = hash_file(source, cache=cache)
+            digest = None
+            if into is not None and cached_digest(source, cache)[1] is None:
+                digest = into.put_hashing(source, cache)
+            if digest is None:
+                digest = hash_file(source, cache=cache)
             kind, mime = sniff(source)
             pointer = _pointer(artifact_path, file_type or kind, mime, digest.size,
                                sha256=digest.sha256)
@@ -351,12 +359,13 @@ def stage(registry: Registry, target_dir: str, paths: list[Path], *,
     uploads: list[tuple[Path, FileDigest]] = []
     folders: list[tuple[int, Folder, ArtifactPointer]] = []
     pointers: list[ArtifactPointer] = []
+    store = open_registry_store(registry)
     try:
         for source in _sources(paths):
-            scanned = _Scanned.of(source, source.name, None, cache)
+            # A checkpoint is new to the store: a local one gets it as it is hashed.
+            scanned = _Scanned.of(source, source.name, None, cache, into=store)
             scanned.send(uploads, folders, len(pointers))
             pointers.append(scanned.draft)
-        store = open_registry_store(registry)
         digests = _put(store, uploads, folders, pointers, cache, progress)
         claims.claim(store, claims.identity(registry.repo, registry.head()), digests)
         return Staged(pointers, store, uploads, folders)

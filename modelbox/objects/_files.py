@@ -9,6 +9,7 @@ that died (same host, pid gone) or older than a day is stale and removed by
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -105,18 +106,20 @@ class AtomicFile:
             self.stream = open(self.temp, "xb")  # noqa: SIM115 -- closed by publish/discard
         self._published = False
 
-    def publish(self) -> None:
-        """Rename the temp file over ``final`` (fsyncing first when ``durable``)."""
+    def publish(self, final: Path | None = None) -> None:
+        """Rename the temp file over ``final`` (fsyncing first when ``durable``): the one
+        given at the start, or one on the same filesystem learnt while writing."""
+        final = self.final if final is None else final
         self.stream.flush()
         if self._durable:
             os.fsync(self.stream.fileno())
         self.stream.close()
         if self._readonly:
             os.chmod(self.temp, 0o444)
-        os.replace(self.temp, self.final)
+        os.replace(self.temp, final)
         self._published = True
         if self._durable:
-            fsync_dir(self.final.parent)
+            fsync_dir(final.parent)
 
     def discard(self) -> None:
         """Delete the temp file unless it was published; never raises."""
@@ -125,6 +128,55 @@ class AtomicFile:
         if not self._published:
             with contextlib.suppress(OSError):
                 os.unlink(self.temp)
+
+
+class DirectWriter:
+    """Writes to a new file's descriptor ``fd`` that skip the page cache (``O_DIRECT``)
+    while they are aligned: a large object written once is not read again soon, and a
+    copy through the cache costs CPU twice (the copy, then its writeback) and evicts what
+    other programs use (a trainer beside a checkpoint watcher). It falls back to ordinary
+    writes where the filesystem refuses (tmpfs...) and from the first write that is not
+    aligned on (the last chunk). The caller still fsyncs: the disk's own cache remains.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._direct = _DIRECT != 0 and _set_direct(fd, True)
+        self._offset = 0
+
+    def __call__(self, data: memoryview) -> None:
+        while data:
+            if self._direct and (len(data) % _ALIGN or self._offset % _ALIGN):
+                self._stop()
+            try:
+                done = os.write(self._fd, data)
+            except OSError as error:
+                if not (self._direct and error.errno == errno.EINVAL):
+                    raise
+                self._stop()  # the memory or the device wants another alignment
+                continue
+            data = data[done:]
+            self._offset += done
+
+    def _stop(self) -> None:
+        self._direct = False
+        _set_direct(self._fd, False)
+
+
+_DIRECT: int = getattr(os, "O_DIRECT", 0)
+_ALIGN = 4096  # the largest logical block size of a disk in use; memory pages too
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn ``O_DIRECT`` on or off for ``fd``; False where the filesystem refuses."""
+    import fcntl
+
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _DIRECT) if on else (flags & ~_DIRECT))
+    except OSError:
+        return False
+    return True
 
 
 def write_whole(final: Path, data: bytes | memoryview, *, readonly: bool = False) -> None:

@@ -8,11 +8,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelbox.objects._backend import Bulk, Reader
 from modelbox.objects._errors import local_errors
-from modelbox.objects._files import atomic_write, remove_stale_temps
-from modelbox.objects.hashing import CHUNK_SIZE, FileDigest, read_verified
+from modelbox.objects._files import AtomicFile, DirectWriter, atomic_write, remove_stale_temps
+from modelbox.objects._layout import PREFIX, relative_key
+from modelbox.objects.hashing import CHUNK_SIZE, FileDigest, copy_hashing, read_verified
+
+if TYPE_CHECKING:
+    from modelbox.objects.cache import HashCache
 
 
 class LocalBackend:
@@ -61,6 +66,30 @@ class LocalBackend:
             for chunk in chunks:
                 stream.write(chunk)
                 advance(len(chunk))
+
+    def put_hashing(self, source: Path, cache: HashCache | None) -> FileDigest:
+        """Copy ``source`` into the store while hashing it (one read, where hashing and then
+        :meth:`upload` take two); the object appears under its digest's key only whole and
+        durable. For a file the store most likely lacks: one it holds is copied for nothing.
+
+        Raises:
+            ArtifactError: ``source`` is unreadable or changed while it was read.
+            OSError: the store cannot be written.
+        """
+        incoming = self.root / PREFIX / "incoming"  # the temp file's name, beside the keys
+        self._clean(incoming.parent)
+        file = AtomicFile(incoming, readonly=True)
+        try:
+            # Written past the page cache: nothing reads a new object again soon.
+            digest = copy_hashing(source, DirectWriter(file.stream.fileno()), cache=cache)
+            final = self.root / relative_key(digest.sha256)
+            if not final.is_file():
+                self._clean(final.parent)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                file.publish(final)
+        finally:
+            file.discard()
+        return digest
 
     def buffer(self, size: int) -> AbstractContextManager[None]:
         return contextlib.nullcontext()

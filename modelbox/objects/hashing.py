@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import stat
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,16 +63,50 @@ def hash_file(path: Path, *, cache: HashCache | None = None) -> FileDigest:
         known = cache.lookup(path, before)
         if known is not None:
             return FileDigest(known, before.st_size)
+    return _hash(path, before, None, None, cache)
+
+
+def copy_hashing(path: Path, write: Callable[[memoryview], object], *,
+                 cache: HashCache | None = None) -> FileDigest:
+    """Give the content of ``path`` to ``write``, chunk by chunk, while hashing it: one
+    read, where hashing and then copying take two (a file new to a local store). Each
+    chunk starts a page-aligned buffer, and all but the last are :data:`CHUNK_SIZE`
+    long (what a write past the page cache needs); ``write`` must be done with it
+    before it returns.
+
+    The checks and the cache are :func:`hash_file`'s, except that the cache is only told
+    the digest, never asked: the caller wants the bytes.
+
+    Raises:
+        ArtifactError: as :func:`hash_file`; OSError: what ``write`` raises.
+    """
+    path = Path(os.path.abspath(path))
+    # Anonymous, so page-aligned; never closed by hand: a traceback may hold a chunk.
+    return _hash(path, _stat(path), mmap.mmap(-1, CHUNK_SIZE), write, cache)
+
+
+def _hash(path: Path, before: os.stat_result, buffer: bytearray | mmap.mmap | None,
+          write: Callable[[memoryview], object] | None,
+          cache: HashCache | None) -> FileDigest:
     started_ns = time.time_ns()
     hasher = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
+    buffer = bytearray(CHUNK_SIZE) if buffer is None else buffer
     try:
-        with open(path, "rb", buffering=0) as stream:
-            while count := stream.readinto(buffer):
-                hasher.update(view[:count])
+        stream = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed below
     except OSError as error:
         raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
+    view = memoryview(buffer)
+    with stream:
+        while True:
+            try:
+                count = stream.readinto(view)
+            except OSError as error:
+                raise ArtifactError(f"cannot read {path}: {error.strerror or error}") from error
+            if not count:
+                break
+            hasher.update(view[:count])
+            if write is not None:
+                write(view[:count])  # an OSError here is the destination's
     after = _stat(path)
     if stat_changed(before, after):
         raise ArtifactError(

@@ -117,6 +117,21 @@ class ObjectStore:
             transfer.upload_all(self._backend, transfer.Transfer(bar), todo, jobs)
         return len(todo)
 
+    def put_hashing(self, path: Path, cache: HashCache | None = None) -> FileDigest | None:
+        """Hash a file and store it in the same read, for a file the store most likely
+        lacks (a checkpoint a trainer just wrote): one read of it instead of two. None
+        where the store cannot (a remote one: a key is named before its upload starts);
+        hash first, then :meth:`put_files`.
+
+        Raises:
+            ArtifactError: the file is unreadable or changed while it was read.
+            StoreError: the store failed.
+        """
+        if not isinstance(self._backend, LocalBackend):
+            return None
+        with self._backend.errors():
+            return self._backend.put_hashing(path, cache)
+
     def put_packs(
         self,
         jobs_: Sequence[PackJob],
