@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,14 +69,23 @@ class Candidate:
         return name
 
     def fingerprint(self) -> str:
-        """Name, size and modification time of every file: what tells this checkpoint
-        from one written later under the same name, without reading it."""
-        digest = hashlib.sha256()
-        for file in sorted(_files(self.path)):
-            st = file.lstat()
-            rel = file.relative_to(self.path).as_posix() if file != self.path else ""
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:32]
+        """See :func:`fingerprint`."""
+        return fingerprint(self.path)
+
+
+def fingerprint(path: Path) -> str:
+    """Name, size and modification time of every file of the checkpoint at ``path``: what
+    tells it from one written later under the same name, without reading it.
+
+    Raises:
+        OSError: a file vanished meanwhile.
+    """
+    digest = hashlib.sha256()
+    for file in sorted(_files(path)):
+        st = file.lstat()
+        rel = file.relative_to(path).as_posix() if file != path else ""
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 @dataclass
@@ -101,9 +110,23 @@ def _number(pattern: re.Pattern[str], text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def scan(root: Path) -> Scan:
-    """Every checkpoint under ``root`` (complete or not), its metric files and links."""
+def scan(root: Path, known: Container[tuple[str, str]] = ()) -> Scan:
+    """Every checkpoint under ``root`` (complete or not), its metric files and links.
+
+    A checkpoint whose ``(source, fingerprint)`` is in ``known`` (ingested already) is
+    left out without a look inside: a watcher polls a folder of dozens of checkpoints
+    every few seconds, and opening each (its zip directory, its ``trainer_state.json``)
+    would cost more than the new one.
+    """
     out = Scan()
+
+    def seen(path: Path) -> bool:
+        if not known:
+            return False
+        try:
+            return (path.relative_to(root).as_posix(), fingerprint(path)) in known
+        except OSError:
+            return False  # vanishing: the look inside says so
     for folder, dirs, names in os.walk(root):
         here = Path(folder)
         depth = len(here.relative_to(root).parts)
@@ -115,10 +138,10 @@ def scan(root: Path) -> Scan:
         kept = []
         for name in dirs:
             path = here / name
-            if _HF_DIR.fullmatch(name):
-                out.candidates.append(_huggingface(root, path))
-            elif (path / MARKER).is_file() and not (path / MARKER).is_symlink():
-                out.candidates.append(_plain(root, path))
+            folder_layout = _folder_layout(path)
+            if folder_layout is not None:
+                if not seen(path):
+                    out.candidates.append(folder_layout(root, path))
             else:
                 kept.append(name)
         dirs[:] = kept
@@ -129,9 +152,18 @@ def scan(root: Path) -> Scan:
             if name.endswith(".csv"):
                 out.metric_files.append(path)
             suffix = next((s for s in _FILE_CHECKS if name.endswith(s) and name != s), None)
-            if suffix is not None:
+            if suffix is not None and not seen(path):
                 out.candidates.append(_file(root, path, suffix))
     return out
+
+
+def _folder_layout(path: Path) -> Callable[[Path, Path], Candidate] | None:
+    """How to read the folder ``path`` as a checkpoint; None: it is not one."""
+    if _HF_DIR.fullmatch(path.name):
+        return _huggingface
+    if (path / MARKER).is_file() and not (path / MARKER).is_symlink():
+        return _plain
+    return None
 
 
 def _entries(path: Path, leave_out: tuple[str, ...] = ()) -> tuple[tuple[Path, ...], str]:

@@ -171,7 +171,7 @@ class Watcher:
         if self._done is None:
             lifecycle.create_experiment(self.registry, self.experiment)
             self._done = set(ingested_sources(self.registry, self.experiment))
-        found = layouts.scan(self.folder)
+        found = layouts.scan(self.folder, self._done)
         for link in found.links:
             self.warn(f"{link}: a symbolic link; skipped, never followed")
         out = []

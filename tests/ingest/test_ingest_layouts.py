@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,25 @@ def test_metric_files_parse_and_malformed_ones_say_why(tmp_path: Path) -> None:
     plain = tmp_path / "metrics.json"
     plain.write_text(json.dumps({"acc": 0.9, "note": "text", "nan": "NaN"}))
     assert metrics.metrics_json(plain, 7) == [("acc", 7, 0.9)]
+
+
+def test_a_checkpoint_known_as_it_is_now_is_not_looked_into(tmp_path: Path) -> None:
+    """A watcher passes what it ingested: those are left out without opening them, so a
+    poll of a folder of many checkpoints costs stats, not reads."""
+    ckpt = torch_ckpt(tmp_path / "epoch=0-step=10.ckpt")
+    hf = hf_checkpoint(tmp_path, 10)
+    known = {("epoch=0-step=10.ckpt", layouts.fingerprint(ckpt)),
+             ("checkpoint-10", layouts.fingerprint(hf))}
+    # Same sizes and times, unreadable inside: opening them would find them broken.
+    for path in (ckpt, hf / layouts.HF_STATE):
+        held = path.stat()
+        path.write_bytes(b"\0" * held.st_size)
+        os.utime(path, ns=(held.st_atime_ns, held.st_mtime_ns))
+    assert layouts.scan(tmp_path, known).candidates == []
+    found = {c.source: c.complete for c in layouts.scan(tmp_path).candidates}
+    assert found == {"epoch=0-step=10.ckpt": False, "checkpoint-10": False}
+    # Written again (a new time): looked at, as a new checkpoint.
+    torch_ckpt(ckpt.with_name("rewritten.ckpt"))
+    os.replace(ckpt.with_name("rewritten.ckpt"), ckpt)
+    assert [c.source for c in layouts.scan(tmp_path, known).candidates] == [
+        "epoch=0-step=10.ckpt"]
