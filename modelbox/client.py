@@ -834,11 +834,12 @@ class Experiment(_Named):
 
         delete_experiment(self._client.registry, self._ref, force=force)
 
-    def watch(self, folder: str | Path, interval: float = 2.0) -> WatchThread:
+    def watch(self, folder: str | Path, interval: float = 2.0, nice: int = 0) -> WatchThread:
         """Ingest each checkpoint a trainer writes into ``folder`` once it is complete,
         exactly once, from a background thread (``modelbox experiment watch``; layouts in
         docs/experiments.md). ``stop()`` it, or use it as a context manager: it takes one
-        last look, so a checkpoint written just before is ingested.
+        last look, so a checkpoint written just before is ingested. ``nice=10`` lets the
+        trainer's threads have the CPU first (Linux; the command's default, not this one's).
 
         >>> with experiment.watch("out/"):
         ...     trainer.train()
@@ -846,7 +847,7 @@ class Experiment(_Named):
         from modelbox.ingest import WatchThread
 
         repo = self._client.registry.repo
-        return WatchThread(repo.root or repo.git_dir, self._ref, Path(folder), interval)
+        return WatchThread(repo.root or repo.git_dir, self._ref, Path(folder), interval, nice)
 
     def checkpoints(self) -> list[Checkpoint]:
         from modelbox import lifecycle

@@ -20,10 +20,13 @@ from modelbox.cli._common import Context, echo, json_option, model_arg, pass_ctx
 @click.option("--interval", type=click.FloatRange(min=0.01), default=2.0, show_default=True,
               metavar="SECONDS", help="Seconds between looks at DIR.")
 @click.option("--once", is_flag=True, help="Ingest what is complete now, then exit.")
+@click.option("--nice", "niceness", type=click.IntRange(0, 19), default=10, show_default=True,
+              metavar="N", help="Run N nicer than the shell (as nice -n N), so that a "
+              "trainer sharing the CPU comes first; 0 keeps its priority (Linux).")
 @json_option
 @pass_ctx
 def experiment_watch(ctx: Context, experiment_name: str, folder: Path, interval: float,
-                     once: bool, as_json: bool) -> None:
+                     once: bool, niceness: int, as_json: bool) -> None:
     """Ingest each checkpoint a trainer writes into DIR once it is complete, exactly once.
 
     Hugging Face checkpoint-N/ folders, Lightning *.ckpt, Keras *.keras / *.h5,
@@ -33,6 +36,9 @@ def experiment_watch(ctx: Context, experiment_name: str, folder: Path, interval:
     in hand (exit 0); a second one stops it at once (what was cut short is redone later).
     """
     from modelbox.ingest import Ingested, Watcher
+    from modelbox.processes import yield_cpu
+
+    yield_cpu(niceness)  # first: the threads started below (uploads) inherit it
 
     def ingested(made: Ingested) -> None:
         echo(json.dumps(made.to_json(), sort_keys=True) if as_json else made.line())

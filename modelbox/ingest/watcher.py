@@ -39,6 +39,7 @@ from modelbox.manifests import (
 )
 from modelbox.manifests import now as manifest_now
 from modelbox.names import ModelName, fold
+from modelbox.processes import yield_cpu
 from modelbox.registry import (
     Registry,
     Transaction,
@@ -357,21 +358,26 @@ class Watcher:
 class WatchThread:
     """``Experiment.watch(folder)``: a :class:`Watcher` polling in a background thread with
     its own handle on the registry. ``stop()`` (or leaving the ``with`` block) ends it
-    after one last look; ``ingested`` and ``warnings`` say what it did."""
+    after one last look; ``ingested`` and ``warnings`` say what it did. ``nice`` runs the
+    thread that much nicer (Linux; :func:`modelbox.processes.yield_cpu`), and the threads
+    it starts with it (fsspec's I/O thread too, when it is the first to need one); 0, the
+    default, leaves the calling process's scheduling alone."""
 
     def __init__(self, registry_path: Path, experiment: ModelName, folder: Path,
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, nice: int = 0) -> None:
         if not folder.is_dir():
             raise ArtifactError(f"{folder}: no such folder to watch")
         self.ingested: list[Ingested] = []
         self.warnings: list[str] = []
         self._stop = threading.Event()
         self._args = (registry_path, experiment, folder, interval)
+        self._nice = nice
         self._thread = threading.Thread(target=self._main, name="modelbox-watch", daemon=True)
         self._thread.start()
 
     def _main(self) -> None:
         path, experiment, folder, interval = self._args
+        yield_cpu(self._nice)  # this thread only (and the upload threads it starts)
         registry = Registry.open(path)
         try:
             watcher = Watcher(registry, experiment, folder, on_ingested=self.ingested.append,

@@ -4,13 +4,17 @@ its metrics deduplicated, on real folders (issue 17 item 1 and its faults)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hostile import MODELBOX
 
 from modelbox import ModelBoxClient
 from modelbox.ingest import MARKER
@@ -246,3 +250,57 @@ def test_an_ingested_checkpoint_meeting_the_policy_is_promoted_in_the_same_write
         assert version.metadata["source_checkpoint"] == f"{EXP}@checkpoint-20"
         assert sorted(a.path for a in version.artifacts()) == [
             "config.json", "model.safetensors", "optimizer.pt", "trainer_state.json"]
+
+
+def _nice(pid: int, thread: int | None = None) -> int:
+    """The nice value of a process's main thread, or of one of its threads (Linux)."""
+    task = f"/proc/{pid}/task/{thread or pid}/stat"
+    return int(Path(task).read_text().rpartition(")")[2].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+@pytest.mark.parametrize("niceness", [None, "0", "7"])
+def test_the_watch_command_yields_the_cpu_to_the_trainer(
+    registry_path: Path, tmp_path: Path, niceness: str | None
+) -> None:
+    """By default ``nice -n 10``, as nice(1) does: a trainer beside it on saturated cores
+    keeps the CPU (bench 14); every thread it runs (uploads) is as nice."""
+    out = tmp_path / "out"
+    out.mkdir()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    option = [] if niceness is None else ["--nice", niceness]
+    with subprocess.Popen(
+            [MODELBOX, "--repo", str(registry_path), "experiment", "watch", EXP, str(out),
+             "--interval", "0.05", "--json", *option], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            torch_ckpt(out / "epoch=0-step=1.ckpt")
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline())["source"] == "epoch=0-step=1.ckpt"
+            threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+            nices = {_nice(proc.pid, t) for t in threads}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    assert nices == {min(19, base + int(niceness or 10))}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_a_watch_thread_yields_only_its_own_cpu(registry_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    base = _nice(os.getpid(), threading.get_native_id())
+    with ModelBoxClient(registry_path) as client:
+        watcher = client.new_experiment(EXP).watch(out, interval=0.05, nice=5)
+        try:
+            torch_ckpt(out / "epoch=0-step=1.ckpt")
+            deadline = time.monotonic() + 60
+            while not watcher.ingested and time.monotonic() < deadline:
+                time.sleep(0.05)
+            native = watcher._thread.native_id
+            assert native is not None
+            assert _nice(os.getpid(), native) == min(19, base + 5)
+        finally:
+            watcher.stop(timeout=60)
+    assert _nice(os.getpid(), threading.get_native_id()) == base  # the caller's is its own
+    assert [i.source for i in watcher.ingested] == ["epoch=0-step=1.ckpt"]
