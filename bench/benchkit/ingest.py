@@ -63,10 +63,13 @@ class _Sizes:
 
 def _train(bench: Bench, out: Path, sizes: _Sizes, work: int) -> tuple[float, list[
         tuple[str, float]]]:
+    os.sync()  # the last run's checkpoints are written back before this one, not during
     done = run([bench.python, str(LOOP), str(out), str(sizes.steps), str(sizes.every),
                 str(sizes.mb), str(work)], env=bench.env(), cwd=out.parent)
     written = json.loads((out.parent / "written.json").read_text())
-    return float(done.strip().splitlines()[-1]), [(n, float(t)) for n, t in written]
+    seconds = float(done.strip().splitlines()[-1])
+    bench.say(f"14: the loop took {seconds:.1f} s ({out.parent.name})")
+    return seconds, [(n, float(t)) for n, t in written]
 
 
 def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> tuple[
