@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -36,9 +37,6 @@ def experiment_watch(ctx: Context, experiment_name: str, folder: Path, interval:
     in hand (exit 0); a second one stops it at once (what was cut short is redone later).
     """
     from modelbox.ingest import Ingested, Watcher
-    from modelbox.processes import yield_cpu
-
-    yield_cpu(niceness)  # first: the threads started below (uploads) inherit it
 
     def ingested(made: Ingested) -> None:
         echo(json.dumps(made.to_json(), sort_keys=True) if as_json else made.line())
@@ -50,7 +48,7 @@ def experiment_watch(ctx: Context, experiment_name: str, folder: Path, interval:
     watcher = Watcher(ctx.registry, model_arg(experiment_name), folder,
                       on_ingested=ingested, on_warning=warned)
     if once:
-        watcher.poll()
+        _niced(niceness, watcher.poll)
         return
     stop = threading.Event()
 
@@ -60,12 +58,39 @@ def experiment_watch(ctx: Context, experiment_name: str, folder: Path, interval:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    def polls() -> None:
         while not stop.is_set():
             watcher.poll(stop)
             stop.wait(interval)
+
+    try:
+        _niced(niceness, polls)
     except KeyboardInterrupt:
         return
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _niced(niceness: int, work: Callable[[], object]) -> None:
+    """Run ``work`` in a thread of its own, ``niceness`` nicer (and the upload threads it
+    starts): the calling thread keeps its priority, which nobody could give back without
+    privilege (a script or a test running the command in-process). This thread still
+    takes the signals; ``work``'s exception is raised here."""
+    from modelbox.processes import yield_cpu
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        yield_cpu(niceness)
+        try:
+            work()
+        except BaseException as exc:  # raised again in the calling thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="modelbox-watch", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # short waits: a signal handler runs between them
+    if failed:
+        raise failed[0]

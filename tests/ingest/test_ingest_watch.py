@@ -264,7 +264,8 @@ def test_the_watch_command_yields_the_cpu_to_the_trainer(
     registry_path: Path, tmp_path: Path, niceness: str | None
 ) -> None:
     """By default ``nice -n 10``, as nice(1) does: a trainer beside it on saturated cores
-    keeps the CPU (bench 14); every thread it runs (uploads) is as nice."""
+    keeps the CPU (bench 14); every thread that works (the watching one, its uploads) is
+    as nice."""
     out = tmp_path / "out"
     out.mkdir()
     base = os.getpriority(os.PRIO_PROCESS, 0)
@@ -278,11 +279,13 @@ def test_the_watch_command_yields_the_cpu_to_the_trainer(
             assert proc.stdout is not None
             assert json.loads(proc.stdout.readline())["source"] == "epoch=0-step=1.ckpt"
             threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
-            nices = {_nice(proc.pid, t) for t in threads}
+            nices = {_nice(proc.pid, t) for t in threads if t != proc.pid}
+            main = _nice(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    assert nices == {min(19, base + int(niceness or 10))}
+    assert nices == {min(19, base + int(niceness or 10))}  # the watching thread and its own
+    assert main == base  # only waits for it and takes the signals
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
@@ -304,3 +307,20 @@ def test_a_watch_thread_yields_only_its_own_cpu(registry_path: Path, tmp_path: P
             watcher.stop(timeout=60)
     assert _nice(os.getpid(), threading.get_native_id()) == base  # the caller's is its own
     assert [i.source for i in watcher.ingested] == ["epoch=0-step=1.ckpt"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_command_run_in_process_leaves_its_callers_priority_alone(
+    registry_path: Path, tmp_path: Path, run: Run
+) -> None:
+    """Nice cannot be undone without privilege: run in-process (a script, a test worker),
+    the command renices only its own thread (it once reniced the caller, whose later
+    children all ran at nice 19)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    torch_ckpt(out / "epoch=0-step=1.ckpt")
+    before = _nice(os.getpid(), threading.get_native_id())
+    result = run("--repo", registry_path, "experiment", "watch", EXP, out, "--once")
+    assert result.code == 0, result.err
+    assert "epoch=0-step=1.ckpt" in result.out
+    assert _nice(os.getpid(), threading.get_native_id()) == before
