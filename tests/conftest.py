@@ -8,6 +8,7 @@ configuration or reach a real cloud.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,13 @@ from s3server import S3Server, running_s3_server
 
 from modelbox.cli import main
 from modelbox.registry import Registry
+
+# A suite started as a background job of a script (`pytest &` where job control is off, as
+# in a CI runner) inherits SIGINT ignored, and so does every child a test starts: the
+# Ctrl-C tests then find their child deaf to Ctrl-C, a failure of the launch, not of
+# modelbox. Run as from a terminal, where Ctrl-C reaches a program.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 IDENTITY_NAME = "Test User"
 IDENTITY_EMAIL = "test@example.com"
