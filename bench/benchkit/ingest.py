@@ -61,21 +61,25 @@ class _Sizes:
         self.steps, self.every, self.mb = (150, 50, 16) if quick else (6000, 500, 200)
 
 
-def _train(bench: Bench, out: Path, sizes: _Sizes, work: int) -> tuple[float, list[
-        tuple[str, float]]]:
+def _train(bench: Bench, out: Path, sizes: _Sizes, work: int) -> tuple[
+        float, list[tuple[str, float]], dict[str, float]]:
+    """The loop's wall time, its checkpoints (name, when written) and its phases' seconds
+    (``steps``, ``checkpoints``)."""
     os.sync()  # the last run's checkpoints are written back before this one, not during
     done = run([bench.python, str(LOOP), str(out), str(sizes.steps), str(sizes.every),
                 str(sizes.mb), str(work)], env=bench.env(), cwd=out.parent)
     written = json.loads((out.parent / "written.json").read_text())
+    phases = json.loads((out.parent / "phases.json").read_text())
     seconds = float(done.strip().splitlines()[-1])
-    bench.say(f"14: the loop took {seconds:.1f} s ({out.parent.name})")
-    return seconds, [(n, float(t)) for n, t in written]
+    bench.say(f"14: the loop took {seconds:.1f} s ({out.parent.name}): steps "
+              f"{phases['steps']:.1f} s, checkpoint writes {phases['checkpoints']:.1f} s")
+    return seconds, [(n, float(t)) for n, t in written], phases
 
 
 def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> tuple[
-        float, Sample, float, float]:
-    """The loop with a watcher: its time, the watcher's sample, the last checkpoint's lag
-    and the watcher's CPU seconds per checkpoint."""
+        float, Sample, float, float, dict[str, float]]:
+    """The loop with a watcher: its time, the watcher's sample, the last checkpoint's lag,
+    the watcher's CPU seconds per checkpoint and the loop's phases."""
     root = bench.fresh(f"ingest-{'s3' if s3 else 'local'}-{i}")
     out, registry = root / "out", root / "registry"
     out.mkdir()
@@ -94,7 +98,7 @@ def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> t
              "--json"], env=env, cwd=root, stdout=stdout, stderr=err,
             stdin=subprocess.DEVNULL)
         try:
-            seconds, written = _train(bench, out, sizes, work)
+            seconds, written, phases = _train(bench, out, sizes, work)
             last = written[-1][0]
             deadline = time.time() + 120
             landed = None
@@ -118,7 +122,8 @@ def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> t
     count = len(lines.read_text().splitlines())
     if count != len(written):
         raise StepError(f"{count} checkpoints ingested of {len(written)} written")
-    return seconds, Sample(elapsed, rss_kib / 1024), landed - written[-1][1], cpu / count
+    return (seconds, Sample(elapsed, rss_kib / 1024), landed - written[-1][1],
+            cpu / count, phases)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -141,17 +146,27 @@ def ingest(bench: Bench) -> list[Row]:
     cpu_local: list[Sample] = []
     cpu_s3: list[Sample] = []
     server: list[Sample] = []
+    # The loop's two phases, by run: "alone", "local", "s3" -> "steps"/"checkpoints".
+    phases: dict[str, dict[str, list[Sample]]] = {
+        run: {"steps": [], "checkpoints": []} for run in ("alone", "local", "s3")}
+
+    def took(run: str, seconds: dict[str, float]) -> None:
+        for phase, samples in phases[run].items():
+            samples.append(Sample(seconds[phase], 0))
 
     def without() -> None:
         out = bench.fresh("ingest-alone") / "out"
         out.mkdir()
-        alone.append(Sample(_train(bench, out, sizes, work)[0], 0))
+        seconds, _, split = _train(bench, out, sizes, work)
+        alone.append(Sample(seconds, 0))
+        took("alone", split)
 
     def with_watcher(s3: bool) -> None:
         pid = bench.s3().process.pid if s3 else None
         before = _cpu_seconds(pid) if pid else 0.0
-        seconds, sample, lag, per_checkpoint = _with_watcher(bench, sizes, work, s3,
-                                                             len(watchers))
+        seconds, sample, lag, per_checkpoint, split = _with_watcher(bench, sizes, work, s3,
+                                                                    len(watchers))
+        took("s3" if s3 else "local", split)
         if pid:
             server.append(Sample(_cpu_seconds(pid) - before, 0))
         (cpu_s3 if s3 else cpu_local).append(Sample(per_checkpoint, 0))
@@ -176,6 +191,12 @@ def ingest(bench: Bench) -> list[Row]:
                note="no target; barely changed by load"),
         Row.of("14. S3 server (SeaweedFS) CPU (user+sys) during the S3 round", server,
                note="no target; a remote S3 does this elsewhere"),
+        *(Row.of(f"14. the loop's {what}, watcher on {store} against alone",
+                 phases[run][phase], phases["alone"][phase],
+                 note="no target; which phase the watcher slows")
+          for phase, what in (("steps", "steps (product, metrics)"),
+                              ("checkpoints", "checkpoint writes"))
+          for run, store in (("local", "a local store"), ("s3", "S3"))),
     ]
     for row in rows:
         if row.target is not RSS:  # the loop's and the lag's RSS are not measured

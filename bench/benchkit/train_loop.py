@@ -5,7 +5,9 @@ the caller), 10 metrics a step appended to ``OUT/logs/metrics.csv`` as Lightning
 CSVLogger writes them, and every ``EVERY`` steps a checkpoint of ``MB`` MiB written in
 place as torch's zip (``OUT/epoch=E-step=S.ckpt``). The same loop runs with and without
 the watcher: its wall time is what the watcher may slow down. Prints that time, and writes
-``OUT/../written.json``: each checkpoint's name and when its last byte was written.
+``OUT/../written.json``: each checkpoint's name and when its last byte was written, and
+``OUT/../phases.json``: the seconds spent in the steps (product and metrics) and in
+writing the checkpoints, to tell which of the two a watcher slows down.
 """
 
 import json
@@ -26,11 +28,15 @@ def main() -> int:
     written = []
     log = (out / "logs" / "metrics.csv").open("w")
     log.write("epoch,step," + ",".join(f"m{i}" for i in range(10)) + "\n")
+    compute = writing = 0.0
     started = time.perf_counter()
     for step in range(1, steps + 1):
+        begun = time.perf_counter()
         loss = float((a @ b).mean())
         log.write(f"{step // every},{step},"
                   + ",".join(f"{loss / (i + 1):.6f}" for i in range(10)) + "\n")
+        stepped = time.perf_counter()
+        compute += stepped - begun
         if step % every == 0:
             log.flush()
             epoch = step // every - 1
@@ -42,9 +48,12 @@ def main() -> int:
                     for _ in range(megabytes):
                         entry.write(rng.bytes(1 << 20))  # new bytes: nothing to dedupe
             written.append((name, time.time()))
+            writing += time.perf_counter() - stepped
     log.close()
     elapsed = time.perf_counter() - started
     (out.parent / "written.json").write_text(json.dumps(written))
+    (out.parent / "phases.json").write_text(json.dumps({"steps": compute,
+                                                         "checkpoints": writing}))
     print(elapsed)
     return 0
 
