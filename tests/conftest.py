@@ -7,6 +7,7 @@ configuration or reach a real cloud.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -73,6 +74,32 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELBOX_CACHE_DIR", str(tmp_path / "cache" / "modelbox"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_process_as_found() -> Iterator[None]:
+    """What every child a worker starts inherits stays as the test found it: Ctrl-C, the
+    signal mask and the nice value (an in-process command that reniced its caller once sent
+    every later child of that worker to nice 19). SIGTERM is left out: the metrics buffer
+    hooks it for the whole process by design."""
+    import threading
+
+    def state() -> tuple[object, object, int]:
+        return (signal.getsignal(signal.SIGINT),
+                sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+                os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    handler = signal.getsignal(signal.SIGINT)
+    before = state()
+    yield
+    after = state()
+    if after != before:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        with contextlib.suppress(OSError):  # lowering it back needs privilege
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before[2])
+        pytest.fail(f"the test changed the process's (Ctrl-C, signal mask, nice): "
+                    f"{before} -> {after}")
 
 
 @pytest.fixture
