@@ -13,6 +13,7 @@ then ``server.create_bucket("name")`` and ``monkeypatch.setenv`` each of ``serve
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -208,7 +209,10 @@ def _answers(endpoint: str) -> bool:
             return True
     except urllib.error.HTTPError:
         return True  # 403 to an anonymous request: the server is up
-    except OSError:
+    except (OSError, http.client.HTTPException):
+        # Not HTTP: before weed listens, a connection to a port in the kernel's ephemeral
+        # range can be given that same port as its source and reach itself (a TCP
+        # self-connect), reading back its own "GET / HTTP/1.1" as the answer.
         return False
 
 
