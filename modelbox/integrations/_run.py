@@ -37,12 +37,13 @@ from modelbox.client import Experiment, ModelBoxClient
 from modelbox.errors import ArtifactError, InvalidValueError, ModelboxError
 from modelbox.lifecycle import Event
 from modelbox.names import Reference, parse_model
-from modelbox.processes import process_alive
+from modelbox.processes import process_alive, yield_cpu
 from modelbox.registry import MetricValue
 
 STAGING_DIR = "callbacks"  # under .git/modelbox/
 _SIDE_STAGING = ".modelbox-staging"  # beside the checkpoint, when .git is elsewhere
 _COUNTER = itertools.count(1)
+BACKGROUND_NICE = 10  # how much nicer the upload thread runs than training (Linux)
 
 
 @dataclass
@@ -211,7 +212,9 @@ class TrainingRun:
 
     # -- the background thread -------------------------------------------------------
     def _work(self) -> None:
-        _yield_cpu()
+        # Lower this thread's priority (and the upload threads it starts): on a busy
+        # machine hashing and committing take the CPU training leaves over.
+        yield_cpu(BACKGROUND_NICE)
         uploader = ModelBoxClient(self._path)  # its own Registry: batches are per object
         try:
             last = time.monotonic()
@@ -349,15 +352,6 @@ def _carries_points(job: _Staged) -> bool:
     from modelbox.ingest import layouts
 
     return any((p / layouts.HF_STATE).is_file() for p in job.paths if p.is_dir())
-
-
-def _yield_cpu() -> None:
-    """Lower this thread's scheduling priority (Linux: a thread is a task with its own
-    nice value), so that on a busy machine hashing and committing take the CPU training
-    leaves over rather than the CPU training wants."""
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _rewritten(target: str) -> InvalidValueError:
