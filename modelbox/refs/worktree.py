@@ -16,7 +16,7 @@ from pathlib import Path
 
 from modelbox import pathcheck
 from modelbox.errors import WorktreeDirtyError
-from modelbox.refs.index import GitIndex, SplitSettings
+from modelbox.refs.index import GitIndex, SplitSettings, git_bool
 from modelbox.refs.repo import GitRepo, PathChange, blob_sha
 
 
@@ -30,8 +30,10 @@ class Worktree:
     @property
     def index(self) -> GitIndex:
         if self._index is None:
+            setting = self.repo.git_setting
             self._index = GitIndex(self.repo.git_dir / "index",
-                                   split=SplitSettings.from_config(self.repo.git_setting))
+                                   split=SplitSettings.from_config(setting),
+                                   skip_hash=git_bool(setting("index", "skipHash")) is True)
         elif self._index.is_stale():
             self._index.reload()
         return self._index

@@ -276,3 +276,84 @@ def test_an_owner_record_a_kill_cut_short_is_cleared_and_the_lock_taken(
     registry.set_metadata(parse_reference(f"{M}@v1"), "k", "v")
     assert not lock.exists() and not leftover.exists()
     assert status(git, registry_path) == ""
+
+
+# -- index.skipHash: git 2.40+ writes an index with a checksum of zeros --------------------
+def _unsealed(index: Path) -> bytes:
+    """The index as git 2.40+ writes it with ``index.skipHash`` (and ``feature.manyFiles``,
+    which turns it on there): the same entries, a checksum of zeros. The git here (2.39)
+    cannot write one, but reads it, as every git since 2.13 does."""
+    data = index.read_bytes()
+    index.write_bytes(data[:-20] + bytes(20))
+    return data[:-20]
+
+
+def test_an_index_git_wrote_without_a_checksum_is_updated_not_refused(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    registry.close()
+    index = registry_path / ".git" / "index"
+    _unsealed(index)
+    # git reads it as it is (not `git status`: git 2.39's would write it again, sealed)
+    assert git("diff", "--cached", "--name-only", cwd=registry_path) == ""
+    assert index.read_bytes()[-20:] == bytes(20)
+    result = run("--repo", registry_path, "version", "create", str(M), "v3", "--tag", "new")
+    assert result.code == 0, result  # was: "has a bad checksum; run `git reset`"
+    assert status(git, registry_path) == ""
+    assert "models/team/m/_versions/v3/_version.json" in git("ls-files", cwd=registry_path)
+    # index.skipHash is not set here: modelbox writes the checksum, and git 2.39's fsck,
+    # which reports a checksum of zeros as corruption, is content.
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""
+
+
+def test_with_index_skiphash_a_write_leaves_zeros_and_keys_its_offsets_by_the_content(
+    registry: Registry, registry_path: Path, git: Git, run: Run
+) -> None:
+    import hashlib
+
+    registry.close()
+    git("config", "index.skipHash", "true", cwd=registry_path)
+    index = registry_path / ".git" / "index"
+    with closing(Registry.open(registry_path)) as reg:
+        for version in ("v3", "v4"):  # the second splices into the first's entries
+            reg.create_version(M, version)
+            assert index.read_bytes()[-20:] == bytes(20)
+            assert git("diff", "--cached", "--name-only", cwd=registry_path) == ""
+    data = index.read_bytes()
+    assert hashlib.sha1(data[:-20]).digest() in offsets_file(registry_path).read_bytes()
+    # The next process finds those offsets and writes with them; then a hand edit by git
+    # (which keeps zeros) changes the entries under the same "checksum".
+    assert run("--repo", registry_path, "meta", "set", f"{M}@v3", "k", "1").code == 0
+    (registry_path / "b.txt").write_text("staged by hand\n")
+    git("add", "b.txt", cwd=registry_path)
+    _unsealed(index)
+    assert run("--repo", registry_path, "tag", f"{M}@v4", "prod").code == 0
+    assert index.read_bytes()[-20:] == bytes(20)  # (git 2.39's status seals it again)
+    assert status(git, registry_path) == "A  b.txt\n"
+    names = [line.split("\t")[1] for line in tracked(git, registry_path)]
+    assert names == sorted(names) and "b.txt" in names
+    assert "models/team/m/_versions/v4/_version.json" in names
+    git("config", "index.skipHash", "false", cwd=registry_path)
+    assert run("--repo", registry_path, "meta", "set", f"{M}@v4", "k", "2").code == 0
+    assert git("fsck", "--no-dangling", cwd=registry_path) == ""  # sealed again
+
+
+@pytest.mark.parametrize("skip_hash", ["false", "true"])
+def test_the_next_process_reads_the_saved_offsets_instead_of_walking_the_entries(
+    registry: Registry, registry_path: Path, git: Git, monkeypatch: pytest.MonkeyPatch,
+    skip_hash: str,
+) -> None:
+    # What makes a cold command's index read O(1) in Python at 100,000 entries.
+    from modelbox.refs.index import GitIndex
+
+    registry.close()
+    git("config", "index.skipHash", skip_hash, cwd=registry_path)
+    with closing(Registry.open(registry_path)) as reg:
+        reg.create_version(M, "v3")
+
+    def walked(*args: object) -> None:
+        raise AssertionError("the entries were walked: the saved offsets were not used")
+
+    monkeypatch.setattr(GitIndex, "_walk", staticmethod(walked))
+    index = GitIndex(registry_path / ".git" / "index")
+    assert index.get("models/team/m/_versions/v3/_version.json") is not None
