@@ -806,8 +806,10 @@ class GitIndex:
                 changes = {key: raw for key, (_, raw) in self._overlay.items()} | changes
             edits, offsets, end = self._spliced(changes)
         sealed: list[_Part] = []
+        touched: list[bool] = []
 
         def build() -> list[_Part]:  # once the lock is ours: the entries change in place
+            touched.append(True)  # (a Ctrl-C between two edits leaves them half changed)
             data = self._applied(edits, len(offsets))
             sealed.extend((data, _NO_HASH if self.skip_hash else _Sealing(data)))
             return sealed
@@ -815,8 +817,8 @@ class GitIndex:
         try:
             self._replace(build, spare=self.path.parent / "modelbox" / "index-spare")
         except BaseException:
-            if sealed:
-                if isinstance(sealed[1], _Sealing):
+            if touched:
+                if sealed and isinstance(sealed[1], _Sealing):
                     sealed[1].result()  # its thread reads the entries: let it end first
                 self._forget()
             raise
