@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from hostile import MODELBOX
+from tasks import nice
 
 from modelbox import ModelBoxClient
 from modelbox.ingest import MARKER
@@ -252,12 +253,6 @@ def test_an_ingested_checkpoint_meeting_the_policy_is_promoted_in_the_same_write
             "config.json", "model.safetensors", "optimizer.pt", "trainer_state.json"]
 
 
-def _nice(pid: int, thread: int | None = None) -> int:
-    """The nice value of a process's main thread, or of one of its threads (Linux)."""
-    task = f"/proc/{pid}/task/{thread or pid}/stat"
-    return int(Path(task).read_text().rpartition(")")[2].split()[16])
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
 @pytest.mark.parametrize("niceness", [None, "0", "7"])
 def test_the_watch_command_yields_the_cpu_to_the_trainer(
@@ -279,8 +274,8 @@ def test_the_watch_command_yields_the_cpu_to_the_trainer(
             assert proc.stdout is not None
             assert json.loads(proc.stdout.readline())["source"] == "epoch=0-step=1.ckpt"
             threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
-            nices = {_nice(proc.pid, t) for t in threads if t != proc.pid}
-            main = _nice(proc.pid)
+            nices = {nice(proc.pid, t) for t in threads if t != proc.pid}
+            main = nice(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -292,7 +287,7 @@ def test_the_watch_command_yields_the_cpu_to_the_trainer(
 def test_a_watch_thread_yields_only_its_own_cpu(registry_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    base = _nice(os.getpid(), threading.get_native_id())
+    base = nice(os.getpid(), threading.get_native_id())
     with ModelBoxClient(registry_path) as client:
         watcher = client.new_experiment(EXP).watch(out, interval=0.05, nice=5)
         try:
@@ -302,10 +297,10 @@ def test_a_watch_thread_yields_only_its_own_cpu(registry_path: Path, tmp_path: P
                 time.sleep(0.05)
             native = watcher._thread.native_id
             assert native is not None
-            assert _nice(os.getpid(), native) == min(19, base + 5)
+            assert nice(os.getpid(), native) == min(19, base + 5)
         finally:
             watcher.stop(timeout=60)
-    assert _nice(os.getpid(), threading.get_native_id()) == base  # the caller's is its own
+    assert nice(os.getpid(), threading.get_native_id()) == base  # the caller's is its own
     assert [i.source for i in watcher.ingested] == ["epoch=0-step=1.ckpt"]
 
 
@@ -319,8 +314,8 @@ def test_the_command_run_in_process_leaves_its_callers_priority_alone(
     out = tmp_path / "out"
     out.mkdir()
     torch_ckpt(out / "epoch=0-step=1.ckpt")
-    before = _nice(os.getpid(), threading.get_native_id())
+    before = nice(os.getpid(), threading.get_native_id())
     result = run("--repo", registry_path, "experiment", "watch", EXP, out, "--once")
     assert result.code == 0, result.err
     assert "epoch=0-step=1.ckpt" in result.out
-    assert _nice(os.getpid(), threading.get_native_id()) == before
+    assert nice(os.getpid(), threading.get_native_id()) == before

@@ -3,6 +3,7 @@ every framework's callback relies on, tested without any framework installed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tasks import nice
 
 from modelbox import ModelBoxClient
 from modelbox.errors import InvalidNameError, ModelboxError
@@ -231,27 +233,22 @@ def test_the_training_thread_never_commits_its_journal_by_age(
         assert head() != made != after
 
 
-def _thread_nice(native_id: int) -> int:
-    stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
-    return int(stat.rpartition(")")[2].split()[16])
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
 def test_the_upload_thread_runs_ten_nicer_than_training_and_training_keeps_its_own(
     registry_path: Path,
 ) -> None:
     # Hashing and committing take the CPU training leaves over (bench 14); the nice is
     # added to the trainer's own, as nice(1) does (modelbox.processes.yield_cpu).
-    training = _thread_nice(threading.get_native_id())
+    training = nice(os.getpid(), threading.get_native_id())
     run = TrainingRun("exp/nice", registry_path, framework="pytorch", source="nicetest")
     run.start()
     try:
         (worker,) = [t for t in threading.enumerate() if t.name == "modelbox-nicetest"]
         assert worker.native_id is not None
         deadline = time.monotonic() + 30
-        while _thread_nice(worker.native_id) == training and time.monotonic() < deadline:
+        while nice(os.getpid(), worker.native_id) == training and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _thread_nice(worker.native_id) == min(19, training + 10)
-        assert _thread_nice(threading.get_native_id()) == training
+        assert nice(os.getpid(), worker.native_id) == min(19, training + 10)
+        assert nice(os.getpid(), threading.get_native_id()) == training
     finally:
         run.close()
