@@ -113,6 +113,41 @@ def _shifted(run: array[int], shift: int) -> array[int]:
     return out
 
 
+class _OffsetPlan:
+    """The entry offsets of a write, computed when first asked for: runs of the old
+    offsets shifted, and the offsets of new entries. A write asks while the file's SHA-1
+    is computed in its thread (:class:`_Sealing`), so on two cores shifting 100,000
+    offsets costs a publish nothing."""
+
+    def __init__(self, old: array[int]) -> None:
+        self._old = old  # never changed in place: a write replaces the array
+        self._pieces: list[tuple[int, int, int] | int] = []
+        self._done: array[int] | None = None
+        self.count = 0
+
+    def run(self, start: int, stop: int, shift: int) -> None:
+        """Old entries ``start:stop``, moved by ``shift`` bytes."""
+        self._pieces.append((start, stop, shift))
+        self.count += stop - start
+
+    def new(self, at: int) -> None:
+        """A new entry at byte ``at``."""
+        self._pieces.append(at)
+        self.count += 1
+
+    def offsets(self) -> array[int]:
+        if self._done is None:
+            out = _offset_array()
+            for piece in self._pieces:
+                if isinstance(piece, int):
+                    out.append(piece)
+                else:
+                    start, stop, shift = piece
+                    out += _shifted(self._old[start:stop], shift)
+            self._done, self._old, self._pieces = out, _offset_array(), []
+        return self._done
+
+
 def _entry_key(data: _Bytes, offset: int) -> Key:
     flags = (data[offset + _FLAGS_AT] << 8) | data[offset + _FLAGS_AT + 1]
     name_at = offset + _ENTRY.size + (2 if flags & _EXTENDED else 0)
@@ -656,15 +691,15 @@ class GitIndex:
             self._changes[(name, stage)] = None
 
     def _spliced(self, changes: dict[Key, bytes | None],
-                 ) -> tuple[list[_Edit], array[int], int]:
+                 ) -> tuple[list[_Edit], _OffsetPlan, int]:
         """What ``changes`` do to the file's entries, as edits of ``_data`` (byte ranges
         replaced, in ascending order, never overlapping); the new offsets (runs of
-        unchanged entries shifted, without a Python loop over them) and where the new
-        entries end."""
+        unchanged entries shifted, without a Python loop over them, when asked for) and
+        where the new entries end."""
         data, offsets, end = self._bytes(), self._offsets, self._end
         count = len(offsets)
         edits: list[_Edit] = []
-        new_offsets = _offset_array()
+        new_offsets = _OffsetPlan(offsets)
         at = _HEADER.size  # where the next entry lands in the new file
         copied = 0  # entries of the old file before this one are placed
         for key in sorted(changes):
@@ -673,24 +708,24 @@ class GitIndex:
             here = offsets[position] if position < count else end
             if position > copied:
                 start = offsets[copied]
-                new_offsets += _shifted(offsets[copied:position], at - start)
+                new_offsets.run(copied, position, at - start)
                 at += here - start
             copied = position + 1 if found else position
             if found or raw is not None:
                 stop = (offsets[copied] if copied < count else end) if found else here
                 edits.append((here, stop, raw or b""))
             if raw is not None:
-                new_offsets.append(at)
+                new_offsets.new(at)
                 at += len(raw)
         if copied < count:
             start = offsets[copied]
-            new_offsets += _shifted(offsets[copied:], at - start)
+            new_offsets.run(copied, count, at - start)
             at += end - start
         del data  # no view of the bytes may outlive this (they may be resized in place)
         return edits, new_offsets, at
 
     def _spliced_v4(self, changes: dict[Key, bytes | None],
-                    ) -> tuple[list[_Edit], array[int], int, list[bytes]]:
+                    ) -> tuple[list[_Edit], _OffsetPlan, int, list[bytes]]:
         """:meth:`_spliced` of a version 4 index, and the new names. An entry's name is
         stored against the name before it, so besides the changed entries the first
         unchanged entry after each change is encoded again; the runs after it are kept
@@ -700,7 +735,7 @@ class GitIndex:
         assert names is not None
         count = len(offsets)
         edits: list[_Edit] = []
-        new_offsets = _offset_array()
+        new_offsets = _OffsetPlan(offsets)
         new_names: list[bytes] = []
         at = _HEADER.size
         copied = 0
@@ -719,14 +754,14 @@ class GitIndex:
                 fixed = data[start : start + _fixed_size(data, start)]
                 raw = _compressed(fixed, names[copied], previous)
                 edits.append((start, start_of(copied + 1), raw))
-                new_offsets.append(at)
+                new_offsets.new(at)
                 new_names.append(names[copied])
                 at += len(raw)
                 copied += 1
                 moved = False
             if position > copied:
                 start = offsets[copied]
-                new_offsets.extend(_shifted(offsets[copied:position], at - start))
+                new_offsets.run(copied, position, at - start)
                 new_names.extend(names[copied:position])
                 at += start_of(position) - start
             previous = names[position - 1]
@@ -742,7 +777,7 @@ class GitIndex:
             entry = b""
             if raw is not None:
                 entry = _compressed(raw[: _fixed_size(raw)], key[0], previous)
-                new_offsets.append(at)
+                new_offsets.new(at)
                 new_names.append(key[0])
                 at += len(entry)
                 previous, moved = key[0], True
@@ -796,7 +831,7 @@ class GitIndex:
         split = self.split_settings.enabled
         names: list[bytes] | None = None
         if self._names is not None:
-            edits, offsets, end, names = self._spliced_v4(self._changes)
+            edits, plan, end, names = self._spliced_v4(self._changes)
         elif split or (split is None and self.is_split):
             self._write_split()
             return
@@ -804,25 +839,26 @@ class GitIndex:
             changes = self._changes
             if self._overlay:  # a split index written whole: its differences, then ours
                 changes = {key: raw for key, (_, raw) in self._overlay.items()} | changes
-            edits, offsets, end = self._spliced(changes)
+            edits, plan, end = self._spliced(changes)
         sealed: list[_Part] = []
         touched: list[bool] = []
 
         def build() -> list[_Part]:  # once the lock is ours: the entries change in place
             touched.append(True)  # (a Ctrl-C between two edits leaves them half changed)
-            data = self._applied(edits, len(offsets))
+            data = self._applied(edits, plan.count)
             sealed.extend((data, _NO_HASH if self.skip_hash else _Sealing(data)))
             return sealed
 
         try:
-            self._replace(build, spare=self.path.parent / "modelbox" / "index-spare")
+            self._replace(build, spare=self.path.parent / "modelbox" / "index-spare",
+                          meanwhile=plan.offsets)
         except BaseException:
             if touched:
                 if sealed and isinstance(sealed[1], _Sealing):
                     sealed[1].result()  # its thread reads the entries: let it end first
                 self._forget()
             raise
-        data, seal = sealed[0], sealed[1]
+        data, seal, offsets = sealed[0], sealed[1], plan.offsets()
         assert isinstance(data, bytearray)
         checksum = seal.result() if isinstance(seal, _Sealing) else bytes(seal)
         # Without a checksum in the file, the offsets are keyed by the entries' SHA-1 all
@@ -843,10 +879,11 @@ class GitIndex:
         exit; a process killed before only leaves them to be computed again)."""
         self._kept.flush()
 
-    def _replace(self, build: Callable[[], Sequence[_Part]],
-                 spare: Path | None = None) -> None:
+    def _replace(self, build: Callable[[], Sequence[_Part]], spare: Path | None = None,
+                 meanwhile: Callable[[], object] | None = None) -> None:
         """Write what ``build`` returns (called once the lock is held) as the index file,
-        through ``index.lock``.
+        through ``index.lock``; ``meanwhile`` is called once the entries are written, while
+        their checksum may still be computed.
 
         With ``spare``: the file the index replaces is kept there (a second name of it),
         and the next write's ``index.lock`` is that file again when no process has it open
@@ -862,11 +899,16 @@ class GitIndex:
         try:
             fault("index-locked")
             parts = build()
-            _write_all(fd, parts)
+
+            def aside() -> None:  # work that needs no bytes of the new file
+                if spare is not None:
+                    _retire(self.path, spare)
+                if meanwhile is not None:
+                    meanwhile()
+
+            _write_all(fd, parts, aside)
             os.close(fd)
             fd = -1
-            if spare is not None:
-                _retire(self.path, spare)
             fault("index-written")
             os.replace(lock, self.path)
         except BaseException:
@@ -955,9 +997,10 @@ class GitIndex:
     def _write_shared(self, changes: dict[Key, bytes | None]) -> None:
         """Write ``sharedindex.<checksum>``: every entry, as a flat index; it becomes
         ``_data``. Shared indexes unused for ``splitIndex.sharedIndexExpire`` go."""
-        edits, offsets, end = self._spliced(changes)
+        edits, plan, end = self._spliced(changes)
         try:
-            data = self._applied(edits, len(offsets))
+            data = self._applied(edits, plan.count)
+            offsets = plan.offsets()
         except BaseException:
             self._forget()
             raise
@@ -1097,16 +1140,25 @@ def _owner_file(lock: Path) -> Path:
     return lock.with_name(lock.name + ".modelbox-owner")
 
 
-def _write_all(fd: int, parts: Sequence[_Part]) -> None:
+def _write_all(fd: int, parts: Sequence[_Part], aside: Callable[[], None]) -> None:
     """Write ``parts`` from the start of ``fd``, then cut the file there (a reused file may
-    be longer); a checksum still being computed is waited for when its turn comes."""
+    be longer); a checksum still being computed is waited for when its turn comes, after
+    ``aside`` (called once, in any case) has run."""
     size = 0
     for part in parts:
+        if isinstance(part, _Sealing):
+            aside()
+            aside = _nothing
         view = memoryview(part.result() if isinstance(part, _Sealing) else part)
         size += len(view)
         while view:
             view = view[os.write(fd, view):]
     os.ftruncate(fd, size)
+    aside()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _unused(path: Path) -> tuple[int, int] | None:
