@@ -11,6 +11,13 @@ suite can hit each window of :mod:`modelbox.recovery` deterministically; the ran
 ``index-written``   the new index is in ``index.lock``, the old one also named
                     ``.git/modelbox/index-spare``; not renamed yet
 ``before-tag-refs`` the work tree and index followed, the tag refs have not
+
+``MODELBOX_INTERRUPT=STEP`` raises ``KeyboardInterrupt`` at ``STEP`` instead, as a Ctrl-C
+there would: the process lives on, and its next write must not trust what the failed one
+left in memory. The steps:
+
+``index-edited``    the index entries held in memory have the write's edits; the file
+                    has not been written
 """
 
 from __future__ import annotations
@@ -19,9 +26,17 @@ import os
 
 STEPS = ("after-journal", "after-ref-move", "index-locked", "index-written",
          "before-tag-refs")
+INTERRUPTS = ("index-edited",)
 
 
 def fault(step: str) -> None:
     """Exit at once, like ``kill -9``, when ``MODELBOX_FAULT`` names ``step``."""
     if os.environ.get("MODELBOX_FAULT") == step:
         os._exit(137)
+
+
+def interrupt(step: str) -> None:
+    """Raise ``KeyboardInterrupt``, as a Ctrl-C would, when ``MODELBOX_INTERRUPT`` names
+    ``step``."""
+    if os.environ.get("MODELBOX_INTERRUPT") == step:
+        raise KeyboardInterrupt

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelbox.errors import GitError, IndexLockedError
-from modelbox.faults import fault
+from modelbox.faults import fault, interrupt
 from modelbox.processes import process_alive
 
 _HEADER = struct.Struct(">4sII")
@@ -808,6 +808,7 @@ class GitIndex:
                 kept = stop
             out += view[kept:end]
             view.release()
+        interrupt("index-edited")
         _HEADER.pack_into(out, 0, b"DIRC", self.version, count)
         return out
 

@@ -20,6 +20,7 @@ import pytest
 from hostile import modelbox
 
 from modelbox.names import parse_model, parse_reference
+from modelbox.refs.index import GitIndex
 from modelbox.registry import Registry
 
 if TYPE_CHECKING:
@@ -211,6 +212,36 @@ def test_a_write_killed_before_the_index_followed_is_finished_by_the_next(
             "ls-files", cwd=registry_path)
 
 
+@pytest.mark.parametrize("version", [2, 4])
+def test_a_write_interrupted_after_editing_the_entries_in_memory_is_not_built_on(
+    tmp_path: Path, git: Git, monkeypatch: pytest.MonkeyPatch, version: int
+) -> None:
+    """A Ctrl-C once the entries held in memory are edited, before the file is written:
+    the next write of the same index reads the file again instead of splicing into entries
+    that are neither the old file's nor the new one's (and keeps the change not written)."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git("init", "-q", cwd=root)
+    (root / "f").write_text("x\n")
+    git("add", "f", cwd=root)
+    git("update-index", "--index-version", str(version), cwd=root)
+    blob = git("hash-object", "-w", "f", cwd=root).strip()
+    st = (root / "f").lstat()
+    index = GitIndex(root / ".git" / "index")
+    index.set("b", blob, st)
+    index.write()  # the entries are now held in memory, as written
+    index.set("c", blob, st)
+    monkeypatch.setenv("MODELBOX_INTERRUPT", "index-edited")
+    with pytest.raises(KeyboardInterrupt):
+        index.write()
+    monkeypatch.delenv("MODELBOX_INTERRUPT")
+    index.set("a", blob, st)
+    index.write()
+    listed = git("ls-files", "--stage", cwd=root).splitlines()
+    assert listed == [f"100644 {blob} 0\t{p}" for p in ("a", "b", "c", "f")]
+    assert git("fsck", "--no-dangling", cwd=root) == ""
+
+
 def test_removing_entries_between_others_keeps_the_index_whole(
     registry: Registry, registry_path: Path, git: Git, run: Run
 ) -> None:
@@ -344,7 +375,6 @@ def test_the_next_process_reads_the_saved_offsets_instead_of_walking_the_entries
     skip_hash: str,
 ) -> None:
     # What makes a cold command's index read O(1) in Python at 100,000 entries.
-    from modelbox.refs.index import GitIndex
 
     registry.close()
     git("config", "index.skipHash", skip_hash, cwd=registry_path)
