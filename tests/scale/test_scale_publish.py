@@ -264,18 +264,13 @@ def test_random_edits_spliced_in_place_match_git_s_reading(
     import hashlib
     import random
 
+    from indexes import one_file_index
+
     from modelbox.refs.index import GitIndex
 
     root = tmp_path / "repo"
-    root.mkdir()
-    git("init", "-q", cwd=root)
-    (root / "f").write_text("x\n")
-    git("add", "f", cwd=root)
-    git("update-index", "--index-version", str(version), cwd=root)
-    blob = git("hash-object", "-w", "f", cwd=root).strip()
-    st = (root / "f").lstat()
+    index, blob, st = one_file_index(git, root, version)
     rng = random.Random(15)
-    index = GitIndex(root / ".git" / "index")
     expected = {"f"}
     for step in range(40):
         for _ in range(24 if step % 10 == 9 else rng.randint(1, 3)):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from hostile import modelbox
+from indexes import one_file_index
 
 from modelbox.names import parse_model, parse_reference
 from modelbox.refs.index import GitIndex
@@ -220,14 +221,7 @@ def test_a_write_interrupted_after_editing_the_entries_in_memory_is_not_built_on
     the next write of the same index reads the file again instead of splicing into entries
     that are neither the old file's nor the new one's (and keeps the change not written)."""
     root = tmp_path / "repo"
-    root.mkdir()
-    git("init", "-q", cwd=root)
-    (root / "f").write_text("x\n")
-    git("add", "f", cwd=root)
-    git("update-index", "--index-version", str(version), cwd=root)
-    blob = git("hash-object", "-w", "f", cwd=root).strip()
-    st = (root / "f").lstat()
-    index = GitIndex(root / ".git" / "index")
+    index, blob, st = one_file_index(git, root, version)
     index.set("b", blob, st)
     index.write()  # the entries are now held in memory, as written
     index.set("c", blob, st)
