@@ -47,7 +47,7 @@ from modelbox.registry import (
     merge_metric_points,
     metric_points,
 )
-from modelbox.series_text import Encoded, Series, SeriesCache
+from modelbox.series_text import Encoded, Series, SeriesCache, load
 
 INGEST_KEY = "ingest"  # the checkpoint metadata key that records where it came from
 EVENT = "checkpoint.ingested"
@@ -158,7 +158,7 @@ class Watcher:
         self._done: set[tuple[str, str]] | None = None
         self._csv: dict[Path, _Followed] = {}  # how far each metrics CSV was ingested
         self._series = SeriesCache()
-        self._written: tuple[Series, bytes] | None = None
+        self._written: tuple[Series, str] | None = None  # the series and its path
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -268,7 +268,8 @@ class Watcher:
         for remember in settle:  # it landed: the next read starts past these rows
             remember()
         if self._written is not None:
-            self._series.keep(*self._written)
+            series, path = self._written
+            self._series.keep(series, registry.repo.snapshot(registry.head()).blob_id(path))
         # The registry ran the experiment's policy (modelbox/autopromote.py) at the end of
         # that commit's batch: promotion and retention are commits of the same batch.
         decisions = [d.to_json() for d in registry.decisions[seen_decisions:]]
@@ -290,8 +291,11 @@ class Watcher:
         return how many."""
         snap = txn.snapshot
         series_path = f"{layout.experiment_dir(self.experiment)}/{layout.METRICS_FILE}"
-        data = snap.read(series_path)
-        series = self._series.load(series_path, data)
+        data: bytes | None = None
+        series = self._series.take(snap.blob_id(series_path))
+        if series is None:
+            data = snap.read(series_path)
+            series = load(series_path, data)
         count = 0
         if series is not None:  # the usual document: only the new points are encoded
             added: set[str] = set()
@@ -301,11 +305,8 @@ class Watcher:
                     count += 1
             if added:
                 series.order(added)
-                encoded = series.to_bytes()
-                txn.put(series_path, Encoded(encoded))
-                self._written = (series, encoded)
-            elif data:
-                self._written = (series, data)  # unchanged: still the cached document
+                txn.put(series_path, Encoded(series.to_bytes()))
+            self._written = (series, series_path)
         else:  # a document of another shape: the general path
             current = parse(MetricSeries, series_path, data) if data else None
             seen: set[tuple[str, int | None]] = set()

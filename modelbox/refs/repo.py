@@ -89,14 +89,17 @@ class Snapshot:
 
     def read(self, path: str) -> bytes | None:
         """The content of the file at ``path``, or None if there is none."""
+        sha = self.blob_id(path)
+        return None if sha is None else cast(Blob, self.repo.object(sha)).as_raw_string()
+
+    def blob_id(self, path: str) -> str | None:
+        """The id of the file at ``path`` (None if there is none), without reading it."""
         parent_path, _, name = path.rpartition("/")
         parent = self._tree(parent_path)
         if parent is None or name.encode() not in parent:
             return None
         mode, sha = parent[name.encode()]
-        if mode == _DIR_MODE:
-            return None
-        return cast(Blob, self.repo.object(sha.decode())).as_raw_string()
+        return None if mode == _DIR_MODE else sha.decode()
 
     def listdir(self, path: str) -> list[tuple[str, bool]]:
         """Sorted ``(name, is_directory)`` entries of the directory at ``path``."""

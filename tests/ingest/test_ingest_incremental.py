@@ -16,7 +16,7 @@ from modelbox.errors import ManifestError
 from modelbox.ingest.metrics import CsvFollower
 from modelbox.ingest.watcher import Watcher
 from modelbox.manifests import MetricPoint, MetricSeries
-from modelbox.names import parse_model
+from modelbox.names import parse_model, parse_reference
 from modelbox.registry import Registry, merge_metric_points, metric_points
 
 from .trainers import torch_ckpt
@@ -107,17 +107,45 @@ def test_a_document_of_another_shape_is_left_to_the_general_path() -> None:
     assert fast.load(PATH, b'[]') is None
 
 
-def test_the_cache_is_used_only_for_the_very_bytes_it_wrote() -> None:
+def test_the_cache_is_used_only_for_the_document_it_wrote() -> None:
     cache = fast.SeriesCache()
     kept = fast.load(PATH, DOCUMENTS["usual"])
-    assert kept is not None and kept.add("m0", 99, 1.0, 2.0)
-    data = kept.to_bytes()
-    cache.keep(kept, data)
-    changed = data.replace(b'"step": 99', b'"step": 98')  # someone else's commit since
-    other = cache.load(PATH, changed)
-    assert other is not kept and other is not None and ("m0", 98) in other.seen
-    cache.keep(kept, data)
-    assert cache.load(PATH, data) is kept
+    assert kept is not None
+    cache.keep(kept, "a" * 40)
+    assert cache.take("b" * 40) is None  # someone else's commit since: read it again
+    assert cache.take("a" * 40) is None  # (and the kept series was let go)
+    cache.keep(kept, "a" * 40)
+    assert cache.take(None) is None  # the document was removed since
+    cache.keep(kept, "a" * 40)
+    assert cache.take("a" * 40) is kept
+    assert cache.take("a" * 40) is None  # handed over once: the caller changes it
+
+
+def test_points_another_writer_commits_between_two_ingests_are_kept(
+        registry_path: Path, tmp_path: Path) -> None:
+    """The watcher keeps the series it wrote; a commit by anyone else in between changes
+    the document's blob, and the next ingest reads the document instead."""
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    log = out / "logs" / "metrics.csv"
+    _csv(log, "epoch,step,loss\n0,1,0.5\n")
+    registry = Registry.open(registry_path)
+    try:
+        watcher = Watcher(registry, parse_model("ai/run"), out)
+        torch_ckpt(out / "epoch=0-step=1.ckpt")
+        assert len(watcher.poll()) == 1
+        registry.append_metrics(parse_reference("ai/run"),
+                                metric_points({"acc": 0.75}, step=1, wallclock=3.0))
+        _csv(log, "0,2,0.25\n", "a")
+        torch_ckpt(out / "epoch=0-step=2.ckpt")
+        assert len(watcher.poll()) == 1
+    finally:
+        registry.close()
+    document = json.loads(subprocess.run(
+        ["git", "show", f"HEAD:{PATH}"], cwd=registry_path, check=True, capture_output=True,
+        text=True).stdout)
+    assert [p["step"] for p in document["series"]["loss"]] == [1, 2]
+    assert [(p["step"], p["value"]) for p in document["series"]["acc"]] == [(1, 0.75)]
 
 
 def _csv(path: Path, text: str, mode: str = "w") -> None:
