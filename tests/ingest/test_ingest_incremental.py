@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,10 +126,7 @@ def test_points_another_writer_commits_between_two_ingests_are_kept(
         registry_path: Path, tmp_path: Path) -> None:
     """The watcher keeps the series it wrote; a commit by anyone else in between changes
     the document's blob, and the next ingest reads the document instead."""
-    out = tmp_path / "out"
-    (out / "logs").mkdir(parents=True)
-    log = out / "logs" / "metrics.csv"
-    _csv(log, "epoch,step,loss\n0,1,0.5\n")
+    out, log = _lightning_folder(tmp_path, "epoch,step,loss\n0,1,0.5\n")
     registry = Registry.open(registry_path)
     try:
         watcher = Watcher(registry, parse_model("ai/run"), out)
@@ -141,9 +139,7 @@ def test_points_another_writer_commits_between_two_ingests_are_kept(
         assert len(watcher.poll()) == 1
     finally:
         registry.close()
-    document = json.loads(subprocess.run(
-        ["git", "show", f"HEAD:{PATH}"], cwd=registry_path, check=True, capture_output=True,
-        text=True).stdout)
+    document = _committed_series(registry_path)
     assert [p["step"] for p in document["series"]["loss"]] == [1, 2]
     assert [(p["step"], p["value"]) for p in document["series"]["acc"]] == [(1, 0.75)]
 
@@ -151,6 +147,22 @@ def test_points_another_writer_commits_between_two_ingests_are_kept(
 def _csv(path: Path, text: str, mode: str = "w") -> None:
     with path.open(mode) as f:
         f.write(text)
+
+
+def _lightning_folder(tmp_path: Path, rows: str) -> tuple[Path, Path]:
+    """A trainer's folder whose CSVLogger file starts with ``rows``: it and the file."""
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    log = out / "logs" / "metrics.csv"
+    _csv(log, rows)
+    return out, log
+
+
+def _committed_series(registry_path: Path) -> Any:
+    """The experiment's series document at the registry's HEAD, as git reads it."""
+    return json.loads(subprocess.run(
+        ["git", "show", f"HEAD:{PATH}"], cwd=registry_path, check=True, capture_output=True,
+        text=True).stdout)
 
 
 def test_a_csv_is_read_from_where_the_last_read_stopped(tmp_path: Path) -> None:
@@ -193,10 +205,7 @@ def test_checkpoints_get_their_summary_and_the_series_each_row_once(
         registry_path: Path, tmp_path: Path) -> None:
     """Rows come from incremental reads, yet each checkpoint's summary is the newest value
     at or before its step, also when one is ingested after a newer one."""
-    out = tmp_path / "out"
-    (out / "logs").mkdir(parents=True)
-    log = out / "logs" / "metrics.csv"
-    _csv(log, "epoch,step,loss\n")
+    out, log = _lightning_folder(tmp_path, "epoch,step,loss\n")
     registry = Registry.open(registry_path)
     try:
         watcher = Watcher(registry, parse_model("ai/run"), out)
@@ -214,9 +223,7 @@ def test_checkpoints_get_their_summary_and_the_series_each_row_once(
         registry.close()
     assert manifests == {"epoch-0-step-10": {"loss": 0.1}, "epoch-0-step-20": {"loss": 0.2},
                          "epoch-0-step-30": {"loss": 0.3}, "epoch-0-step-5": {"loss": 0.05}}
-    document = json.loads(subprocess.run(
-        ["git", "show", f"HEAD:{PATH}"], cwd=registry_path, check=True, capture_output=True,
-        text=True).stdout)
+    document = _committed_series(registry_path)
     steps = [p["step"] for p in document["series"]["loss"]]
     assert steps == list(range(1, 32))
     assert all(isinstance(MetricPoint.model_validate(p), MetricPoint)
