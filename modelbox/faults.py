@@ -26,7 +26,6 @@ import os
 
 STEPS = ("after-journal", "after-ref-move", "index-locked", "index-written",
          "before-tag-refs")
-INTERRUPTS = ("index-edited",)
 
 
 def fault(step: str) -> None:
