@@ -158,7 +158,8 @@ class Watcher:
         self._done: set[tuple[str, str]] | None = None
         self._csv: dict[Path, _Followed] = {}  # how far each metrics CSV was ingested
         self._series = SeriesCache()
-        self._written: tuple[Series, str] | None = None  # the series and its path
+        self._written: Series | None = None  # the experiment's series, as this commit writes it
+        self._series_path = f"{layout.experiment_dir(experiment)}/{layout.METRICS_FILE}"
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -268,8 +269,8 @@ class Watcher:
         for remember in settle:  # it landed: the next read starts past these rows
             remember()
         if self._written is not None:
-            series, path = self._written
-            self._series.keep(series, registry.repo.snapshot(registry.head()).blob_id(path))
+            landed = registry.repo.snapshot(registry.head())
+            self._series.keep(self._written, landed.blob_id(self._series_path))
         # The registry ran the experiment's policy (modelbox/autopromote.py) at the end of
         # that commit's batch: promotion and retention are commits of the same batch.
         decisions = [d.to_json() for d in registry.decisions[seen_decisions:]]
@@ -290,7 +291,7 @@ class Watcher:
         """Add ``points`` the experiment's series lacks (by key and step) in ``txn``;
         return how many."""
         snap = txn.snapshot
-        series_path = f"{layout.experiment_dir(self.experiment)}/{layout.METRICS_FILE}"
+        series_path = self._series_path
         data: bytes | None = None
         series = self._series.take(snap.blob_id(series_path))
         if series is None:
@@ -306,7 +307,7 @@ class Watcher:
             if added:
                 series.order(added)
                 txn.put(series_path, Encoded(series.to_bytes()))
-            self._written = (series, series_path)
+            self._written = series
         else:  # a document of another shape: the general path
             current = parse(MetricSeries, series_path, data) if data else None
             seen: set[tuple[str, int | None]] = set()
