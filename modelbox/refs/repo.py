@@ -7,16 +7,18 @@ is brought along afterwards by :mod:`modelbox.refs.worktree`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from dulwich.config import Config, StackedConfig
 from dulwich.errors import NotGitRepository, ObjectFormatException
@@ -34,6 +36,9 @@ _OBJECT_CACHE_SIZE = 50_000
 # ...and about this many bytes: at 100,000 versions a namespace tree is ~16 KB raw, ~120 KB
 # parsed, and a batch makes one per commit (a count alone let the cache reach gigabytes).
 _OBJECT_CACHE_BYTES = 32 * 1024 * 1024
+# A blob above this is never cached: one would evict every tree the next write walks, and
+# stay held between writes (a watcher's 60 MB series document, commit after commit).
+_LARGEST_CACHED_BLOB = _OBJECT_CACHE_BYTES // 8
 _PARSED_TREE_WEIGHT = 8  # a parsed tree's size in memory / its raw size (7.4 measured)
 _PACK_THRESHOLD = 64
 _FILE_MODE = 0o100644
@@ -49,6 +54,14 @@ def _ref(name: str) -> Ref:
 
 def _malformed(sha: str, git_dir: Path, exc: Exception) -> GitError:
     return GitError(f"object {sha} in {git_dir} is malformed ({exc}); run `git fsck`")
+
+
+def _bad_config(path: Path, exc: ValueError) -> GitError:
+    """dulwich reads numbers from the repository's config as it opens it (a
+    ``core.compression`` that is not one): one line, as git's own refusal is."""
+    return GitError(f"the Git repository at {path} cannot be opened: a setting in its "
+                    f"config is not valid ({exc}); `git config --list --show-origin` shows "
+                    "them, and git refuses it too")
 
 
 def blob_sha(data: bytes) -> str:
@@ -182,6 +195,7 @@ class GitRepo:
         # them loose at the end, as git does), then streamed into a pack (:mod:`.packs`).
         self._pending: dict[str, ShaFile] | None = None
         self._packing: PackWriter | None = None
+        self._loose_level: int | None = None  # see _loose_compression
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -190,6 +204,8 @@ class GitRepo:
             return cls(Repo(str(path)))
         except NotGitRepository:
             raise GitError(f"{path} is not a Git repository") from None
+        except ValueError as exc:
+            raise _bad_config(path, exc) from None
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo | None:
@@ -198,6 +214,8 @@ class GitRepo:
             return cls(Repo.discover(str(start)))
         except NotGitRepository:
             return None
+        except ValueError as exc:
+            raise _bad_config(start, exc) from None
 
     @classmethod
     def init(cls, path: Path, branch: str) -> GitRepo:
@@ -268,6 +286,8 @@ class GitRepo:
             self._objects.move_to_end(sha)
             return
         size = len(obj) if isinstance(obj, bytes) else _weight(obj)
+        if size > _LARGEST_CACHED_BLOB and isinstance(obj, Blob):
+            return
         self._objects[sha] = (obj, size)
         self._cached_bytes += size
         while len(self._objects) > 1 and (len(self._objects) > _OBJECT_CACHE_SIZE
@@ -315,6 +335,7 @@ class GitRepo:
         then written through a temporary file of our own and renamed into place, which
         leaves a concurrent writer of the same object undisturbed."""
         store = self._repo.object_store
+        store.loose_compression_level = level = self._loose_compression()
         try:
             store.add_object(obj)
         except FileLocked:
@@ -324,11 +345,24 @@ class GitRepo:
                 return
             tmp = path.with_name(f"tmp_obj_modelbox_{os.getpid()}_{sha[2:10]}")
             with open(tmp, "wb") as f:
-                f.write(obj.as_legacy_object())
+                f.write(obj.as_legacy_object(compression_level=level))
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
             os.replace(tmp, path)
+
+    def _loose_compression(self) -> int:
+        """The zlib level git writes loose objects at: ``core.looseCompression``, else
+        ``core.compression``, else 1, its fastest (dulwich alone uses zlib's default, 6,
+        which took a 60 MB series document 1.1 s where level 1 takes 0.3 s)."""
+        if self._loose_level is None:
+            self._loose_level = 1
+            for key in ("compression", "looseCompression"):  # the second one wins
+                value = self.git_setting("core", key)
+                if value is not None:
+                    with contextlib.suppress(ValueError):  # (git refuses to start then)
+                        self._loose_level = max(-1, min(9, int(value)))
+        return self._loose_level
 
     def hold_objects(self) -> None:
         """Hold new objects back until :meth:`flush_pending` (or discard them): a few in
@@ -384,6 +418,30 @@ class GitRepo:
         if type_num != Commit.type_num:
             raise GitError(f"{sha} is not a commit")
         return raw
+
+    def copy_blob(self, sha: str, out: BinaryIO) -> None:
+        """Write the content of the blob ``sha`` to ``out``. A loose blob that is not in
+        memory is inflated a chunk at a time, its id checked as it goes (a damaged one is
+        the GitError :meth:`object` raises, once ``out`` has taken the bytes: write to a
+        temporary file), where reading it whole took several copies of it at once."""
+        held = self._objects.get(sha) or (None, 0)
+        obj = held[0] if isinstance(held[0], Blob) else self._held(sha)
+        if obj is None and len(sha) == 40:
+            loose = Path(os.fsdecode(self._repo.object_store.path)) / sha[:2] / sha[2:]
+            try:
+                stream = open(loose, "rb")  # noqa: SIM115 (closed below)
+            except (FileNotFoundError, NotADirectoryError):
+                pass  # packed (or just repacked): read as any object
+            else:
+                with stream:
+                    _inflate_blob(sha, stream, out, self.git_dir)
+                return
+        if obj is None:
+            obj = self.object(sha)
+        if not isinstance(obj, Blob):
+            raise GitError(f"{sha} is not a blob")
+        for chunk in obj.as_raw_chunks():
+            out.write(chunk)
 
     def blob_data(self, sha: str) -> bytes:
         """The content of the object ``sha`` (a blob), as :meth:`Snapshot.read` gives it."""
@@ -707,6 +765,42 @@ class GitRepo:
             e.path.decode(): (e.mode, e.sha.decode())
             for e in cast(Tree, self.object(tree)).iteritems()
         }
+
+_INFLATE_CHUNK = 1 << 20
+
+
+def _inflate_blob(sha: str, stream: BinaryIO, out: BinaryIO, git_dir: Path) -> None:
+    """A loose object's content to ``out``, inflated a megabyte at a time; GitError if it
+    is not a blob, or its size, end or id are not what its name and header say."""
+    inflate, digest = zlib.decompressobj(), hashlib.sha1()
+    header, size, written = b"", -1, 0
+    try:
+        while True:
+            data = inflate.unconsumed_tail or stream.read(_INFLATE_CHUNK)
+            if not data:
+                break
+            chunk = inflate.decompress(data, _INFLATE_CHUNK)
+            digest.update(chunk)
+            if size < 0:  # "blob <size>\0" first
+                header += chunk
+                end = header.find(b"\0")
+                if end < 0:
+                    if len(header) > 32:
+                        raise ValueError("no object header")
+                    continue
+                kind, _, length = header[:end].partition(b" ")
+                if kind != b"blob":
+                    raise GitError(f"{sha} is not a blob")
+                size, chunk = int(length), header[end + 1 :]
+            out.write(chunk)
+            written += len(chunk)
+            if inflate.eof:
+                break
+    except (zlib.error, ValueError) as exc:
+        raise _malformed(sha, git_dir, exc) from None
+    if not inflate.eof or written != size or digest.hexdigest() != sha:
+        raise _malformed(sha, git_dir, ValueError("its content does not match its id"))
+
 
 def _weight(obj: ShaFile) -> int:
     size = obj.raw_length()

@@ -93,10 +93,14 @@ class Worktree:
                 index.remove(change.path)
                 _prune_empty_dirs(file.parent, self.root)
                 continue
-            data = self.repo.object(change.new_sha).as_raw_string()
             file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_name(f".{file.name}.modelbox-tmp")
-            tmp.write_bytes(data)
+            try:
+                with open(tmp, "wb") as out:
+                    self.repo.copy_blob(change.new_sha, out)
+            except BaseException:  # a damaged object: nothing of it is left in the tree
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, file)
             index.set(change.path, change.new_sha, file.lstat())
         index.write()
