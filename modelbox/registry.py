@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         Release,
         VersionManifest,
     )
+    from modelbox.series_text import Series, SeriesCache
 
     Manifest = ModelManifest | VersionManifest | ExperimentManifest | CheckpointManifest
 
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
 __all__ = ["AUDIT_REF", "Registry", "Transaction"]
 
 AUDIT_REF = "refs/modelbox/audit"
+_UNTOUCHED = object()  # a path a transaction did not write
 #: Checkpoint changes an experiment policy is not evaluated after: archiving or restoring
 #: by hand (a restore must not be undone by the same command) and a promotion.
 _NO_POLICY_OPERATIONS = frozenset({"checkpoint.archive", "checkpoint.restore",
@@ -123,6 +125,9 @@ class Transaction:
     snapshot: Snapshot
     writes: dict[str, bytes | None] = field(default_factory=dict)
     change: Change | None = None
+    #: series documents written through Registry.write_series: path -> (the Series, the
+    #: bytes staged for it, None when unchanged), cached once the commit is staged
+    series: dict[str, tuple[Series, bytes | None]] = field(default_factory=dict)
 
     def put(self, path: str, document: Any) -> None:
         """Stage a document (anything with ``to_bytes()``) to be written at ``path``.
@@ -167,6 +172,7 @@ class Registry:
         #: what experiment policies decided in this registry's writes so far
         #: (:class:`modelbox.autopromote.Decision`), for a command to report
         self.decisions: list[Any] = []
+        self._series: SeriesCache | None = None  # see read_series
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -354,6 +360,55 @@ class Registry:
                 if txn.change is None:
                     raise GitError("internal error: a write without an audit record")
                 self._stage_commit(batch, txn)
+            self._keep_series(txn, batch)
+            # Staged: the blobs hold the data now, and let it go once they are written
+            # (a 60 MB series document need not live on through the publish).
+            txn.writes = {}
+
+    def read_series(self, txn: Transaction, path: str) -> Series | None:
+        """The metric series document at ``path`` as ``txn`` sees it, as a
+        :class:`~modelbox.series_text.Series` to append to (None: a document of a shape
+        only the general path writes). The one this registry last wrote there is handed
+        over without reading anything while the blob there is still the one it wrote: a
+        watcher's checkpoints and a callback's journal flushes cost what they add, not the
+        run's whole history."""
+        from modelbox.series_text import load
+
+        series = self._series_cache().take(path, txn.snapshot.blob_id(path))
+        if series is None:
+            series = load(path, txn.snapshot.read(path))
+        return series
+
+    def _series_cache(self) -> SeriesCache:
+        if self._series is None:  # (pydantic: not imported by the commands that only read)
+            from modelbox.series_text import SeriesCache
+
+            self._series = SeriesCache()
+        return self._series
+
+    def write_series(self, txn: Transaction, path: str, series: Series, *,
+                     changed: bool = True) -> None:
+        """Stage ``series`` (from :meth:`read_series`) at ``path`` (unless not ``changed``);
+        it is kept for the next :meth:`read_series` once the commit is staged."""
+        from modelbox.series_text import Encoded
+
+        data = None
+        if changed:
+            txn.put(path, Encoded(series.to_bytes()))
+            data = txn.writes[path]
+        txn.series[path] = (series, data)
+
+    def _keep_series(self, txn: Transaction, batch: _Batch) -> None:
+        """Keep each series ``txn`` wrote whole, under the id of the blob now staged at its
+        path. Not one whose path the transaction then wrote something else to, nor any
+        when it failed (this is not reached): the cache holds only what the blob holds."""
+        if not txn.series:
+            return
+        staged = self.repo.snapshot(batch.head) if batch.head else None
+        for path, (series, data) in txn.series.items():
+            if txn.writes.get(path, _UNTOUCHED) is (_UNTOUCHED if data is None else data):
+                self._series_cache().keep(path, series, staged.blob_id(path) if staged else None)
+        txn.series = {}  # (it holds the bytes too)
 
     def _stage_commit(self, batch: _Batch, txn: Transaction) -> None:
         assert txn.change is not None
@@ -1206,12 +1261,17 @@ class Registry:
                 raise InvalidValueError(f"{target} is a link to {getattr(manifest, 'link', '')};"
                                         " log metrics on that version instead")
             series_path = path.rsplit("/", 1)[0] + "/" + layout.METRICS_FILE
-            from modelbox import series_text
+            series = self.read_series(txn, series_path)
+            if series is not None:
+                from modelbox.series_text import merge
 
-            merged, latest = series_text.merge(txn.snapshot.read(series_path), series_path,
-                                               points)
+                latest = merge(series, points)
+                self.write_series(txn, series_path, series)
+            else:  # a document of another shape: the general path
+                merged, latest = merge_metric_points(txn.snapshot.read(series_path),
+                                                     series_path, points)
+                txn.put(series_path, merged)
             shown = ", ".join(sorted({key for key, _ in points}))
-            txn.put(series_path, merged)
             summary: dict[str, float | str] = {}
             if hasattr(manifest, "metrics"):  # versions and checkpoints keep a summary
                 summary = {**manifest.metrics, **latest}

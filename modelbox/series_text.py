@@ -4,10 +4,11 @@ Python objects: what checkpoint ingest and every metrics commit write.
 :func:`modelbox.registry.merge_metric_points` parses the whole series into pydantic
 objects, appends, and writes it back through the pure-Python indenting JSON encoder: at
 60,000 points that is over a second per commit, holding the GIL a training loop wants.
-Here the document is held as the canonical text of each point (what
-:func:`modelbox.canonical.dumps` writes for it), with its ``(step, wallclock)`` for the
-order of seed 003 (:mod:`modelbox.metric_order`): appending encodes only the new points,
-and the bytes written are exactly the bytes the general path writes (a test compares them).
+Here the document is held compactly, key by key: the canonical text of its points back to
+back (what :func:`modelbox.canonical.dumps` writes for each), and their steps and
+wallclocks in arrays for the order of seed 003 (:mod:`modelbox.metric_order`) and for
+deduplication. Appending encodes only the new points, and the bytes written are exactly
+the bytes the general path writes (tests compare them, round after round).
 :func:`merge` is the general path's twin for ``Registry.append_metrics``.
 
 The document comes from the repository, so from anyone who can commit: it is read through
@@ -15,26 +16,31 @@ The document comes from the repository, so from anyone who can commit: it is rea
 plain one ``{"step": int|null, "value": float|str, "wallclock": float}`` is validated as a
 :class:`~modelbox.manifests.MetricPoint` (a bad one is the ManifestError the general path
 raises). A document of another shape altogether is left to the general path.
-:class:`SeriesCache` keeps the last document a watcher wrote, keyed by its blob id: when
-nobody else changed the file the next append reads and parses nothing.
+:class:`SeriesCache` keeps the last documents a registry wrote (``Registry.read_series``),
+keyed by path and blob id: when nobody else changed the file, the next append (a watcher's
+checkpoint, a callback's journal flush) reads and parses nothing.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from modelbox import canonical, limits
 from modelbox.errors import ManifestError
 from modelbox.manifests import MetricPoint
 
 _POINT_KEYS = frozenset({"step", "value", "wallclock"})
-#: A point as kept here: step, wallclock, its canonical text, and its value for a summary
-#: (None for bytes, which stay out of summaries).
+#: A plain point as read: step, wallclock, its canonical text, and its value.
 Item = tuple[int | None, float, str, float | str | None]
 _ITEM = " " * 6  # a point's indent: document > "series" > key > list
+_OPEN, _CLOSE = ("[\n" + _ITEM).encode(), b"\n    ]"
 
 
 def _text(value: Any) -> str:
@@ -53,21 +59,141 @@ def _encode_any(point: dict[str, Any]) -> str:
     return canonical.dumps(point).rstrip("\n").replace("\n", "\n" + _ITEM)
 
 
-@dataclass
-class Series:
-    """A ``_metrics.json`` as the encoded text of each point: key -> [(step, wallclock,
-    text)] in file order, and the (key, step) pairs it holds."""
+_SEPARATOR = (",\n" + _ITEM).encode()
+_NONE, _NUMBER, _TEXT = 0, 1, 2  # what a point gives a summary: nothing (bytes), or its value
 
-    points: dict[str, list[Item]] = field(default_factory=dict)
-    seen: set[tuple[str, int | None]] = field(default_factory=set)
+
+class _Points:
+    """One key's points, compactly: their canonical texts back to back as the document's
+    list holds them (separators included), where each ends, and each point's step,
+    wallclock and summary kind. About 25 bytes a point beside its text, where a tuple of
+    Python objects and a (key, step) pair in a set took ~400: a watcher holds a long run's
+    every point (docs/experiments.md, "The watcher's memory")."""
+
+    __slots__ = ("_seen", "clocks", "ends", "kinds", "nulls", "ordered", "steps", "text")
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self.text = bytearray()
+        self.ends = array("Q")
+        #: int64 steps while every step fits one, else a list (None, or a 100-digit step)
+        self.steps: array[int] | list[int | None] = array("q")
+        self.clocks = array("d")
+        self.kinds = bytearray()
+        self.nulls = 0  # points without a step: the series is then ordered by wallclock
+        self.ordered = True  # in seed 003's order as it stands (None: not known)
+        self._seen: set[int | None] | None = None  # steps, when bisecting cannot tell
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def item(self, i: int) -> bytes:
+        ends = self.ends
+        start = ends[i - 1] + len(_SEPARATOR) if i else 0
+        return bytes(self.text[start:ends[i]])
+
+    def _before(self, step: int | None, clock: float) -> bool:
+        """Whether the last point sorts at or before one at (step, clock): stays ordered.
+        False where a comparison is not a total order (a NaN), which re-sorts."""
+        if self.nulls or step is None:
+            return bool(self.clocks[-1] <= clock)
+        last = self.steps[-1]
+        assert last is not None
+        return last < step or (last == step and self.clocks[-1] <= clock)
+
+    def push(self, step: int | None, clock: float, text: bytes, kind: int) -> None:
+        if self.ends:
+            if self.ordered and (not self._before(step, clock) or (
+                    step is None and not self.nulls)):  # now by wallclock: look again
+                self.ordered = False
+            self.text += _SEPARATOR
+        self.text += text
+        self.ends.append(len(self.text))
+        steps = self.steps
+        if isinstance(steps, array) and step is not None and -(1 << 63) <= step < 1 << 63:
+            steps.append(step)
+        else:  # a step int64 cannot hold, or none: Python ints from here on
+            if isinstance(steps, array):
+                wide: list[int | None] = list(steps)
+                steps = self.steps = wide
+            steps.append(step)
+        self.clocks.append(clock)
+        self.kinds.append(kind)
+        self.nulls += step is None
+        if self._seen is not None:
+            self._seen.add(step)
+
+    def has(self, step: int | None) -> bool:
+        """Whether a point is at ``step``: bisected while the steps are in order."""
+        if step is None:
+            return self.nulls > 0
+        if self._seen is None:
+            steps = cast("Sequence[int]", self.steps)  # none is None while nulls is 0
+            if not steps:
+                return False
+            if self.ordered and not self.nulls:
+                if steps[-1] < step:  # (the usual case)
+                    return False
+                at = bisect_left(steps, step)
+                return at < len(steps) and steps[at] == step
+            self._seen = set(steps)
+        return step in self._seen
+
+    def sort(self) -> None:
+        """Seed 003's order (metric_order.ordered's: by step when every point has one,
+        else by wallclock, stable): Python's own sort, redone whole only when a point
+        came out of order, so a series in order is left byte for byte as it is."""
+        if self.ordered:
+            return
+        items = [(self.steps[i], self.clocks[i], self.item(i), self.kinds[i])
+                 for i in range(len(self))]
+        if not self.nulls:
+            items.sort(key=lambda p: (p[0] or 0, p[1]))
+        else:
+            items.sort(key=lambda p: p[1])
+        self._clear()
+        for item in items:
+            self.push(*item)
+
+    def latest(self) -> float | str | None:
+        """metric_order.latest of the ordered points: the last number or string."""
+        for i in range(len(self) - 1, -1, -1):
+            if self.kinds[i] != _NONE:
+                value: float | str = json.loads(self.item(i))["value"]
+                return value
+        return None
+
+
+class Series:
+    """A ``_metrics.json`` as the encoded text of each point, key by key in file order
+    (:class:`_Points`): appending encodes only the new points."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, _Points] = {}
+        #: a value that cannot be written as UTF-8 (a lone surrogate), raised by to_bytes
+        #: as the general path raises it, when Transaction.put encodes the document
+        self._unwritable: UnicodeEncodeError | None = None
+
+    def _push(self, key: str, step: int | None, clock: float, text: str, kind: int) -> None:
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self._unwritable = self._unwritable or exc
+            data = text.encode("utf-8", "surrogatepass")
+        points = self.points.get(key)
+        if points is None:
+            points = self.points[key] = _Points()
+        points.push(step, clock, data, kind)
 
     def add(self, key: str, step: int | None, value: float | str, wallclock: float) -> bool:
         """Append a plain point unless the series has one at (key, step); True if added."""
-        if (key, step) in self.seen:
+        points = self.points.get(key)
+        if points is not None and points.has(step):
             return False
-        self.seen.add((key, step))
-        self.points.setdefault(key, []).append(
-            (step, wallclock, encode_point(step, value, wallclock), value))
+        self._push(key, step, wallclock, encode_point(step, value, wallclock),
+                   _TEXT if isinstance(value, str) else _NUMBER)
         return True
 
     def append(self, key: str, point: MetricPoint) -> None:
@@ -78,44 +204,41 @@ class Series:
             text = encode_point(point.step, value, point.wallclock)
         else:
             text = _encode_any(point.model_dump(mode="json"))
-        self.seen.add((key, point.step))
-        self.points.setdefault(key, []).append(
-            (point.step, point.wallclock, text, value if isinstance(value, (float, str))
-             else None))
+        self._push(key, point.step, point.wallclock, text,
+                   _summary_kind(value))
 
     def order(self, keys: set[str]) -> None:
         """Seed 003's order for the series of ``keys`` (metric_order.ordered's: by step
         when every point has one, else by wallclock; stable)."""
         for key in keys:
-            items = self.points[key]
-            if all(item[0] is not None for item in items):
-                items.sort(key=lambda p: (p[0] or 0, p[1]))
-            else:
-                items.sort(key=lambda p: p[1])
+            self.points[key].sort()
 
     def latest(self, key: str) -> float | str | None:
         """metric_order.latest of an ordered series: its last number or string."""
-        for item in reversed(self.points.get(key, [])):
-            if item[3] is not None:
-                return item[3]
-        return None
+        points = self.points.get(key)
+        return points.latest() if points is not None else None
 
     def to_bytes(self) -> bytes:
-        """The document, byte for byte what ``MetricSeries(...).to_bytes()`` writes."""
+        """The document, byte for byte what ``MetricSeries(...).to_bytes()`` writes,
+        joined once from each key's text (no intermediate string of the whole)."""
+        if self._unwritable is not None:
+            raise self._unwritable
         if not self.points:
             return canonical.encode({"kind": "metrics", "series": {}})
-        parts = ['{\n  "kind": "metrics",\n  "series": {']
+        parts: list[bytes | bytearray] = [b'{\n  "kind": "metrics",\n  "series": {']
         for n, key in enumerate(sorted(self.points)):
-            items = self.points[key]
-            parts.append(("\n" if n == 0 else ",\n") + f"    {_text(key)}: ")
-            if not items:
-                parts.append("[]")
+            points = self.points[key]
+            parts.append(f'{"" if n == 0 else ","}\n    {_text(key)}: '.encode())
+            if not len(points):
+                parts.append(b"[]")
                 continue
-            parts.append("[\n" + _ITEM)
-            parts.append((",\n" + _ITEM).join(item[2] for item in items))
-            parts.append("\n    ]")
-        parts.append("\n  }\n}\n")
-        return "".join(parts).encode("utf-8")
+            parts += (_OPEN, points.text, _CLOSE)
+        parts.append(b"\n  }\n}\n")
+        return b"".join(parts)
+
+
+def _summary_kind(value: object) -> int:
+    return _NUMBER if isinstance(value, float) else _TEXT if isinstance(value, str) else _NONE
 
 
 @dataclass(frozen=True)
@@ -161,7 +284,7 @@ def load(path: str, data: bytes | None) -> Series | None:
     for key, points in document.get("series", {}).items():
         if type(points) is not list:
             return None
-        items = out.points[key] = []
+        out.points[key] = _Points()  # (an empty list stays one)
         for point in points:
             plain = _plain(point)
             if plain is None:  # validated the way the general path does, then encoded
@@ -169,50 +292,44 @@ def load(path: str, data: bytes | None) -> Series | None:
                     checked = MetricPoint.model_validate(point)
                 except ValueError as exc:
                     raise ManifestError(path, f"series.{key}: {exc}".splitlines()[0]) from None
-                value = checked.value
-                plain = (checked.step, checked.wallclock,
-                         _encode_any(checked.model_dump(mode="json")),
-                         value if isinstance(value, (float, str)) else None)
-            items.append(plain)
-            out.seen.add((key, plain[0]))
+                out.append(key, checked)
+                continue
+            step, clock, text, value = plain
+            out._push(key, step, clock, text, _summary_kind(value))
     return out
 
 
 class SeriesCache:
-    """The last series a watcher wrote, keyed by the id of the blob it was written as:
-    never trusted for a document someone else changed since (it has another id). Only
-    the id is kept, not the document's bytes, and a hit reads nothing from the
-    repository: at 600,000 points the document is 60 MB."""
+    """The last few series documents a registry wrote, each keyed by its path and the id
+    of the blob it was written as: never trusted for a document someone else changed
+    since (it has another id). Only the ids are kept, not the documents' bytes, and a hit
+    reads nothing from the repository: at 600,000 points a document is 60 MB."""
 
-    def __init__(self) -> None:
-        self._blob: str | None = None
-        self._series: Series | None = None
+    def __init__(self, size: int = 2) -> None:
+        self._size = size
+        self._kept: OrderedDict[str, tuple[str, Series]] = OrderedDict()
 
-    def take(self, blob: str | None) -> Series | None:
-        """The series kept for the document ``blob`` (None: no document), handed over
-        (the caller changes it); None when the document there is another one."""
-        series, kept = self._series, self._blob
-        self._series = self._blob = None
-        return series if blob is not None and blob == kept else None
+    def take(self, path: str, blob: str | None) -> Series | None:
+        """The series kept for ``path`` if it is the document ``blob`` (None: there is no
+        document), handed over (the caller changes it); None when it is another one."""
+        kept = self._kept.pop(path, None)
+        return kept[1] if kept is not None and blob is not None and kept[0] == blob else None
 
-    def keep(self, series: Series, blob: str | None) -> None:
-        """``series`` is the document ``blob`` (call after the commit landed)."""
-        self._series, self._blob = (series, blob) if blob is not None else (None, None)
+    def keep(self, path: str, series: Series, blob: str | None) -> None:
+        """``series`` is the document ``blob`` at ``path`` (call once it is staged)."""
+        self._kept.pop(path, None)
+        if blob is not None:
+            self._kept[path] = (blob, series)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
 
 
-def merge(data: bytes | None, path: str, points: list[tuple[str, MetricPoint]],
-          ) -> tuple[Any, dict[str, float | str]]:
-    """:func:`modelbox.registry.merge_metric_points` for a document's bytes: the same
-    document (byte for byte) and the latest value of each key the points touch, without
-    parsing the old points into objects; a document of another shape goes that way."""
-    series = load(path, data)
-    if series is None:
-        from modelbox.registry import merge_metric_points
-
-        return merge_metric_points(data, path, points)
+def merge(series: Series, points: list[tuple[str, MetricPoint]]) -> dict[str, float | str]:
+    """:func:`modelbox.registry.merge_metric_points` on a :class:`Series`: append the
+    points, order what they touched, and return the latest value of each key they touch
+    (the same document, byte for byte, without parsing the old points into objects)."""
     for key, point in points:
         series.append(key, point)
     keys = {key for key, _ in points}
     series.order(keys)
-    latest = {key: value for key in keys if (value := series.latest(key)) is not None}
-    return Encoded(series.to_bytes()), latest
+    return {key: value for key in keys if (value := series.latest(key)) is not None}

@@ -47,7 +47,6 @@ from modelbox.registry import (
     merge_metric_points,
     metric_points,
 )
-from modelbox.series_text import Encoded, Series, SeriesCache, load
 
 INGEST_KEY = "ingest"  # the checkpoint metadata key that records where it came from
 EVENT = "checkpoint.ingested"
@@ -157,8 +156,6 @@ class Watcher:
         self._warned: set[str] = set()
         self._done: set[tuple[str, str]] | None = None
         self._csv: dict[Path, _Followed] = {}  # how far each metrics CSV was ingested
-        self._series = SeriesCache()
-        self._written: Series | None = None  # the experiment's series, as this commit writes it
         self._series_path = f"{layout.experiment_dir(experiment)}/{layout.METRICS_FILE}"
 
     def warn(self, message: str) -> None:
@@ -250,7 +247,6 @@ class Watcher:
 
         started = time.monotonic()
         points, summary, settle = self._points(candidate, metric_files or [])
-        self._written = None
         registry, experiment = self.registry, self.experiment
         record = {"source": candidate.source, "fingerprint": fingerprint,
                   "layout": candidate.layout}
@@ -268,9 +264,6 @@ class Watcher:
         staged.settle()
         for remember in settle:  # it landed: the next read starts past these rows
             remember()
-        if self._written is not None:
-            landed = registry.repo.snapshot(registry.head())
-            self._series.keep(self._written, landed.blob_id(self._series_path))
         # The registry ran the experiment's policy (modelbox/autopromote.py) at the end of
         # that commit's batch: promotion and retention are commits of the same batch.
         decisions = [d.to_json() for d in registry.decisions[seen_decisions:]]
@@ -290,13 +283,8 @@ class Watcher:
     def _append(self, txn: Transaction, points: list[Point], now: float) -> int:
         """Add ``points`` the experiment's series lacks (by key and step) in ``txn``;
         return how many."""
-        snap = txn.snapshot
-        series_path = self._series_path
-        data: bytes | None = None
-        series = self._series.take(snap.blob_id(series_path))
-        if series is None:
-            data = snap.read(series_path)
-            series = load(series_path, data)
+        series_path, registry = self._series_path, self.registry
+        series = registry.read_series(txn, series_path)
         count = 0
         if series is not None:  # the usual document: only the new points are encoded
             added: set[str] = set()
@@ -304,11 +292,10 @@ class Watcher:
                 if series.add(key, step, value, now):
                     added.add(key)
                     count += 1
-            if added:
-                series.order(added)
-                txn.put(series_path, Encoded(series.to_bytes()))
-            self._written = series
+            series.order(added)
+            registry.write_series(txn, series_path, series, changed=bool(added))
         else:  # a document of another shape: the general path
+            data = txn.snapshot.read(series_path)
             current = parse(MetricSeries, series_path, data) if data else None
             seen: set[tuple[str, int | None]] = set()
             if current is not None:

@@ -5,14 +5,17 @@ appended to as text, byte for byte what the general writer writes."""
 from __future__ import annotations
 
 import json
+import random
 import subprocess
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelbox import lifecycle
+from modelbox import lifecycle, metric_order
 from modelbox import series_text as fast
+from modelbox.audit import Change
 from modelbox.errors import ManifestError
 from modelbox.ingest.metrics import CsvFollower
 from modelbox.ingest.watcher import Watcher
@@ -87,6 +90,37 @@ def test_appending_writes_the_bytes_the_general_path_writes(name: str) -> None:
     assert _new_path(data, [], now) == ((data and _old_path(data, [], now)) or _doc({}))
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_series_kept_over_many_appends_writes_what_the_general_path_writes(
+        seed: int) -> None:
+    """The watcher keeps its series from commit to commit, compactly (each key's text back
+    to back, its steps and wallclocks in arrays): round after round of points in order,
+    out of order, repeated, without a step, past int64, under a wallclock that goes back,
+    each document is byte for byte the general path's, and so is each latest value."""
+    rng = random.Random(seed)
+    kept = fast.load(PATH, None)
+    assert kept is not None
+    data: bytes | None = None
+    for round_ in range(15):
+        now = 1000.0 + round_ * rng.choice([1.0, 1.0, -0.25])
+        points: list[tuple[str, int | None, float | str]] = []
+        for _ in range(rng.randrange(1, 40)):
+            step = rng.choice([round_ * 10 + rng.randrange(10)] * 6 + [
+                rng.randrange(-3, 150), None, 2**70 + rng.randrange(3)])
+            values: list[float | str] = [rng.random(), float(rng.randrange(3)), "text é"]
+            value = rng.choice(values)
+            points.append((rng.choice(["loss", "acc", "lr", "é/x"]), step, value))
+        expected = _old_path(data, points, now)
+        kept.order({key for key, step, value in points if kept.add(key, step, value, now)})
+        assert kept.to_bytes() == expected
+        data = expected
+        document = MetricSeries.model_validate_json(data)
+        for key, held in document.series.items():
+            assert kept.latest(key) == metric_order.latest(held)
+        reloaded = fast.load(PATH, data)
+        assert reloaded is not None and reloaded.to_bytes() == data
+
+
 @pytest.mark.parametrize("bad", [
     b'{"kind":"metrics","series":{"a":[{"step":1,"wallclock":1.0,"value":[1]}]}}',
     b'{"kind":"metrics","series":{"a":[{"step":true,"wallclock":1.0,"value":1.0}]}}',
@@ -109,17 +143,60 @@ def test_a_document_of_another_shape_is_left_to_the_general_path() -> None:
 
 
 def test_the_cache_is_used_only_for_the_document_it_wrote() -> None:
-    cache = fast.SeriesCache()
+    cache = fast.SeriesCache(size=2)
     kept = fast.load(PATH, DOCUMENTS["usual"])
     assert kept is not None
-    cache.keep(kept, "a" * 40)
-    assert cache.take("b" * 40) is None  # someone else's commit since: read it again
-    assert cache.take("a" * 40) is None  # (and the kept series was let go)
-    cache.keep(kept, "a" * 40)
-    assert cache.take(None) is None  # the document was removed since
-    cache.keep(kept, "a" * 40)
-    assert cache.take("a" * 40) is kept
-    assert cache.take("a" * 40) is None  # handed over once: the caller changes it
+    blob, other = "a" * 40, "b" * 40
+    cache.keep(PATH, kept, blob)
+    assert cache.take(PATH, other) is None  # someone else's commit since: read it again
+    assert cache.take(PATH, blob) is None  # (and the kept series was let go)
+    cache.keep(PATH, kept, blob)
+    assert cache.take(PATH, None) is None  # the document was removed since
+    cache.keep(PATH, kept, blob)
+    assert cache.take("models/x/_metrics.json", blob) is None  # another path's document
+    assert cache.take(PATH, blob) is kept
+    assert cache.take(PATH, blob) is None  # handed over once: the caller changes it
+    for n in range(3):  # a few documents are kept, the oldest goes first
+        cache.keep(f"p{n}", kept, blob)
+    assert cache.take("p0", blob) is None
+    assert cache.take("p1", blob) is kept and cache.take("p2", blob) is kept
+
+
+def _series_in(registry: Registry, path: str) -> bytes:
+    with registry.transaction() as txn:
+        series = registry.read_series(txn, path)
+        assert series is not None
+        return series.to_bytes()
+
+
+def test_a_series_is_kept_only_as_the_commit_staged_it(registry_path: Path) -> None:
+    """Registry.read_series hands over the series the registry last wrote: not one whose
+    transaction failed after changing it, nor one whose path the same transaction then
+    wrote other bytes to. Either would be served as the document and committed over it."""
+    ref = parse_reference("ai/run")
+    registry = Registry.open(registry_path)
+    try:
+        lifecycle.create_experiment(registry, ref.model)
+        registry.append_metrics(ref, metric_points({"loss": 0.5}, step=1, wallclock=1.0))
+        committed = _committed_series(registry_path)
+
+        with pytest.raises(RuntimeError), registry.transaction() as txn:
+            series = registry.read_series(txn, PATH)
+            assert series is not None and series.add("loss", 2, 0.25, 2.0)
+            registry.write_series(txn, PATH, series)
+            raise RuntimeError("the commit fails after the series was changed")
+        assert json.loads(_series_in(registry, PATH)) == committed
+
+        replaced = _doc({"acc": [{"step": 7, "wallclock": 1.0, "value": 0.5}]})
+        with registry.transaction() as txn:
+            series = registry.read_series(txn, PATH)
+            assert series is not None and series.add("loss", 3, 0.125, 3.0)
+            registry.write_series(txn, PATH, series)
+            txn.put(PATH, fast.Encoded(replaced))
+            txn.change = Change("metrics.log", "ai/run", "metrics log ai/run acc")
+        assert _series_in(registry, PATH) == replaced
+    finally:
+        registry.close()
 
 
 def test_points_another_writer_commits_between_two_ingests_are_kept(
@@ -132,8 +209,9 @@ def test_points_another_writer_commits_between_two_ingests_are_kept(
         watcher = Watcher(registry, parse_model("ai/run"), out)
         torch_ckpt(out / "epoch=0-step=1.ckpt")
         assert len(watcher.poll()) == 1
-        registry.append_metrics(parse_reference("ai/run"),
-                                metric_points({"acc": 0.75}, step=1, wallclock=3.0))
+        with closing(Registry.open(registry_path)) as other:  # another writer
+            other.append_metrics(parse_reference("ai/run"),
+                                 metric_points({"acc": 0.75}, step=1, wallclock=3.0))
         _csv(log, "0,2,0.25\n", "a")
         torch_ckpt(out / "epoch=0-step=2.ckpt")
         assert len(watcher.poll()) == 1
@@ -243,6 +321,8 @@ def test_every_metrics_commit_writes_the_bytes_and_summary_the_general_path_writ
                             wallclock=0.5)  # bytes, no step, an old wallclock
     points += metric_points({"loss": 7.0}, step=2, wallclock=6.0)  # again at a step
     old, old_latest = merge_metric_points(data, PATH, points)
-    new, new_latest = fast.merge(data, PATH, points)
-    assert new.to_bytes() == old.to_bytes()
+    series = fast.load(PATH, data)
+    assert series is not None
+    new_latest = fast.merge(series, points)
+    assert series.to_bytes() == old.to_bytes()
     assert new_latest == old_latest
