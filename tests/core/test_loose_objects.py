@@ -21,9 +21,9 @@ import pytest
 from core_helpers import assert_error, repo_state
 
 from modelbox.errors import GitError
-from modelbox.names import parse_model
+from modelbox.names import parse_model, parse_reference
 from modelbox.refs.repo import GitRepo
-from modelbox.registry import Registry
+from modelbox.registry import Registry, metric_points
 
 if TYPE_CHECKING:
     from conftest import Run
@@ -139,3 +139,25 @@ def test_a_level_that_is_not_a_number_is_one_clear_error(
                  "cannot be opened", "not valid", "'fast'")
     _git(registry_path, "config", "--unset", key)
     assert repo_state(registry_path) == before
+
+
+@pytest.mark.parametrize("versions", [0, 70])  # few objects: loose; more than 64: a pack
+def test_the_work_tree_gets_the_large_documents_a_batch_wrote(
+        registry_path: Path, versions: int) -> None:
+    """A batch keeps the large blobs it wrote (a series of megabytes) and writes the work
+    tree from them, loose or packed: what the work tree holds is what git holds."""
+    model = parse_model("m")
+    points = [p for step in range(12_000)
+              for p in metric_points({"loss": 1 / (step + 1)}, step=step, wallclock=1.0)]
+    with closing(Registry.open(registry_path)) as registry:
+        registry.create_model(model)
+        with registry.batch():
+            for n in range(versions):
+                registry.create_version(model, f"v{n}")
+            registry.append_metrics(parse_reference("m"), points)
+    path = "models/default/m/_metrics.json"
+    written = (registry_path / path).read_bytes()
+    assert len(written) > 1024 * 1024
+    assert written == subprocess.run(["git", "show", f"HEAD:{path}"], cwd=registry_path,
+                                     check=True, capture_output=True).stdout
+    assert _git(registry_path, "status", "--porcelain") == ""
