@@ -280,8 +280,9 @@ def load(path: str, data: bytes | None) -> Series | None:
             or not document.keys() <= {"kind", "series"}
             or type(document.get("series", {})) is not dict):
         return None
-    out = Series()
-    for key, points in document.get("series", {}).items():
+    out, held = Series(), document.get("series", {})
+    for key in list(held):
+        points = held.pop(key)  # each key's parsed points go once they are encoded
         if type(points) is not list:
             return None
         out.points[key] = _Points()  # (an empty list stays one)
