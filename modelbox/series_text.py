@@ -83,7 +83,7 @@ class _Points:
         self.clocks = array("d")
         self.kinds = bytearray()
         self.nulls = 0  # points without a step: the series is then ordered by wallclock
-        self.ordered = True  # in seed 003's order as it stands (None: not known)
+        self.ordered = True  # known to be in seed 003's order (False: sort before writing)
         self._seen: set[int | None] | None = None  # steps, when bisecting cannot tell
 
     def __len__(self) -> int:

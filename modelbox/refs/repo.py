@@ -799,7 +799,8 @@ def _inflate_blob(sha: str, stream: BinaryIO, out: BinaryIO, git_dir: Path) -> N
     """A loose object's content to ``out``, inflated a megabyte at a time; GitError if it
     is not a blob, or its size, end or id are not what its name and header say."""
     inflate, digest = zlib.decompressobj(), hashlib.sha1()
-    header, size, written = b"", -1, 0
+    header: bytes | None = b""  # "blob <size>\0" first (None once read)
+    size = written = 0
     try:
         while True:
             data = inflate.unconsumed_tail or stream.read(_INFLATE_CHUNK)
@@ -807,7 +808,7 @@ def _inflate_blob(sha: str, stream: BinaryIO, out: BinaryIO, git_dir: Path) -> N
                 break
             chunk = inflate.decompress(data, _INFLATE_CHUNK)
             digest.update(chunk)
-            if size < 0:  # "blob <size>\0" first
+            if header is not None:
                 header += chunk
                 end = header.find(b"\0")
                 if end < 0:
@@ -817,14 +818,16 @@ def _inflate_blob(sha: str, stream: BinaryIO, out: BinaryIO, git_dir: Path) -> N
                 kind, _, length = header[:end].partition(b" ")
                 if kind != b"blob":
                     raise GitError(f"{sha} is not a blob")
-                size, chunk = int(length), header[end + 1 :]
+                if not length.isdigit():
+                    raise ValueError(f"bad object size {length[:20]!r}")
+                size, chunk, header = int(length), header[end + 1 :], None
             out.write(chunk)
             written += len(chunk)
             if inflate.eof:
                 break
     except (zlib.error, ValueError) as exc:
         raise _malformed(sha, git_dir, exc) from None
-    if not inflate.eof or written != size or digest.hexdigest() != sha:
+    if header is not None or not inflate.eof or written != size or digest.hexdigest() != sha:
         raise _malformed(sha, git_dir, ValueError("its content does not match its id"))
 
 

@@ -89,7 +89,8 @@ def test_a_loose_object_whose_content_is_not_its_id_is_refused(repo: Path) -> No
         _copied(repo, sha)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "longer than said", "not zlib", "no header"])
+@pytest.mark.parametrize("damage", ["truncated", "longer than said", "not zlib", "no header",
+                                    "negative size"])
 def test_a_damaged_loose_object_is_refused(repo: Path, damage: str) -> None:
     sha = _git(repo, "hash-object", "-w", "--stdin", data=CONTENT)
     raw = _loose(repo, sha).read_bytes()
@@ -98,6 +99,7 @@ def test_a_damaged_loose_object_is_refused(repo: Path, damage: str) -> None:
         "longer than said": zlib.compress(b"blob %d\0" % (len(CONTENT) - 1) + CONTENT),
         "not zlib": b"\x00" * 64 + raw,
         "no header": zlib.compress(b"x" * 100),
+        "negative size": zlib.compress(b"blob -5\0" + CONTENT),
     }[damage]
     _plant(repo, sha, planted)
     with pytest.raises(GitError, match=f"object {sha} .* is malformed"):
