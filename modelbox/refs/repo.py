@@ -36,11 +36,11 @@ _OBJECT_CACHE_SIZE = 50_000
 # ...and about this many bytes: at 100,000 versions a namespace tree is ~16 KB raw, ~120 KB
 # parsed, and a batch makes one per commit (a count alone let the cache reach gigabytes).
 _OBJECT_CACHE_BYTES = 32 * 1024 * 1024
-# A blob above this is never cached: one would evict every tree the next write walks, and
-# stay held between writes (a watcher's 60 MB series document, commit after commit).
-_LARGEST_CACHED_BLOB = _OBJECT_CACHE_BYTES // 8
-# A blob of at least this size is kept by the batch that wrote it (up to a total), to
-# write the work tree from: reading a 60 MB one back cost a third of a metrics commit.
+# A blob of at least this size is never cached: one would evict every tree the next write
+# walks, and each version of a document that grows (a watcher's series, rewritten at every
+# checkpoint) would stay held until the cache filled: 32 MB of stale versions. Instead the
+# batch that wrote it keeps it until the batch ends (up to a total), to write the work tree
+# from: reading a 60 MB one back cost a third of a metrics commit.
 _RETAINED_BLOB = 1024 * 1024
 _RETAINED_BYTES = 256 * 1024 * 1024
 _PARSED_TREE_WEIGHT = 8  # a parsed tree's size in memory / its raw size (7.4 measured)
@@ -294,7 +294,7 @@ class GitRepo:
             self._objects.move_to_end(sha)
             return
         size = len(obj) if isinstance(obj, bytes) else _weight(obj)
-        if size > _LARGEST_CACHED_BLOB and isinstance(obj, Blob):
+        if size >= _RETAINED_BLOB and isinstance(obj, Blob):
             return
         self._objects[sha] = (obj, size)
         self._cached_bytes += size

@@ -163,3 +163,23 @@ def test_the_work_tree_gets_the_large_documents_a_batch_wrote(
     assert written == subprocess.run(["git", "show", f"HEAD:{path}"], cwd=registry_path,
                                      check=True, capture_output=True).stdout
     assert _git(registry_path, "status", "--porcelain") == ""
+
+
+def test_a_growing_document_leaves_no_old_versions_in_memory(registry_path: Path) -> None:
+    """Each commit of a growing series writes a new blob of megabytes; a watcher makes one
+    per checkpoint. None stays in the process's object cache once its batch has ended (it
+    kept every version of up to 4 MB: 32 MB of stale documents for a whole run)."""
+    model = parse_model("m")
+    with closing(Registry.open(registry_path)) as registry:
+        registry.create_model(model)
+        for round_ in range(4):
+            points = [p for step in range(round_ * 4_000, (round_ + 1) * 4_000 + 8_000)
+                      for p in metric_points({"loss": 1 / (step + 1)}, step=step,
+                                             wallclock=1.0)]
+            registry.append_metrics(parse_reference("m"), points)
+        cached = [sha for sha, (obj, size) in registry.repo._objects.items()
+                  if size >= 1024 * 1024]
+        assert cached == []
+        assert registry.repo._retained == {}
+    path = "models/default/m/_metrics.json"
+    assert len((registry_path / path).read_bytes()) > 2 * 1024 * 1024
