@@ -85,6 +85,15 @@ async def gather_or_cancel(coroutines: Iterable[Awaitable[None]]) -> None:
             raise error
 
 
+def raise_first(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Retrieve the outcome of every finished task (asyncio logs an error nobody retrieved
+    as lost, a multi-line "Task exception was never retrieved"), then raise the first."""
+    errors = [task.exception() for task in tasks if task.done() and not task.cancelled()]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
 class ByteBudget:
     """A semaphore counted in bytes, first come first served, for coroutines of one loop.
 

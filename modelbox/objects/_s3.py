@@ -640,12 +640,10 @@ class _Run:
                         done, sending = await asyncio.wait(
                             sending, return_when=asyncio.FIRST_COMPLETED
                         )
-                        for task in done:
-                            task.result()
+                        _aio.raise_first(done)
                 if sending:
                     done, sending = await asyncio.wait(sending)
-                    for task in done:
-                        task.result()
+                    _aio.raise_first(done)
                 parts = [
                     {"PartNumber": n, "ETag": etags[n][0], "ChecksumSHA256": etags[n][1]}
                     for n in sorted(etags)
@@ -663,6 +661,9 @@ class _Run:
                     task.cancel()
                 if sending:
                     await asyncio.wait(sending)
+                    for task in sending:  # retrieved: the first error is already on its way
+                        if not task.cancelled():
+                            task.exception()
                 await disk.settle()  # the generator may not be closed while a thread reads it
                 if not completed:
                     await asyncio.shield(self._abort(bucket, key, upload_id))
