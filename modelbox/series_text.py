@@ -193,7 +193,7 @@ class Series:
         if points is not None and points.has(step):
             return False
         self._push(key, step, wallclock, encode_point(step, value, wallclock),
-                   _TEXT if isinstance(value, str) else _NUMBER)
+                   _summary_kind(value))
         return True
 
     def append(self, key: str, point: MetricPoint) -> None:
@@ -238,7 +238,11 @@ class Series:
 
 
 def _summary_kind(value: object) -> int:
-    return _NUMBER if isinstance(value, float) else _TEXT if isinstance(value, str) else _NONE
+    """What a point's value gives a summary (metric_order.latest): a number or a string,
+    or nothing (a bytes value)."""
+    if isinstance(value, str):
+        return _TEXT
+    return _NUMBER if isinstance(value, (int, float)) else _NONE
 
 
 @dataclass(frozen=True)

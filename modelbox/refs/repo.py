@@ -246,6 +246,20 @@ class GitRepo:
     # -- objects -------------------------------------------------------------------------
     def object(self, sha: str) -> ShaFile:
         """The parsed object ``sha`` (callers must not mutate it: it is shared)."""
+        obj = self._in_memory(sha)
+        if obj is not None:
+            return obj
+        try:
+            obj = self._read(sha)
+        except KeyError:
+            raise GitError(f"object {sha} is missing from {self.git_dir}; run `git fsck`") from None
+        except ObjectFormatException as exc:  # a hostile or damaged object
+            raise _malformed(sha, self.git_dir, exc) from None
+        self._remember(sha, obj)
+        return obj
+
+    def _in_memory(self, sha: str) -> ShaFile | None:
+        """The object ``sha`` if this process has it: cached, or of the unpublished batch."""
         cached = self._objects.get(sha)
         if cached is not None:
             self._objects.move_to_end(sha)
@@ -258,14 +272,6 @@ class GitRepo:
         obj = self._held(sha)
         if obj is not None:
             self._remember(sha, obj)
-            return obj
-        try:
-            obj = self._read(sha)
-        except KeyError:
-            raise GitError(f"object {sha} is missing from {self.git_dir}; run `git fsck`") from None
-        except ObjectFormatException as exc:  # a hostile or damaged object
-            raise _malformed(sha, self.git_dir, exc) from None
-        self._remember(sha, obj)
         return obj
 
     def _read(self, sha: str) -> ShaFile:
@@ -450,8 +456,7 @@ class GitRepo:
         if retained is not None:  # just written by this batch
             out.write(retained)
             return
-        held = self._objects.get(sha) or (None, 0)
-        obj = held[0] if isinstance(held[0], Blob) else self._held(sha)
+        obj = self._in_memory(sha)
         if obj is None and len(sha) == 40:
             loose = Path(os.fsdecode(self._repo.object_store.path)) / sha[:2] / sha[2:]
             try:
