@@ -3,7 +3,9 @@
 The loop (``train_loop.py``) takes 20 ms numpy steps, logs 10 metrics a step to a CSV and
 writes a 200 MiB checkpoint every 10 s (500 steps), for 2 minutes (6,000 steps). Each
 round runs it alone, with the watcher on a local store, and with the watcher on SeaweedFS
-(in alternating order); 3 rounds, medians. Targets: the loop is slowed by at most 5% (its
+(in alternating order), and with a sidecar that uploads each checkpoint to the same
+SeaweedFS with s3fs's own ``put_file`` and no modelbox (``plain_upload.py``: the share of
+the S3 row that is the server's, not the watcher's); 3 rounds, medians. Targets: the loop is slowed by at most 5% (its
 median wall time with a watcher against without), the watcher's peak RSS is at most 200 MB,
 and the last checkpoint is in the registry at most 5 s (local) / 15 s (S3) after its last
 byte was written. Quick mode: 150 steps, a 16 MiB checkpoint every 50, one round.
@@ -27,6 +29,7 @@ from pathlib import Path
 from benchkit.harness import LAUNCHER, Bench, Row, Sample, StepError, Target, alternate, run
 
 LOOP = Path(__file__).with_name("train_loop.py")
+PLAIN = Path(__file__).with_name("plain_upload.py")
 EXP = "bench/run"
 SLOWDOWN = Target("ratio", 1.05)
 RSS = Target("rss", 200)
@@ -126,6 +129,32 @@ def _with_watcher(bench: Bench, sizes: _Sizes, work: int, s3: bool, i: int) -> t
             cpu / count, phases)
 
 
+def _with_plain_upload(bench: Bench, sizes: _Sizes, work: int, i: int) -> tuple[
+        float, dict[str, float]]:
+    """The loop while a sidecar without modelbox uploads each checkpoint to the same S3
+    server (``plain_upload.py``): the loop's time and phases."""
+    root = bench.fresh(f"ingest-plain-{i}")
+    out = root / "out"
+    out.mkdir()
+    count = sizes.steps // sizes.every
+    with tempfile.TemporaryFile() as err:
+        sidecar = subprocess.Popen(
+            [bench.python, str(PLAIN), str(out), f"s3://bench/plain-{i}-{os.getpid()}",
+             str(count)], env=bench.s3_env(), cwd=root, stdout=subprocess.DEVNULL,
+            stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            seconds, _, phases = _train(bench, out, sizes, work)
+            code = sidecar.wait(timeout=120)
+        finally:
+            if sidecar.poll() is None:
+                sidecar.kill()
+                sidecar.wait()
+        if code != 0:
+            err.seek(0)
+            raise StepError(f"the plain upload exited {code}: {err.read().decode()[-400:]}")
+    return seconds, phases
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -140,6 +169,7 @@ def ingest(bench: Bench) -> list[Row]:
     alone: list[Sample] = []
     local: list[Sample] = []
     remote: list[Sample] = []
+    plain: list[Sample] = []
     watchers: list[Sample] = []
     lag_local: list[Sample] = []
     lag_s3: list[Sample] = []
@@ -148,7 +178,7 @@ def ingest(bench: Bench) -> list[Row]:
     server: list[Sample] = []
     # The loop's two phases, by run: "alone", "local", "s3" -> "steps"/"checkpoints".
     phases: dict[str, dict[str, list[Sample]]] = {
-        run: {"steps": [], "checkpoints": []} for run in ("alone", "local", "s3")}
+        run: {"steps": [], "checkpoints": []} for run in ("alone", "local", "s3", "plain")}
 
     def took(run: str, seconds: dict[str, float]) -> None:
         for phase, samples in phases[run].items():
@@ -174,12 +204,22 @@ def ingest(bench: Bench) -> list[Row]:
         watchers.append(sample)
         (lag_s3 if s3 else lag_local).append(Sample(lag, 0))
 
+    def with_plain_upload() -> None:
+        seconds, split = _with_plain_upload(bench, sizes, work, len(plain))
+        took("plain", split)
+        plain.append(Sample(seconds, 0))
+
     for i in range(bench.repeat):
         bench.say(f"14: round {i + 1} of {bench.repeat}")
-        alternate(i, without, lambda: with_watcher(False), lambda: with_watcher(True))
+        alternate(i, without, lambda: with_watcher(False), lambda: with_watcher(True),
+                  with_plain_upload)
     rows = [
         Row.of("14. training loop with watcher, local store", local, alone, SLOWDOWN),
         Row.of("14. training loop with watcher, S3 store", remote, alone, SLOWDOWN),
+        Row.of("14. training loop with a plain s3fs upload of each checkpoint", plain, alone,
+               note="no target; no modelbox: the S3 server's share of the S3 row"),
+        Row.of("14. training loop, watcher on S3 against the plain upload", remote, plain,
+               note="no target; what the watcher adds to any S3 upload"),
         Row.of("14. watcher peak RSS (either store)", watchers, target=RSS),
         Row.of("14. last checkpoint in the registry after written, local", lag_local,
                target=Target("seconds", 5)),
@@ -191,12 +231,13 @@ def ingest(bench: Bench) -> list[Row]:
                note="no target; barely changed by load"),
         Row.of("14. S3 server (SeaweedFS) CPU (user+sys) during the S3 round", server,
                note="no target; a remote S3 does this elsewhere"),
-        *(Row.of(f"14. the loop's {what}, watcher on {store} against alone",
+        *(Row.of(f"14. the loop's {what}, {store} against alone",
                  phases[run][phase], phases["alone"][phase],
                  note="no target; which phase the watcher slows")
           for phase, what in (("steps", "steps (product, metrics)"),
                               ("checkpoints", "checkpoint writes"))
-          for run, store in (("local", "a local store"), ("s3", "S3"))),
+          for run, store in (("local", "watcher on a local store"), ("s3", "watcher on S3"),
+                             ("plain", "plain S3 upload"))),
     ]
     for row in rows:
         if row.target is not RSS:  # the loop's and the lag's RSS are not measured
