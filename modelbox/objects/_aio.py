@@ -75,23 +75,22 @@ async def gather_or_cancel(coroutines: Iterable[Awaitable[None]]) -> None:
             task.cancel()
         # Let every task run its cleanup (temp files, aborted uploads) before returning.
         await asyncio.wait(tasks)
-    # Retrieve every error (so asyncio does not log them as lost), re-raise the first one.
-    errors = [task.exception() for task in tasks if not task.cancelled()]
-    first = [task for task in tasks if task in done and not task.cancelled() and task.exception()]
-    if first:
-        first[0].result()
-    for error in errors:
-        if error is not None:
-            raise error
+    # The tasks that ended the wait first: their error is the one to re-raise.
+    raise_first(sorted(tasks, key=lambda task: task not in done))
+
+
+def errors_of(tasks: Iterable[asyncio.Future[Any]]) -> list[BaseException]:
+    """The errors of the finished tasks, each retrieved (asyncio logs an error nobody
+    retrieved as lost: a multi-line "Task exception was never retrieved")."""
+    errors = [task.exception() for task in tasks if task.done() and not task.cancelled()]
+    return [error for error in errors if error is not None]
 
 
 def raise_first(tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """Retrieve the outcome of every finished task (asyncio logs an error nobody retrieved
-    as lost, a multi-line "Task exception was never retrieved"), then raise the first."""
-    errors = [task.exception() for task in tasks if task.done() and not task.cancelled()]
-    for error in errors:
-        if error is not None:
-            raise error
+    """Retrieve the outcome of every finished task, then raise the first error, if any."""
+    errors = errors_of(tasks)
+    if errors:
+        raise errors[0]
 
 
 class ByteBudget:

@@ -661,9 +661,7 @@ class _Run:
                     task.cancel()
                 if sending:
                     await asyncio.wait(sending)
-                    for task in sending:  # retrieved: the first error is already on its way
-                        if not task.cancelled():
-                            task.exception()
+                    _aio.errors_of(sending)  # retrieved: the first error is on its way
                 await disk.settle()  # the generator may not be closed while a thread reads it
                 if not completed:
                     await asyncio.shield(self._abort(bucket, key, upload_id))
