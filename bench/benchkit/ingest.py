@@ -5,8 +5,9 @@ writes a 200 MiB checkpoint every 10 s (500 steps), for 2 minutes (6,000 steps).
 round runs it alone, with the watcher on a local store, and with the watcher on SeaweedFS
 (in alternating order), and with a sidecar that uploads each checkpoint to the same
 SeaweedFS with s3fs's own ``put_file`` and no modelbox (``plain_upload.py``: the share of
-the S3 row that is the server's, not the watcher's); 3 rounds, medians. Targets: the loop is slowed by at most 5% (its
-median wall time with a watcher against without), the watcher's peak RSS is at most 200 MB,
+the S3 row that is the server's, not the watcher's); 3 rounds, medians. Targets: the loop
+is slowed by at most 5% (its median wall time with a watcher against without), the
+watcher's peak RSS is at most 200 MB,
 and the last checkpoint is in the registry at most 5 s (local) / 15 s (S3) after its last
 byte was written. Quick mode: 150 steps, a 16 MiB checkpoint every 50, one round.
 More rows, without a target: the watcher process's CPU time (user + sys) per
