@@ -13,17 +13,19 @@ __all__ = ["file_history"]
 
 
 def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None, glob: str,
-                 ) -> dict[str, list[tuple[str, int]]]:
+                 since: str | None = None) -> dict[str, list[tuple[str, int]]]:
     """``path -> [(commit, commit time)]``, newest first: the commits of ``head``'s
     first-parent chain whose change (against their first parent) touches ``path``. The
-    paths are ``paths``, or every path matching the git pathspec glob ``glob``."""
+    paths are ``paths``, or every path matching the git pathspec glob ``glob``. With
+    ``since`` (a commit on that chain), only the commits after it."""
     git = gitcli.git_program()
     if git is None:
-        return _walk(repo, head, paths or [])
+        return _walk(repo, head, paths or [], since)
     spec = list(paths) if paths is not None else [f":(glob){glob}"]
+    revision = head if since is None else f"{since}..{head}"
     res = gitcli.run(git, repo.git_dir, [
         "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
-        "--format=%x00%H %ct", "--name-only", head, "--", *spec])
+        "--format=%x00%H %ct", "--name-only", revision, "--", *spec])
     if res.code != 0:
         raise GitError(f"git log failed in {repo.git_dir}: {res.err.strip()}")
     out: dict[str, list[tuple[str, int]]] = {}
@@ -38,11 +40,12 @@ def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None, glob: st
     return out
 
 
-def _walk(repo: GitRepo, head: str, paths: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
+def _walk(repo: GitRepo, head: str, paths: Sequence[str], since: str | None,
+          ) -> dict[str, list[tuple[str, int]]]:
     """Without git: the same, by walking the first parents (slower; named paths only)."""
     out: dict[str, list[tuple[str, int]]] = {}
     sha: str | None = head
-    while sha is not None:
+    while sha is not None and sha != since:
         commit = repo.commit_info(sha)
         parent = commit.parents[0].decode() if commit.parents else None
         here, there = repo.snapshot(sha), repo.snapshot(parent)

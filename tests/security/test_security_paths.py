@@ -241,13 +241,18 @@ def test_a_push_that_must_pull_a_hostile_commit_first_is_refused(
     assert run("clone", remote, victim).code == 0
     assert run("--repo", victim, "version", "create", "team/m", "v2").code == 0
     hostile = hostile_head(remote, "dotdot")
-    marker = (".git/modelbox/tag-refs-synced",)  # a cache of push's own: may be refreshed
+    # Caches of push's own refs sync of the local branch: may be refreshed (for that
+    # branch's head, never for the remote's commit).
+    marker = (".git/modelbox/tag-refs-synced", ".git/modelbox/tag-history.json")
     before = fingerprint(victim, tmp_path / "home", ignore=marker)
+    mine = git_out(victim, "rev-parse", "main").strip()
 
     code, _, err = modelbox("--repo", victim, "push")
 
     assert_refused(code, err, "'..'")
     assert fingerprint(victim, tmp_path / "home", ignore=marker) == before
+    kept = victim / ".git/modelbox/tag-history.json"
+    assert not kept.exists() or json.loads(kept.read_text())["commit"] == mine
     assert git_out(remote, "rev-parse", "main") == hostile
 
 

@@ -1,0 +1,143 @@
+"""The cache of every tag map's history (``.git/modelbox/tag-history.json``, modelbox.tagtimes):
+whatever state it is in, the tag times are those a whole walk of the history gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from core_helpers import git_out
+
+from modelbox import tagtimes
+from modelbox.check import check
+from modelbox.names import parse_model
+from modelbox.refs.filelog import file_history
+from modelbox.registry import Registry
+
+MODELS = [parse_model("ai/yolo"), parse_model("ai/bert")]
+CACHE = Path(".git/modelbox/tag-history.json")
+
+
+@pytest.fixture
+def registry(registry_path: Path) -> Iterator[Registry]:
+    """Two models with v1..v3 and a few tag moves."""
+    with closing(Registry.open(registry_path)) as reg:
+        for model in MODELS:
+            reg.create_model(model)
+            for version in ("v1", "v2", "v3"):
+                reg.create_version(model, version)
+        reg.tag(MODELS[0], "v1", "staging")
+        reg.tag(MODELS[1], "v2", "candidate")
+        yield reg
+
+
+def head(registry: Registry) -> str:
+    sha = registry.repo.ref(registry.branch_ref)
+    assert sha is not None
+    return sha
+
+
+def walked(registry: Registry) -> dict[str, list[tuple[str, int]]]:
+    """Every tag map's history by a whole walk, no cache."""
+    return file_history(registry.repo, head(registry), None, tagtimes._GLOB)
+
+
+def tag_refs(root: Path) -> str:
+    return git_out(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/modelbox")
+
+
+def cached(root: Path) -> dict[str, object]:
+    data = json.loads((root / CACHE).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_check_keeps_the_walk_and_later_writes_bring_it_forward(
+    registry: Registry, registry_path: Path
+) -> None:
+    assert not (registry_path / CACHE).exists()  # one map's own log: no whole walk
+    assert check(registry) == []
+    assert cached(registry_path)["commit"] == head(registry)
+
+    registry.create_version(MODELS[0], "v4")  # no tag ref to date: the cache waits
+    registry.tag(MODELS[0], "v2", "staging")
+    registry.tag(MODELS[1], "v3", "candidate")
+    data = cached(registry_path)
+    assert data["commit"] == head(registry)  # each tag write added the commits since
+    expected = walked(registry)
+    assert tagtimes.history(registry.repo, head(registry), None) == expected
+    assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == expected  # type: ignore[attr-defined]
+    assert check(registry) == []
+
+
+def test_refs_made_with_the_cache_are_those_made_without_it(
+    registry: Registry, registry_path: Path
+) -> None:
+    assert check(registry) == []
+    registry.tag(MODELS[0], "v3", "staging")
+    registry.tag(MODELS[1], "v1", "candidate")
+    with_cache = tag_refs(registry_path)
+    (registry_path / CACHE).unlink()
+    assert registry.sync_refs() == {}  # rebuilt from a whole walk: nothing to change
+    assert tag_refs(registry_path) == with_cache
+
+
+def test_a_rewound_branch_is_walked_again(registry: Registry, registry_path: Path) -> None:
+    registry.tag(MODELS[0], "v3", "staging")
+    assert check(registry) == []  # the cache holds the head with staging on v3
+    git_out(registry_path, "reset", "--hard", "-q", "HEAD~1")
+    with closing(Registry.open(registry_path)) as reg:
+        reg.tag(MODELS[0], "v2", "staging")  # a new commit the cached one is not under
+        assert tagtimes.history(reg.repo, head(reg), None) == walked(reg)
+        assert check(reg) == []
+
+
+def test_a_cache_out_of_reach_is_walked_again(
+    registry: Registry, registry_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert check(registry) == []
+    before = cached(registry_path)["commit"]
+    monkeypatch.setattr(tagtimes, "_REACH", 2)
+    with registry.batch():  # three commits published at once: past the reach of 2
+        for version in ("v1", "v2", "v3"):
+            registry.tag(MODELS[1], version, "staging")
+    assert cached(registry_path)["commit"] == before  # the write took its map's own log
+    assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
+    assert cached(registry_path)["commit"] == head(registry)
+    assert check(registry) == []
+
+
+HEAD = '{"kind": "tag-history", "format": 1, '
+YOLO = '"models/ai/yolo/_tags.json"'
+
+
+@pytest.mark.parametrize("damage", [
+    "not json",
+    HEAD + '"commit": "%s", "maps": {"../../etc/passwd": []}}',
+    HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["xyz", 1]]}}',
+    HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["%s", "1"]]}}',
+    HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["%s", 1, 2]]}}',
+    HEAD + '"commit": "%s", "maps": {' + YOLO + ': {"a": 1}}}',
+    HEAD + '"commit": "--output=%s..", "maps": {}}',
+    HEAD + '"commit": "%s", "maps": []}',
+    '{"kind": "tag-history", "format": 2, "commit": "%s", "maps": {}}',
+])
+def test_a_damaged_cache_is_passed_by(
+    registry: Registry, registry_path: Path, damage: str
+) -> None:
+    """A cache that is not exactly what modelbox writes is ignored and rewritten, never
+    trusted in part: an empty history of a map would date its tags 0. A commit that looks
+    like an option never reaches git's command line."""
+    assert check(registry) == []
+    sha = head(registry)
+    text = damage.replace("%s", sha) if "--output" not in damage else damage.replace(
+        "%s", str(registry_path.parent / "written"))
+    (registry_path / CACHE).write_text(text)
+    registry.tag(MODELS[0], "v3", "staging")
+    assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
+    assert check(registry) == []
+    assert cached(registry_path)["commit"] == head(registry)
+    assert not (registry_path.parent / "written..").exists()
