@@ -26,12 +26,17 @@ from modelbox.refs.filelog import file_history
 
 __all__ = ["history", "move_times"]
 
-_GLOB = f"{layout.MODELS}/**/{layout.TAGS_FILE}"
 _KIND = "tag-history"
 _REACH = 200  # first parents walked from a commit to find the cached one (~0.1 ms each)
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
 
 Maps = dict[str, list[tuple[str, int]]]
+
+
+def is_tag_map(path: str) -> bool:
+    """Whether ``path`` is a ``_tags.json`` below ``models/`` (git's ``models/**/_tags.json``)."""
+    return path.startswith(f"{layout.MODELS}/") and (
+        path.endswith(f"/{layout.TAGS_FILE}") or path == f"{layout.MODELS}/{layout.TAGS_FILE}")
 
 
 def history(repo: GitRepo, commit: str | None, paths: Sequence[str] | None) -> Maps:
@@ -42,12 +47,12 @@ def history(repo: GitRepo, commit: str | None, paths: Sequence[str] | None) -> M
     if gitcli.git_program() is None or (repo.common_dir / "shallow").exists():
         # The walk without git reads named maps only; a shallow clone's history is cut
         # where its history ends, and a cache made there would outlive the cut.
-        return file_history(repo, commit, paths, _GLOB)
+        return file_history(repo, commit, paths, is_tag_map)
     maps = _cached(repo, commit)
     if maps is None:
         if paths is not None:  # one map's own log: a whole walk is for check and sync
-            return file_history(repo, commit, paths, _GLOB)
-        maps = file_history(repo, commit, None, _GLOB)
+            return file_history(repo, commit, paths, is_tag_map)
+        maps = file_history(repo, commit, None, is_tag_map)
         _store(repo, commit, maps)
     return maps if paths is None else {p: maps[p] for p in paths if p in maps}
 
@@ -63,7 +68,7 @@ def _cached(repo: GitRepo, commit: str) -> Maps | None:
         return maps
     if not _reaches(repo, commit, held):
         return None
-    for path, commits in file_history(repo, commit, None, _GLOB, since=held).items():
+    for path, commits in file_history(repo, commit, None, is_tag_map, since=held).items():
         maps[path] = commits + maps.get(path, [])
     _store(repo, commit, maps)
     return maps

@@ -3,7 +3,7 @@ change to the branch: a merged review's merge commit, not the review's own commi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from modelbox.errors import GitError
 from modelbox.refs import gitcli
@@ -12,22 +12,28 @@ from modelbox.refs.repo import GitRepo
 __all__ = ["file_history"]
 
 
-def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None, glob: str,
-                 since: str | None = None) -> dict[str, list[tuple[str, int]]]:
+def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None,
+                 keep: Callable[[str], bool], since: str | None = None,
+                 ) -> dict[str, list[tuple[str, int]]]:
     """``path -> [(commit, commit time)]``, newest first: the commits of ``head``'s
     first-parent chain whose change (against their first parent) touches ``path``. The
-    paths are ``paths``, or every path matching the git pathspec glob ``glob``. With
-    ``since`` (a commit on that chain), only the commits after it."""
+    paths are ``paths``, or every path ``keep`` accepts. With ``since`` (a commit on that
+    chain), only the commits after it.
+
+    Every path is read from one ``git log --name-only`` without a pathspec and filtered
+    here: a glob pathspec (``:(glob)models/**/_tags.json``) made git match each tree entry
+    of every commit against it, 14 s at 100,000 commits against 7.6 s for the whole list."""
     git = gitcli.git_program()
     if git is None:
         return _walk(repo, head, paths or [], since)
-    spec = list(paths) if paths is not None else [f":(glob){glob}"]
+    spec = ["--", *paths] if paths is not None else []
     revision = head if since is None else f"{since}..{head}"
     res = gitcli.run(git, repo.git_dir, [
         "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
-        "--format=%x00%H %ct", "--name-only", revision, "--", *spec])
+        "--format=%x00%H %ct", "--name-only", revision, *spec])
     if res.code != 0:
         raise GitError(f"git log failed in {repo.git_dir}: {res.err.strip()}")
+    wanted = keep if paths is None else None
     out: dict[str, list[tuple[str, int]]] = {}
     for record in res.out.split("\0"):
         lines = record.strip().splitlines()
@@ -35,7 +41,7 @@ def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None, glob: st
             continue
         sha, _, when = lines[0].partition(" ")
         for path in lines[1:]:
-            if path:
+            if path and (wanted is None or wanted(path)):
                 out.setdefault(path, []).append((sha, int(when)))
     return out
 
