@@ -64,6 +64,7 @@ from modelbox.refs import (
     maintenance,
     user_identity,
 )
+from modelbox.refs.filelog import Change as FileChange
 
 if TYPE_CHECKING:
     from modelbox.manifests import (
@@ -1303,7 +1304,7 @@ class Registry:
 
     # -- derived tag refs ----------------------------------------------------------------
     def desired_refs(self, snap: Snapshot, model: ModelName,
-                     history: dict[str, list[tuple[str, int]]] | None = None,
+                     history: dict[str, list[FileChange]] | None = None,
                      ) -> dict[str, str]:
         """The tag refs the manifests of ``model`` imply: ref name -> tag object sha, each
         dated with the time of the commit that moved its tag (from ``snap``'s history, or
@@ -1317,7 +1318,7 @@ class Registry:
         commits = None if history is None else history.get(path)
         if commits is None:  # not asked, or not in a listing (git absent): this map's own
             commits = tagtimes.history(self.repo, snap.commit, [path]).get(path, [])
-        times = tagtimes.move_times(self.repo, path, tags, commits)
+        times = tagtimes.move_times(self.repo, tags, commits)
         out = {}
         for tag, version in tags.items():
             tree = snap.tree_id(layout.version_dir(model, version))
@@ -1336,7 +1337,7 @@ class Registry:
         }
 
     def _tag_map_history(self, snap: Snapshot, models: list[ModelName],
-                         ) -> dict[str, list[tuple[str, int]]] | None:
+                         ) -> dict[str, list[FileChange]] | None:
         """The history of several models' tag maps in one ``git log`` per 500 (a batch
         that moved 1,000 models' tags walked a 100k-commit history 1,000 times, ~1 s
         each); None for one model (:meth:`desired_refs` asks for its own)."""
@@ -1345,13 +1346,13 @@ class Registry:
         if len(models) < 2:
             return None
         paths = sorted({layout.tags_file(model) for model in models})
-        history: dict[str, list[tuple[str, int]]] = {}
+        history: dict[str, list[FileChange]] = {}
         for start in range(0, len(paths), 500):
             history.update(tagtimes.history(self.repo, snap.commit, paths[start:start + 500]))
         return history
 
     def _sync_model_refs(self, snap: Snapshot, model: ModelName,
-                         history: dict[str, list[tuple[str, int]]] | None = None) -> None:
+                         history: dict[str, list[FileChange]] | None = None) -> None:
         desired = self.desired_refs(snap, model, history)
         actual = self._model_refs(model)
         for name in actual.keys() - desired.keys():

@@ -22,7 +22,7 @@ from pathlib import Path
 from modelbox import derived, layout
 from modelbox.errors import ModelboxError
 from modelbox.refs import GitRepo, gitcli
-from modelbox.refs.filelog import file_history
+from modelbox.refs.filelog import Change, file_history
 
 __all__ = ["history", "move_times"]
 
@@ -30,7 +30,7 @@ _KIND = "tag-history"
 _REACH = 200  # first parents walked from a commit to find the cached one (~0.1 ms each)
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
 
-Maps = dict[str, list[tuple[str, int]]]
+Maps = dict[str, list[Change]]
 
 
 def is_tag_map(path: str) -> bool:
@@ -107,11 +107,15 @@ def _load(repo: GitRepo) -> tuple[str, Maps] | None:
             return None
         out = maps[path] = []
         for entry in commits:
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                    and _SHA.match(entry[0]) and type(entry[1]) is int):
+            if not (isinstance(entry, list) and len(entry) == 3 and _is_sha(entry[0])
+                    and type(entry[1]) is int and (entry[2] is None or _is_sha(entry[2]))):
                 return None
-            out.append((entry[0], entry[1]))
+            out.append((entry[0], entry[1], entry[2]))
     return held, maps
+
+
+def _is_sha(value: object) -> bool:
+    return isinstance(value, str) and _SHA.match(value) is not None
 
 
 def _store(repo: GitRepo, commit: str, maps: Maps) -> None:
@@ -124,30 +128,31 @@ def _path(repo: GitRepo) -> Path:
     return derived.folder(repo.git_dir) / "tag-history.json"
 
 
-def move_times(repo: GitRepo, path: str, tags: dict[str, str],
-               commits: list[tuple[str, int]]) -> dict[str, int]:
-    """tag -> the time of the oldest commit of the newest run of ``commits`` (the tag map
-    ``path``'s changes, newest first) in which the tag named what it names now (0 if
-    history says nothing: a shallow clone's cut)."""
-    maps: dict[str, dict[str, object]] = {}
+def move_times(repo: GitRepo, tags: dict[str, str], commits: list[Change]) -> dict[str, int]:
+    """tag -> the time of the oldest commit of the newest run of ``commits`` (a tag map's
+    changes, newest first, each with the map's blob after it) in which the tag named what
+    it names now (0 if history says nothing: a shallow clone's cut)."""
+    maps: dict[str | None, dict[str, object]] = {}
     out = {}
     for tag, version in tags.items():
         when = 0
-        for sha, time in commits:
-            if sha not in maps:
-                maps[sha] = _tags_at(repo, sha, path)
-            if maps[sha].get(tag) != version:
+        for _, time, blob in commits:
+            if blob not in maps:
+                maps[blob] = _tags_in(repo, blob)
+            if maps[blob].get(tag) != version:
                 break
             when = time
         out[tag] = when
     return out
 
 
-def _tags_at(repo: GitRepo, commit: str, path: str) -> dict[str, object]:
-    """The tag map at ``commit``, read leniently: history may hold a broken hand edit."""
-    data = repo.snapshot(commit).read(path)
+def _tags_in(repo: GitRepo, blob: str | None) -> dict[str, object]:
+    """The tag map in ``blob`` (None: deleted), read leniently: history may hold a broken
+    hand edit."""
+    if blob is None:
+        return {}
     try:
-        tags = json.loads(data or b"{}").get("tags", {})
-    except (ValueError, AttributeError):
+        tags = json.loads(repo.blob_data(blob)).get("tags", {})
+    except (ModelboxError, ValueError, AttributeError):
         return {}
     return tags if isinstance(tags, dict) else {}

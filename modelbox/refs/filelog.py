@@ -9,14 +9,19 @@ from modelbox.errors import GitError
 from modelbox.refs import gitcli
 from modelbox.refs.repo import GitRepo
 
-__all__ = ["file_history"]
+__all__ = ["Change", "file_history"]
+
+
+#: A commit that changed a file: its id, its commit time and the file's blob id after it
+#: (None: the commit deleted the file).
+Change = tuple[str, int, str | None]
 
 
 def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None,
                  keep: Callable[[str], bool], since: str | None = None,
-                 ) -> dict[str, list[tuple[str, int]]]:
-    """``path -> [(commit, commit time)]``, newest first: the commits of ``head``'s
-    first-parent chain whose change (against their first parent) touches ``path``. The
+                 ) -> dict[str, list[Change]]:
+    """``path -> [(commit, commit time, blob after)]``, newest first: the commits of
+    ``head``'s first-parent chain whose change (against their first parent) touches ``path``. The
     paths are ``paths``, or every path ``keep`` accepts. With ``since`` (a commit on that
     chain), only the commits after it.
 
@@ -30,33 +35,38 @@ def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None,
     revision = head if since is None else f"{since}..{head}"
     res = gitcli.run(git, repo.git_dir, [
         "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
-        "--format=%x00%H %ct", "--name-only", revision, *spec])
+        "--format=%x00%H %ct", "--raw", "--no-abbrev", revision, *spec])
     if res.code != 0:
         raise GitError(f"git log failed in {repo.git_dir}: {res.err.strip()}")
     wanted = keep if paths is None else None
-    out: dict[str, list[tuple[str, int]]] = {}
+    out: dict[str, list[Change]] = {}
     for record in res.out.split("\0"):
         lines = record.strip().splitlines()
         if not lines:
             continue
         sha, _, when = lines[0].partition(" ")
-        for path in lines[1:]:
-            if path and (wanted is None or wanted(path)):
-                out.setdefault(path, []).append((sha, int(when)))
+        for line in lines[1:]:  # ":100644 100644 OLD NEW M\tpath"
+            meta, tab, path = line.partition("\t")
+            fields = meta.split()
+            if not tab or len(fields) != 5 or not (wanted is None or wanted(path)):
+                continue
+            blob = None if fields[3].strip("0") == "" else fields[3]
+            out.setdefault(path, []).append((sha, int(when), blob))
     return out
 
 
 def _walk(repo: GitRepo, head: str, paths: Sequence[str], since: str | None,
-          ) -> dict[str, list[tuple[str, int]]]:
+          ) -> dict[str, list[Change]]:
     """Without git: the same, by walking the first parents (slower; named paths only)."""
-    out: dict[str, list[tuple[str, int]]] = {}
+    out: dict[str, list[Change]] = {}
     sha: str | None = head
     while sha is not None and sha != since:
         commit = repo.commit_info(sha)
         parent = commit.parents[0].decode() if commit.parents else None
         here, there = repo.snapshot(sha), repo.snapshot(parent)
         for path in paths:
-            if here.read(path) != there.read(path):
-                out.setdefault(path, []).append((sha, int(commit.commit_time)))
+            blob = here.blob_id(path)
+            if blob != there.blob_id(path):
+                out.setdefault(path, []).append((sha, int(commit.commit_time), blob))
         sha = parent
     return out

@@ -39,18 +39,20 @@ def head(registry: Registry) -> str:
     return sha
 
 
-def walked(registry: Registry) -> dict[str, list[tuple[str, int]]]:
+def walked(registry: Registry) -> dict[str, list[tuple[str, int, str | None]]]:
     """Every tag map's history from git itself: its own glob pathspec, no cache."""
-    out: dict[str, list[tuple[str, int]]] = {}
+    out: dict[str, list[tuple[str, int, str | None]]] = {}
     text = git_out(registry.repo.root or Path(), "log", "--first-parent", "--no-renames",
-                   "--diff-merges=first-parent", "--format=%x00%H %ct", "--name-only",
+                   "--diff-merges=first-parent", "--format=%x00%H %ct", "--name-status",
                    head(registry), "--", ":(glob)models/**/_tags.json")
     for record in text.split("\0"):
         lines = record.strip().splitlines()
         if lines:
             sha, _, when = lines[0].partition(" ")
-            for path in filter(None, lines[1:]):
-                out.setdefault(path, []).append((sha, int(when)))
+            for status, path in (line.split("\t", 1) for line in lines[1:] if line):
+                blob = None if status == "D" else git_out(
+                    registry.repo.root or Path(), "rev-parse", f"{sha}:{path}").strip()
+                out.setdefault(path, []).append((sha, int(when), blob))
     assert out  # the fixture moved tags: an empty oracle would prove nothing
     return out
 
