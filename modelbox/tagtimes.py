@@ -100,10 +100,8 @@ def _load(repo: GitRepo) -> tuple[str, Maps] | None:
     if not isinstance(held, str) or not _SHA.match(held) or not isinstance(raw, dict):
         return None
     maps: Maps = {}
-    prefix, suffix = f"{layout.MODELS}/", f"/{layout.TAGS_FILE}"
     for path, commits in raw.items():
-        if not path.startswith(prefix) or not path.endswith(suffix) or not isinstance(
-                commits, list):
+        if not is_tag_map(path) or not isinstance(commits, list):
             return None
         out = maps[path] = []
         for entry in commits:
