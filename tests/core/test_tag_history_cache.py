@@ -142,7 +142,8 @@ def test_a_damaged_cache_is_passed_by(
 ) -> None:
     """A cache that is not exactly what modelbox writes is ignored and rewritten, never
     trusted in part: an empty history of a map would date its tags 0. A commit that looks
-    like an option never reaches git's command line."""
+    like an option is refused as malformed (it could not be on the chain either, so it
+    would not reach git's command line even without that check)."""
     assert check(registry) == []
     sha = head(registry)
     text = damage.replace("%s", sha) if "--output" not in damage else damage.replace(
