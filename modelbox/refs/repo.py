@@ -28,6 +28,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo, get_user_identity
 
 from modelbox.errors import ConcurrentUpdateError, GitError, IdentityError
+from modelbox.refs.packedrefs import use_fast_packed_refs
 from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
 
 _DIR_MODE = 0o040000
@@ -187,6 +188,7 @@ class GitRepo:
 
     def __init__(self, repo: Repo) -> None:
         self._repo = repo
+        use_fast_packed_refs(repo.refs)
         self.git_dir = Path(repo.controldir())
         self.root: Path | None = None if repo.bare else Path(repo.path)
         # Git objects never change, so parsed ones are kept: a write re-reads the same few

@@ -1,0 +1,181 @@
+"""``packed-refs`` read by modelbox.refs.packedrefs: whatever the file holds, the refs (or the
+refusal) are those dulwich's own strict reader gives, and a file git rewrites is read anew."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from core_helpers import git_out
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from modelbox.refs.packedrefs import PackedRefsReader, parse
+from modelbox.refs.repo import GitRepo
+
+SHA = "1" * 40
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with branches, lightweight and annotated tags, all packed by git."""
+    root = tmp_path_factory.mktemp("packed")
+    path = root / "r"
+    git_out(root, "init", "-q", "-b", "main", str(path))
+    git_out(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+            "--allow-empty", "-m", "one")
+    head = git_out(path, "rev-parse", "HEAD").strip()
+    git_out(path, "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "-m", "tag",
+            "refs-0/v1.0.0")
+    tag_sha = git_out(path, "rev-parse", "refs/tags/refs-0/v1.0.0").strip()
+    script = "".join(
+        f"create refs/heads/team{i % 3}/b-{i}.x_{i} {head}\n"
+        f"create refs/tags/light/{i} {head}\n"
+        + (f"create refs/tags/refs-{i}/v1.0.{i} {tag_sha}\n" if i else "")
+        for i in range(30)
+    )
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=path, input=script, text=True,
+                   check=True)
+    git_out(path, "pack-refs", "--all")
+    return path
+
+
+@pytest.fixture
+def repo(template: Path, tmp_path: Path) -> Path:
+    shutil.copytree(template, tmp_path / "r", symlinks=True)
+    return tmp_path / "r"
+
+
+Read = tuple[dict[bytes, bytes], dict[bytes, bytes | None]] | str
+
+
+def strict(path: Path) -> Read:
+    """dulwich's own reader (a plain Repo's refs are never swapped): refs and peeled ids,
+    or the name of what it raised."""
+    refs = Repo(str(path)).refs
+    try:
+        packed = {bytes(k): bytes(v) for k, v in refs.get_packed_refs().items()}
+    except Exception as exc:  # the refusal itself is what is compared
+        return type(exc).__name__
+    return packed, {name: refs.get_peeled(Ref(name)) for name in packed}
+
+
+def ours(path: Path) -> Read:
+    refs = GitRepo.open(path).raw.refs
+    assert isinstance(refs, PackedRefsReader)
+    try:
+        packed = {bytes(k): bytes(v) for k, v in refs.get_packed_refs().items()}
+    except Exception as exc:
+        return type(exc).__name__
+    return packed, {name: refs.get_peeled(Ref(name)) for name in packed}
+
+
+def test_a_file_git_packed_is_read_by_the_fast_path_as_dulwich_reads_it(repo: Path) -> None:
+    data = (repo / ".git" / "packed-refs").read_bytes()
+    fast = parse(data)
+    assert fast is not None, "git's own file must not need the strict reader"
+    assert len(fast[0]) == 91 and len(fast[1]) == 30  # main, 30 + 30 + 30 tags; 30 peeled
+    assert ours(repo) == strict(repo)
+    peeled = git_out(repo, "rev-parse", "refs/tags/refs-7/v1.0.7^{commit}").strip()
+    assert git_out(repo, "cat-file", "-t", "refs/tags/refs-7/v1.0.7").strip() == "tag"
+    assert fast[1][Ref(b"refs/tags/refs-7/v1.0.7")].decode() == peeled
+
+
+def test_refs_git_rewrites_are_read_again(repo: Path) -> None:
+    grepo = GitRepo.open(repo)
+    head = grepo.ref("refs/heads/main")
+    assert grepo.ref("refs/heads/team1/b-1.x_1") == head
+    git_out(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+            "--allow-empty", "-m", "two")
+    moved = git_out(repo, "rev-parse", "HEAD").strip()
+    git_out(repo, "update-ref", "refs/heads/team1/b-1.x_1", moved)
+    git_out(repo, "update-ref", "-d", "refs/heads/team2/b-2.x_2")
+    git_out(repo, "pack-refs", "--all")
+    assert grepo.ref("refs/heads/team1/b-1.x_1") == moved
+    assert grepo.ref("refs/heads/team2/b-2.x_2") is None
+
+
+def test_a_packed_write_keeps_the_peeled_ids_git_reads(repo: Path) -> None:
+    grepo = GitRepo.open(repo)
+    grepo.raw.refs.add_packed_refs({Ref(b"refs/modelbox/x/y"): ObjectID(b"2" * 40)})
+    shown = git_out(repo, "show-ref", "--dereference", "refs-3/v1.0.3")
+    assert shown.count("\n") == 2  # the tag and its ^{} line
+    assert ours(repo) == strict(repo)
+    assert b"refs/modelbox/x/y" in strict(repo)[0]
+
+
+HOSTILE = [
+    "refs/heads/a..b",          # git: no ".."
+    "refs/heads/x.lock",        # no component ending in .lock
+    "refs/heads/.hidden",       # no component starting with a dot
+    "refs/heads/end.",          # no trailing dot
+    "refs/heads/dir/",          # no trailing slash
+    "refs/heads//double",       # no empty component
+    "refs/heads/sp ace",        # no space
+    "refs/heads/co:lon",        # no colon
+    "refs/heads/a@{1}",         # no @{
+    "refs/heads/back\\slash",   # no backslash
+    "refs/heads/tab\there",     # no control character
+    "refs/heads/star*",         # no glob character
+    "HEAD",                     # not under refs/ and no slash
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_name_git_refuses_is_never_taken_by_the_fast_path(repo: Path, name: str) -> None:
+    packed = repo / ".git" / "packed-refs"
+    packed.write_bytes(packed.read_bytes() + f"{SHA} {name}\n".encode())
+    assert parse(packed.read_bytes()) is None
+    assert ours(repo) == strict(repo)
+
+
+@pytest.mark.parametrize("tail", [
+    f"^{SHA}\n^{SHA}\n",           # two peeled lines for one ref
+    f"{SHA[:39]} refs/heads/short\n",
+    f"{'AB' * 20} refs/heads/upper\n",
+    f"{SHA}  refs/heads/two-spaces\n",
+    f"{SHA} refs/heads/dup\n{SHA} refs/heads/dup\n",
+    "garbage\n",
+])
+def test_a_malformed_line_goes_to_the_strict_reader(repo: Path, tail: str) -> None:
+    packed = repo / ".git" / "packed-refs"
+    packed.write_bytes(packed.read_bytes() + tail.encode())
+    assert parse(packed.read_bytes()) is None
+    assert ours(repo) == strict(repo)
+
+
+def test_peeled_lines_without_the_header_that_allows_them(repo: Path) -> None:
+    packed = repo / ".git" / "packed-refs"
+    lines = packed.read_bytes().split(b"\n", 1)[1]  # the header gone
+    packed.write_bytes(lines)
+    assert parse(lines) is None
+    assert ours(repo) == strict(repo)
+
+
+def test_random_files_read_as_the_strict_reader_reads_them(tmp_path: Path) -> None:
+    """Files of well-formed lines, mixed with hostile names and odd lines: same refs, or
+    the same refusal."""
+    rng = random.Random(17)
+    pieces = ["team", "a", "m0001", "v1.0", "x-y", "b_c", ".", "..", "lock", ".lock",
+              "", "é", " ", "~", "^"]
+    path = tmp_path / "r"
+    git_out(tmp_path, "init", "-q", str(path))
+    packed = path / ".git" / "packed-refs"
+    fast_taken = 0
+    for _ in range(300):
+        lines = ["# pack-refs with: peeled fully-peeled sorted "] if rng.random() < .8 else []
+        for _ in range(rng.randrange(1, 8)):
+            parts = [rng.choice(pieces[:6]) if rng.random() < .9 else rng.choice(pieces)
+                     for _ in range(rng.randrange(1, 4))]
+            sha = "".join(rng.choice("0123456789abcdef") for _ in range(40))
+            lines.append(f"{sha} refs/{'/'.join(parts)}")
+            if rng.random() < .3:
+                lines.append(f"^{sha[::-1]}")
+        packed.write_bytes(("\n".join(lines) + "\n").encode())
+        fast_taken += parse(packed.read_bytes()) is not None
+        assert ours(path) == strict(path), packed.read_text()
+    assert fast_taken > 100  # the fast path is what most of these files took
