@@ -3,6 +3,7 @@ change to the branch: a merged review's merge commit, not the review's own commi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from modelbox.errors import GitError
@@ -25,22 +26,33 @@ def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None,
     paths are ``paths``, or every path ``keep`` accepts. With ``since`` (a commit on that
     chain), only the commits after it.
 
-    Every path is read from one ``git log --raw`` without a pathspec and filtered here: a
+    Every path is read from ``git log --raw`` without a pathspec and filtered here: a
     glob pathspec (``:(glob)models/**/_tags.json``) made git match each tree entry of
     every commit against it, 14 s at 100,000 commits against 7.5 s for the whole list."""
     git = gitcli.git_program()
     if git is None:
         return _walk(repo, head, paths or [], since)
     spec = ["--", *paths] if paths is not None else []
-    revision = head if since is None else f"{since}..{head}"
-    res = gitcli.run(git, repo.git_dir, [
-        "log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
-        "--format=%x00%H %ct", "--raw", "--no-abbrev", revision, *spec])
-    if res.code != 0:
-        raise GitError(f"git log failed in {repo.git_dir}: {res.err.strip()}")
+    # A whole walk (every path) of a long chain runs as one git log per core, each over a
+    # contiguous part of the chain: 6.3 s -> 3.3 s at 100,000 commits on two cores.
+    tips = [head, *(_split_points(git, repo, head, since) if paths is None else [])]
+    ranges = [[tip, f"^{stop}"] if stop else [tip]
+              for tip, stop in zip(tips, [*tips[1:], since], strict=True)]
+    args = ["log", "--first-parent", "--diff-merges=first-parent", "--no-renames",
+            "--format=%x00%H %ct", "--raw", "--no-abbrev"]
+    results = gitcli.run_all(git, repo.git_dir, [([*args, *r, *spec], "") for r in ranges])
     wanted = keep if paths is None else None
     out: dict[str, list[Change]] = {}
-    for record in res.out.split("\0"):
+    for res in results:  # newest part first, as one git log would list them
+        if res.code != 0:
+            raise GitError(f"git log failed in {repo.git_dir}: {res.err.strip()}")
+        _read_log(res.out, wanted, out)
+    return out
+
+
+def _read_log(text: str, wanted: Callable[[str], bool] | None,
+              out: dict[str, list[Change]]) -> None:
+    for record in text.split("\0"):
         lines = record.strip().splitlines()
         if not lines:
             continue
@@ -52,7 +64,24 @@ def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None,
                 continue
             blob = None if fields[3].strip("0") == "" else fields[3]
             out.setdefault(path, []).append((sha, int(when), blob))
-    return out
+
+
+_PART = 10_000  # commits: below twice that, one git log (splitting costs a rev-list)
+
+
+def _split_points(git: str, repo: GitRepo, head: str, since: str | None) -> list[str]:
+    """The commits that cut ``head``'s first-parent chain (down to ``since``) into one
+    contiguous part per core, newest first; none for a short chain or one core."""
+    cores = min(os.cpu_count() or 1, 4)
+    if cores < 2:
+        return []
+    res = gitcli.run(git, repo.git_dir, ["rev-list", "--first-parent", head,
+                                         *([f"^{since}"] if since else [])])
+    if res.code != 0:
+        raise GitError(f"git rev-list failed in {repo.git_dir}: {res.err.strip()}")
+    chain = res.out.split()
+    parts = max(1, min(cores, len(chain) // _PART))
+    return [chain[len(chain) * i // parts] for i in range(1, parts)]
 
 
 def _walk(repo: GitRepo, head: str, paths: Sequence[str], since: str | None,

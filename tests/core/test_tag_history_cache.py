@@ -4,6 +4,7 @@ whatever state it is in, the tag times are those a whole walk of the history giv
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,6 +15,8 @@ from core_helpers import git_out
 from modelbox import tagtimes
 from modelbox.check import check
 from modelbox.names import parse_model
+from modelbox.refs import filelog
+from modelbox.refs.gitcli import git_program
 from modelbox.registry import Registry
 
 MODELS = [parse_model("ai/yolo"), parse_model("ai/bert")]
@@ -120,6 +123,30 @@ def test_a_cache_out_of_reach_is_walked_again(
     assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
     assert cached(registry_path)["commit"] == head(registry)
     assert check(registry) == []
+
+
+@pytest.mark.parametrize("cores", [2, 3, 4])
+def test_a_walk_split_over_cores_lists_what_one_git_log_lists(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, cores: int
+) -> None:
+    """A long chain is walked as one git log per core over contiguous parts (parts of two
+    commits here): the same changes, newest first, none twice or lost at a cut."""
+    for version in ("v3", "v1", "v2"):
+        registry.tag(MODELS[0], version, "staging")
+        registry.tag(MODELS[1], version, "candidate")
+    monkeypatch.setattr(filelog, "_PART", 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    cuts = filelog._split_points(git_program() or "git", registry.repo, head(registry), None)
+    assert len(cuts) == cores - 1  # the parts really are several
+    assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
+    since = git_out(registry.repo.root or Path(), "rev-parse", "HEAD~5").strip()
+    whole = filelog.file_history(registry.repo, head(registry), None, tagtimes.is_tag_map)
+    recent = filelog.file_history(registry.repo, head(registry), None, tagtimes.is_tag_map,
+                                  since=since)
+    newer = set(git_out(registry.repo.root or Path(), "rev-list", f"{since}..HEAD").split())
+    assert recent == {path: [c for c in changes if c[0] in newer]
+                      for path, changes in whole.items()
+                      if any(c[0] in newer for c in changes)}
 
 
 HEAD = '{"kind": "tag-history", "format": 1, '
