@@ -252,6 +252,35 @@ def test_tag_refs_are_dated_by_the_commit_that_moved_them(tmp_path: Path, run: R
     assert [line.split()[2] for line in refs[reg]] == moved  # newest first, both
     for path in (reg, tmp_path / "a", tmp_path / "b"):
         ok(run, "--repo", path, "check")
+    # The remote's refs were right: neither clone wrote one of its own (each ref written
+    # is a loose file, and a shallow clone's first sync rewrote them all, then again).
+    for path in (tmp_path / "a", tmp_path / "b"):
+        assert not [p for p in (path / ".git" / "refs").rglob("*") if p.is_file()
+                    and "modelbox" in p.parts]
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_a_clone_remakes_the_tag_refs_a_remote_lies_about(tmp_path: Path, run: Run,
+                                                         git: Git, scheme: str) -> None:
+    """The remote's tag refs arrive with the clone but are derived data: one moved to
+    another version, one deleted, one made up are all put right, whether the clone is
+    one step (a path) or shallow first (file://), whose refs are synced only at the end."""
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote)
+    reg = registry(run, tmp_path / "reg", "v1.0.0", "v2.0.0")
+    ok(run, "--repo", reg, "tag", f"{M}@v1.0.0", "production")
+    ok(run, "--repo", reg, "tag", f"{M}@v2.0.0", "staging")
+    ok(run, "--repo", reg, "push", remote)
+    prefix = f"refs/modelbox/tags/{M}/"
+    staging = git("-C", remote, "rev-parse", prefix + "staging").strip()
+    git("-C", remote, "update-ref", prefix + "production", staging)
+    git("-C", remote, "update-ref", "-d", prefix + "staging")
+    git("-C", remote, "update-ref", prefix + "bogus", staging)
+    ok(run, "clone", f"{scheme}{remote}", tmp_path / "c")
+    fmt = "--format=%(refname) %(objectname)"
+    assert git("-C", tmp_path / "c", "for-each-ref", fmt, "refs/modelbox/tags") == git(
+        "-C", reg, "for-each-ref", fmt, "refs/modelbox/tags")
+    ok(run, "--repo", tmp_path / "c", "check")
 
 
 def test_pull_reconciles_only_the_models_its_commits_changed(tmp_path: Path, run: Run,
