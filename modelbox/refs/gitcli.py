@@ -703,15 +703,21 @@ class Job:
         self._err.close()
 
 
-def checkout(git: str, git_dir: Path, work_tree: Path, commit: str) -> Job:
+def checkout(git: str, git_dir: Path, work_tree: Path, commit: str, *,
+             parallel: bool = False) -> Job:
     """Start ``git read-tree``: write the work tree and index of ``commit``.
 
     The index is written in version 2 without split or sparse parts, whatever the
     user's configuration asks of new indexes: what :mod:`modelbox.refs.index` reads.
+    ``parallel`` writes the files with one worker per core (``checkout.workers=0``; git's
+    default is one): most of a 100,000-version checkout is the kernel creating files,
+    33 -> 26 s and 47 -> 34 s in two alternating pairs on two cores (git 2.39).
     """
+    workers = ["-c", "checkout.workers=0"] if parallel else []
     return Job(git, git_dir, ["-c", "index.version=2", "-c", "core.splitIndex=false",
-                              "-c", "index.sparse=false", "--work-tree", str(work_tree),
-                              "read-tree", "--reset", "-u", commit])
+                              "-c", "index.sparse=false", *workers,
+                              "--work-tree", str(work_tree), "read-tree", "--reset", "-u",
+                              commit])
 
 
 def clone_history(git: str, url: str, dest: Path, *, refspecs: Iterable[str],

@@ -720,7 +720,8 @@ def checking_out(repo: GitRepo, commit: str) -> Iterator[None]:
     job = None
     try:
         with gitcli.held_interrupts():
-            job = gitcli.checkout(git, repo.git_dir, repo.root, commit)
+            job = gitcli.checkout(git, repo.git_dir, repo.root, commit,
+                                  parallel=repo.git_setting("checkout", "workers") is None)
         yield
         res = job.wait()
     except BaseException:
