@@ -710,8 +710,9 @@ def checkout(git: str, git_dir: Path, work_tree: Path, commit: str, *,
     The index is written in version 2 without split or sparse parts, whatever the
     user's configuration asks of new indexes: what :mod:`modelbox.refs.index` reads.
     ``parallel`` writes the files with one worker per core (``checkout.workers=0``; git's
-    default is one): most of a 100,000-version checkout is the kernel creating files,
-    33 -> 26 s and 47 -> 34 s in two alternating pairs on two cores (git 2.39).
+    default is one): most of a 100,000-version checkout (106,771 files) is the kernel
+    creating files; on two cores, four rounds alternating which went first, the parallel
+    one was faster each time (6.6 s against 7.8-8.7 s three times; git 2.39).
     """
     workers = ["-c", "checkout.workers=0"] if parallel else []
     return Job(git, git_dir, ["-c", "index.version=2", "-c", "core.splitIndex=false",
