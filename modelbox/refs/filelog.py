@@ -34,7 +34,7 @@ def file_history(repo: GitRepo, head: str, paths: Sequence[str] | None,
         return _walk(repo, head, paths or [], since)
     spec = ["--", *paths] if paths is not None else []
     # A whole walk (every path) of a long chain runs as one git log per core, each over a
-    # contiguous part of the chain: 6.3 s -> 3.3 s at 100,000 commits on two cores.
+    # contiguous part of the chain: 6.4-6.7 s -> 4.2-4.5 s at 100,000 commits, 2 cores.
     tips = [head, *(_split_points(git, repo, head, since) if paths is None else [])]
     ranges = [[tip, f"^{stop}"] if stop else [tip]
               for tip, stop in zip(tips, [*tips[1:], since], strict=True)]
