@@ -8,10 +8,11 @@ benchmark registry's 1,667 tag refs (measured; 10,000 tag refs would be ~0.12 s)
 
 :class:`PackedRefsReader` gives the same answer as dulwich's own reader for every file
 whose lines are all plainly well formed (a 40- or 64-hex id, then ``refs/`` and a name of
-``[A-Za-z0-9_./-]``, with none of ``..``, ``.lock``, ``/.``, ``//`` or a trailing ``/`` or
-``.`` anywhere in the file); any other line (a strange name, a peeled line without the
-header that allows it) sends the whole file to dulwich, which checks each name with git's
-full rules and refuses what git refuses.
+``[A-Za-z0-9_./+@=,-]``, with none of ``..``, ``.lock``, ``/.``, ``//``, ``@{`` or a
+trailing ``/`` or ``.`` anywhere in the file); any other line (a strange name, a peeled
+line without the header that allows it) sends the whole file to dulwich, which checks each
+name with git's full rules and refuses what git refuses, and whose result is then kept
+until the file changes.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ __all__ = ["PackedRefsReader", "parse", "use_fast_packed_refs"]
 
 # A ref line, and the peeled line that may follow it ("^" and the id a tag points to).
 _ENTRY = re.compile(
-    rb"^([0-9a-f]{40}(?:[0-9a-f]{24})?) (refs/[A-Za-z0-9_./-]+)\n"
+    rb"^([0-9a-f]{40}(?:[0-9a-f]{24})?) (refs/[A-Za-z0-9_./+@=,-]+)\n"
     rb"(?:\^([0-9a-f]{40}(?:[0-9a-f]{24})?)\n)?",
     re.MULTILINE,
 )
 # What git's rules forbid of names made of those characters; checked over the whole file
 # at once (a comment line may hold them too: the strict reader then decides).
-_FORBIDDEN = (b"..", b".lock", b"/.", b"//", b"/\n", b".\n")
+_FORBIDDEN = (b"..", b".lock", b"/.", b"//", b"/\n", b".\n", b"@{")
 _Parsed = tuple[dict[Ref, ObjectID], dict[Ref, ObjectID]]
 
 
@@ -82,9 +83,18 @@ class PackedRefsReader(DiskRefsContainer):
             return super().get_packed_refs()
         parsed = parse(data)
         if parsed is None:
-            self._fast_key = None
+            # dulwich's strict read, kept for this very file as its own cache would be: a
+            # valid name the pattern does not take (non-ASCII, say) must not make every
+            # later read (each ref a sync writes) read the whole file again.
             self._invalidate()
-            return super().get_packed_refs()
+            try:
+                strict = super().get_packed_refs()
+            except Exception:
+                self._invalidate()  # never serve what a refused file half filled
+                self._fast_key = None
+                raise
+            self._fast_key = key
+            return strict
         # dulwich's own cache, filled as its reader fills it, so that its writers
         # (add_packed_refs, a packed ref's removal) and get_peeled read the same state.
         self._packed_refs, self._peeled_refs = parsed

@@ -133,6 +133,42 @@ def test_a_name_git_refuses_is_never_taken_by_the_fast_path(repo: Path, name: st
     assert ours(repo) == strict(repo)
 
 
+@pytest.mark.parametrize("name", ["refs/heads/feat+x", "refs/heads/me@host",
+                                  "refs/tags/a=b,c"])
+def test_names_git_allows_with_plus_at_equals_comma_take_the_fast_path(
+        repo: Path, name: str) -> None:
+    packed = repo / ".git" / "packed-refs"
+    packed.write_bytes(packed.read_bytes() + f"{SHA} {name}\n".encode())
+    assert parse(packed.read_bytes()) is not None
+    assert ours(repo) == strict(repo)
+
+
+def test_a_file_only_the_strict_reader_takes_is_read_once_until_it_changes(
+        repo: Path) -> None:
+    """A valid name outside the pattern (non-ASCII) costs the strict read once, not at
+    every read of a ref (a sync writing 1,667 refs read the whole file 1,667 times)."""
+    packed = repo / ".git" / "packed-refs"
+    packed.write_bytes(packed.read_bytes() + f"{SHA} refs/heads/caf\u00e9\n".encode())
+    assert parse(packed.read_bytes()) is None
+    refs = GitRepo.open(repo).raw.refs
+    first = refs.get_packed_refs()
+    assert Ref("refs/heads/caf\u00e9".encode()) in first
+    assert refs.get_packed_refs() is first  # the same file: dulwich's read, kept
+    git_out(repo, "update-ref", "-d", "refs/heads/team0/b-0.x_0")  # git rewrites it
+    again = refs.get_packed_refs()
+    assert again is not first and Ref(b"refs/heads/team0/b-0.x_0") not in again
+    assert Ref("refs/heads/caf\u00e9".encode()) in again
+
+
+def test_a_refused_file_is_refused_at_every_read(repo: Path) -> None:
+    packed = repo / ".git" / "packed-refs"
+    packed.write_bytes(packed.read_bytes() + f"{SHA} refs/heads/a..b\n".encode())
+    refs = GitRepo.open(repo).raw.refs
+    for _ in range(2):  # never the half-filled dict the first refusal left behind
+        with pytest.raises(Exception, match="ref"):
+            refs.get_packed_refs()
+
+
 @pytest.mark.parametrize("tail", [
     f"^{SHA}\n^{SHA}\n",           # two peeled lines for one ref
     f"{SHA[:39]} refs/heads/short\n",
