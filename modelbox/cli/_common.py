@@ -186,7 +186,7 @@ def _short(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
-def hoist_option(group: click.Group, args: list[str], name: str, *,
+def hoist_option(ctx: click.Context, group: click.Group, args: list[str], name: str, *,
                  flag: bool = False) -> list[str]:
     """Move the root option ``name`` (``--branch B``; a ``flag`` takes no value) from after
     the subcommand to before it.
@@ -206,7 +206,7 @@ def hoist_option(group: click.Group, args: list[str], name: str, *,
             )
             index += 2 if takes_value else 1
             continue
-        sub = command.commands.get(arg)
+        sub = command.get_command(ctx, arg)
         if sub is None:
             return args  # click reports the unknown command
         command, index = sub, index + 1

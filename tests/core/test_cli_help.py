@@ -15,11 +15,19 @@ if TYPE_CHECKING:
     from conftest import Run
 
 
+def subcommand(group: click.Group, name: str) -> click.Command:
+    """``group``'s command ``name``, loaded as the command line loads it."""
+    command = group.get_command(click.Context(group), name)
+    assert command is not None, name
+    return command
+
+
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command path below ``group``, groups included (``("refs", "sync")``)."""
     paths = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(click.Context(group)):
         paths.append((*prefix, name))
+        command = subcommand(group, name)
         if isinstance(command, click.Group):
             paths.extend(command_paths(command, (*prefix, name)))
     return paths
@@ -45,8 +53,36 @@ def test_every_command_has_help(run: Run, path: tuple[str, ...]) -> None:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = subcommand(command, name)
     assert command.help, f"modelbox {' '.join(path)} has no help text"
+
+
+def test_the_table_of_command_modules_is_what_each_module_defines() -> None:
+    import importlib
+
+    from modelbox.cli import MODULES
+
+    package = Path(importlib.import_module("modelbox.cli").__file__ or "").parent
+    defining = {path.stem for path in package.glob("*.py")
+                if "\nCOMMANDS = " in path.read_text(encoding="utf-8")}
+    assert defining == set(MODULES)
+    for module, names in MODULES.items():
+        commands = importlib.import_module(f"modelbox.cli.{module}").COMMANDS
+        assert sorted(c.name for c in commands) == sorted(names), module
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    import subprocess
+    import sys
+
+    script = ("import sys; from modelbox.cli import main; main(['resolve', '--help']); "
+              "print(sorted(m for m in sys.modules if m.startswith('modelbox.cli.')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    loaded = out.splitlines()[-1]
+    assert "modelbox.cli.tags" in loaded
+    for other in ("web_cmds", "watch_cmd", "lifecycle_cmds", "remote_cmds", "artifact_cmds"):
+        assert f"modelbox.cli.{other}" not in loaded
 
 
 @pytest.mark.smoke

@@ -325,7 +325,8 @@ def test_model_level_targets_still_take_a_bare_model(reg: Path, run: Run) -> Non
 # -- --json on every write, JSON values in show ----------------------------------------------
 def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(click.Context(group)):
+        command = group.get_command(click.Context(group), name)
         if isinstance(command, click.Group):
             out.extend(_leaves(command, (*prefix, name)))
         else:
@@ -340,7 +341,7 @@ LEAVES = _leaves(cli)
 def test_every_command_accepts_json(path: tuple[str, ...]) -> None:
     command: Any = cli
     for name in path:
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)
     opts = {opt for param in command.params for opt in param.opts}
     if path == ("diff",):  # its document is chosen with --format json
         assert "--format" in opts
