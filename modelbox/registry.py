@@ -64,7 +64,6 @@ from modelbox.refs import (
     maintenance,
     user_identity,
 )
-from modelbox.refs.filelog import Change as FileChange
 
 if TYPE_CHECKING:
     from modelbox.manifests import (
@@ -76,6 +75,7 @@ if TYPE_CHECKING:
         Release,
         VersionManifest,
     )
+    from modelbox.refs.filelog import Change as FileChange
     from modelbox.series_text import Series, SeriesCache
 
     Manifest = ModelManifest | VersionManifest | ExperimentManifest | CheckpointManifest
