@@ -78,8 +78,11 @@ class StagedFiles:
         self._files: set[str] = set()
         self._listed: dict[str, list[tuple[str, bool]]] = {}
         if tracked is not None:
-            self._files = set(tracked)
-            self._tracked = sorted(self._files)
+            listed = list(tracked)
+            self._files = set(listed)
+            # git lists the index in order, so this sort only confirms it (a set's order
+            # would cost a real sort: 40 ms at 100,000 versions).
+            self._tracked = sorted(listed)
 
     @classmethod
     def open(cls, root: Path) -> StagedFiles:
