@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-from modelbox.refs import CommitRecord
+if TYPE_CHECKING:
+    from modelbox.refs import CommitRecord
 
 PREFIX = "Modelbox-"
 NONE = "-"

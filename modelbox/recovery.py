@@ -64,12 +64,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelbox.faults import fault
 from modelbox.processes import process_alive
-from modelbox.refs import Worktree
 
 if TYPE_CHECKING:
     from modelbox.manifests import EventRecord, MetricPoint
     from modelbox.names import Reference
-    from modelbox.refs import GitRepo, PathChange
+    from modelbox.refs import GitRepo, PathChange, Worktree
     from modelbox.registry import Registry
 
 __all__ = [
@@ -319,6 +318,8 @@ def finish(registry: Registry, move: BranchMove) -> tuple[list[str], bool]:
 
 
 def _worktree(repo: GitRepo, ref: str) -> Worktree | None:
+    from modelbox.refs.worktree import Worktree
+
     if repo.root is None or f"refs/heads/{repo.head_branch()}" != ref:
         return None
     return Worktree(repo, repo.root)

@@ -53,17 +53,7 @@ from modelbox.names import (
     parse_model,
     parse_namespace,
 )
-from modelbox.refs import (
-    CommitRecord,
-    GitRepo,
-    History,
-    PathChange,
-    Snapshot,
-    Worktree,
-    locked,
-    maintenance,
-    user_identity,
-)
+from modelbox.refs import GitRepo, PathChange, Snapshot, locked, maintenance, user_identity
 
 if TYPE_CHECKING:
     from modelbox.manifests import (
@@ -75,6 +65,7 @@ if TYPE_CHECKING:
         Release,
         VersionManifest,
     )
+    from modelbox.refs import CommitRecord, History, Worktree
     from modelbox.refs.filelog import Change as FileChange
     from modelbox.series_text import Series, SeriesCache
 
@@ -166,7 +157,7 @@ class Registry:
     def __init__(self, repo: GitRepo, settings: Settings) -> None:
         self.repo = repo
         self.settings = settings
-        self.history = History(repo)
+        self._history: History | None = None
         self._worktree: Worktree | None = None
         self._batch: _Batch | None = None
         self._target: str | None = None
@@ -174,6 +165,16 @@ class Registry:
         #: (:class:`modelbox.autopromote.Decision`), for a command to report
         self.decisions: list[Any] = []
         self._series: SeriesCache | None = None  # see read_series
+
+    @property
+    def history(self) -> History:
+        """The branch's commits read as audit records (made on first use: a read such as
+        `resolve` never loads the history walker)."""
+        if self._history is None:
+            from modelbox.refs.history import History
+
+            self._history = History(self.repo)
+        return self._history
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -284,6 +285,8 @@ class Registry:
         if self.repo.root is None or self.repo.head_branch() != branch:
             return None
         if self._worktree is None:
+            from modelbox.refs.worktree import Worktree
+
             self._worktree = Worktree(self.repo, self.repo.root)
         return self._worktree
 
@@ -412,6 +415,8 @@ class Registry:
         txn.series = {}  # (it holds the bytes too)
 
     def _stage_commit(self, batch: _Batch, txn: Transaction) -> None:
+        from modelbox.refs.history import CommitRecord
+
         assert txn.change is not None
         releases.guard(txn.snapshot, txn.writes)  # a released version's artifacts are frozen
         old_tree = txn.snapshot.tree

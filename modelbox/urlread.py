@@ -33,7 +33,7 @@ from modelbox.errors import (
     StoreError,
 )
 from modelbox.locations import is_url
-from modelbox.refs import GitRepo, History
+from modelbox.refs import GitRepo
 from modelbox.refs.mirror import Mirror
 from modelbox.registry import Registry
 
@@ -144,7 +144,7 @@ class UrlRegistry(Registry):
         ensure(self.mirror, refresh=False, offline=self.offline, history=True)
         self.repo.close()
         self.repo = self.mirror.open()
-        self.history = History(self.repo)
+        self._history = None  # read again, from the new repository, when next needed
 
     # -- artifacts ------------------------------------------------------------------------
     def _local_root(self) -> Path | None:

@@ -1,9 +1,31 @@
-"""Everything Git: trees, commits, refs, the index and history. The only dulwich importer."""
+"""Everything Git: trees, commits, refs, the index and history. The only dulwich importer.
 
-from modelbox.refs.history import CommitRecord, History
-from modelbox.refs.lock import locked
-from modelbox.refs.repo import GitRepo, PathChange, Snapshot, blob_sha, user_identity
-from modelbox.refs.worktree import Worktree
+Names load their module on first use (PEP 562): a read such as ``modelbox resolve`` needs
+the repository and its snapshots only, not the history walker or the index code of writes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelbox.refs.history import CommitRecord, History
+    from modelbox.refs.lock import locked
+    from modelbox.refs.repo import GitRepo, PathChange, Snapshot, blob_sha, user_identity
+    from modelbox.refs.worktree import Worktree
+
+_LAZY = {
+    "CommitRecord": "modelbox.refs.history",
+    "History": "modelbox.refs.history",
+    "locked": "modelbox.refs.lock",
+    "GitRepo": "modelbox.refs.repo",
+    "PathChange": "modelbox.refs.repo",
+    "Snapshot": "modelbox.refs.repo",
+    "blob_sha": "modelbox.refs.repo",
+    "user_identity": "modelbox.refs.repo",
+    "Worktree": "modelbox.refs.worktree",
+}
 
 __all__ = [
     "CommitRecord",
@@ -16,3 +38,16 @@ __all__ = [
     "locked",
     "user_identity",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found once: later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
