@@ -45,9 +45,12 @@ def save(path: Path, kind: str, document: dict[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One dumps and one write: json.dump writes chunk by chunk, 3x slower on the
+        # 200 KB tag history a write saves at 100k versions.
+        text = json.dumps({"kind": kind, "format": FORMAT, **document}, ensure_ascii=False,
+                          separators=(",", ":"))
         with tmp.open("w", encoding="utf-8") as f:
-            json.dump({"kind": kind, "format": FORMAT, **document}, f, ensure_ascii=False,
-                      separators=(",", ":"))
+            f.write(text)
         os.replace(tmp, path)
     except OSError:  # a read-only or full git dir: compute again next time
         with contextlib.suppress(OSError):
