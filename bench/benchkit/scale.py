@@ -8,7 +8,9 @@ Every command is a fresh process, side by side with plain git doing the nearest 
   against ``git for-each-ref`` / ``git ls-tree`` / ``git log -- PATH``;
 * its footprint: ``.git`` on disk against what ``git count-objects -v`` counts;
 * on a copy (the cache stays as built): cold writes (``version create``, ``tag``, ``meta
-  set``, ``metrics log``, one after the other, each a new process); a plain-git commit of
+  set``, ``metrics log``, one after the other, each a new process); the start-up floors
+  (no target): the venv's interpreter alone, and importing what a read (click, dulwich)
+  and a write (also pydantic) load before any work; a plain-git commit of
   10 edited manifests, checked by the pre-commit ``modelbox-validate`` hook (through the
   real ``pre-commit`` in a full run, its entry point in both) and ``check --since``;
   ``check`` of the whole registry; ``push`` / ``clone`` / no-op ``pull`` through a
@@ -76,6 +78,7 @@ def scale(bench: Bench) -> list[Row]:
     copy = scale_cache.copy(bench, reg, "scale-copy")
     try:
         rows += _part(size, "cold writes", lambda: _writes(bench, copy, size))
+        rows += _part(size, "start-up floors", lambda: _floors(bench, copy, size))
         rows += _part(size, "hook and check --since",
                       lambda: _hook_and_since(bench, copy, size))
         rows += _part(size, "push / clone / pull", lambda: _sharing(bench, copy, size))
@@ -194,6 +197,30 @@ def _check(bench: Bench, reg: Path, size: str) -> list[Row]:
         bench.say(f"10: check, round {i + 1}/{bench.repeat}")
         got.append(measure([bench.modelbox, "check"], env=bench.env(), cwd=reg))
     return [Row.of(f"{size} check (whole registry)", got, target=CHECK)]
+
+
+# What a command loads before its first line of work, in a bare interpreter of the same
+# venv: resolve loads click and dulwich; a write also pydantic and builds one validator
+# (pydantic's first one imports importlib.metadata to look for plugins). No command can
+# start faster than its floor; the rows show how far each one is above it.
+READ_FLOOR = "import click, dulwich.repo"
+WRITE_FLOOR = "import click, dulwich.repo, pydantic; pydantic.TypeAdapter(int).validate_python(1)"
+
+
+def _floors(bench: Bench, copy: Path, size: str) -> list[Row]:
+    env = bench.env()
+    got: dict[str, list[Sample]] = {"pass": [], READ_FLOOR: [], WRITE_FLOOR: []}
+    for i in range(bench.fast_repeat * 2):
+        bench.say(f"10: start-up floors, round {i + 1}/{bench.fast_repeat * 2}")
+        for code, samples in got.items():
+            samples.append(measure([bench.python, "-c", code], env=env, cwd=copy))
+    return [
+        Row.of(f"{size} start-up floor: the interpreter alone (python -c pass)", got["pass"]),
+        Row.of(f"{size} start-up floor of a read: python -c '{READ_FLOOR}'",
+               got[READ_FLOOR]),
+        Row.of(f"{size} start-up floor of a write: python -c '{WRITE_FLOOR}'",
+               got[WRITE_FLOOR]),
+    ]
 
 
 def _writes(bench: Bench, copy: Path, size: str) -> list[Row]:
