@@ -43,6 +43,18 @@ def test_the_public_surface_is_exactly_what_is_tested() -> None:
     assert set(namespace) >= PUBLIC_API
     with pytest.raises(AttributeError):
         _ = modelbox.NoSuchThing
+
+
+def test_the_git_layer_names_each_member_from_its_own_module() -> None:
+    # modelbox.refs loads its members on first use; every name it exports must resolve to
+    # the object its module defines, and nothing else may.
+    from modelbox import refs
+
+    assert sorted(refs.__all__) == sorted(refs._LAZY)
+    for name, module in refs._LAZY.items():
+        assert getattr(refs, name) is getattr(importlib.import_module(module), name)
+    with pytest.raises(AttributeError):
+        _ = refs.NoSuchThing
     assert importlib.import_module("modelbox").__version__
 
 
