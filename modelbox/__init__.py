@@ -5,8 +5,9 @@ Names are imported on first use so that ``import modelbox`` (and the CLI) starts
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelbox.lazy import attribute_loader
 
 if TYPE_CHECKING:
     from modelbox.artifacts import Artifact
@@ -58,7 +59,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'modelbox' has no attribute {name!r}")
+__getattr__ = attribute_loader(globals(), _LAZY)

@@ -6,8 +6,9 @@ the repository and its snapshots only, not the history walker or the index code 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelbox.lazy import attribute_loader
 
 if TYPE_CHECKING:
     from modelbox.refs.history import CommitRecord, History
@@ -40,13 +41,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # found once: later lookups skip this function
-    return value
+__getattr__ = attribute_loader(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:
