@@ -43,7 +43,7 @@ from modelbox.errors import (
 from modelbox.names import CHECKPOINT_ALIASES, RESERVED_TAGS, ModelName, Reference
 
 if TYPE_CHECKING:
-    from modelbox.refs import Snapshot
+    from modelbox.refs.trees import CommitFiles
 
 __all__ = ["Target", "need_version", "resolve", "resolve_version"]
 
@@ -91,7 +91,7 @@ def need_version(ref: Reference, *, experiment: bool = False) -> None:
         )
 
 
-def resolve_version(snap: Snapshot, ref: Reference) -> str:
+def resolve_version(snap: CommitFiles, ref: Reference) -> str:
     """The version of a model or collection that ``ref`` names (a bare ``M`` is refused)."""
     version = resolve(snap, ref, version_needed=True, experiments=False).version
     assert version is not None  # version_needed
@@ -99,7 +99,7 @@ def resolve_version(snap: Snapshot, ref: Reference) -> str:
 
 
 def resolve(
-    snap: Snapshot, ref: Reference, *, version_needed: bool = False, experiments: bool = True,
+    snap: CommitFiles, ref: Reference, *, version_needed: bool = False, experiments: bool = True,
 ) -> Target:
     """The target ``ref`` names in ``snap``; raises a one-line error (with a "did you mean"
     where one fits) if it names nothing."""
@@ -127,7 +127,7 @@ def resolve(
     return Target(ref.model, _by_tag(snap, ref.model, ref.tag, model_doc), tag=ref.tag)
 
 
-def _by_tag(snap: Snapshot, model: ModelName, tag: str, model_doc: bytes) -> str:
+def _by_tag(snap: CommitFiles, model: ModelName, tag: str, model_doc: bytes) -> str:
     if tag in RESERVED_TAGS:  # `latest`, computed
         newest = _latest(snap, model)
         if newest is None:
@@ -150,13 +150,13 @@ def _by_tag(snap: Snapshot, model: ModelName, tag: str, model_doc: bytes) -> str
     )
 
 
-def _tag_hint(snap: Snapshot, model: ModelName, version: str) -> str | None:
+def _tag_hint(snap: CommitFiles, model: ModelName, version: str) -> str | None:
     if version in RESERVED_TAGS or version in _tags(snap, model):
         return f"did you mean {model}:{version}? ({version} is a tag)"
     return None
 
 
-def _tags(snap: Snapshot, model: ModelName) -> dict[str, str]:
+def _tags(snap: CommitFiles, model: ModelName) -> dict[str, str]:
     path = layout.tags_file(model)
     data = snap.read(path)
     return {} if data is None else parse_tags(path, data)
@@ -177,7 +177,7 @@ def _is_collection(model_doc: bytes) -> bool:
     return doc is not None and doc.get("collection") is True
 
 
-def _latest(snap: Snapshot, model: ModelName) -> str | None:
+def _latest(snap: CommitFiles, model: ModelName) -> str | None:
     """The newest non-archived version by creation time (then by name), or None."""
     best: tuple[datetime, str] | None = None
     for name, is_dir in snap.listdir(layout.versions_dir(model)):
@@ -210,7 +210,7 @@ def _when(value: object) -> datetime | None:
     return when if when.tzinfo is not None else None
 
 
-def _experiment(snap: Snapshot, ref: Reference, version_needed: bool) -> Target:
+def _experiment(snap: CommitFiles, ref: Reference, version_needed: bool) -> Target:
     if ref.tag is not None:
         return _experiment_alias(snap, ref, ref.tag)
     if ref.version is None:
@@ -225,7 +225,7 @@ def _experiment(snap: Snapshot, ref: Reference, version_needed: bool) -> Target:
     return Target(ref.model, ref.version, experiment=True)
 
 
-def _experiment_alias(snap: Snapshot, ref: Reference, tag: str) -> Target:
+def _experiment_alias(snap: CommitFiles, ref: Reference, tag: str) -> Target:
     """``EXP:latest`` (the newest checkpoint, archived or not: what a preempted job resumes
     from) and ``EXP:best`` (the best checkpoint that is not archived, by the experiment's
     ``best_by`` metric and ``best_direction``; the newest among equals)."""
@@ -268,7 +268,7 @@ def _experiment_alias(snap: Snapshot, ref: Reference, tag: str) -> Target:
 _Order = tuple[datetime, str]
 
 
-def _checkpoints(snap: Snapshot, experiment: ModelName,
+def _checkpoints(snap: CommitFiles, experiment: ModelName,
                  ) -> list[tuple[_Order, dict[str, Any]]]:
     """Every checkpoint with its creation order and its plain document."""
     folder = f"{layout.experiment_dir(experiment)}/{layout.CHECKPOINTS_DIR}"

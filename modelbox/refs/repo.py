@@ -30,8 +30,8 @@ from dulwich.repo import Repo, get_user_identity
 from modelbox.errors import ConcurrentUpdateError, GitError, IdentityError
 from modelbox.refs.packedrefs import use_fast_packed_refs
 from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
+from modelbox.refs.trees import DIR_MODE, CommitFiles
 
-_DIR_MODE = 0o040000
 _NONE: tuple[int, str | None] = (0, None)
 _OBJECT_CACHE_SIZE = 50_000
 # ...and about this many bytes: at 100,000 versions a namespace tree is ~16 KB raw, ~120 KB
@@ -81,73 +81,12 @@ class PathChange:
     new_sha: str | None
 
 
-class Snapshot:
-    """The files of one commit, read without touching the work tree."""
+class Snapshot(CommitFiles):
+    """The files of one commit of a repository read through dulwich."""
 
     def __init__(self, repo: GitRepo, commit: str | None, tree: str | None) -> None:
-        self.repo, self.commit, self.tree = repo, commit, tree
-        self._trees: dict[str, Tree | None] = {}
-
-    def _tree(self, path: str) -> Tree | None:
-        if path in self._trees:
-            return self._trees[path]
-        tree: Tree | None
-        if not path:
-            tree = cast(Tree, self.repo.object(self.tree)) if self.tree else None
-        else:
-            parent_path, _, name = path.rpartition("/")
-            parent = self._tree(parent_path)
-            tree = None
-            if parent is not None and name.encode() in parent:
-                mode, sha = parent[name.encode()]
-                if mode == _DIR_MODE:
-                    tree = cast(Tree, self.repo.object(sha.decode()))
-        self._trees[path] = tree
-        return tree
-
-    def read(self, path: str) -> bytes | None:
-        """The content of the file at ``path``, or None if there is none."""
-        sha = self.blob_id(path)
-        return None if sha is None else cast(Blob, self.repo.object(sha)).as_raw_string()
-
-    def blob_id(self, path: str) -> str | None:
-        """The id of the file at ``path`` (None if there is none), without reading it."""
-        parent_path, _, name = path.rpartition("/")
-        parent = self._tree(parent_path)
-        if parent is None or name.encode() not in parent:
-            return None
-        mode, sha = parent[name.encode()]
-        return None if mode == _DIR_MODE else sha.decode()
-
-    def listdir(self, path: str) -> list[tuple[str, bool]]:
-        """Sorted ``(name, is_directory)`` entries of the directory at ``path``."""
-        tree = self._tree(path)
-        if tree is None:
-            return []
-        return [
-            (entry.path.decode(), entry.mode == _DIR_MODE) for entry in tree.iteritems()
-        ]
-
-    def exists(self, path: str) -> bool:
-        """Whether a file or directory is at ``path`` (the root always is)."""
-        parent_path, _, name = path.rpartition("/")
-        if not name:
-            return True
-        parent = self._tree(parent_path)
-        return parent is not None and name.encode() in parent
-
-    def is_dir(self, path: str) -> bool:
-        return self._tree(path) is not None
-
-    def tree_id(self, path: str) -> str | None:
-        tree = self._tree(path)
-        return tree.id.decode() if tree is not None else None
-
-    def forget_trees(self) -> None:
-        """Drop the trees found by path so far (a long read, one model after another,
-        would otherwise hold every folder's tree); they are found again on demand, the
-        repository keeping the recently read objects."""
-        self._trees.clear()
+        super().__init__(repo, commit, tree)
+        self.repo = repo
 
 
 def user_identity(config: Config | None = None) -> str:
@@ -485,7 +424,7 @@ class GitRepo:
         obj = self.object(tree)
         if not isinstance(obj, Tree):
             raise GitError(f"{tree} is not a tree")
-        return [(e.path.decode(), e.mode == _DIR_MODE, e.sha.decode()) for e in obj.iteritems()]
+        return [(e.path.decode(), e.mode == DIR_MODE, e.sha.decode()) for e in obj.iteritems()]
 
     def reachable_blobs(
         self, roots: Iterable[str], folder: str, *, index: bool = False
@@ -680,13 +619,13 @@ class GitRepo:
             key = name.encode()
             path = prefix + name
             mode, sha = found.get(key, (0, None))[:2]
-            old_dir = sha if sha is not None and mode == _DIR_MODE else None
-            old_file = sha if sha is not None and mode != _DIR_MODE else None
+            old_dir = sha if sha is not None and mode == DIR_MODE else None
+            old_file = sha if sha is not None and mode != DIR_MODE else None
             if isinstance(change, dict):
                 if old_file is not None:  # a file where a folder is made
                     changed.append(PathChange(path, old_file, None))
                 new_sub = self._apply(old_dir, change, path + "/", changed)
-                edits[key] = None if new_sub is None else (_DIR_MODE, new_sub)
+                edits[key] = None if new_sub is None else (DIR_MODE, new_sub)
                 continue
             if old_dir is not None:  # a folder replaced by a file, or deleted
                 changed.extend(self.changed_paths(old_dir, None, path + "/"))
@@ -780,7 +719,7 @@ class GitRepo:
             if old_sha == new_sha and old_mode == new_mode:
                 continue
             path = f"{prefix}{name}"
-            old_dir, new_dir = old_mode == _DIR_MODE, new_mode == _DIR_MODE
+            old_dir, new_dir = old_mode == DIR_MODE, new_mode == DIR_MODE
             old_file = None if old_dir else old_sha
             new_file = None if new_dir else new_sha
             # Removals first, so a file never stands where a folder must be made (or back).
@@ -845,7 +784,7 @@ def _weight(obj: ShaFile) -> int:
 
 def _tree_key(name: bytes, mode: int) -> bytes:
     """How git orders tree entries: a directory's name as if it ended with ``/``."""
-    return name + b"/" if mode == _DIR_MODE else name
+    return name + b"/" if mode == DIR_MODE else name
 
 
 def _tree_find(raw: bytes, names: set[bytes]) -> dict[bytes, tuple[int, str, int, int]]:
