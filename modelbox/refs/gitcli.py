@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from modelbox.errors import GitError, InvalidValueError, RemoteError
+from modelbox.refs.gitenv import SWITCH, environment
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,6 +46,7 @@ __all__ = [
     "checkout",
     "clone",
     "clone_history",
+    "environment",
     "fetch",
     "git_program",
     "held_interrupts",
@@ -64,17 +66,8 @@ __all__ = [
     "update_refs",
 ]
 
-SWITCH = "MODELBOX_GIT_TRANSPORT"
 _CHOICES = ("auto", "git", "dulwich")
 _MIN_VERSION = (2, 29)  # fetch --stdin and --no-write-fetch-head
-# What locates a repository: the caller names the repository with --git-dir, and a hook
-# that runs modelbox must not point git at the repository that runs the hook.
-_REPOSITORY_VARIABLES = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_PREFIX",
-    "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE", "GIT_NAMESPACE",
-    "GIT_QUARANTINE_PATH",
-)
 _PROGRESS = re.compile(rb"^(remote: )?[A-Z][A-Za-z ]+:\s+\d+% \(\d+/\d+\)")
 
 
@@ -116,16 +109,6 @@ def _find(path: str) -> str | None:
     if proc.returncode != 0 or match is None:
         return None
     return git if (int(match[1]), int(match[2])) >= _MIN_VERSION else None
-
-
-def environment(*, batch_ssh: bool) -> dict[str, str]:
-    """os.environ for a git child: no repository variables, no prompts, C messages."""
-    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["LC_ALL"] = env["LANGUAGE"] = "C"  # the messages remote_error() reads
-    if batch_ssh and "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
-        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
-    return env
 
 
 @dataclass(frozen=True)
