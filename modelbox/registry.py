@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelbox import audit, collisions, layout, limits, recovery, releases
 from modelbox.audit import AuditEvent, Change, TagMove
-from modelbox.documents import Settings, parse_settings, parse_tags
+from modelbox.documents import Settings, parse_tags
 from modelbox.errors import (
     AlreadyExistsError,
     GitError,
@@ -53,6 +53,7 @@ from modelbox.names import (
     parse_model,
     parse_namespace,
 )
+from modelbox.opening import find_settings
 from modelbox.refs import GitRepo, PathChange, Snapshot, locked, maintenance, user_identity
 
 if TYPE_CHECKING:
@@ -184,16 +185,10 @@ class Registry:
         repo = GitRepo.discover(start)
         if repo is None:
             raise RegistryNotFoundError(str(start))
-        for branch in _branch_candidates(repo):
-            head = repo.ref(f"refs/heads/{branch}")
-            data = repo.snapshot(head).read(layout.SETTINGS) if head else None
-            if data is not None:
-                settings = parse_settings(layout.SETTINGS, data)
-                if settings.branch != branch and repo.ref(f"refs/heads/{settings.branch}"):
-                    other = repo.snapshot(repo.ref(f"refs/heads/{settings.branch}"))
-                    settings = parse_settings(layout.SETTINGS, other.read(layout.SETTINGS) or data)
-                return cls(repo, settings)
-        raise RegistryNotFoundError(str(start))
+        settings = find_settings(repo)
+        if settings is None:
+            raise RegistryNotFoundError(str(start))
+        return cls(repo, settings)
 
     @classmethod
     def init(cls, path: Path, *, store: str | None = None, branch: str | None = None,
@@ -1450,24 +1445,6 @@ def ref_collisions(refs: Iterable[str]) -> list[tuple[str, str]]:
 def _tag_name(ref: str) -> str:
     model, _, tag = ref[len(layout.TAG_REF_PREFIX) :].rpartition("/")
     return f"{model}:{tag}"
-
-
-def _branch_candidates(repo: GitRepo) -> Iterator[str]:
-    """Branches that may hold the registry: HEAD's, main, master, then every other one.
-
-    Lazy, so the usual case reads no more refs than it needs; a registry can live on its
-    own branch (``init --branch registry``) beside checked-out code.
-    """
-    seen: set[str] = set()
-    for branch in (repo.head_branch(), "main", "master"):
-        if branch and branch not in seen:
-            seen.add(branch)
-            yield branch
-    for name in sorted(repo.refs_under("refs/heads/")):
-        branch = name[len("refs/heads/") :]
-        if branch not in seen:
-            seen.add(branch)
-            yield branch
 
 
 def manifest_paths(

@@ -21,9 +21,11 @@ from modelbox.names import ModelName, Reference, parse_model, parse_reference
 from modelbox.redact import redact, safe_text
 
 if TYPE_CHECKING:
+    from modelbox.refs.trees import CommitFiles
     from modelbox.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Context:
@@ -64,6 +66,24 @@ class Context:
             self._registry = Registry.open(self.repo_path)
             self._registry.target_branch = self.branch
         return self._registry
+
+    def read_branch(self, read: Callable[[CommitFiles], T]) -> T:
+        """``read`` applied to the branch's files, for a command that only reads a few.
+
+        A local registry read on its own branch is read through ``git cat-file``
+        (:func:`modelbox.opening.read_branch`), without opening the registry and importing
+        dulwich; anything but that plain case (and any read after the registry is open)
+        goes through the registry. ``read`` must only read: it may run twice.
+        """
+        if self._registry is None and self.url is None and self.branch is None:
+            from modelbox.opening import read_branch
+            from modelbox.refs.catfile import NotPlainError
+
+            try:
+                return read_branch(self.repo_path, read)
+            except NotPlainError:
+                pass
+        return read(self.registry.snapshot())
 
     def vanished(self) -> ModelboxError | None:
         """When a URL's cached mirror was deleted while this command read it: the one

@@ -81,7 +81,8 @@ def resolve(ctx: Context, ref: str, at: str | None, as_json: bool) -> None:
     if at is None:
         from modelbox import resolver
 
-        found = resolver.resolve(ctx.registry.snapshot(), parsed, version_needed=True)
+        found = ctx.read_branch(
+            lambda files: resolver.resolve(files, parsed, version_needed=True))
         version = found.version
         if as_json:
             emit_json({"ref": str(parsed), "model": str(parsed.model), "version": version}
