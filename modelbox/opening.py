@@ -1,11 +1,11 @@
 """Which branch of a repository holds the registry, and its files for a quick read.
 
-:meth:`modelbox.registry.Registry.open` and :func:`branch_files` find the registry the same
+:meth:`modelbox.registry.Registry.open` and :func:`read_branch` find the registry the same
 way (:func:`find_settings`): the branch HEAD names, ``main``, ``master``, then every other
 branch, the first whose head has the settings file; settings that name another existing
 branch send the search there.
 
-:func:`branch_files` is for a command that only reads a few files of the branch head
+:func:`read_branch` is for a command that only reads a few files of the branch head
 (``modelbox resolve``): it reads them through ``git cat-file``
 (:mod:`modelbox.refs.catfile`) without importing dulwich's repository code or modelbox's
 write side, ~35 ms of a ~150 ms command. Where that reader meets anything that is not the
@@ -64,10 +64,12 @@ def find_settings(repo: RefReader) -> Settings | None:
         if data is None:
             continue
         settings = parse_settings(layout.SETTINGS, data)
-        other_head = repo.ref(f"refs/heads/{settings.branch}")
-        if settings.branch != branch and other_head:
-            other = repo.snapshot(other_head)
-            settings = parse_settings(layout.SETTINGS, other.read(layout.SETTINGS) or data)
+        if settings.branch != branch:
+            other_head = repo.ref(f"refs/heads/{settings.branch}")
+            if other_head:
+                other = repo.snapshot(other_head)
+                settings = parse_settings(layout.SETTINGS,
+                                          other.read(layout.SETTINGS) or data)
         return settings
     return None
 
