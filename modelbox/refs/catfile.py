@@ -38,15 +38,13 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import Commit, ObjectID, ShaFile
 
 from modelbox.refs import gitenv
+from modelbox.refs.refnames import is_plain
 from modelbox.refs.trees import CommitFiles
 
 __all__ = ["CatFile", "NotPlainError"]
 
 _SHA = re.compile(rb"[0-9a-f]{40}")
 _TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
-# A ref name made of these characters, none of the sequences git forbids.
-_PLAIN_REF = re.compile(r"refs/[A-Za-z0-9_.+@=,/-]+")
-_FORBIDDEN = ("..", ".lock", "/.", "//", "@{")
 # In .git/config: what would make git read objects (or settings) dulwich does not.
 _UNPLAIN_CONFIG = (b"partialclone", b"promisor", b"objectformat", b"include")
 _HEAD_PREFIX = b"ref: refs/heads/"
@@ -138,8 +136,7 @@ class CatFile:
 
     def ref(self, name: str) -> str | None:
         """The commit a branch or tag ref names: its loose file, else ``packed-refs``."""
-        if not _PLAIN_REF.fullmatch(name) or any(bad in name for bad in _FORBIDDEN) \
-                or name.endswith(("/", ".")):
+        if not is_plain(name.encode("utf-8", "surrogateescape")):
             raise NotPlainError(f"{name!r} is not a plain ref name")
         raw = self._file(self.git_dir / name)
         if raw is not None:

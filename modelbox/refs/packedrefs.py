@@ -23,17 +23,20 @@ import re
 from dulwich.objects import ObjectID
 from dulwich.refs import DiskRefsContainer, Ref
 
+from modelbox.refs.refnames import CHARACTERS, FORBIDDEN
+
 __all__ = ["PackedRefsReader", "parse", "use_fast_packed_refs"]
 
 # A ref line, and the peeled line that may follow it ("^" and the id a tag points to).
 _ENTRY = re.compile(
-    rb"^([0-9a-f]{40}(?:[0-9a-f]{24})?) (refs/[A-Za-z0-9_./+@=,-]+)\n"
+    rb"^([0-9a-f]{40}(?:[0-9a-f]{24})?) (refs/" + CHARACTERS + rb"+)\n"
     rb"(?:\^([0-9a-f]{40}(?:[0-9a-f]{24})?)\n)?",
     re.MULTILINE,
 )
-# What git's rules forbid of names made of those characters; checked over the whole file
-# at once (a comment line may hold them too: the strict reader then decides).
-_FORBIDDEN = (b"..", b".lock", b"/.", b"//", b"/\n", b".\n", b"@{")
+# What git's rules forbid of names made of those characters, a trailing "/" or "." too;
+# checked over the whole file at once (a comment line may hold them too: the strict reader
+# then decides).
+_FORBIDDEN = (*FORBIDDEN, b"/\n", b".\n")
 _Parsed = tuple[dict[Ref, ObjectID], dict[Ref, ObjectID]]
 
 
