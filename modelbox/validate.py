@@ -41,10 +41,19 @@ _MiB = 1024 * 1024
 _REMEMBER = 200  # documents: from there the hook uses .git/modelbox/check-verdicts
 
 
+def _environment() -> dict[str, str]:
+    """The hook's environment for git (its ``GIT_DIR`` and ``GIT_INDEX_FILE`` kept: the
+    index being committed), without replace refs: ``refs/replace/`` must not show git
+    another ``HEAD`` than the one the commit extends (dulwich, and so modelbox, never
+    applies them; :mod:`modelbox.refs.gitenv`)."""
+    return {**os.environ, "GIT_NO_REPLACE_OBJECTS": "1"}
+
+
 def _git(root: Path, *args: str) -> bytes | None:
     """A git command's output, or None when git or the repository is not there."""
     try:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False,
+                              env=_environment())
     except OSError:
         return None
     return proc.stdout if proc.returncode == 0 else None
@@ -145,7 +154,7 @@ def _at_head(root: Path, paths: list[str]) -> dict[str, bytes]:
     request = "".join(f"HEAD:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
     try:
         proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input=request,
-                              capture_output=True, check=False)
+                              capture_output=True, check=False, env=_environment())
     except OSError:
         return {}
     out, data, at = {}, proc.stdout, 0

@@ -417,6 +417,27 @@ def test_a_release_removed_by_hand_is_refused_by_the_hook_and_check_since(
     assert validate.main([f"{V1}/_version.json"]) == 0  # committed: HEAD is the new base
 
 
+def test_a_replace_ref_does_not_hide_a_reopened_release_from_the_hook(
+    reg: Path, run: Run, git: Git, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # git applies refs/replace/ (a local one, or one fetched with its refspec): replacing
+    # HEAD's document with the reopened one would show the hook no release to protect.
+    from hooks import validate
+
+    assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
+    doc = manifest(reg)
+    del doc["released"]
+    (reg / V1 / "_version.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    git("add", "-A", cwd=reg)
+    head = git("rev-parse", f"HEAD:{V1}/_version.json", cwd=reg).strip()
+    git("replace", head, git("rev-parse", f":{V1}/_version.json", cwd=reg).strip(), cwd=reg)
+    monkeypatch.chdir(reg)
+    capsys.readouterr()
+    assert validate.main([f"{V1}/_version.json"]) == 1
+    assert "released: the release (version release, sha256:" in capsys.readouterr().out
+
+
 # -- the pre-commit hook -------------------------------------------------------------------
 def test_the_validate_hook_refuses_a_hand_edit_of_a_released_version(
     reg: Path, run: Run, git: Git, capsys: pytest.CaptureFixture[str],
