@@ -70,10 +70,11 @@ class Context:
     def read_branch(self, read: Callable[[CommitFiles], T]) -> T:
         """``read`` applied to the branch's files, for a command that only reads a few.
 
-        A local registry read on its own branch is read through ``git cat-file``
+        A local registry read without ``--branch`` is read through ``git cat-file``
         (:func:`modelbox.opening.read_branch`), without opening the registry and importing
-        dulwich; anything but that plain case (and any read after the registry is open)
-        goes through the registry. ``read`` must only read: it may run twice.
+        dulwich; anything but that plain case (a URL, a target branch, a registry opened
+        already, whatever the reader refuses) goes through the registry. ``read`` must only
+        read: it may run twice.
         """
         if self._registry is None and self.url is None and self.branch is None:
             from modelbox.opening import read_branch
