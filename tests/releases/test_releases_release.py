@@ -396,17 +396,22 @@ def test_version_create_from_a_hand_edited_release_copies_nothing(
     assert fingerprint(*roots(reg, tmp_path)) == before
 
 
+def _release_and_reopen_by_hand(reg: Path, run: Run, git: Git) -> None:
+    """Release v1, then stage its document without the ``released`` record."""
+    assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
+    doc = manifest(reg)
+    del doc["released"]
+    (reg / V1 / "_version.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    git("add", "-A", cwd=reg)
+
+
 def test_a_release_removed_by_hand_is_refused_by_the_hook_and_check_since(
     reg: Path, run: Run, git: Git, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from hooks import validate
 
-    assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
-    doc = manifest(reg)
-    del doc["released"]  # reopen v1 by hand
-    (reg / V1 / "_version.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    git("add", "-A", cwd=reg)
+    _release_and_reopen_by_hand(reg, run, git)
     monkeypatch.chdir(reg)
     capsys.readouterr()
     assert validate.main([f"{V1}/_version.json"]) == 1
@@ -425,11 +430,7 @@ def test_a_replace_ref_does_not_hide_a_reopened_release_from_the_hook(
     # HEAD's document with the reopened one would show the hook no release to protect.
     from hooks import validate
 
-    assert run("--repo", reg, "version", "release", f"{M}@v1").code == 0
-    doc = manifest(reg)
-    del doc["released"]
-    (reg / V1 / "_version.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    git("add", "-A", cwd=reg)
+    _release_and_reopen_by_hand(reg, run, git)
     head = git("rev-parse", f"HEAD:{V1}/_version.json", cwd=reg).strip()
     git("replace", head, git("rev-parse", f":{V1}/_version.json", cwd=reg).strip(), cwd=reg)
     monkeypatch.chdir(reg)
