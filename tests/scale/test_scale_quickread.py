@@ -148,6 +148,19 @@ def test_a_ref_escaping_the_git_dir_is_not_followed(reg: Path, git: Git) -> None
         quick(reg, "m:prod")
 
 
+def test_a_bare_registry_is_not_mistaken_for_the_one_around_it(
+        reg: Path, run: Run, git: Git) -> None:
+    # A bare clone inside another registry's work tree: walking on past it (as a reader
+    # that knew only .git folders would) reads the outer registry's answer.
+    inner = reg / "inner.git"
+    git("clone", "-q", "--bare", reg, inner)
+    _ok(run, "--repo", reg, "tag", "m@v2", "prod")  # the outer registry moves on
+    with pytest.raises(NotPlainError):
+        quick(inner, "m:prod")
+    assert full(inner, "m:prod") != full(reg, "m:prod")
+    assert modelbox("--repo", inner, "resolve", "m:prod").out == "v1\n"
+
+
 def test_a_symbolic_branch_is_read_through_the_registry(reg: Path, git: Git) -> None:
     git("branch", "other", cwd=reg)
     (reg / ".git" / "refs" / "heads" / "main").write_text("ref: refs/heads/other\n",
