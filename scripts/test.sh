@@ -2,10 +2,12 @@
 # Set up .venv with the test extras (SeaweedFS and pre-commit included), then run the
 # linters and the type checker once, and the tests. Extra arguments go to pytest on .venv as
 # they are (add -n 2 for workers); nothing else runs then. A whole run (no arguments):
-#  * the whole suite on the oldest and newest supported Pythons, 3.10 and 3.13
-#    (FULL_PYTHONS overrides the pair), each in its own .venv-3.X (the `test` extra) kept
-#    between runs, under -X dev (warnings are errors: pyproject's filterwarnings), all but
-#    the `frameworks` tier;
+#  * the whole suite on the newest supported Python, 3.13 (FULL_PYTHONS overrides), and
+#    the same but the `stress` and `browser` tiers on the oldest, 3.10 (FAST_PYTHONS
+#    overrides): kill -9 loops and a headless browser test processes and a page, not the
+#    Python they run on, so they run once. Each in its own .venv-3.X (the `test` extra)
+#    kept between runs, under -X dev (warnings are errors: pyproject's filterwarnings),
+#    all but the `frameworks` tier;
 #  * on .venv (the default python3, 3.11 here: the only Python with torch's CPU wheel on
 #    this disk) the smoke tests and the `frameworks` tier, then the quick benchmark; on
 #    any other supported Python found (3.12), the smoke tests (the `smoke` extra only);
@@ -22,6 +24,8 @@
 # once. A whole run: ~32 min loaded, ~15-17 min quiet (CI allows 90). --durations found
 # the waste cut then: the packaging test copied every .venv-3.X (~1 GB) into its build
 # (29 s -> 3.5 s), and two fixtures built per test what one build per run serves.
+# On 2026-12-04 a slow host made the same run (two whole suites) take 84 min, each whole
+# suite 28-30 min: hence the stress and browser tiers on one Python only since.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -98,8 +102,10 @@ find_python() {  # $1 = 3.X: print a working interpreter's path, or nothing
     done
 }
 default=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-full_pythons=${FULL_PYTHONS-3.10 3.13}
+full_pythons=${FULL_PYTHONS-3.13}
+fast_pythons=${FAST_PYTHONS-3.10}
 is_full() { case " $full_pythons " in *" $1 "*) return 0 ;; esac; return 1; }
+is_fast() { case " $fast_pythons " in *" $1 "*) return 0 ;; esac; return 1; }
 # Which Pythons run what: found before anything runs, so that the default interpreter runs
 # the whole suite itself when no other one will (none of FULL_PYTHONS found, or empty).
 declare -A interpreters=()
@@ -132,14 +138,17 @@ fi
 
 # The other supported Pythons, each in its own .venv-3.X kept between runs, under -X dev
 # (its warnings are errors here: pyproject's filterwarnings): FULL_PYTHONS run the whole
-# suite but the frameworks tier (with the `test` extra), the others the smoke tests (with
-# only the `smoke` extra).
+# suite but the frameworks tier (with the `test` extra), FAST_PYTHONS the same but the
+# stress and browser tiers too, the others the smoke tests (with only the `smoke` extra).
 for version in ${PYTHONS-3.10 3.11 3.12 3.13}; do
     interpreter=${interpreters[$version]-}
     [ -n "$interpreter" ] || continue
     venv=.venv-$version
     if is_full "$version"; then
         extra=test tier="the whole suite (but the frameworks tier)" select=(-m 'not frameworks')
+    elif is_fast "$version"; then
+        extra=test tier="the whole suite but the frameworks, stress and browser tiers"
+        select=(-m 'not frameworks and not stress and not browser')
     else
         extra=smoke tier="smoke tests" select=(-m smoke)
     fi

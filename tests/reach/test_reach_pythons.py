@@ -10,8 +10,9 @@ alive after an error until the garbage collector found the cycle:
 
 Each test checks the cause directly, so it fails on any Python without the fix (3.10 and
 3.11 included), and the subprocess ones also run the collector as the failing Pythons did.
-``scripts/test.sh`` runs the whole suite on 3.10 and 3.13 (under ``-X dev``) and the
-``smoke`` tests, these among them, on the other supported Pythons it finds.
+``scripts/test.sh`` runs the whole suite on 3.13 and all but its stress and browser tiers on
+3.10 (both under ``-X dev``), and the ``smoke`` tests, these among them, on the other
+supported Pythons it finds.
 """
 
 from __future__ import annotations
