@@ -61,7 +61,7 @@ def history(repo: GitRepo, commit: str | None, paths: Sequence[str] | None) -> M
 
 def _cached(repo: GitRepo, commit: str) -> Maps | None:
     """Every map's history at ``commit`` from the cache (brought forward, and stored, when
-    the cached commit is one of ``commit``'s first parents within reach); None if not."""
+    the cached commit is on ``commit``'s first-parent chain); None if not."""
     loaded = _load(repo)
     if loaded is None:
         return None
