@@ -201,6 +201,44 @@ def test_a_partial_clone_is_read_through_the_registry(reg: Path, git: Git) -> No
         quick(reg, "m:prod")
 
 
+def test_a_git_dir_sharing_another_is_read_through_the_registry(reg: Path) -> None:
+    # A commondir file points git (and dulwich) at another folder's refs and objects; the
+    # quick reader would read this folder's own.
+    (reg / ".git" / "commondir").write_text(".\n", encoding="ascii")
+    with pytest.raises(NotPlainError):
+        quick(reg, "m:prod")
+    assert cli(reg, "m:prod") == (0, "v1\n", "")
+
+
+@pytest.mark.parametrize("setting", [
+    ("include.path", "extra.cfg"),  # an included file may hold what the reader refuses
+    ("includeIf.gitdir:/.path", "extra.cfg"),
+    ("extensions.objectFormat", "sha1"),  # sha256 would be read with 64-hex ids
+])
+def test_a_config_the_reader_does_not_follow_is_read_through_the_registry(
+        reg: Path, git: Git, setting: tuple[str, str]) -> None:
+    (reg / ".git" / "extra.cfg").write_text("[user]\n\tname = someone\n", encoding="utf-8")
+    if setting[0].startswith("extensions."):
+        git("config", "core.repositoryformatversion", "1", cwd=reg)
+    git("config", *setting, cwd=reg)
+    with pytest.raises(NotPlainError):
+        quick(reg, "m:prod")
+    assert cli(reg, "m:prod") == (0, "v1\n", "")
+
+
+def test_a_packed_refs_file_that_is_not_plain_is_read_through_the_registry(
+        reg: Path, git: Git) -> None:
+    # A tag named with a character outside the plain set (git allows it): the whole file
+    # goes to dulwich's strict reader, as every other command reads it.
+    head = git("rev-parse", "HEAD", cwd=reg).strip()
+    git("tag", "caf\u00e9", head, cwd=reg)
+    git("pack-refs", "--all", cwd=reg)
+    assert not (reg / ".git" / "refs" / "heads" / "main").exists()
+    with pytest.raises(NotPlainError):
+        quick(reg, "m:prod")
+    assert cli(reg, "m:prod") == (0, "v1\n", "")
+
+
 def test_a_missing_object_is_named_by_the_registry(reg: Path, git: Git) -> None:
     sha = git("rev-parse", f"HEAD:{TAGS}", cwd=reg).strip()
     loose = reg / ".git" / "objects" / sha[:2] / sha[2:]
