@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -145,6 +146,11 @@ class GitRepo:
         # written from them, not from the object database it just compressed them into.
         self._retained: OrderedDict[str, bytes] = OrderedDict()
         self._retained_bytes = 0
+        # Closed when this is collected, or at exit before the modules are torn down, for a
+        # script that never calls close(): dulwich's packs warn from __del__, and at exit
+        # that warning's own import fails, one traceback per open pack file on stderr.
+        # close() stays callable any number of times (dulwich's is), this too.
+        weakref.finalize(self, repo.close)
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:

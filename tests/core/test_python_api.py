@@ -242,3 +242,29 @@ def test_the_client_can_create_a_registry(tmp_path: Path) -> None:
         assert [m.id for m in client.models()] == ["default/m"]
     assert_clean(tmp_path / "new")
 
+
+
+_NEVER_CLOSED = """
+import sys
+from modelbox import ModelBoxClient
+client = ModelBoxClient(sys.argv[1])
+model = client.model("a/b")
+model.new_model_version("v2")
+print(sorted(v.version for v in model.versions()))
+"""
+
+
+def test_a_script_that_never_closes_the_client_exits_quietly(registry_path: Path) -> None:
+    """Most scripts never call close(). Once the registry has a pack (any ``git gc``, or
+    modelbox's own maintenance), dulwich's packs warned from ``__del__`` at exit, and the
+    warning's own import failed then: four tracebacks on stderr after a run that worked."""
+    import subprocess
+    import sys
+
+    with ModelBoxClient(registry_path) as c:
+        c.create_model("a/b").new_model_version("v1")
+    subprocess.run(["git", "repack", "-adq"], cwd=registry_path, check=True)
+    assert list((registry_path / ".git" / "objects" / "pack").glob("*.pack"))
+    done = subprocess.run([sys.executable, "-c", _NEVER_CLOSED, str(registry_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "['v1', 'v2']\n", "")
