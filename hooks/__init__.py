@@ -6,5 +6,6 @@
 * Git hooks modelbox installs in a clone: :mod:`hooks.git_pre_push`, :mod:`hooks.git_refs_sync`.
 
 ``pyproject.toml`` installs each as a console script (``modelbox-hook-validate``, ...), so
-they work wherever pip or pre-commit installs the project.
+they work wherever pip or pre-commit installs the project; the scripts call them through
+:mod:`hooks.console`, which ends the process without Python's teardown.
 """

@@ -160,5 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def entry() -> None:
+    """The ``modelbox`` console script: :func:`main`, then the exit handlers and a flush,
+    without Python's teardown of every module (:mod:`modelbox.exiting`)."""
+    from modelbox.exiting import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -78,7 +78,7 @@ def test_the_wheel_and_sdist_build_without_warnings_and_the_wheel_installs_into_
     assert "License-Expression: Apache-2.0" in meta
     requires = {line.split()[1] for line in meta.splitlines() if line.startswith("Requires-Dist:")}
     assert {"click>=8.1", "dulwich>=0.22", "pydantic>=2.5", "s3fs>=2024.2"} <= requires
-    assert "modelbox = modelbox.cli:main" in entry_points
+    assert "modelbox = modelbox.cli:entry" in entry_points
     assert {"modelbox/py.typed", "modelbox/cli/completion.py"} <= set(names)
     assert any(n.startswith("modelbox/schemas/") and n.endswith(".json") for n in names)
     assert not any(n.startswith("tests/") for n in names)
