@@ -13,8 +13,8 @@ order, then ends the process with :func:`os._exit`:
 2. stdout and stderr are flushed.
 
 It falls back to Python's normal exit (``sys.exit``) whenever it cannot be sure to do as
-well: when a thread other than the main one is still running (a normal exit waits for
-non-daemon threads; this would cut them off), when flushing fails (a closed pipe: Python
+well: when a thread other than the main one and the daemons is still running (a normal
+exit waits for those; this would cut them off), when flushing fails (a closed pipe: Python
 reports it its own way), or on an interpreter without ``atexit._run_exitfuncs``. The same
 approach is Instagram's ("Dismissing Python Garbage Collection at Instagram", 2017): skip
 the final collection, not the exit handlers.
@@ -35,7 +35,7 @@ def exit_now(code: int) -> NoReturn:
     """End the process with ``code`` after the exit handlers and a flush of stdout and
     stderr; Python's normal exit when that cannot be done safely (see the module)."""
     run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_functions is None or threading.active_count() > 1:
+    if run_exit_functions is None or _threads_at_work():
         sys.exit(code)
     run_exit_functions()  # each runs once: CPython clears the list after running it
     try:
@@ -45,3 +45,10 @@ def exit_now(code: int) -> NoReturn:
     except (OSError, ValueError):
         sys.exit(code)  # Python's own exit reports the closed pipe as it always did
     os._exit(code & 0xFF)  # what the shell sees of sys.exit(code) too
+
+
+def _threads_at_work() -> bool:
+    """Whether a thread a normal exit waits for still runs: any but the main thread and
+    the daemons (fsspec's event loop, say), which a normal exit does not wait for either."""
+    main = threading.main_thread()
+    return any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate())
