@@ -102,6 +102,11 @@ def _on_chain(repo: GitRepo, commit: str, ancestor: str) -> bool:
     git = gitcli.git_program()
     if git is None:
         return False
+    # Not an ancestor at all (a rewritten branch): told at once from the commit-graph,
+    # where the listing below would walk the whole chain to find nothing.
+    if gitcli.run(git, repo.git_dir, ["merge-base", "--is-ancestor", ancestor,
+                                      commit]).code != 0:
+        return False
     res = gitcli.run(git, repo.git_dir, ["rev-list", "--first-parent", "--parents", commit,
                                          f"^{ancestor}", "--"])
     if res.code != 0:
