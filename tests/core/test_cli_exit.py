@@ -1,10 +1,11 @@
 """The console scripts end without Python's teardown (``modelbox.exiting.exit_now``), and
-nothing anyone can see changes: the output, the exit code, the exit handlers, a thread
-still at work."""
+nothing anyone can see changes: the output (click flushes its own; anything else printed
+waits in a buffer), the exit code, the exit handlers, a thread still at work."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ class Held: pass
 held = Held()
 weakref.finalize(held, lambda: (out / "finalized").write_text("yes"))
 atexit.register(lambda: (out / "atexit").write_text("yes"))
+# printed after click's last flush, into stdout's buffer (a pipe's is not line-buffered)
+atexit.register(lambda: print("printed at exit", end=""))
 if sys.argv[2] == "thread":
     def late():
         time.sleep(0.5)
@@ -33,13 +36,17 @@ entry()
 
 
 def _entry(tmp_path: Path, thread: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    # Buffered as a user's shell runs it: PYTHONUNBUFFERED (set on some CI machines) would
+    # hide a missing flush.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     return subprocess.run([sys.executable, "-c", _ENTRY, str(tmp_path), thread, *argv],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
 def test_exit_handlers_and_finalizers_run_and_the_code_is_kept(tmp_path: Path) -> None:
     done = _entry(tmp_path, "-", "resolve", "--help")
     assert done.returncode == 0 and "Usage: modelbox resolve" in done.stdout
+    assert done.stdout.endswith("printed at exit")  # output left in a buffer arrives
     assert (tmp_path / "atexit").read_text() == "yes"
     assert (tmp_path / "finalized").read_text() == "yes"
     done = _entry(tmp_path, "-", "--no-such-option")
