@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelbox import derived, layout
-from modelbox.documents import parse_settings
 from modelbox.errors import ModelboxError
 from modelbox.names import ModelName, parse_model
 from modelbox.refs import gittags as git
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
     from modelbox.refs import Snapshot
     from modelbox.registry import Registry
 
-__all__ = ["TAGS_CHANGED", "Parsed", "admit", "artifact", "enabled", "is_gto_ref",
+__all__ = ["TAGS_CHANGED", "Parsed", "admit", "artifact", "is_gto_ref",
            "is_semver", "local_refs", "parse", "reconcile", "reconcile_changed", "renumber",
            "valid_fetched"]
 
@@ -179,13 +178,6 @@ class _Plan:
     message: str
 
 
-def enabled(registry: Registry) -> bool:
-    """Whether the registry branch, as it is now, has the ``git_tags`` setting on."""
-    head = registry.registry_head()
-    data = None if head is None else registry.repo.snapshot(head).read(layout.SETTINGS)
-    return data is not None and parse_settings(layout.SETTINGS, data).git_tags
-
-
 def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
               fresh: dict[str, set[str]] | None = None, quiet: bool = False) -> list[str]:
     """Make the GTO tags that ``models`` (every model when None) lack on the registry
@@ -194,7 +186,7 @@ def reconcile(registry: Registry, models: Iterable[str] | None = None, *,
     lock. Does nothing unless the registry's ``git_tags`` setting is on."""
     head = registry.registry_head()
     # The setting as the registry branch has it now (a pull may have just turned it on).
-    if head is None or not enabled(registry):
+    if head is None or not registry.git_tags_on():
         return []
     snap = registry.repo.snapshot(head)
     every = models is None
@@ -258,7 +250,7 @@ def reconcile_changed(registry: Registry, also: Iterable[str] = ()) -> list[str]
     setting may have been off in between). A pull of a few commits into a registry of
     100,000 versions reads what they changed, not every version manifest."""
     head = registry.registry_head()
-    if head is None or not enabled(registry):
+    if head is None or not registry.git_tags_on():
         return []
     mark = derived.load(_mark(registry), _MARK_KIND)
     base = mark.get("head") if mark else None

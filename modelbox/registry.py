@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelbox import audit, collisions, layout, limits, recovery, releases
 from modelbox.audit import AuditEvent, Change, TagMove
-from modelbox.documents import Settings, parse_tags
+from modelbox.documents import Settings, parse_settings, parse_tags
 from modelbox.errors import (
     AlreadyExistsError,
     GitError,
@@ -256,6 +256,13 @@ class Registry:
     def branch_ref(self) -> str:
         """The branch commands read and write: the registry branch or the target branch."""
         return f"refs/heads/{self._target or self.branch}"
+
+    def git_tags_on(self) -> bool:
+        """Whether the registry branch, as it is now, has the ``git_tags`` setting on (GTO
+        tags, :mod:`modelbox.gittags`, imported only then)."""
+        head = self.registry_head()
+        data = None if head is None else self.repo.snapshot(head).read(layout.SETTINGS)
+        return data is not None and parse_settings(layout.SETTINGS, data).git_tags
 
     def registry_head(self) -> str | None:
         """The registry branch's commit, whatever the target branch."""
@@ -507,11 +514,13 @@ class Registry:
                                "`modelbox check --fix`)", exc)
         self.history.remember(batch.records)
         fault("before-tag-refs")
-        from modelbox import gittags
+        fresh = None
+        if self.git_tags_on():  # what the GTO tags' notes tell apart
+            from modelbox import gittags
 
-        fresh = {model: set(versions) for model, versions in batch.versions.items()}
-        for model in batch.tag_models:
-            fresh.setdefault(model, set()).add(gittags.TAGS_CHANGED)
+            fresh = {model: set(versions) for model, versions in batch.versions.items()}
+            for model in batch.tag_models:
+                fresh.setdefault(model, set()).add(gittags.TAGS_CHANGED)
         if self.follow_tag_refs(models, fresh=fresh) and followed:
             recovery.clear(git_dir)
         return True
@@ -553,23 +562,24 @@ class Registry:
         versions the write changed, for its notes); the caller holds the lock. False (and
         a warning) if a ref is locked by another process: the change has landed, the refs
         wait for the next write."""
-        from modelbox import gittags
-
         try:
             if models == recovery.ALL:
                 # A collision of two tags' ref paths is for `check` to report, not a
                 # reason to refuse every write until it is fixed.
                 with contextlib.suppress(InvalidValueError):
                     self._sync_all_refs()
-                gittags.reconcile(self, None, quiet=True)
-                return True
-            models = list(models)
-            snapshot = self.repo.snapshot(self.registry_head())
-            names = [parse_model(model) for model in models]
-            history = self._tag_map_history(snapshot, names)
-            for name in names:
-                self._sync_model_refs(snapshot, name, history)
-            gittags.reconcile(self, models, fresh=fresh)
+                chosen = None
+            else:
+                chosen = list(models)
+                snapshot = self.repo.snapshot(self.registry_head())
+                names = [parse_model(model) for model in chosen]
+                history = self._tag_map_history(snapshot, names)
+                for name in names:
+                    self._sync_model_refs(snapshot, name, history)
+            if self.git_tags_on():
+                from modelbox import gittags
+
+                gittags.reconcile(self, chosen, fresh=fresh, quiet=chosen is None)
         except GitError as exc:
             logger.warning("modelbox: warning: %s; the tag refs will be brought up to date "
                            "by the next modelbox write (or `modelbox check --fix`)", exc)

@@ -496,7 +496,7 @@ def _git_tag_updates(registry: Registry, theirs: dict[str, str], url: str,
     remote already holds for that model renumbered first. One the remote holds under the
     same name but as another object means someone pushed first with that name:
     RemoteMovedError, so that the retry's pull takes theirs and makes ours again."""
-    if not gittags.enabled(registry):
+    if not registry.git_tags_on():
         return {}
     for ref, sha in gittags.local_refs(registry).items():
         other = theirs.get(ref)
@@ -509,7 +509,7 @@ def _git_tag_updates(registry: Registry, theirs: dict[str, str], url: str,
 def _pull_git_tags(registry: Registry, fetched: dict[str, str], url: str) -> list[str]:
     """Take the remote's GTO tags (checked), then make the ones the registry branch now
     lacks: a change merged on a forge gets its tags here, from history (docs/gto.md)."""
-    if not gittags.enabled(registry):
+    if not registry.git_tags_on():
         return []
     with locked(registry.repo.git_dir):
         changed = gittags.admit(

@@ -31,6 +31,7 @@ _KIND = "tag-history"
 # most writes find the cached commit one step back.
 _WALK = 8
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
+_HEX = re.compile(r"[0-9a-f]*")
 
 Maps = dict[str, list[Change]]
 
@@ -128,26 +129,32 @@ def _load(repo: GitRepo) -> tuple[str, Maps] | None:
     if not isinstance(held, str) or not _SHA.match(held) or not isinstance(raw, dict):
         return None
     maps: Maps = {}
+    shas: list[str] = []  # checked together below: one regex, not one call per entry
     for path, commits in raw.items():
-        if not is_tag_map(path) or not isinstance(commits, list):
+        if not is_tag_map(path) or type(commits) is not list:
             return None
         out = maps[path] = []
         for entry in commits:
-            if not (isinstance(entry, list) and len(entry) == 3 and _is_sha(entry[0])
-                    and type(entry[1]) is int and (entry[2] is None or _is_sha(entry[2]))):
+            if type(entry) is not list or len(entry) != 3:
                 return None
-            out.append((entry[0], entry[1], entry[2]))
+            sha, when, blob = entry
+            if type(sha) is not str or type(when) is not int or not (
+                    blob is None or type(blob) is str):
+                return None
+            shas.append(sha)
+            if blob is not None:
+                shas.append(blob)
+            out.append((sha, when, blob))
+    # Every one 40 characters long and all of them together hex: each is a full sha.
+    if any(len(sha) != 40 for sha in shas) or not _HEX.fullmatch("".join(shas)):
+        return None
     return held, maps
-
-
-def _is_sha(value: object) -> bool:
-    return isinstance(value, str) and _SHA.match(value) is not None
 
 
 def _store(repo: GitRepo, commit: str, maps: Maps) -> None:
     derived.save(_path(repo), _KIND, {
         "commit": commit,
-        "maps": {path: [list(c) for c in commits] for path, commits in sorted(maps.items())}})
+        "maps": dict(sorted(maps.items()))})  # (json writes each tuple as a list)
 
 
 def _path(repo: GitRepo) -> Path:

@@ -181,6 +181,10 @@ YOLO = '"models/ai/yolo/_tags.json"'
     HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["%s", "1"]]}}',
     HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["%s", 1, 2]]}}',
     HEAD + '"commit": "%s", "maps": {' + YOLO + ': {"a": 1}}}',
+    # each sha is checked for its length and all together for hex: 39 + 41 hex passes one
+    HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["' + "a" * 39 + '", 1, "' + "b" * 41
+    + '"]]}}',
+    HEAD + '"commit": "%s", "maps": {' + YOLO + ': [["' + "A" * 40 + '", 1, null]]}}',
     HEAD + '"commit": "--output=%s..", "maps": {}}',
     HEAD + '"commit": "%s", "maps": []}',
     '{"kind": "tag-history", "format": 2, "commit": "%s", "maps": {}}',
