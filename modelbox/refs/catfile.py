@@ -15,8 +15,9 @@ reads through dulwich instead (the one full path, which also names any problem):
   fetch a missing object from a promisor remote, dulwich would not);
 * a ref that is symbolic, has an unusual name or content, or a ``packed-refs`` line that
   is not plainly well formed (:mod:`modelbox.refs.packedrefs`);
-* no git on PATH, ``MODELBOX_GIT_TRANSPORT=dulwich``, or git refusing the repository
-  (``safe.directory``);
+* no git on PATH, ``MODELBOX_GIT_TRANSPORT=dulwich``, or a repository owned by another
+  user (the full path refuses it unless ``safe.directory`` trusts it,
+  :mod:`modelbox.refs.ownership`);
 * an object git does not have or that dulwich cannot parse.
 
 git runs as every git child of modelbox does (:func:`modelbox.refs.gitenv.environment`):
@@ -38,6 +39,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import Commit, ObjectID, ShaFile
 
 from modelbox.refs import gitenv
+from modelbox.refs.ownership import owned
 from modelbox.refs.refnames import is_plain
 from modelbox.refs.trees import CommitFiles
 
@@ -99,6 +101,8 @@ class CatFile:
         if os.environ.get(gitenv.SWITCH, "").strip().lower() not in ("", "auto", "git"):
             raise NotPlainError(f"{gitenv.SWITCH} asks for dulwich")
         git_dir = _git_dir(start)
+        if not owned(git_dir, git_dir.parent):  # the full path refuses it, saying why
+            raise NotPlainError(f"{git_dir.parent} is owned by another user")
         try:
             config = (git_dir / "config").read_bytes().lower()
         except FileNotFoundError:

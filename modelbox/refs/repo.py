@@ -29,6 +29,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo, get_user_identity
 
 from modelbox.errors import ConcurrentUpdateError, GitError, IdentityError
+from modelbox.refs.ownership import check_owner
 from modelbox.refs.packedrefs import use_fast_packed_refs
 from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
 from modelbox.refs.trees import DIR_MODE, CommitFiles
@@ -127,6 +128,11 @@ class GitRepo:
     """A repository with or without a work tree."""
 
     def __init__(self, repo: Repo) -> None:
+        try:  # before a setting of it is acted on (modelbox.refs.ownership)
+            check_owner(Path(repo.controldir()), None if repo.bare else Path(repo.path))
+        except BaseException:
+            repo.close()
+            raise
         self._repo = repo
         use_fast_packed_refs(repo.refs)
         self.git_dir = Path(repo.controldir())
