@@ -181,6 +181,7 @@ class GitRepo:
     @classmethod
     def init(cls, path: Path, branch: str) -> GitRepo:
         path.mkdir(parents=True, exist_ok=True)
+        check_owner(path, None)  # before .git is made in another user's folder, not after
         return cls(Repo.init(str(path), default_branch=branch.encode()))
 
     def close(self) -> None:

@@ -176,3 +176,12 @@ def test_a_git_dir_owned_by_another_user_is_enough(tmp_path: Path, transport: st
     assert_refused(result.code, result.err, "owned by another user")
     hand_over(reg / ".git", 0)
     assert modelbox("model", "list", cwd=reg).code == 0
+
+
+def test_init_in_their_folder_makes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    hand_over(folder)
+    result = modelbox("init", ".", cwd=folder)
+    assert_refused(result.code, result.err, "owned by another user")
+    assert list(folder.iterdir()) == []
