@@ -33,10 +33,10 @@ import re
 import subprocess
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, cast
 
 from dulwich.errors import ObjectFormatException
-from dulwich.objects import Commit, ObjectID, ShaFile
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree
 
 from modelbox.refs import gitenv
 from modelbox.refs.ownership import owned
@@ -174,6 +174,10 @@ class CatFile:
             raise NotPlainError(str(exc)) from None
 
     # -- objects -------------------------------------------------------------------------
+    def tree(self, sha: str) -> Tree:
+        """The tree ``sha`` (parsed: :class:`CommitFiles` looks entries up in it)."""
+        return cast(Tree, self.object(sha))
+
     def object(self, sha: str) -> ShaFile:
         raw_sha = sha.encode("ascii")
         if not _SHA.fullmatch(raw_sha):

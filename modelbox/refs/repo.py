@@ -32,6 +32,7 @@ from modelbox.errors import ConcurrentUpdateError, GitError, IdentityError
 from modelbox.refs.ownership import check_owner
 from modelbox.refs.packedrefs import use_fast_packed_refs
 from modelbox.refs.packs import PACK_BYTES, PACK_OBJECTS, PackWriter
+from modelbox.refs.rawtree import RawTree, tree_key
 from modelbox.refs.trees import DIR_MODE, CommitFiles
 
 _NONE: tuple[int, str | None] = (0, None)
@@ -139,8 +140,8 @@ class GitRepo:
         self.root: Path | None = None if repo.bare else Path(repo.path)
         # Git objects never change, so parsed ones are kept: a write re-reads the same few
         # trees (root, models/, the namespace) that the previous write just produced.
-        # (a tree this process made is kept as its raw bytes until it is read)
-        self._objects: OrderedDict[str, tuple[ShaFile | bytes, int]] = OrderedDict()
+        # (a tree this process made is kept as its raw bytes, modelbox.refs.rawtree)
+        self._objects: OrderedDict[str, tuple[ShaFile | RawTree, int]] = OrderedDict()
         self._cached_bytes = 0
         self._identity: str | None = None
         # Objects of an unpublished batch: the first few held here (a small batch writes
@@ -212,13 +213,22 @@ class GitRepo:
         self._remember(sha, obj)
         return obj
 
+    def tree(self, sha: str) -> Tree | RawTree:
+        """The tree ``sha`` for looking entries up (:class:`~modelbox.refs.trees.
+        CommitFiles`): one this process wrote stays unparsed (:mod:`.rawtree`)."""
+        cached = self._objects.get(sha)
+        if cached is not None and isinstance(cached[0], RawTree):
+            self._objects.move_to_end(sha)
+            return cached[0]
+        return cast(Tree, self.object(sha))
+
     def _in_memory(self, sha: str) -> ShaFile | None:
         """The object ``sha`` if this process has it: cached, or of the unpublished batch."""
         cached = self._objects.get(sha)
         if cached is not None:
             self._objects.move_to_end(sha)
-            if isinstance(cached[0], bytes):
-                parsed = Tree.from_raw_string(Tree.type_num, cached[0], _oid(sha))
+            if isinstance(cached[0], RawTree):
+                parsed = Tree.from_raw_string(Tree.type_num, cached[0].raw, _oid(sha))
                 self._objects[sha] = (parsed, _weight(parsed))
                 self._cached_bytes += _weight(parsed) - cached[1]
                 return parsed
@@ -249,11 +259,11 @@ class GitRepo:
             return None
         return ShaFile.from_raw_string(found[0], found[1], _oid(sha))
 
-    def _remember(self, sha: str, obj: ShaFile | bytes) -> None:
+    def _remember(self, sha: str, obj: ShaFile | RawTree) -> None:
         if sha in self._objects:
             self._objects.move_to_end(sha)
             return
-        size = len(obj) if isinstance(obj, bytes) else _weight(obj)
+        size = obj.weight if isinstance(obj, RawTree) else _weight(obj)
         if size >= _RETAINED_BLOB and isinstance(obj, Blob):
             return
         self._objects[sha] = (obj, size)
@@ -383,7 +393,7 @@ class GitRepo:
         """A commit's raw bytes, without building a dulwich object (history walks)."""
         cached = self._objects.get(sha)
         held = cached[0] if cached is not None else self._held(sha)
-        if isinstance(held, bytes):
+        if isinstance(held, RawTree):
             raise GitError(f"{sha} is not a commit")
         if held is not None:
             return held.as_raw_string()
@@ -625,8 +635,10 @@ class GitRepo:
     ) -> str | None:
         """Store the tree ``tree_sha`` with ``changes``; its raw form is edited in place
         (a namespace of 500 models is one entry changed, not 500 parsed and re-sorted)."""
-        raw = self._tree_raw(tree_sha) if tree_sha else b""
-        found = _tree_find(raw, {name.encode() for name in changes})
+        base = self._raw_tree(tree_sha) if tree_sha else None
+        found = {} if base is None else {
+            name: entry for name in (n.encode() for n in changes)
+            if (entry := base.find(name)) is not None}
         edits: dict[bytes, tuple[int, str] | None] = {}
         for name, change in changes.items():
             key = name.encode()
@@ -651,30 +663,38 @@ class GitRepo:
                 edits[key] = (_FILE_MODE, new_sha)
                 if new_sha != old_file or mode != _FILE_MODE:
                     changed.append(PathChange(path, old_file, new_sha))
-        new_raw = _tree_splice(raw, found, edits)
+        new_raw, in_place = _tree_splice(base, found, edits)
         if not new_raw:
             return None
-        return self._add_tree(new_raw, (tree_sha, raw) if tree_sha else None)
+        return self._add_tree(new_raw, base, base if in_place else None)
 
-    def _tree_raw(self, sha: str) -> bytes:
+    def _raw_tree(self, sha: str) -> RawTree:
+        """The tree ``sha`` to splice: kept so in the cache in place of its parsed form
+        (smaller; the next splice of it finds its entries without a walk)."""
         cached = self._objects.get(sha)
-        if cached is not None and isinstance(cached[0], bytes):
+        if cached is not None and isinstance(cached[0], RawTree):
             self._objects.move_to_end(sha)
             return cached[0]
         obj = self.object(sha)
         if not isinstance(obj, Tree):
             raise GitError(f"{sha} is not a tree")
-        return obj.as_raw_string()
+        tree = RawTree(sha, obj.as_raw_string())
+        self._drop(sha)
+        self._remember(sha, tree)
+        return tree
 
-    def _add_tree(self, raw: bytes, base: tuple[str, bytes] | None) -> str:
+    def _add_tree(self, raw: bytes, base: RawTree | None, same_places: RawTree | None,
+                  ) -> str:
         """Store a tree given as raw bytes (kept unparsed until someone reads it), a delta
-        against ``base`` (the tree it replaces) when that one is in the same pack."""
+        against ``base`` (the tree it replaces) when that one is in the same pack; its
+        entries start where those of ``same_places`` do, when given."""
         sha = hashlib.sha1(b"tree %d\x00" % len(raw) + raw).hexdigest()
         if self._packing is None:
             return self._add(Tree.from_raw_string(Tree.type_num, raw, _oid(sha)))
         self._pack(sha, Tree.type_num, raw,
-                   None if base is None else (bytes.fromhex(base[0]), base[1]))
-        self._remember(sha, raw)
+                   None if base is None else (bytes.fromhex(base.sha), base.raw))
+        self._remember(sha, same_places.handed_on(sha, raw) if same_places is not None
+                       else RawTree(sha, raw))
         return sha
 
     def write_commit(
@@ -796,55 +816,21 @@ def _weight(obj: ShaFile) -> int:
 
 
 def _tree_key(name: bytes, mode: int) -> bytes:
-    """How git orders tree entries: a directory's name as if it ended with ``/``."""
-    return name + b"/" if mode == DIR_MODE else name
-
-
-def _tree_find(raw: bytes, names: set[bytes]) -> dict[bytes, tuple[int, str, int, int]]:
-    """``name -> (mode, sha, start, end)`` of the entries ``names`` of a raw tree, read by
-    walking the entries in order until past the last name (both of its sort keys)."""
-    out: dict[bytes, tuple[int, str, int, int]] = {}
-    if not raw or not names:
-        return out
-    last = max(name + b"/" for name in names)
-    pos, size = 0, len(raw)
-    while pos < size:
-        space = raw.index(b" ", pos)
-        nul = raw.index(b"\x00", space)
-        name = raw[space + 1 : nul]
-        end = nul + 21
-        if name in names:
-            mode = int(raw[pos:space], 8)
-            out[name] = (mode, raw[nul + 1 : end].hex(), pos, end)
-            if len(out) == len(names):
-                break
-        if name > last:
-            break
-        pos = end
-    return out
-
-
-def _insert_at(raw: bytes, key: bytes) -> int:
-    """Where an entry sorting as ``key`` goes in a raw tree: before the first larger one."""
-    pos, size = 0, len(raw)
-    while pos < size:
-        space = raw.index(b" ", pos)
-        nul = raw.index(b"\x00", space)
-        if _tree_key(raw[space + 1 : nul], int(raw[pos:space], 8)) > key:
-            return pos
-        pos = nul + 21
-    return size
+    return tree_key(name, mode == DIR_MODE)
 
 
 def _tree_splice(
-    raw: bytes, found: Mapping[bytes, tuple[int, str, int, int]],
+    base: RawTree | None, found: Mapping[bytes, tuple[int, str, int, int]],
     edits: Mapping[bytes, tuple[int, str] | None],
-) -> bytes:
-    """The raw tree ``raw`` with ``edits`` (name -> (mode, sha), None removes it); ``found``
-    is :func:`_tree_find` of their names. An entry that keeps its place is overwritten
-    where it is; a new one (or one whose sort key changes) is put in git's order."""
+) -> tuple[bytes, bool]:
+    """The raw tree ``base`` with ``edits`` (name -> (mode, sha), None removes it), and
+    whether every entry stayed where it was; ``found`` holds each edited name's entry in
+    ``base`` (``RawTree.find``). An entry that keeps its place is overwritten where it is;
+    a new one (or one whose sort key changes) is put in git's order."""
+    raw = base.raw if base is not None else b""
     # (offset, 0 insert / 1 cut, sort key, bytes written, where the cut ends)
     ops: list[tuple[int, int, bytes, bytes, int]] = []
+    in_place = True
     for name, new in edits.items():
         old = found.get(name)
         entry = b"" if new is None else b"%o %s\x00" % (new[0], name) + bytes.fromhex(new[1])
@@ -852,14 +838,16 @@ def _tree_splice(
             name, new[0]
         ):
             ops.append((old[2], 1, b"", entry, old[3]))  # replaced where it is
+            in_place = in_place and len(entry) == old[3] - old[2]
             continue
+        in_place = False
         if old is not None:
             ops.append((old[2], 1, b"", b"", old[3]))
         if new is not None:
             key = _tree_key(name, new[0])
-            ops.append((_insert_at(raw, key), 0, key, entry, 0))
+            ops.append((base.insert_at(key) if base is not None else 0, 0, key, entry, 0))
     if not ops:
-        return raw
+        return raw, in_place
     ops.sort()
     out, at = [], 0
     for offset, kind, _, data, end in ops:
@@ -867,7 +855,7 @@ def _tree_splice(
         out.append(data)
         at = end if kind else offset
     out.append(raw[at:])
-    return b"".join(out)
+    return b"".join(out), in_place
 
 
 def _ref_locked(name: str, exc: FileLocked) -> GitError:

@@ -8,18 +8,37 @@ either way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol, cast
 
-from dulwich.objects import Blob, ShaFile, Tree
+from dulwich.objects import Blob, ShaFile, TreeEntry
 
-__all__ = ["DIR_MODE", "CommitFiles", "ObjectReader"]
+__all__ = ["DIR_MODE", "CommitFiles", "ObjectReader", "TreeLike"]
 
 DIR_MODE = 0o040000
+
+
+class TreeLike(Protocol):
+    """What is read of a tree here: a dulwich ``Tree``, or one kept raw
+    (:class:`modelbox.refs.rawtree.RawTree`)."""
+
+    @property
+    def id(self) -> bytes: ...
+
+    def __contains__(self, name: bytes) -> bool: ...
+
+    def __getitem__(self, name: bytes) -> tuple[int, bytes]: ...
+
+    def iteritems(self) -> Iterator[TreeEntry]: ...
 
 
 class ObjectReader(Protocol):
     def object(self, sha: str) -> ShaFile:
         """The parsed object ``sha`` (shared: never mutated)."""
+        ...
+
+    def tree(self, sha: str) -> TreeLike:
+        """The tree ``sha``, to look entries up in (shared: never mutated)."""
         ...
 
 
@@ -28,22 +47,20 @@ class CommitFiles:
 
     def __init__(self, objects: ObjectReader, commit: str | None, tree: str | None) -> None:
         self.objects, self.commit, self.tree = objects, commit, tree
-        self._trees: dict[str, Tree | None] = {}
+        self._trees: dict[str, TreeLike | None] = {}
 
-    def _tree(self, path: str) -> Tree | None:
+    def _tree(self, path: str) -> TreeLike | None:
         if path in self._trees:
             return self._trees[path]
-        tree: Tree | None
+        tree: TreeLike | None
         if not path:
-            tree = cast(Tree, self.objects.object(self.tree)) if self.tree else None
+            tree = self.objects.tree(self.tree) if self.tree else None
         else:
             parent_path, _, name = path.rpartition("/")
-            parent = self._tree(parent_path)
+            found = self._entry(parent_path, name)
             tree = None
-            if parent is not None and name.encode() in parent:
-                mode, sha = parent[name.encode()]
-                if mode == DIR_MODE:
-                    tree = cast(Tree, self.objects.object(sha.decode()))
+            if found is not None and found[0] == DIR_MODE:
+                tree = self.objects.tree(found[1].decode())
         self._trees[path] = tree
         return tree
 
@@ -52,14 +69,21 @@ class CommitFiles:
         sha = self.blob_id(path)
         return None if sha is None else cast(Blob, self.objects.object(sha)).as_raw_string()
 
+    def _entry(self, folder: str, name: str) -> tuple[int, bytes] | None:
+        """(mode, id) of ``name`` in the folder ``folder``, or None: one lookup."""
+        parent = self._tree(folder)
+        if parent is None:
+            return None
+        try:
+            return parent[name.encode()]
+        except KeyError:
+            return None
+
     def blob_id(self, path: str) -> str | None:
         """The id of the file at ``path`` (None if there is none), without reading it."""
         parent_path, _, name = path.rpartition("/")
-        parent = self._tree(parent_path)
-        if parent is None or name.encode() not in parent:
-            return None
-        mode, sha = parent[name.encode()]
-        return None if mode == DIR_MODE else sha.decode()
+        found = self._entry(parent_path, name)
+        return None if found is None or found[0] == DIR_MODE else found[1].decode()
 
     def listdir(self, path: str) -> list[tuple[str, bool]]:
         """Sorted ``(name, is_directory)`` entries of the directory at ``path``."""
@@ -75,8 +99,7 @@ class CommitFiles:
         parent_path, _, name = path.rpartition("/")
         if not name:
             return True
-        parent = self._tree(parent_path)
-        return parent is not None and name.encode() in parent
+        return self._entry(parent_path, name) is not None
 
     def is_dir(self, path: str) -> bool:
         return self._tree(path) is not None
