@@ -47,13 +47,15 @@ def history(repo: GitRepo, commit: str | None, paths: Sequence[str] | None) -> M
     first-parent chain that changed it; every tag map when ``paths`` is None."""
     if commit is None:
         return {}
-    if gitcli.git_program() is None or (repo.common_dir / "shallow").exists():
-        # The walk without git reads named maps only; a shallow clone's history is cut
-        # where its history ends, and a cache made there would outlive the cut.
+    if (repo.common_dir / "shallow").exists():
+        # A shallow clone's history is cut where its history ends, and a cache made there
+        # would outlive the cut.
         return file_history(repo, commit, paths, is_tag_map)
     maps = _cached(repo, commit)
     if maps is None:
-        if paths is not None:  # one map's own log: a whole walk is for check and sync
+        if paths is not None or gitcli.git_program() is None:
+            # One map's own log (a whole walk is for check and sync); without git, the
+            # walk reads named maps only.
             return file_history(repo, commit, paths, is_tag_map)
         maps = file_history(repo, commit, None, is_tag_map)
         _store(repo, commit, maps)
@@ -69,31 +71,59 @@ def _cached(repo: GitRepo, commit: str) -> Maps | None:
     held, maps = loaded
     if held == commit:
         return maps
-    if not _reaches(repo, commit, held):
+    chain, found = _first_parents(repo, commit, held)
+    if found:  # a few commits since (most writes: one): their own changes, no git
+        added = _changes(repo, chain)
+    elif found is None and _on_chain(repo, chain[-1], held):
+        added = file_history(repo, commit, None, is_tag_map, since=held)
+    else:
         return None
-    for path, commits in file_history(repo, commit, None, is_tag_map, since=held).items():
+    for path, commits in added.items():
         maps[path] = commits + maps.get(path, [])
     _store(repo, commit, maps)
     return maps
 
 
-def _reaches(repo: GitRepo, commit: str, ancestor: str) -> bool:
-    """Whether ``ancestor`` is on ``commit``'s first-parent chain: a few steps by hand, then
-    one ``git rev-list``. Before, the search gave up after 200 commits; 200 writes that
-    moved no tag (a sweep's versions) then left the cache behind for good, and every later
-    tag write walked its map's whole history again (1.2-1.4 s at 100,000 commits)."""
+def _first_parents(repo: GitRepo, commit: str, ancestor: str,
+                   ) -> tuple[list[str], bool | None]:
+    """The first-parent chain from ``commit`` down to ``ancestor`` (not included), walked
+    by hand for a few steps, and whether ``ancestor`` was reached: True; False where the
+    chain ends first; None (undecided) after :data:`_WALK` steps, ``chain[-1]`` then being
+    the commit reached, which git is asked about. Before, the search gave up after 200
+    commits; 200 writes that moved no tag (a sweep's versions) then left the cache behind
+    for good, and every later tag write walked its map's whole history again (1.2-1.4 s at
+    100,000 commits)."""
+    chain: list[str] = []
     sha = commit
     for _ in range(_WALK):
         try:
             parents = repo.commit_info(sha).parents
         except ModelboxError:  # a missing or damaged commit (a shallow clone's cut)
-            return False
+            return chain, False
         if not parents:
-            return False
+            return chain, False
+        chain.append(sha)
         sha = parents[0].decode("ascii")
         if sha == ancestor:
-            return True
-    return _on_chain(repo, sha, ancestor)
+            return chain, True
+    chain.append(sha)
+    return chain, None
+
+
+def _changes(repo: GitRepo, chain: list[str]) -> Maps:
+    """The tag maps each commit of ``chain`` (newest first) changed against its first
+    parent, as ``git log --first-parent --raw`` lists them: from the trees (equal folders
+    are skipped unread), not from a git process (two of them cost ~10 ms a write)."""
+    out: Maps = {}
+    for sha in chain:
+        info = repo.commit_info(sha)
+        parent = repo.commit_info(info.parents[0].decode("ascii"))
+        for change in repo.changed_paths(parent.tree.decode("ascii"),
+                                         info.tree.decode("ascii")):
+            if is_tag_map(change.path):
+                out.setdefault(change.path, []).append(
+                    (sha, int(info.commit_time), change.new_sha))
+    return out
 
 
 def _on_chain(repo: GitRepo, commit: str, ancestor: str) -> bool:

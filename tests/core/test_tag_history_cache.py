@@ -146,6 +146,37 @@ def test_only_the_first_parent_chain_holds_the_cached_commit(
     assert not tagtimes._on_chain(registry.repo, base, merge)  # a descendant, not a parent
 
 
+def test_the_few_commits_since_the_cache_are_read_from_their_trees_as_git_lists_them(
+    registry: Registry, registry_path: Path
+) -> None:
+    """Within the hand walk, the commits since the cache are diffed against their first
+    parent from the trees (no git process): the same changes as ``git log --first-parent
+    --raw`` lists, a merge (against its first parent), a deleted map and a map's mode
+    change included."""
+    assert check(registry) == []
+    since = head(registry)
+    registry.tag(MODELS[0], "v2", "staging")
+    git_out(registry_path, "checkout", "-q", "-b", "side")
+    registry_side = registry_path / "models" / "ai" / "bert" / "_tags.json"
+    registry_side.write_text(registry_side.read_text().replace('"v2"', '"v3"'))
+    git_out(registry_path, "commit", "-q", "-am", "side: move candidate")
+    git_out(registry_path, "checkout", "-q", "-")
+    git_out(registry_path, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    yolo = "models/ai/yolo/_tags.json"
+    git_out(registry_path, "update-index", "--chmod=+x", yolo)
+    git_out(registry_path, "commit", "-q", "-m", "mode")
+    git_out(registry_path, "rm", "-q", "models/ai/bert/_tags.json")
+    git_out(registry_path, "commit", "-q", "-m", "no tags for bert")
+    now = head(registry)
+    chain, found = tagtimes._first_parents(registry.repo, now, since)
+    assert found and len(chain) == 4
+    from_trees = tagtimes._changes(registry.repo, chain)
+    assert from_trees == filelog.file_history(registry.repo, now, None, tagtimes.is_tag_map,
+                                              since=since)
+    assert set(from_trees) == {yolo, "models/ai/bert/_tags.json"}
+    assert from_trees["models/ai/bert/_tags.json"][0][2] is None  # deleted: no blob after
+
+
 @pytest.mark.parametrize("cores", [2, 3, 4])
 def test_a_walk_split_over_cores_lists_what_one_git_log_lists(
     registry: Registry, monkeypatch: pytest.MonkeyPatch, cores: int
