@@ -177,6 +177,24 @@ def test_the_few_commits_since_the_cache_are_read_from_their_trees_as_git_lists_
     assert from_trees["models/ai/bert/_tags.json"][0][2] is None  # deleted: no blob after
 
 
+def test_a_big_change_since_the_cache_is_left_to_git_log(
+    registry: Registry, registry_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a few thousand changed files (a pulled merge), one git log lists the commits
+    since the cache faster than the trees are diffed; the cache comes out the same."""
+    assert check(registry) == []
+    since = head(registry)
+    registry.tag(MODELS[0], "v3", "staging")
+    registry.create_version(MODELS[1], "v4")
+    monkeypatch.setattr(tagtimes, "_DIFFED", 1)
+    chain, found = tagtimes._first_parents(registry.repo, head(registry), since)
+    assert found and tagtimes._changes(registry.repo, chain) is None
+    registry.tag(MODELS[1], "v4", "candidate")  # brings the cache forward through git log
+    data = cached(registry_path)
+    assert data["commit"] == head(registry)
+    assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == walked(registry)  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("cores", [2, 3, 4])
 def test_a_walk_split_over_cores_lists_what_one_git_log_lists(
     registry: Registry, monkeypatch: pytest.MonkeyPatch, cores: int
