@@ -13,11 +13,14 @@ git's ``index.skipHash`` (git 2.40+, and there part of ``feature.manyFiles``) ha
 whose checksum is all zeros, as git writes it: read as git reads it, and written so when
 the setting is on (the offsets are then keyed by a SHA-1 computed when they are saved).
 
-A process that writes again (a script publishing one version per call) keeps the entries
-in memory as one buffer and splices its next edits into it in place, and writes the new
-index into the file the previous write replaced (``.git/modelbox/index-spare``) once no
-process has that file open or mapped: no 12 MB allocated and freed per write at 100,000
-versions (``_replace``; docs/design.md).
+An index past 1 MiB is mapped rather than read, and a command's one write writes the new
+file from the runs of old entries between its edits, as views of the mapping: at 100,000
+versions no 12 MB copied into fresh memory on read nor again on write (~15 ms of a cold
+write; docs/scale.md). A process that writes again (a script publishing one version per
+call) copies the entries once into one buffer at its second write and splices its next
+edits into it in place, and writes the new index into the file the previous write replaced
+(``.git/modelbox/index-spare``) once no process has that file open or mapped: no 12 MB
+allocated and freed per write (``_replace``; docs/design.md).
 
 It understands index versions 2 and 3 (what git writes by default) and 4 (path prefix
 compression: what ``feature.manyFiles`` or ``index.version=4`` makes git write; each name
@@ -41,6 +44,7 @@ import bisect
 import contextlib
 import fcntl
 import hashlib
+import mmap
 import os
 import stat
 import struct
@@ -81,12 +85,18 @@ Key = tuple[bytes, int]  # (path, stage): git's sort order
 # A split index's entry relative to the shared one: its position there (-1: added) and its
 # bytes with their name (None: deleted).
 Overlaid = tuple[int, bytes | None]
-_Bytes = bytes | bytearray
+_Bytes = bytes | bytearray | mmap.mmap
+_Chunk = _Bytes | memoryview  # a piece of an index file being written
 # An edit of the entries: the byte range [start, stop) of the old ones becomes ``new``.
 _Edit = tuple[int, int, bytes]
 # At most this many edits are spliced into the entries in place (each moves the bytes after
 # it); more are copied once into a new buffer.
 _IN_PLACE = 16
+# An index file this big is mapped, not read (POSIX only: Windows cannot rename a file onto
+# a mapped one): the SHA-1 that checks it reads the page cache in place, where a read()
+# first copies 12 MB into fresh memory, which costs as much as the SHA-1 itself.
+_MAP_FROM = 1 << 20
+_MAPS = os.name == "posix"
 
 
 _ITEM = 8  # bytes per kept offset
@@ -152,8 +162,17 @@ def _entry_key(data: _Bytes, offset: int) -> Key:
     flags = (data[offset + _FLAGS_AT] << 8) | data[offset + _FLAGS_AT + 1]
     name_at = offset + _ENTRY.size + (2 if flags & _EXTENDED else 0)
     length = flags & _NAME_MASK
-    end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
+    end = _nul(data, name_at) if length == _NAME_MASK else name_at + length
     return bytes(data[name_at:end]), (flags & _STAGE_MASK) >> 12
+
+
+def _nul(data: _Bytes, at: int) -> int:
+    """Where the first NUL at or after ``at`` is; ValueError if none (``bytes.index``, which
+    a mapped file lacks)."""
+    found = data.find(b"\0", at)
+    if found < 0:
+        raise ValueError("no NUL")
+    return found
 
 
 def _renamed(raw: bytes, name: bytes) -> bytes:
@@ -363,6 +382,9 @@ class GitIndex:
         self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
         self._broken = False  # a write failed part-way: read the file again before use
+        # Written once: a writer that keeps publishing holds the entries in memory (one
+        # copy, at its second write), where a single write writes around the old ones.
+        self._wrote = False
         # The offsets of the last whole write wait here for the next process: saved at most
         # once a second while writing, and when this view is let go (flush, garbage
         # collection or exit), not after every write of a loop.
@@ -380,8 +402,8 @@ class GitIndex:
         self._kept.value = None  # offsets of bytes someone else has replaced
         try:
             with open(self.path, "rb") as f:
-                data = f.read()
                 st = os.fstat(f.fileno())
+                data = _mapped(f.fileno(), st.st_size) or f.read()
         except FileNotFoundError:
             self.version, self._data, self._end = 2, b"", _HEADER.size
             self._offsets, self._names = _offset_array(), None
@@ -400,7 +422,7 @@ class GitIndex:
             return self._stamp is not None
         return self._stamp != (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def _load(self, data: bytes) -> None:
+    def _load(self, data: _Bytes) -> None:
         version, offsets, end, link, _, names = self._parse(self.path, data)
         if names is not None and self.split_settings.enabled:  # refused before any change
             raise GitError(f"{self.path} is of index version 4, which modelbox cannot write "
@@ -414,7 +436,7 @@ class GitIndex:
         self._names = None
         self._load_split(version, data, offsets, end, link)
 
-    def _parse(self, path: Path, data: bytes,
+    def _parse(self, path: Path, data: _Bytes,
                ) -> tuple[int, array[int], int, bytes | None, bool, list[bytes] | None]:
         """Check one index file; its version, entry offsets, where they end, its link
         extension's content (None: not a split index), whether the offsets file had
@@ -449,14 +471,14 @@ class GitIndex:
                     "with `git sparse-checkout disable`"
                 )
             if signature == _LINK:
-                link = data[offset + 8 : offset + 8 + size]
+                link = bytes(data[offset + 8 : offset + 8 + size])
             offset += 8 + size
         if link is not None and version == 4:
             raise GitError(f"{path} is a split index of version 4, which modelbox cannot "
                            "update; run `git update-index --index-version 2`")
         return version, offsets, end, link, cached is not None, names
 
-    def _load_split(self, version: int, data: bytes, offsets: array[int], own_end: int,
+    def _load_split(self, version: int, data: _Bytes, offsets: array[int], own_end: int,
                     link: bytes) -> None:
         """Take in a split index: its shared index becomes ``_data`` and the file's own
         entries the overlay, as git's "Split index" section says."""
@@ -481,7 +503,7 @@ class GitIndex:
             key = _entry_key(base_data, base_offsets[position])
             start = offsets[i]
             stop = offsets[i + 1] if i + 1 < len(offsets) else own_end
-            raw = data[start:stop]
+            raw = bytes(data[start:stop])
             if key in overlay or _entry_key(data, start)[0]:
                 raise corrupt  # replaced and deleted, or a replacement with a name
             named = _renamed(raw, key[0])
@@ -498,9 +520,9 @@ class GitIndex:
             if not key[0]:
                 raise corrupt
             if key not in overlay:
-                overlay[key] = (-1, data[start:stop])
+                overlay[key] = (-1, bytes(data[start:stop]))
             else:  # the path of a deleted shared entry: a replacement, for the write
-                overlay[key] = (overlay[key][0], data[start:stop])
+                overlay[key] = (overlay[key][0], bytes(data[start:stop]))
         self.version = max(version, self._base_version)
         self._overlay = overlay
 
@@ -531,7 +553,7 @@ class GitIndex:
         self._data, self._offsets, self._end = data, offsets, end
         self._base, self._base_version, self._offsets_kept = base, version, cached
 
-    def _walk(self, path: Path, data: bytes, count: int,
+    def _walk(self, path: Path, data: _Bytes, count: int,
               v4: bool) -> tuple[array[int], int, list[bytes] | None]:
         """The offset of every entry, and where the entries end: one pass over the file
         (and a version 4 index's names)."""
@@ -547,8 +569,7 @@ class GitIndex:
                 flags = (data[offset + _FLAGS_AT] << 8) | data[offset + _FLAGS_AT + 1]
                 name_at = offset + _ENTRY.size + (2 if flags & _EXTENDED else 0)
                 length = flags & _NAME_MASK
-                end = (data.index(b"\0", name_at) if length == _NAME_MASK
-                       else name_at + length)
+                end = _nul(data, name_at) if length == _NAME_MASK else name_at + length
                 offset += ((end - offset) // 8 + 1) * 8
         except (IndexError, ValueError):
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it") from None
@@ -557,7 +578,7 @@ class GitIndex:
         return _offset_array(offsets), offset, None
 
     @staticmethod
-    def _walk_v4(path: Path, data: bytes, count: int) -> tuple[array[int], int, list[bytes]]:
+    def _walk_v4(path: Path, data: _Bytes, count: int) -> tuple[array[int], int, list[bytes]]:
         """:meth:`_walk` of a version 4 index: each name rebuilt from the one before."""
         offsets = [0] * count
         names: list[bytes] = [b""] * count
@@ -566,7 +587,7 @@ class GitIndex:
             for i in range(count):
                 offsets[i] = offset
                 strip, name_at = _read_varint(data, offset + _fixed_size(data, offset))
-                end = data.index(b"\0", name_at)
+                end = _nul(data, name_at)
                 if strip > len(previous):
                     raise ValueError("strips more than the name before has")
                 previous = names[i] = previous[: len(previous) - strip] + data[name_at:end]
@@ -578,7 +599,7 @@ class GitIndex:
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
         return _offset_array(offsets), offset, names
 
-    def _cached_offsets(self, data: bytes, content_sha: bytes, count: int, v4: bool,
+    def _cached_offsets(self, data: _Bytes, content_sha: bytes, count: int, v4: bool,
                         ) -> tuple[array[int], int, list[bytes] | None] | None:
         """The offsets (and version 4 names) kept for exactly these bytes (``content_sha``:
         the SHA-1 of all but their checksum), or None (absent, stale or damaged)."""
@@ -786,6 +807,27 @@ class GitIndex:
         copy_to(count)
         return edits, new_offsets, at, new_names
 
+    def _in_place(self, edits: list[_Edit]) -> bool:
+        """Whether ``edits`` are spliced into the entries held in memory rather than
+        written around as pieces of them (:meth:`_pieces`)."""
+        data = self._data
+        return isinstance(data, bytearray) and len(data) == self._end and len(
+            edits) <= _IN_PLACE
+
+    def _pieces(self, edits: list[_Edit], count: int) -> list[_Chunk]:
+        """The new entries as a new header and the runs of old entries (views, not copies)
+        between the edits: what a process that read (or mapped) the index writes, without
+        copying 12 MB into fresh memory first. Nothing in memory changes."""
+        view = memoryview(self._bytes())
+        out: list[_Chunk] = [_HEADER.pack(b"DIRC", self.version, count)]
+        kept = _HEADER.size
+        for start, stop, new in edits:
+            out += (view[kept:start], new)
+            kept = stop
+        out.append(view[kept : self._end])
+        interrupt("index-edited")
+        return [part for part in out if len(part)]
+
     def _applied(self, edits: list[_Edit], count: int) -> bytearray:
         """The new entries (header included, no extensions, no checksum) from ``edits``.
 
@@ -843,37 +885,50 @@ class GitIndex:
             edits, plan, end = self._spliced(changes)
         sealed: list[_Part] = []
         touched: list[bool] = []
+        kept: list[_Bytes] = []  # the new file's entries, as this view keeps them
 
         def build() -> list[_Part]:  # once the lock is ours: the entries change in place
             touched.append(True)  # (a Ctrl-C between two edits leaves them half changed)
-            data = self._applied(edits, plan.count)
-            sealed.extend((data, _NO_HASH if self.skip_hash else _Sealing(data)))
+            if self._wrote or self._in_place(edits):
+                entries = self._applied(edits, plan.count)
+                parts: list[_Chunk] = [entries]
+                kept.append(entries)
+            else:
+                parts = self._pieces(edits, plan.count)
+            sealed.extend((*parts, _NO_HASH if self.skip_hash else _Sealing(parts)))
             return sealed
+
+        def written(fd: int) -> None:  # pieces of the old entries: map the new file
+            if not kept:
+                mapped = _mapped(fd, end + _CHECKSUM)
+                kept.append(mapped if mapped is not None else
+                            bytearray().join(_chunks(sealed[:-1])))
 
         try:
             self._replace(build, spare=self.path.parent / "modelbox" / "index-spare",
-                          meanwhile=plan.offsets)
+                          meanwhile=plan.offsets, written=written)
         except BaseException:
             if touched:
-                if sealed and isinstance(sealed[1], _Sealing):
-                    sealed[1].result()  # its thread reads the entries: let it end first
+                if sealed and isinstance(sealed[-1], _Sealing):
+                    sealed[-1].result()  # its thread reads the entries: let it end first
                 self._forget()
             raise
-        data, seal, offsets = sealed[0], sealed[1], plan.offsets()
-        assert isinstance(data, bytearray)
+        data, seal, offsets = kept[0], sealed[-1], plan.offsets()
+        del sealed[:]  # views of the old entries: let them go (and a mapped old file)
         checksum = seal.result() if isinstance(seal, _Sealing) else bytes(seal)
         # Without a checksum in the file, the offsets are keyed by the entries' SHA-1 all
         # the same, computed only when they are saved (about once a second in a loop).
         # (A later write changes ``data`` in place only after replacing this, or drops it.)
         key: bytes | Callable[[], bytes] = checksum
         if checksum == _NO_HASH:
-            key = lambda: hashlib.sha1(data).digest()  # noqa: E731
+            key = lambda: _sha1(data, end)  # noqa: E731
         # The entries stay in memory, as they are in the file: a script writing in a loop
         # splices its next change into them.
         self._base, self._overlay = None, {}
         self._data, self._names = data, names
         self._offsets, self._end, self._changes = offsets, end, {}
         self._kept.keep((key, offsets, end, names))
+        self._wrote = True
 
     def flush(self) -> None:
         """Save the offsets of the last write now (also done at garbage collection and
@@ -881,10 +936,12 @@ class GitIndex:
         self._kept.flush()
 
     def _replace(self, build: Callable[[], Sequence[_Part]], spare: Path | None = None,
-                 meanwhile: Callable[[], object] | None = None) -> None:
+                 meanwhile: Callable[[], object] | None = None,
+                 written: Callable[[int], None] | None = None) -> None:
         """Write what ``build`` returns (called once the lock is held) as the index file,
         through ``index.lock``; ``meanwhile`` is called once the entries are written, while
-        their checksum may still be computed.
+        their checksum may still be computed, and ``written`` with the new file's
+        descriptor (open for reading too) once all of it is.
 
         With ``spare``: the file the index replaces is kept there (a second name of it),
         and the next write's ``index.lock`` is that file again when no process has it open
@@ -908,6 +965,8 @@ class GitIndex:
                     meanwhile()
 
             _write_all(fd, parts, aside)
+            if written is not None:
+                written(fd)
             os.close(fd)
             fd = -1
             fault("index-written")
@@ -1094,18 +1153,21 @@ class _Sealing:
 
     THREADED = 1 << 20
 
-    def __init__(self, data: _Bytes) -> None:
+    def __init__(self, parts: Sequence[_Chunk]) -> None:
         self._digest: bytes | None = None
         self._thread: threading.Thread | None = None
-        if len(data) < self.THREADED:
-            self._run(data)
+        if sum(len(part) for part in parts) < self.THREADED:
+            self._run(parts)
         else:
-            self._thread = threading.Thread(target=self._run, args=(data,),
+            self._thread = threading.Thread(target=self._run, args=(parts,),
                                             name="modelbox-index-sha1", daemon=True)
             self._thread.start()
 
-    def _run(self, data: _Bytes) -> None:
-        self._digest = hashlib.sha1(data).digest()
+    def _run(self, parts: Sequence[_Chunk]) -> None:
+        digest = hashlib.sha1()
+        for part in parts:
+            digest.update(part)
+        self._digest = digest.digest()
 
     def result(self) -> bytes:
         if self._thread is not None:
@@ -1114,7 +1176,31 @@ class _Sealing:
         return self._digest
 
 
-_Part = _Bytes | _Sealing  # what an index file is written from: bytes, or its checksum
+_Part = _Chunk | _Sealing  # what an index file is written from: bytes, or its checksum
+
+
+def _chunks(parts: Sequence[_Part]) -> list[_Chunk]:
+    return [part for part in parts if not isinstance(part, _Sealing)]
+
+
+def _mapped(fd: int, size: int) -> mmap.mmap | None:
+    """The file open at ``fd`` mapped read-only when it is big enough to gain from that
+    (``_MAP_FROM``) and this system maps files; None: read it instead. A mapped index is
+    never written over while mapped: git replaces the file by a rename, and modelbox
+    reuses an old index file only when no process has it open or mapped (:func:`_unused`);
+    a program that truncated it in place would break git's readers too."""
+    if not _MAPS or size < _MAP_FROM:
+        return None
+    try:
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+
+
+def _sha1(data: _Bytes, end: int) -> bytes:
+    """The SHA-1 of the first ``end`` bytes of ``data``, without copying them."""
+    with memoryview(data) as view:
+        return hashlib.sha1(view[:end]).digest()
 
 
 def _seal(parts: list[_Bytes]) -> bytes:
@@ -1219,7 +1305,7 @@ def _acquire(lock: Path, reuse: tuple[Path, tuple[int, int]] | None = None) -> i
                 spare, checked = reuse
                 reuse = None  # checked once: a retry (after a wait) makes a new file
                 if _linked(spare, lock):  # fails if the lock exists, as O_EXCL does
-                    fd = os.open(lock, os.O_WRONLY | os.O_NOFOLLOW)
+                    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
                     st = os.fstat(fd)
                     if (st.st_dev, st.st_ino) != checked:  # not the file checked unused
                         os.close(fd)
@@ -1229,7 +1315,7 @@ def _acquire(lock: Path, reuse: tuple[Path, tuple[int, int]] | None = None) -> i
                     with contextlib.suppress(OSError):
                         spare.unlink()
             if fd < 0:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             owner.unlink(missing_ok=True)
             if time.monotonic() >= deadline:

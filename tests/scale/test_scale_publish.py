@@ -24,6 +24,9 @@ from modelbox.registry import Registry
 if TYPE_CHECKING:
     from conftest import Git
 
+# Each test with the index read and mapped (conftest.py).
+pytestmark = pytest.mark.usefixtures("index_access")
+
 M = parse_model("team/m")
 N = parse_model("team/n")
 
@@ -207,6 +210,23 @@ def test_a_replaced_index_is_written_over_only_when_no_one_reads_it(
     again = inode(spare(registry_path))
     registry.create_version(M, "v5")  # no one reads the spare: reused again
     assert inode(index) == again
+    assert_as_git_sees_it(git, registry_path)
+
+
+def test_a_first_write_lets_go_of_the_index_it_read_for_the_next_to_reuse(
+    registry: Registry, registry_path: Path, git: Git
+) -> None:
+    # A view's first write writes around the entries of the file it read (mapped, past
+    # 1 MiB) instead of copying them; it must let go of that file afterwards, or the next
+    # write could not reuse it (a mapping holds it open) and would make a new one.
+    registry.create_version(M, "v1")
+    registry.create_version(M, "v2")  # the fixture's view: its entries in memory, no file
+    index = registry_path / ".git" / "index"
+    with closing(Registry.open(registry_path)) as fresh:
+        fresh.create_version(M, "v3")  # this view's first write
+        kept = inode(spare(registry_path))
+        fresh.create_version(M, "v4")
+        assert inode(index) == kept
     assert_as_git_sees_it(git, registry_path)
 
 

@@ -27,6 +27,9 @@ from modelbox.registry import Registry
 if TYPE_CHECKING:
     from conftest import Git, Run
 
+# Each test with the index read and mapped (conftest.py).
+pytestmark = pytest.mark.usefixtures("index_access")
+
 M = parse_model("team/m")
 
 
