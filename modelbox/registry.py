@@ -308,6 +308,9 @@ class Registry:
         published = False
         with locked(self.repo.git_dir):
             recovery.recover(self)  # finish a write that was cut short before starting one
+            worktree = self.worktree()
+            if worktree is not None:  # where the batch will land: its index, read meanwhile
+                worktree.prefetch()
             self._batch = _Batch(base=self.head(), ref_old=self.repo.ref(self.branch_ref))
             self._batch.head = self._batch.base
             self.repo.hold_objects()

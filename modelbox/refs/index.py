@@ -8,10 +8,12 @@ bytes around the few entries it changed. The offsets are kept in
 ``.git/modelbox/index-offsets``, keyed by the index's own checksum (a hash of its whole
 content), so they are used only for the exact bytes they were computed from: after a
 ``git status``, ``git checkout`` or a hand edit the checksum differs and the offsets are
-computed again, once. The checksum itself is verified on every read. A repository with
-git's ``index.skipHash`` (git 2.40+, and there part of ``feature.manyFiles``) has an index
-whose checksum is all zeros, as git writes it: read as git reads it, and written so when
-the setting is on (the offsets are then keyed by a SHA-1 computed when they are saved).
+computed again, once. The checksum itself is verified on every read, before any entry
+is used (for a mapped file in a thread, begun when a write starts: ``Worktree.prefetch``).
+A repository with git's ``index.skipHash`` (git 2.40+, and there part of
+``feature.manyFiles``) has an index whose checksum is all zeros, as git writes it: read as
+git reads it, and written so when the setting is on (the offsets are then keyed by a
+SHA-1 computed when they are saved).
 
 An index past 1 MiB is mapped rather than read, and a command's one write writes the new
 file from the runs of old entries between its edits, as views of the mapping: at 100,000
@@ -382,6 +384,8 @@ class GitIndex:
         self._stripped: dict[bytes, bytes] = {}  # replacing entries without their names
         self._base_version = 2
         self._broken = False  # a write failed part-way: read the file again before use
+        # A mapped file's checksum being computed: confirmed before its entries are read.
+        self._checking: tuple[_Sealing, bytes, Path] | None = None
         # Written once: a writer that keeps publishing holds the entries in memory (one
         # copy, at its second write), where a single write writes around the old ones.
         self._wrote = False
@@ -398,7 +402,7 @@ class GitIndex:
 
     def reload(self) -> None:
         """Read the index file again (an absent file is an empty index)."""
-        self._changes, self._broken = {}, False
+        self._changes, self._broken, self._checking = {}, False, None
         self._kept.value = None  # offsets of bytes someone else has replaced
         try:
             with open(self.path, "rb") as f:
@@ -443,11 +447,21 @@ class GitIndex:
         the offsets, and for version 4 every entry's name."""
         if len(data) < _HEADER.size + _CHECKSUM:
             raise GitError(f"{path} is truncated; run `git reset` to rebuild it")
-        # The SHA-1 is computed even for an index written without one (index.skipHash):
-        # it is what the offsets file is keyed by.
-        digest = hashlib.sha1(memoryview(data)[:-_CHECKSUM]).digest()
-        if data[-_CHECKSUM:] not in (digest, _NO_HASH):
-            raise GitError(f"{path} has a bad checksum; run `git reset` to rebuild it")
+        trailer = bytes(data[-_CHECKSUM:])
+        checking = None
+        if isinstance(data, mmap.mmap) and trailer != _NO_HASH:
+            # A mapped file's SHA-1 goes on in a thread (hashlib lets go of the GIL) while
+            # the command prepares its change; no entry is read before it is confirmed
+            # (:meth:`_bytes`). Until then the offsets are looked up by the checksum the
+            # file claims, which is its SHA-1 unless it is damaged.
+            checking = _Sealing([memoryview(data)[:-_CHECKSUM]])
+            digest = trailer
+        else:
+            # The SHA-1 is computed even for an index written without one (index.skipHash):
+            # it is what the offsets file is keyed by.
+            digest = hashlib.sha1(memoryview(data)[:-_CHECKSUM]).digest()
+            if trailer not in (digest, _NO_HASH):
+                raise _bad_checksum(path)
         signature, version, count = _HEADER.unpack_from(data)
         if signature != b"DIRC" or version not in (2, 3, 4):
             raise GitError(
@@ -457,6 +471,9 @@ class GitIndex:
         # Offsets are saved only by :meth:`write` (under the repository lock): a read or a
         # refused command leaves .git as it found it.
         cached = self._cached_offsets(data, digest, count, version == 4)
+        if cached is None and checking is not None:  # the entries are read now
+            _confirm(checking, trailer, path)
+            checking = None
         offsets, end, names = cached or self._walk(path, data, count, version == 4)
         link = None
         offset = end
@@ -476,6 +493,8 @@ class GitIndex:
         if link is not None and version == 4:
             raise GitError(f"{path} is a split index of version 4, which modelbox cannot "
                            "update; run `git update-index --index-version 2`")
+        if checking is not None:  # (only the index file itself is mapped, never a shared one)
+            self._checking = (checking, trailer, path)
         return version, offsets, end, link, cached is not None, names
 
     def _load_split(self, version: int, data: _Bytes, offsets: array[int], own_end: int,
@@ -859,7 +878,7 @@ class GitIndex:
         the old file's nor the new one's): the next use reads the file again, and keeps
         the changes not written yet."""
         self._data, self._offsets, self._names, self._end = b"", _offset_array(), None, 12
-        self._broken = True
+        self._broken, self._checking = True, None
         self._kept.value = None  # it may describe the bytes just changed in place
 
     def write(self) -> None:
@@ -1090,11 +1109,16 @@ class GitIndex:
                     old.unlink()
 
     def _bytes(self) -> _Bytes:
+        """The entries, once the file they came from is known to be whole."""
         if self._broken:
             changes = self._changes
             self.reload()
             self._changes = changes
+        if self._checking is not None:  # (a damaged file stays refused: kept, re-raised)
+            _confirm(*self._checking)
+            self._checking = None
         return self._data
+
 
 # The index's SHA-1 (or how to compute it from the entries just written), the offsets,
 # where the entries end, and a version 4 index's names.
@@ -1177,6 +1201,15 @@ class _Sealing:
 
 
 _Part = _Chunk | _Sealing  # what an index file is written from: bytes, or its checksum
+
+
+def _bad_checksum(path: Path) -> GitError:
+    return GitError(f"{path} has a bad checksum; run `git reset` to rebuild it")
+
+
+def _confirm(checking: _Sealing, claimed: bytes, path: Path) -> None:
+    if checking.result() != claimed:
+        raise _bad_checksum(path)
 
 
 def _chunks(parts: Sequence[_Part]) -> list[_Chunk]:

@@ -38,6 +38,11 @@ class Worktree:
             self._index.reload()
         return self._index
 
+    def prefetch(self) -> None:
+        """Open the index now, at the start of a write: a big one's checksum is computed
+        in a thread while the command prepares its change (:mod:`modelbox.refs.index`)."""
+        self.index  # noqa: B018
+
     def close(self) -> None:
         """Save what the index keeps for the next process (its entry offsets)."""
         if self._index is not None:

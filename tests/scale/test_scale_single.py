@@ -171,7 +171,11 @@ def test_a_damaged_index_is_refused_even_when_its_offsets_are_known(
     registry: Registry, registry_path: Path, git: Git, run: Run
 ) -> None:
     index_path = registry_path / ".git" / "index"
+    worktree = registry.worktree()
+    assert worktree is not None
+    worktree.close()  # the offsets of the index as it is are saved now
     data = bytearray(index_path.read_bytes())
+    assert data[-20:] in offsets_file(registry_path).read_bytes()
     data[len(data) // 2] ^= 0xFF  # a flipped bit; the checksum at the end still names the old
     index_path.write_bytes(bytes(data))
     head = git("rev-parse", "HEAD", cwd=registry_path)
