@@ -166,6 +166,7 @@ class Registry:
         #: (:class:`modelbox.autopromote.Decision`), for a command to report
         self.decisions: list[Any] = []
         self._series: SeriesCache | None = None  # see read_series
+        self._git_tags: tuple[str, bool] | None = None  # see git_tags_on
 
     @property
     def history(self) -> History:
@@ -261,8 +262,13 @@ class Registry:
         """Whether the registry branch, as it is now, has the ``git_tags`` setting on (GTO
         tags, :mod:`modelbox.gittags`, imported only then)."""
         head = self.registry_head()
-        data = None if head is None else self.repo.snapshot(head).read(layout.SETTINGS)
-        return data is not None and parse_settings(layout.SETTINGS, data).git_tags
+        if head is None:
+            return False
+        if self._git_tags is None or self._git_tags[0] != head:  # asked twice a publish
+            data = self.repo.snapshot(head).read(layout.SETTINGS)
+            on = data is not None and parse_settings(layout.SETTINGS, data).git_tags
+            self._git_tags = (head, on)
+        return self._git_tags[1]
 
     def registry_head(self) -> str | None:
         """The registry branch's commit, whatever the target branch."""

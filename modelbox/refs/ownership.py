@@ -47,23 +47,27 @@ class UntrustedRepositoryError(GitError):
 def check_owner(git_dir: Path, work_tree: Path | None) -> None:
     """Raise :class:`UntrustedRepositoryError` unless the repository is the user's own or
     ``safe.directory`` trusts it (see the module)."""
-    paths = [git_dir] if work_tree is None else [work_tree, git_dir]
-    if work_tree is not None and (work_tree / ".git").is_file():
-        paths.append(work_tree / ".git")
-    stranger = next(((p, uid) for p in paths if (uid := _foreign_owner(p)) is not None),
-                    None)
-    if stranger is None:
+    uid = _stranger(git_dir, work_tree)
+    if uid is None:
         return
     named = Path(os.path.realpath(work_tree if work_tree is not None else git_dir))
     if not _trusted(named):
-        raise UntrustedRepositoryError(named, stranger[1])
+        raise UntrustedRepositoryError(named, uid)
 
 
 def owned(git_dir: Path, work_tree: Path | None) -> bool:
     """Whether :func:`check_owner` passes without reading any setting (the quick reader
     takes only such repositories, and leaves the rest to the full path)."""
+    return _stranger(git_dir, work_tree) is None
+
+
+def _stranger(git_dir: Path, work_tree: Path | None) -> int | None:
+    """The owner of the first of the repository's paths git checks that is not the
+    user's (the work tree, the git dir, a ``.git`` file); None when all are."""
     paths = [git_dir] if work_tree is None else [work_tree, git_dir]
-    return all(_foreign_owner(p) is None for p in paths)
+    if work_tree is not None and (work_tree / ".git").is_file():
+        paths.append(work_tree / ".git")
+    return next((uid for p in paths if (uid := _foreign_owner(p)) is not None), None)
 
 
 def _foreign_owner(path: Path) -> int | None:

@@ -157,8 +157,8 @@ def test_the_few_commits_since_the_cache_are_read_from_their_trees_as_git_lists_
     since = head(registry)
     registry.tag(MODELS[0], "v2", "staging")
     git_out(registry_path, "checkout", "-q", "-b", "side")
-    registry_side = registry_path / "models" / "ai" / "bert" / "_tags.json"
-    registry_side.write_text(registry_side.read_text().replace('"v2"', '"v3"'))
+    bert_tags = registry_path / "models" / "ai" / "bert" / "_tags.json"  # on the side branch
+    bert_tags.write_text(bert_tags.read_text().replace('"v2"', '"v3"'))
     git_out(registry_path, "commit", "-q", "-am", "side: move candidate")
     git_out(registry_path, "checkout", "-q", "-")
     git_out(registry_path, "merge", "-q", "--no-ff", "-m", "merge side", "side")
