@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from modelbox import pathcheck
-from modelbox.errors import WorktreeDirtyError
+from modelbox.errors import GitError, WorktreeDirtyError
 from modelbox.refs.index import GitIndex, SplitSettings, git_bool
 from modelbox.refs.repo import GitRepo, PathChange, blob_sha
 
@@ -40,8 +40,10 @@ class Worktree:
 
     def prefetch(self) -> None:
         """Open the index now, at the start of a write: a big one's checksum is computed
-        in a thread while the command prepares its change (:mod:`modelbox.refs.index`)."""
-        self.index  # noqa: B018
+        in a thread while the command prepares its change (:mod:`modelbox.refs.index`).
+        An index that cannot be read is left to be refused where it is used, as before."""
+        with contextlib.suppress(GitError, OSError):
+            self.index  # noqa: B018
 
     def close(self) -> None:
         """Save what the index keeps for the next process (its entry offsets)."""
