@@ -202,6 +202,24 @@ def clear_stale_temporaries(git_dir: Path, age: float = _STALE_TEMP) -> list[str
     return removed
 
 
+def _clear_left_gc_pid(git_dir: Path) -> None:
+    """Remove the ``gc.pid`` a killed worker of ours left behind. git trusts that file for
+    12 hours whenever the pid it names is alive, and pids come round again (32,768 of them
+    by default on Linux): its ``gc --auto`` would then quietly do nothing. Only ours: the
+    state still says running (the maintenance that wrote it died: this one holds its
+    lock) and the file names that run's worker, the ``git gc`` process itself."""
+    try:
+        state = json.loads((git_dir / _STATE).read_text(encoding="utf-8"))
+        worker = int(state["worker"]) if state.get("outcome") == "running" else None
+        named = (git_dir / "gc.pid").read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    pid = named.split(" ", 1)[0]
+    if worker is not None and pid.isdigit() and int(pid) == worker:
+        with contextlib.suppress(OSError):
+            (git_dir / "gc.pid").unlink()
+
+
 def _command(git_dir: Path, reason: str, config: StackedConfig) -> list[str] | None:
     git = shutil.which("git")
     if git is None:
@@ -318,6 +336,7 @@ def _work(git_dir: Path, lock_fd: int, taken: int) -> str:
     if reason is None:
         return "not due"
     clear_stale_temporaries(git_dir)
+    _clear_left_gc_pid(git_dir)
     _write_state(git_dir, {"outcome": "running", "reason": reason, "pid": os.getpid(),
                            "started": time.time()})
     proc = _worker(git_dir, reason, config, lock_fd, git_dir / "modelbox" / "maintenance.log")

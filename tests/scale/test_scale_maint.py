@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -209,6 +210,41 @@ def test_a_killed_maintenance_leaves_a_usable_repository(reg: Path, tmp_path: Pa
     assert len(_packs(reg)) == 1
     assert model.version("after-kill").id.endswith("after-kill")
     client.close()
+
+
+@pytest.mark.parametrize("whose", ["our-killed-worker", "someone-else"])
+def test_a_gc_pid_a_killed_worker_left_does_not_hold_back_the_next_gc(
+    reg: Path, whose: str
+) -> None:
+    # git trusts gc.pid for 12 hours while the pid it names is alive, and pids come round
+    # again (32,768 of them here): the file a killed `git gc` left, naming a pid some
+    # other process now has, made every later `gc --auto` quietly do nothing. Only the
+    # file naming our own dead run's worker goes; a live gc of someone else's stays.
+    git_dir = reg / ".git"
+    _config(None, reg, "gc.autoPackLimit=2")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])  # holds the pid the worker had
+    try:
+        pid_file = f"{alive.pid} {socket.gethostname()}"
+        (git_dir / "gc.pid").write_text(pid_file)
+        worker = alive.pid if whose == "our-killed-worker" else dead.pid
+        (git_dir / "modelbox" / "maintenance.json").write_text(json.dumps(
+            {"outcome": "running", "reason": "packs", "pid": dead.pid, "worker": worker,
+             "started": time.time() - 60}))
+        client = ModelBoxClient(reg)
+        _batches(client, 3)
+        _wait_for(reg, "done")
+        if whose == "our-killed-worker":
+            assert len(_packs(reg)) == 1
+            assert not (git_dir / "gc.pid").exists()  # git removes its own at the end
+        else:
+            assert len(_packs(reg)) > 1  # git held back, as it must for a live gc
+            assert (git_dir / "gc.pid").read_text() == pid_file
+        client.close()
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_the_history_check_of_a_long_history_finds_a_bad_commit_in_every_part(
