@@ -33,7 +33,7 @@ import re
 import subprocess
 from pathlib import Path
 from types import TracebackType
-from typing import IO, cast
+from typing import IO
 
 from dulwich.errors import ObjectFormatException
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree
@@ -176,7 +176,10 @@ class CatFile:
     # -- objects -------------------------------------------------------------------------
     def tree(self, sha: str) -> Tree:
         """The tree ``sha`` (parsed: :class:`CommitFiles` looks entries up in it)."""
-        return cast(Tree, self.object(sha))
+        obj = self.object(sha)
+        if not isinstance(obj, Tree):  # a folder entry naming a blob: a crafted commit
+            raise NotPlainError(f"{sha} is not a tree")
+        return obj
 
     def object(self, sha: str) -> ShaFile:
         raw_sha = sha.encode("ascii")

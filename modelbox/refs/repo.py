@@ -220,7 +220,10 @@ class GitRepo:
         if cached is not None and isinstance(cached[0], RawTree):
             self._objects.move_to_end(sha)
             return cached[0]
-        return cast(Tree, self.object(sha))
+        obj = self.object(sha)
+        if not isinstance(obj, Tree):  # a folder entry naming a blob: a crafted commit
+            raise GitError(f"{sha} is not a tree")
+        return obj
 
     def _in_memory(self, sha: str) -> ShaFile | None:
         """The object ``sha`` if this process has it: cached, or of the unpublished batch."""

@@ -425,3 +425,42 @@ def test_the_validate_hook_refuses_staged_names_that_differ_only_in_case(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     for message in TWIN_MESSAGES:
         assert message in proc.stdout
+
+
+# -- a folder entry that names a blob -----------------------------------------------------------
+def _commit_with_models_as_a_blob(git: Git, path: Path) -> None:
+    """Commit, on the registry branch, a root tree whose ``models`` entry has a folder's
+    mode but names a blob: what no git command writes (``git mktree`` refuses it), but a
+    hand-made object or a pushed commit can hold."""
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=path, input=b"x\n",
+                          capture_output=True, check=True).stdout.decode().strip()
+    entries = []
+    for line in git("ls-tree", "HEAD", cwd=path).splitlines():
+        meta, name = line.split("\t")
+        mode, _, sha = meta.split()
+        if name != "models":
+            entries.append((name, int(mode, 8), sha))
+    entries.append(("models", 0o40000, blob))
+    raw = b"".join(f"{mode:o} {name}".encode() + b"\0" + bytes.fromhex(sha)
+                   for name, mode, sha in sorted(
+                       entries, key=lambda e: e[0] + ("/" if e[1] == 0o40000 else "")))
+    tree = subprocess.run(["git", "hash-object", "-t", "tree", "-w", "--stdin"], cwd=path,
+                          input=raw, capture_output=True, check=True).stdout.decode().strip()
+    commit = git("commit-tree", tree, "-p", "HEAD", "-m", "models as a blob", cwd=path).strip()
+    git("update-ref", "refs/heads/main", commit, cwd=path)
+
+
+@pytest.mark.parametrize("argv", [
+    ("resolve", "m:prod"), ("model", "list"), ("version", "list", "m"), ("log", "m"),
+    ("version", "create", "m", "v9"), ("tag", "m@v1", "staging"),
+])
+def test_a_folder_entry_naming_a_blob_is_refused_in_one_line(
+    reg: Path, git: Git, run: Run, argv: tuple[str, ...]
+) -> None:
+    # Before: `resolve` and every write ended in a TypeError traceback (a blob read as a
+    # tree); `model list` already said "is not a tree".
+    _commit_with_models_as_a_blob(git, reg)
+    head = git("rev-parse", "HEAD", cwd=reg)
+    result = run("--repo", reg, *argv)
+    assert_refused(result.code, result.err, "is not a tree")
+    assert git("rev-parse", "HEAD", cwd=reg) == head
