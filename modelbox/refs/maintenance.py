@@ -122,7 +122,7 @@ def after_write(repo: GitRepo) -> None:
     """Start the background maintenance if a threshold is passed and none runs yet.
     Called by a write once it has published and let go of the lock; never waits."""
     git_dir = repo.common_dir
-    if (due(git_dir, repo.raw.get_config_stack()) is not None and not _backing_off(git_dir)
+    if (due(git_dir, repo.config_stack()) is not None and not _backing_off(git_dir)
             and not running(git_dir)):
         start(git_dir)
 

@@ -150,7 +150,7 @@ def _batch_ssh(repo: GitRepo | None) -> bool:
     """ssh in BatchMode, unless the user chose an ssh command (core.sshCommand) in the
     repository's configuration, or in their own when there is no repository yet."""
     if repo is not None:
-        config: Any = repo.raw.get_config_stack()
+        config: Any = repo.config_stack()
     else:
         from dulwich.config import StackedConfig
 
@@ -186,7 +186,7 @@ class Remote:
             ssh = os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH") or None
             with _transport_errors(self.url):
                 self._client, self._path = get_transport_and_path(
-                    self.url, config=self.repo.raw.get_config_stack(), quiet=True,
+                    self.url, config=self.repo.config_stack(), quiet=True,
                     ssh_command=ssh,
                 )
         return self._client, self._path

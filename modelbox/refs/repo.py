@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 import weakref
 import zlib
@@ -21,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from dulwich.config import Config, StackedConfig
+from dulwich.config import (
+    Config,
+    StackedConfig,
+    get_win_system_paths,
+    get_xdg_config_home_path,
+)
 from dulwich.errors import NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
@@ -144,6 +150,7 @@ class GitRepo:
         self._objects: OrderedDict[str, tuple[ShaFile | RawTree, int]] = OrderedDict()
         self._cached_bytes = 0
         self._identity: str | None = None
+        self._config: tuple[tuple[object, ...], StackedConfig] | None = None
         # Objects of an unpublished batch: the first few held here (a small batch writes
         # them loose at the end, as git does), then streamed into a pack (:mod:`.packs`).
         self._pending: dict[str, ShaFile] | None = None
@@ -581,11 +588,24 @@ class GitRepo:
             return None
         return value.decode("utf-8", "replace") if value else None
 
+    def config_stack(self) -> StackedConfig:
+        """The config files git reads (dulwich's ``get_config_stack``), parsed again only
+        when one of them changed: a command asks for a setting a dozen times, and a script
+        publishing in a loop once per write. A file is unchanged while its (inode, size,
+        mtime, ctime) is, as git trusts a file's stat for its index. A stack whose files
+        include others (``include``, ``includeIf``) is not kept: those are not watched."""
+        key = _config_key(self._repo)
+        if self._config is not None and self._config[0] == key:
+            return self._config[1]
+        stack = self._repo.get_config_stack()
+        self._config = None if _includes(stack) else (key, stack)
+        return stack
+
     def git_setting(self, section: str, key: str) -> str | None:
         """A git setting as git sees it: this repository's config, then the user's and the
         system's (``core.splitIndex``...); None when unset."""
         try:
-            value = self._repo.get_config_stack().get((section.encode(),), key.encode())
+            value = self.config_stack().get((section.encode(),), key.encode())
         except KeyError:
             return None
         return value.decode("utf-8", "replace") if value is not None else None
@@ -597,7 +617,7 @@ class GitRepo:
             IdentityError: no email is configured (see :func:`user_identity`).
         """
         if self._identity is None:
-            self._identity = user_identity(self._repo.get_config_stack())
+            self._identity = user_identity(self.config_stack())
         return self._identity
 
     def _reflog_identity(self) -> bytes:
@@ -606,7 +626,7 @@ class GitRepo:
         try:
             return self.identity().encode()
         except IdentityError:
-            return get_user_identity(self._repo.get_config_stack(), "AUTHOR")
+            return get_user_identity(self.config_stack(), "AUTHOR")
 
     def build_tree(self, base_tree: str | None, changes: Mapping[str, bytes | None]) -> str:
         """Store the tree ``base_tree`` + ``changes`` (None deletes a file or directory)."""
@@ -871,3 +891,37 @@ def _local_offset(now: int) -> int:
     local = time.localtime(now)
     return local.tm_gmtoff if local.tm_gmtoff is not None else 0
 
+
+def _config_key(repo: Repo) -> tuple[object, ...]:
+    """What the config stack of ``repo`` is read from: each file dulwich reads (as
+    ``StackedConfig.default_backends`` finds them, from the same environment) with its
+    stat, or None where there is none."""
+    paths = [os.path.join(repo.commondir(), "config"),
+             os.path.join(repo.controldir(), "config.worktree")]
+    if "GIT_CONFIG_GLOBAL" in os.environ:
+        paths.append(os.environ["GIT_CONFIG_GLOBAL"])
+    else:
+        paths.append(os.path.expanduser("~/.gitconfig"))
+        paths.append(get_xdg_config_home_path("git", "config"))
+    if "GIT_CONFIG_SYSTEM" in os.environ:
+        paths.append(os.environ["GIT_CONFIG_SYSTEM"])
+    elif "GIT_CONFIG_NOSYSTEM" not in os.environ:
+        paths.append("/etc/gitconfig")
+        if sys.platform == "win32":
+            paths.extend(get_win_system_paths())
+    key: list[object] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            key.append((path, None))
+            continue
+        key.append((path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(key)
+
+
+def _includes(stack: StackedConfig) -> bool:
+    """Whether a file of ``stack`` includes another (git's ``include.path`` and
+    ``includeIf.<condition>.path``)."""
+    return any(section and section[0].lower() in (b"include", b"includeif")
+               for backend in stack.backends for section in backend.sections())

@@ -126,7 +126,7 @@ def reflog_expire(repo: GitRepo) -> float | None:
     main: float | None = DEFAULT_REFLOG_EXPIRE
     patterns: list[float | None] = []
     # dulwich lists the repository's own file first; git reads it last, and the last wins.
-    for backend in reversed(repo.raw.get_config_stack().backends):
+    for backend in reversed(repo.config_stack().backends):
         for section in backend.sections():
             if not section or section[0].lower() != b"gc":
                 continue
