@@ -906,8 +906,8 @@ class GitIndex:
         touched: list[bool] = []
         kept: list[_Bytes] = []  # the new file's entries, as this view keeps them
 
-        def build() -> list[_Part]:  # once the lock is ours: the entries change in place
-            touched.append(True)  # (a Ctrl-C between two edits leaves them half changed)
+        def build() -> list[_Part]:  # the entries change in place: once called, a raise
+            touched.append(True)  # drops them (a Ctrl-C between two edits, a busy lock)
             if self._wrote or self._in_place(edits):
                 entries = self._applied(edits, plan.count)
                 parts: list[_Chunk] = [entries]
@@ -957,8 +957,8 @@ class GitIndex:
     def _replace(self, build: Callable[[], Sequence[_Part]], spare: Path | None = None,
                  meanwhile: Callable[[], object] | None = None,
                  written: Callable[[int], None] | None = None) -> None:
-        """Write what ``build`` returns (called once the lock is held) as the index file,
-        through ``index.lock``; ``meanwhile`` is called once the entries are written, while
+        """Write what ``build`` returns (called before the lock is taken) as the index
+        file, through ``index.lock``; ``meanwhile`` is called once the entries are written, while
         their checksum may still be computed, and ``written`` with the new file's
         descriptor (open for reading too) once all of it is.
 
@@ -971,11 +971,13 @@ class GitIndex:
         still replaces the index by a rename, so readers see the old file or the new one.
         """
         lock = self.path.with_name(self.path.name + ".lock")
+        # Built first: its checksum is computed while the lock is taken (a raise from
+        # _acquire reaches the caller, which drops the entries it changed).
+        parts = build()
         checked = _unused(spare) if spare is not None else None
         fd = _acquire(lock, None if spare is None or checked is None else (spare, checked))
         try:
             fault("index-locked")
-            parts = build()
 
             def aside() -> None:  # work that needs no bytes of the new file
                 if spare is not None:
