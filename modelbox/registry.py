@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -531,7 +531,11 @@ class Registry:
             fresh = {model: set(versions) for model, versions in batch.versions.items()}
             for model in batch.tag_models:
                 fresh.setdefault(model, set()).add(gittags.TAGS_CHANGED)
-        if self.follow_tag_refs(models, fresh=fresh) and followed:
+        # The models whose tag maps no commit of the batch wrote (a tagged version's
+        # manifest or metrics changed): their refs keep the times they carry.
+        stable = {model for model in models
+                  if layout.tags_file(parse_model(model)) not in batch.final}
+        if self.follow_tag_refs(models, fresh=fresh, stable=stable) and followed:
             recovery.clear(git_dir)
         return True
 
@@ -566,12 +570,15 @@ class Registry:
         return skipped
 
     def follow_tag_refs(self, models: Iterable[str] | str,
-                        fresh: dict[str, set[str]] | None = None) -> bool:
+                        fresh: dict[str, set[str]] | None = None,
+                        stable: Collection[str] = ()) -> bool:
         """Rebuild the tag refs of ``models`` (or all, ``recovery.ALL``) from the registry
         branch, and their GTO tags when the ``git_tags`` setting is on (``fresh``: the
-        versions the write changed, for its notes); the caller holds the lock. False (and
-        a warning) if a ref is locked by another process: the change has landed, the refs
-        wait for the next write."""
+        versions the write changed, for its notes); the caller holds the lock. ``stable``:
+        models whose tag maps the write did not change, whose refs' dates are taken from
+        the refs themselves where they still name the same versions (no history walk).
+        False (and a warning) if a ref is locked by another process: the change has
+        landed, the refs wait for the next write."""
         try:
             if models == recovery.ALL:
                 # A collision of two tags' ref paths is for `check` to report, not a
@@ -583,9 +590,11 @@ class Registry:
                 chosen = list(models)
                 snapshot = self.repo.snapshot(self.registry_head())
                 names = [parse_model(model) for model in chosen]
-                history = self._tag_map_history(snapshot, names)
+                history = self._tag_map_history(
+                    snapshot, [name for name in names if str(name) not in stable])
                 for name in names:
-                    self._sync_model_refs(snapshot, name, history)
+                    self._sync_model_refs(snapshot, name, history,
+                                          keep_times=str(name) in stable)
             if self.git_tags_on():
                 from modelbox import gittags
 
@@ -1325,20 +1334,25 @@ class Registry:
     # -- derived tag refs ----------------------------------------------------------------
     def desired_refs(self, snap: Snapshot, model: ModelName,
                      history: dict[str, list[FileChange]] | None = None,
-                     ) -> dict[str, str]:
+                     current: dict[str, str] | None = None) -> dict[str, str]:
         """The tag refs the manifests of ``model`` imply: ref name -> tag object sha, each
         dated with the time of the commit that moved its tag (from ``snap``'s history, or
-        from ``history``: :func:`modelbox.tagtimes.history` of every tag map)."""
+        from ``history``: :func:`modelbox.tagtimes.history` of every tag map). With
+        ``current`` (the model's refs now, when its tag map has not changed since they
+        were made), the dates are the ones those refs carry, if every tag has a ref that
+        modelbox made for the version it names now; else from history."""
         from modelbox import tagtimes
 
         tags = self._tags(snap, model)
         if not tags:
             return {}
-        path = layout.tags_file(model)
-        commits = None if history is None else history.get(path)
-        if commits is None:  # not asked, or not in a listing (git absent): this map's own
-            commits = tagtimes.history(self.repo, snap.commit, [path]).get(path, [])
-        times = tagtimes.move_times(self.repo, tags, commits)
+        times = None if current is None else self._carried_times(model, tags, current)
+        if times is None:
+            path = layout.tags_file(model)
+            commits = None if history is None else history.get(path)
+            if commits is None:  # not asked, or not in a listing (git absent): its own
+                commits = tagtimes.history(self.repo, snap.commit, [path]).get(path, [])
+            times = tagtimes.move_times(self.repo, tags, commits)
         out = {}
         for tag, version in tags.items():
             tree = snap.tree_id(layout.version_dir(model, version))
@@ -1348,6 +1362,20 @@ class Registry:
                 f"{model}/{tag}", tree, f"{model}@{version}\n", times[tag]
             )
         return out
+
+    def _carried_times(self, model: ModelName, tags: dict[str, str],
+                       current: dict[str, str]) -> dict[str, int] | None:
+        """tag -> the date its ref carries, if each tag's ref is a tag object as
+        :meth:`desired_refs` makes it for the version the tag names now; else None."""
+        times = {}
+        for tag, version in tags.items():
+            sha = current.get(layout.tag_ref(model, tag))
+            when = None if sha is None else self.repo.made_tag_time(
+                sha, f"{model}/{tag}", f"{model}@{version}\n")
+            if when is None:
+                return None
+            times[tag] = when
+        return times
 
     def _model_refs(self, model: ModelName) -> dict[str, str]:
         prefix = f"{layout.TAG_REF_PREFIX}{model}/"
@@ -1372,9 +1400,10 @@ class Registry:
         return history
 
     def _sync_model_refs(self, snap: Snapshot, model: ModelName,
-                         history: dict[str, list[FileChange]] | None = None) -> None:
-        desired = self.desired_refs(snap, model, history)
+                         history: dict[str, list[FileChange]] | None = None,
+                         keep_times: bool = False) -> None:
         actual = self._model_refs(model)
+        desired = self.desired_refs(snap, model, history, actual if keep_times else None)
         for name in actual.keys() - desired.keys():
             self.repo.delete_ref(name)
         for name, sha in desired.items():

@@ -124,7 +124,8 @@ class UrlRegistry(Registry):
     def sync_refs(self) -> dict[str, tuple[str | None, str | None]]:
         raise ReadOnlyRegistryError(self.mirror.shown)
 
-    def follow_tag_refs(self, models: object, fresh: object = None) -> bool:
+    def follow_tag_refs(self, models: object, fresh: object = None,
+                        stable: object = ()) -> bool:
         return False  # the mirror's tag refs are none of its business
 
     def recover(self) -> list[str]:

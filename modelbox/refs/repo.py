@@ -742,7 +742,7 @@ class GitRepo:
         tag = Tag()
         tag.object = (Tree, _oid(target))
         tag.name = name.encode()
-        tag.tagger = b"modelbox <modelbox@localhost>"
+        tag.tagger = _TAGGER
         tag.tag_time = when
         tag.tag_timezone = 0
         tag.message = message.encode()
@@ -754,6 +754,19 @@ class GitRepo:
         if sha in self._objects or store.contains_loose(oid) or store.contains_packed(oid):
             return sha
         return self._add(tag)
+
+    def made_tag_time(self, sha: str, name: str, message: str) -> int | None:
+        """The date of the tag object ``sha`` if it is one :meth:`make_tag` makes for
+        ``name`` and ``message``; None for anything else (or an unreadable object)."""
+        try:
+            obj = self.object(sha)
+        except GitError:
+            return None
+        if not (isinstance(obj, Tag) and obj.name == name.encode()
+                and obj.message == message.encode() and obj.tagger == _TAGGER
+                and obj.tag_timezone == 0):
+            return None
+        return int(obj.tag_time)
 
     def tag_target(self, sha: str) -> tuple[str, str] | None:
         """``(target sha, message)`` of an annotated tag object, or None for other objects."""
@@ -890,6 +903,9 @@ def _ref_locked(name: str, exc: FileLocked) -> GitError:
 def _local_offset(now: int) -> int:
     local = time.localtime(now)
     return local.tm_gmtoff if local.tm_gmtoff is not None else 0
+
+
+_TAGGER = b"modelbox <modelbox@localhost>"  # of the tag objects the tag refs point at
 
 
 def _config_key(repo: Repo) -> tuple[object, ...]:

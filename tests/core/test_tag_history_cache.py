@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,8 +15,9 @@ from core_helpers import git_out
 
 from modelbox import tagtimes
 from modelbox.check import check
-from modelbox.names import parse_model
+from modelbox.names import parse_model, parse_reference
 from modelbox.refs import filelog
+from modelbox.refs import repo as repo_module
 from modelbox.refs.gitcli import git_program
 from modelbox.registry import Registry
 
@@ -255,3 +257,59 @@ def test_a_damaged_cache_is_passed_by(
     assert check(registry) == []
     assert cached(registry_path)["commit"] == head(registry)
     assert not (registry_path.parent / "written..").exists()
+
+
+class _Clock:
+    """``time`` for the commits modelbox writes, ten seconds apart: dates that differ."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000
+
+    def time(self) -> float:
+        self.now += 10
+        return float(self.now)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+def test_a_write_that_moves_no_tag_keeps_the_dates_its_refs_carry(
+    registry: Registry, registry_path: Path
+) -> None:
+    """Metadata or metrics on a tagged version change its tag ref (the ref names the
+    version's folder), not when the tag moved: the date is the old ref's, and no history
+    is walked for it (the cache is not even brought forward)."""
+    assert check(registry) == []
+    held = cached(registry_path)["commit"]
+    before = tag_refs(registry_path)
+    registry.set_metadata(parse_reference("ai/yolo@v1"), "epochs", 10)
+    assert tag_refs(registry_path) != before  # the staging ref follows v1's new folder
+    assert cached(registry_path)["commit"] == held  # no walk of the tag maps' history
+    assert check(registry) == []  # the dates are those a whole walk gives
+
+
+def test_a_tag_moved_away_and_back_in_one_batch_is_dated_by_its_return(
+    registry: Registry, registry_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map ends as it began, but history says the tag moved: its date is the
+    commit that moved it back, not the one its old ref carries."""
+    assert check(registry) == []
+    monkeypatch.setattr(repo_module, "time", _Clock())
+    with registry.batch():
+        registry.tag(MODELS[0], "v2", "staging")
+        registry.tag(MODELS[0], "v1", "staging")
+        registry.set_metadata(parse_reference("ai/yolo@v1"), "epochs", 10)
+    assert check(registry) == []
+
+
+def test_a_tag_ref_removed_by_hand_is_dated_from_history(
+    registry: Registry, registry_path: Path
+) -> None:
+    ref = "refs/modelbox/tags/ai/yolo/staging"
+    git_out(registry_path, "update-ref", "-d", ref)
+    git_out(registry_path, "update-ref", "refs/modelbox/tags/ai/bert/candidate",
+            git_out(registry_path, "rev-parse", "HEAD").strip())  # not a tag object
+    registry.set_metadata(parse_reference("ai/yolo@v1"), "epochs", 10)
+    registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 10)
+    assert ref in tag_refs(registry_path)
+    assert check(registry) == []
