@@ -958,9 +958,9 @@ class GitIndex:
                  meanwhile: Callable[[], object] | None = None,
                  written: Callable[[int], None] | None = None) -> None:
         """Write what ``build`` returns (called before the lock is taken) as the index
-        file, through ``index.lock``; ``meanwhile`` is called once the entries are written, while
-        their checksum may still be computed, and ``written`` with the new file's
-        descriptor (open for reading too) once all of it is.
+        file, through ``index.lock``; ``meanwhile`` is called once the entries are
+        written, while their checksum may still be computed, and ``written`` with the new
+        file's descriptor (open for reading too) once all of it is.
 
         With ``spare``: the file the index replaces is kept there (a second name of it),
         and the next write's ``index.lock`` is that file again when no process has it open
