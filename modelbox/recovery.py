@@ -75,7 +75,6 @@ __all__ = [
     "BranchMove",
     "MetricsJournal",
     "TakenJournal",
-    "announcing",
     "begin",
     "clear",
     "lagging",
@@ -131,41 +130,6 @@ def _path(git_dir: Path, kind: str) -> Path:
 
 def begin(git_dir: Path, record: BranchMove) -> None:
     """Write ``record`` durably (temp file, fsync, rename, fsync of the folder)."""
-    _write_record(git_dir, record)
-    fault("after-journal")
-
-
-@contextlib.contextmanager
-def announcing(git_dir: Path, record: BranchMove) -> Iterator[None]:
-    """:func:`begin`, in a thread of its own while the block runs: the caller writes the
-    objects the move needs meanwhile, and both mostly wait for the disk (two fsyncs here,
-    one per loose object there). The block's end waits for the record and raises what
-    writing it raised; a block that raises takes the record back (the branch has not
-    moved: nothing is left to finish)."""
-    failed: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            _write_record(git_dir, record)
-        except BaseException as exc:  # raised again by the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=write, name="modelbox-journal", daemon=True)
-    thread.start()
-    try:
-        yield
-    except BaseException:
-        thread.join()
-        if not failed:
-            clear(git_dir, record.KIND, new=record.new)
-        raise
-    thread.join()
-    if failed:
-        raise failed[0]
-    fault("after-journal")
-
-
-def _write_record(git_dir: Path, record: BranchMove) -> None:
     path = _path(git_dir, record.KIND)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -179,6 +143,7 @@ def _write_record(git_dir: Path, record: BranchMove) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    fault("after-journal")
 
 
 def clear(git_dir: Path, kind: str = BranchMove.KIND, *, new: str | None = None) -> None:

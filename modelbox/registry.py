@@ -495,6 +495,7 @@ class Registry:
         refs along; False if there was nothing to publish."""
         if batch.head == batch.base or batch.head is None:
             return False
+        self.repo.flush_pending()
         count = len(batch.records)
         what = batch.subject if count == 1 else f"{count} changes"
         models = [] if self._target is not None else self._tag_ref_models(batch)
@@ -502,11 +503,9 @@ class Registry:
             # A new version gets its GTO registration tag even untagged (docs/gto.md).
             models = sorted({*models, *batch.versions})
         git_dir = self.repo.git_dir
-        # The journal and the objects, each durable, both before the branch moves.
-        with recovery.announcing(git_dir, recovery.BranchMove(
-                self.branch_ref, batch.ref_old, batch.head, tag_refs=models,
-                absorbs=batch.absorbs)):
-            self.repo.flush_pending()
+        recovery.begin(git_dir, recovery.BranchMove(
+            self.branch_ref, batch.ref_old, batch.head, tag_refs=models,
+            absorbs=batch.absorbs))
         self.repo.update_ref(self.branch_ref, batch.ref_old, batch.head, f"modelbox: {what}")
         # Landed: the metrics journals it absorbs say so themselves before the record goes.
         recovery.mark_absorbed(git_dir, batch.absorbs)
