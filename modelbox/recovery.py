@@ -54,6 +54,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -90,6 +91,7 @@ logger = logging.getLogger(__name__)
 JOURNAL_DIR = "modelbox/journal"  # below the git dir
 FORMAT = 1
 ALL = "all"
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -116,9 +118,21 @@ class BranchMove:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BranchMove:
+        """The record of ``data``; ValueError unless its ref is a branch and its commits
+        are object names (a journal is input: a hand edit could name ``../..`` or an
+        option, which the recovery would hand to the file system or to git)."""
+        from modelbox.refs.refnames import is_well_formed
+
+        ref, old, new = data["ref"], data.get("old"), data["new"]
+        if not (isinstance(ref, str) and ref.startswith("refs/heads/")
+                and is_well_formed(ref.encode())):
+            raise ValueError(f"not a branch: {ref!r}")
+        for sha in (old, new) if old is not None else (new,):
+            if not (isinstance(sha, str) and _SHA.fullmatch(sha)):
+                raise ValueError(f"not a commit name: {sha!r}")
         tag_refs = data.get("tag_refs", [])
         absorbs = data.get("absorbs", {})
-        return cls(ref=str(data["ref"]), old=data.get("old"), new=str(data["new"]),
+        return cls(ref=ref, old=old, new=new,
                    tag_refs=tag_refs if tag_refs == ALL else [str(m) for m in tag_refs],
                    pid=int(data.get("pid", 0)),
                    absorbs={str(k): int(v) for k, v in absorbs.items()})
@@ -166,7 +180,11 @@ def landed(repo: GitRepo, move: BranchMove) -> bool:
     current = repo.ref(move.ref)
     if current is None:
         return False
-    return current == move.new or is_ancestor(repo, move.new, current)
+    if current == move.new:
+        return True
+    # A commit that was never written (a hand edit, or a writer killed before its objects)
+    # did not land; git would refuse to compare it, and so every later write.
+    return repo.has_object(move.new) and is_ancestor(repo, move.new, current)
 
 
 def absorbed(registry: Registry, name: str) -> int | None:
@@ -225,9 +243,15 @@ def recover(registry: Registry) -> list[str]:
             continue
         try:
             move = BranchMove.from_json(data)
+            if move.old is not None and not registry.repo.has_object(move.old):
+                raise ValueError("the branch never held that commit")
         except (KeyError, TypeError, ValueError):
             logger.warning("modelbox: warning: %s is unreadable and was removed", path)
             path.unlink(missing_ok=True)
+            # What it would have finished, found as `check` finds it (rare: a hand edit).
+            lag = lagging(registry)
+            if lag is not None:
+                skipped += finish(registry, lag)[0]
             continue
         if not process_alive(move.pid):
             _clear_ref_locks(git_dir, move, path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CHARACTERS", "FORBIDDEN", "is_plain"]
+__all__ = ["CHARACTERS", "FORBIDDEN", "is_plain", "is_well_formed"]
 
 #: the characters of a plain name after ``refs/`` (a regular expression class)
 CHARACTERS = rb"[A-Za-z0-9_./+@=,-]"
@@ -25,3 +25,12 @@ def is_plain(name: bytes) -> bool:
     """Whether ``name`` is a plainly well-formed ref name (see the module docstring)."""
     return (_PLAIN.fullmatch(name) is not None and not name.endswith((b"/", b"."))
             and not any(bad in name for bad in FORBIDDEN))
+
+
+def is_well_formed(name: bytes) -> bool:
+    """Whether git's ``check-ref-format`` rules allow ``name`` (plain names without dulwich)."""
+    if is_plain(name):
+        return True
+    from dulwich.refs import Ref, check_ref_format
+
+    return bool(check_ref_format(Ref(name)))

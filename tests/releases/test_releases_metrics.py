@@ -218,6 +218,31 @@ def test_a_kill_before_the_branch_moved_commits_everything_once(tmp_path: Path) 
     assert _journals(path) == []
 
 
+def test_a_journal_naming_a_commit_never_written_does_not_stop_every_write(
+        tmp_path: Path) -> None:
+    # A branch-move record whose commit does not exist (a hand edit, or a writer killed
+    # between its journal and its objects): git refuses to compare that commit, and every
+    # later write failed with that error. It did not land: nothing it names is absorbed.
+    path = _registry(tmp_path)
+    proc = _trainer(path, LOG_50, """
+        os.environ["MODELBOX_FAULT"] = "after-journal"
+        client.flush()
+        """)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 137, err
+    record = path / ".git" / recovery.JOURNAL_DIR / "branch-move.json"
+    data = json.loads(record.read_text())
+    assert data["absorbs"]
+    data["new"] = "0123456789abcdef0123456789abcdef01234567"
+    record.write_text(json.dumps(data))
+    proc2 = modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path)
+    assert proc2.code == 0, proc2.err
+    assert len(_losses(path)) == 50
+    assert _journals(path) == []
+    assert not record.exists()
+    assert modelbox("check", cwd=path).code == 0
+
+
 def test_points_for_a_deleted_target_are_kept_aside_not_retried_forever(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import subprocess
 import sys
 import time
@@ -230,6 +232,39 @@ def test_ref_locks_left_by_a_killed_writer_are_cleared(tmp_path: Path) -> None:
     assert not list(tags.glob("*.lock"))
     _clean(repo)
     assert "refs/modelbox/tags/default/m/staging" in git("for-each-ref", cwd=repo)
+
+
+@pytest.mark.parametrize("field,value,step", [
+    ("ref", "refs/heads/../../../../victim", "after-journal"),
+    ("new", "--output=../victim.lock", "after-journal"),
+    ("old", "HEAD~1", "after-ref-move"),
+    ("old", "0123456789abcdef0123456789abcdef01234567", "after-ref-move"),
+    ("new", "0123456789abcdef0123456789abcdef01234567", "after-journal"),
+])
+def test_a_hand_edited_journal_reaches_neither_the_file_system_nor_git(
+        tmp_path: Path, field: str, value: str, step: str) -> None:
+    """The journal is input: its branch was joined to the git folder to clear a dead
+    writer's `<ref>.lock`, and its commits handed to git. A ref that climbed out of the
+    folder removed a `.lock` file beside the clone, and a commit that was not an object
+    name stopped every later write; now such a record is refused (one warning, the
+    journal removed), the write finishes the move `check` would find, and goes on."""
+    repo = _init(tmp_path / "r")
+    assert modelbox("--repo", repo, "tag", "m@v0", "staging",
+                    env={"MODELBOX_FAULT": step}).code == 137
+    journal = repo / ".git" / "modelbox" / "journal" / "branch-move.json"
+    data = json.loads(journal.read_text())
+    data[field] = value
+    data["absorbs"] = {"metrics-1-1.jsonl": 3}  # so that recovery asks whether it landed
+    journal.write_text(json.dumps(data))
+    victim = tmp_path / "victim.lock"
+    victim.write_text("not modelbox's")
+    made = journal.stat().st_mtime_ns + 100_000_000  # as if made by the move it announced
+    os.utime(victim, ns=(made, made))
+    proc = mb(repo, "model", "create", "other")
+    assert proc.code == 0, proc.err
+    assert victim.read_text() == "not modelbox's"
+    assert not journal.exists()
+    _clean(repo)  # what the refused record named was finished all the same
 
 
 def test_a_ref_lock_of_someone_else_is_waited_out_not_a_failure(tmp_path: Path) -> None:
