@@ -536,6 +536,11 @@ class Registry:
                   if layout.tags_file(parse_model(model)) not in batch.final}
         if self.follow_tag_refs(models, fresh=fresh, stable=stable) and followed:
             recovery.clear(git_dir)
+        from modelbox import tagtimes
+
+        if (self._target is None and batch.base is not None
+                and not any(map(tagtimes.is_tag_map, batch.final))):
+            tagtimes.advance(self.repo, batch.base, batch.head)
         return True
 
     def _tag_ref_models(self, batch: _Batch) -> list[str]:

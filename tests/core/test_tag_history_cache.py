@@ -79,7 +79,8 @@ def test_check_keeps_the_walk_and_later_writes_bring_it_forward(
     assert check(registry) == []
     assert cached(registry_path)["commit"] == head(registry)
 
-    registry.create_version(MODELS[0], "v4")  # no tag ref to date: the cache waits
+    registry.create_version(MODELS[0], "v4")  # no tag map written: the cache only moves on
+    assert cached(registry_path)["commit"] == head(registry)
     registry.tag(MODELS[0], "v2", "staging")
     registry.tag(MODELS[1], "v3", "candidate")
     data = cached(registry_path)
@@ -278,14 +279,54 @@ def test_a_write_that_moves_no_tag_keeps_the_dates_its_refs_carry(
 ) -> None:
     """Metadata or metrics on a tagged version change its tag ref (the ref names the
     version's folder), not when the tag moved: the date is the old ref's, and no history
-    is walked for it (the cache is not even brought forward)."""
+    is walked for it. The cache now names the new head, its maps untouched (they cannot
+    have changed), so the next tag write has no commit to diff."""
     assert check(registry) == []
-    held = cached(registry_path)["commit"]
+    held = cached(registry_path)
     before = tag_refs(registry_path)
+    path = registry_path / CACHE
+    os.utime(path, ns=(1, 1))
     registry.set_metadata(parse_reference("ai/yolo@v1"), "epochs", 10)
     assert tag_refs(registry_path) != before  # the staging ref follows v1's new folder
-    assert cached(registry_path)["commit"] == held  # no walk of the tag maps' history
+    now = cached(registry_path)
+    assert now["commit"] == head(registry) != held["commit"]
+    assert now["maps"] == held["maps"]
+    assert path.stat().st_mtime_ns != 1  # written, not left alone
+    assert {p: [tuple(c) for c in cs] for p, cs in now["maps"].items()} == walked(registry)  # type: ignore[attr-defined]
     assert check(registry) == []  # the dates are those a whole walk gives
+
+
+def test_a_batch_that_writes_a_tag_map_brings_the_cache_forward_by_its_commits(
+    registry: Registry, registry_path: Path
+) -> None:
+    """One model's tag moved and another's version changed in one batch: the cache is
+    brought forward through the commits (the moved map gains one)."""
+    assert check(registry) == []
+    with registry.batch():
+        registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 10)
+        registry.tag(MODELS[0], "v2", "staging")
+        registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 11)
+    data = cached(registry_path)
+    assert data["commit"] == head(registry)
+    assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == walked(registry)  # type: ignore[attr-defined]
+    assert check(registry) == []
+
+
+def test_a_cache_that_names_another_commit_is_not_renamed(
+    registry: Registry, registry_path: Path
+) -> None:
+    """Only a cache holding the batch's base is moved to its head: one left behind (here,
+    a commit back) keeps its commit, and the next read brings it forward by the diffs."""
+    assert check(registry) == []
+    registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 10)
+    data = cached(registry_path)
+    behind = git_out(registry_path, "rev-parse", "HEAD~1").strip()
+    text = (registry_path / CACHE).read_text().replace(data["commit"], behind, 1)  # type: ignore[arg-type]
+    (registry_path / CACHE).write_text(text)
+    registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 11)
+    assert cached(registry_path)["commit"] == behind
+    assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
+    assert cached(registry_path)["commit"] == head(registry)
 
 
 def test_a_tag_moved_away_and_back_in_one_batch_is_dated_by_its_return(
