@@ -49,26 +49,35 @@ def save(path: Path, kind: str, document: dict[str, Any]) -> None:
 
 def retarget(path: Path, kind: str, key: str, old: str, new: str) -> bool:
     """Change the first field, ``key``, of the ``kind`` cache at ``path`` from ``old`` to
-    ``new`` without reading the rest (the caller knows the rest holds for ``new`` too);
+    ``new``, of the same length, in place: the caller knows the rest holds for ``new`` too.
     False, and nothing written, unless the cache names ``old`` there as :func:`save`
-    writes it."""
+    writes it.
+
+    In place, not by a new file: a write in a loop of publishes pays ~30 µs, not ~0.5 ms
+    for the 240 KB tag history at 100k versions. A reader sees the old value or the new
+    one (both true of the rest); one that raced the write of the few bytes could see a
+    value that names nothing, which reads as a cache that names another commit: walked
+    again."""
     head = _dumps({"kind": kind, "format": FORMAT, key: old})[:-1].encode("utf-8") + b","
+    value = new.encode("utf-8")
+    if len(value) != len(old.encode("utf-8")):
+        return False
     try:
-        with path.open("rb") as f:
-            data = f.read()
+        with path.open("r+b") as f:
+            if f.read(len(head)) != head:
+                return False
+            f.seek(len(head) - len(value) - 2)  # the old value, between its quotes
+            f.write(value)
     except OSError:
         return False
-    if not data.startswith(head):
-        return False
-    moved = _dumps({"kind": kind, "format": FORMAT, key: new})[:-1].encode("utf-8") + b","
-    return _write(path, moved + data[len(head):])
+    return True
 
 
 def _dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
-def _write(path: Path, data: bytes) -> bool:
+def _write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,5 +87,3 @@ def _write(path: Path, data: bytes) -> bool:
     except OSError:  # a read-only or full git dir: compute again next time
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        return False
-    return True
