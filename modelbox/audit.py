@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from modelbox.refs import CommitRecord
@@ -28,8 +28,7 @@ PREFIX = "Modelbox-"
 NONE = "-"
 
 
-@dataclass(frozen=True)
-class TagMove:
+class TagMove(NamedTuple):
     target: str  # MODEL:TAG
     before: str | None
     after: str | None
@@ -66,8 +65,7 @@ def _one_line(value: str) -> str:
     return value.replace("\n", " ")
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):
     """One change read back from history: who, when, what, before and after."""
 
     commit: str

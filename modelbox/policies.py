@@ -21,9 +21,8 @@ an example through.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -230,8 +229,7 @@ def unpin(registry: Registry, model: ModelName, tag: str) -> Policy:
 
 
 # -- labelling -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     order: tuple[datetime, str]  # creation time, then name: what "older" means
     name: str
     summary: dict[str, float | int | str]

@@ -25,9 +25,8 @@ through :func:`modelbox.limits.loads`): ``modelbox resolve`` never imports pydan
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelbox import isotime, layout, limits
 from modelbox.documents import parse_tags
@@ -50,8 +49,7 @@ __all__ = ["Target", "need_version", "resolve", "resolve_version"]
 _NUMBERED = re.compile(r"v\d+")
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """What a reference names: a model or experiment (``version`` None), a version of a
     model, or a checkpoint of an experiment."""
 

@@ -26,9 +26,8 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from modelbox.errors import GitError, InvalidValueError, RemoteError
 from modelbox.refs.gitenv import SWITCH, environment
@@ -111,8 +110,7 @@ def _find(path: str) -> str | None:
     return git if (int(match[1]), int(match[2])) >= _MIN_VERSION else None
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
     code: int
     out: str
     err: str
@@ -431,8 +429,7 @@ def refs_under(git: str, git_dir: Path, prefix: str) -> dict[str, str]:
     return {name: sha for sha, _, name in (line.partition(" ") for line in res.out.splitlines())}
 
 
-@dataclass(frozen=True)
-class PushStatus:
+class PushStatus(NamedTuple):
     """What ``git push --porcelain`` said about one ref."""
 
     flag: str  # " " fast-forward, "+" forced, "-" deleted, "*" new, "=" same, "!" refused

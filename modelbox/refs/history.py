@@ -19,8 +19,8 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from modelbox.refs.repo import GitRepo
 
@@ -29,8 +29,7 @@ _BULK_AFTER = 200
 _FIELDS = 5
 
 
-@dataclass(frozen=True)
-class CommitRecord:
+class CommitRecord(NamedTuple):
     sha: str
     parents: tuple[str, ...]
     author: str

@@ -56,8 +56,8 @@ import time
 import weakref
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from modelbox.errors import GitError, IndexLockedError
 from modelbox.faults import fault, interrupt
@@ -306,8 +306,7 @@ _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 864
           "month": 30 * 86400, "year": 365 * 86400}
 
 
-@dataclass(frozen=True)
-class SplitSettings:
+class SplitSettings(NamedTuple):
     """``core.splitIndex`` (None: unset, keep the file's form), ``splitIndex.
     maxPercentChange`` and ``splitIndex.sharedIndexExpire`` in seconds (None: never)."""
 
@@ -349,8 +348,7 @@ def _expiry(value: str | None) -> float | None:
     return None  # "never", or a date this reader does not parse: keep them all
 
 
-@dataclass(frozen=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):
     sha: str
     mode: int
     size: int

@@ -18,9 +18,8 @@ import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from dulwich.config import (
     Config,
@@ -83,8 +82,7 @@ def blob_sha(data: bytes) -> str:
     return Blob.from_string(data).id.decode("ascii")
 
 
-@dataclass(frozen=True)
-class PathChange:
+class PathChange(NamedTuple):
     path: str
     old_sha: str | None
     new_sha: str | None
