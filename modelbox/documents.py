@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelbox import limits
 from modelbox.errors import InvalidNameError, ManifestError, RegistryFormatError
@@ -25,8 +24,7 @@ _SEGMENT = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     branch: str = "main"
     store: str | None = None
     format: int = 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelbox.errors import InvalidNameError
 
@@ -96,8 +96,7 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-@dataclass(frozen=True, order=True)
-class ModelName:
+class ModelName(NamedTuple):
     """A model's full name: its namespace (``a/b``) and its own name."""
 
     namespace: str
@@ -147,8 +146,7 @@ def parse_model(value: str, namespace: str | None = None) -> ModelName:
     return ModelName(parse_namespace(head) if head else DEFAULT_NAMESPACE, name)
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """``MODEL``, ``MODEL@VERSION`` or ``MODEL:TAG``."""
 
     model: ModelName

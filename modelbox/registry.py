@@ -1097,8 +1097,6 @@ class Registry:
     def set_protected_tags(self, tags: list[str]) -> list[str]:
         """Make ``tags`` the registry's protected tags (one commit); each version one of
         them names now is released by it. Return the versions released."""
-        from dataclasses import replace
-
         from modelbox.manifests import RegistrySettings, parse
 
         tags = list(dict.fromkeys(tags))
@@ -1125,14 +1123,12 @@ class Registry:
                         txn, model, version, f"tag {tag}"
                     ) is not None:
                         released.append(f"{model}@{version}")
-        self.settings = replace(self.settings, protected_tags=tuple(tags))
+        self.settings = self.settings._replace(protected_tags=tuple(tags))
         return released
 
     def set_git_tags(self, on: bool) -> bool:
         """Turn the ``git_tags`` setting on or off (one commit); False if it already was.
         Turned on, the models each later write touches get their GTO tags (docs/gto.md)."""
-        from dataclasses import replace
-
         from modelbox.manifests import RegistrySettings, parse
 
         with self.transaction() as txn:
@@ -1144,7 +1140,7 @@ class Registry:
             txn.change = Change("registry.settings", layout.SETTINGS,
                                 f"git tags {'on' if on else 'off'}",
                                 before=_json(current.git_tags), after=_json(on))
-        self.settings = replace(self.settings, git_tags=on)
+        self.settings = self.settings._replace(git_tags=on)
         return True
 
     # -- tags ----------------------------------------------------------------------------
