@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -531,13 +531,22 @@ class Registry:
             for model in batch.tag_models:
                 fresh.setdefault(model, set()).add(gittags.TAGS_CHANGED)
         # The models whose tag maps no commit of the batch wrote (a tagged version's
-        # manifest or metrics changed): their refs keep the times they carry.
-        stable = {model for model in models
-                  if layout.tags_file(parse_model(model)) not in batch.final}
-        if self.follow_tag_refs(models, fresh=fresh, stable=stable) and followed:
-            recovery.clear(git_dir)
+        # manifest or metrics changed): their refs keep the times they carry. Those whose
+        # maps it wrote date what moved from the batch's own commits.
         from modelbox import tagtimes
 
+        stable = {model for model in models
+                  if layout.tags_file(parse_model(model)) not in batch.final}
+        recent: dict[str, tuple[list[FileChange], str | None]] = {}
+        if len(stable) < len(models):
+            maps = tagtimes.recent(self.repo, [r.sha for r in reversed(batch.records)])
+            for model in models:
+                path = layout.tags_file(parse_model(model))
+                if maps is not None and path in maps:
+                    recent[model] = (maps[path], batch.original.get(path))
+        if (self.follow_tag_refs(models, fresh=fresh, stable=stable, recent=recent)
+                and followed):
+            recovery.clear(git_dir)
         if (self._target is None and batch.base is not None
                 and not any(map(tagtimes.is_tag_map, batch.final))):
             tagtimes.advance(self.repo, batch.base, batch.head)
@@ -575,14 +584,20 @@ class Registry:
 
     def follow_tag_refs(self, models: Iterable[str] | str,
                         fresh: dict[str, set[str]] | None = None,
-                        stable: Collection[str] = ()) -> bool:
+                        stable: Collection[str] = (),
+                        recent: Mapping[str, tuple[list[FileChange], str | None]]
+                        | None = None) -> bool:
         """Rebuild the tag refs of ``models`` (or all, ``recovery.ALL``) from the registry
         branch, and their GTO tags when the ``git_tags`` setting is on (``fresh``: the
         versions the write changed, for its notes); the caller holds the lock. ``stable``:
         models whose tag maps the write did not change, whose refs' dates are taken from
         the refs themselves where they still name the same versions (no history walk).
+        ``recent``: model -> the write's own changes of its tag map (newest first) and the
+        map's blob before them (:func:`modelbox.tagtimes.write_times`): a tag they moved
+        is dated by them, one they left by its ref (no history walk either).
         False (and a warning) if a ref is locked by another process: the change has
         landed, the refs wait for the next write."""
+        recent = recent or {}
         try:
             if models == recovery.ALL:
                 # A collision of two tags' ref paths is for `check` to report, not a
@@ -594,11 +609,13 @@ class Registry:
                 chosen = list(models)
                 snapshot = self.repo.snapshot(self.registry_head())
                 names = [parse_model(model) for model in chosen]
-                history = self._tag_map_history(
-                    snapshot, [name for name in names if str(name) not in stable])
+                history = self._tag_map_history(snapshot, [
+                    name for name in names if str(name) not in stable
+                    and str(name) not in recent])
                 for name in names:
                     self._sync_model_refs(snapshot, name, history,
-                                          keep_times=str(name) in stable)
+                                          keep_times=str(name) in stable,
+                                          recent=recent.get(str(name)))
             if self.git_tags_on():
                 from modelbox import gittags
 
@@ -1334,19 +1351,27 @@ class Registry:
     # -- derived tag refs ----------------------------------------------------------------
     def desired_refs(self, snap: Snapshot, model: ModelName,
                      history: dict[str, list[FileChange]] | None = None,
-                     current: dict[str, str] | None = None) -> dict[str, str]:
+                     current: dict[str, str] | None = None,
+                     recent: tuple[list[FileChange], str | None] | None = None,
+                     ) -> dict[str, str]:
         """The tag refs the manifests of ``model`` imply: ref name -> tag object sha, each
         dated with the time of the commit that moved its tag (from ``snap``'s history, or
         from ``history``: :func:`modelbox.tagtimes.history` of every tag map). With
         ``current`` (the model's refs now, when its tag map has not changed since they
         were made), the dates are the ones those refs carry, if every tag has a ref that
-        modelbox made for the version it names now; else from history."""
+        modelbox made for the version it names now; else from history. With ``recent``
+        too (the write's own changes of the map, ``snap`` being the write's head), a tag
+        the write moved is dated by them, the others as with ``current`` alone."""
         from modelbox import tagtimes
 
         tags = self._tags(snap, model)
         if not tags:
             return {}
-        times = None if current is None else self._carried_times(model, tags, current)
+        times: dict[str, int] | None = None
+        if current is not None and recent is not None:
+            times = self._written_times(model, tags, current, *recent)
+        elif current is not None:
+            times = self._carried_times(model, tags, current)
         if times is None:
             path = layout.tags_file(model)
             commits = None if history is None else history.get(path)
@@ -1362,6 +1387,24 @@ class Registry:
                 f"{model}/{tag}", tree, f"{model}@{version}\n", times[tag]
             )
         return out
+
+    def _written_times(self, model: ModelName, tags: dict[str, str], current: dict[str, str],
+                       commits: list[FileChange], before: str | None,
+                       ) -> dict[str, int] | None:
+        """tag -> its date from the write's own changes of the map, or, for a tag that named
+        the same version before the write, from its ref (:meth:`_carried_times`); None
+        when such a ref is missing or not as modelbox makes it (history decides)."""
+        from modelbox import tagtimes
+
+        written = tagtimes.write_times(self.repo, tags, commits, before)
+        times = {tag: when for tag, when in written.items() if when is not None}
+        older = {tag: tags[tag] for tag, when in written.items() if when is None}
+        if older:
+            carried = self._carried_times(model, older, current)
+            if carried is None:
+                return None
+            times.update(carried)
+        return times
 
     def _carried_times(self, model: ModelName, tags: dict[str, str],
                        current: dict[str, str]) -> dict[str, int] | None:
@@ -1401,9 +1444,12 @@ class Registry:
 
     def _sync_model_refs(self, snap: Snapshot, model: ModelName,
                          history: dict[str, list[FileChange]] | None = None,
-                         keep_times: bool = False) -> None:
+                         keep_times: bool = False,
+                         recent: tuple[list[FileChange], str | None] | None = None) -> None:
         actual = self._model_refs(model)
-        desired = self.desired_refs(snap, model, history, actual if keep_times else None)
+        desired = self.desired_refs(snap, model, history,
+                                    actual if keep_times or recent is not None else None,
+                                    recent)
         for name in actual.keys() - desired.keys():
             self.repo.delete_ref(name)
         for name, sha in desired.items():

@@ -24,7 +24,7 @@ from modelbox.errors import ModelboxError
 from modelbox.refs import GitRepo, gitcli
 from modelbox.refs.filelog import Change, file_history
 
-__all__ = ["advance", "history", "move_times"]
+__all__ = ["advance", "history", "move_times", "recent", "write_times"]
 
 _KIND = "tag-history"
 # First parents walked with dulwich (~0.1-0.4 ms each) before asking git (~10-20 ms):
@@ -33,6 +33,8 @@ _WALK = 8
 # Changed files diffed from the trees before one git log is asked instead (~50 µs a file
 # in Python; a write changes a handful).
 _DIFFED = 2000
+#: A write of up to this many commits dates the tags it moved from its own commits.
+RECENT = _WALK
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
 _HEX = re.compile(r"[0-9a-f]*")
 
@@ -224,6 +226,42 @@ def move_times(repo: GitRepo, tags: dict[str, str], commits: list[Change]) -> di
             if maps[blob].get(tag) != version:
                 break
             when = time
+        out[tag] = when
+    return out
+
+
+def recent(repo: GitRepo, chain: list[str]) -> Maps | None:
+    """The tag maps a write's own commits changed: ``chain`` is those commits, newest
+    first, each the first-parent child of the next (at most :data:`RECENT`; a longer write
+    goes through the history). None past :data:`_DIFFED` changed files."""
+    if len(chain) > RECENT:
+        return None
+    return _changes(repo, chain)
+
+
+def write_times(repo: GitRepo, tags: dict[str, str], commits: list[Change],
+                before: str | None) -> dict[str, int | None]:
+    """tag -> when it moved to what it names now, read from a write's own changes of its
+    map (``commits``, newest first; see :func:`recent`) as :func:`move_times` reads the
+    whole history; None where the tag named the same version before them too (the map's
+    blob ``before`` the write), so that it moved earlier than the write: the date its ref
+    carries says when, or the history does."""
+    maps: dict[str | None, dict[str, object]] = {}
+    base: dict[str, object] | None = None
+    out: dict[str, int | None] = {}
+    for tag, version in tags.items():
+        when: int | None = None
+        for _, time, blob in commits:
+            if blob not in maps:
+                maps[blob] = _tags_in(repo, blob)
+            if maps[blob].get(tag) != version:
+                break
+            when = time
+        else:  # it named the version in every change the write made: and before?
+            if base is None:
+                base = _tags_in(repo, before)
+            if base.get(tag) == version:
+                when = None
         out[tag] = when
     return out
 

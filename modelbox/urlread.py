@@ -125,7 +125,7 @@ class UrlRegistry(Registry):
         raise ReadOnlyRegistryError(self.mirror.shown)
 
     def follow_tag_refs(self, models: object, fresh: object = None,
-                        stable: object = ()) -> bool:
+                        stable: object = (), recent: object = None) -> bool:
         return False  # the mirror's tag refs are none of its business
 
     def recover(self) -> list[str]:

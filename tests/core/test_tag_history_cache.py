@@ -72,7 +72,7 @@ def cached(root: Path) -> dict[str, object]:
     return data
 
 
-def test_check_keeps_the_walk_and_later_writes_bring_it_forward(
+def test_check_keeps_the_walk_and_the_next_reader_brings_it_forward(
     registry: Registry, registry_path: Path
 ) -> None:
     assert not (registry_path / CACHE).exists()  # one map's own log: no whole walk
@@ -81,14 +81,16 @@ def test_check_keeps_the_walk_and_later_writes_bring_it_forward(
 
     registry.create_version(MODELS[0], "v4")  # no tag map written: the cache only moves on
     assert cached(registry_path)["commit"] == head(registry)
+    held = head(registry)
     registry.tag(MODELS[0], "v2", "staging")
     registry.tag(MODELS[1], "v3", "candidate")
-    data = cached(registry_path)
-    assert data["commit"] == head(registry)  # each tag write added the commits since
+    assert cached(registry_path)["commit"] == held  # tag writes date from their commits
+    assert check(registry) == []  # ... as the whole history does
     expected = walked(registry)
     assert tagtimes.history(registry.repo, head(registry), None) == expected
+    data = cached(registry_path)
+    assert data["commit"] == head(registry)  # brought forward by the commits since
     assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == expected  # type: ignore[attr-defined]
-    assert check(registry) == []
 
 
 def test_refs_made_with_the_cache_are_those_made_without_it(
@@ -124,6 +126,8 @@ def test_a_cache_far_behind_is_brought_forward(
     for version in ("v4", "v5", "v6"):  # three commits past the walk of 2, no tag moved
         registry.create_version(MODELS[1], version)
     registry.tag(MODELS[1], "v5", "staging")
+    git_out(registry_path, "update-ref", "-d", "refs/modelbox/tags/ai/bert/candidate")
+    registry.tag(MODELS[1], "v6", "staging")  # a ref to date from history: the cache's
     assert cached(registry_path)["commit"] == head(registry)
     data = cached(registry_path)
     assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == walked(registry)  # type: ignore[attr-defined]
@@ -192,7 +196,7 @@ def test_a_big_change_since_the_cache_is_left_to_git_log(
     monkeypatch.setattr(tagtimes, "_DIFFED", 1)
     chain, found = tagtimes._first_parents(registry.repo, head(registry), since)
     assert found and tagtimes._changes(registry.repo, chain) is None
-    registry.tag(MODELS[1], "v4", "candidate")  # brings the cache forward through git log
+    tagtimes.history(registry.repo, head(registry), None)  # forward through git log
     data = cached(registry_path)
     assert data["commit"] == head(registry)
     assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == walked(registry)  # type: ignore[attr-defined]
@@ -296,20 +300,50 @@ def test_a_write_that_moves_no_tag_keeps_the_dates_its_refs_carry(
     assert check(registry) == []  # the dates are those a whole walk gives
 
 
-def test_a_batch_that_writes_a_tag_map_brings_the_cache_forward_by_its_commits(
-    registry: Registry, registry_path: Path
+def ref_dates(root: Path) -> dict[str, int]:
+    text = git_out(root, "for-each-ref", "--format=%(refname) %(taggerdate:unix)",
+                   "refs/modelbox/tags")
+    return {name: int(when) for name, when in (line.split() for line in text.splitlines())}
+
+
+def test_a_tag_write_dates_what_it_moved_by_its_own_commits(
+    registry: Registry, registry_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One model's tag moved and another's version changed in one batch: the cache is
-    brought forward through the commits (the moved map gains one)."""
+    """A tag write reads no history: the tag it moved is dated by its commit, the tags
+    it left by their refs; the dates are those a whole walk gives (`check`)."""
+    monkeypatch.setattr(repo_module, "time", _Clock())
+    registry.tag(MODELS[0], "v2", "prod")
     assert check(registry) == []
+    held = cached(registry_path)["commit"]
+    before = ref_dates(registry_path)
+    registry.tag(MODELS[0], "v3", "staging")
+    after = ref_dates(registry_path)
+    staging, prod = ("refs/modelbox/tags/ai/yolo/" + tag for tag in ("staging", "prod"))
+    assert after[prod] == before[prod]
+    assert after[staging] == int(git_out(registry_path, "log", "-1", "--format=%ct"))
+    assert cached(registry_path)["commit"] == held  # no walk of the tag maps' history
+    assert check(registry) == []
+
+
+def test_a_batch_dates_each_tag_by_the_last_of_its_commits_that_moved_it(
+    registry: Registry, registry_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moved twice, once, or away and back within one batch, among other changes: each
+    tag's date is the one history gives, not the batch's first or last commit."""
+    assert check(registry) == []
+    held = cached(registry_path)["commit"]
+    monkeypatch.setattr(repo_module, "time", _Clock())
     with registry.batch():
+        registry.tag(MODELS[0], "v2", "staging")  # then again, below
+        registry.tag(MODELS[0], "v3", "prod")  # once
         registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 10)
-        registry.tag(MODELS[0], "v2", "staging")
-        registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 11)
-    data = cached(registry_path)
-    assert data["commit"] == head(registry)
-    assert {p: [tuple(c) for c in cs] for p, cs in data["maps"].items()} == walked(registry)  # type: ignore[attr-defined]
+        registry.tag(MODELS[1], "v3", "candidate")  # away, and back below
+        registry.tag(MODELS[0], "v3", "staging")
+        registry.tag(MODELS[1], "v2", "candidate")
+        registry.set_metadata(parse_reference("ai/yolo@v3"), "epochs", 11)
+    assert cached(registry_path)["commit"] == held
     assert check(registry) == []
+    assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
 
 
 def test_a_cache_that_names_another_commit_is_not_renamed(
