@@ -13,19 +13,28 @@ trailing ``/`` or ``.`` anywhere in the file); any other line (a strange name, a
 line without the header that allows it) sends the whole file to dulwich, which checks each
 name with git's full rules and refuses what git refuses, and whose result is then kept
 until the file changes.
+
+A file whose header says ``sorted`` (git has written that trait since 2.15) is not parsed
+until something needs all of it: looking up one name (each write's branch update asks
+for the branch and its parent folders) or listing one prefix (a model's tag refs) is a
+binary search over the file's lines, as git's own reader does, each line found being
+checked as the whole-file path checks it. Listing everything, peeling or rewriting the
+file parses it whole. 5 ms of a cold write at the 100k benchmark registry's 1,668 tag
+refs, 0.05 ms now.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 
 from dulwich.objects import ObjectID
 from dulwich.refs import DiskRefsContainer, Ref
 
 from modelbox.refs.refnames import CHARACTERS, FORBIDDEN
 
-__all__ = ["PackedRefsReader", "parse", "use_fast_packed_refs"]
+__all__ = ["PackedRefsReader", "SortedPackedRefs", "parse", "use_fast_packed_refs"]
 
 # A ref line, and the peeled line that may follow it ("^" and the id a tag points to).
 _ENTRY = re.compile(
@@ -63,12 +72,164 @@ def parse(data: bytes) -> _Parsed | None:
     return packed, peeled
 
 
+def sorted_header(data: bytes) -> bool:
+    """Whether ``data`` can be searched: a header announcing ``peeled`` and ``sorted``
+    lines, whole lines, and nothing :func:`parse` would send to the strict reader for a
+    name's sake (its patterns are checked line by line as lines are found)."""
+    end = data.find(b"\n")
+    header = data[:end + 1]
+    return (header.startswith(b"# pack-refs with:") and b" peeled" in header
+            and b" sorted" in header and data.endswith(b"\n")
+            and not any(bad in data for bad in _FORBIDDEN)
+            and data.count(b"#") == data.count(b"#", 0, end))  # no comment past the header
+
+
+class SortedPackedRefs(Mapping[Ref, ObjectID]):
+    """A sorted ``packed-refs`` file searched, not parsed: what dulwich's readers get from
+    :meth:`PackedRefsReader.get_packed_refs` until one of them needs every ref (then
+    :meth:`whole`, the file parsed, answers for good)."""
+
+    def __init__(self, owner: PackedRefsReader, data: bytes) -> None:
+        self._owner = owner
+        self._data = data
+        self._start = data.find(b"\n") + 1
+        self._all: dict[Ref, ObjectID] | None = None
+
+    def _record(self, at: int) -> tuple[bytes, int, int]:
+        """The name of the record line at ``at``, where it ends, where the next one starts."""
+        end = self._data.find(b"\n", at)
+        after = end + 1
+        if self._data.startswith(b"^", after):
+            after = self._data.find(b"\n", after) + 1
+        return self._data[self._data.find(b" ", at, end) + 1 : end], end, after
+
+    def _line_start(self, lo: int, at: int) -> int:
+        """The start of the record (a ref line, not its ``^`` line) at or before ``at``."""
+        start = max(self._data.rfind(b"\n", lo, at) + 1, lo)
+        if self._data.startswith(b"^", start):
+            start = max(self._data.rfind(b"\n", lo, start - 1) + 1, lo)
+        return start
+
+    def _lower_bound(self, name: bytes) -> int:
+        """Where the first record whose name is not below ``name`` starts."""
+        lo, hi = self._start, len(self._data)
+        while lo < hi:
+            at = self._line_start(lo, (lo + hi) // 2)
+            found, _, after = self._record(at)
+            if found < name:
+                lo = after
+            else:
+                hi = at
+        return lo
+
+    def _entry(self, at: int) -> tuple[bytes, bytes, bytes | None]:
+        """(sha, name, peeled) of the record at ``at``, checked as :func:`parse` checks it."""
+        match = _ENTRY.match(self._data, at)
+        if match is None:
+            raise _NotPlainError
+        return match.group(1), match.group(2), match.group(3)
+
+    def lookup(self, name: bytes) -> tuple[bytes, bytes | None] | None:
+        """(sha, peeled sha) of ``name``, or None if it is not packed."""
+        at = self._lower_bound(name)
+        if at >= len(self._data) or self._record(at)[0] != name:
+            return None
+        sha, found, peeled = self._entry(at)
+        return (sha, peeled) if found == name else None
+
+    def under(self, prefix: bytes) -> Iterator[bytes]:
+        """The packed names that start with ``prefix``, in order."""
+        at = self._lower_bound(prefix)
+        while at < len(self._data):
+            found, _, after = self._record(at)
+            if not found.startswith(prefix):
+                return
+            yield self._entry(at)[1]
+            at = after
+
+    def whole(self) -> dict[Ref, ObjectID]:
+        """Every packed ref: the file parsed (then every later answer is the parse's)."""
+        if self._all is None:
+            self._all = self._owner.parse_whole()
+        return self._all
+
+    def get(self, key: Ref, default: ObjectID | None = None) -> ObjectID | None:  # type: ignore[override]
+        if self._all is None:
+            try:
+                found = self.lookup(key)
+            except _NotPlainError:
+                pass
+            else:
+                return default if found is None else ObjectID(found[0])
+        return self.whole().get(key, default)
+
+    def __getitem__(self, key: Ref) -> ObjectID:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and self.get(Ref(key)) is not None
+
+    def __iter__(self) -> Iterator[Ref]:
+        return iter(self.whole())
+
+    def __len__(self) -> int:
+        return len(self.whole())
+
+    def copy(self) -> dict[Ref, ObjectID]:
+        return self.whole().copy()
+
+    def keys(self) -> KeysView[Ref]:
+        return self.whole().keys()
+
+    def items(self) -> ItemsView[Ref, ObjectID]:
+        return self.whole().items()
+
+    def values(self) -> ValuesView[ObjectID]:
+        return self.whole().values()
+
+
+class _NotPlainError(Exception):
+    """A line found by the search that :func:`parse` would not take."""
+
+
 class PackedRefsReader(DiskRefsContainer):
-    """dulwich's refs on disk, with :func:`parse` reading ``packed-refs`` first."""
+    """dulwich's refs on disk, with :func:`parse` reading ``packed-refs`` first, or a
+    sorted file searched (:class:`SortedPackedRefs`)."""
 
     _fast_key: tuple[int, int, int, int, int] | None = None
+    _sorted: SortedPackedRefs | None = None
+    _sorted_key: tuple[int, int, int, int, int] | None = None
 
     def get_packed_refs(self) -> dict[Ref, ObjectID]:
+        return self._packed(search=True)  # type: ignore[return-value]
+
+    def parse_whole(self) -> dict[Ref, ObjectID]:
+        """Every packed ref (the file parsed, and kept as dulwich keeps its own)."""
+        return self._packed(search=False)  # type: ignore[return-value]
+
+    def get_peeled(self, name: Ref) -> ObjectID | None:
+        self.parse_whole()  # dulwich's answer reads its own caches, filled by the parse
+        return super().get_peeled(name)
+
+    def subkeys(self, base: Ref) -> set[Ref]:
+        packed = self.get_packed_refs()
+        if not isinstance(packed, SortedPackedRefs):
+            return super().subkeys(base)
+        out: set[Ref] = set()
+        for key in self._iter_loose_refs(base):
+            if key.startswith(base):
+                out.add(Ref(key[len(base) :].strip(b"/")))
+        try:
+            names = list(packed.under(base))
+        except _NotPlainError:
+            return super().subkeys(base)
+        out.update(Ref(key[len(base) :].strip(b"/")) for key in names)
+        return out
+
+    def _packed(self, *, search: bool) -> Mapping[Ref, ObjectID]:
         path = os.path.join(self.path, b"packed-refs")
         try:
             st = os.stat(path)
@@ -79,11 +240,16 @@ class PackedRefsReader(DiskRefsContainer):
         key = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if self._packed_refs is not None and self._fast_key == key:
             return self._packed_refs
+        if search and self._sorted is not None and self._sorted_key == key:
+            return self._sorted
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except OSError:
             return super().get_packed_refs()
+        if search and sorted_header(data):
+            self._sorted, self._sorted_key = SortedPackedRefs(self, data), key
+            return self._sorted
         parsed = parse(data)
         if parsed is None:
             # dulwich's strict read, kept for this very file as its own cache would be: a

@@ -14,7 +14,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from modelbox.refs.packedrefs import PackedRefsReader, parse
+from modelbox.refs.packedrefs import PackedRefsReader, SortedPackedRefs, parse
 from modelbox.refs.repo import GitRepo
 
 SHA = "1" * 40
@@ -151,11 +151,12 @@ def test_a_file_only_the_strict_reader_takes_is_read_once_until_it_changes(
     packed.write_bytes(packed.read_bytes() + f"{SHA} refs/heads/caf\u00e9\n".encode())
     assert parse(packed.read_bytes()) is None
     refs = GitRepo.open(repo).raw.refs
-    first = refs.get_packed_refs()
+    assert isinstance(refs, PackedRefsReader)
+    first = refs.parse_whole()
     assert Ref("refs/heads/caf\u00e9".encode()) in first
-    assert refs.get_packed_refs() is first  # the same file: dulwich's read, kept
+    assert refs.parse_whole() is first  # the same file: dulwich's read, kept
     git_out(repo, "update-ref", "-d", "refs/heads/team0/b-0.x_0")  # git rewrites it
-    again = refs.get_packed_refs()
+    again = refs.parse_whole()
     assert again is not first and Ref(b"refs/heads/team0/b-0.x_0") not in again
     assert Ref("refs/heads/caf\u00e9".encode()) in again
 
@@ -215,3 +216,71 @@ def test_random_files_read_as_the_strict_reader_reads_them(tmp_path: Path) -> No
         fast_taken += parse(packed.read_bytes()) is not None
         assert ours(path) == strict(path), packed.read_text()
     assert fast_taken > 100  # the fast path is what most of these files took
+
+
+# -- a sorted file is searched, not parsed ---------------------------------------------------
+def _names_around(names: list[bytes]) -> list[bytes]:
+    """Every name, and names that are not there: before, between and after them, and
+    each one's folders (what a branch update asks about)."""
+    out = set(names) | {b"refs/", b"refs/a", b"refs/zzz", b"refs/heads/main0", b"\x00"}
+    for name in names:
+        out |= {name + b"0", name[:-1], name + b"/x"}
+        parts = name.split(b"/")
+        out |= {b"/".join(parts[:k]) for k in range(1, len(parts))}
+    return sorted(out)
+
+
+def test_a_sorted_file_is_searched_as_its_parse_reads_it(repo: Path) -> None:
+    packed = repo / ".git" / "packed-refs"
+    data = packed.read_bytes()
+    assert b" sorted" in data.split(b"\n", 1)[0]
+    full, peeled = parse(data) or ({}, {})
+    refs = GitRepo.open(repo).raw.refs
+    assert isinstance(refs, PackedRefsReader)
+    searched = refs.get_packed_refs()
+    assert isinstance(searched, SortedPackedRefs)
+    for name in _names_around(list(full)):
+        found = searched.lookup(name)
+        assert found == ((full[Ref(name)], peeled.get(Ref(name)))
+                         if name in full else None), name
+        assert searched.get(Ref(name)) == full.get(Ref(name))
+        assert (name in searched) == (name in full)
+    for base in (b"refs", b"refs/heads", b"refs/heads/team1", b"refs/tags/refs-1",
+                 b"refs/tags/light", b"refs/nothing", b"refs/tags/refs-2/v1.0.2"):
+        assert refs.subkeys(Ref(base)) == Repo(str(repo)).refs.subkeys(Ref(base)), base
+    assert refs._packed_refs is None  # none of it parsed the file
+    assert dict(searched.items()) == full  # listing it does
+
+
+def test_a_branch_update_and_a_prefix_listing_parse_nothing(repo: Path) -> None:
+    grepo = GitRepo.open(repo)
+    head = grepo.ref("refs/heads/main")
+    assert head is not None
+    git_out(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+            "--allow-empty", "-m", "two")
+    moved = git_out(repo, "rev-parse", "HEAD").strip()
+    git_out(repo, "update-ref", "refs/heads/main", head)
+    git_out(repo, "pack-refs", "--all")  # main packed, at `head`
+    grepo = GitRepo.open(repo)
+    grepo.update_ref("refs/heads/team1/b-1.x_1", head, moved, "move a packed branch")
+    assert set(grepo.refs_under("refs/heads/team2/")) == {
+        f"refs/heads/team2/b-{i}.x_{i}" for i in range(2, 30, 3)}
+    refs = grepo.raw.refs
+    assert isinstance(refs, PackedRefsReader)
+    assert refs._packed_refs is None
+    assert git_out(repo, "rev-parse", "refs/heads/team1/b-1.x_1").strip() == moved
+    assert ours(repo) == strict(repo)
+
+
+def test_a_found_line_the_pattern_refuses_is_read_by_the_strict_reader(repo: Path) -> None:
+    """git sorts a non-ASCII name into place: the search finds it, its line is not plain,
+    and the whole file goes to dulwich, as a parse would send it."""
+    head = git_out(repo, "rev-parse", "HEAD").strip()
+    git_out(repo, "update-ref", "refs/heads/caf\u00e9", head)
+    git_out(repo, "pack-refs", "--all")
+    refs = GitRepo.open(repo).raw.refs
+    assert isinstance(refs, PackedRefsReader)
+    name = Ref("refs/heads/caf\u00e9".encode())
+    assert refs.get_packed_refs().get(name) == head.encode()
+    assert refs._packed_refs is not None  # read whole, by the strict reader
+    assert ours(repo) == strict(repo)
