@@ -165,9 +165,12 @@ def test_a_refused_file_is_refused_at_every_read(repo: Path) -> None:
     packed = repo / ".git" / "packed-refs"
     packed.write_bytes(packed.read_bytes() + f"{SHA} refs/heads/a..b\n".encode())
     refs = GitRepo.open(repo).raw.refs
+    assert isinstance(refs, PackedRefsReader)
     for _ in range(2):  # never the half-filled dict the first refusal left behind
         with pytest.raises(Exception, match="ref"):
-            refs.get_packed_refs()
+            refs.parse_whole()
+        with pytest.raises(Exception, match="ref"):
+            list(refs.get_packed_refs())  # a listing reads it whole
 
 
 @pytest.mark.parametrize("tail", [
@@ -284,3 +287,24 @@ def test_a_found_line_the_pattern_refuses_is_read_by_the_strict_reader(repo: Pat
     assert refs.get_packed_refs().get(name) == head.encode()
     assert refs._packed_refs is not None  # read whole, by the strict reader
     assert ours(repo) == strict(repo)
+
+
+@pytest.mark.parametrize("name", [n for n in HOSTILE if n.startswith("refs/") and " " not in n])
+def test_a_found_name_git_refuses_is_refused_as_the_strict_reader_refuses_it(
+        repo: Path, name: str) -> None:
+    """A hostile name sorted into place: the search finds its line, which the pattern or
+    git's name rules refuse, and the whole file goes to dulwich (whatever it says)."""
+    packed = repo / ".git" / "packed-refs"
+    header, _, body = packed.read_bytes().partition(b"\n")
+    records = body.decode().replace("\n^", "\t^").splitlines()
+    records.append(f"{SHA} {name}")
+    text = "\n".join(sorted(records, key=lambda r: r.split("\t")[0].split(" ", 1)[1]))
+    packed.write_bytes(header + b"\n" + text.replace("\t^", "\n^").encode() + b"\n")
+    assert parse(packed.read_bytes()) is None
+    refs = GitRepo.open(repo).raw.refs
+    try:
+        got: object = refs.get_packed_refs().get(Ref(name.encode()))
+    except Exception as exc:
+        got = type(exc).__name__
+    want = strict(repo)
+    assert got == (want if isinstance(want, str) else want[0].get(name.encode()))
