@@ -202,9 +202,9 @@ def _store(repo: GitRepo, commit: str, maps: Maps) -> None:
 def advance(repo: GitRepo, base: str, head: str) -> None:
     """``head`` descends from ``base`` by first parents that wrote no tag map (the caller,
     which made them, knows): every map's history at ``head`` is the one at ``base``, so a
-    cache that holds ``base`` now says ``head`` (~1 ms; loading, bringing forward and
-    storing it is ~7 ms at 100,000 versions, and the next tag write would diff each of
-    those commits' trees)."""
+    cache that holds ``base`` now says ``head``, its 40 bytes written in place (~30 µs;
+    loading, bringing forward and storing it is ~7 ms at 100,000 versions, and the next
+    reader would otherwise diff each of those commits' trees)."""
     derived.retarget(_path(repo), _KIND, "commit", base, head)
 
 
