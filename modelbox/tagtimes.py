@@ -216,17 +216,25 @@ def move_times(repo: GitRepo, tags: dict[str, str], commits: list[Change]) -> di
     """tag -> the time of the oldest commit of the newest run of ``commits`` (a tag map's
     changes, newest first, each with the map's blob after it) in which the tag named what
     it names now (0 if history says nothing: a shallow clone's cut)."""
+    return {tag: when or 0 for tag, (when, _) in _newest_runs(repo, tags, commits).items()}
+
+
+def _newest_runs(repo: GitRepo, tags: dict[str, str], commits: list[Change],
+                 ) -> dict[str, tuple[int | None, bool]]:
+    """tag -> (the time of the oldest commit of the newest run of ``commits`` in which the
+    tag named what it names now, None if none did; whether that run holds every one)."""
     maps: dict[str | None, dict[str, object]] = {}
     out = {}
     for tag, version in tags.items():
-        when = 0
+        when, whole = None, True
         for _, time, blob in commits:
             if blob not in maps:
                 maps[blob] = _tags_in(repo, blob)
             if maps[blob].get(tag) != version:
+                whole = False
                 break
             when = time
-        out[tag] = when
+        out[tag] = when, whole
     return out
 
 
@@ -246,24 +254,10 @@ def write_times(repo: GitRepo, tags: dict[str, str], commits: list[Change],
     whole history; None where the tag named the same version before them too (the map's
     blob ``before`` the write), so that it moved earlier than the write: the date its ref
     carries says when, or the history does."""
-    maps: dict[str | None, dict[str, object]] = {}
-    base: dict[str, object] | None = None
-    out: dict[str, int | None] = {}
-    for tag, version in tags.items():
-        when: int | None = None
-        for _, time, blob in commits:
-            if blob not in maps:
-                maps[blob] = _tags_in(repo, blob)
-            if maps[blob].get(tag) != version:
-                break
-            when = time
-        else:  # it named the version in every change the write made: and before?
-            if base is None:
-                base = _tags_in(repo, before)
-            if base.get(tag) == version:
-                when = None
-        out[tag] = when
-    return out
+    runs = _newest_runs(repo, tags, commits)
+    base = _tags_in(repo, before) if any(whole for _, whole in runs.values()) else {}
+    return {tag: None if whole and base.get(tag) == tags[tag] else when
+            for tag, (when, whole) in runs.items()}
 
 
 def _tags_in(repo: GitRepo, blob: str | None) -> dict[str, object]:

@@ -186,16 +186,21 @@ def test_points_are_in_the_journal_before_log_metrics_returns(tmp_path: Path) ->
     assert _journals(path) == []
 
 
-def test_a_commit_that_landed_before_the_kill_is_not_counted_twice(tmp_path: Path) -> None:
-    # The writer died after its branch moved and before it emptied its journal: the
-    # branch-move record names the lines the commit holds; recovery skips them.
-    path = _registry(tmp_path)
-    proc = _trainer(path, LOG_50, """
-        os.environ["MODELBOX_FAULT"] = "before-tag-refs"
+def _flush_killed_at(path: Path, step: str) -> None:
+    """A trainer logs 50 points, then is killed at ``step`` of the write its flush makes."""
+    proc = _trainer(path, LOG_50, f"""
+        os.environ["MODELBOX_FAULT"] = "{step}"
         client.flush()
         """)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 137, err
+
+
+def test_a_commit_that_landed_before_the_kill_is_not_counted_twice(tmp_path: Path) -> None:
+    # The writer died after its branch moved and before it emptied its journal: the
+    # branch-move record names the lines the commit holds; recovery skips them.
+    path = _registry(tmp_path)
+    _flush_killed_at(path, "before-tag-refs")
     assert len(_losses(path)) == 50  # committed; the journal still holds the same lines
     assert len(_journals(path)) == 1
     assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
@@ -206,12 +211,7 @@ def test_a_commit_that_landed_before_the_kill_is_not_counted_twice(tmp_path: Pat
 
 def test_a_kill_before_the_branch_moved_commits_everything_once(tmp_path: Path) -> None:
     path = _registry(tmp_path)
-    proc = _trainer(path, LOG_50, """
-        os.environ["MODELBOX_FAULT"] = "after-journal"
-        client.flush()
-        """)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 137, err
+    _flush_killed_at(path, "after-journal")
     assert _losses(path) == []
     assert modelbox("meta", "set", VERSION, "owner", "\"me\"", cwd=path).code == 0
     assert len(_losses(path)) == 50
@@ -224,12 +224,7 @@ def test_a_journal_naming_a_commit_never_written_does_not_stop_every_write(
     # between its journal and its objects): git refuses to compare that commit, and every
     # later write failed with that error. It did not land: nothing it names is absorbed.
     path = _registry(tmp_path)
-    proc = _trainer(path, LOG_50, """
-        os.environ["MODELBOX_FAULT"] = "after-journal"
-        client.flush()
-        """)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 137, err
+    _flush_killed_at(path, "after-journal")
     record = path / ".git" / recovery.JOURNAL_DIR / "branch-move.json"
     data = json.loads(record.read_text())
     assert data["absorbs"]
