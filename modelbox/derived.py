@@ -66,10 +66,19 @@ def retarget(path: Path, kind: str, key: str, old: str, new: str) -> bool:
         with path.open("r+b") as f:
             if f.read(len(head)) != head:
                 return False
-            f.seek(len(head) - len(value) - 2)  # the old value, between its quotes
-            f.write(value)
+            if os.fstat(f.fileno()).st_nlink != 1:
+                # Another name shares the file (a copy made with `cp -al`): a new file
+                # for this one, as save writes it, never a change to both.
+                f.seek(0)
+                data = f.read()
+            else:
+                f.seek(len(head) - len(value) - 2)  # the old value, between its quotes
+                f.write(value)
+                return True
     except OSError:
         return False
+    moved = _dumps({"kind": kind, "format": FORMAT, key: new})[:-1].encode("utf-8") + b","
+    _write(path, moved + data[len(head):])
     return True
 
 

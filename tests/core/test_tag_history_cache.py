@@ -346,6 +346,21 @@ def test_a_batch_dates_each_tag_by_the_last_of_its_commits_that_moved_it(
     assert tagtimes.history(registry.repo, head(registry), None) == walked(registry)
 
 
+def test_a_cache_shared_with_a_hard_linked_copy_is_moved_in_a_file_of_its_own(
+    registry: Registry, registry_path: Path, tmp_path: Path
+) -> None:
+    """The cache's commit is moved in place; a copy made with hard links (`cp -al`) shares
+    the file, and must keep naming its own commit."""
+    assert check(registry) == []
+    linked = tmp_path / "linked.json"
+    os.link(registry_path / CACHE, linked)
+    before = linked.read_bytes()
+    registry.set_metadata(parse_reference("ai/bert@v2"), "epochs", 10)
+    assert cached(registry_path)["commit"] == head(registry)
+    assert linked.read_bytes() == before
+    assert (registry_path / CACHE).stat().st_nlink == 1
+
+
 def test_a_cache_that_names_another_commit_is_not_renamed(
     registry: Registry, registry_path: Path
 ) -> None:
