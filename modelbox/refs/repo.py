@@ -522,8 +522,10 @@ class GitRepo:
 
     def refs_under(self, prefix: str) -> dict[str, str]:
         """Every ref whose name starts with ``prefix`` (``refs/modelbox/``) -> its sha."""
-        keys = self._repo.refs.keys(base=_ref(prefix.rstrip("/")))
+        # The folder with its slash: dulwich matches packed names by prefix, so without it
+        # `.../yolo` also took `.../yolo2/prod`, as `2/prod` under `.../yolo/`.
         base = prefix.rstrip("/") + "/"
+        keys = self._repo.refs.keys(base=_ref(base))
         out = {}
         for key in keys:
             sha = self._repo.refs[_ref(base + key.decode())]

@@ -308,3 +308,15 @@ def test_a_found_name_git_refuses_is_refused_as_the_strict_reader_refuses_it(
         got = type(exc).__name__
     want = strict(repo)
     assert got == (want if isinstance(want, str) else want[0].get(name.encode()))
+
+
+def test_a_prefix_listing_stops_at_the_folder(repo: Path) -> None:
+    """`refs_under(".../yolo/")` must not take the packed `.../yolo2/prod` (dulwich
+    matches packed names by prefix): it came back as `.../yolo/2/prod`, a ref that does
+    not exist, and a tag write on `yolo` ended in a KeyError traceback."""
+    head = git_out(repo, "rev-parse", "HEAD").strip()
+    for name in ("refs/modelbox/tags/ns/yolo/prod", "refs/modelbox/tags/ns/yolo2/prod"):
+        git_out(repo, "update-ref", name, head)
+    git_out(repo, "pack-refs", "--all")
+    assert GitRepo.open(repo).refs_under("refs/modelbox/tags/ns/yolo/") == {
+        "refs/modelbox/tags/ns/yolo/prod": head}
