@@ -113,3 +113,35 @@ def test_listing_and_show_commands_print_one_json_document(
     result = run("--repo", registry_path, *argv)
     assert result.code == 0, result
     json.loads(result.out)
+
+
+def _loaded_after(script: str) -> list[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    return out.splitlines()[-1].split()
+
+
+_REPORT = ("import atexit, sys; atexit.register(lambda: print("
+           "'importlib.metadata' in sys.modules, "
+           "hasattr(sys.modules.get('pydantic.plugin._loader'), 'entry_points')))")
+
+
+def test_the_console_script_writes_without_looking_for_pydantic_plugins(
+        registry_path: Path) -> None:
+    """pydantic's plugin look-up imports importlib.metadata and reads every installed
+    distribution's metadata (~15 ms of each write, measured): the command finds none."""
+    script = (f"{_REPORT}; from modelbox.cli import entry; sys.argv = ['modelbox', "
+              f"'--repo', {str(registry_path)!r}, 'model', 'create', 'team/m']; entry()")
+    assert _loaded_after(script) == ["False", "False"]
+    from modelbox import ModelBoxClient
+
+    assert ModelBoxClient(str(registry_path)).model("team/m").id == "team/m"  # it landed
+
+
+def test_the_python_api_leaves_pydantic_plugins_as_they_are(registry_path: Path) -> None:
+    script = (f"{_REPORT}; from modelbox import ModelBoxClient; "
+              f"ModelBoxClient({str(registry_path)!r}).create_model('team/m')")
+    assert _loaded_after(script) == ["True", "True"]
