@@ -132,11 +132,11 @@ class SortedPackedRefs(Mapping[Ref, ObjectID]):
 
     def lookup(self, name: bytes) -> tuple[bytes, bytes | None] | None:
         """(sha, peeled sha) of ``name``, or None if it is not packed."""
-        at = self._lower_bound(name)
-        if at >= len(self._data) or self._record(at)[0] != name:
+        found = self.span(name)
+        if found is None:
             return None
-        sha, found, peeled = self._entry(at)
-        return (sha, peeled) if found == name else None
+        sha, _, peeled = self._entry(found[0])
+        return sha, peeled
 
     def span(self, name: bytes) -> tuple[int, int] | None:
         """Where ``name``'s record (its line and any ``^`` line) starts and where the
@@ -249,10 +249,13 @@ class PackedRefsReader(DiskRefsContainer):
         if not os.path.exists(path):
             return
         handle = GitFile(path, "wb")
+        found = None
         try:
-            with open(path, "rb") as current:
-                data = current.read()
-            found = None
+            try:
+                with open(path, "rb") as current:
+                    data = current.read()
+            except FileNotFoundError:
+                return  # removed since (by hand): nothing is packed
             if sorted_header(data):
                 with contextlib.suppress(_NotPlainError):
                     found = SortedPackedRefs(self, data).span(name)
