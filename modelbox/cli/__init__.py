@@ -7,6 +7,7 @@ in :class:`_Group.invoke`, and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import re
@@ -181,10 +182,34 @@ def _without_pydantic_plugins() -> None:
     ``PYDANTIC_DISABLE_PLUGINS=__all__`` but without the look-up. The Python API leaves
     pydantic as it is (docs/design.md)."""
     name = "pydantic.plugin._loader"  # what pydantic imports get_plugins from, lazily
-    if name not in sys.modules:
-        loader = types.ModuleType(name, "no pydantic plugins in the modelbox command")
-        loader.get_plugins = lambda: ()  # type: ignore[attr-defined]
-        sys.modules[name] = loader
+    if name in sys.modules:
+        return
+    loader = types.ModuleType(name, "no pydantic plugins in the modelbox command")
+    loader.get_plugins = lambda: ()  # type: ignore[attr-defined]
+
+    @functools.cache
+    def real() -> types.ModuleType:
+        import importlib.machinery
+        import importlib.util
+
+        import pydantic.plugin
+
+        spec = importlib.machinery.PathFinder.find_spec(name, pydantic.plugin.__path__)
+        if spec is None or spec.loader is None:
+            raise AttributeError(name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    def anything_else(attribute: str) -> object:
+        # A later pydantic may ask its loader for more: the real module answers (not what
+        # the import system probes a module for, `__path__` say).
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(real(), attribute)
+
+    loader.__getattr__ = anything_else  # type: ignore[method-assign]
+    sys.modules[name] = loader
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def _loaded_after(script: str) -> list[str]:
 
 _REPORT = ("import atexit, sys; atexit.register(lambda: print("
            "'importlib.metadata' in sys.modules, "
-           "hasattr(sys.modules.get('pydantic.plugin._loader'), 'entry_points')))")
+           "'entry_points' in vars(sys.modules['pydantic.plugin._loader'])))")
 
 
 def test_the_console_script_writes_without_looking_for_pydantic_plugins(
@@ -145,3 +145,13 @@ def test_the_python_api_leaves_pydantic_plugins_as_they_are(registry_path: Path)
     script = (f"{_REPORT}; from modelbox import ModelBoxClient; "
               f"ModelBoxClient({str(registry_path)!r}).create_model('team/m')")
     assert _loaded_after(script) == ["True", "True"]
+
+
+def test_what_else_pydantic_asks_of_its_plugin_loader_the_real_one_answers() -> None:
+    """A later pydantic may import more than get_plugins from the loader the command
+    replaces: anything else comes from pydantic's own module, not an ImportError."""
+    script = ("import sys; from modelbox.cli import _without_pydantic_plugins; "
+              "_without_pydantic_plugins(); "
+              "from pydantic.plugin._loader import get_plugins, PYDANTIC_ENTRY_POINT_GROUP; "
+              "print(list(get_plugins()), PYDANTIC_ENTRY_POINT_GROUP)")
+    assert _loaded_after(script) == ["[]", "pydantic"]
