@@ -115,12 +115,12 @@ def test_listing_and_show_commands_print_one_json_document(
     json.loads(result.out)
 
 
-def _loaded_after(script: str) -> list[str]:
+def _loaded_after(script: str, cwd: Path | None = None) -> list[str]:
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=cwd).stdout
     return out.splitlines()[-1].split()
 
 
@@ -141,6 +141,15 @@ def test_the_console_script_writes_without_looking_for_pydantic_plugins(
     assert ModelBoxClient(str(registry_path)).model("team/m").id == "team/m"  # it landed
 
 
+def test_the_hook_scripts_validate_without_looking_for_pydantic_plugins(
+        registry_path: Path) -> None:
+    """(importlib.metadata itself is loaded there all the same: the check verdicts' engine
+    names the pydantic and jsonschema versions it judged with.)"""
+    script = (f"{_REPORT}; from hooks.console import validate; sys.argv = "
+              "['modelbox-hook-validate', '.modelbox/registry.json']; validate()")
+    assert _loaded_after(script, cwd=registry_path)[1] == "False"
+
+
 def test_the_python_api_leaves_pydantic_plugins_as_they_are(registry_path: Path) -> None:
     script = (f"{_REPORT}; from modelbox import ModelBoxClient; "
               f"ModelBoxClient({str(registry_path)!r}).create_model('team/m')")
@@ -150,8 +159,8 @@ def test_the_python_api_leaves_pydantic_plugins_as_they_are(registry_path: Path)
 def test_what_else_pydantic_asks_of_its_plugin_loader_the_real_one_answers() -> None:
     """A later pydantic may import more than get_plugins from the loader the command
     replaces: anything else comes from pydantic's own module, not an ImportError."""
-    script = ("import sys; from modelbox.cli import _without_pydantic_plugins; "
-              "_without_pydantic_plugins(); "
+    script = ("import sys; from modelbox.noplugins import without_pydantic_plugins; "
+              "without_pydantic_plugins(); "
               "from pydantic.plugin._loader import get_plugins, PYDANTIC_ENTRY_POINT_GROUP; "
               "print(list(get_plugins()), PYDANTIC_ENTRY_POINT_GROUP)")
     assert _loaded_after(script) == ["[]", "pydantic"]
