@@ -142,11 +142,13 @@ class SortedPackedRefs(Mapping[Ref, ObjectID]):
         """Where ``name``'s record (its line and any ``^`` line) starts and where the
         next one does, or None if it is not packed."""
         at = self._lower_bound(name)
-        if at >= len(self._data) or self._record(at)[0] != name:
+        if at >= len(self._data):
             return None
-        if self._entry(at)[1] != name:
+        found, _, after = self._record(at)
+        if found != name:
             return None
-        return at, self._record(at)[2]
+        self._entry(at)  # the line checked as parse() checks it: _NotPlainError if not
+        return at, after
 
     def under(self, prefix: bytes) -> Iterator[bytes]:
         """The packed names that start with ``prefix``, in order."""
