@@ -535,15 +535,14 @@ class Registry:
         # maps it wrote date what moved from the batch's own commits.
         from modelbox import tagtimes
 
-        stable = {model for model in models
-                  if layout.tags_file(parse_model(model)) not in batch.final}
+        maps_of = {model: layout.tags_file(parse_model(model)) for model in models}
+        stable = {model for model, path in maps_of.items() if path not in batch.final}
         recent: dict[str, tuple[list[FileChange], str | None]] = {}
-        if len(stable) < len(models):
-            maps = tagtimes.recent(self.repo, [r.sha for r in reversed(batch.records)])
-            for model in models:
-                path = layout.tags_file(parse_model(model))
-                if maps is not None and path in maps:
-                    recent[model] = (maps[path], batch.original.get(path))
+        maps = (tagtimes.recent(self.repo, [r.sha for r in reversed(batch.records)])
+                if len(stable) < len(models) else None)
+        if maps is not None:
+            recent = {model: (maps[path], batch.original.get(path))
+                      for model, path in maps_of.items() if path in maps}
         if (self.follow_tag_refs(models, fresh=fresh, stable=stable, recent=recent)
                 and followed):
             recovery.clear(git_dir)
